@@ -1,0 +1,38 @@
+// Layout kernels: a strided gather-copy that implements permute and broadcast for any 4-byte
+// element type (f32, i32 and packed u32 words move as raw bits).
+//
+// Bindings (group 0):
+//   0  p    uniform Params
+//   1  src  storage read        source words
+//   2  dst  storage read_write  destination, contiguous in `shape`
+// dst[i] = src[sum_d coord_d(i) * src_strides[d]]; a stride of 0 repeats (broadcasts) an axis.
+
+struct Params {
+    n: u32,
+    rank: u32,
+    _pad0: u32,
+    _pad1: u32,
+    shape: array<vec4<u32>, 2>,
+    src_strides: array<vec4<u32>, 2>,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> src: array<u32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<u32>;
+
+const WG: u32 = 256u;
+
+@compute @workgroup_size(256)
+fn strided_copy(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * WG;
+    if (i >= p.n) { return; }
+    var rem = i;
+    var off = 0u;
+    for (var d = i32(p.rank) - 1; d >= 0; d--) {
+        let q = u32(d) / 4u;
+        let r = u32(d) % 4u;
+        off += (rem % p.shape[q][r]) * p.src_strides[q][r];
+        rem = rem / p.shape[q][r];
+    }
+    dst[i] = src[off];
+}

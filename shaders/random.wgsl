@@ -1,0 +1,60 @@
+// Counter-based random numbers: element i of a tensor is a pure function of (seed, i), so any
+// backend, dispatch shape or thread order draws the same numbers. The CPU reference
+// (src/backend/cpu.rs, `random_bits`) implements the same hash.
+//
+// Bindings (group 0):
+//   0  p    uniform Params
+//   1  out  storage read_write  f32 [n]
+// dist: 0 uniform on [a, b), 1 normal with mean a and standard deviation b (Box-Muller).
+
+struct Params {
+    n: u32,
+    dist: u32,
+    seed_lo: u32,
+    seed_hi: u32,
+    a: f32,
+    b: f32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+
+const WG: u32 = 256u;
+const TWO_PI: f32 = 6.283185307179586;
+
+// "lowbias32" integer hash (Wellons): full avalanche, cheap, identical in any language.
+fn mix32(v: u32) -> u32 {
+    var x = v;
+    x ^= x >> 16u;
+    x *= 0x7feb352du;
+    x ^= x >> 15u;
+    x *= 0x846ca68bu;
+    x ^= x >> 16u;
+    return x;
+}
+
+fn random_bits(counter: u32) -> u32 {
+    let key = mix32(p.seed_lo ^ mix32(p.seed_hi ^ 0x9e3779b9u));
+    return mix32(counter ^ key);
+}
+
+// 24 random bits scaled into [0, 1): exact in f32.
+fn unit(bits: u32) -> f32 {
+    return f32(bits >> 8u) * (1.0 / 16777216.0);
+}
+
+@compute @workgroup_size(256)
+fn random(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * WG;
+    if (i >= p.n) { return; }
+    if (p.dist == 0u) {
+        out[i] = p.a + (p.b - p.a) * unit(random_bits(i));
+    } else {
+        // 1 - u lies in (0, 1], so the logarithm is finite.
+        let u1 = 1.0 - unit(random_bits(2u * i));
+        let u2 = unit(random_bits(2u * i + 1u));
+        out[i] = p.a + p.b * sqrt(-2.0 * log(u1)) * cos(TWO_PI * u2);
+    }
+}

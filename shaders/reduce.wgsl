@@ -1,0 +1,79 @@
+// Reductions (sum, mean, max) over any set of axes.
+//
+// Bindings (group 0):
+//   0  p    uniform Params
+//   1  x    storage read        input
+//   2  out  storage read_write  one element per kept index
+// The input is viewed as (kept axes) x (reduced axes), each with its own shape and strides, so any
+// axis set reduces without a transpose. One workgroup of 64 per output element: threads stride
+// over the reduced elements, then a tree in workgroup memory combines their partials.
+// Op codes mirror `ReduceOp::code`: 0 sum, 1 mean, 2 max.
+
+struct Params {
+    n_out: u32,
+    n_red: u32,
+    out_rank: u32,
+    red_rank: u32,
+    op: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+    out_shape: array<vec4<u32>, 2>,
+    out_strides: array<vec4<u32>, 2>,
+    red_shape: array<vec4<u32>, 2>,
+    red_strides: array<vec4<u32>, 2>,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+
+const WG: u32 = 64u;
+var<workgroup> part: array<f32, 64>;
+
+fn combine(op: u32, s: f32, v: f32) -> f32 {
+    if (op == 2u) { return max(s, v); }
+    return s + v;
+}
+
+@compute @workgroup_size(64)
+fn reduce(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let o = wid.x + wid.y * nwg.x;
+    // `o` is the same for the whole workgroup, so this return keeps barriers in uniform flow.
+    if (o >= p.n_out) { return; }
+    var rem = o;
+    var base = 0u;
+    for (var d = i32(p.out_rank) - 1; d >= 0; d--) {
+        let q = u32(d) / 4u;
+        let r = u32(d) % 4u;
+        base += (rem % p.out_shape[q][r]) * p.out_strides[q][r];
+        rem = rem / p.out_shape[q][r];
+    }
+    var acc = select(0.0, bitcast<f32>(0xff800000u), p.op == 2u);
+    for (var j = lid; j < p.n_red; j += WG) {
+        var rj = j;
+        var off = base;
+        for (var d = i32(p.red_rank) - 1; d >= 0; d--) {
+            let q = u32(d) / 4u;
+            let r = u32(d) % 4u;
+            off += (rj % p.red_shape[q][r]) * p.red_strides[q][r];
+            rj = rj / p.red_shape[q][r];
+        }
+        acc = combine(p.op, acc, x[off]);
+    }
+    part[lid] = acc;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s = s / 2u) {
+        if (lid < s) {
+            part[lid] = combine(p.op, part[lid], part[lid + s]);
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        out[o] = select(part[0], part[0] / f32(p.n_red), p.op == 1u);
+    }
+}

@@ -1,0 +1,306 @@
+//! The CPU reference backend: plain loops over host data, f32 arithmetic, sequential
+//! accumulation. Every GPU kernel is tested against these functions.
+
+use crate::error::{Error, Result};
+use crate::graph::op::{broadcast_strides, MatMulDims};
+use crate::graph::{BinaryOp, Distribution, Op, ReduceOp, UnaryOp};
+use crate::tensor::{Shape, TensorData};
+
+/// Evaluates `op` on `inputs` (shape and data of each operand), producing `out_shape`.
+/// [`Op::Assign`] is handled by the plan, which owns the variables.
+pub fn eval(op: &Op, inputs: &[(&Shape, &TensorData)], out_shape: &Shape) -> Result<TensorData> {
+    let f = |i: usize| -> Result<&[f32]> {
+        match inputs[i].1 {
+            TensorData::F32(v) => Ok(v),
+            d => Err(Error::DTypeMismatch { op: op.name(), operand: "input", expected: crate::DType::F32, got: d.dtype() }),
+        }
+    };
+    let idx = |i: usize| -> Result<&[i32]> {
+        match inputs[i].1 {
+            TensorData::I32(v) => Ok(v),
+            d => Err(Error::DTypeMismatch { op: op.name(), operand: "indices", expected: crate::DType::I32, got: d.dtype() }),
+        }
+    };
+    Ok(match op {
+        Op::Unary(u) => TensorData::F32(f(0)?.iter().map(|&x| unary(*u, x)).collect()),
+        Op::UnaryGrad(u) => TensorData::F32(f(0)?.iter().zip(f(1)?).map(|(&x, &dy)| unary_grad(*u, x, dy)).collect()),
+        Op::Binary(b) => {
+            let (sa, sb) = (broadcast_strides(inputs[0].0, out_shape), broadcast_strides(inputs[1].0, out_shape));
+            let (a, bv) = (f(0)?, f(1)?);
+            let out = (0..out_shape.numel())
+                .map(|i| {
+                    let (ia, ib) = offsets(i, out_shape.dims(), &sa, &sb);
+                    binary(*b, a[ia], bv[ib])
+                })
+                .collect();
+            TensorData::F32(out)
+        }
+        Op::Reduce { op: r, axes, .. } => TensorData::F32(reduce(*r, inputs[0].0, axes, f(0)?)),
+        Op::MatMul { trans_a, trans_b } => {
+            let d = MatMulDims::new(inputs[0].0, inputs[1].0, *trans_a, *trans_b)?;
+            TensorData::F32(matmul(&d, *trans_a, *trans_b, f(0)?, f(1)?))
+        }
+        Op::Permute { perm } => {
+            let xs = inputs[0].0.strides();
+            let strides: Vec<usize> = perm.iter().map(|&p| xs[p]).collect();
+            strided_copy(inputs[0].1, out_shape, &strides)
+        }
+        Op::Broadcast { shape } => strided_copy(inputs[0].1, shape, &broadcast_strides(inputs[0].0, shape)),
+        Op::Reshape { .. } => inputs[0].1.clone(),
+        Op::Gather => {
+            let (table, ix) = (f(0)?, idx(1)?);
+            let rows = inputs[0].0.dims()[0];
+            let inner = table.len() / rows;
+            let mut out = Vec::with_capacity(ix.len() * inner);
+            for &r in ix {
+                match usize::try_from(r).ok().filter(|&r| r < rows) {
+                    Some(r) => out.extend_from_slice(&table[r * inner..(r + 1) * inner]),
+                    None => out.extend(std::iter::repeat_n(f32::NAN, inner)),
+                }
+            }
+            TensorData::F32(out)
+        }
+        Op::GatherGrad { rows } => {
+            let (ix, dy) = (idx(0)?, f(1)?);
+            let inner = dy.len() / ix.len();
+            let mut out = vec![0.0f32; rows * inner];
+            for (j, &r) in ix.iter().enumerate() {
+                if let Some(r) = usize::try_from(r).ok().filter(|r| r < rows) {
+                    for c in 0..inner {
+                        out[r * inner + c] += dy[j * inner + c];
+                    }
+                }
+            }
+            TensorData::F32(out)
+        }
+        Op::Softmax => {
+            let x = f(0)?;
+            let cols = *inputs[0].0.dims().last().expect("softmax input has rank >= 1");
+            let mut out = Vec::with_capacity(x.len());
+            for row in x.chunks(cols) {
+                let (m, s) = max_sum_exp(row);
+                out.extend(row.iter().map(|&v| (v - m).exp() / s));
+            }
+            TensorData::F32(out)
+        }
+        Op::SoftmaxCrossEntropy => {
+            let (x, labels) = (f(0)?, idx(1)?);
+            let cols = inputs[0].0.dims()[1];
+            let out = x
+                .chunks(cols)
+                .zip(labels)
+                .map(|(row, &l)| {
+                    let (m, s) = max_sum_exp(row);
+                    match usize::try_from(l).ok().filter(|&l| l < cols) {
+                        Some(l) => s.ln() + m - row[l],
+                        None => f32::NAN,
+                    }
+                })
+                .collect();
+            TensorData::F32(out)
+        }
+        Op::SoftmaxCrossEntropyGrad => {
+            let (x, labels, g) = (f(0)?, idx(1)?, f(2)?);
+            let cols = inputs[0].0.dims()[1];
+            let mut out = Vec::with_capacity(x.len());
+            for ((row, &l), &g) in x.chunks(cols).zip(labels).zip(g) {
+                let (m, s) = max_sum_exp(row);
+                let label = usize::try_from(l).ok().filter(|&l| l < cols);
+                out.extend(row.iter().enumerate().map(|(j, &v)| match label {
+                    Some(l) => ((v - m).exp() / s - if j == l { 1.0 } else { 0.0 }) * g,
+                    None => f32::NAN,
+                }));
+            }
+            TensorData::F32(out)
+        }
+        Op::Random { dist, seed, shape } => TensorData::F32(random(*dist, *seed, shape.numel())),
+        Op::Fill { value, shape } => TensorData::F32(vec![*value; shape.numel()]),
+        Op::Assign => return Err(Error::invalid("cpu::eval", "op", "assign is executed by the plan")),
+    })
+}
+
+/// Larq's sign: +1 for x >= 0.
+fn sign(x: f32) -> f32 {
+    if x >= 0.0 {
+        1.0
+    } else {
+        -1.0
+    }
+}
+
+/// The unary functions, as `shaders/elementwise.wgsl` defines them.
+pub fn unary(op: UnaryOp, x: f32) -> f32 {
+    match op {
+        UnaryOp::Neg => -x,
+        UnaryOp::Abs => x.abs(),
+        UnaryOp::Exp => x.exp(),
+        UnaryOp::Log => x.ln(),
+        UnaryOp::Sqrt => x.sqrt(),
+        UnaryOp::Square => x * x,
+        UnaryOp::Recip => 1.0 / x,
+        UnaryOp::Relu => x.max(0.0),
+        UnaryOp::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+        UnaryOp::Tanh => x.tanh(),
+        UnaryOp::Sign => sign(x),
+        UnaryOp::Scale(s) => x * s,
+        UnaryOp::Offset(c) => x + c,
+        UnaryOp::Clip(lo, hi) => x.max(lo).min(hi),
+    }
+}
+
+/// `f'(x) * dy` for each unary function.
+pub fn unary_grad(op: UnaryOp, x: f32, dy: f32) -> f32 {
+    match op {
+        UnaryOp::Neg => -dy,
+        // d|x|/dx is taken as 0 at x = 0, as TensorFlow does.
+        UnaryOp::Abs => dy * if x > 0.0 { 1.0 } else if x < 0.0 { -1.0 } else { 0.0 },
+        UnaryOp::Exp => dy * x.exp(),
+        UnaryOp::Log => dy / x,
+        UnaryOp::Sqrt => dy * 0.5 / x.sqrt(),
+        UnaryOp::Square => dy * 2.0 * x,
+        UnaryOp::Recip => -dy / (x * x),
+        UnaryOp::Relu => {
+            if x > 0.0 {
+                dy
+            } else {
+                0.0
+            }
+        }
+        UnaryOp::Sigmoid => {
+            let s = 1.0 / (1.0 + (-x).exp());
+            dy * s * (1.0 - s)
+        }
+        UnaryOp::Tanh => {
+            let t = x.tanh();
+            dy * (1.0 - t * t)
+        }
+        UnaryOp::Sign => 0.0,
+        UnaryOp::Scale(s) => dy * s,
+        UnaryOp::Offset(_) => dy,
+        UnaryOp::Clip(lo, hi) => {
+            if x >= lo && x <= hi {
+                dy
+            } else {
+                0.0
+            }
+        }
+    }
+}
+
+/// The binary functions, as `shaders/elementwise.wgsl` defines them.
+pub fn binary(op: BinaryOp, a: f32, b: f32) -> f32 {
+    let flag = |c: bool| if c { 1.0 } else { 0.0 };
+    match op {
+        BinaryOp::Add => a + b,
+        BinaryOp::Sub => a - b,
+        BinaryOp::Mul => a * b,
+        BinaryOp::Div => a / b,
+        BinaryOp::Max => a.max(b),
+        BinaryOp::Min => a.min(b),
+        BinaryOp::Ge => flag(a >= b),
+        BinaryOp::Gt => flag(a > b),
+        BinaryOp::Eq => flag(a == b),
+    }
+}
+
+/// Offsets into two operands for flat output index `i`, given per-axis strides.
+fn offsets(i: usize, dims: &[usize], sa: &[usize], sb: &[usize]) -> (usize, usize) {
+    let (mut rem, mut ia, mut ib) = (i, 0, 0);
+    for d in (0..dims.len()).rev() {
+        let c = rem % dims[d];
+        rem /= dims[d];
+        ia += c * sa[d];
+        ib += c * sb[d];
+    }
+    (ia, ib)
+}
+
+fn strided_copy(src: &TensorData, shape: &Shape, strides: &[usize]) -> TensorData {
+    let pick = |i: usize| offsets(i, shape.dims(), strides, strides).0;
+    let n = shape.numel();
+    match src {
+        TensorData::F32(v) => TensorData::F32((0..n).map(|i| v[pick(i)]).collect()),
+        TensorData::I32(v) => TensorData::I32((0..n).map(|i| v[pick(i)]).collect()),
+        TensorData::U32(v) => TensorData::U32((0..n).map(|i| v[pick(i)]).collect()),
+    }
+}
+
+fn reduce(op: ReduceOp, shape: &Shape, axes: &[usize], x: &[f32]) -> Vec<f32> {
+    let strides = shape.strides();
+    let (kept, reduced): (Vec<usize>, Vec<usize>) = (0..shape.rank()).partition(|i| !axes.contains(i));
+    let dims_of = |ax: &[usize]| ax.iter().map(|&a| shape.dims()[a]).collect::<Vec<_>>();
+    let strides_of = |ax: &[usize]| ax.iter().map(|&a| strides[a]).collect::<Vec<_>>();
+    let (kd, ks, rd, rs) = (dims_of(&kept), strides_of(&kept), dims_of(&reduced), strides_of(&reduced));
+    let (n_out, n_red) = (kd.iter().product::<usize>(), rd.iter().product::<usize>());
+    (0..n_out)
+        .map(|o| {
+            let base = offsets(o, &kd, &ks, &ks).0;
+            let vals = (0..n_red).map(|j| x[base + offsets(j, &rd, &rs, &rs).0]);
+            match op {
+                ReduceOp::Sum => vals.sum(),
+                ReduceOp::Mean => vals.sum::<f32>() / n_red as f32,
+                ReduceOp::Max => vals.fold(f32::NEG_INFINITY, f32::max),
+            }
+        })
+        .collect()
+}
+
+fn matmul(d: &MatMulDims, ta: bool, tb: bool, a: &[f32], b: &[f32]) -> Vec<f32> {
+    let (m, n, k) = (d.m, d.n, d.k);
+    let mut c = vec![0.0f32; d.batch * m * n];
+    for bi in 0..d.batch {
+        let (ma, mb) = d.operand_matrices(bi);
+        let (a, b) = (&a[ma * m * k..(ma + 1) * m * k], &b[mb * k * n..(mb + 1) * k * n]);
+        let out = &mut c[bi * m * n..(bi + 1) * m * n];
+        for i in 0..m {
+            for j in 0..n {
+                let mut acc = 0.0f32;
+                for p in 0..k {
+                    let av = if ta { a[p * m + i] } else { a[i * k + p] };
+                    let bv = if tb { b[j * k + p] } else { b[p * n + j] };
+                    acc += av * bv;
+                }
+                out[i * n + j] = acc;
+            }
+        }
+    }
+    c
+}
+
+fn max_sum_exp(row: &[f32]) -> (f32, f32) {
+    let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    (m, row.iter().map(|&v| (v - m).exp()).sum())
+}
+
+/// The "lowbias32" integer hash; `shaders/random.wgsl` has the same function.
+fn mix32(mut x: u32) -> u32 {
+    x ^= x >> 16;
+    x = x.wrapping_mul(0x7feb_352d);
+    x ^= x >> 15;
+    x = x.wrapping_mul(0x846c_a68b);
+    x ^= x >> 16;
+    x
+}
+
+/// 32 random bits for element `counter` of a tensor drawn with `seed`.
+pub fn random_bits(seed: u64, counter: u32) -> u32 {
+    let key = mix32(seed as u32 ^ mix32((seed >> 32) as u32 ^ 0x9e37_79b9));
+    mix32(counter ^ key)
+}
+
+fn unit(bits: u32) -> f32 {
+    (bits >> 8) as f32 * (1.0 / 16_777_216.0)
+}
+
+fn random(dist: Distribution, seed: u64, n: usize) -> Vec<f32> {
+    (0..n as u32)
+        .map(|i| match dist {
+            Distribution::Uniform { low, high } => low + (high - low) * unit(random_bits(seed, i)),
+            Distribution::Normal { mean, std } => {
+                let u1 = 1.0 - unit(random_bits(seed, i.wrapping_mul(2)));
+                let u2 = unit(random_bits(seed, i.wrapping_mul(2).wrapping_add(1)));
+                mean + std * (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+            }
+        })
+        .collect()
+}

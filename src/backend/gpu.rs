@@ -1,0 +1,67 @@
+//! The GPU backend: records each op as WGSL dispatches or buffer copies.
+
+use crate::graph::op::{broadcast_strides, MatMulDims};
+use crate::graph::Op;
+use crate::kernels::{elementwise, gather, gemm, layout, random, reduce, softmax, BufferView, Dispatch};
+use crate::tensor::Shape;
+use crate::Result;
+
+/// One unit of recorded GPU work.
+#[derive(Clone, Debug)]
+pub enum Step {
+    /// A compute dispatch.
+    Dispatch(Dispatch),
+    /// A whole-value buffer copy (reshape, assign). Source and destination are always different
+    /// buffers: the planner never gives two simultaneously live values the same buffer.
+    Copy {
+        /// Source.
+        src: BufferView,
+        /// Destination.
+        dst: BufferView,
+    },
+}
+
+/// Records `op` reading `inputs` (with shapes `shapes`) and writing `out`.
+pub fn record(op: &Op, shapes: &[&Shape], inputs: &[BufferView], out: Option<&BufferView>, out_shape: Option<&Shape>) -> Result<Step> {
+    let o = || out.expect("ops other than assign have an output");
+    let os = || out_shape.expect("ops other than assign have an output shape");
+    let x = |i: usize| &inputs[i];
+    let d = match op {
+        Op::Unary(u) => elementwise::unary(*u, shapes[0].numel(), x(0), o()),
+        Op::UnaryGrad(u) => elementwise::unary_grad(*u, shapes[0].numel(), x(0), x(1), o()),
+        Op::Binary(b) => {
+            let (sa, sb) = (broadcast_strides(shapes[0], os()), broadcast_strides(shapes[1], os()));
+            elementwise::binary(*b, os().dims(), &sa, &sb, x(0), x(1), o())
+        }
+        Op::Reduce { op: r, axes, .. } => reduce::reduce(*r, shapes[0].dims(), axes, x(0), o()),
+        Op::MatMul { trans_a, trans_b } => {
+            let d = MatMulDims::new(shapes[0], shapes[1], *trans_a, *trans_b)?;
+            gemm::matmul(&d, *trans_a, *trans_b, x(0), x(1), o())
+        }
+        Op::Permute { perm } => {
+            let xs = shapes[0].strides();
+            let strides: Vec<usize> = perm.iter().map(|&p| xs[p]).collect();
+            layout::strided_copy(os().dims(), &strides, x(0), o())
+        }
+        Op::Broadcast { shape } => layout::strided_copy(shape.dims(), &broadcast_strides(shapes[0], shape), x(0), o()),
+        Op::Reshape { .. } => return Ok(Step::Copy { src: x(0).clone(), dst: o().clone() }),
+        Op::Gather => {
+            let rows = shapes[0].dims()[0];
+            gather::gather(shapes[1].numel(), rows, shapes[0].numel() / rows, x(0), x(1), o())
+        }
+        Op::GatherGrad { rows } => {
+            let m = shapes[0].numel();
+            gather::gather_grad(m, *rows, shapes[1].numel() / m, x(0), x(1), o())
+        }
+        Op::Softmax => {
+            let cols = *shapes[0].dims().last().expect("rank >= 1");
+            softmax::softmax(shapes[0].numel() / cols, cols, x(0), o())
+        }
+        Op::SoftmaxCrossEntropy => softmax::xent(shapes[0].dims()[0], shapes[0].dims()[1], x(0), x(1), o()),
+        Op::SoftmaxCrossEntropyGrad => softmax::xent_grad(shapes[0].dims()[0], shapes[0].dims()[1], x(0), x(1), x(2), o()),
+        Op::Random { dist, seed, shape } => random::random(*dist, *seed, shape.numel(), o()),
+        Op::Fill { value, shape } => elementwise::fill(*value, shape.numel(), o()),
+        Op::Assign => return Ok(Step::Copy { src: x(1).clone(), dst: x(0).clone() }),
+    };
+    Ok(Step::Dispatch(d))
+}

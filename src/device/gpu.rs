@@ -1,0 +1,195 @@
+//! The wgpu side of a device: logical device and queue, limits, the pipeline cache, buffer
+//! creation, readback and error capture.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use wgpu::util::DeviceExt;
+
+use super::select::{choose_adapter, AdapterSummary};
+use crate::error::{Error, Result};
+use crate::kernels::Kernel;
+
+/// Features used when the adapter has them.
+const WANTED_FEATURES: wgpu::Features =
+    wgpu::Features::SUBGROUP.union(wgpu::Features::SHADER_F16).union(wgpu::Features::TIMESTAMP_QUERY);
+
+/// A wgpu device and queue with bitgrad's caches.
+pub struct GpuContext {
+    /// The adapter the device came from.
+    pub adapter: wgpu::Adapter,
+    /// The logical device.
+    pub device: wgpu::Device,
+    /// Its queue.
+    pub queue: wgpu::Queue,
+    /// Adapter description.
+    pub summary: AdapterSummary,
+    /// The limits the device was created with (the adapter's own, not wgpu's defaults).
+    pub limits: wgpu::Limits,
+    /// The optional features that were enabled.
+    pub features: wgpu::Features,
+    modules: Mutex<HashMap<&'static str, Arc<wgpu::ShaderModule>>>,
+    pipelines: Mutex<HashMap<Kernel, Arc<wgpu::ComputePipeline>>>,
+}
+
+impl GpuContext {
+    pub(crate) fn new() -> Result<Self> {
+        let (_instance, adapter) = choose_adapter()?;
+        let summary = AdapterSummary::of(&adapter.get_info());
+        if summary.is_software() {
+            log::warn!("no hardware GPU adapter found; using the software adapter {} ({:?})", summary.name, summary.backend);
+        }
+        let features = WANTED_FEATURES & adapter.features();
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("bitgrad"),
+            required_features: features,
+            required_limits: limits.clone(),
+            ..Default::default()
+        }))
+        .map_err(|source| Error::RequestDevice { adapter: summary.name.clone(), source })?;
+        // Everything bitgrad does runs inside error scopes; anything that escapes them is logged
+        // rather than aborting the process (wgpu's default handler panics).
+        device.on_uncaptured_error(Arc::new(|e| log::error!("uncaptured wgpu error: {e}")));
+        Ok(GpuContext { adapter, device, queue, summary, limits, features, modules: Mutex::default(), pipelines: Mutex::default() })
+    }
+
+    /// "adapter name (backend, type)" plus "software" when it is one.
+    pub fn describe(&self) -> String {
+        let s = &self.summary;
+        let soft = if s.is_software() { ", software" } else { "" };
+        format!("{} ({:?}, {:?}{soft})", s.name, s.backend, s.device_type)
+    }
+
+    /// True when the adapter has subgroup operations.
+    pub fn has_subgroups(&self) -> bool {
+        self.features.contains(wgpu::Features::SUBGROUP)
+    }
+
+    /// Runs `f` inside validation and out-of-memory error scopes; a captured wgpu error becomes
+    /// [`Error::Wgpu`] with `context`.
+    pub(crate) fn scoped<T>(&self, context: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let result = f();
+        let v = pollster::block_on(validation.pop());
+        let o = pollster::block_on(oom.pop());
+        if let Some(e) = v.or(o) {
+            return Err(Error::Wgpu { context: context.to_string(), message: e.to_string() });
+        }
+        result
+    }
+
+    /// Checks a storage binding against the adapter's limit.
+    pub(crate) fn check_binding(&self, what: impl FnOnce() -> String, bytes: u64) -> Result<()> {
+        let limit = self.limits.max_storage_buffer_binding_size as u64;
+        if bytes > limit {
+            return Err(Error::LimitExceeded { what: what(), needed: bytes, limit, limit_name: "max_storage_buffer_binding_size", adapter: self.summary.name.clone() });
+        }
+        Ok(())
+    }
+
+    /// A storage buffer of `bytes` (rounded up to 4) usable as copy source and destination.
+    pub(crate) fn buffer(&self, label: &str, bytes: u64) -> Result<wgpu::Buffer> {
+        let size = bytes.max(4).next_multiple_of(4);
+        let limit = self.limits.max_buffer_size;
+        if size > limit {
+            return Err(Error::LimitExceeded { what: format!("buffer `{label}`"), needed: size, limit, limit_name: "max_buffer_size", adapter: self.summary.name.clone() });
+        }
+        self.scoped(&format!("creating buffer `{label}`"), || {
+            Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }))
+        })
+    }
+
+    /// A storage buffer holding `data`.
+    pub(crate) fn buffer_with_data(&self, label: &str, data: &[u8]) -> Result<wgpu::Buffer> {
+        let b = self.buffer(label, data.len() as u64)?;
+        self.queue.write_buffer(&b, 0, data);
+        Ok(b)
+    }
+
+    /// A uniform buffer holding `data`.
+    pub(crate) fn uniform_with_data(&self, label: &str, data: &[u8]) -> Result<wgpu::Buffer> {
+        self.scoped("creating a uniform buffer", || {
+            Ok(self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some(label), contents: data, usage: wgpu::BufferUsages::UNIFORM }))
+        })
+    }
+
+    /// The compute pipeline for `kernel`, compiled once per device.
+    pub(crate) fn pipeline(&self, kernel: Kernel) -> Result<Arc<wgpu::ComputePipeline>> {
+        if let Some(p) = self.pipelines.lock().unwrap_or_else(|e| e.into_inner()).get(&kernel) {
+            return Ok(p.clone());
+        }
+        let module = self.module(kernel)?;
+        let label = format!("{}::{}", kernel.shader, kernel.entry);
+        let pipeline = self.scoped(&format!("creating pipeline {label}"), || {
+            Ok(Arc::new(self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(&label),
+                layout: None,
+                module: &module,
+                entry_point: Some(kernel.entry),
+                compilation_options: Default::default(),
+                cache: None,
+            })))
+        })?;
+        self.pipelines.lock().unwrap_or_else(|e| e.into_inner()).insert(kernel, pipeline.clone());
+        Ok(pipeline)
+    }
+
+    fn module(&self, kernel: Kernel) -> Result<Arc<wgpu::ShaderModule>> {
+        let mut modules = self.modules.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = modules.get(kernel.shader) {
+            return Ok(m.clone());
+        }
+        let m = self.scoped(&format!("compiling shaders/{}.wgsl", kernel.shader), || {
+            Ok(Arc::new(self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(kernel.shader),
+                source: wgpu::ShaderSource::Wgsl(kernel.source().into()),
+            })))
+        })?;
+        modules.insert(kernel.shader, m.clone());
+        Ok(m)
+    }
+
+    /// Waits for all submitted work.
+    pub(crate) fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| Error::Wgpu { context: "waiting for the GPU".into(), message: e.to_string() })
+    }
+
+    /// Copies the first `bytes` of `src` to host memory, waiting for prior work.
+    pub(crate) fn read(&self, src: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+        let staging = self.scoped("creating a readback buffer", || {
+            Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("readback"),
+                size: bytes,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }))
+        })?;
+        self.scoped("copying for readback", || {
+            let mut enc = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
+            enc.copy_buffer_to_buffer(src, 0, &staging, 0, bytes);
+            self.queue.submit([enc.finish()]);
+            Ok(())
+        })?;
+        let slice = staging.slice(..);
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.wait()?;
+        let mapped = rx.recv().map_err(|e| Error::Wgpu { context: "mapping a readback buffer".into(), message: e.to_string() })?;
+        mapped.map_err(|e| Error::Wgpu { context: "mapping a readback buffer".into(), message: e.to_string() })?;
+        let data = slice.get_mapped_range().map_err(|e| Error::Wgpu { context: "reading a mapped buffer".into(), message: e.to_string() })?.to_vec();
+        staging.unmap();
+        Ok(data)
+    }
+}

@@ -1,0 +1,136 @@
+//! The one error type of bitgrad.
+//!
+//! Variants are structured so that a caller can tell "bad arguments" (shape, dtype, argument
+//! errors, which name the op and the offending values) apart from "this adapter can't"
+//! (limits, missing adapters) and from failures reported by wgpu itself.
+
+use crate::tensor::DType;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in bitgrad.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Two shapes that must agree do not.
+    #[error("{op}: incompatible shapes {lhs:?} and {rhs:?}: {reason}")]
+    ShapeMismatch {
+        /// The op or layer that found the mismatch.
+        op: &'static str,
+        /// First shape involved.
+        lhs: Vec<usize>,
+        /// Second shape involved.
+        rhs: Vec<usize>,
+        /// What rule was broken.
+        reason: String,
+    },
+    /// An operand has the wrong element type.
+    #[error("{op}: operand `{operand}` must be {expected:?}, got {got:?}")]
+    DTypeMismatch {
+        /// The op that checked the type.
+        op: &'static str,
+        /// Which operand.
+        operand: &'static str,
+        /// The type the op needs.
+        expected: DType,
+        /// The type it was given.
+        got: DType,
+    },
+    /// An argument value is out of its valid range.
+    #[error("{op}: invalid `{arg}`: {reason}")]
+    InvalidArgument {
+        /// The op, layer or function that rejected the argument.
+        op: &'static str,
+        /// The argument's name.
+        arg: &'static str,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// A name (input, variable, value) that the graph or plan does not know.
+    #[error("unknown {kind} `{name}`")]
+    Unknown {
+        /// What kind of thing was looked up.
+        kind: &'static str,
+        /// The name or id that was not found.
+        name: String,
+    },
+    /// A gradient was requested through an op that has none.
+    #[error("{op} is not differentiable: {reason}")]
+    NotDifferentiable {
+        /// The op on the path from the loss to a requested variable.
+        op: &'static str,
+        /// Why there is no gradient.
+        reason: String,
+    },
+    /// No usable GPU adapter was found.
+    #[error("no GPU adapter found: {0}")]
+    NoAdapter(String),
+    /// The chosen adapter cannot satisfy a request.
+    #[error("{what} needs {needed} but adapter `{adapter}` allows at most {limit} ({limit_name})")]
+    LimitExceeded {
+        /// The buffer, value or dispatch that is too large.
+        what: String,
+        /// The amount requested.
+        needed: u64,
+        /// The adapter's limit.
+        limit: u64,
+        /// Which wgpu limit it is.
+        limit_name: &'static str,
+        /// The adapter's name.
+        adapter: String,
+    },
+    /// Creating the logical device failed.
+    #[error("requesting a device from adapter `{adapter}` failed: {source}")]
+    RequestDevice {
+        /// The adapter's name.
+        adapter: String,
+        /// wgpu's error.
+        source: wgpu::RequestDeviceError,
+    },
+    /// wgpu reported an error (validation, out of memory, internal) while doing `context`.
+    #[error("wgpu error while {context}: {message}")]
+    Wgpu {
+        /// What bitgrad was doing.
+        context: String,
+        /// wgpu's message.
+        message: String,
+    },
+    /// A WGSL shader failed to parse or validate.
+    #[error("shader `{name}` is invalid:\n{message}")]
+    Shader {
+        /// The shader file or user snippet.
+        name: String,
+        /// naga's diagnostic with a source snippet.
+        message: String,
+    },
+    /// A tensor from one device was used with another.
+    #[error("{what}: tensor lives on {tensor_device} but the plan runs on {plan_device}")]
+    WrongDevice {
+        /// The input or variable concerned.
+        what: String,
+        /// Where the tensor lives.
+        tensor_device: String,
+        /// Where the plan runs.
+        plan_device: String,
+    },
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file concerned.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// Shorthand for [`Error::InvalidArgument`].
+    pub fn invalid(op: &'static str, arg: &'static str, reason: impl Into<String>) -> Self {
+        Error::InvalidArgument { op, arg, reason: reason.into() }
+    }
+
+    /// Shorthand for [`Error::ShapeMismatch`].
+    pub fn shapes(op: &'static str, lhs: &[usize], rhs: &[usize], reason: impl Into<String>) -> Self {
+        Error::ShapeMismatch { op, lhs: lhs.to_vec(), rhs: rhs.to_vec(), reason: reason.into() }
+    }
+}

@@ -1,0 +1,319 @@
+//! The command graph: define a computation once, differentiate it, then plan and run it on a
+//! device.
+//!
+//! A [`Graph`] is plain data: values (inputs, variables, node outputs) and nodes, appended in
+//! execution order. Building never touches a device; [`crate::Plan`] turns a graph into buffers,
+//! pipelines and bind groups once, and each [`crate::Plan::run`] replays it with one submission.
+
+mod autodiff;
+pub mod op;
+mod plan;
+
+pub use op::{BinaryOp, Distribution, MatMulDims, Op, ReduceOp, UnaryOp};
+pub use plan::{ParamStore, Plan, PlanMemory};
+
+use crate::error::{Error, Result};
+use crate::tensor::{DType, Shape};
+
+/// Handle to a value in a [`Graph`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ValueId(pub(crate) u32);
+
+impl ValueId {
+    pub(crate) fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// How a variable is initialised the first time a plan needs it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Init {
+    /// All zeros.
+    Zeros,
+    /// One constant.
+    Constant(f32),
+    /// Seeded random draw.
+    Random {
+        /// Distribution.
+        dist: Distribution,
+        /// Seed.
+        seed: u64,
+    },
+}
+
+impl Init {
+    /// The op that produces the initial value.
+    pub(crate) fn op(&self, shape: &Shape) -> Op {
+        match *self {
+            Init::Zeros => Op::Fill { value: 0.0, shape: shape.clone() },
+            Init::Constant(value) => Op::Fill { value, shape: shape.clone() },
+            Init::Random { dist, seed } => Op::Random { dist, seed, shape: shape.clone() },
+        }
+    }
+}
+
+/// Where a value comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Source {
+    /// Fed by the caller before each run.
+    Input {
+        /// Feed name.
+        name: String,
+    },
+    /// Persistent state (a latent weight, a statistic, an optimizer slot), kept in a
+    /// [`ParamStore`] across runs and plans.
+    Variable {
+        /// Variable name, unique in the graph.
+        name: String,
+        /// Initial value.
+        init: Init,
+    },
+    /// Output of the node with this index.
+    Node(usize),
+}
+
+/// Metadata of one value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Value {
+    /// Shape.
+    pub shape: Shape,
+    /// Element type.
+    pub dtype: DType,
+    /// Origin.
+    pub source: Source,
+}
+
+/// One recorded operation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    /// The operation.
+    pub op: Op,
+    /// Its operands.
+    pub inputs: Vec<ValueId>,
+    /// Its result, if it has one ([`Op::Assign`] has none).
+    pub output: Option<ValueId>,
+}
+
+/// A recorded computation. See the module docs.
+///
+/// ```
+/// use bitgrad::{Graph, Init, Distribution, DType};
+/// # fn main() -> bitgrad::Result<()> {
+/// let mut g = Graph::new();
+/// let x = g.input("x", [4, 3], DType::F32)?;
+/// let w = g.variable("w", [3, 2], Init::Random { dist: Distribution::Normal { mean: 0.0, std: 0.1 }, seed: 7 })?;
+/// let y = g.matmul(x, w)?;
+/// let loss = g.mean(y, &[0, 1], false)?;
+/// let grads = g.backward(loss, &[w])?;
+/// assert_eq!(g.value(grads[0]).shape.dims(), &[3, 2]);
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Graph {
+    values: Vec<Value>,
+    nodes: Vec<Node>,
+}
+
+impl Graph {
+    /// An empty graph.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// All values.
+    pub fn values(&self) -> &[Value] {
+        &self.values
+    }
+
+    /// All nodes in execution order.
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    /// Metadata of a value.
+    pub fn value(&self, id: ValueId) -> &Value {
+        &self.values[id.index()]
+    }
+
+    fn check(&self, id: ValueId) -> Result<&Value> {
+        self.values.get(id.index()).ok_or_else(|| Error::Unknown { kind: "value", name: format!("{id:?}") })
+    }
+
+    fn add_value(&mut self, shape: Shape, dtype: DType, source: Source) -> ValueId {
+        self.values.push(Value { shape, dtype, source });
+        ValueId(self.values.len() as u32 - 1)
+    }
+
+    /// The input named `name`, if any.
+    pub fn find_input(&self, name: &str) -> Option<ValueId> {
+        self.find(|s| matches!(s, Source::Input { name: n } if n == name))
+    }
+
+    /// The variable named `name`, if any.
+    pub fn find_variable(&self, name: &str) -> Option<ValueId> {
+        self.find(|s| matches!(s, Source::Variable { name: n, .. } if n == name))
+    }
+
+    fn find(&self, pred: impl Fn(&Source) -> bool) -> Option<ValueId> {
+        self.values.iter().position(|v| pred(&v.source)).map(|i| ValueId(i as u32))
+    }
+
+    /// Declares an input fed before each run.
+    pub fn input(&mut self, name: &str, shape: impl Into<Shape>, dtype: DType) -> Result<ValueId> {
+        let shape = shape.into();
+        shape.validate("input")?;
+        if self.find_input(name).is_some() {
+            return Err(Error::invalid("input", "name", format!("an input named `{name}` already exists")));
+        }
+        Ok(self.add_value(shape, dtype, Source::Input { name: name.to_string() }))
+    }
+
+    /// Declares an `f32` variable (persistent state) initialised by `init`.
+    pub fn variable(&mut self, name: &str, shape: impl Into<Shape>, init: Init) -> Result<ValueId> {
+        let shape = shape.into();
+        shape.validate("variable")?;
+        Init::op(&init, &shape).infer(&[])?;
+        if self.find_variable(name).is_some() {
+            return Err(Error::invalid("variable", "name", format!("a variable named `{name}` already exists")));
+        }
+        Ok(self.add_value(shape, DType::F32, Source::Variable { name: name.to_string(), init }))
+    }
+
+    /// Appends a node after checking its operands; returns its output (None for [`Op::Assign`]).
+    pub fn push(&mut self, op: Op, inputs: &[ValueId]) -> Result<Option<ValueId>> {
+        let metas = inputs.iter().map(|&i| self.check(i).map(|v| (&v.shape, v.dtype))).collect::<Result<Vec<_>>>()?;
+        let out = op.infer(&metas)?;
+        if op == Op::Assign && !matches!(self.value(inputs[0]).source, Source::Variable { .. }) {
+            return Err(Error::invalid("assign", "variable", "the target must be a variable"));
+        }
+        let node = self.nodes.len();
+        let output = out.map(|(shape, dtype)| self.add_value(shape, dtype, Source::Node(node)));
+        self.nodes.push(Node { op, inputs: inputs.to_vec(), output });
+        Ok(output)
+    }
+
+    fn push1(&mut self, op: Op, inputs: &[ValueId]) -> Result<ValueId> {
+        Ok(self.push(op, inputs)?.expect("ops other than assign have an output"))
+    }
+
+    /// Elementwise unary function.
+    pub fn unary(&mut self, op: UnaryOp, x: ValueId) -> Result<ValueId> {
+        self.push1(Op::Unary(op), &[x])
+    }
+
+    /// Elementwise binary function with broadcasting.
+    pub fn binary(&mut self, op: BinaryOp, a: ValueId, b: ValueId) -> Result<ValueId> {
+        self.push1(Op::Binary(op), &[a, b])
+    }
+
+    /// `a + b` with broadcasting.
+    pub fn add(&mut self, a: ValueId, b: ValueId) -> Result<ValueId> {
+        self.binary(BinaryOp::Add, a, b)
+    }
+
+    /// `a - b` with broadcasting.
+    pub fn sub(&mut self, a: ValueId, b: ValueId) -> Result<ValueId> {
+        self.binary(BinaryOp::Sub, a, b)
+    }
+
+    /// `a * b` with broadcasting.
+    pub fn mul(&mut self, a: ValueId, b: ValueId) -> Result<ValueId> {
+        self.binary(BinaryOp::Mul, a, b)
+    }
+
+    /// `a / b` with broadcasting.
+    pub fn div(&mut self, a: ValueId, b: ValueId) -> Result<ValueId> {
+        self.binary(BinaryOp::Div, a, b)
+    }
+
+    /// `x * s`.
+    pub fn scale(&mut self, x: ValueId, s: f32) -> Result<ValueId> {
+        self.unary(UnaryOp::Scale(s), x)
+    }
+
+    /// Reduction over `axes` (sorted, distinct).
+    pub fn reduce(&mut self, op: ReduceOp, x: ValueId, axes: &[usize], keep_dims: bool) -> Result<ValueId> {
+        self.push1(Op::Reduce { op, axes: axes.to_vec(), keep_dims }, &[x])
+    }
+
+    /// Sum over `axes`.
+    pub fn sum(&mut self, x: ValueId, axes: &[usize], keep_dims: bool) -> Result<ValueId> {
+        self.reduce(ReduceOp::Sum, x, axes, keep_dims)
+    }
+
+    /// Mean over `axes`.
+    pub fn mean(&mut self, x: ValueId, axes: &[usize], keep_dims: bool) -> Result<ValueId> {
+        self.reduce(ReduceOp::Mean, x, axes, keep_dims)
+    }
+
+    /// Maximum over `axes`.
+    pub fn max(&mut self, x: ValueId, axes: &[usize], keep_dims: bool) -> Result<ValueId> {
+        self.reduce(ReduceOp::Max, x, axes, keep_dims)
+    }
+
+    /// `a @ b` over the last two axes, batch axes broadcast.
+    pub fn matmul(&mut self, a: ValueId, b: ValueId) -> Result<ValueId> {
+        self.matmul_t(a, b, false, false)
+    }
+
+    /// `op(a) @ op(b)` with optional transposes of the last two axes.
+    pub fn matmul_t(&mut self, a: ValueId, b: ValueId, trans_a: bool, trans_b: bool) -> Result<ValueId> {
+        self.push1(Op::MatMul { trans_a, trans_b }, &[a, b])
+    }
+
+    /// Axis permutation.
+    pub fn permute(&mut self, x: ValueId, perm: &[usize]) -> Result<ValueId> {
+        self.push1(Op::Permute { perm: perm.to_vec() }, &[x])
+    }
+
+    /// Swaps the last two axes.
+    pub fn transpose(&mut self, x: ValueId) -> Result<ValueId> {
+        let r = self.check(x)?.shape.rank();
+        if r < 2 {
+            return Err(Error::invalid("transpose", "x", format!("needs rank >= 2, got {r}")));
+        }
+        let mut perm: Vec<usize> = (0..r).collect();
+        perm.swap(r - 2, r - 1);
+        self.permute(x, &perm)
+    }
+
+    /// New shape, same elements.
+    pub fn reshape(&mut self, x: ValueId, shape: impl Into<Shape>) -> Result<ValueId> {
+        self.push1(Op::Reshape { shape: shape.into() }, &[x])
+    }
+
+    /// Broadcast to `shape`.
+    pub fn broadcast_to(&mut self, x: ValueId, shape: impl Into<Shape>) -> Result<ValueId> {
+        self.push1(Op::Broadcast { shape: shape.into() }, &[x])
+    }
+
+    /// Rows of `table` selected by `idx` (i32).
+    pub fn gather(&mut self, table: ValueId, idx: ValueId) -> Result<ValueId> {
+        self.push1(Op::Gather, &[table, idx])
+    }
+
+    /// Softmax over the last axis.
+    pub fn softmax(&mut self, x: ValueId) -> Result<ValueId> {
+        self.push1(Op::Softmax, &[x])
+    }
+
+    /// Per-row softmax cross-entropy of `logits [N, C]` against integer `labels [N]`.
+    pub fn softmax_cross_entropy(&mut self, logits: ValueId, labels: ValueId) -> Result<ValueId> {
+        self.push1(Op::SoftmaxCrossEntropy, &[logits, labels])
+    }
+
+    /// A seeded random tensor.
+    pub fn random(&mut self, shape: impl Into<Shape>, dist: Distribution, seed: u64) -> Result<ValueId> {
+        self.push1(Op::Random { dist, seed, shape: shape.into() }, &[])
+    }
+
+    /// A tensor filled with `value`.
+    pub fn fill(&mut self, shape: impl Into<Shape>, value: f32) -> Result<ValueId> {
+        self.push1(Op::Fill { value, shape: shape.into() }, &[])
+    }
+
+    /// Writes `value` into `variable` when the step reaches this point.
+    pub fn assign(&mut self, variable: ValueId, value: ValueId) -> Result<()> {
+        self.push(Op::Assign, &[variable, value]).map(|_| ())
+    }
+}

@@ -1,0 +1,496 @@
+//! The closed set of operations a graph can hold, and their shape rules.
+//!
+//! `Op` is a closed enum on purpose: the CPU backend, the GPU backend and autodiff each match on
+//! it exhaustively, so adding an op fails to compile until all three handle it.
+
+use crate::error::{Error, Result};
+use crate::tensor::{DType, Shape};
+
+/// Elementwise functions of one `f32` operand. Parameters are part of the op.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum UnaryOp {
+    /// `-x`
+    Neg,
+    /// `|x|`
+    Abs,
+    /// `e^x`
+    Exp,
+    /// natural logarithm
+    Log,
+    /// square root
+    Sqrt,
+    /// `x * x`
+    Square,
+    /// `1 / x`
+    Recip,
+    /// `max(x, 0)`
+    Relu,
+    /// `1 / (1 + e^-x)`
+    Sigmoid,
+    /// hyperbolic tangent
+    Tanh,
+    /// Larq's sign: +1 for x >= 0 (sign(0) = +1), -1 otherwise. Its true derivative is 0.
+    Sign,
+    /// `x * s`
+    Scale(f32),
+    /// `x + c`
+    Offset(f32),
+    /// `min(max(x, lo), hi)`; the gradient passes where lo <= x <= hi (inclusive, as TensorFlow).
+    Clip(f32, f32),
+}
+
+impl UnaryOp {
+    /// Numeric code shared with `shaders/elementwise.wgsl`.
+    pub(crate) fn code(self) -> u32 {
+        match self {
+            UnaryOp::Neg => 0,
+            UnaryOp::Abs => 1,
+            UnaryOp::Exp => 2,
+            UnaryOp::Log => 3,
+            UnaryOp::Sqrt => 4,
+            UnaryOp::Square => 5,
+            UnaryOp::Recip => 6,
+            UnaryOp::Relu => 7,
+            UnaryOp::Sigmoid => 8,
+            UnaryOp::Tanh => 9,
+            UnaryOp::Sign => 10,
+            UnaryOp::Scale(_) => 11,
+            UnaryOp::Offset(_) => 12,
+            UnaryOp::Clip(..) => 13,
+        }
+    }
+
+    /// The op's two scalar parameters (unused ones are 0).
+    pub(crate) fn params(self) -> (f32, f32) {
+        match self {
+            UnaryOp::Scale(s) => (s, 0.0),
+            UnaryOp::Offset(c) => (c, 0.0),
+            UnaryOp::Clip(lo, hi) => (lo, hi),
+            _ => (0.0, 0.0),
+        }
+    }
+}
+
+/// Elementwise functions of two `f32` operands with NumPy broadcasting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BinaryOp {
+    /// `a + b`
+    Add,
+    /// `a - b`
+    Sub,
+    /// `a * b`
+    Mul,
+    /// `a / b`
+    Div,
+    /// `max(a, b)`
+    Max,
+    /// `min(a, b)`
+    Min,
+    /// 1.0 where `a >= b`, else 0.0 (no gradient)
+    Ge,
+    /// 1.0 where `a > b`, else 0.0 (no gradient)
+    Gt,
+    /// 1.0 where `a == b`, else 0.0 (no gradient)
+    Eq,
+}
+
+impl BinaryOp {
+    /// Numeric code shared with `shaders/elementwise.wgsl`.
+    pub(crate) fn code(self) -> u32 {
+        self as u32
+    }
+}
+
+/// Reductions over a set of axes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ReduceOp {
+    /// Sum.
+    Sum,
+    /// Arithmetic mean.
+    Mean,
+    /// Maximum.
+    Max,
+}
+
+impl ReduceOp {
+    /// Numeric code shared with `shaders/reduce.wgsl`.
+    pub(crate) fn code(self) -> u32 {
+        self as u32
+    }
+}
+
+/// Distributions for random tensors. Both backends draw the same numbers for the same seed:
+/// uniform draws bit-exactly, normal draws within transcendental-function rounding.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Distribution {
+    /// Uniform on `[low, high)`.
+    Uniform {
+        /// Lower bound (inclusive).
+        low: f32,
+        /// Upper bound (exclusive).
+        high: f32,
+    },
+    /// Normal with the given mean and standard deviation (Box-Muller).
+    Normal {
+        /// Mean.
+        mean: f32,
+        /// Standard deviation.
+        std: f32,
+    },
+}
+
+/// One operation in a [`crate::Graph`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// Elementwise unary function: `(x) -> y`.
+    Unary(UnaryOp),
+    /// Derivative of a unary function times the upstream gradient: `(x, dy) -> dx`.
+    UnaryGrad(UnaryOp),
+    /// Elementwise binary function with broadcasting: `(a, b) -> y`.
+    Binary(BinaryOp),
+    /// Reduction over `axes`: `(x) -> y`.
+    Reduce {
+        /// Which reduction.
+        op: ReduceOp,
+        /// Axes to reduce (sorted, distinct).
+        axes: Vec<usize>,
+        /// Keep reduced axes as size 1.
+        keep_dims: bool,
+    },
+    /// Batched matrix product `op(a) @ op(b)` over the last two axes; leading (batch) axes
+    /// broadcast: `(a, b) -> c`.
+    MatMul {
+        /// Use `a` transposed in its last two axes.
+        trans_a: bool,
+        /// Use `b` transposed in its last two axes.
+        trans_b: bool,
+    },
+    /// Axis permutation, `y.shape[i] = x.shape[perm[i]]`: `(x) -> y`.
+    Permute {
+        /// The permutation.
+        perm: Vec<usize>,
+    },
+    /// Broadcast to a larger shape (NumPy rules): `(x) -> y`.
+    Broadcast {
+        /// Target shape.
+        shape: Shape,
+    },
+    /// Same elements, new shape: `(x) -> y`.
+    Reshape {
+        /// Target shape (same element count).
+        shape: Shape,
+    },
+    /// Row gather along axis 0: `(table [R, ...], idx [M] i32) -> [M, ...]`. An index outside
+    /// `0..R` yields NaN rows, so a bad label cannot pass silently.
+    Gather,
+    /// Gradient of [`Op::Gather`] with respect to the table: `(idx [M], dy [M, ...]) -> [rows, ...]`.
+    GatherGrad {
+        /// Rows of the table.
+        rows: usize,
+    },
+    /// Softmax over the last axis: `(x) -> y`.
+    Softmax,
+    /// Fused, numerically stable softmax cross-entropy per row:
+    /// `(logits [N, C], labels [N] i32) -> loss [N]`. A label outside `0..C` gives a NaN loss.
+    SoftmaxCrossEntropy,
+    /// Gradient of [`Op::SoftmaxCrossEntropy`]: `(logits, labels, dloss [N]) -> dlogits`.
+    SoftmaxCrossEntropyGrad,
+    /// A random tensor, seeded: `() -> y`.
+    Random {
+        /// Distribution.
+        dist: Distribution,
+        /// Seed; the same seed gives the same tensor on every backend.
+        seed: u64,
+        /// Output shape.
+        shape: Shape,
+    },
+    /// A tensor filled with one value: `() -> y`.
+    Fill {
+        /// The value.
+        value: f32,
+        /// Output shape.
+        shape: Shape,
+    },
+    /// Writes `value` into `variable` at this point of the step: `(variable, value) -> ()`.
+    Assign,
+}
+
+impl Op {
+    /// Short name used in errors and debug labels.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Unary(_) => "unary",
+            Op::UnaryGrad(_) => "unary_grad",
+            Op::Binary(_) => "binary",
+            Op::Reduce { .. } => "reduce",
+            Op::MatMul { .. } => "matmul",
+            Op::Permute { .. } => "permute",
+            Op::Broadcast { .. } => "broadcast",
+            Op::Reshape { .. } => "reshape",
+            Op::Gather => "gather",
+            Op::GatherGrad { .. } => "gather_grad",
+            Op::Softmax => "softmax",
+            Op::SoftmaxCrossEntropy => "softmax_cross_entropy",
+            Op::SoftmaxCrossEntropyGrad => "softmax_cross_entropy_grad",
+            Op::Random { .. } => "random",
+            Op::Fill { .. } => "fill",
+            Op::Assign => "assign",
+        }
+    }
+
+    /// Number of inputs the op takes.
+    pub fn arity(&self) -> usize {
+        match self {
+            Op::Random { .. } | Op::Fill { .. } => 0,
+            Op::Unary(_) | Op::Reduce { .. } | Op::Permute { .. } | Op::Broadcast { .. } | Op::Reshape { .. } | Op::Softmax => 1,
+            Op::UnaryGrad(_) | Op::Binary(_) | Op::MatMul { .. } | Op::Gather | Op::GatherGrad { .. } | Op::SoftmaxCrossEntropy | Op::Assign => 2,
+            Op::SoftmaxCrossEntropyGrad => 3,
+        }
+    }
+
+    /// Output shape and dtype from input shapes and dtypes, or `None` for ops with no output
+    /// ([`Op::Assign`]). Every rule violation is an error naming the op and the shapes.
+    pub fn infer(&self, inputs: &[(&Shape, DType)]) -> Result<Option<(Shape, DType)>> {
+        let name = self.name();
+        if inputs.len() != self.arity() {
+            return Err(Error::invalid(name, "inputs", format!("takes {} inputs, got {}", self.arity(), inputs.len())));
+        }
+        let want = |i: usize, operand: &'static str, dtype: DType| -> Result<()> {
+            if inputs[i].1 != dtype {
+                return Err(Error::DTypeMismatch { op: name, operand, expected: dtype, got: inputs[i].1 });
+            }
+            Ok(())
+        };
+        let out = match self {
+            Op::Unary(_) | Op::Softmax => {
+                want(0, "x", DType::F32)?;
+                (inputs[0].0.clone(), DType::F32)
+            }
+            Op::UnaryGrad(_) => {
+                want(0, "x", DType::F32)?;
+                want(1, "dy", DType::F32)?;
+                same_shape(name, inputs[0].0, inputs[1].0)?;
+                (inputs[0].0.clone(), DType::F32)
+            }
+            Op::Binary(_) => {
+                want(0, "a", DType::F32)?;
+                want(1, "b", DType::F32)?;
+                (broadcast_shapes(name, inputs[0].0, inputs[1].0)?, DType::F32)
+            }
+            Op::Reduce { axes, keep_dims, .. } => {
+                want(0, "x", DType::F32)?;
+                (reduced_shape(name, inputs[0].0, axes, *keep_dims)?, DType::F32)
+            }
+            Op::MatMul { trans_a, trans_b } => {
+                want(0, "a", DType::F32)?;
+                want(1, "b", DType::F32)?;
+                let d = MatMulDims::new(inputs[0].0, inputs[1].0, *trans_a, *trans_b)?;
+                (d.out_shape, DType::F32)
+            }
+            Op::Permute { perm } => (permuted_shape(name, inputs[0].0, perm)?, inputs[0].1),
+            Op::Broadcast { shape } => {
+                let b = broadcast_shapes(name, inputs[0].0, shape)?;
+                if &b != shape {
+                    return Err(Error::shapes(name, inputs[0].0.dims(), shape.dims(), "cannot broadcast to the target shape"));
+                }
+                (shape.clone(), inputs[0].1)
+            }
+            Op::Reshape { shape } => {
+                shape.validate(name)?;
+                if shape.numel() != inputs[0].0.numel() {
+                    return Err(Error::shapes(name, inputs[0].0.dims(), shape.dims(), "element counts differ"));
+                }
+                (shape.clone(), inputs[0].1)
+            }
+            Op::Gather => {
+                want(0, "table", DType::F32)?;
+                want(1, "idx", DType::I32)?;
+                let (t, i) = (inputs[0].0, inputs[1].0);
+                if t.rank() < 1 || i.rank() != 1 {
+                    return Err(Error::shapes(name, t.dims(), i.dims(), "needs a table of rank >= 1 and rank-1 indices"));
+                }
+                let mut d = vec![i.dims()[0]];
+                d.extend_from_slice(&t.dims()[1..]);
+                (Shape::new(d), DType::F32)
+            }
+            Op::GatherGrad { rows } => {
+                want(0, "idx", DType::I32)?;
+                want(1, "dy", DType::F32)?;
+                let (i, dy) = (inputs[0].0, inputs[1].0);
+                if i.rank() != 1 || dy.rank() < 1 || dy.dims()[0] != i.dims()[0] || *rows == 0 {
+                    return Err(Error::shapes(name, i.dims(), dy.dims(), "needs idx [M] and dy [M, ...], rows > 0"));
+                }
+                let mut d = vec![*rows];
+                d.extend_from_slice(&dy.dims()[1..]);
+                (Shape::new(d), DType::F32)
+            }
+            Op::SoftmaxCrossEntropy => {
+                want(0, "logits", DType::F32)?;
+                want(1, "labels", DType::I32)?;
+                let (l, y) = (inputs[0].0, inputs[1].0);
+                if l.rank() != 2 || y.dims() != [l.dims()[0]] {
+                    return Err(Error::shapes(name, l.dims(), y.dims(), "needs logits [N, C] and labels [N]"));
+                }
+                (y.clone(), DType::F32)
+            }
+            Op::SoftmaxCrossEntropyGrad => {
+                want(0, "logits", DType::F32)?;
+                want(1, "labels", DType::I32)?;
+                want(2, "dloss", DType::F32)?;
+                let (l, y, g) = (inputs[0].0, inputs[1].0, inputs[2].0);
+                if l.rank() != 2 || y.dims() != [l.dims()[0]] || g != y {
+                    return Err(Error::shapes(name, l.dims(), g.dims(), "needs logits [N, C], labels [N], dloss [N]"));
+                }
+                (l.clone(), DType::F32)
+            }
+            Op::Random { shape, dist, .. } => {
+                shape.validate(name)?;
+                match *dist {
+                    Distribution::Uniform { low, high } if !(low < high) || !low.is_finite() || !high.is_finite() => {
+                        return Err(Error::invalid(name, "dist", format!("uniform bounds [{low}, {high}) are empty or not finite")))
+                    }
+                    Distribution::Normal { mean, std } if !(std >= 0.0) || !mean.is_finite() || !std.is_finite() => {
+                        return Err(Error::invalid(name, "dist", format!("normal std {std} must be finite and >= 0")))
+                    }
+                    _ => {}
+                }
+                (shape.clone(), DType::F32)
+            }
+            Op::Fill { shape, .. } => {
+                shape.validate(name)?;
+                (shape.clone(), DType::F32)
+            }
+            Op::Assign => {
+                if inputs[0].0 != inputs[1].0 || inputs[0].1 != inputs[1].1 {
+                    return Err(Error::shapes(name, inputs[0].0.dims(), inputs[1].0.dims(), "variable and value must have the same shape and dtype"));
+                }
+                return Ok(None);
+            }
+        };
+        out.0.validate(name)?;
+        Ok(Some(out))
+    }
+}
+
+fn same_shape(op: &'static str, a: &Shape, b: &Shape) -> Result<()> {
+    if a != b {
+        return Err(Error::shapes(op, a.dims(), b.dims(), "shapes must be equal"));
+    }
+    Ok(())
+}
+
+/// NumPy broadcasting of two shapes (aligned at the last axis).
+pub fn broadcast_shapes(op: &'static str, a: &Shape, b: &Shape) -> Result<Shape> {
+    let r = a.rank().max(b.rank());
+    let mut out = vec![0; r];
+    for (i, o) in out.iter_mut().enumerate() {
+        let da = dim_from_end(a, r - 1 - i);
+        let db = dim_from_end(b, r - 1 - i);
+        *o = match (da, db) {
+            (x, y) if x == y => x,
+            (1, y) => y,
+            (x, 1) => x,
+            _ => return Err(Error::shapes(op, a.dims(), b.dims(), format!("axis {i} of the broadcast has sizes {da} and {db}"))),
+        };
+    }
+    Ok(Shape::new(out))
+}
+
+fn dim_from_end(s: &Shape, k: usize) -> usize {
+    if k < s.rank() {
+        s.dims()[s.rank() - 1 - k]
+    } else {
+        1
+    }
+}
+
+/// Strides (in elements) for reading `x` as if broadcast to `out`: 0 on broadcast axes.
+pub fn broadcast_strides(x: &Shape, out: &Shape) -> Vec<usize> {
+    let xs = x.strides();
+    let off = out.rank() - x.rank();
+    (0..out.rank())
+        .map(|i| if i < off || x.dims()[i - off] == 1 { 0 } else { xs[i - off] })
+        .collect()
+}
+
+/// Shape after reducing `axes` of `x`.
+pub fn reduced_shape(op: &'static str, x: &Shape, axes: &[usize], keep_dims: bool) -> Result<Shape> {
+    if axes.windows(2).any(|w| w[0] >= w[1]) || axes.iter().any(|&a| a >= x.rank()) {
+        return Err(Error::invalid(op, "axes", format!("{axes:?} must be sorted, distinct and below rank {} of {x:?}", x.rank())));
+    }
+    let dims = x
+        .dims()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, &d)| match (axes.contains(&i), keep_dims) {
+            (false, _) => Some(d),
+            (true, true) => Some(1),
+            (true, false) => None,
+        })
+        .collect::<Vec<_>>();
+    Ok(Shape::new(dims))
+}
+
+fn permuted_shape(op: &'static str, x: &Shape, perm: &[usize]) -> Result<Shape> {
+    let mut seen = vec![false; x.rank()];
+    if perm.len() != x.rank() || perm.iter().any(|&p| p >= x.rank() || std::mem::replace(&mut seen[p], true)) {
+        return Err(Error::invalid(op, "perm", format!("{perm:?} is not a permutation of the {} axes of {x:?}", x.rank())));
+    }
+    Ok(Shape::new(perm.iter().map(|&p| x.dims()[p]).collect::<Vec<_>>()))
+}
+
+/// The sizes of a batched matrix product, derived once and shared by both backends.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MatMulDims {
+    /// Rows of the output.
+    pub m: usize,
+    /// Columns of the output.
+    pub n: usize,
+    /// Reduction length.
+    pub k: usize,
+    /// Number of output matrices (product of the broadcast batch axes).
+    pub batch: usize,
+    /// Broadcast batch axes of the output.
+    pub batch_shape: Vec<usize>,
+    /// Per batch axis, how many matrices to step in `a` (0 where `a` is broadcast).
+    pub a_batch_strides: Vec<usize>,
+    /// Per batch axis, how many matrices to step in `b` (0 where `b` is broadcast).
+    pub b_batch_strides: Vec<usize>,
+    /// Output shape.
+    pub out_shape: Shape,
+}
+
+impl MatMulDims {
+    /// Checks and derives the sizes of `op(a) @ op(b)`.
+    pub fn new(a: &Shape, b: &Shape, trans_a: bool, trans_b: bool) -> Result<Self> {
+        if a.rank() < 2 || b.rank() < 2 {
+            return Err(Error::shapes("matmul", a.dims(), b.dims(), "operands need rank >= 2"));
+        }
+        let (ra, rb) = (a.rank(), b.rank());
+        let (m, ka) = if trans_a { (a.dims()[ra - 1], a.dims()[ra - 2]) } else { (a.dims()[ra - 2], a.dims()[ra - 1]) };
+        let (kb, n) = if trans_b { (b.dims()[rb - 1], b.dims()[rb - 2]) } else { (b.dims()[rb - 2], b.dims()[rb - 1]) };
+        if ka != kb {
+            return Err(Error::shapes("matmul", a.dims(), b.dims(), format!("inner sizes differ ({ka} vs {kb}; trans_a={trans_a}, trans_b={trans_b})")));
+        }
+        let ba = Shape::new(&a.dims()[..ra - 2]);
+        let bb = Shape::new(&b.dims()[..rb - 2]);
+        let bo = broadcast_shapes("matmul", &ba, &bb)?;
+        let (sa, sb) = (broadcast_strides(&ba, &bo), broadcast_strides(&bb, &bo));
+        let batch = bo.numel();
+        let mut out = bo.dims().to_vec();
+        out.extend([m, n]);
+        Ok(MatMulDims { m, n, k: ka, batch, batch_shape: bo.dims().to_vec(), a_batch_strides: sa, b_batch_strides: sb, out_shape: Shape::new(out) })
+    }
+
+    /// Which `a` and `b` matrices output matrix `i` multiplies.
+    pub fn operand_matrices(&self, i: usize) -> (usize, usize) {
+        let (mut ia, mut ib, mut rem) = (0, 0, i);
+        for d in (0..self.batch_shape.len()).rev() {
+            let c = rem % self.batch_shape[d];
+            rem /= self.batch_shape[d];
+            ia += c * self.a_batch_strides[d];
+            ib += c * self.b_batch_strides[d];
+        }
+        (ia, ib)
+    }
+}

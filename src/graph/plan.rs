@@ -1,0 +1,566 @@
+//! Planning and running a graph on a device.
+//!
+//! `Plan::new` does everything that does not change between steps: it prunes nodes that no
+//! requested output or assignment needs, checks every buffer and dispatch against the adapter's
+//! limits, places transient values in pooled buffers by liveness, creates pipelines (cached per
+//! device), uniform parameters and bind groups. `Plan::run` then only encodes the recorded steps
+//! into one command encoder and submits once; nothing is read back unless `fetch` asks.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use super::{Graph, Init, Source, ValueId};
+use crate::backend::{cpu, gpu};
+use crate::device::{lock, Device, GpuContext, Storage, Tensor};
+use crate::error::{Error, Result};
+use crate::kernels::{BufferView, Dispatch};
+use crate::tensor::{HostTensor, TensorData};
+
+/// Named persistent tensors (latent weights, statistics, optimizer slots) shared by the plans
+/// of one model. A plan creates the variables it needs but does not find here, from their
+/// [`Init`], on its own device.
+#[derive(Clone, Debug, Default)]
+pub struct ParamStore {
+    tensors: BTreeMap<String, Tensor>,
+}
+
+impl ParamStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The tensor named `name`.
+    pub fn get(&self, name: &str) -> Option<&Tensor> {
+        self.tensors.get(name)
+    }
+
+    /// Adds or replaces a tensor.
+    pub fn insert(&mut self, name: impl Into<String>, tensor: Tensor) {
+        self.tensors.insert(name.into(), tensor);
+    }
+
+    /// All tensors by name, sorted.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Tensor)> {
+        self.tensors.iter()
+    }
+
+    /// Number of tensors.
+    pub fn len(&self) -> usize {
+        self.tensors.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.tensors.is_empty()
+    }
+}
+
+/// Memory figures of a GPU plan.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PlanMemory {
+    /// Bytes of the pooled buffers holding transient values.
+    pub pooled_bytes: u64,
+    /// Bytes the same values would take with one buffer each.
+    pub unpooled_bytes: u64,
+    /// Number of pooled buffers.
+    pub buffers: usize,
+    /// Bytes of input buffers.
+    pub input_bytes: u64,
+}
+
+/// A graph made ready to run on one device. See the module docs.
+pub struct Plan {
+    device: Device,
+    graph: Graph,
+    order: Vec<usize>,
+    outputs: Vec<ValueId>,
+    variables: Vec<(ValueId, Tensor)>,
+    inputs: Vec<ValueId>,
+    fed: HashSet<ValueId>,
+    exec: Exec,
+}
+
+enum Exec {
+    Cpu(CpuExec),
+    Gpu(GpuExec),
+}
+
+struct CpuExec {
+    feeds: HashMap<ValueId, TensorData>,
+    /// Position in `order` after which a node output is dead.
+    last_use: HashMap<ValueId, usize>,
+    results: HashMap<ValueId, TensorData>,
+}
+
+struct GpuExec {
+    ctx: Arc<GpuContext>,
+    views: HashMap<ValueId, BufferView>,
+    steps: Vec<Encoded>,
+    pending_copies: Vec<(BufferView, BufferView)>,
+    memory: PlanMemory,
+    dispatches: usize,
+    // Keeps the uniform arena alive for the bind groups that point into it.
+    _uniforms: Option<wgpu::Buffer>,
+}
+
+enum Encoded {
+    Dispatch { pipeline: Arc<wgpu::ComputePipeline>, bind_group: wgpu::BindGroup, workgroups: [u32; 3] },
+    Copy { src: BufferView, dst: BufferView },
+}
+
+impl Plan {
+    /// Plans `graph` on `device` so that `outputs` can be fetched after each run. Variables not
+    /// in `params` are created there.
+    pub fn new(device: &Device, graph: &Graph, outputs: &[ValueId], params: &mut ParamStore) -> Result<Plan> {
+        for &o in outputs {
+            graph.check(o)?;
+        }
+        let order = live_nodes(graph, outputs);
+        let mut used: Vec<ValueId> = outputs.to_vec();
+        order.iter().for_each(|&n| used.extend(&graph.nodes[n].inputs));
+        used.sort();
+        used.dedup();
+
+        let mut variables = Vec::new();
+        let mut inputs = Vec::new();
+        for &id in &used {
+            match &graph.value(id).source {
+                Source::Variable { name, init } => variables.push((id, bind_variable(device, graph, id, name, init, params)?)),
+                Source::Input { .. } => inputs.push(id),
+                Source::Node(_) => {}
+            }
+        }
+        let last_use = liveness(graph, &order, outputs);
+        let exec = match device {
+            Device::Cpu => Exec::Cpu(CpuExec { feeds: HashMap::new(), last_use, results: HashMap::new() }),
+            Device::Gpu(ctx) => Exec::Gpu(GpuExec::new(ctx, graph, &order, &last_use, &variables, &inputs)?),
+        };
+        Ok(Plan { device: device.clone(), graph: graph.clone(), order, outputs: outputs.to_vec(), variables, inputs, fed: HashSet::new(), exec })
+    }
+
+    /// The device this plan runs on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Number of nodes that run each step (after pruning).
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// True when no node runs.
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    /// Number of compute dispatches per run (GPU plans), or `None` on the CPU.
+    pub fn dispatches(&self) -> Option<usize> {
+        match &self.exec {
+            Exec::Gpu(g) => Some(g.dispatches),
+            Exec::Cpu(_) => None,
+        }
+    }
+
+    /// Buffer figures of a GPU plan, or `None` on the CPU.
+    pub fn memory(&self) -> Option<PlanMemory> {
+        match &self.exec {
+            Exec::Gpu(g) => Some(g.memory),
+            Exec::Cpu(_) => None,
+        }
+    }
+
+    fn input_id(&self, name: &str, t_shape: &crate::Shape, t_dtype: crate::DType) -> Result<ValueId> {
+        let id = self.graph.find_input(name).ok_or_else(|| Error::Unknown { kind: "input", name: name.to_string() })?;
+        let v = self.graph.value(id);
+        if &v.shape != t_shape || v.dtype != t_dtype {
+            return Err(Error::ShapeMismatch {
+                op: "feed",
+                lhs: v.shape.dims().to_vec(),
+                rhs: t_shape.dims().to_vec(),
+                reason: format!("input `{name}` is declared {:?} {:?} but was fed {:?} {t_dtype:?}", v.dtype, v.shape, t_shape),
+            });
+        }
+        Ok(id)
+    }
+
+    /// Sets input `name` for the following runs from host memory.
+    pub fn feed(&mut self, name: &str, t: &HostTensor) -> Result<()> {
+        let id = self.input_id(name, t.shape(), t.dtype())?;
+        match &mut self.exec {
+            Exec::Cpu(c) => {
+                c.feeds.insert(id, t.data().clone());
+            }
+            Exec::Gpu(g) => {
+                if let Some(v) = g.views.get(&id) {
+                    g.ctx.queue.write_buffer(&v.buffer, 0, t.data().as_bytes());
+                }
+            }
+        }
+        self.fed.insert(id);
+        Ok(())
+    }
+
+    /// Sets input `name` from a tensor already on this plan's device; on the GPU the copy is
+    /// part of the next run's submission, so no data crosses to the host.
+    pub fn feed_tensor(&mut self, name: &str, t: &Tensor) -> Result<()> {
+        let id = self.input_id(name, t.shape(), t.dtype())?;
+        if !t.device().same(&self.device) {
+            return Err(Error::WrongDevice { what: format!("input `{name}`"), tensor_device: t.device().describe(), plan_device: self.device.describe() });
+        }
+        match (&mut self.exec, &t.storage) {
+            (Exec::Cpu(c), Storage::Cpu(d)) => {
+                c.feeds.insert(id, lock(d).clone());
+            }
+            (Exec::Gpu(g), Storage::Gpu { buffer, .. }) => {
+                if let Some(v) = g.views.get(&id) {
+                    g.pending_copies.push((BufferView { buffer: buffer.clone(), size: v.size }, v.clone()));
+                }
+            }
+            _ => unreachable!("device equality checked above"),
+        }
+        self.fed.insert(id);
+        Ok(())
+    }
+
+    /// Runs one step: every planned node in order, as one GPU submission.
+    pub fn run(&mut self) -> Result<()> {
+        if let Some(&missing) = self.inputs.iter().find(|i| !self.fed.contains(i)) {
+            let name = match &self.graph.value(missing).source {
+                Source::Input { name } => name.clone(),
+                _ => format!("{missing:?}"),
+            };
+            return Err(Error::invalid("Plan::run", "feeds", format!("input `{name}` was never fed")));
+        }
+        match &mut self.exec {
+            Exec::Cpu(c) => c.run(&self.graph, &self.order, &self.outputs, &self.variables),
+            Exec::Gpu(g) => g.run(),
+        }
+    }
+
+    fn readable(&self, id: ValueId) -> Result<()> {
+        let ok = self.outputs.contains(&id) || self.inputs.contains(&id) || self.variables.iter().any(|(v, _)| *v == id);
+        if !ok {
+            return Err(Error::invalid("Plan::fetch", "value", format!("{id:?} was not requested as an output when the plan was made")));
+        }
+        Ok(())
+    }
+
+    /// Copies an output (or an input or variable) of the last run to host memory.
+    pub fn fetch(&self, id: ValueId) -> Result<HostTensor> {
+        self.readable(id)?;
+        let v = self.graph.value(id);
+        if let Some((_, t)) = self.variables.iter().find(|(vid, _)| *vid == id) {
+            return t.download();
+        }
+        let data = match &self.exec {
+            Exec::Cpu(c) => c
+                .results
+                .get(&id)
+                .or_else(|| c.feeds.get(&id))
+                .cloned()
+                .ok_or_else(|| Error::invalid("Plan::fetch", "value", format!("{id:?} has no value yet: call run first")))?,
+            Exec::Gpu(g) => {
+                let view = &g.views[&id];
+                TensorData::from_bytes(v.dtype, &g.ctx.read(&view.buffer, view.size)?)
+            }
+        };
+        HostTensor::new(v.shape.clone(), data)
+    }
+
+    /// Copies an output of the last run into a new tensor on the same device (no host trip).
+    pub fn output_tensor(&self, id: ValueId) -> Result<Tensor> {
+        self.readable(id)?;
+        let v = self.graph.value(id);
+        let storage = match &self.exec {
+            Exec::Cpu(_) => Storage::Cpu(Arc::new(Mutex::new(self.fetch(id)?.into_data()))),
+            Exec::Gpu(g) => {
+                let src = &g.views[&id];
+                let dst = g.ctx.buffer("output", src.size)?;
+                g.ctx.scoped("copying an output", || {
+                    let mut enc = g.ctx.device.create_command_encoder(&Default::default());
+                    enc.copy_buffer_to_buffer(&src.buffer, 0, &dst, 0, src.size);
+                    g.ctx.queue.submit([enc.finish()]);
+                    Ok(())
+                })?;
+                Storage::Gpu { buffer: Arc::new(dst), ctx: g.ctx.clone() }
+            }
+        };
+        Ok(Tensor::from_storage(v.shape.clone(), v.dtype, storage))
+    }
+}
+
+/// Nodes needed for `outputs` plus every assignment (a side effect), in graph order.
+fn live_nodes(graph: &Graph, outputs: &[ValueId]) -> Vec<usize> {
+    let mut needed = vec![false; graph.values.len()];
+    outputs.iter().for_each(|o| needed[o.index()] = true);
+    let mut live = vec![false; graph.nodes.len()];
+    for (i, node) in graph.nodes.iter().enumerate().rev() {
+        if node.output.is_none_or(|o| needed[o.index()]) {
+            live[i] = true;
+            node.inputs.iter().for_each(|x| needed[x.index()] = true);
+        }
+    }
+    (0..graph.nodes.len()).filter(|&i| live[i]).collect()
+}
+
+/// For each node output, the last position in `order` that reads it (outputs live to the end).
+fn liveness(graph: &Graph, order: &[usize], outputs: &[ValueId]) -> HashMap<ValueId, usize> {
+    let mut last = HashMap::new();
+    for (pos, &n) in order.iter().enumerate() {
+        let node = &graph.nodes[n];
+        if let Some(o) = node.output {
+            last.insert(o, pos);
+        }
+        for x in &node.inputs {
+            if let Some(l) = last.get_mut(x) {
+                *l = pos;
+            }
+        }
+    }
+    for o in outputs {
+        if let Some(l) = last.get_mut(o) {
+            *l = order.len();
+        }
+    }
+    last
+}
+
+/// Finds or creates the tensor behind a variable and checks it fits the graph.
+fn bind_variable(device: &Device, graph: &Graph, id: ValueId, name: &str, init: &Init, params: &mut ParamStore) -> Result<Tensor> {
+    let v = graph.value(id);
+    if let Some(t) = params.get(name) {
+        if t.shape() != &v.shape || t.dtype() != v.dtype {
+            return Err(Error::ShapeMismatch {
+                op: "variable",
+                lhs: v.shape.dims().to_vec(),
+                rhs: t.shape().dims().to_vec(),
+                reason: format!("variable `{name}` is declared {:?} but the parameter store holds {:?} {:?}", v.dtype, t.dtype(), t.shape()),
+            });
+        }
+        if !t.device().same(device) {
+            return Err(Error::WrongDevice { what: format!("variable `{name}`"), tensor_device: t.device().describe(), plan_device: device.describe() });
+        }
+        return Ok(t.clone());
+    }
+    // Initialisation is itself a one-node graph, so both backends draw the same numbers.
+    let mut g = Graph::new();
+    let out = g.push1(init.op(&v.shape), &[])?;
+    let mut p = Plan::new(device, &g, &[out], &mut ParamStore::new())?;
+    p.run()?;
+    let t = p.output_tensor(out)?;
+    params.insert(name, t.clone());
+    Ok(t)
+}
+
+impl CpuExec {
+    fn run(&mut self, graph: &Graph, order: &[usize], outputs: &[ValueId], variables: &[(ValueId, Tensor)]) -> Result<()> {
+        // Variables are moved into the working set for the step and always moved back, even
+        // when an op fails, so a failed step never loses weights.
+        let mut vals: HashMap<ValueId, TensorData> = HashMap::new();
+        for (id, t) in variables {
+            if let Storage::Cpu(d) = &t.storage {
+                vals.insert(*id, std::mem::replace(&mut *lock(d), TensorData::F32(Vec::new())));
+            }
+        }
+        let result = self.steps(graph, order, &mut vals);
+        for (id, t) in variables {
+            if let (Storage::Cpu(d), Some(data)) = (&t.storage, vals.remove(id)) {
+                *lock(d) = data;
+            }
+        }
+        result?;
+        self.results = outputs.iter().filter_map(|o| vals.remove(o).map(|d| (*o, d))).collect();
+        Ok(())
+    }
+
+    fn steps(&self, graph: &Graph, order: &[usize], vals: &mut HashMap<ValueId, TensorData>) -> Result<()> {
+        for (pos, &n) in order.iter().enumerate() {
+            let node = &graph.nodes[n];
+            let get = |vals: &HashMap<ValueId, TensorData>, id: &ValueId| -> Option<TensorData> {
+                vals.get(id).or_else(|| self.feeds.get(id)).cloned()
+            };
+            match node.output {
+                None => {
+                    // Assign: the variable's working copy becomes the value.
+                    let value = get(vals, &node.inputs[1]).expect("planned values exist");
+                    vals.insert(node.inputs[0], value);
+                }
+                Some(out) => {
+                    let ins: Vec<(&crate::Shape, &TensorData)> = node
+                        .inputs
+                        .iter()
+                        .map(|i| (&graph.value(*i).shape, vals.get(i).or_else(|| self.feeds.get(i)).expect("planned values exist")))
+                        .collect();
+                    let y = cpu::eval(&node.op, &ins, &graph.value(out).shape)?;
+                    vals.insert(out, y);
+                }
+            }
+            for i in &node.inputs {
+                if self.last_use.get(i) == Some(&pos) {
+                    vals.remove(i);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl GpuExec {
+    fn new(ctx: &Arc<GpuContext>, graph: &Graph, order: &[usize], last_use: &HashMap<ValueId, usize>, variables: &[(ValueId, Tensor)], inputs: &[ValueId]) -> Result<Self> {
+        let bytes = |id: ValueId| (graph.value(id).shape.numel() * graph.value(id).dtype.size()) as u64;
+        let name_of = |id: ValueId| match &graph.value(id).source {
+            Source::Input { name } => format!("input `{name}`"),
+            Source::Variable { name, .. } => format!("variable `{name}`"),
+            Source::Node(n) => format!("output of node {n} ({})", graph.nodes[*n].op.name()),
+        };
+        let mut views: HashMap<ValueId, BufferView> = HashMap::new();
+        let mut memory = PlanMemory::default();
+        for &id in inputs {
+            ctx.check_binding(|| name_of(id), bytes(id))?;
+            let b = ctx.buffer(&name_of(id), bytes(id))?;
+            memory.input_bytes += b.size();
+            views.insert(id, BufferView { buffer: Arc::new(b), size: bytes(id) });
+        }
+        for (id, t) in variables {
+            ctx.check_binding(|| name_of(*id), bytes(*id))?;
+            let Storage::Gpu { buffer, .. } = &t.storage else { unreachable!("bind_variable checked the device") };
+            views.insert(*id, BufferView { buffer: buffer.clone(), size: bytes(*id) });
+        }
+
+        // Pool transient values: a value takes a free buffer (best fit, growing the largest free
+        // one if none fits) and releases it after its last reader. Two values that are live at
+        // the same time never share a buffer, so a dispatch never binds one buffer both as input
+        // and as output, which WebGPU forbids.
+        let mut pool: Vec<(u64, Option<usize>)> = Vec::new(); // (size, busy until position)
+        let mut placement: Vec<(ValueId, usize)> = Vec::new();
+        for (pos, &n) in order.iter().enumerate() {
+            let Some(out) = graph.nodes[n].output else { continue };
+            let need = bytes(out);
+            ctx.check_binding(|| name_of(out), need)?;
+            memory.unpooled_bytes += need;
+            let free = |(_, (_, busy)): &(usize, &(u64, Option<usize>))| busy.is_none_or(|b| b < pos);
+            let best_fit = pool.iter().enumerate().filter(free).filter(|(_, (s, _))| *s >= need).min_by_key(|(_, (s, _))| *s).map(|(i, _)| i);
+            let largest_free = || pool.iter().enumerate().filter(free).max_by_key(|(_, (s, _))| *s).map(|(i, _)| i);
+            let slot = match best_fit.or_else(largest_free) {
+                Some(i) => i,
+                None => {
+                    pool.push((0, None));
+                    pool.len() - 1
+                }
+            };
+            pool[slot].0 = pool[slot].0.max(need);
+            pool[slot].1 = Some(last_use[&out]);
+            placement.push((out, slot));
+        }
+        let buffers = pool.iter().enumerate().map(|(i, (size, _))| ctx.buffer(&format!("pool {i}"), *size).map(Arc::new)).collect::<Result<Vec<_>>>()?;
+        memory.pooled_bytes = buffers.iter().map(|b| b.size()).sum();
+        memory.buffers = buffers.len();
+        for (id, slot) in placement {
+            views.insert(id, BufferView { buffer: buffers[slot].clone(), size: bytes(id) });
+        }
+
+        let mut recorded = Vec::new();
+        for &n in order {
+            let node = &graph.nodes[n];
+            let shapes: Vec<&crate::Shape> = node.inputs.iter().map(|i| &graph.value(*i).shape).collect();
+            let ins: Vec<BufferView> = node.inputs.iter().map(|i| views[i].clone()).collect();
+            let out = node.output.map(|o| views[&o].clone());
+            let out_shape = node.output.map(|o| &graph.value(o).shape);
+            let step = gpu::record(&node.op, &shapes, &ins, out.as_ref(), out_shape)?;
+            if let gpu::Step::Dispatch(d) = &step {
+                check_grid(ctx, d, node.op.name())?;
+            }
+            recorded.push(step);
+        }
+        let (steps, uniforms, dispatches) = encode_steps(ctx, recorded)?;
+        Ok(GpuExec { ctx: ctx.clone(), views, steps, pending_copies: Vec::new(), memory, dispatches, _uniforms: uniforms })
+    }
+
+    fn run(&mut self) -> Result<()> {
+        let ctx = self.ctx.clone();
+        let copies = std::mem::take(&mut self.pending_copies);
+        ctx.scoped("running a plan", || {
+            let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("bitgrad step") });
+            for (src, dst) in &copies {
+                enc.copy_buffer_to_buffer(&src.buffer, 0, &dst.buffer, 0, dst.size);
+            }
+            let mut i = 0;
+            while i < self.steps.len() {
+                if let Encoded::Copy { src, dst } = &self.steps[i] {
+                    enc.copy_buffer_to_buffer(&src.buffer, 0, &dst.buffer, 0, dst.size);
+                    i += 1;
+                    continue;
+                }
+                // Consecutive dispatches share one compute pass; wgpu orders them by their
+                // buffer usage.
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("bitgrad dispatches"), timestamp_writes: None });
+                while let Some(Encoded::Dispatch { pipeline, bind_group, workgroups }) = self.steps.get(i) {
+                    pass.set_pipeline(pipeline);
+                    pass.set_bind_group(0, bind_group, &[]);
+                    pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
+                    i += 1;
+                }
+            }
+            ctx.queue.submit([enc.finish()]);
+            Ok(())
+        })
+    }
+}
+
+fn check_grid(ctx: &GpuContext, d: &Dispatch, op: &str) -> Result<()> {
+    let limit = ctx.limits.max_compute_workgroups_per_dimension.min(crate::kernels::MAX_GROUPS_PER_DIM);
+    if let Some(&w) = d.workgroups.iter().find(|&&w| w > limit) {
+        return Err(Error::LimitExceeded {
+            what: format!("{op} ({}::{}) dispatch", d.kernel.shader, d.kernel.entry),
+            needed: w as u64,
+            limit: limit as u64,
+            limit_name: "max_compute_workgroups_per_dimension",
+            adapter: ctx.summary.name.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// Creates pipelines, one uniform arena holding every dispatch's params, and bind groups.
+fn encode_steps(ctx: &GpuContext, recorded: Vec<gpu::Step>) -> Result<(Vec<Encoded>, Option<wgpu::Buffer>, usize)> {
+    let align = ctx.limits.min_uniform_buffer_offset_alignment as usize;
+    let mut arena: Vec<u8> = Vec::new();
+    let mut offsets = Vec::new();
+    for step in &recorded {
+        if let gpu::Step::Dispatch(d) = step {
+            arena.resize(arena.len().next_multiple_of(align), 0);
+            offsets.push(arena.len() as u64);
+            arena.extend_from_slice(&d.params);
+        }
+    }
+    let uniforms = if arena.is_empty() { None } else { Some(ctx.uniform_with_data("params", &arena)?) };
+    let mut out = Vec::with_capacity(recorded.len());
+    let mut offsets = offsets.into_iter();
+    let mut dispatches = 0;
+    for step in recorded {
+        match step {
+            gpu::Step::Copy { src, dst } => out.push(Encoded::Copy { src, dst }),
+            gpu::Step::Dispatch(d) => {
+                dispatches += 1;
+                let pipeline = ctx.pipeline(d.kernel)?;
+                let offset = offsets.next().expect("one offset per dispatch");
+                let uniforms = uniforms.as_ref().expect("dispatches have params");
+                let bind_group = ctx.scoped(&format!("binding {}::{}", d.kernel.shader, d.kernel.entry), || {
+                    let layout = pipeline.get_bind_group_layout(0);
+                    let mut entries = vec![wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: uniforms, offset, size: std::num::NonZeroU64::new(d.params.len() as u64) }),
+                    }];
+                    entries.extend(d.bindings.iter().map(|(b, v)| wgpu::BindGroupEntry {
+                        binding: *b,
+                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: &v.buffer, offset: 0, size: std::num::NonZeroU64::new(v.size) }),
+                    }));
+                    Ok(ctx.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(d.kernel.entry), layout: &layout, entries: &entries }))
+                })?;
+                out.push(Encoded::Dispatch { pipeline, bind_group, workgroups: d.workgroups });
+            }
+        }
+    }
+    Ok((out, uniforms, dispatches))
+}
