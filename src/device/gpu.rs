@@ -67,8 +67,8 @@ impl GpuContext {
     }
 
     /// Runs `f` inside validation and out-of-memory error scopes; a captured wgpu error becomes
-    /// [`Error::Wgpu`] with `context`.
-    pub(crate) fn scoped<T>(&self, context: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    /// [`Error::Wgpu`] with `context`. Use it around your own wgpu calls on this device.
+    pub fn scoped<T>(&self, context: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let result = f();

@@ -170,6 +170,22 @@ impl Plan {
         }
     }
 
+    /// Fills every pooled (transient) buffer of a GPU plan with the 32-bit `word`, so that an
+    /// element a kernel fails to write shows up as that value after the next run. A debugging
+    /// aid; a no-op on the CPU, whose values are always freshly computed.
+    pub fn poison_buffers(&self, word: u32) {
+        if let Exec::Gpu(g) = &self.exec {
+            let mut seen = HashSet::new();
+            for (id, v) in &g.views {
+                let transient = matches!(self.graph.value(*id).source, Source::Node(_));
+                if transient && seen.insert(Arc::as_ptr(&v.buffer)) {
+                    let words = vec![word; (v.buffer.size() / 4) as usize];
+                    g.ctx.queue.write_buffer(&v.buffer, 0, bytemuck::cast_slice(&words));
+                }
+            }
+        }
+    }
+
     fn input_id(&self, name: &str, t_shape: &crate::Shape, t_dtype: crate::DType) -> Result<ValueId> {
         let id = self.graph.find_input(name).ok_or_else(|| Error::Unknown { kind: "input", name: name.to_string() })?;
         let v = self.graph.value(id);

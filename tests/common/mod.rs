@@ -1,0 +1,119 @@
+//! Shared test support: one GPU device per test binary, seeded inputs, graph runs on both
+//! backends, and comparisons that print index, actual, expected and difference.
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+
+use bitgrad::backend::cpu::random_bits;
+use bitgrad::{Device, Graph, HostTensor, ParamStore, Plan, Result, TensorData, ValueId};
+
+/// Sentinel written into every transient GPU buffer before a test run: NaN as f32, -1 as i32,
+/// all bits set as packed words. An element a kernel forgets to write keeps it and fails.
+pub const SENTINEL: u32 = u32::MAX;
+
+/// The GPU device shared by the tests of this binary, or `None` (test skipped) when no adapter
+/// exists. With `BITGRAD_REQUIRE_GPU=1` (set in CI) a missing adapter fails the test instead.
+pub fn gpu() -> Option<&'static Device> {
+    static DEVICE: OnceLock<Option<Device>> = OnceLock::new();
+    DEVICE
+        .get_or_init(|| match Device::gpu() {
+            Ok(d) => {
+                eprintln!("GPU tests run on {}", d.describe());
+                Some(d)
+            }
+            Err(e) if std::env::var("BITGRAD_REQUIRE_GPU").is_ok_and(|v| v == "1") => {
+                panic!("BITGRAD_REQUIRE_GPU=1 but no GPU adapter: {e}")
+            }
+            Err(e) => {
+                eprintln!("skipping GPU test: {e}");
+                None
+            }
+        })
+        .as_ref()
+}
+
+/// `n` seeded values, uniform in [-scale, scale).
+pub fn uniform(seed: u64, n: usize, scale: f32) -> Vec<f32> {
+    (0..n as u32).map(|i| ((random_bits(seed, i) >> 8) as f32 / 16_777_216.0 * 2.0 - 1.0) * scale).collect()
+}
+
+/// `n` seeded integers in `0..hi`.
+pub fn ints(seed: u64, n: usize, hi: u32) -> Vec<i32> {
+    (0..n as u32).map(|i| (random_bits(seed, i) % hi) as i32).collect()
+}
+
+/// A graph built by `build` (returning the values to fetch), fed with `feeds`.
+pub struct Case<'a> {
+    pub graph: Graph,
+    pub outputs: Vec<ValueId>,
+    pub feeds: Vec<(&'a str, HostTensor)>,
+}
+
+/// Runs a case on `device` `runs` times and fetches its outputs.
+pub fn run_on(device: &Device, case: &Case, runs: usize) -> Result<Vec<HostTensor>> {
+    let mut params = ParamStore::new();
+    let mut plan = Plan::new(device, &case.graph, &case.outputs, &mut params)?;
+    plan.poison_buffers(SENTINEL);
+    for (name, t) in &case.feeds {
+        plan.feed(name, t)?;
+    }
+    for _ in 0..runs {
+        plan.run()?;
+    }
+    case.outputs.iter().map(|&o| plan.fetch(o)).collect()
+}
+
+/// Tolerance for comparing GPU floats with the CPU reference:
+/// `|gpu - cpu| <= abs + rel * |cpu|`.
+#[derive(Clone, Copy, Debug)]
+pub struct Tol {
+    pub abs: f32,
+    pub rel: f32,
+}
+
+/// Elementwise ops: a few ulp of the shader's transcendental functions.
+pub const ELEMENTWISE: Tol = Tol { abs: 1e-6, rel: 1e-5 };
+
+/// Ops that accumulate `k` terms of order 1 in a different order on each backend: rounding
+/// grows with the number of terms.
+pub fn accumulation(k: usize) -> Tol {
+    Tol { abs: 1e-6 * k as f32 + 1e-5, rel: 1e-5 }
+}
+
+/// Asserts two tensors are equal: bit-exact for integer and packed data, within `tol` for
+/// floats. NaN matches NaN, but never the sentinel left by an unwritten element.
+pub fn assert_close(what: &str, gpu: &HostTensor, cpu: &HostTensor, tol: Tol) {
+    assert_eq!(gpu.shape(), cpu.shape(), "{what}: shapes differ");
+    match (gpu.data(), cpu.data()) {
+        (TensorData::F32(g), TensorData::F32(c)) => {
+            for (i, (&a, &e)) in g.iter().zip(c).enumerate() {
+                assert!(a.to_bits() != SENTINEL, "{what}: element {i} was never written (sentinel), expected {e}");
+                let ok = if e.is_nan() {
+                    a.is_nan()
+                } else if e.is_infinite() {
+                    a == e
+                } else {
+                    (a - e).abs() <= tol.abs + tol.rel * e.abs()
+                };
+                assert!(ok, "{what}: element {i}: actual {a}, expected {e}, difference {} (tolerance {tol:?})", a - e);
+            }
+        }
+        (g, c) => {
+            assert_eq!(g.dtype(), c.dtype(), "{what}: dtypes differ");
+            let (g, c): (&[u32], &[u32]) = (bytemuck::cast_slice(g.as_bytes()), bytemuck::cast_slice(c.as_bytes()));
+            if let Some(i) = (0..g.len()).find(|&i| g[i] != c[i]) {
+                panic!("{what}: element {i}: actual {:#010x}, expected {:#010x}", g[i], c[i]);
+            }
+        }
+    }
+}
+
+/// Runs a case on the CPU and on the GPU and compares every output with `tol`.
+pub fn check_case(what: &str, case: &Case, tol: Tol) {
+    let Some(dev) = gpu() else { return };
+    let cpu = run_on(&Device::cpu(), case, 1).unwrap_or_else(|e| panic!("{what}: cpu: {e}"));
+    let gpu = run_on(dev, case, 1).unwrap_or_else(|e| panic!("{what}: gpu: {e}"));
+    for (i, (g, c)) in gpu.iter().zip(&cpu).enumerate() {
+        assert_close(&format!("{what} output {i}"), g, c, tol);
+    }
+}

@@ -1,0 +1,229 @@
+//! Every GPU op against the CPU reference on seeded inputs with awkward shapes (1, primes,
+//! sizes that are not multiples of 32 or of the workgroup size).
+
+mod common;
+
+use bitgrad::{BinaryOp, DType, Distribution, Graph, HostTensor, Op, ReduceOp, Shape, UnaryOp};
+use common::*;
+
+/// A one-op case: inputs `x0`, `x1`, ... with the given shapes and data.
+fn case(op: Op, inputs: Vec<HostTensor>) -> Case<'static> {
+    const NAMES: [&str; 3] = ["x0", "x1", "x2"];
+    let mut g = Graph::new();
+    let ids: Vec<_> = inputs.iter().enumerate().map(|(i, t)| g.input(NAMES[i], t.shape().clone(), t.dtype()).unwrap()).collect();
+    let out = g.push(op, &ids).unwrap().unwrap();
+    Case { graph: g, outputs: vec![out], feeds: NAMES.iter().copied().zip(inputs).collect() }
+}
+
+fn f32s(shape: &[usize], seed: u64, scale: f32) -> HostTensor {
+    let n = shape.iter().product();
+    HostTensor::f32(shape, uniform(seed, n, scale)).unwrap()
+}
+
+/// Inputs that include the edge values a function cares about.
+fn with_edges(mut v: Vec<f32>, edges: &[f32]) -> Vec<f32> {
+    let n = v.len();
+    for (i, &e) in edges.iter().enumerate().take(n) {
+        v[i * 7 % n] = e;
+    }
+    v
+}
+
+const UNARY: [UnaryOp; 14] = [
+    UnaryOp::Neg,
+    UnaryOp::Abs,
+    UnaryOp::Exp,
+    UnaryOp::Log,
+    UnaryOp::Sqrt,
+    UnaryOp::Square,
+    UnaryOp::Recip,
+    UnaryOp::Relu,
+    UnaryOp::Sigmoid,
+    UnaryOp::Tanh,
+    UnaryOp::Sign,
+    UnaryOp::Scale(-2.5),
+    UnaryOp::Offset(0.75),
+    UnaryOp::Clip(-0.5, 1.0),
+];
+
+fn unary_input(op: UnaryOp, n: usize, seed: u64) -> Vec<f32> {
+    match op {
+        // Domains where the function is finite.
+        UnaryOp::Log | UnaryOp::Sqrt | UnaryOp::Recip => uniform(seed, n, 4.0).iter().map(|x| x.abs() + 0.05).collect(),
+        // Edges: 0, -0, clip bounds (inclusive), large magnitudes for tanh/sigmoid.
+        _ => with_edges(uniform(seed, n, 3.0), &[0.0, -0.0, -0.5, 1.0, 60.0, -60.0]),
+    }
+}
+
+#[test]
+fn unary_matches_cpu() {
+    for (k, op) in UNARY.into_iter().enumerate() {
+        for shape in [vec![1], vec![37], vec![3, 257]] {
+            let n = shape.iter().product();
+            let x = HostTensor::f32(&shape[..], unary_input(op, n, k as u64)).unwrap();
+            check_case(&format!("{op:?} {shape:?}"), &case(Op::Unary(op), vec![x]), ELEMENTWISE);
+        }
+    }
+}
+
+#[test]
+fn unary_grad_matches_cpu() {
+    for (k, op) in UNARY.into_iter().enumerate() {
+        for shape in [vec![1], vec![3, 257]] {
+            let n = shape.iter().product();
+            let x = HostTensor::f32(&shape[..], unary_input(op, n, k as u64)).unwrap();
+            let dy = f32s(&shape, 100 + k as u64, 2.0);
+            check_case(&format!("d{op:?} {shape:?}"), &case(Op::UnaryGrad(op), vec![x, dy]), ELEMENTWISE);
+        }
+    }
+}
+
+#[test]
+fn binary_broadcast_matches_cpu() {
+    let ops = [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Max, BinaryOp::Min, BinaryOp::Ge, BinaryOp::Gt, BinaryOp::Eq];
+    let pairs: [(&[usize], &[usize]); 6] = [(&[1], &[13]), (&[5, 1, 7], &[3, 1]), (&[2, 3, 5], &[2, 3, 5]), (&[31, 33], &[33]), (&[4, 1], &[1, 6]), (&[2, 1, 3, 1, 2], &[4, 3, 5, 1])];
+    for (k, op) in ops.into_iter().enumerate() {
+        for (sa, sb) in pairs {
+            let a = f32s(sa, k as u64, 2.0);
+            let mut b = f32s(sb, 50 + k as u64, 2.0);
+            if op == BinaryOp::Div {
+                b = HostTensor::f32(sb, b.as_f32().unwrap().iter().map(|v| v.abs() + 0.25).collect()).unwrap();
+            }
+            if matches!(op, BinaryOp::Eq | BinaryOp::Ge) {
+                // Make some elements equal so both outcomes occur.
+                b = HostTensor::f32(sb, b.as_f32().unwrap().iter().enumerate().map(|(i, &v)| if i % 2 == 0 { a.as_f32().unwrap()[0] } else { v }).collect()).unwrap();
+            }
+            check_case(&format!("{op:?} {sa:?} {sb:?}"), &case(Op::Binary(op), vec![a, b]), ELEMENTWISE);
+        }
+    }
+}
+
+#[test]
+fn reduce_matches_cpu() {
+    let shapes: [&[usize]; 3] = [&[1], &[257], &[7, 13, 5]];
+    for op in [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max] {
+        for shape in shapes {
+            let rank = shape.len();
+            // Every non-empty subset of axes, with and without keep_dims.
+            for mask in 1..(1u32 << rank) {
+                let axes: Vec<usize> = (0..rank).filter(|a| mask & (1 << a) != 0).collect();
+                for keep_dims in [false, true] {
+                    let x = f32s(shape, 7, 3.0);
+                    let k = axes.iter().map(|&a| shape[a]).product();
+                    let c = case(Op::Reduce { op, axes: axes.clone(), keep_dims }, vec![x]);
+                    check_case(&format!("{op:?} {shape:?} axes {axes:?} keep {keep_dims}"), &c, accumulation(k));
+                }
+            }
+        }
+    }
+    // A long reduction: more elements than threads in a workgroup, not a multiple of 64.
+    let x = f32s(&[3, 4099], 9, 1.0);
+    check_case("sum [3, 4099] axis 1", &case(Op::Reduce { op: ReduceOp::Sum, axes: vec![1], keep_dims: false }, vec![x]), accumulation(4099));
+}
+
+#[test]
+fn matmul_matches_cpu() {
+    // (m, k, n): ones, primes, non-multiples of the 64x64 tile and the 16-deep K slice.
+    let sizes = [(1, 1, 1), (17, 31, 13), (65, 33, 129), (64, 64, 64), (2, 100, 3)];
+    for (m, k, n) in sizes {
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let sa = if ta { [k, m] } else { [m, k] };
+            let sb = if tb { [n, k] } else { [k, n] };
+            let c = case(Op::MatMul { trans_a: ta, trans_b: tb }, vec![f32s(&sa, 1, 1.0), f32s(&sb, 2, 1.0)]);
+            check_case(&format!("matmul m{m} k{k} n{n} ta{ta} tb{tb}"), &c, accumulation(k));
+        }
+    }
+    // Batched, with broadcast batch axes on either side.
+    let batched: [(&[usize], &[usize]); 3] = [(&[3, 5, 7], &[3, 7, 4]), (&[2, 1, 5, 7], &[3, 7, 4]), (&[5, 7], &[3, 7, 4])];
+    for (sa, sb) in batched {
+        let c = case(Op::MatMul { trans_a: false, trans_b: false }, vec![f32s(sa, 3, 1.0), f32s(sb, 4, 1.0)]);
+        check_case(&format!("batched matmul {sa:?} x {sb:?}"), &c, accumulation(7));
+    }
+}
+
+#[test]
+fn layout_ops_match_cpu_bit_exactly() {
+    let x = f32s(&[2, 3, 5, 7], 5, 1.0);
+    for perm in [vec![0, 1, 2, 3], vec![3, 2, 1, 0], vec![1, 3, 0, 2], vec![0, 1, 3, 2]] {
+        check_case(&format!("permute {perm:?}"), &case(Op::Permute { perm: perm.clone() }, vec![x.clone()]), Tol { abs: 0.0, rel: 0.0 });
+    }
+    // Integer and packed-bit tensors move as raw bits.
+    let words = HostTensor::u32([33, 65], (0..33 * 65).map(|i| bitgrad::backend::cpu::random_bits(3, i)).collect()).unwrap();
+    check_case("transpose u32", &case(Op::Permute { perm: vec![1, 0] }, vec![words.clone()]), Tol { abs: 0.0, rel: 0.0 });
+    let ints = HostTensor::i32([4, 1, 3], ints(4, 12, 1000)).unwrap();
+    check_case("broadcast i32", &case(Op::Broadcast { shape: Shape::new([2, 4, 5, 3]) }, vec![ints]), Tol { abs: 0.0, rel: 0.0 });
+    check_case("broadcast f32", &case(Op::Broadcast { shape: Shape::new([3, 7, 257]) }, vec![f32s(&[7, 1], 6, 1.0)]), Tol { abs: 0.0, rel: 0.0 });
+    check_case("reshape u32", &case(Op::Reshape { shape: Shape::new([65, 33]) }, vec![words]), Tol { abs: 0.0, rel: 0.0 });
+}
+
+#[test]
+fn gather_matches_cpu() {
+    let table = f32s(&[11, 3, 5], 8, 1.0);
+    // Repeated rows and out-of-range indices (which must give NaN rows on both backends).
+    let idx = HostTensor::i32([9], vec![0, 10, 3, 3, -1, 11, 7, 0, 3]).unwrap();
+    check_case("gather", &case(Op::Gather, vec![table, idx.clone()]), Tol { abs: 0.0, rel: 0.0 });
+    let dy = f32s(&[9, 3, 5], 9, 1.0);
+    check_case("gather_grad", &case(Op::GatherGrad { rows: 11 }, vec![idx, dy]), accumulation(9));
+}
+
+#[test]
+fn softmax_and_cross_entropy_match_cpu() {
+    for (rows, cols) in [(1, 1), (37, 10), (5, 129), (3, 1000)] {
+        let mut x = uniform(11, rows * cols, 8.0);
+        x[0] = 1000.0; // no overflow with large logits
+        let x = HostTensor::f32([rows, cols], x).unwrap();
+        let mut labels = ints(12, rows, cols as u32);
+        if rows > 2 {
+            labels[1] = -1; // invalid labels give NaN, never a silent number
+            labels[2] = cols as i32;
+        }
+        let labels = HostTensor::i32([rows], labels).unwrap();
+        let dloss = f32s(&[rows], 13, 1.0);
+        let tol = accumulation(cols);
+        check_case(&format!("softmax {rows}x{cols}"), &case(Op::Softmax, vec![x.clone()]), tol);
+        check_case(&format!("xent {rows}x{cols}"), &case(Op::SoftmaxCrossEntropy, vec![x.clone(), labels.clone()]), tol);
+        check_case(&format!("xent_grad {rows}x{cols}"), &case(Op::SoftmaxCrossEntropyGrad, vec![x, labels, dloss]), tol);
+    }
+}
+
+#[test]
+fn random_and_fill_match_cpu() {
+    for shape in [vec![1], vec![1000], vec![7, 131]] {
+        let uni = Op::Random { dist: Distribution::Uniform { low: -0.5, high: 2.0 }, seed: 42, shape: Shape::new(&shape[..]) };
+        check_case(&format!("uniform {shape:?}"), &case(uni, vec![]), ELEMENTWISE);
+        // Normal draws go through log, sqrt and cos, which differ by a few ulp between backends.
+        let nor = Op::Random { dist: Distribution::Normal { mean: 1.0, std: 0.5 }, seed: 1 << 40, shape: Shape::new(&shape[..]) };
+        check_case(&format!("normal {shape:?}"), &case(nor, vec![]), Tol { abs: 1e-5, rel: 1e-5 });
+        check_case(&format!("fill {shape:?}"), &case(Op::Fill { value: -3.25, shape: Shape::new(&shape[..]) }, vec![]), Tol { abs: 0.0, rel: 0.0 });
+    }
+}
+
+#[test]
+fn random_draws_have_the_requested_statistics() {
+    let mut g = Graph::new();
+    let n = 20_000;
+    let u = g.random([n], Distribution::Uniform { low: 2.0, high: 4.0 }, 5).unwrap();
+    let z = g.random([n], Distribution::Normal { mean: -1.0, std: 3.0 }, 5).unwrap();
+    let other = g.random([n], Distribution::Uniform { low: 2.0, high: 4.0 }, 6).unwrap();
+    let c = Case { graph: g, outputs: vec![u, z, other], feeds: vec![] };
+    let out = run_on(&bitgrad::Device::cpu(), &c, 1).unwrap();
+    let stats = |v: &[f32]| {
+        let m = v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64;
+        (m, (v.iter().map(|&x| (x as f64 - m).powi(2)).sum::<f64>() / v.len() as f64).sqrt())
+    };
+    let (u, z, other) = (out[0].as_f32().unwrap(), out[1].as_f32().unwrap(), out[2].as_f32().unwrap());
+    assert!(u.iter().all(|&x| (2.0..4.0).contains(&x)));
+    let (mu, su) = stats(u);
+    assert!((mu - 3.0).abs() < 0.02 && (su - 2.0 / 12f64.sqrt()).abs() < 0.02, "uniform mean {mu} std {su}");
+    let (mz, sz) = stats(z);
+    assert!((mz + 1.0).abs() < 0.06 && (sz - 3.0).abs() < 0.06, "normal mean {mz} std {sz}");
+    assert_ne!(u, other, "different seeds must give different draws");
+}
+
+#[test]
+fn dtype_mismatch_is_rejected() {
+    let mut g = Graph::new();
+    let x = g.input("x", [3], DType::I32).unwrap();
+    let err = g.unary(UnaryOp::Exp, x).unwrap_err().to_string();
+    assert!(err.contains("unary") && err.contains("F32") && err.contains("I32"), "{err}");
+}
