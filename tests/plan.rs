@@ -1,0 +1,258 @@
+//! The planner and executor: whole training steps, shared variables, pruning, buffer reuse,
+//! feeds, limits and error reporting.
+
+mod common;
+
+use bitgrad::{DType, Device, Distribution, Error, Graph, HostTensor, Init, ParamStore, Plan, UnaryOp, ValueId};
+use common::*;
+
+/// A linear softmax classifier whose graph ends with SGD updates `w <- w - lr * dw`.
+fn sgd_graph(batch: usize) -> (Graph, ValueId, Vec<ValueId>) {
+    let mut g = Graph::new();
+    let x = g.input("x", [batch, 19], DType::F32).unwrap();
+    let labels = g.input("labels", [batch], DType::I32).unwrap();
+    let w = g.variable("w", [19, 7], Init::Random { dist: Distribution::Normal { mean: 0.0, std: 0.2 }, seed: 11 }).unwrap();
+    let b = g.variable("b", [7], Init::Zeros).unwrap();
+    let z = g.matmul(x, w).unwrap();
+    let z = g.add(z, b).unwrap();
+    let per_row = g.softmax_cross_entropy(z, labels).unwrap();
+    let loss = g.mean(per_row, &[0], false).unwrap();
+    let vars = [w, b];
+    let grads = g.backward(loss, &vars).unwrap();
+    for (v, dv) in vars.iter().zip(grads) {
+        let step = g.scale(dv, -0.5).unwrap();
+        let updated = g.add(*v, step).unwrap();
+        g.assign(*v, updated).unwrap();
+    }
+    (g, loss, vars.to_vec())
+}
+
+fn feed_batch(plan: &mut Plan, batch: usize, seed: u64) {
+    plan.feed("x", &HostTensor::f32([batch, 19], uniform(seed, batch * 19, 1.0)).unwrap()).unwrap();
+    plan.feed("labels", &HostTensor::i32([batch], ints(seed + 1, batch, 7)).unwrap()).unwrap();
+}
+
+fn train(device: &Device, steps: usize) -> (Vec<f32>, ParamStore) {
+    let (g, loss, _) = sgd_graph(23);
+    let mut params = ParamStore::new();
+    let mut plan = Plan::new(device, &g, &[loss], &mut params).unwrap();
+    feed_batch(&mut plan, 23, 5);
+    let losses = (0..steps)
+        .map(|_| {
+            plan.run().unwrap();
+            plan.fetch(loss).unwrap().as_f32().unwrap()[0]
+        })
+        .collect();
+    (losses, params)
+}
+
+#[test]
+fn training_steps_update_variables_in_place() {
+    let (losses, params) = train(&Device::cpu(), 20);
+    assert!(losses[19] < 0.6 * losses[0], "loss should fall on a fixed batch: {losses:?}");
+    assert_eq!(params.len(), 2);
+    // Same seed, same backend: the same curve bit for bit.
+    let (again, _) = train(&Device::cpu(), 20);
+    assert_eq!(losses, again);
+}
+
+#[test]
+fn training_steps_match_cpu_on_gpu() {
+    let Some(dev) = gpu() else { return };
+    let (cpu_losses, cpu_params) = train(&Device::cpu(), 6);
+    let (gpu_losses, gpu_params) = train(dev, 6);
+    for (i, (g, c)) in gpu_losses.iter().zip(&cpu_losses).enumerate() {
+        assert!((g - c).abs() <= 1e-4 + 1e-4 * c.abs(), "step {i}: gpu loss {g}, cpu loss {c}");
+    }
+    for (name, t) in cpu_params.iter() {
+        let g = gpu_params.get(name).unwrap().download().unwrap();
+        assert_close(&format!("variable {name} after 6 steps"), &g, &t.download().unwrap(), accumulation(100));
+    }
+}
+
+#[test]
+fn a_gpu_step_is_all_dispatches_with_no_host_work() {
+    let Some(dev) = gpu() else { return };
+    let (g, loss, _) = sgd_graph(8);
+    let plan = Plan::new(dev, &g, &[loss], &mut ParamStore::new()).unwrap();
+    // Assignments and reshapes are buffer copies inside the same submission; every other node
+    // is one compute dispatch.
+    assert_eq!(plan.len(), g.nodes().len(), "nothing to prune in a training step");
+    let copies = g.nodes().iter().filter(|n| matches!(n.op, bitgrad::Op::Assign | bitgrad::Op::Reshape { .. })).count();
+    assert!(copies >= 2);
+    assert_eq!(plan.dispatches(), Some(plan.len() - copies));
+}
+
+#[test]
+fn plans_share_variables_through_the_param_store() {
+    for device in [Some(Device::cpu()), gpu().cloned()].into_iter().flatten() {
+        let mut params = ParamStore::new();
+        let (train_g, loss, _) = sgd_graph(16);
+        let mut train = Plan::new(&device, &train_g, &[loss], &mut params).unwrap();
+        // An evaluation plan with another batch size reads the same weights.
+        let (eval_g, eval_loss, vars) = sgd_graph(5);
+        let eval = Plan::new(&device, &eval_g, &[eval_loss, vars[0]], &mut params).unwrap();
+        let before = eval.fetch(vars[0]).unwrap();
+        feed_batch(&mut train, 16, 1);
+        train.run().unwrap();
+        let after = eval.fetch(vars[0]).unwrap();
+        assert_ne!(before, after, "{}: the eval plan must see the training update", device.describe());
+        assert_eq!(after, params.get("w").unwrap().download().unwrap());
+    }
+}
+
+#[test]
+fn unused_nodes_are_pruned_and_buffers_reused() {
+    let mut g = Graph::new();
+    let x = g.input("x", [1000], DType::F32).unwrap();
+    let mut y = x;
+    for _ in 0..20 {
+        y = g.unary(UnaryOp::Tanh, y).unwrap();
+    }
+    let _unused = g.unary(UnaryOp::Exp, x).unwrap();
+    let plan_cpu = Plan::new(&Device::cpu(), &g, &[y], &mut ParamStore::new()).unwrap();
+    assert_eq!(plan_cpu.len(), 20);
+    let Some(dev) = gpu() else { return };
+    let plan = Plan::new(dev, &g, &[y], &mut ParamStore::new()).unwrap();
+    let mem = plan.memory().unwrap();
+    // A chain needs two buffers in turn, not one per value.
+    assert_eq!(mem.buffers, 2, "{mem:?}");
+    assert_eq!(mem.unpooled_bytes, 20 * 4000);
+    assert_eq!(mem.pooled_bytes, 2 * 4000);
+}
+
+#[test]
+fn feed_errors_name_the_input() {
+    let (g, loss, _) = sgd_graph(4);
+    let mut plan = Plan::new(&Device::cpu(), &g, &[loss], &mut ParamStore::new()).unwrap();
+    let err = plan.feed("x", &HostTensor::f32([4, 18], vec![0.0; 72]).unwrap()).unwrap_err().to_string();
+    assert!(err.contains("`x`") && err.contains("[4, 19]") && err.contains("[4, 18]"), "{err}");
+    let err = plan.feed("labels", &HostTensor::f32([4], vec![0.0; 4]).unwrap()).unwrap_err().to_string();
+    assert!(err.contains("`labels`") && err.contains("I32") && err.contains("F32"), "{err}");
+    let err = plan.feed("nope", &HostTensor::f32([1], vec![0.0]).unwrap()).unwrap_err();
+    assert!(matches!(&err, Error::Unknown { kind: "input", name } if name == "nope"), "{err}");
+    plan.feed("x", &HostTensor::f32([4, 19], vec![0.0; 76]).unwrap()).unwrap();
+    let err = plan.run().unwrap_err().to_string();
+    assert!(err.contains("input `labels` was never fed"), "{err}");
+    let err = plan.fetch(ValueId::clone(&g.find_input("x").unwrap())).map(|_| ()).and_then(|_| plan.fetch(g.find_variable("w").unwrap()).map(|_| ()));
+    assert!(err.is_ok(), "inputs and variables can be fetched");
+}
+
+#[test]
+fn fetching_an_unrequested_value_is_an_error() {
+    let mut g = Graph::new();
+    let x = g.input("x", [3], DType::F32).unwrap();
+    let h = g.unary(UnaryOp::Exp, x).unwrap();
+    let y = g.unary(UnaryOp::Log, h).unwrap();
+    let mut plan = Plan::new(&Device::cpu(), &g, &[y], &mut ParamStore::new()).unwrap();
+    plan.feed("x", &HostTensor::f32([3], vec![1.0, 2.0, 3.0]).unwrap()).unwrap();
+    plan.run().unwrap();
+    let err = plan.fetch(h).unwrap_err().to_string();
+    assert!(err.contains("not requested as an output"), "{err}");
+}
+
+#[test]
+fn shape_errors_name_the_op_and_both_shapes() {
+    let mut g = Graph::new();
+    let a = g.input("a", [3, 4], DType::F32).unwrap();
+    let b = g.input("b", [5, 2], DType::F32).unwrap();
+    let err = g.matmul(a, b).unwrap_err().to_string();
+    assert!(err.contains("matmul") && err.contains("[3, 4]") && err.contains("[5, 2]"), "{err}");
+    let err = g.add(a, b).unwrap_err().to_string();
+    assert!(err.contains("binary") && err.contains("[3, 4]") && err.contains("[5, 2]"), "{err}");
+    let err = g.reshape(a, [5]).unwrap_err().to_string();
+    assert!(err.contains("reshape") && err.contains("element counts"), "{err}");
+    let err = g.permute(a, &[0, 0]).unwrap_err().to_string();
+    assert!(err.contains("perm"), "{err}");
+    let err = g.sum(a, &[2], false).unwrap_err().to_string();
+    assert!(err.contains("axes"), "{err}");
+    let err = g.input("z", [2, 0], DType::F32).unwrap_err().to_string();
+    assert!(err.contains("zero dimension"), "{err}");
+    let err = g.random([2], Distribution::Uniform { low: 1.0, high: 1.0 }, 0).unwrap_err().to_string();
+    assert!(err.contains("random") && err.contains("dist"), "{err}");
+}
+
+#[test]
+fn a_param_store_tensor_of_the_wrong_shape_is_rejected() {
+    let (g, loss, _) = sgd_graph(4);
+    let mut params = ParamStore::new();
+    params.insert("w", Device::cpu().upload(&HostTensor::f32([7, 19], vec![0.0; 133]).unwrap()).unwrap());
+    let err = Plan::new(&Device::cpu(), &g, &[loss], &mut params).err().unwrap().to_string();
+    assert!(err.contains("variable `w`") && err.contains("[19, 7]") && err.contains("[7, 19]"), "{err}");
+}
+
+#[test]
+fn tensors_from_another_device_are_rejected() {
+    let Some(dev) = gpu() else { return };
+    let (g, loss, _) = sgd_graph(4);
+    let mut params = ParamStore::new();
+    params.insert("w", Device::cpu().upload(&HostTensor::f32([19, 7], vec![0.0; 133]).unwrap()).unwrap());
+    let err = Plan::new(dev, &g, &[loss], &mut params).err().unwrap().to_string();
+    assert!(err.contains("variable `w`") && err.contains("cpu"), "{err}");
+}
+
+#[test]
+fn buffers_over_the_binding_limit_are_rejected_with_the_limit() {
+    let Some(dev) = gpu() else { return };
+    let limit = dev.gpu_context().unwrap().limits.max_storage_buffer_binding_size as usize;
+    let mut g = Graph::new();
+    let x = g.input("huge", [limit / 4 + 1], DType::F32).unwrap();
+    let y = g.unary(UnaryOp::Neg, x).unwrap();
+    let err = Plan::new(dev, &g, &[y], &mut ParamStore::new()).err().unwrap();
+    match &err {
+        Error::LimitExceeded { what, limit_name, .. } => {
+            assert!(what.contains("input `huge`"), "{err}");
+            assert_eq!(*limit_name, "max_storage_buffer_binding_size");
+        }
+        e => panic!("expected LimitExceeded, got {e}"),
+    }
+}
+
+#[test]
+fn wgpu_validation_errors_are_returned_not_panicked() {
+    let Some(dev) = gpu() else { return };
+    let ctx = dev.gpu_context().unwrap();
+    let r = ctx.scoped("making an invalid buffer", || {
+        // MAP_READ may only be combined with COPY_DST: a validation error.
+        Ok(ctx.device.create_buffer(&wgpu::BufferDescriptor { label: None, size: 16, usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::STORAGE, mapped_at_creation: false }))
+    });
+    match r {
+        Err(Error::Wgpu { context, message }) => assert!(context.contains("invalid buffer") && !message.is_empty()),
+        other => panic!("expected a captured wgpu error, got {:?}", other.map(|_| ())),
+    }
+}
+
+#[test]
+fn upload_download_and_device_feeds_round_trip_exactly() {
+    for device in [Some(Device::cpu()), gpu().cloned()].into_iter().flatten() {
+        let words = HostTensor::u32([3, 5], (0..15).map(|i| bitgrad::backend::cpu::random_bits(1, i)).collect()).unwrap();
+        let ints = HostTensor::i32([7], vec![i32::MIN, -1, 0, 1, i32::MAX, 3, -3]).unwrap();
+        let floats = HostTensor::f32([2], vec![f32::MIN_POSITIVE, -0.0]).unwrap();
+        for t in [&words, &ints, &floats] {
+            let d = device.upload(t).unwrap();
+            assert_eq!(&d.download().unwrap(), t, "{}", device.describe());
+        }
+        // A device-resident tensor fed to a plan never visits the host.
+        let mut g = Graph::new();
+        let x = g.input("x", [3, 5], DType::U32).unwrap();
+        let y = g.transpose(x).unwrap();
+        let mut plan = Plan::new(&device, &g, &[y], &mut ParamStore::new()).unwrap();
+        plan.feed_tensor("x", &device.upload(&words).unwrap()).unwrap();
+        plan.run().unwrap();
+        let out = plan.output_tensor(y).unwrap().download().unwrap();
+        let w = words.as_u32().unwrap();
+        assert_eq!(out.as_u32().unwrap()[1], w[5], "{}", device.describe());
+    }
+}
+
+#[test]
+fn variable_initialisation_is_the_same_on_both_backends() {
+    let Some(dev) = gpu() else { return };
+    let mut g = Graph::new();
+    let w = g.variable("w", [31, 17], Init::Random { dist: Distribution::Uniform { low: -0.3, high: 0.3 }, seed: 77 }).unwrap();
+    let y = g.scale(w, 1.0).unwrap();
+    let (mut pc, mut pg) = (ParamStore::new(), ParamStore::new());
+    Plan::new(&Device::cpu(), &g, &[y], &mut pc).unwrap();
+    Plan::new(dev, &g, &[y], &mut pg).unwrap();
+    assert_close("initial w", &pg.get("w").unwrap().download().unwrap(), &pc.get("w").unwrap().download().unwrap(), ELEMENTWISE);
+}
