@@ -12,13 +12,23 @@ pub fn eval(op: &Op, inputs: &[(&Shape, &TensorData)], out_shape: &Shape) -> Res
     let f = |i: usize| -> Result<&[f32]> {
         match inputs[i].1 {
             TensorData::F32(v) => Ok(v),
-            d => Err(Error::DTypeMismatch { op: op.name(), operand: "input", expected: crate::DType::F32, got: d.dtype() }),
+            d => Err(Error::DTypeMismatch {
+                op: op.name(),
+                operand: "input",
+                expected: crate::DType::F32,
+                got: d.dtype(),
+            }),
         }
     };
     let idx = |i: usize| -> Result<&[i32]> {
         match inputs[i].1 {
             TensorData::I32(v) => Ok(v),
-            d => Err(Error::DTypeMismatch { op: op.name(), operand: "indices", expected: crate::DType::I32, got: d.dtype() }),
+            d => Err(Error::DTypeMismatch {
+                op: op.name(),
+                operand: "indices",
+                expected: crate::DType::I32,
+                got: d.dtype(),
+            }),
         }
     };
     Ok(match op {
@@ -153,7 +163,15 @@ pub fn unary_grad(op: UnaryOp, x: f32, dy: f32) -> f32 {
     match op {
         UnaryOp::Neg => -dy,
         // d|x|/dx is taken as 0 at x = 0, as TensorFlow does.
-        UnaryOp::Abs => dy * if x > 0.0 { 1.0 } else if x < 0.0 { -1.0 } else { 0.0 },
+        UnaryOp::Abs => {
+            dy * if x > 0.0 {
+                1.0
+            } else if x < 0.0 {
+                -1.0
+            } else {
+                0.0
+            }
+        }
         UnaryOp::Exp => dy * x.exp(),
         UnaryOp::Log => dy / x,
         UnaryOp::Sqrt => dy * 0.5 / x.sqrt(),

@@ -44,7 +44,12 @@ pub fn record(op: &Op, shapes: &[&Shape], inputs: &[BufferView], out: Option<&Bu
             layout::strided_copy(os().dims(), &strides, x(0), o())
         }
         Op::Broadcast { shape } => layout::strided_copy(shape.dims(), &broadcast_strides(shapes[0], shape), x(0), o()),
-        Op::Reshape { .. } => return Ok(Step::Copy { src: x(0).clone(), dst: o().clone() }),
+        Op::Reshape { .. } => {
+            return Ok(Step::Copy {
+                src: x(0).clone(),
+                dst: o().clone(),
+            })
+        }
         Op::Gather => {
             let rows = shapes[0].dims()[0];
             gather::gather(shapes[1].numel(), rows, shapes[0].numel() / rows, x(0), x(1), o())
@@ -61,7 +66,12 @@ pub fn record(op: &Op, shapes: &[&Shape], inputs: &[BufferView], out: Option<&Bu
         Op::SoftmaxCrossEntropyGrad => softmax::xent_grad(shapes[0].dims()[0], shapes[0].dims()[1], x(0), x(1), x(2), o()),
         Op::Random { dist, seed, shape } => random::random(*dist, *seed, shape.numel(), o()),
         Op::Fill { value, shape } => elementwise::fill(*value, shape.numel(), o()),
-        Op::Assign => return Ok(Step::Copy { src: x(1).clone(), dst: x(0).clone() }),
+        Op::Assign => {
+            return Ok(Step::Copy {
+                src: x(1).clone(),
+                dst: x(0).clone(),
+            })
+        }
     };
     Ok(Step::Dispatch(d))
 }

@@ -11,8 +11,9 @@ use crate::error::{Error, Result};
 use crate::kernels::Kernel;
 
 /// Features used when the adapter has them.
-const WANTED_FEATURES: wgpu::Features =
-    wgpu::Features::SUBGROUP.union(wgpu::Features::SHADER_F16).union(wgpu::Features::TIMESTAMP_QUERY);
+const WANTED_FEATURES: wgpu::Features = wgpu::Features::SUBGROUP
+    .union(wgpu::Features::SHADER_F16)
+    .union(wgpu::Features::TIMESTAMP_QUERY);
 
 /// A wgpu device and queue with bitgrad's caches.
 pub struct GpuContext {
@@ -37,7 +38,11 @@ impl GpuContext {
         let (_instance, adapter) = choose_adapter()?;
         let summary = AdapterSummary::of(&adapter.get_info());
         if summary.is_software() {
-            log::warn!("no hardware GPU adapter found; using the software adapter {} ({:?})", summary.name, summary.backend);
+            log::warn!(
+                "no hardware GPU adapter found; using the software adapter {} ({:?})",
+                summary.name,
+                summary.backend
+            );
         }
         let features = WANTED_FEATURES & adapter.features();
         let limits = adapter.limits();
@@ -47,11 +52,23 @@ impl GpuContext {
             required_limits: limits.clone(),
             ..Default::default()
         }))
-        .map_err(|source| Error::RequestDevice { adapter: summary.name.clone(), source })?;
+        .map_err(|source| Error::RequestDevice {
+            adapter: summary.name.clone(),
+            source,
+        })?;
         // Everything bitgrad does runs inside error scopes; anything that escapes them is logged
         // rather than aborting the process (wgpu's default handler panics).
         device.on_uncaptured_error(Arc::new(|e| log::error!("uncaptured wgpu error: {e}")));
-        Ok(GpuContext { adapter, device, queue, summary, limits, features, modules: Mutex::default(), pipelines: Mutex::default() })
+        Ok(GpuContext {
+            adapter,
+            device,
+            queue,
+            summary,
+            limits,
+            features,
+            modules: Mutex::default(),
+            pipelines: Mutex::default(),
+        })
     }
 
     /// "adapter name (backend, type)" plus "software" when it is one.
@@ -75,16 +92,25 @@ impl GpuContext {
         let v = pollster::block_on(validation.pop());
         let o = pollster::block_on(oom.pop());
         if let Some(e) = v.or(o) {
-            return Err(Error::Wgpu { context: context.to_string(), message: e.to_string() });
+            return Err(Error::Wgpu {
+                context: context.to_string(),
+                message: e.to_string(),
+            });
         }
         result
     }
 
     /// Checks a storage binding against the adapter's limit.
     pub(crate) fn check_binding(&self, what: impl FnOnce() -> String, bytes: u64) -> Result<()> {
-        let limit = self.limits.max_storage_buffer_binding_size as u64;
+        let limit = self.limits.max_storage_buffer_binding_size;
         if bytes > limit {
-            return Err(Error::LimitExceeded { what: what(), needed: bytes, limit, limit_name: "max_storage_buffer_binding_size", adapter: self.summary.name.clone() });
+            return Err(Error::LimitExceeded {
+                what: what(),
+                needed: bytes,
+                limit,
+                limit_name: "max_storage_buffer_binding_size",
+                adapter: self.summary.name.clone(),
+            });
         }
         Ok(())
     }
@@ -94,7 +120,13 @@ impl GpuContext {
         let size = bytes.max(4).next_multiple_of(4);
         let limit = self.limits.max_buffer_size;
         if size > limit {
-            return Err(Error::LimitExceeded { what: format!("buffer `{label}`"), needed: size, limit, limit_name: "max_buffer_size", adapter: self.summary.name.clone() });
+            return Err(Error::LimitExceeded {
+                what: format!("buffer `{label}`"),
+                needed: size,
+                limit,
+                limit_name: "max_buffer_size",
+                adapter: self.summary.name.clone(),
+            });
         }
         self.scoped(&format!("creating buffer `{label}`"), || {
             Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
@@ -116,7 +148,11 @@ impl GpuContext {
     /// A uniform buffer holding `data`.
     pub(crate) fn uniform_with_data(&self, label: &str, data: &[u8]) -> Result<wgpu::Buffer> {
         self.scoped("creating a uniform buffer", || {
-            Ok(self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some(label), contents: data, usage: wgpu::BufferUsages::UNIFORM }))
+            Ok(self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: data,
+                usage: wgpu::BufferUsages::UNIFORM,
+            }))
         })
     }
 
@@ -137,7 +173,10 @@ impl GpuContext {
                 cache: None,
             })))
         })?;
-        self.pipelines.lock().unwrap_or_else(|e| e.into_inner()).insert(kernel, pipeline.clone());
+        self.pipelines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(kernel, pipeline.clone());
         Ok(pipeline)
     }
 
@@ -161,7 +200,10 @@ impl GpuContext {
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
             .map(|_| ())
-            .map_err(|e| Error::Wgpu { context: "waiting for the GPU".into(), message: e.to_string() })
+            .map_err(|e| Error::Wgpu {
+                context: "waiting for the GPU".into(),
+                message: e.to_string(),
+            })
     }
 
     /// Copies the first `bytes` of `src` to host memory, waiting for prior work.
@@ -175,7 +217,9 @@ impl GpuContext {
             }))
         })?;
         self.scoped("copying for readback", || {
-            let mut enc = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
+            let mut enc = self
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
             enc.copy_buffer_to_buffer(src, 0, &staging, 0, bytes);
             self.queue.submit([enc.finish()]);
             Ok(())
@@ -186,9 +230,21 @@ impl GpuContext {
             let _ = tx.send(r);
         });
         self.wait()?;
-        let mapped = rx.recv().map_err(|e| Error::Wgpu { context: "mapping a readback buffer".into(), message: e.to_string() })?;
-        mapped.map_err(|e| Error::Wgpu { context: "mapping a readback buffer".into(), message: e.to_string() })?;
-        let data = slice.get_mapped_range().map_err(|e| Error::Wgpu { context: "reading a mapped buffer".into(), message: e.to_string() })?.to_vec();
+        let mapped = rx.recv().map_err(|e| Error::Wgpu {
+            context: "mapping a readback buffer".into(),
+            message: e.to_string(),
+        })?;
+        mapped.map_err(|e| Error::Wgpu {
+            context: "mapping a readback buffer".into(),
+            message: e.to_string(),
+        })?;
+        let data = slice
+            .get_mapped_range()
+            .map_err(|e| Error::Wgpu {
+                context: "reading a mapped buffer".into(),
+                message: e.to_string(),
+            })?
+            .to_vec();
         staging.unmap();
         Ok(data)
     }

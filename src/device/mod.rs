@@ -85,9 +85,16 @@ impl Device {
         t.shape().validate("upload")?;
         let storage = match self {
             Device::Cpu => Storage::Cpu(Arc::new(Mutex::new(t.data().clone()))),
-            Device::Gpu(g) => Storage::Gpu { buffer: Arc::new(g.buffer_with_data("upload", t.data().as_bytes())?), ctx: g.clone() },
+            Device::Gpu(g) => Storage::Gpu {
+                buffer: Arc::new(g.buffer_with_data("upload", t.data().as_bytes())?),
+                ctx: g.clone(),
+            },
         };
-        Ok(Tensor { shape: t.shape().clone(), dtype: t.dtype(), storage })
+        Ok(Tensor {
+            shape: t.shape().clone(),
+            dtype: t.dtype(),
+            storage,
+        })
     }
 
     /// Waits until all submitted GPU work has finished (no-op on the CPU).
@@ -163,7 +170,12 @@ impl Tensor {
     /// Overwrites the elements from host memory; shape and dtype must match.
     pub fn write(&self, t: &HostTensor) -> Result<()> {
         if t.shape() != &self.shape || t.dtype() != self.dtype {
-            return Err(Error::shapes("Tensor::write", self.shape.dims(), t.shape().dims(), format!("shape/dtype must match ({:?} vs {:?})", self.dtype, t.dtype())));
+            return Err(Error::shapes(
+                "Tensor::write",
+                self.shape.dims(),
+                t.shape().dims(),
+                format!("shape/dtype must match ({:?} vs {:?})", self.dtype, t.dtype()),
+            ));
         }
         match &self.storage {
             Storage::Cpu(d) => *lock(d) = t.data().clone(),

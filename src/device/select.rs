@@ -70,7 +70,10 @@ pub(crate) fn choose_adapter() -> Result<(wgpu::Instance, wgpu::Adapter)> {
     let instance = instance();
     let mut adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
     adapters.retain(|a| a.get_info().backend != wgpu::Backend::Noop);
-    let seen: Vec<String> = adapters.iter().map(|a| format!("{} ({:?})", a.get_info().name, a.get_info().backend)).collect();
+    let seen: Vec<String> = adapters
+        .iter()
+        .map(|a| format!("{} ({:?})", a.get_info().name, a.get_info().backend))
+        .collect();
     if let Some(want) = std::env::var("BITGRAD_ADAPTER").ok().filter(|s| !s.is_empty()) {
         let want_lc = want.to_lowercase();
         adapters.retain(|a| a.get_info().name.to_lowercase().contains(&want_lc));
@@ -80,7 +83,10 @@ pub(crate) fn choose_adapter() -> Result<(wgpu::Instance, wgpu::Adapter)> {
     }
     adapters.sort_by_key(|a| std::cmp::Reverse(rank(&a.get_info())));
     let adapter = adapters.into_iter().next().ok_or_else(|| {
-        Error::NoAdapter("wgpu found no adapter; on Debian/Ubuntu without a GPU, `apt-get install mesa-vulkan-drivers libvulkan1` provides lavapipe".into())
+        Error::NoAdapter(
+            "wgpu found no adapter; on Debian/Ubuntu without a GPU, `apt-get install mesa-vulkan-drivers libvulkan1` provides lavapipe"
+                .into(),
+        )
     })?;
     Ok((instance, adapter))
 }

@@ -74,7 +74,10 @@ impl Graph {
         Ok(match &node.op {
             Op::Unary(op) => vec![Some(self.push1(Op::UnaryGrad(*op), &[x(0), dy])?)],
             Op::UnaryGrad(_) | Op::SoftmaxCrossEntropyGrad => {
-                return Err(Error::NotDifferentiable { op: node.op.name(), reason: "second derivatives are not supported".into() })
+                return Err(Error::NotDifferentiable {
+                    op: node.op.name(),
+                    reason: "second derivatives are not supported".into(),
+                })
             }
             Op::Binary(op) => {
                 let (sa, sb) = (shape(self, 0), shape(self, 1));

@@ -243,7 +243,13 @@ impl Op {
         match self {
             Op::Random { .. } | Op::Fill { .. } => 0,
             Op::Unary(_) | Op::Reduce { .. } | Op::Permute { .. } | Op::Broadcast { .. } | Op::Reshape { .. } | Op::Softmax => 1,
-            Op::UnaryGrad(_) | Op::Binary(_) | Op::MatMul { .. } | Op::Gather | Op::GatherGrad { .. } | Op::SoftmaxCrossEntropy | Op::Assign => 2,
+            Op::UnaryGrad(_)
+            | Op::Binary(_)
+            | Op::MatMul { .. }
+            | Op::Gather
+            | Op::GatherGrad { .. }
+            | Op::SoftmaxCrossEntropy
+            | Op::Assign => 2,
             Op::SoftmaxCrossEntropyGrad => 3,
         }
     }
@@ -253,11 +259,20 @@ impl Op {
     pub fn infer(&self, inputs: &[(&Shape, DType)]) -> Result<Option<(Shape, DType)>> {
         let name = self.name();
         if inputs.len() != self.arity() {
-            return Err(Error::invalid(name, "inputs", format!("takes {} inputs, got {}", self.arity(), inputs.len())));
+            return Err(Error::invalid(
+                name,
+                "inputs",
+                format!("takes {} inputs, got {}", self.arity(), inputs.len()),
+            ));
         }
         let want = |i: usize, operand: &'static str, dtype: DType| -> Result<()> {
             if inputs[i].1 != dtype {
-                return Err(Error::DTypeMismatch { op: name, operand, expected: dtype, got: inputs[i].1 });
+                return Err(Error::DTypeMismatch {
+                    op: name,
+                    operand,
+                    expected: dtype,
+                    got: inputs[i].1,
+                });
             }
             Ok(())
         };
@@ -291,7 +306,12 @@ impl Op {
             Op::Broadcast { shape } => {
                 let b = broadcast_shapes(name, inputs[0].0, shape)?;
                 if &b != shape {
-                    return Err(Error::shapes(name, inputs[0].0.dims(), shape.dims(), "cannot broadcast to the target shape"));
+                    return Err(Error::shapes(
+                        name,
+                        inputs[0].0.dims(),
+                        shape.dims(),
+                        "cannot broadcast to the target shape",
+                    ));
                 }
                 (shape.clone(), inputs[0].1)
             }
@@ -307,7 +327,12 @@ impl Op {
                 want(1, "idx", DType::I32)?;
                 let (t, i) = (inputs[0].0, inputs[1].0);
                 if t.rank() < 1 || i.rank() != 1 {
-                    return Err(Error::shapes(name, t.dims(), i.dims(), "needs a table of rank >= 1 and rank-1 indices"));
+                    return Err(Error::shapes(
+                        name,
+                        t.dims(),
+                        i.dims(),
+                        "needs a table of rank >= 1 and rank-1 indices",
+                    ));
                 }
                 let mut d = vec![i.dims()[0]];
                 d.extend_from_slice(&t.dims()[1..]);
@@ -339,17 +364,26 @@ impl Op {
                 want(2, "dloss", DType::F32)?;
                 let (l, y, g) = (inputs[0].0, inputs[1].0, inputs[2].0);
                 if l.rank() != 2 || y.dims() != [l.dims()[0]] || g != y {
-                    return Err(Error::shapes(name, l.dims(), g.dims(), "needs logits [N, C], labels [N], dloss [N]"));
+                    return Err(Error::shapes(
+                        name,
+                        l.dims(),
+                        g.dims(),
+                        "needs logits [N, C], labels [N], dloss [N]",
+                    ));
                 }
                 (l.clone(), DType::F32)
             }
             Op::Random { shape, dist, .. } => {
                 shape.validate(name)?;
                 match *dist {
-                    Distribution::Uniform { low, high } if !(low < high) || !low.is_finite() || !high.is_finite() => {
-                        return Err(Error::invalid(name, "dist", format!("uniform bounds [{low}, {high}) are empty or not finite")))
+                    Distribution::Uniform { low, high } if low >= high || !low.is_finite() || !high.is_finite() => {
+                        return Err(Error::invalid(
+                            name,
+                            "dist",
+                            format!("uniform bounds [{low}, {high}) are empty or not finite"),
+                        ))
                     }
-                    Distribution::Normal { mean, std } if !(std >= 0.0) || !mean.is_finite() || !std.is_finite() => {
+                    Distribution::Normal { mean, std } if std < 0.0 || !mean.is_finite() || !std.is_finite() => {
                         return Err(Error::invalid(name, "dist", format!("normal std {std} must be finite and >= 0")))
                     }
                     _ => {}
@@ -362,7 +396,12 @@ impl Op {
             }
             Op::Assign => {
                 if inputs[0].0 != inputs[1].0 || inputs[0].1 != inputs[1].1 {
-                    return Err(Error::shapes(name, inputs[0].0.dims(), inputs[1].0.dims(), "variable and value must have the same shape and dtype"));
+                    return Err(Error::shapes(
+                        name,
+                        inputs[0].0.dims(),
+                        inputs[1].0.dims(),
+                        "variable and value must have the same shape and dtype",
+                    ));
                 }
                 return Ok(None);
             }
@@ -390,7 +429,14 @@ pub fn broadcast_shapes(op: &'static str, a: &Shape, b: &Shape) -> Result<Shape>
             (x, y) if x == y => x,
             (1, y) => y,
             (x, 1) => x,
-            _ => return Err(Error::shapes(op, a.dims(), b.dims(), format!("axis {i} of the broadcast has sizes {da} and {db}"))),
+            _ => {
+                return Err(Error::shapes(
+                    op,
+                    a.dims(),
+                    b.dims(),
+                    format!("axis {i} of the broadcast has sizes {da} and {db}"),
+                ))
+            }
         };
     }
     Ok(Shape::new(out))
@@ -416,7 +462,11 @@ pub fn broadcast_strides(x: &Shape, out: &Shape) -> Vec<usize> {
 /// Shape after reducing `axes` of `x`.
 pub fn reduced_shape(op: &'static str, x: &Shape, axes: &[usize], keep_dims: bool) -> Result<Shape> {
     if axes.windows(2).any(|w| w[0] >= w[1]) || axes.iter().any(|&a| a >= x.rank()) {
-        return Err(Error::invalid(op, "axes", format!("{axes:?} must be sorted, distinct and below rank {} of {x:?}", x.rank())));
+        return Err(Error::invalid(
+            op,
+            "axes",
+            format!("{axes:?} must be sorted, distinct and below rank {} of {x:?}", x.rank()),
+        ));
     }
     let dims = x
         .dims()
@@ -434,7 +484,11 @@ pub fn reduced_shape(op: &'static str, x: &Shape, axes: &[usize], keep_dims: boo
 fn permuted_shape(op: &'static str, x: &Shape, perm: &[usize]) -> Result<Shape> {
     let mut seen = vec![false; x.rank()];
     if perm.len() != x.rank() || perm.iter().any(|&p| p >= x.rank() || std::mem::replace(&mut seen[p], true)) {
-        return Err(Error::invalid(op, "perm", format!("{perm:?} is not a permutation of the {} axes of {x:?}", x.rank())));
+        return Err(Error::invalid(
+            op,
+            "perm",
+            format!("{perm:?} is not a permutation of the {} axes of {x:?}", x.rank()),
+        ));
     }
     Ok(Shape::new(perm.iter().map(|&p| x.dims()[p]).collect::<Vec<_>>()))
 }
@@ -467,10 +521,23 @@ impl MatMulDims {
             return Err(Error::shapes("matmul", a.dims(), b.dims(), "operands need rank >= 2"));
         }
         let (ra, rb) = (a.rank(), b.rank());
-        let (m, ka) = if trans_a { (a.dims()[ra - 1], a.dims()[ra - 2]) } else { (a.dims()[ra - 2], a.dims()[ra - 1]) };
-        let (kb, n) = if trans_b { (b.dims()[rb - 1], b.dims()[rb - 2]) } else { (b.dims()[rb - 2], b.dims()[rb - 1]) };
+        let (m, ka) = if trans_a {
+            (a.dims()[ra - 1], a.dims()[ra - 2])
+        } else {
+            (a.dims()[ra - 2], a.dims()[ra - 1])
+        };
+        let (kb, n) = if trans_b {
+            (b.dims()[rb - 1], b.dims()[rb - 2])
+        } else {
+            (b.dims()[rb - 2], b.dims()[rb - 1])
+        };
         if ka != kb {
-            return Err(Error::shapes("matmul", a.dims(), b.dims(), format!("inner sizes differ ({ka} vs {kb}; trans_a={trans_a}, trans_b={trans_b})")));
+            return Err(Error::shapes(
+                "matmul",
+                a.dims(),
+                b.dims(),
+                format!("inner sizes differ ({ka} vs {kb}; trans_a={trans_a}, trans_b={trans_b})"),
+            ));
         }
         let ba = Shape::new(&a.dims()[..ra - 2]);
         let bb = Shape::new(&b.dims()[..rb - 2]);
@@ -479,7 +546,16 @@ impl MatMulDims {
         let batch = bo.numel();
         let mut out = bo.dims().to_vec();
         out.extend([m, n]);
-        Ok(MatMulDims { m, n, k: ka, batch, batch_shape: bo.dims().to_vec(), a_batch_strides: sa, b_batch_strides: sb, out_shape: Shape::new(out) })
+        Ok(MatMulDims {
+            m,
+            n,
+            k: ka,
+            batch,
+            batch_shape: bo.dims().to_vec(),
+            a_batch_strides: sa,
+            b_batch_strides: sb,
+            out_shape: Shape::new(out),
+        })
     }
 
     /// Which `a` and `b` matrices output matrix `i` multiplies.

@@ -7,15 +7,31 @@ use super::{dims8, grid_1d, params_layout, BufferView, Dispatch, Kernel, Shader}
 use crate::graph::{BinaryOp, UnaryOp};
 
 /// The kernel family.
-pub const SHADER: Shader = Shader { name: "elementwise", source: include_str!("../../shaders/elementwise.wgsl"), params_layout };
+pub const SHADER: Shader = Shader {
+    name: "elementwise",
+    source: include_str!("../../shaders/elementwise.wgsl"),
+    params_layout,
+};
 /// `y = f(x)`.
-pub const UNARY: Kernel = Kernel { shader: "elementwise", entry: "unary" };
+pub const UNARY: Kernel = Kernel {
+    shader: "elementwise",
+    entry: "unary",
+};
 /// `dx = f'(x) * dy`.
-pub const UNARY_GRAD: Kernel = Kernel { shader: "elementwise", entry: "unary_grad" };
+pub const UNARY_GRAD: Kernel = Kernel {
+    shader: "elementwise",
+    entry: "unary_grad",
+};
 /// `y = f(a, b)` with broadcasting.
-pub const BINARY: Kernel = Kernel { shader: "elementwise", entry: "binary" };
+pub const BINARY: Kernel = Kernel {
+    shader: "elementwise",
+    entry: "binary",
+};
 /// `y = value`.
-pub const FILL: Kernel = Kernel { shader: "elementwise", entry: "fill" };
+pub const FILL: Kernel = Kernel {
+    shader: "elementwise",
+    entry: "fill",
+};
 
 const WG: usize = 256;
 
@@ -46,19 +62,48 @@ pub struct Params {
     /// Element strides of `b` in the output's index space (binary).
     pub b_strides: [[u32; 4]; 2],
 }
-params_layout!(Params { n, op, rank, _pad0, alpha, beta, _pad1, _pad2, shape, a_strides, b_strides });
+params_layout!(Params {
+    n,
+    op,
+    rank,
+    _pad0,
+    alpha,
+    beta,
+    _pad1,
+    _pad2,
+    shape,
+    a_strides,
+    b_strides
+});
 
 /// `out = op(x)` over `n` elements.
 pub fn unary(op: UnaryOp, n: usize, x: &BufferView, out: &BufferView) -> Dispatch {
     let (alpha, beta) = op.params();
-    let p = Params { n: n as u32, op: op.code(), alpha, beta, ..Default::default() };
-    Dispatch { kernel: UNARY, params: bytemuck::bytes_of(&p).to_vec(), bindings: vec![(1, x.clone()), (3, out.clone())], workgroups: grid_1d(n, WG) }
+    let p = Params {
+        n: n as u32,
+        op: op.code(),
+        alpha,
+        beta,
+        ..Default::default()
+    };
+    Dispatch {
+        kernel: UNARY,
+        params: bytemuck::bytes_of(&p).to_vec(),
+        bindings: vec![(1, x.clone()), (3, out.clone())],
+        workgroups: grid_1d(n, WG),
+    }
 }
 
 /// `out = op'(x) * dy` over `n` elements.
 pub fn unary_grad(op: UnaryOp, n: usize, x: &BufferView, dy: &BufferView, out: &BufferView) -> Dispatch {
     let (alpha, beta) = op.params();
-    let p = Params { n: n as u32, op: op.code(), alpha, beta, ..Default::default() };
+    let p = Params {
+        n: n as u32,
+        op: op.code(),
+        alpha,
+        beta,
+        ..Default::default()
+    };
     Dispatch {
         kernel: UNARY_GRAD,
         params: bytemuck::bytes_of(&p).to_vec(),
@@ -68,7 +113,15 @@ pub fn unary_grad(op: UnaryOp, n: usize, x: &BufferView, dy: &BufferView, out: &
 }
 
 /// `out = op(a, b)` where `a_strides`/`b_strides` map output coordinates to operand elements.
-pub fn binary(op: BinaryOp, out_shape: &[usize], a_strides: &[usize], b_strides: &[usize], a: &BufferView, b: &BufferView, out: &BufferView) -> Dispatch {
+pub fn binary(
+    op: BinaryOp,
+    out_shape: &[usize],
+    a_strides: &[usize],
+    b_strides: &[usize],
+    a: &BufferView,
+    b: &BufferView,
+    out: &BufferView,
+) -> Dispatch {
     let n = out_shape.iter().product::<usize>();
     let p = Params {
         n: n as u32,
@@ -89,6 +142,15 @@ pub fn binary(op: BinaryOp, out_shape: &[usize], a_strides: &[usize], b_strides:
 
 /// `out[..n] = value`.
 pub fn fill(value: f32, n: usize, out: &BufferView) -> Dispatch {
-    let p = Params { n: n as u32, alpha: value, ..Default::default() };
-    Dispatch { kernel: FILL, params: bytemuck::bytes_of(&p).to_vec(), bindings: vec![(3, out.clone())], workgroups: grid_1d(n, WG) }
+    let p = Params {
+        n: n as u32,
+        alpha: value,
+        ..Default::default()
+    };
+    Dispatch {
+        kernel: FILL,
+        params: bytemuck::bytes_of(&p).to_vec(),
+        bindings: vec![(3, out.clone())],
+        workgroups: grid_1d(n, WG),
+    }
 }

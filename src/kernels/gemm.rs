@@ -6,9 +6,16 @@ use super::{dims8, params_layout, BufferView, Dispatch, Kernel, Shader};
 use crate::graph::MatMulDims;
 
 /// The kernel family.
-pub const SHADER: Shader = Shader { name: "gemm", source: include_str!("../../shaders/gemm.wgsl"), params_layout };
+pub const SHADER: Shader = Shader {
+    name: "gemm",
+    source: include_str!("../../shaders/gemm.wgsl"),
+    params_layout,
+};
 /// 64x64 tiles, 4x4 per thread.
-pub const MATMUL: Kernel = Kernel { shader: "gemm", entry: "matmul" };
+pub const MATMUL: Kernel = Kernel {
+    shader: "gemm",
+    entry: "matmul",
+};
 
 const TILE: usize = 64;
 
@@ -39,7 +46,19 @@ pub struct Params {
     /// Matrix step of B per batch axis.
     pub b_batch_strides: [[u32; 4]; 2],
 }
-params_layout!(Params { m, n, k, batch_rank, trans_a, trans_b, _pad0, _pad1, batch_shape, a_batch_strides, b_batch_strides });
+params_layout!(Params {
+    m,
+    n,
+    k,
+    batch_rank,
+    trans_a,
+    trans_b,
+    _pad0,
+    _pad1,
+    batch_shape,
+    a_batch_strides,
+    b_batch_strides
+});
 
 /// `c = op(a) @ op(b)` for the sizes in `d`.
 pub fn matmul(d: &MatMulDims, trans_a: bool, trans_b: bool, a: &BufferView, b: &BufferView, c: &BufferView) -> Dispatch {

@@ -5,13 +5,26 @@ use bytemuck::{Pod, Zeroable};
 use super::{grid_1d, params_layout, BufferView, Dispatch, Kernel, Shader};
 
 /// The kernel family.
-pub const SHADER: Shader = Shader { name: "softmax", source: include_str!("../../shaders/softmax.wgsl"), params_layout };
+pub const SHADER: Shader = Shader {
+    name: "softmax",
+    source: include_str!("../../shaders/softmax.wgsl"),
+    params_layout,
+};
 /// Softmax over rows.
-pub const SOFTMAX: Kernel = Kernel { shader: "softmax", entry: "softmax" };
+pub const SOFTMAX: Kernel = Kernel {
+    shader: "softmax",
+    entry: "softmax",
+};
 /// Per-row cross-entropy.
-pub const XENT: Kernel = Kernel { shader: "softmax", entry: "xent" };
+pub const XENT: Kernel = Kernel {
+    shader: "softmax",
+    entry: "xent",
+};
 /// Gradient of the per-row cross-entropy.
-pub const XENT_GRAD: Kernel = Kernel { shader: "softmax", entry: "xent_grad" };
+pub const XENT_GRAD: Kernel = Kernel {
+    shader: "softmax",
+    entry: "xent_grad",
+};
 
 /// Mirror of the WGSL `Params`.
 #[repr(C)]
@@ -29,12 +42,22 @@ pub struct Params {
 params_layout!(Params { rows, cols, _pad0, _pad1 });
 
 fn params(rows: usize, cols: usize) -> Vec<u8> {
-    bytemuck::bytes_of(&Params { rows: rows as u32, cols: cols as u32, ..Default::default() }).to_vec()
+    bytemuck::bytes_of(&Params {
+        rows: rows as u32,
+        cols: cols as u32,
+        ..Default::default()
+    })
+    .to_vec()
 }
 
 /// Softmax of each of `rows` rows.
 pub fn softmax(rows: usize, cols: usize, x: &BufferView, out: &BufferView) -> Dispatch {
-    Dispatch { kernel: SOFTMAX, params: params(rows, cols), bindings: vec![(1, x.clone()), (4, out.clone())], workgroups: grid_1d(rows, 1) }
+    Dispatch {
+        kernel: SOFTMAX,
+        params: params(rows, cols),
+        bindings: vec![(1, x.clone()), (4, out.clone())],
+        workgroups: grid_1d(rows, 1),
+    }
 }
 
 /// Cross-entropy of each row against its label.
