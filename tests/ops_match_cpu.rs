@@ -37,23 +37,6 @@ fn with_edges(mut v: Vec<f32>, edges: &[f32]) -> Vec<f32> {
     v
 }
 
-const UNARY: [UnaryOp; 14] = [
-    UnaryOp::Neg,
-    UnaryOp::Abs,
-    UnaryOp::Exp,
-    UnaryOp::Log,
-    UnaryOp::Sqrt,
-    UnaryOp::Square,
-    UnaryOp::Recip,
-    UnaryOp::Relu,
-    UnaryOp::Sigmoid,
-    UnaryOp::Tanh,
-    UnaryOp::Sign,
-    UnaryOp::Scale(-2.5),
-    UnaryOp::Offset(0.75),
-    UnaryOp::Clip(-0.5, 1.0),
-];
-
 fn unary_input(op: UnaryOp, n: usize, seed: u64) -> Vec<f32> {
     match op {
         // Domains where the function is finite.
@@ -65,7 +48,7 @@ fn unary_input(op: UnaryOp, n: usize, seed: u64) -> Vec<f32> {
 
 #[test]
 fn unary_matches_cpu() {
-    for (k, op) in UNARY.into_iter().enumerate() {
+    for (k, op) in UNARY_OPS.into_iter().enumerate() {
         for shape in [vec![1], vec![37], vec![3, 257]] {
             let n = shape.iter().product();
             let x = HostTensor::f32(&shape[..], unary_input(op, n, k as u64)).unwrap();
@@ -76,7 +59,7 @@ fn unary_matches_cpu() {
 
 #[test]
 fn unary_grad_matches_cpu() {
-    for (k, op) in UNARY.into_iter().enumerate() {
+    for (k, op) in UNARY_OPS.into_iter().enumerate() {
         for shape in [vec![1], vec![3, 257]] {
             let n = shape.iter().product();
             let x = HostTensor::f32(&shape[..], unary_input(op, n, k as u64)).unwrap();

@@ -86,12 +86,7 @@ pub fn unary(op: UnaryOp, n: usize, x: &BufferView, out: &BufferView) -> Dispatc
         beta,
         ..Default::default()
     };
-    Dispatch {
-        kernel: UNARY,
-        params: bytemuck::bytes_of(&p).to_vec(),
-        bindings: vec![(1, x.clone()), (3, out.clone())],
-        workgroups: grid_1d(n, WG),
-    }
+    Dispatch::new(UNARY, &p, &[(1, x), (3, out)], grid_1d(n, WG))
 }
 
 /// `out = op'(x) * dy` over `n` elements.
@@ -104,12 +99,7 @@ pub fn unary_grad(op: UnaryOp, n: usize, x: &BufferView, dy: &BufferView, out: &
         beta,
         ..Default::default()
     };
-    Dispatch {
-        kernel: UNARY_GRAD,
-        params: bytemuck::bytes_of(&p).to_vec(),
-        bindings: vec![(1, x.clone()), (2, dy.clone()), (3, out.clone())],
-        workgroups: grid_1d(n, WG),
-    }
+    Dispatch::new(UNARY_GRAD, &p, &[(1, x), (2, dy), (3, out)], grid_1d(n, WG))
 }
 
 /// `out = op(a, b)` where `a_strides`/`b_strides` map output coordinates to operand elements.
@@ -132,12 +122,7 @@ pub fn binary(
         b_strides: dims8(b_strides),
         ..Default::default()
     };
-    Dispatch {
-        kernel: BINARY,
-        params: bytemuck::bytes_of(&p).to_vec(),
-        bindings: vec![(1, a.clone()), (2, b.clone()), (3, out.clone())],
-        workgroups: grid_1d(n, WG),
-    }
+    Dispatch::new(BINARY, &p, &[(1, a), (2, b), (3, out)], grid_1d(n, WG))
 }
 
 /// `out[..n] = value`.
@@ -147,10 +132,5 @@ pub fn fill(value: f32, n: usize, out: &BufferView) -> Dispatch {
         alpha: value,
         ..Default::default()
     };
-    Dispatch {
-        kernel: FILL,
-        params: bytemuck::bytes_of(&p).to_vec(),
-        bindings: vec![(3, out.clone())],
-        workgroups: grid_1d(n, WG),
-    }
+    Dispatch::new(FILL, &p, &[(3, out)], grid_1d(n, WG))
 }

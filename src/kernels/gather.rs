@@ -44,12 +44,7 @@ pub fn gather(m: usize, rows: usize, inner: usize, table: &BufferView, idx: &Buf
         inner: inner as u32,
         _pad0: 0,
     };
-    Dispatch {
-        kernel: GATHER,
-        params: bytemuck::bytes_of(&p).to_vec(),
-        bindings: vec![(1, table.clone()), (2, idx.clone()), (3, out.clone())],
-        workgroups: grid_1d(m * inner, 256),
-    }
+    Dispatch::new(GATHER, &p, &[(1, table), (2, idx), (3, out)], grid_1d(m * inner, 256))
 }
 
 /// Accumulates `dy` rows into a `rows`-row table gradient.
@@ -60,10 +55,5 @@ pub fn gather_grad(m: usize, rows: usize, inner: usize, idx: &BufferView, dy: &B
         inner: inner as u32,
         _pad0: 0,
     };
-    Dispatch {
-        kernel: GATHER_GRAD,
-        params: bytemuck::bytes_of(&p).to_vec(),
-        bindings: vec![(1, dy.clone()), (2, idx.clone()), (3, out.clone())],
-        workgroups: grid_1d(rows * inner, 256),
-    }
+    Dispatch::new(GATHER_GRAD, &p, &[(1, dy), (2, idx), (3, out)], grid_1d(rows * inner, 256))
 }

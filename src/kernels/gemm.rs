@@ -74,10 +74,10 @@ pub fn matmul(d: &MatMulDims, trans_a: bool, trans_b: bool, a: &BufferView, b: &
         b_batch_strides: dims8(&d.b_batch_strides),
         ..Default::default()
     };
-    Dispatch {
-        kernel: MATMUL,
-        params: bytemuck::bytes_of(&p).to_vec(),
-        bindings: vec![(1, a.clone()), (2, b.clone()), (3, c.clone())],
-        workgroups: [d.n.div_ceil(TILE) as u32, d.m.div_ceil(TILE) as u32, d.batch as u32],
-    }
+    Dispatch::new(
+        MATMUL,
+        &p,
+        &[(1, a), (2, b), (3, c)],
+        [d.n.div_ceil(TILE) as u32, d.m.div_ceil(TILE) as u32, d.batch as u32],
+    )
 }

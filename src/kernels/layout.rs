@@ -52,10 +52,5 @@ pub fn strided_copy(shape: &[usize], src_strides: &[usize], src: &BufferView, ds
         src_strides: dims8(src_strides),
         ..Default::default()
     };
-    Dispatch {
-        kernel: STRIDED_COPY,
-        params: bytemuck::bytes_of(&p).to_vec(),
-        bindings: vec![(1, src.clone()), (2, dst.clone())],
-        workgroups: grid_1d(n, 256),
-    }
+    Dispatch::new(STRIDED_COPY, &p, &[(1, src), (2, dst)], grid_1d(n, 256))
 }

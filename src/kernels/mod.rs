@@ -80,6 +80,18 @@ pub struct Dispatch {
     pub workgroups: [u32; 3],
 }
 
+impl Dispatch {
+    /// A dispatch of `kernel` with `params` in binding 0 and `bindings` after it.
+    pub fn new<P: bytemuck::Pod>(kernel: Kernel, params: &P, bindings: &[(u32, &BufferView)], workgroups: [u32; 3]) -> Self {
+        Dispatch {
+            kernel,
+            params: bytemuck::bytes_of(params).to_vec(),
+            bindings: bindings.iter().map(|(b, v)| (*b, (*v).clone())).collect(),
+            workgroups,
+        }
+    }
+}
+
 /// Most workgroups per grid dimension that every WebGPU adapter accepts.
 pub const MAX_GROUPS_PER_DIM: u32 = 65535;
 

@@ -64,10 +64,5 @@ pub fn random(dist: Distribution, seed: u64, n: usize, out: &BufferView) -> Disp
         b,
         ..Default::default()
     };
-    Dispatch {
-        kernel: RANDOM,
-        params: bytemuck::bytes_of(&p).to_vec(),
-        bindings: vec![(1, out.clone())],
-        workgroups: grid_1d(n, 256),
-    }
+    Dispatch::new(RANDOM, &p, &[(1, out)], grid_1d(n, 256))
 }

@@ -85,10 +85,5 @@ pub fn reduce(op: ReduceOp, shape: &[usize], axes: &[usize], x: &BufferView, out
         red_strides: dims8(&rst),
         ..Default::default()
     };
-    Dispatch {
-        kernel: REDUCE,
-        params: bytemuck::bytes_of(&p).to_vec(),
-        bindings: vec![(1, x.clone()), (2, out.clone())],
-        workgroups: grid_1d(n_out, 1),
-    }
+    Dispatch::new(REDUCE, &p, &[(1, x), (2, out)], grid_1d(n_out, 1))
 }

@@ -41,41 +41,30 @@ pub struct Params {
 }
 params_layout!(Params { rows, cols, _pad0, _pad1 });
 
-fn params(rows: usize, cols: usize) -> Vec<u8> {
-    bytemuck::bytes_of(&Params {
+fn params(rows: usize, cols: usize) -> Params {
+    Params {
         rows: rows as u32,
         cols: cols as u32,
         ..Default::default()
-    })
-    .to_vec()
+    }
 }
 
 /// Softmax of each of `rows` rows.
 pub fn softmax(rows: usize, cols: usize, x: &BufferView, out: &BufferView) -> Dispatch {
-    Dispatch {
-        kernel: SOFTMAX,
-        params: params(rows, cols),
-        bindings: vec![(1, x.clone()), (4, out.clone())],
-        workgroups: grid_1d(rows, 1),
-    }
+    Dispatch::new(SOFTMAX, &params(rows, cols), &[(1, x), (4, out)], grid_1d(rows, 1))
 }
 
 /// Cross-entropy of each row against its label.
 pub fn xent(rows: usize, cols: usize, x: &BufferView, labels: &BufferView, out: &BufferView) -> Dispatch {
-    Dispatch {
-        kernel: XENT,
-        params: params(rows, cols),
-        bindings: vec![(1, x.clone()), (2, labels.clone()), (4, out.clone())],
-        workgroups: grid_1d(rows, 1),
-    }
+    Dispatch::new(XENT, &params(rows, cols), &[(1, x), (2, labels), (4, out)], grid_1d(rows, 1))
 }
 
 /// `(softmax(x) - onehot(label)) * dloss` per row.
 pub fn xent_grad(rows: usize, cols: usize, x: &BufferView, labels: &BufferView, dloss: &BufferView, out: &BufferView) -> Dispatch {
-    Dispatch {
-        kernel: XENT_GRAD,
-        params: params(rows, cols),
-        bindings: vec![(1, x.clone()), (2, labels.clone()), (3, dloss.clone()), (4, out.clone())],
-        workgroups: grid_1d(rows, 1),
-    }
+    Dispatch::new(
+        XENT_GRAD,
+        &params(rows, cols),
+        &[(1, x), (2, labels), (3, dloss), (4, out)],
+        grid_1d(rows, 1),
+    )
 }

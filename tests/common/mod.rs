@@ -5,7 +5,7 @@
 use std::sync::OnceLock;
 
 use bitgrad::backend::cpu::random_bits;
-use bitgrad::{Device, Graph, HostTensor, ParamStore, Plan, Result, TensorData, ValueId};
+use bitgrad::{Device, Graph, HostTensor, ParamStore, Plan, Result, TensorData, UnaryOp, ValueId};
 
 /// Sentinel written into every transient GPU buffer before a test run: NaN as f32, -1 as i32,
 /// all bits set as packed words. An element a kernel forgets to write keeps it and fails.
@@ -31,6 +31,24 @@ pub fn gpu() -> Option<&'static Device> {
         })
         .as_ref()
 }
+
+/// Every unary function, with parameters that exercise them.
+pub const UNARY_OPS: [UnaryOp; 14] = [
+    UnaryOp::Neg,
+    UnaryOp::Abs,
+    UnaryOp::Exp,
+    UnaryOp::Log,
+    UnaryOp::Sqrt,
+    UnaryOp::Square,
+    UnaryOp::Recip,
+    UnaryOp::Relu,
+    UnaryOp::Sigmoid,
+    UnaryOp::Tanh,
+    UnaryOp::Sign,
+    UnaryOp::Scale(-2.5),
+    UnaryOp::Offset(0.75),
+    UnaryOp::Clip(-0.5, 1.0),
+];
 
 /// `n` seeded values, uniform in [-scale, scale).
 pub fn uniform(seed: u64, n: usize, scale: f32) -> Vec<f32> {
