@@ -336,3 +336,23 @@ fn dtype_mismatch_is_rejected() {
     let err = g.unary(UnaryOp::Exp, x).unwrap_err().to_string();
     assert!(err.contains("unary") && err.contains("F32") && err.contains("I32"), "{err}");
 }
+
+#[test]
+fn grids_past_65535_workgroups_fold_into_y() {
+    // One workgroup per output row: 70,001 rows need a second grid row.
+    let rows = 70_001;
+    let x = f32s(&[rows, 3], 21, 2.0);
+    check_case(
+        "sum over 70001 rows",
+        &case(
+            Op::Reduce {
+                op: ReduceOp::Sum,
+                axes: vec![1],
+                keep_dims: false,
+            },
+            vec![x.clone()],
+        ),
+        accumulation(3),
+    );
+    check_case("softmax over 70001 rows", &case(Op::Softmax, vec![x]), accumulation(3));
+}
