@@ -2,8 +2,8 @@
 //! accumulation. Every GPU kernel is tested against these functions.
 
 use crate::error::{Error, Result};
-use crate::graph::op::{broadcast_strides, MatMulDims};
-use crate::graph::{BinaryOp, Distribution, Op, ReduceOp, UnaryOp};
+use crate::graph::op::{broadcast_strides, words_for, MatMulDims, XnorDims};
+use crate::graph::{BinaryOp, Distribution, Epilogue, Op, PackMode, ReduceOp, UnaryOp};
 use crate::tensor::{Shape, TensorData};
 
 /// Evaluates `op` on `inputs` (shape and data of each operand), producing `out_shape`.
@@ -16,6 +16,17 @@ pub fn eval(op: &Op, inputs: &[(&Shape, &TensorData)], out_shape: &Shape) -> Res
                 op: op.name(),
                 operand: "input",
                 expected: crate::DType::F32,
+                got: d.dtype(),
+            }),
+        }
+    };
+    let words = |i: usize| -> Result<&[u32]> {
+        match inputs[i].1 {
+            TensorData::U32(v) => Ok(v),
+            d => Err(Error::DTypeMismatch {
+                op: op.name(),
+                operand: "bits",
+                expected: crate::DType::U32,
                 got: d.dtype(),
             }),
         }
@@ -122,6 +133,50 @@ pub fn eval(op: &Op, inputs: &[(&Shape, &TensorData)], out_shape: &Shape) -> Res
                 }));
             }
             TensorData::F32(out)
+        }
+        Op::BitPack { mode } => {
+            let k = *inputs[0].0.dims().last().expect("rank >= 1");
+            TensorData::U32(f(0)?.chunks(k).flat_map(|row| pack_row(row, *mode)).collect())
+        }
+        Op::BitUnpack { k, mode } => {
+            let w = words_for(*k);
+            let (one, zero) = match mode {
+                PackMode::Sign => (-1.0, 1.0),
+                PackMode::ClipMask(_) => (1.0, 0.0),
+            };
+            TensorData::F32(
+                words(0)?
+                    .chunks(w)
+                    .flat_map(|row| (0..*k).map(move |c| if bit(row, c) { one } else { zero }))
+                    .collect(),
+            )
+        }
+        Op::ApplyMask => {
+            let k = *inputs[1].0.dims().last().expect("rank >= 1");
+            let (mask, dy) = (words(0)?, f(1)?);
+            let w = words_for(k);
+            TensorData::F32(
+                dy.chunks(k)
+                    .zip(mask.chunks(w))
+                    .flat_map(|(d, m)| d.iter().enumerate().map(move |(c, &v)| if bit(m, c) { v } else { 0.0 }))
+                    .collect(),
+            )
+        }
+        Op::XnorGemm { k, epilogue } => {
+            let d = XnorDims::new(inputs[0].0, inputs[1].0, *k)?;
+            let dots = xnor_gemm(&d, words(0)?, words(1)?);
+            match epilogue {
+                Epilogue::Plain => TensorData::F32(dots),
+                Epilogue::Affine => {
+                    let (scale, bias) = (f(2)?, f(3)?);
+                    TensorData::F32(dots.iter().enumerate().map(|(i, &v)| v * scale[i % d.n] + bias[i % d.n]).collect())
+                }
+                Epilogue::Binarize => {
+                    let (scale, bias) = (f(2)?, f(3)?);
+                    let y: Vec<f32> = dots.iter().enumerate().map(|(i, &v)| v * scale[i % d.n] + bias[i % d.n]).collect();
+                    TensorData::U32(y.chunks(d.n).flat_map(|row| pack_row(row, PackMode::Sign)).collect())
+                }
+            }
         }
         Op::Random { dist, seed, shape } => TensorData::F32(random(*dist, *seed, shape.numel())),
         Op::Fill { value, shape } => TensorData::F32(vec![*value; shape.numel()]),
@@ -283,6 +338,42 @@ fn matmul(d: &MatMulDims, ta: bool, tb: bool, a: &[f32], b: &[f32]) -> Vec<f32> 
         }
     }
     c
+}
+
+/// Packs one row: element j of each group of 32 into bit j, bits past the row's end 0.
+pub fn pack_row(row: &[f32], mode: PackMode) -> Vec<u32> {
+    row.chunks(32)
+        .map(|group| {
+            group.iter().enumerate().fold(0u32, |word, (j, &v)| {
+                let set = match mode {
+                    PackMode::Sign => v < 0.0,
+                    PackMode::ClipMask(c) => v.abs() <= c,
+                };
+                word | (u32::from(set) << j)
+            })
+        })
+        .collect()
+}
+
+fn bit(row: &[u32], c: usize) -> bool {
+    (row[c / 32] >> (c % 32)) & 1 == 1
+}
+
+/// `k - 2 * popcount(a ^ b)` for every pair of packed rows.
+fn xnor_gemm(d: &XnorDims, a: &[u32], b: &[u32]) -> Vec<f32> {
+    let mut out = Vec::with_capacity(d.batch * d.m * d.n);
+    for bi in 0..d.batch {
+        let b_mat = if d.b_batched { bi } else { 0 };
+        for i in 0..d.m {
+            let ar = &a[(bi * d.m + i) * d.words..][..d.words];
+            for j in 0..d.n {
+                let br = &b[(b_mat * d.n + j) * d.words..][..d.words];
+                let pc: u32 = ar.iter().zip(br).map(|(x, y)| (x ^ y).count_ones()).sum();
+                out.push((d.k as i64 - 2 * pc as i64) as f32);
+            }
+        }
+    }
+    out
 }
 
 fn max_sum_exp(row: &[f32]) -> (f32, f32) {

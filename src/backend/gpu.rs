@@ -1,8 +1,8 @@
 //! The GPU backend: records each op as WGSL dispatches or buffer copies.
 
-use crate::graph::op::{broadcast_strides, MatMulDims};
+use crate::graph::op::{broadcast_strides, MatMulDims, XnorDims};
 use crate::graph::Op;
-use crate::kernels::{elementwise, gather, gemm, layout, random, reduce, softmax, BufferView, Dispatch};
+use crate::kernels::{bitpack, elementwise, gather, gemm, layout, random, reduce, softmax, xnor_gemm, BufferView, Dispatch};
 use crate::tensor::Shape;
 use crate::Result;
 
@@ -64,6 +64,29 @@ pub fn record(op: &Op, shapes: &[&Shape], inputs: &[BufferView], out: Option<&Bu
         }
         Op::SoftmaxCrossEntropy => softmax::xent(shapes[0].dims()[0], shapes[0].dims()[1], x(0), x(1), o()),
         Op::SoftmaxCrossEntropyGrad => softmax::xent_grad(shapes[0].dims()[0], shapes[0].dims()[1], x(0), x(1), x(2), o()),
+        Op::BitPack { mode } => {
+            let k = *shapes[0].dims().last().expect("rank >= 1");
+            bitpack::pack(shapes[0].numel() / k, k, *mode, x(0), o())
+        }
+        Op::BitUnpack { k, mode } => bitpack::unpack(os().numel() / k, *k, *mode, x(0), o()),
+        Op::ApplyMask => {
+            let k = *shapes[1].dims().last().expect("rank >= 1");
+            bitpack::masked(shapes[1].numel() / k, k, x(0), x(1), o())
+        }
+        Op::XnorGemm { k, epilogue } => {
+            let d = XnorDims::new(shapes[0], shapes[1], *k)?;
+            let scale_bias = (inputs.len() == 4).then(|| (x(2), x(3)));
+            xnor_gemm::xnor_gemm(
+                &d,
+                *epilogue,
+                xnor_gemm::Operands {
+                    a: x(0),
+                    b: x(1),
+                    scale_bias,
+                    out: o(),
+                },
+            )
+        }
         Op::Random { dist, seed, shape } => random::random(*dist, *seed, shape.numel(), o()),
         Op::Fill { value, shape } => elementwise::fill(*value, shape.numel(), o()),
         Op::Assign => {

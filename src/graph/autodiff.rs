@@ -16,19 +16,27 @@ impl Graph {
     /// and returns the gradient values, in order. Values that `loss` does not depend on get a
     /// zero gradient.
     pub fn backward(&mut self, loss: ValueId, wrt: &[ValueId]) -> Result<Vec<ValueId>> {
-        self.check(loss)?;
+        if self.check(loss)?.dtype != DType::F32 {
+            return Err(Error::invalid(
+                "backward",
+                "loss",
+                format!("{loss:?} is {:?}; only f32 values can be differentiated", self.value(loss).dtype),
+            ));
+        }
         for &w in wrt {
             if self.check(w)?.dtype != DType::F32 {
                 return Err(Error::invalid("backward", "wrt", format!("{w:?} is not f32 and has no gradient")));
             }
         }
         // Values on a path from some `wrt` (forward reachability); only they need gradients.
+        // The path is followed through integer and packed values too, so that an op without a
+        // gradient on it (bit packing) is reported instead of silently yielding zero.
         let mut needs = vec![false; self.values.len()];
         wrt.iter().for_each(|w| needs[w.index()] = true);
         let forward_nodes = self.nodes.len();
         for node in &self.nodes {
             if let Some(out) = node.output {
-                if self.values[out.index()].dtype == DType::F32 && node.inputs.iter().any(|i| needs[i.index()]) {
+                if node.inputs.iter().any(|i| needs[i.index()]) {
                     needs[out.index()] = true;
                 }
             }
@@ -165,6 +173,14 @@ impl Graph {
                 vec![Some(self.mul(y, d)?)]
             }
             Op::SoftmaxCrossEntropy => vec![Some(self.push1(Op::SoftmaxCrossEntropyGrad, &[x(0), x(1), dy])?), None],
+            Op::BitPack { .. } | Op::BitUnpack { .. } | Op::XnorGemm { .. } => {
+                return Err(Error::NotDifferentiable {
+                    op: node.op.name(),
+                    reason: "packed bits carry no gradient; a quantizer defines the pseudo-gradient of binarized values".into(),
+                })
+            }
+            // Linear in dy: the adjoint masks the upstream gradient the same way.
+            Op::ApplyMask => vec![None, Some(self.apply_mask(x(0), dy)?)],
             Op::Random { .. } | Op::Fill { .. } => vec![],
             Op::Assign => vec![None, None],
         })

@@ -9,7 +9,7 @@ mod autodiff;
 pub mod op;
 mod plan;
 
-pub use op::{BinaryOp, Distribution, MatMulDims, Op, ReduceOp, UnaryOp};
+pub use op::{BinaryOp, Distribution, Epilogue, MatMulDims, Op, PackMode, ReduceOp, UnaryOp, XnorDims};
 pub use plan::{ParamStore, Plan, PlanMemory};
 
 use crate::error::{Error, Result};
@@ -338,6 +338,46 @@ impl Graph {
     /// Per-row softmax cross-entropy of `logits [N, C]` against integer `labels [N]`.
     pub fn softmax_cross_entropy(&mut self, logits: ValueId, labels: ValueId) -> Result<ValueId> {
         self.push1(Op::SoftmaxCrossEntropy, &[logits, labels])
+    }
+
+    /// Packs the last axis of `x` into u32 words of sign bits or clip-mask bits.
+    pub fn bit_pack(&mut self, x: ValueId, mode: PackMode) -> Result<ValueId> {
+        self.push1(Op::BitPack { mode }, &[x])
+    }
+
+    /// Expands packed bits back to f32 (±1 for signs, 1/0 for masks).
+    pub fn bit_unpack(&mut self, bits: ValueId, k: usize, mode: PackMode) -> Result<ValueId> {
+        self.push1(Op::BitUnpack { k, mode }, &[bits])
+    }
+
+    /// `dy` where the packed `mask` bit is set, else 0.
+    pub fn apply_mask(&mut self, mask: ValueId, dy: ValueId) -> Result<ValueId> {
+        self.push1(Op::ApplyMask, &[mask, dy])
+    }
+
+    /// XNOR-popcount product of packed rows of `a` and `b` over `k` bits, as f32.
+    pub fn xnor_gemm(&mut self, a: ValueId, b: ValueId, k: usize) -> Result<ValueId> {
+        self.push1(
+            Op::XnorGemm {
+                k,
+                epilogue: Epilogue::Plain,
+            },
+            &[a, b],
+        )
+    }
+
+    /// XNOR-popcount product followed by a per-column `scale` and `bias`, either as f32
+    /// ([`Epilogue::Affine`]) or re-binarized to packed sign bits ([`Epilogue::Binarize`]).
+    pub fn xnor_gemm_scaled(
+        &mut self,
+        a: ValueId,
+        b: ValueId,
+        k: usize,
+        scale: ValueId,
+        bias: ValueId,
+        epilogue: Epilogue,
+    ) -> Result<ValueId> {
+        self.push1(Op::XnorGemm { k, epilogue }, &[a, b, scale, bias])
     }
 
     /// A seeded random tensor.

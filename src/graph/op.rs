@@ -119,6 +119,42 @@ impl ReduceOp {
     }
 }
 
+/// What a packed bit means (see `shaders/bitpack.wgsl`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum PackMode {
+    /// Sign bits: 1 for x < 0 (-1), 0 for x >= 0 (+1), Larq Compute Engine convention.
+    Sign,
+    /// Straight-through mask: 1 where |x| <= clip (inclusive).
+    ClipMask(f32),
+}
+
+impl PackMode {
+    /// Code and clip value shared with `shaders/bitpack.wgsl`.
+    pub(crate) fn params(self) -> (u32, f32) {
+        match self {
+            PackMode::Sign => (0, 0.0),
+            PackMode::ClipMask(c) => (1, c),
+        }
+    }
+}
+
+/// What an XNOR GEMM writes (see `shaders/xnor_gemm.wgsl`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Epilogue {
+    /// The integer dot product as f32.
+    Plain,
+    /// `dot * scale[n] + bias[n]`: takes two extra f32 [N] operands.
+    Affine,
+    /// Sign bits of `dot * scale[n] + bias[n]` packed along N: takes two extra f32 [N] operands
+    /// and produces u32 words, ready for the next binary layer.
+    Binarize,
+}
+
+/// Number of u32 words holding `k` packed bits.
+pub fn words_for(k: usize) -> usize {
+    k.div_ceil(32)
+}
+
 /// Distributions for random tensors. Both backends draw the same numbers for the same seed:
 /// uniform draws bit-exactly, normal draws within transcendental-function rounding.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -195,6 +231,31 @@ pub enum Op {
     SoftmaxCrossEntropy,
     /// Gradient of [`Op::SoftmaxCrossEntropy`]: `(logits, labels, dloss [N]) -> dlogits`.
     SoftmaxCrossEntropyGrad,
+    /// Packs the last axis 32 values per u32 word: `(x f32 [.., K]) -> u32 [.., ceil(K/32)]`.
+    /// Binarized values carry no gradient here; quantizers define pseudo-gradients.
+    BitPack {
+        /// Sign bits or clip mask.
+        mode: PackMode,
+    },
+    /// Expands packed bits: `(bits u32 [.., W]) -> f32 [.., k]`, ±1 for sign bits, 1/0 for masks.
+    BitUnpack {
+        /// Values per row (W must be ceil(k/32)).
+        k: usize,
+        /// How to read the bits.
+        mode: PackMode,
+    },
+    /// `dy` where the packed mask bit is 1, else 0: `(mask u32 [.., W], dy f32 [.., K]) -> f32`.
+    /// The backward of a binarized activation, reading 1 bit per saved element.
+    ApplyMask,
+    /// XNOR-popcount product of packed rows: `(a u32 [.., M, W], b u32 [N, W] or [.., N, W]
+    /// [, scale f32 [N], bias f32 [N]]) -> f32 [.., M, N]` (or u32 [.., M, ceil(N/32)] with
+    /// [`Epilogue::Binarize`]). `dot = k - 2 * popcount(a ^ b)`, exact.
+    XnorGemm {
+        /// Bits per row (W = ceil(k/32)).
+        k: usize,
+        /// Output form.
+        epilogue: Epilogue,
+    },
     /// A random tensor, seeded: `() -> y`.
     Random {
         /// Distribution.
@@ -232,6 +293,10 @@ impl Op {
             Op::Softmax => "softmax",
             Op::SoftmaxCrossEntropy => "softmax_cross_entropy",
             Op::SoftmaxCrossEntropyGrad => "softmax_cross_entropy_grad",
+            Op::BitPack { .. } => "bit_pack",
+            Op::BitUnpack { .. } => "bit_unpack",
+            Op::ApplyMask => "apply_mask",
+            Op::XnorGemm { .. } => "xnor_gemm",
             Op::Random { .. } => "random",
             Op::Fill { .. } => "fill",
             Op::Assign => "assign",
@@ -242,6 +307,12 @@ impl Op {
     pub fn arity(&self) -> usize {
         match self {
             Op::Random { .. } | Op::Fill { .. } => 0,
+            Op::BitPack { .. } | Op::BitUnpack { .. } => 1,
+            Op::ApplyMask => 2,
+            Op::XnorGemm {
+                epilogue: Epilogue::Plain, ..
+            } => 2,
+            Op::XnorGemm { .. } => 4,
             Op::Unary(_) | Op::Reduce { .. } | Op::Permute { .. } | Op::Broadcast { .. } | Op::Reshape { .. } | Op::Softmax => 1,
             Op::UnaryGrad(_)
             | Op::Binary(_)
@@ -372,6 +443,78 @@ impl Op {
                     ));
                 }
                 (l.clone(), DType::F32)
+            }
+            Op::BitPack { mode } => {
+                want(0, "x", DType::F32)?;
+                if let PackMode::ClipMask(c) = mode {
+                    if c.is_nan() || *c < 0.0 {
+                        return Err(Error::invalid(name, "clip", format!("{c} must be >= 0")));
+                    }
+                }
+                let x = inputs[0].0;
+                let mut d = x.dims().to_vec();
+                let last = d.last_mut().ok_or_else(|| Error::invalid(name, "x", "needs rank >= 1"))?;
+                *last = words_for(*last);
+                (Shape::new(d), DType::U32)
+            }
+            Op::BitUnpack { k, .. } => {
+                want(0, "bits", DType::U32)?;
+                let mut d = inputs[0].0.dims().to_vec();
+                match d.last_mut() {
+                    Some(w) if *k > 0 && *w == words_for(*k) => *w = *k,
+                    _ => {
+                        return Err(Error::invalid(
+                            name,
+                            "k",
+                            format!("{k} bits do not fill the last axis of {:?} (ceil(k/32) words)", inputs[0].0),
+                        ))
+                    }
+                }
+                (Shape::new(d), DType::F32)
+            }
+            Op::ApplyMask => {
+                want(0, "mask", DType::U32)?;
+                want(1, "dy", DType::F32)?;
+                let (m, dy) = (inputs[0].0, inputs[1].0);
+                let ok = m.rank() == dy.rank()
+                    && m.rank() >= 1
+                    && m.dims()[..m.rank() - 1] == dy.dims()[..dy.rank() - 1]
+                    && m.dims()[m.rank() - 1] == words_for(dy.dims()[dy.rank() - 1]);
+                if !ok {
+                    return Err(Error::shapes(
+                        name,
+                        m.dims(),
+                        dy.dims(),
+                        "mask must be dy's shape with the last axis packed 32 per word",
+                    ));
+                }
+                (dy.clone(), DType::F32)
+            }
+            Op::XnorGemm { k, epilogue } => {
+                want(0, "a", DType::U32)?;
+                want(1, "b", DType::U32)?;
+                let d = XnorDims::new(inputs[0].0, inputs[1].0, *k)?;
+                if *epilogue != Epilogue::Plain {
+                    want(2, "scale", DType::F32)?;
+                    want(3, "bias", DType::F32)?;
+                    for (i, operand) in [(2, "scale"), (3, "bias")] {
+                        if inputs[i].0.dims() != [d.n] {
+                            return Err(Error::shapes(
+                                name,
+                                inputs[i].0.dims(),
+                                &[d.n],
+                                format!("`{operand}` must have one value per output column"),
+                            ));
+                        }
+                    }
+                }
+                let mut out = inputs[0].0.dims().to_vec();
+                let r = out.len();
+                out[r - 1] = if *epilogue == Epilogue::Binarize { words_for(d.n) } else { d.n };
+                (
+                    Shape::new(out),
+                    if *epilogue == Epilogue::Binarize { DType::U32 } else { DType::F32 },
+                )
             }
             Op::Random { shape, dist, .. } => {
                 shape.validate(name)?;
@@ -568,5 +711,61 @@ impl MatMulDims {
             ib += c * self.b_batch_strides[d];
         }
         (ia, ib)
+    }
+}
+
+/// The sizes of an XNOR GEMM, derived once and shared by both backends.
+#[derive(Clone, Debug, PartialEq)]
+pub struct XnorDims {
+    /// Rows of A and of the output.
+    pub m: usize,
+    /// Rows of B, columns of the output.
+    pub n: usize,
+    /// Bits per row.
+    pub k: usize,
+    /// Words per row.
+    pub words: usize,
+    /// Number of output matrices.
+    pub batch: usize,
+    /// True when B has the same batch axes as A; false when one B serves every batch.
+    pub b_batched: bool,
+}
+
+impl XnorDims {
+    /// Checks and derives the sizes of `xnor(a, b)` over `k` bits.
+    pub fn new(a: &Shape, b: &Shape, k: usize) -> Result<Self> {
+        let op = "xnor_gemm";
+        if a.rank() < 2 || b.rank() < 2 {
+            return Err(Error::shapes(op, a.dims(), b.dims(), "operands need rank >= 2"));
+        }
+        let words = words_for(k);
+        let (ra, rb) = (a.rank(), b.rank());
+        if k == 0 || a.dims()[ra - 1] != words || b.dims()[rb - 1] != words {
+            return Err(Error::shapes(
+                op,
+                a.dims(),
+                b.dims(),
+                format!("both last axes must hold ceil(k/32) = {words} words for k = {k}"),
+            ));
+        }
+        let b_batched = rb > 2;
+        if b_batched && a.dims()[..ra - 2] != b.dims()[..rb - 2] {
+            return Err(Error::shapes(op, a.dims(), b.dims(), "a batched B must have A's batch axes"));
+        }
+        if k >= 1 << 24 {
+            return Err(Error::invalid(
+                op,
+                "k",
+                format!("{k} bits: dot products must stay exact in f32 (k < 2^24)"),
+            ));
+        }
+        Ok(XnorDims {
+            m: a.dims()[ra - 2],
+            n: b.dims()[rb - 2],
+            k,
+            words,
+            batch: a.dims()[..ra - 2].iter().product(),
+            b_batched,
+        })
     }
 }

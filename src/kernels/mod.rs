@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+pub mod bitpack;
 pub mod elementwise;
 pub mod gather;
 pub mod gemm;
@@ -11,6 +12,7 @@ pub mod layout;
 pub mod random;
 pub mod reduce;
 pub mod softmax;
+pub mod xnor_gemm;
 
 /// A WGSL source file holding one kernel family.
 #[derive(Debug)]
@@ -35,6 +37,8 @@ pub const ALL_SHADERS: &[&Shader] = &[
     &gather::SHADER,
     &softmax::SHADER,
     &random::SHADER,
+    &bitpack::SHADER,
+    &xnor_gemm::SHADER,
 ];
 
 /// One compute entry point.
@@ -187,7 +191,14 @@ mod tests {
             softmax::XENT,
             softmax::XENT_GRAD,
             random::RANDOM,
-        ] {
+            bitpack::PACK,
+            bitpack::UNPACK,
+            bitpack::MASKED,
+        ]
+        .into_iter()
+        .chain(xnor_gemm::TILED)
+        .chain(xnor_gemm::GEMV)
+        {
             let shader = ALL_SHADERS.iter().find(|s| s.name == k.shader).unwrap();
             let module = parse(shader);
             assert!(

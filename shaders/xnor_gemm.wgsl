@@ -1,0 +1,208 @@
+// Packed XNOR-popcount matrix product: for rows of A and rows of B holding k sign bits packed
+// 32 per word (see bitpack.wgsl), dot = k - 2 * popcount(a XOR b), exact for any k < 2^24:
+// the pad bits past k are 0 in both operands, so they XOR to 0 and never count.
+//
+// Bindings (group 0):
+//   0  p       uniform Params
+//   1  a       storage read        u32 [batch, m, words]
+//   2  b       storage read        u32 [n, words], or [batch, n, words] (b_batch_stride > 0)
+//   3  scale   storage read        f32 [n]                  (affine, binarize)
+//   4  bias    storage read        f32 [n]                  (affine, binarize)
+//   5  c       storage read_write  f32 [batch, m, n]        (plain, affine)
+//   6  c_bits  storage read_write  u32 [batch, m, out_words] (binarize)
+// Epilogues: plain writes the dot; affine writes dot * scale[n] + bias[n] (BatchNorm folded into
+// the layer); binarize packs (dot * scale[n] + bias[n] < 0) along n, ready for the next binary
+// layer, and never writes the f32 result at all.
+//
+// Two shapes of kernel:
+//   xnor_gemm*  64x64 output tile per workgroup of 16x16 threads, 4x4 outputs per thread
+//               (strided by 16), K staged through workgroup memory 8 words (256 bits) at a time.
+//               Dispatch (ceil(n/64), ceil(m/64), batch).
+//   xnor_gemv*  for small m (batch-1 inference): 32 output columns per workgroup of 256; the 8
+//               lanes of each column split K so that neighbouring threads read neighbouring
+//               words. Dispatch (ceil(n/32), m, batch).
+
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    words: u32,
+    a_batch_stride: u32,
+    b_batch_stride: u32,
+    out_words: u32,
+    _pad0: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> a: array<u32>;
+@group(0) @binding(2) var<storage, read> b: array<u32>;
+@group(0) @binding(3) var<storage, read> scale: array<f32>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+@group(0) @binding(5) var<storage, read_write> c: array<f32>;
+@group(0) @binding(6) var<storage, read_write> c_bits: array<u32>;
+
+const TILE: u32 = 64u;
+const TW: u32 = 8u;
+var<workgroup> a_tile: array<u32, 512>; // [TW][TILE]
+var<workgroup> b_tile: array<u32, 512>; // [TW][TILE]
+// Sign bits of one output tile: 64 rows x 2 words (tiled) or 1 row x 1 word (gemv).
+var<workgroup> bit_tile: array<atomic<u32>, 128>;
+var<workgroup> partial: array<u32, 256>;
+
+fn dot_of(popcount: u32) -> f32 {
+    return f32(i32(p.k) - 2 * i32(popcount));
+}
+
+fn affine(dot: f32, col: u32) -> f32 {
+    return dot * scale[col] + bias[col];
+}
+
+// Popcounts of a XOR b for this thread's 4x4 outputs of the workgroup's 64x64 tile.
+fn tile_popcounts(wid: vec3<u32>, lid: vec3<u32>) -> array<u32, 16> {
+    let a_off = wid.z * p.a_batch_stride;
+    let b_off = wid.z * p.b_batch_stride;
+    let row0 = wid.y * TILE;
+    let col0 = wid.x * TILE;
+    let tid = lid.y * 16u + lid.x;
+    var acc: array<u32, 16>;
+    for (var w0 = 0u; w0 < p.words; w0 += TW) {
+        for (var e = tid; e < TW * TILE; e += 256u) {
+            // Consecutive threads read consecutive words of one row.
+            let r = e / TW;
+            let ww = e % TW;
+            let gw = w0 + ww;
+            let gr = row0 + r;
+            var va = 0u;
+            if (gr < p.m && gw < p.words) { va = a[a_off + gr * p.words + gw]; }
+            a_tile[ww * TILE + r] = va;
+            let gc = col0 + r;
+            var vb = 0u;
+            if (gc < p.n && gw < p.words) { vb = b[b_off + gc * p.words + gw]; }
+            b_tile[ww * TILE + r] = vb;
+        }
+        workgroupBarrier();
+        for (var ww = 0u; ww < TW; ww++) {
+            var av: array<u32, 4>;
+            var bv: array<u32, 4>;
+            for (var i = 0u; i < 4u; i++) {
+                av[i] = a_tile[ww * TILE + lid.y + 16u * i];
+                bv[i] = b_tile[ww * TILE + lid.x + 16u * i];
+            }
+            for (var i = 0u; i < 4u; i++) {
+                for (var j = 0u; j < 4u; j++) {
+                    acc[i * 4u + j] += countOneBits(av[i] ^ bv[j]);
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+    return acc;
+}
+
+@compute @workgroup_size(16, 16)
+fn xnor_gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let pc = tile_popcounts(wid, lid);
+    for (var i = 0u; i < 4u; i++) {
+        let gr = wid.y * TILE + lid.y + 16u * i;
+        for (var j = 0u; j < 4u; j++) {
+            let gc = wid.x * TILE + lid.x + 16u * j;
+            if (gr < p.m && gc < p.n) {
+                c[(wid.z * p.m + gr) * p.n + gc] = dot_of(pc[i * 4u + j]);
+            }
+        }
+    }
+}
+
+@compute @workgroup_size(16, 16)
+fn xnor_gemm_affine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let pc = tile_popcounts(wid, lid);
+    for (var i = 0u; i < 4u; i++) {
+        let gr = wid.y * TILE + lid.y + 16u * i;
+        for (var j = 0u; j < 4u; j++) {
+            let gc = wid.x * TILE + lid.x + 16u * j;
+            if (gr < p.m && gc < p.n) {
+                c[(wid.z * p.m + gr) * p.n + gc] = affine(dot_of(pc[i * 4u + j]), gc);
+            }
+        }
+    }
+}
+
+@compute @workgroup_size(16, 16)
+fn xnor_gemm_binarize(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let tid = lid.y * 16u + lid.x;
+    if (tid < 128u) { atomicStore(&bit_tile[tid], 0u); }
+    workgroupBarrier();
+    let pc = tile_popcounts(wid, lid);
+    for (var i = 0u; i < 4u; i++) {
+        let r = lid.y + 16u * i;
+        for (var j = 0u; j < 4u; j++) {
+            let cl = lid.x + 16u * j;
+            let gc = wid.x * TILE + cl;
+            if (wid.y * TILE + r < p.m && gc < p.n && affine(dot_of(pc[i * 4u + j]), gc) < 0.0) {
+                atomicOr(&bit_tile[r * 2u + cl / 32u], 1u << (cl % 32u));
+            }
+        }
+    }
+    workgroupBarrier();
+    if (tid < 128u) {
+        let gr = wid.y * TILE + tid / 2u;
+        let gw = wid.x * 2u + tid % 2u;
+        if (gr < p.m && gw < p.out_words) {
+            c_bits[(wid.z * p.m + gr) * p.out_words + gw] = atomicLoad(&bit_tile[tid]);
+        }
+    }
+}
+
+// Popcount for column wid.x * 32 + lid / 8 of row wid.y, valid in lane 0 of each column.
+fn gemv_popcount(wid: vec3<u32>, lid: u32) -> u32 {
+    let col = wid.x * 32u + lid / 8u;
+    let lane = lid % 8u;
+    let a_row = wid.z * p.a_batch_stride + wid.y * p.words;
+    let b_row = wid.z * p.b_batch_stride + col * p.words;
+    var pc = 0u;
+    if (col < p.n) {
+        for (var w = lane; w < p.words; w += 8u) {
+            pc += countOneBits(a[a_row + w] ^ b[b_row + w]);
+        }
+    }
+    partial[lid] = pc;
+    workgroupBarrier();
+    var total = 0u;
+    if (lane == 0u) {
+        for (var l = 0u; l < 8u; l++) { total += partial[lid + l]; }
+    }
+    return total;
+}
+
+@compute @workgroup_size(256)
+fn xnor_gemv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let pc = gemv_popcount(wid, lid);
+    let col = wid.x * 32u + lid / 8u;
+    if (lid % 8u == 0u && col < p.n) {
+        c[(wid.z * p.m + wid.y) * p.n + col] = dot_of(pc);
+    }
+}
+
+@compute @workgroup_size(256)
+fn xnor_gemv_affine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let pc = gemv_popcount(wid, lid);
+    let col = wid.x * 32u + lid / 8u;
+    if (lid % 8u == 0u && col < p.n) {
+        c[(wid.z * p.m + wid.y) * p.n + col] = affine(dot_of(pc), col);
+    }
+}
+
+@compute @workgroup_size(256)
+fn xnor_gemv_binarize(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    if (lid == 0u) { atomicStore(&bit_tile[0], 0u); }
+    workgroupBarrier();
+    let pc = gemv_popcount(wid, lid);
+    let col = wid.x * 32u + lid / 8u;
+    if (lid % 8u == 0u && col < p.n && affine(dot_of(pc), col) < 0.0) {
+        atomicOr(&bit_tile[0], 1u << (lid / 8u));
+    }
+    workgroupBarrier();
+    if (lid == 0u) {
+        c_bits[(wid.z * p.m + wid.y) * p.out_words + wid.x] = atomicLoad(&bit_tile[0]);
+    }
+}

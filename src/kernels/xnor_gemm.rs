@@ -1,0 +1,122 @@
+//! `shaders/xnor_gemm.wgsl`: packed XNOR-popcount matrix products with plain, affine and
+//! re-binarizing epilogues, tiled for large M and lane-split for small M.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{params_layout, BufferView, Dispatch, Kernel, Shader};
+use crate::graph::op::words_for;
+use crate::graph::{Epilogue, XnorDims};
+
+/// The kernel family.
+pub const SHADER: Shader = Shader {
+    name: "xnor_gemm",
+    source: include_str!("../../shaders/xnor_gemm.wgsl"),
+    params_layout,
+};
+/// Tiled kernels by epilogue.
+pub const TILED: [Kernel; 3] = [
+    Kernel {
+        shader: "xnor_gemm",
+        entry: "xnor_gemm",
+    },
+    Kernel {
+        shader: "xnor_gemm",
+        entry: "xnor_gemm_affine",
+    },
+    Kernel {
+        shader: "xnor_gemm",
+        entry: "xnor_gemm_binarize",
+    },
+];
+/// Small-M kernels by epilogue.
+pub const GEMV: [Kernel; 3] = [
+    Kernel {
+        shader: "xnor_gemm",
+        entry: "xnor_gemv",
+    },
+    Kernel {
+        shader: "xnor_gemm",
+        entry: "xnor_gemv_affine",
+    },
+    Kernel {
+        shader: "xnor_gemm",
+        entry: "xnor_gemv_binarize",
+    },
+];
+
+/// Below this many rows the lane-split kernel keeps more of the GPU busy than 64-row tiles.
+pub const SMALL_M: usize = 8;
+
+/// Mirror of the WGSL `Params`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct Params {
+    /// Rows of A.
+    pub m: u32,
+    /// Rows of B.
+    pub n: u32,
+    /// Bits per row.
+    pub k: u32,
+    /// Words per row.
+    pub words: u32,
+    /// Words between batches of A.
+    pub a_batch_stride: u32,
+    /// Words between batches of B (0: one B for all).
+    pub b_batch_stride: u32,
+    /// Words per output row when binarizing.
+    pub out_words: u32,
+    /// Padding.
+    pub _pad0: u32,
+}
+params_layout!(Params {
+    m,
+    n,
+    k,
+    words,
+    a_batch_stride,
+    b_batch_stride,
+    out_words,
+    _pad0
+});
+
+/// Operands of one XNOR GEMM dispatch.
+pub struct Operands<'a> {
+    /// Packed A.
+    pub a: &'a BufferView,
+    /// Packed B.
+    pub b: &'a BufferView,
+    /// Per-column scale and bias (affine and binarize).
+    pub scale_bias: Option<(&'a BufferView, &'a BufferView)>,
+    /// Output (f32, or packed words when binarizing).
+    pub out: &'a BufferView,
+}
+
+/// The dispatch for `d` with `epilogue`, choosing the kernel shape by M.
+pub fn xnor_gemm(d: &XnorDims, epilogue: Epilogue, ops: Operands) -> Dispatch {
+    let p = Params {
+        m: d.m as u32,
+        n: d.n as u32,
+        k: d.k as u32,
+        words: d.words as u32,
+        a_batch_stride: (d.m * d.words) as u32,
+        b_batch_stride: if d.b_batched { (d.n * d.words) as u32 } else { 0 },
+        out_words: words_for(d.n) as u32,
+        _pad0: 0,
+    };
+    let e = match epilogue {
+        Epilogue::Plain => 0,
+        Epilogue::Affine => 1,
+        Epilogue::Binarize => 2,
+    };
+    let out_binding = if epilogue == Epilogue::Binarize { 6 } else { 5 };
+    let mut bindings = vec![(1, ops.a), (2, ops.b), (out_binding, ops.out)];
+    if let Some((scale, bias)) = ops.scale_bias {
+        bindings.extend([(3, scale), (4, bias)]);
+    }
+    let (kernel, workgroups) = if d.m < SMALL_M {
+        (GEMV[e], [d.n.div_ceil(32) as u32, d.m as u32, d.batch as u32])
+    } else {
+        (TILED[e], [d.n.div_ceil(64) as u32, d.m.div_ceil(64) as u32, d.batch as u32])
+    };
+    Dispatch::new(kernel, &p, &bindings, workgroups)
+}

@@ -1,0 +1,191 @@
+//! Packed-bit kernels: the packing convention, bit-exact agreement with the CPU reference, and
+//! the XNOR-popcount product checked against the float product of the unpacked ±1 values.
+
+mod common;
+
+use bitgrad::{DType, Device, Epilogue, Graph, HostTensor, PackMode};
+use common::*;
+
+const EXACT: Tol = Tol { abs: 0.0, rel: 0.0 };
+
+/// Values with the edges that matter: 0, -0, and ±clip exactly.
+fn signed_values(seed: u64, n: usize) -> Vec<f32> {
+    let mut v = uniform(seed, n, 2.0);
+    for (i, e) in [0.0, -0.0, 0.5, -0.5, 1e-30, -1e-30].into_iter().enumerate() {
+        if i < n {
+            v[(i * 11) % n] = e;
+        }
+    }
+    v
+}
+
+fn pack_case(shape: &[usize], mode: PackMode, seed: u64) -> Case<'static> {
+    let mut g = Graph::new();
+    let x = g.input("x", shape, DType::F32).unwrap();
+    let bits = g.bit_pack(x, mode).unwrap();
+    let k = *shape.last().unwrap();
+    let back = g.bit_unpack(bits, k, mode).unwrap();
+    let n = shape.iter().product();
+    Case {
+        graph: g,
+        outputs: vec![bits, back],
+        feeds: vec![("x", HostTensor::f32(shape, signed_values(seed, n)).unwrap())],
+    }
+}
+
+#[test]
+fn packing_follows_the_larq_compute_engine_convention() {
+    // Bit j of a word is element j; bit 1 means -1 (x < 0); 0 and -0 pack as +1.
+    let c = pack_case(&[1, 5], PackMode::Sign, 0);
+    let mut c = c;
+    c.feeds = vec![("x", HostTensor::f32([1, 5], vec![-1.0, 1.0, 0.0, -0.0, -2.0]).unwrap())];
+    for device in [Some(Device::cpu()), gpu().cloned()].into_iter().flatten() {
+        let out = run_on(&device, &c, 1).unwrap();
+        assert_eq!(out[0].as_u32().unwrap(), &[0b10001], "{}", device.describe());
+        assert_eq!(out[1].as_f32().unwrap(), &[-1.0, 1.0, 1.0, 1.0, -1.0], "{}", device.describe());
+    }
+    // The clip mask is inclusive: |x| = clip passes the gradient.
+    let mut m = pack_case(&[1, 4], PackMode::ClipMask(0.5), 0);
+    m.feeds = vec![("x", HostTensor::f32([1, 4], vec![0.5, -0.5, 0.50001, 0.0]).unwrap())];
+    let out = run_on(&Device::cpu(), &m, 1).unwrap();
+    assert_eq!(out[0].as_u32().unwrap(), &[0b1011]);
+}
+
+#[test]
+fn bit_pack_and_unpack_match_cpu_bit_exactly() {
+    // K below, at and above one word, and not a multiple of 32.
+    for shape in [vec![1, 1], vec![3, 31], vec![5, 32], vec![7, 33], vec![2, 3, 100], vec![1, 1000]] {
+        for mode in [PackMode::Sign, PackMode::ClipMask(0.5), PackMode::ClipMask(0.0)] {
+            check_case(&format!("pack {shape:?} {mode:?}"), &pack_case(&shape, mode, 3), EXACT);
+        }
+    }
+}
+
+#[test]
+fn apply_mask_matches_cpu() {
+    for (rows, k) in [(1, 1), (3, 33), (4, 100)] {
+        let mut g = Graph::new();
+        let x = g.input("x", [rows, k], DType::F32).unwrap();
+        let dy = g.input("dy", [rows, k], DType::F32).unwrap();
+        let mask = g.bit_pack(x, PackMode::ClipMask(1.0)).unwrap();
+        let dx = g.apply_mask(mask, dy).unwrap();
+        let c = Case {
+            graph: g,
+            outputs: vec![dx],
+            feeds: vec![
+                ("x", HostTensor::f32([rows, k], signed_values(5, rows * k)).unwrap()),
+                ("dy", HostTensor::f32([rows, k], uniform(6, rows * k, 1.0)).unwrap()),
+            ],
+        };
+        check_case(&format!("apply_mask {rows}x{k}"), &c, EXACT);
+        // The reference itself: dy where |x| <= 1, else 0.
+        let out = run_on(&Device::cpu(), &c, 1).unwrap();
+        let (xs, dys) = (c.feeds[0].1.as_f32().unwrap(), c.feeds[1].1.as_f32().unwrap());
+        let want: Vec<f32> = xs.iter().zip(dys).map(|(x, d)| if x.abs() <= 1.0 { *d } else { 0.0 }).collect();
+        assert_eq!(out[0].as_f32().unwrap(), &want[..]);
+    }
+}
+
+/// XNOR GEMM of sign-packed random matrices plus the float product of their ±1 values.
+fn xnor_case(a_shape: &[usize], b_shape: &[usize], epilogue: Epilogue, scale: Option<Vec<f32>>, bias: Option<Vec<f32>>) -> Case<'static> {
+    let k = *a_shape.last().unwrap();
+    let n = b_shape[b_shape.len() - 2];
+    let mut g = Graph::new();
+    let a = g.input("a", a_shape, DType::F32).unwrap();
+    let b = g.input("b", b_shape, DType::F32).unwrap();
+    let (pa, pb) = (g.bit_pack(a, PackMode::Sign).unwrap(), g.bit_pack(b, PackMode::Sign).unwrap());
+    let mut feeds = vec![
+        ("a", HostTensor::f32(a_shape, signed_values(7, a_shape.iter().product())).unwrap()),
+        ("b", HostTensor::f32(b_shape, signed_values(8, b_shape.iter().product())).unwrap()),
+    ];
+    let out = match epilogue {
+        Epilogue::Plain => g.xnor_gemm(pa, pb, k).unwrap(),
+        _ => {
+            let s = g.input("scale", [n], DType::F32).unwrap();
+            let t = g.input("bias", [n], DType::F32).unwrap();
+            feeds.push(("scale", HostTensor::f32([n], scale.unwrap()).unwrap()));
+            feeds.push(("bias", HostTensor::f32([n], bias.unwrap()).unwrap()));
+            g.xnor_gemm_scaled(pa, pb, k, s, t, epilogue).unwrap()
+        }
+    };
+    // The float reference: sign(a) @ sign(b)^T on the float GEMM.
+    let (sa, sb) = (
+        g.unary(bitgrad::UnaryOp::Sign, a).unwrap(),
+        g.unary(bitgrad::UnaryOp::Sign, b).unwrap(),
+    );
+    let float = g.matmul_t(sa, sb, false, true).unwrap();
+    Case {
+        graph: g,
+        outputs: vec![out, float],
+        feeds,
+    }
+}
+
+#[test]
+fn xnor_gemm_matches_cpu_and_the_float_product_exactly() {
+    // m below and above the small-M threshold (8) and the 64-row tile; n and k awkward.
+    for m in [1, 3, 8, 65] {
+        for n in [1, 31, 33, 100] {
+            for k in [1, 31, 32, 33, 257] {
+                let c = xnor_case(&[m, k], &[n, k], Epilogue::Plain, None, None);
+                check_case(&format!("xnor m{m} n{n} k{k}"), &c, EXACT);
+                let out = run_on(&Device::cpu(), &c, 1).unwrap();
+                assert_eq!(
+                    out[0], out[1],
+                    "xnor m{m} n{n} k{k}: popcount dot differs from the ±1 float product"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn batched_xnor_gemm_matches_cpu() {
+    for (a, b) in [
+        (vec![3, 5, 70], vec![9, 70]),
+        (vec![2, 10, 33], vec![2, 7, 33]),
+        (vec![2, 2, 9, 130], vec![2, 2, 66, 130]),
+    ] {
+        let c = xnor_case(&a, &b, Epilogue::Plain, None, None);
+        check_case(&format!("batched xnor {a:?} x {b:?}"), &c, EXACT);
+    }
+}
+
+#[test]
+fn xnor_epilogues_match_cpu() {
+    for (m, n, k) in [(1, 33, 40), (5, 64, 100), (70, 100, 65)] {
+        let scale: Vec<f32> = uniform(9, n, 2.0);
+        let bias: Vec<f32> = uniform(10, n, 5.0);
+        let c = xnor_case(&[m, k], &[n, k], Epilogue::Affine, Some(scale), Some(bias));
+        check_case(&format!("affine m{m} n{n} k{k}"), &c, ELEMENTWISE);
+        // Exact scales (±powers of two) and half-integer biases keep dot * scale + bias exact, so
+        // the sign bits must agree exactly; some biases make the result exactly 0 (packs as +1).
+        let scale: Vec<f32> = (0..n).map(|i| [0.5, -1.0, 2.0, -0.25][i % 4]).collect();
+        let bias: Vec<f32> = (0..n).map(|i| (i as f32 - n as f32 / 2.0) * 0.5).collect();
+        let c = xnor_case(&[m, k], &[n, k], Epilogue::Binarize, Some(scale), Some(bias));
+        check_case(&format!("binarize m{m} n{n} k{k}"), &c, EXACT);
+    }
+}
+
+#[test]
+fn xnor_shape_errors_name_the_problem() {
+    let mut g = Graph::new();
+    let a = g.input("a", [4, 2], DType::U32).unwrap();
+    let b = g.input("b", [3, 2], DType::U32).unwrap();
+    let err = g.xnor_gemm(a, b, 100).unwrap_err().to_string();
+    assert!(err.contains("xnor_gemm") && err.contains("4 words"), "{err}");
+    let c = g.input("c", [5, 3, 2], DType::U32).unwrap();
+    let err = g.xnor_gemm(a, c, 64).unwrap_err().to_string();
+    assert!(err.contains("batch"), "{err}");
+    let x = g.input("x", [4, 64], DType::F32).unwrap();
+    let err = g.bit_pack(x, PackMode::ClipMask(-1.0)).unwrap_err().to_string();
+    assert!(err.contains("clip"), "{err}");
+    let bits = g.bit_pack(x, PackMode::Sign).unwrap();
+    let err = g.backward(bits, &[x]).unwrap_err().to_string();
+    assert!(err.contains("loss") && err.contains("U32"), "{err}");
+    // A gradient asked for through packing is an error, never a silent zero.
+    let signs = g.bit_unpack(bits, 64, PackMode::Sign).unwrap();
+    let loss = g.sum(signs, &[0, 1], false).unwrap();
+    let err = g.backward(loss, &[x]).unwrap_err().to_string();
+    assert!(err.contains("bit_unpack") && err.contains("not differentiable"), "{err}");
+}
