@@ -2,57 +2,65 @@
 //! each sample is the full time from encoding to completion.
 //!
 //! `cargo bench --bench kernels` (set `BITGRAD_ADAPTER` / `BITGRAD_BACKEND` to choose the GPU).
+//! Cases come from `bitgrad::bench`, shared with the `bitgrad bench` command.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 
 mod gemm {
-    use bitgrad::{DType, Device, Graph, HostTensor, ParamStore, Plan};
+    use bitgrad::bench::{f32_gemm, xnor_gemm, Case};
+    use bitgrad::Device;
     use criterion::{BenchmarkId, Criterion, Throughput};
 
-    /// A plan computing one `m x k @ k x n` product, with random inputs fed once.
-    pub fn plan(device: &Device, m: usize, k: usize, n: usize) -> Plan {
-        let mut g = Graph::new();
-        let a = g.input("a", [m, k], DType::F32).unwrap();
-        let b = g.input("b", [k, n], DType::F32).unwrap();
-        let c = g.matmul(a, b).unwrap();
-        let mut plan = Plan::new(device, &g, &[c], &mut ParamStore::new()).unwrap();
-        let fill = |len: usize, seed: u64| {
-            (0..len as u32)
-                .map(|i| (bitgrad::backend::cpu::random_bits(seed, i) >> 8) as f32 / 16_777_216.0 - 0.5)
-                .collect::<Vec<_>>()
-        };
-        plan.feed("a", &HostTensor::f32([m, k], fill(m * k, 1)).unwrap()).unwrap();
-        plan.feed("b", &HostTensor::f32([k, n], fill(k * n, 2)).unwrap()).unwrap();
-        plan
+    fn bench(
+        c: &mut Criterion,
+        device: &Device,
+        group: &str,
+        sizes: &[usize],
+        make: fn(&Device, usize, usize, usize) -> bitgrad::Result<Case>,
+    ) {
+        let mut group = c.benchmark_group(format!("{group}/{}", device.describe()));
+        group.sample_size(10);
+        for &size in sizes {
+            let mut case = make(device, size, size, size).unwrap();
+            // Throughput counts multiply-accumulates (f32 or binary).
+            group.throughput(Throughput::Elements(case.amount as u64));
+            group.bench_function(BenchmarkId::from_parameter(&case.shape), |b| b.iter(|| case.run().unwrap()));
+        }
+        group.finish();
     }
 
-    pub fn f32_gemm(c: &mut Criterion) {
-        let device = match Device::gpu() {
-            Ok(d) => d,
-            Err(e) => {
-                eprintln!("f32 GEMM benchmark skipped: {e}");
-                return;
-            }
-        };
-        let mut group = c.benchmark_group(format!("f32_gemm/{}", device.describe()));
+    pub fn all(c: &mut Criterion, device: &Device) {
+        bench(c, device, "f32_gemm_macs", &[128, 256, 512, 1024], f32_gemm);
+        bench(c, device, "xnor_gemm_macs", &[256, 1024, 4096], xnor_gemm);
+    }
+}
+
+mod bitpack {
+    use bitgrad::Device;
+    use criterion::{BenchmarkId, Criterion, Throughput};
+
+    pub fn all(c: &mut Criterion, device: &Device) {
+        let mut group = c.benchmark_group(format!("bit_pack_bytes/{}", device.describe()));
         group.sample_size(10);
-        for size in [128usize, 256, 512, 1024] {
-            let mut p = plan(&device, size, size, size);
-            // Throughput counts FLOPs: 2 per multiply-accumulate.
-            group.throughput(Throughput::Elements(2 * (size * size * size) as u64));
-            group.bench_function(BenchmarkId::from_parameter(format!("{size}x{size}x{size}")), |bench| {
-                bench.iter(|| {
-                    p.run().unwrap();
-                    device.synchronize().unwrap();
-                })
-            });
+        for size in [1024, 4096] {
+            let mut case = bitgrad::bench::bit_pack(device, size, size).unwrap();
+            group.throughput(Throughput::Bytes(case.amount as u64));
+            group.bench_function(BenchmarkId::from_parameter(&case.shape), |b| b.iter(|| case.run().unwrap()));
         }
         group.finish();
     }
 }
 
 fn all(c: &mut Criterion) {
-    gemm::f32_gemm(c);
+    let device = match bitgrad::Device::gpu() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("kernel benchmarks skipped: {e}");
+            return;
+        }
+    };
+    gemm::all(c, &device);
+    bitpack::all(c, &device);
 }
 
 criterion_group!(benches, all);

@@ -10,6 +10,11 @@
 // conflict-free workgroup reads). K advances in slices of 16 staged through workgroup memory;
 // out-of-range rows, columns and K are loaded as 0, so any M, N, K works.
 // Dispatch: (ceil(N/64), ceil(M/64), batch).
+//
+// `gemv` serves small M (batch-1 inference, where a 64-row tile would idle 63 rows): one thread
+// per output column, 256 columns per workgroup, so reads of row-major B are coalesced across
+// threads and the A row is the same address for the whole workgroup.
+// Dispatch: (ceil(N/256), M, batch).
 
 struct Params {
     m: u32,
@@ -36,10 +41,9 @@ const TK: u32 = 16u;
 var<workgroup> a_tile: array<f32, 1024>; // [TK][TILE]
 var<workgroup> b_tile: array<f32, 1024>; // [TK][TILE]
 
-@compute @workgroup_size(16, 16)
-fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    // Which A and B matrices this output matrix reads.
-    var rem = wid.z;
+// Element offsets of the A and B matrices that output matrix `batch` reads.
+fn operand_offsets(batch: u32) -> vec2<u32> {
+    var rem = batch;
     var ma = 0u;
     var mb = 0u;
     for (var d = i32(p.batch_rank) - 1; d >= 0; d--) {
@@ -50,8 +54,14 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
         ma += cd * p.a_batch_strides[q][r];
         mb += cd * p.b_batch_strides[q][r];
     }
-    let a_off = ma * p.m * p.k;
-    let b_off = mb * p.k * p.n;
+    return vec2<u32>(ma * p.m * p.k, mb * p.k * p.n);
+}
+
+@compute @workgroup_size(16, 16)
+fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let offsets = operand_offsets(wid.z);
+    let a_off = offsets.x;
+    let b_off = offsets.y;
     let c_off = wid.z * p.m * p.n;
     let row0 = wid.y * TILE;
     let col0 = wid.x * TILE;
@@ -110,4 +120,21 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
             }
         }
     }
+}
+
+@compute @workgroup_size(256)
+fn gemv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let col = wid.x * 256u + lid;
+    let row = wid.y;
+    if (col >= p.n) { return; }
+    let offsets = operand_offsets(wid.z);
+    var acc = 0.0;
+    for (var kk = 0u; kk < p.k; kk++) {
+        var va: f32;
+        var vb: f32;
+        if (p.trans_a == 0u) { va = a[offsets.x + row * p.k + kk]; } else { va = a[offsets.x + kk * p.m + row]; }
+        if (p.trans_b == 0u) { vb = b[offsets.y + kk * p.n + col]; } else { vb = b[offsets.y + col * p.k + kk]; }
+        acc = fma(va, vb, acc);
+    }
+    c[(wid.z * p.m + row) * p.n + col] = acc;
 }

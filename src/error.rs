@@ -126,20 +126,11 @@ pub enum Error {
 impl Error {
     /// Shorthand for [`Error::InvalidArgument`].
     pub fn invalid(op: &'static str, arg: &'static str, reason: impl Into<String>) -> Self {
-        Error::InvalidArgument {
-            op,
-            arg,
-            reason: reason.into(),
-        }
+        Error::InvalidArgument { op, arg, reason: reason.into() }
     }
 
     /// Shorthand for [`Error::ShapeMismatch`].
     pub fn shapes(op: &'static str, lhs: &[usize], rhs: &[usize], reason: impl Into<String>) -> Self {
-        Error::ShapeMismatch {
-            op,
-            lhs: lhs.to_vec(),
-            rhs: rhs.to_vec(),
-            reason: reason.into(),
-        }
+        Error::ShapeMismatch { op, lhs: lhs.to_vec(), rhs: rhs.to_vec(), reason: reason.into() }
     }
 }

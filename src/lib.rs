@@ -22,6 +22,7 @@
 //! ```
 
 pub mod backend;
+pub mod bench;
 pub mod device;
 pub mod error;
 pub mod graph;

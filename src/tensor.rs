@@ -71,11 +71,7 @@ impl Shape {
     /// element count addressable with u32 indices.
     pub fn validate(&self, op: &'static str) -> Result<()> {
         if self.rank() > MAX_RANK {
-            return Err(Error::invalid(
-                op,
-                "shape",
-                format!("{self:?} has rank {} > {MAX_RANK}", self.rank()),
-            ));
+            return Err(Error::invalid(op, "shape", format!("{self:?} has rank {} > {MAX_RANK}", self.rank())));
         }
         if self.0.contains(&0) {
             return Err(Error::invalid(op, "shape", format!("{self:?} has a zero dimension")));
@@ -227,12 +223,7 @@ impl HostTensor {
     pub fn as_f32(&self) -> Result<&[f32]> {
         match &self.data {
             TensorData::F32(v) => Ok(v),
-            d => Err(Error::DTypeMismatch {
-                op: "HostTensor::as_f32",
-                operand: "self",
-                expected: DType::F32,
-                got: d.dtype(),
-            }),
+            d => Err(Error::DTypeMismatch { op: "HostTensor::as_f32", operand: "self", expected: DType::F32, got: d.dtype() }),
         }
     }
 
@@ -240,12 +231,7 @@ impl HostTensor {
     pub fn as_i32(&self) -> Result<&[i32]> {
         match &self.data {
             TensorData::I32(v) => Ok(v),
-            d => Err(Error::DTypeMismatch {
-                op: "HostTensor::as_i32",
-                operand: "self",
-                expected: DType::I32,
-                got: d.dtype(),
-            }),
+            d => Err(Error::DTypeMismatch { op: "HostTensor::as_i32", operand: "self", expected: DType::I32, got: d.dtype() }),
         }
     }
 
@@ -253,12 +239,7 @@ impl HostTensor {
     pub fn as_u32(&self) -> Result<&[u32]> {
         match &self.data {
             TensorData::U32(v) => Ok(v),
-            d => Err(Error::DTypeMismatch {
-                op: "HostTensor::as_u32",
-                operand: "self",
-                expected: DType::U32,
-                got: d.dtype(),
-            }),
+            d => Err(Error::DTypeMismatch { op: "HostTensor::as_u32", operand: "self", expected: DType::U32, got: d.dtype() }),
         }
     }
 

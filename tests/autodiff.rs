@@ -10,16 +10,10 @@ use common::*;
 /// carries a different weight, and returns (graph, inputs, loss).
 fn weighted_loss(shapes: &[&[usize]], f: &dyn Fn(&mut Graph, &[ValueId]) -> Result<ValueId>) -> (Graph, Vec<ValueId>, ValueId) {
     let mut g = Graph::new();
-    let xs: Vec<ValueId> = shapes
-        .iter()
-        .enumerate()
-        .map(|(i, s)| g.input(&format!("x{i}"), *s, DType::F32).unwrap())
-        .collect();
+    let xs: Vec<ValueId> = shapes.iter().enumerate().map(|(i, s)| g.input(&format!("x{i}"), *s, DType::F32).unwrap()).collect();
     let y = f(&mut g, &xs).unwrap();
     let ys = g.value(y).shape.clone();
-    let r = g
-        .random(ys.clone(), bitgrad::Distribution::Uniform { low: -1.0, high: 1.0 }, 99)
-        .unwrap();
+    let r = g.random(ys.clone(), bitgrad::Distribution::Uniform { low: -1.0, high: 1.0 }, 99).unwrap();
     let yr = g.mul(y, r).unwrap();
     let axes: Vec<usize> = (0..ys.rank()).collect();
     let loss = g.sum(yr, &axes, false).unwrap();
@@ -39,11 +33,7 @@ fn eval(g: &Graph, outputs: &[ValueId], feeds: &[HostTensor]) -> Vec<HostTensor>
 fn check_gradients(what: &str, shapes: &[&[usize]], inputs: Vec<Vec<f32>>, f: &dyn Fn(&mut Graph, &[ValueId]) -> Result<ValueId>) {
     let (mut g, xs, loss) = weighted_loss(shapes, f);
     let grads = g.backward(loss, &xs).unwrap();
-    let feeds: Vec<HostTensor> = shapes
-        .iter()
-        .zip(&inputs)
-        .map(|(s, v)| HostTensor::f32(*s, v.clone()).unwrap())
-        .collect();
+    let feeds: Vec<HostTensor> = shapes.iter().zip(&inputs).map(|(s, v)| HostTensor::f32(*s, v.clone()).unwrap()).collect();
     let analytic = eval(&g, &grads, &feeds);
     let eps = 1e-2f32;
     for (xi, shape) in shapes.iter().enumerate() {
@@ -62,34 +52,21 @@ fn check_gradients(what: &str, shapes: &[&[usize]], inputs: Vec<Vec<f32>>, f: &d
             let a = analytic[xi].as_f32().unwrap()[e];
             // f32 central differences: error ~ eps^2 * f''' + rounding / eps.
             let tol = 2e-3 + 5e-3 * numeric.abs();
-            assert!(
-                (a - numeric).abs() <= tol,
-                "{what}: d/dx{xi}[{e}]: analytic {a}, numeric {numeric}, difference {}",
-                a - numeric
-            );
+            assert!((a - numeric).abs() <= tol, "{what}: d/dx{xi}[{e}]: analytic {a}, numeric {numeric}, difference {}", a - numeric);
         }
     }
 }
 
 /// Values away from the kinks of abs, relu, clip and max so finite differences are valid.
 fn smooth(seed: u64, n: usize) -> Vec<f32> {
-    uniform(seed, n, 2.0)
-        .iter()
-        .map(|&x| if x.abs() < 0.1 { x + 0.3 } else { x })
-        .collect()
+    uniform(seed, n, 2.0).iter().map(|&x| if x.abs() < 0.1 { x + 0.3 } else { x }).collect()
 }
 
 #[test]
 fn unary_gradients_match_finite_differences() {
     // Sign's true derivative is 0 everywhere it is differentiable; Clip is moved so that no
     // input sits on a bound.
-    let ops = UNARY_OPS.map(|op| {
-        if let UnaryOp::Clip(..) = op {
-            UnaryOp::Clip(-0.55, 0.65)
-        } else {
-            op
-        }
-    });
+    let ops = UNARY_OPS.map(|op| if let UnaryOp::Clip(..) = op { UnaryOp::Clip(-0.55, 0.65) } else { op });
     for op in ops.into_iter().filter(|op| *op != UnaryOp::Sign) {
         let x: Vec<f32> = match op {
             UnaryOp::Log | UnaryOp::Sqrt | UnaryOp::Recip => smooth(1, 7).iter().map(|v| v.abs() + 0.5).collect(),
@@ -101,21 +78,9 @@ fn unary_gradients_match_finite_differences() {
 
 #[test]
 fn binary_gradients_reduce_over_broadcast_axes() {
-    for op in [
-        BinaryOp::Add,
-        BinaryOp::Sub,
-        BinaryOp::Mul,
-        BinaryOp::Div,
-        BinaryOp::Max,
-        BinaryOp::Min,
-    ] {
-        let b: Vec<f32> = smooth(3, 3)
-            .iter()
-            .map(|v| if op == BinaryOp::Div { v.abs() + 0.5 } else { *v })
-            .collect();
-        check_gradients(&format!("{op:?}"), &[&[2, 1, 4], &[3, 1]], vec![smooth(2, 8), b], &|g, x| {
-            g.binary(op, x[0], x[1])
-        });
+    for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Max, BinaryOp::Min] {
+        let b: Vec<f32> = smooth(3, 3).iter().map(|v| if op == BinaryOp::Div { v.abs() + 0.5 } else { *v }).collect();
+        check_gradients(&format!("{op:?}"), &[&[2, 1, 4], &[3, 1]], vec![smooth(2, 8), b], &|g, x| g.binary(op, x[0], x[1]));
     }
 }
 
@@ -124,9 +89,7 @@ fn reduction_gradients_match_finite_differences() {
     for (op, keep) in [(ReduceOp::Sum, false), (ReduceOp::Mean, true), (ReduceOp::Max, false)] {
         // Distinct values so that max has a unique argmax per output.
         let x: Vec<f32> = (0..24).map(|i| ((i * 7) % 24) as f32 * 0.1 - 1.0).collect();
-        check_gradients(&format!("{op:?}"), &[&[2, 3, 4]], vec![x], &|g, x| {
-            g.reduce(op, x[0], &[0, 2], keep)
-        });
+        check_gradients(&format!("{op:?}"), &[&[2, 3, 4]], vec![x], &|g, x| g.reduce(op, x[0], &[0, 2], keep));
     }
 }
 
@@ -145,20 +108,12 @@ fn matmul_gradients_match_finite_differences() {
     for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
         let sa: &[usize] = if ta { &[4, 3] } else { &[3, 4] };
         let sb: &[usize] = if tb { &[2, 4] } else { &[4, 2] };
-        check_gradients(
-            &format!("matmul ta{ta} tb{tb}"),
-            &[sa, sb],
-            vec![smooth(4, 12), smooth(5, 8)],
-            &|g, x| g.matmul_t(x[0], x[1], ta, tb),
-        );
+        check_gradients(&format!("matmul ta{ta} tb{tb}"), &[sa, sb], vec![smooth(4, 12), smooth(5, 8)], &|g, x| {
+            g.matmul_t(x[0], x[1], ta, tb)
+        });
     }
     // A 2-D weight shared across a batch: its gradient sums over the batch.
-    check_gradients(
-        "batched matmul",
-        &[&[2, 3, 4], &[4, 2]],
-        vec![smooth(6, 24), smooth(7, 8)],
-        &|g, x| g.matmul(x[0], x[1]),
-    );
+    check_gradients("batched matmul", &[&[2, 3, 4], &[4, 2]], vec![smooth(6, 24), smooth(7, 8)], &|g, x| g.matmul(x[0], x[1]));
 }
 
 #[test]
@@ -227,14 +182,7 @@ fn gradient_of_an_unrelated_variable_is_zero() {
     let y = g.input("x1", [2], DType::F32).unwrap();
     let loss = g.sum(x, &[0], false).unwrap();
     let gy = g.backward(loss, &[y]).unwrap()[0];
-    let out = eval(
-        &g,
-        &[gy],
-        &[
-            HostTensor::f32([3], vec![1.0; 3]).unwrap(),
-            HostTensor::f32([2], vec![1.0; 2]).unwrap(),
-        ],
-    );
+    let out = eval(&g, &[gy], &[HostTensor::f32([3], vec![1.0; 3]).unwrap(), HostTensor::f32([2], vec![1.0; 2]).unwrap()]);
     assert_eq!(out[0].as_f32().unwrap(), &[0.0, 0.0]);
 }
 
@@ -243,10 +191,7 @@ fn mlp_case() -> Case<'static> {
     let mut g = Graph::new();
     let x = g.input("x", [13, 17], DType::F32).unwrap();
     let labels = g.input("labels", [13], DType::I32).unwrap();
-    let normal = |seed| bitgrad::Init::Random {
-        dist: bitgrad::Distribution::Normal { mean: 0.0, std: 0.3 },
-        seed,
-    };
+    let normal = |seed| bitgrad::Init::Random { dist: bitgrad::Distribution::Normal { mean: 0.0, std: 0.3 }, seed };
     let w1 = g.variable("w1", [17, 33], normal(1)).unwrap();
     let b1 = g.variable("b1", [33], bitgrad::Init::Constant(0.1)).unwrap();
     let w2 = g.variable("w2", [33, 10], normal(2)).unwrap();

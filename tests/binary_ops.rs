@@ -26,11 +26,7 @@ fn pack_case(shape: &[usize], mode: PackMode, seed: u64) -> Case<'static> {
     let k = *shape.last().unwrap();
     let back = g.bit_unpack(bits, k, mode).unwrap();
     let n = shape.iter().product();
-    Case {
-        graph: g,
-        outputs: vec![bits, back],
-        feeds: vec![("x", HostTensor::f32(shape, signed_values(seed, n)).unwrap())],
-    }
+    Case { graph: g, outputs: vec![bits, back], feeds: vec![("x", HostTensor::f32(shape, signed_values(seed, n)).unwrap())] }
 }
 
 #[test]
@@ -109,16 +105,9 @@ fn xnor_case(a_shape: &[usize], b_shape: &[usize], epilogue: Epilogue, scale: Op
         }
     };
     // The float reference: sign(a) @ sign(b)^T on the float GEMM.
-    let (sa, sb) = (
-        g.unary(bitgrad::UnaryOp::Sign, a).unwrap(),
-        g.unary(bitgrad::UnaryOp::Sign, b).unwrap(),
-    );
+    let (sa, sb) = (g.unary(bitgrad::UnaryOp::Sign, a).unwrap(), g.unary(bitgrad::UnaryOp::Sign, b).unwrap());
     let float = g.matmul_t(sa, sb, false, true).unwrap();
-    Case {
-        graph: g,
-        outputs: vec![out, float],
-        feeds,
-    }
+    Case { graph: g, outputs: vec![out, float], feeds }
 }
 
 #[test]
@@ -130,10 +119,7 @@ fn xnor_gemm_matches_cpu_and_the_float_product_exactly() {
                 let c = xnor_case(&[m, k], &[n, k], Epilogue::Plain, None, None);
                 check_case(&format!("xnor m{m} n{n} k{k}"), &c, EXACT);
                 let out = run_on(&Device::cpu(), &c, 1).unwrap();
-                assert_eq!(
-                    out[0], out[1],
-                    "xnor m{m} n{n} k{k}: popcount dot differs from the ±1 float product"
-                );
+                assert_eq!(out[0], out[1], "xnor m{m} n{n} k{k}: popcount dot differs from the ±1 float product");
             }
         }
     }
@@ -141,11 +127,7 @@ fn xnor_gemm_matches_cpu_and_the_float_product_exactly() {
 
 #[test]
 fn batched_xnor_gemm_matches_cpu() {
-    for (a, b) in [
-        (vec![3, 5, 70], vec![9, 70]),
-        (vec![2, 10, 33], vec![2, 7, 33]),
-        (vec![2, 2, 9, 130], vec![2, 2, 66, 130]),
-    ] {
+    for (a, b) in [(vec![3, 5, 70], vec![9, 70]), (vec![2, 10, 33], vec![2, 7, 33]), (vec![2, 2, 9, 130], vec![2, 2, 66, 130])] {
         let c = xnor_case(&a, &b, Epilogue::Plain, None, None);
         check_case(&format!("batched xnor {a:?} x {b:?}"), &c, EXACT);
     }

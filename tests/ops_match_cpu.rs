@@ -10,17 +10,9 @@ use common::*;
 fn case(op: Op, inputs: Vec<HostTensor>) -> Case<'static> {
     const NAMES: [&str; 3] = ["x0", "x1", "x2"];
     let mut g = Graph::new();
-    let ids: Vec<_> = inputs
-        .iter()
-        .enumerate()
-        .map(|(i, t)| g.input(NAMES[i], t.shape().clone(), t.dtype()).unwrap())
-        .collect();
+    let ids: Vec<_> = inputs.iter().enumerate().map(|(i, t)| g.input(NAMES[i], t.shape().clone(), t.dtype()).unwrap()).collect();
     let out = g.push(op, &ids).unwrap().unwrap();
-    Case {
-        graph: g,
-        outputs: vec![out],
-        feeds: NAMES.iter().copied().zip(inputs).collect(),
-    }
+    Case { graph: g, outputs: vec![out], feeds: NAMES.iter().copied().zip(inputs).collect() }
 }
 
 fn f32s(shape: &[usize], seed: u64, scale: f32) -> HostTensor {
@@ -101,12 +93,7 @@ fn binary_broadcast_matches_cpu() {
                 // Make some elements equal so both outcomes occur.
                 b = HostTensor::f32(
                     sb,
-                    b.as_f32()
-                        .unwrap()
-                        .iter()
-                        .enumerate()
-                        .map(|(i, &v)| if i % 2 == 0 { a.as_f32().unwrap()[0] } else { v })
-                        .collect(),
+                    b.as_f32().unwrap().iter().enumerate().map(|(i, &v)| if i % 2 == 0 { a.as_f32().unwrap()[0] } else { v }).collect(),
                 )
                 .unwrap();
             }
@@ -127,14 +114,7 @@ fn reduce_matches_cpu() {
                 for keep_dims in [false, true] {
                     let x = f32s(shape, 7, 3.0);
                     let k = axes.iter().map(|&a| shape[a]).product();
-                    let c = case(
-                        Op::Reduce {
-                            op,
-                            axes: axes.clone(),
-                            keep_dims,
-                        },
-                        vec![x],
-                    );
+                    let c = case(Op::Reduce { op, axes: axes.clone(), keep_dims }, vec![x]);
                     check_case(&format!("{op:?} {shape:?} axes {axes:?} keep {keep_dims}"), &c, accumulation(k));
                 }
             }
@@ -144,22 +124,16 @@ fn reduce_matches_cpu() {
     let x = f32s(&[3, 4099], 9, 1.0);
     check_case(
         "sum [3, 4099] axis 1",
-        &case(
-            Op::Reduce {
-                op: ReduceOp::Sum,
-                axes: vec![1],
-                keep_dims: false,
-            },
-            vec![x],
-        ),
+        &case(Op::Reduce { op: ReduceOp::Sum, axes: vec![1], keep_dims: false }, vec![x]),
         accumulation(4099),
     );
 }
 
 #[test]
 fn matmul_matches_cpu() {
-    // (m, k, n): ones, primes, non-multiples of the 64x64 tile and the 16-deep K slice.
-    let sizes = [(1, 1, 1), (17, 31, 13), (65, 33, 129), (64, 64, 64), (2, 100, 3)];
+    // (m, k, n): ones, primes, non-multiples of the 64x64 tile and the 16-deep K slice; m < 8 takes
+    // the one-thread-per-column kernel (n = 300 spans two of its workgroups).
+    let sizes = [(1, 1, 1), (17, 31, 13), (65, 33, 129), (64, 64, 64), (2, 100, 3), (3, 40, 300)];
     for (m, k, n) in sizes {
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
             let sa = if ta { [k, m] } else { [m, k] };
@@ -171,13 +145,7 @@ fn matmul_matches_cpu() {
     // Batched, with broadcast batch axes on either side.
     let batched: [(&[usize], &[usize]); 3] = [(&[3, 5, 7], &[3, 7, 4]), (&[2, 1, 5, 7], &[3, 7, 4]), (&[5, 7], &[3, 7, 4])];
     for (sa, sb) in batched {
-        let c = case(
-            Op::MatMul {
-                trans_a: false,
-                trans_b: false,
-            },
-            vec![f32s(sa, 3, 1.0), f32s(sb, 4, 1.0)],
-        );
+        let c = case(Op::MatMul { trans_a: false, trans_b: false }, vec![f32s(sa, 3, 1.0), f32s(sb, 4, 1.0)]);
         check_case(&format!("batched matmul {sa:?} x {sb:?}"), &c, accumulation(7));
     }
 }
@@ -186,50 +154,19 @@ fn matmul_matches_cpu() {
 fn layout_ops_match_cpu_bit_exactly() {
     let x = f32s(&[2, 3, 5, 7], 5, 1.0);
     for perm in [vec![0, 1, 2, 3], vec![3, 2, 1, 0], vec![1, 3, 0, 2], vec![0, 1, 3, 2]] {
-        check_case(
-            &format!("permute {perm:?}"),
-            &case(Op::Permute { perm: perm.clone() }, vec![x.clone()]),
-            Tol { abs: 0.0, rel: 0.0 },
-        );
+        check_case(&format!("permute {perm:?}"), &case(Op::Permute { perm: perm.clone() }, vec![x.clone()]), Tol { abs: 0.0, rel: 0.0 });
     }
     // Integer and packed-bit tensors move as raw bits.
     let words = HostTensor::u32([33, 65], (0..33 * 65).map(|i| bitgrad::backend::cpu::random_bits(3, i)).collect()).unwrap();
-    check_case(
-        "transpose u32",
-        &case(Op::Permute { perm: vec![1, 0] }, vec![words.clone()]),
-        Tol { abs: 0.0, rel: 0.0 },
-    );
+    check_case("transpose u32", &case(Op::Permute { perm: vec![1, 0] }, vec![words.clone()]), Tol { abs: 0.0, rel: 0.0 });
     let ints = HostTensor::i32([4, 1, 3], ints(4, 12, 1000)).unwrap();
-    check_case(
-        "broadcast i32",
-        &case(
-            Op::Broadcast {
-                shape: Shape::new([2, 4, 5, 3]),
-            },
-            vec![ints],
-        ),
-        Tol { abs: 0.0, rel: 0.0 },
-    );
+    check_case("broadcast i32", &case(Op::Broadcast { shape: Shape::new([2, 4, 5, 3]) }, vec![ints]), Tol { abs: 0.0, rel: 0.0 });
     check_case(
         "broadcast f32",
-        &case(
-            Op::Broadcast {
-                shape: Shape::new([3, 7, 257]),
-            },
-            vec![f32s(&[7, 1], 6, 1.0)],
-        ),
+        &case(Op::Broadcast { shape: Shape::new([3, 7, 257]) }, vec![f32s(&[7, 1], 6, 1.0)]),
         Tol { abs: 0.0, rel: 0.0 },
     );
-    check_case(
-        "reshape u32",
-        &case(
-            Op::Reshape {
-                shape: Shape::new([65, 33]),
-            },
-            vec![words],
-        ),
-        Tol { abs: 0.0, rel: 0.0 },
-    );
+    check_case("reshape u32", &case(Op::Reshape { shape: Shape::new([65, 33]) }, vec![words]), Tol { abs: 0.0, rel: 0.0 });
 }
 
 #[test]
@@ -257,44 +194,22 @@ fn softmax_and_cross_entropy_match_cpu() {
         let dloss = f32s(&[rows], 13, 1.0);
         let tol = accumulation(cols);
         check_case(&format!("softmax {rows}x{cols}"), &case(Op::Softmax, vec![x.clone()]), tol);
-        check_case(
-            &format!("xent {rows}x{cols}"),
-            &case(Op::SoftmaxCrossEntropy, vec![x.clone(), labels.clone()]),
-            tol,
-        );
-        check_case(
-            &format!("xent_grad {rows}x{cols}"),
-            &case(Op::SoftmaxCrossEntropyGrad, vec![x, labels, dloss]),
-            tol,
-        );
+        check_case(&format!("xent {rows}x{cols}"), &case(Op::SoftmaxCrossEntropy, vec![x.clone(), labels.clone()]), tol);
+        check_case(&format!("xent_grad {rows}x{cols}"), &case(Op::SoftmaxCrossEntropyGrad, vec![x, labels, dloss]), tol);
     }
 }
 
 #[test]
 fn random_and_fill_match_cpu() {
     for shape in [vec![1], vec![1000], vec![7, 131]] {
-        let uni = Op::Random {
-            dist: Distribution::Uniform { low: -0.5, high: 2.0 },
-            seed: 42,
-            shape: Shape::new(&shape[..]),
-        };
+        let uni = Op::Random { dist: Distribution::Uniform { low: -0.5, high: 2.0 }, seed: 42, shape: Shape::new(&shape[..]) };
         check_case(&format!("uniform {shape:?}"), &case(uni, vec![]), ELEMENTWISE);
         // Normal draws go through log, sqrt and cos, which differ by a few ulp between backends.
-        let nor = Op::Random {
-            dist: Distribution::Normal { mean: 1.0, std: 0.5 },
-            seed: 1 << 40,
-            shape: Shape::new(&shape[..]),
-        };
+        let nor = Op::Random { dist: Distribution::Normal { mean: 1.0, std: 0.5 }, seed: 1 << 40, shape: Shape::new(&shape[..]) };
         check_case(&format!("normal {shape:?}"), &case(nor, vec![]), Tol { abs: 1e-5, rel: 1e-5 });
         check_case(
             &format!("fill {shape:?}"),
-            &case(
-                Op::Fill {
-                    value: -3.25,
-                    shape: Shape::new(&shape[..]),
-                },
-                vec![],
-            ),
+            &case(Op::Fill { value: -3.25, shape: Shape::new(&shape[..]) }, vec![]),
             Tol { abs: 0.0, rel: 0.0 },
         );
     }
@@ -307,11 +222,7 @@ fn random_draws_have_the_requested_statistics() {
     let u = g.random([n], Distribution::Uniform { low: 2.0, high: 4.0 }, 5).unwrap();
     let z = g.random([n], Distribution::Normal { mean: -1.0, std: 3.0 }, 5).unwrap();
     let other = g.random([n], Distribution::Uniform { low: 2.0, high: 4.0 }, 6).unwrap();
-    let c = Case {
-        graph: g,
-        outputs: vec![u, z, other],
-        feeds: vec![],
-    };
+    let c = Case { graph: g, outputs: vec![u, z, other], feeds: vec![] };
     let out = run_on(&bitgrad::Device::cpu(), &c, 1).unwrap();
     let stats = |v: &[f32]| {
         let m = v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64;
@@ -320,10 +231,7 @@ fn random_draws_have_the_requested_statistics() {
     let (u, z, other) = (out[0].as_f32().unwrap(), out[1].as_f32().unwrap(), out[2].as_f32().unwrap());
     assert!(u.iter().all(|&x| (2.0..4.0).contains(&x)));
     let (mu, su) = stats(u);
-    assert!(
-        (mu - 3.0).abs() < 0.02 && (su - 2.0 / 12f64.sqrt()).abs() < 0.02,
-        "uniform mean {mu} std {su}"
-    );
+    assert!((mu - 3.0).abs() < 0.02 && (su - 2.0 / 12f64.sqrt()).abs() < 0.02, "uniform mean {mu} std {su}");
     let (mz, sz) = stats(z);
     assert!((mz + 1.0).abs() < 0.06 && (sz - 3.0).abs() < 0.06, "normal mean {mz} std {sz}");
     assert_ne!(u, other, "different seeds must give different draws");
@@ -344,14 +252,7 @@ fn grids_past_65535_workgroups_fold_into_y() {
     let x = f32s(&[rows, 3], 21, 2.0);
     check_case(
         "sum over 70001 rows",
-        &case(
-            Op::Reduce {
-                op: ReduceOp::Sum,
-                axes: vec![1],
-                keep_dims: false,
-            },
-            vec![x.clone()],
-        ),
+        &case(Op::Reduce { op: ReduceOp::Sum, axes: vec![1], keep_dims: false }, vec![x.clone()]),
         accumulation(3),
     );
     check_case("softmax over 70001 rows", &case(Op::Softmax, vec![x]), accumulation(3));

@@ -11,16 +11,7 @@ fn sgd_graph(batch: usize) -> (Graph, ValueId, Vec<ValueId>) {
     let mut g = Graph::new();
     let x = g.input("x", [batch, 19], DType::F32).unwrap();
     let labels = g.input("labels", [batch], DType::I32).unwrap();
-    let w = g
-        .variable(
-            "w",
-            [19, 7],
-            Init::Random {
-                dist: Distribution::Normal { mean: 0.0, std: 0.2 },
-                seed: 11,
-            },
-        )
-        .unwrap();
+    let w = g.variable("w", [19, 7], Init::Random { dist: Distribution::Normal { mean: 0.0, std: 0.2 }, seed: 11 }).unwrap();
     let b = g.variable("b", [7], Init::Zeros).unwrap();
     let z = g.matmul(x, w).unwrap();
     let z = g.add(z, b).unwrap();
@@ -37,10 +28,8 @@ fn sgd_graph(batch: usize) -> (Graph, ValueId, Vec<ValueId>) {
 }
 
 fn feed_batch(plan: &mut Plan, batch: usize, seed: u64) {
-    plan.feed("x", &HostTensor::f32([batch, 19], uniform(seed, batch * 19, 1.0)).unwrap())
-        .unwrap();
-    plan.feed("labels", &HostTensor::i32([batch], ints(seed + 1, batch, 7)).unwrap())
-        .unwrap();
+    plan.feed("x", &HostTensor::f32([batch, 19], uniform(seed, batch * 19, 1.0)).unwrap()).unwrap();
+    plan.feed("labels", &HostTensor::i32([batch], ints(seed + 1, batch, 7)).unwrap()).unwrap();
 }
 
 fn train(device: &Device, steps: usize) -> (Vec<f32>, ParamStore) {
@@ -77,12 +66,7 @@ fn training_steps_match_cpu_on_gpu() {
     }
     for (name, t) in cpu_params.iter() {
         let g = gpu_params.get(name).unwrap().download().unwrap();
-        assert_close(
-            &format!("variable {name} after 6 steps"),
-            &g,
-            &t.download().unwrap(),
-            accumulation(100),
-        );
+        assert_close(&format!("variable {name} after 6 steps"), &g, &t.download().unwrap(), accumulation(100));
     }
 }
 
@@ -95,11 +79,7 @@ fn a_gpu_step_is_all_dispatches_with_no_host_work() {
     // is one compute dispatch.
     // The gradient with respect to the input `x` is recorded by backward but read by no one.
     assert_eq!(plan.len(), g.nodes().len() - 1, "the unused input gradient is pruned");
-    let copies = g
-        .nodes()
-        .iter()
-        .filter(|n| matches!(n.op, bitgrad::Op::Assign | bitgrad::Op::Reshape { .. }))
-        .count();
+    let copies = g.nodes().iter().filter(|n| matches!(n.op, bitgrad::Op::Assign | bitgrad::Op::Reshape { .. })).count();
     assert!(copies >= 2);
     assert_eq!(plan.dispatches(), Some(plan.len() - copies));
 }
@@ -146,15 +126,9 @@ fn unused_nodes_are_pruned_and_buffers_reused() {
 fn feed_errors_name_the_input() {
     let (g, loss, _) = sgd_graph(4);
     let mut plan = Plan::new(&Device::cpu(), &g, &[loss], &mut ParamStore::new()).unwrap();
-    let err = plan
-        .feed("x", &HostTensor::f32([4, 18], vec![0.0; 72]).unwrap())
-        .unwrap_err()
-        .to_string();
+    let err = plan.feed("x", &HostTensor::f32([4, 18], vec![0.0; 72]).unwrap()).unwrap_err().to_string();
     assert!(err.contains("`x`") && err.contains("[4, 19]") && err.contains("[4, 18]"), "{err}");
-    let err = plan
-        .feed("labels", &HostTensor::f32([4], vec![0.0; 4]).unwrap())
-        .unwrap_err()
-        .to_string();
+    let err = plan.feed("labels", &HostTensor::f32([4], vec![0.0; 4]).unwrap()).unwrap_err().to_string();
     assert!(err.contains("`labels`") && err.contains("I32") && err.contains("F32"), "{err}");
     let err = plan.feed("nope", &HostTensor::f32([1], vec![0.0]).unwrap()).unwrap_err();
     assert!(matches!(&err, Error::Unknown { kind: "input", name } if name == "nope"), "{err}");
@@ -198,10 +172,7 @@ fn shape_errors_name_the_op_and_both_shapes() {
     assert!(err.contains("axes"), "{err}");
     let err = g.input("z", [2, 0], DType::F32).unwrap_err().to_string();
     assert!(err.contains("zero dimension"), "{err}");
-    let err = g
-        .random([2], Distribution::Uniform { low: 1.0, high: 1.0 }, 0)
-        .unwrap_err()
-        .to_string();
+    let err = g.random([2], Distribution::Uniform { low: 1.0, high: 1.0 }, 0).unwrap_err().to_string();
     assert!(err.contains("random") && err.contains("dist"), "{err}");
 }
 
@@ -209,15 +180,9 @@ fn shape_errors_name_the_op_and_both_shapes() {
 fn a_param_store_tensor_of_the_wrong_shape_is_rejected() {
     let (g, loss, _) = sgd_graph(4);
     let mut params = ParamStore::new();
-    params.insert(
-        "w",
-        Device::cpu().upload(&HostTensor::f32([7, 19], vec![0.0; 133]).unwrap()).unwrap(),
-    );
+    params.insert("w", Device::cpu().upload(&HostTensor::f32([7, 19], vec![0.0; 133]).unwrap()).unwrap());
     let err = Plan::new(&Device::cpu(), &g, &[loss], &mut params).err().unwrap().to_string();
-    assert!(
-        err.contains("variable `w`") && err.contains("[19, 7]") && err.contains("[7, 19]"),
-        "{err}"
-    );
+    assert!(err.contains("variable `w`") && err.contains("[19, 7]") && err.contains("[7, 19]"), "{err}");
 }
 
 #[test]
@@ -225,10 +190,7 @@ fn tensors_from_another_device_are_rejected() {
     let Some(dev) = gpu() else { return };
     let (g, loss, _) = sgd_graph(4);
     let mut params = ParamStore::new();
-    params.insert(
-        "w",
-        Device::cpu().upload(&HostTensor::f32([19, 7], vec![0.0; 133]).unwrap()).unwrap(),
-    );
+    params.insert("w", Device::cpu().upload(&HostTensor::f32([19, 7], vec![0.0; 133]).unwrap()).unwrap());
     let err = Plan::new(dev, &g, &[loss], &mut params).err().unwrap().to_string();
     assert!(err.contains("variable `w`") && err.contains("cpu"), "{err}");
 }
@@ -296,24 +258,10 @@ fn upload_download_and_device_feeds_round_trip_exactly() {
 fn variable_initialisation_is_the_same_on_both_backends() {
     let Some(dev) = gpu() else { return };
     let mut g = Graph::new();
-    let w = g
-        .variable(
-            "w",
-            [31, 17],
-            Init::Random {
-                dist: Distribution::Uniform { low: -0.3, high: 0.3 },
-                seed: 77,
-            },
-        )
-        .unwrap();
+    let w = g.variable("w", [31, 17], Init::Random { dist: Distribution::Uniform { low: -0.3, high: 0.3 }, seed: 77 }).unwrap();
     let y = g.scale(w, 1.0).unwrap();
     let (mut pc, mut pg) = (ParamStore::new(), ParamStore::new());
     Plan::new(&Device::cpu(), &g, &[y], &mut pc).unwrap();
     Plan::new(dev, &g, &[y], &mut pg).unwrap();
-    assert_close(
-        "initial w",
-        &pg.get("w").unwrap().download().unwrap(),
-        &pc.get("w").unwrap().download().unwrap(),
-        ELEMENTWISE,
-    );
+    assert_close("initial w", &pg.get("w").unwrap().download().unwrap(), &pc.get("w").unwrap().download().unwrap(), ELEMENTWISE);
 }

@@ -12,34 +12,19 @@ pub fn eval(op: &Op, inputs: &[(&Shape, &TensorData)], out_shape: &Shape) -> Res
     let f = |i: usize| -> Result<&[f32]> {
         match inputs[i].1 {
             TensorData::F32(v) => Ok(v),
-            d => Err(Error::DTypeMismatch {
-                op: op.name(),
-                operand: "input",
-                expected: crate::DType::F32,
-                got: d.dtype(),
-            }),
+            d => Err(Error::DTypeMismatch { op: op.name(), operand: "input", expected: crate::DType::F32, got: d.dtype() }),
         }
     };
     let words = |i: usize| -> Result<&[u32]> {
         match inputs[i].1 {
             TensorData::U32(v) => Ok(v),
-            d => Err(Error::DTypeMismatch {
-                op: op.name(),
-                operand: "bits",
-                expected: crate::DType::U32,
-                got: d.dtype(),
-            }),
+            d => Err(Error::DTypeMismatch { op: op.name(), operand: "bits", expected: crate::DType::U32, got: d.dtype() }),
         }
     };
     let idx = |i: usize| -> Result<&[i32]> {
         match inputs[i].1 {
             TensorData::I32(v) => Ok(v),
-            d => Err(Error::DTypeMismatch {
-                op: op.name(),
-                operand: "indices",
-                expected: crate::DType::I32,
-                got: d.dtype(),
-            }),
+            d => Err(Error::DTypeMismatch { op: op.name(), operand: "indices", expected: crate::DType::I32, got: d.dtype() }),
         }
     };
     Ok(match op {
@@ -144,12 +129,7 @@ pub fn eval(op: &Op, inputs: &[(&Shape, &TensorData)], out_shape: &Shape) -> Res
                 PackMode::Sign => (-1.0, 1.0),
                 PackMode::ClipMask(_) => (1.0, 0.0),
             };
-            TensorData::F32(
-                words(0)?
-                    .chunks(w)
-                    .flat_map(|row| (0..*k).map(move |c| if bit(row, c) { one } else { zero }))
-                    .collect(),
-            )
+            TensorData::F32(words(0)?.chunks(w).flat_map(|row| (0..*k).map(move |c| if bit(row, c) { one } else { zero })).collect())
         }
         Op::ApplyMask => {
             let k = *inputs[1].0.dims().last().expect("rank >= 1");

@@ -44,12 +44,7 @@ pub fn record(op: &Op, shapes: &[&Shape], inputs: &[BufferView], out: Option<&Bu
             layout::strided_copy(os().dims(), &strides, x(0), o())
         }
         Op::Broadcast { shape } => layout::strided_copy(shape.dims(), &broadcast_strides(shapes[0], shape), x(0), o()),
-        Op::Reshape { .. } => {
-            return Ok(Step::Copy {
-                src: x(0).clone(),
-                dst: o().clone(),
-            })
-        }
+        Op::Reshape { .. } => return Ok(Step::Copy { src: x(0).clone(), dst: o().clone() }),
         Op::Gather => {
             let rows = shapes[0].dims()[0];
             gather::gather(shapes[1].numel(), rows, shapes[0].numel() / rows, x(0), x(1), o())
@@ -76,25 +71,11 @@ pub fn record(op: &Op, shapes: &[&Shape], inputs: &[BufferView], out: Option<&Bu
         Op::XnorGemm { k, epilogue } => {
             let d = XnorDims::new(shapes[0], shapes[1], *k)?;
             let scale_bias = (inputs.len() == 4).then(|| (x(2), x(3)));
-            xnor_gemm::xnor_gemm(
-                &d,
-                *epilogue,
-                xnor_gemm::Operands {
-                    a: x(0),
-                    b: x(1),
-                    scale_bias,
-                    out: o(),
-                },
-            )
+            xnor_gemm::xnor_gemm(&d, *epilogue, xnor_gemm::Operands { a: x(0), b: x(1), scale_bias, out: o() })
         }
         Op::Random { dist, seed, shape } => random::random(*dist, *seed, shape.numel(), o()),
         Op::Fill { value, shape } => elementwise::fill(*value, shape.numel(), o()),
-        Op::Assign => {
-            return Ok(Step::Copy {
-                src: x(1).clone(),
-                dst: x(0).clone(),
-            })
-        }
+        Op::Assign => return Ok(Step::Copy { src: x(1).clone(), dst: x(0).clone() }),
     };
     Ok(Step::Dispatch(d))
 }

@@ -13,6 +13,22 @@ struct Cli {
 enum Command {
     /// List the GPU adapters wgpu can see, best first, and the one bitgrad would pick.
     Devices,
+    /// Benchmark the binary kernels against our f32 kernels on one adapter: prints a table and
+    /// JSON.
+    Bench {
+        /// Run on `cpu` (reference backend) or `gpu` (best adapter).
+        #[arg(long, default_value = "gpu")]
+        device: String,
+        /// Also run the f32 GEMMs that take minutes on a software adapter.
+        #[arg(long)]
+        all: bool,
+        /// Minimum seconds of timed runs per case.
+        #[arg(long, default_value_t = 1.0)]
+        min_time: f64,
+        /// Write the JSON to this file instead of standard output.
+        #[arg(long)]
+        json: Option<std::path::PathBuf>,
+    },
     /// Train a BNN on Fashion-MNIST (the main job).
     Train {
         /// Run on `cpu` (reference backend) or `gpu` (best adapter).
@@ -33,11 +49,7 @@ fn device(name: &str) -> bitgrad::Result<bitgrad::Device> {
     match name {
         "cpu" => Ok(bitgrad::Device::cpu()),
         "gpu" => bitgrad::Device::gpu(),
-        other => Err(bitgrad::Error::invalid(
-            "--device",
-            "device",
-            format!("`{other}` is not one of cpu, gpu"),
-        )),
+        other => Err(bitgrad::Error::invalid("--device", "device", format!("`{other}` is not one of cpu, gpu"))),
     }
 }
 
@@ -66,6 +78,24 @@ fn run(cli: Cli) -> bitgrad::Result<()> {
                     ctx.features.contains(wgpu::Features::SHADER_F16),
                     ctx.features.contains(wgpu::Features::TIMESTAMP_QUERY)
                 );
+            }
+            Ok(())
+        }
+        Command::Bench { device: name, all, min_time, json } => {
+            if !(min_time.is_finite() && min_time >= 0.0) {
+                return Err(bitgrad::Error::invalid("bench", "--min-time", format!("{min_time} must be a non-negative number of seconds")));
+            }
+            let d = device(&name)?;
+            eprintln!("benchmarking on {}", d.describe());
+            let opts = bitgrad::bench::SuiteOptions { all, min_time: std::time::Duration::from_secs_f64(min_time) };
+            let results = bitgrad::bench::suite(&d, opts, |what| eprintln!("  {what}"))?;
+            print!("{}", bitgrad::bench::table(&results));
+            let text = serde_json::to_string_pretty(&results).expect("measurements serialize");
+            match json {
+                Some(path) => {
+                    std::fs::write(&path, text + "\n").map_err(|source| bitgrad::Error::Io { path: path.display().to_string(), source })?
+                }
+                None => println!("{text}"),
             }
             Ok(())
         }

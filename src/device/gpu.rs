@@ -11,9 +11,7 @@ use crate::error::{Error, Result};
 use crate::kernels::Kernel;
 
 /// Features used when the adapter has them.
-const WANTED_FEATURES: wgpu::Features = wgpu::Features::SUBGROUP
-    .union(wgpu::Features::SHADER_F16)
-    .union(wgpu::Features::TIMESTAMP_QUERY);
+const WANTED_FEATURES: wgpu::Features = wgpu::Features::SUBGROUP.union(wgpu::Features::SHADER_F16).union(wgpu::Features::TIMESTAMP_QUERY);
 
 /// A wgpu device and queue with bitgrad's caches.
 pub struct GpuContext {
@@ -38,11 +36,7 @@ impl GpuContext {
         let (_instance, adapter) = choose_adapter()?;
         let summary = AdapterSummary::of(&adapter.get_info());
         if summary.is_software() {
-            log::warn!(
-                "no hardware GPU adapter found; using the software adapter {} ({:?})",
-                summary.name,
-                summary.backend
-            );
+            log::warn!("no hardware GPU adapter found; using the software adapter {} ({:?})", summary.name, summary.backend);
         }
         let features = WANTED_FEATURES & adapter.features();
         let limits = adapter.limits();
@@ -52,23 +46,11 @@ impl GpuContext {
             required_limits: limits.clone(),
             ..Default::default()
         }))
-        .map_err(|source| Error::RequestDevice {
-            adapter: summary.name.clone(),
-            source,
-        })?;
+        .map_err(|source| Error::RequestDevice { adapter: summary.name.clone(), source })?;
         // Everything bitgrad does runs inside error scopes; anything that escapes them is logged
         // rather than aborting the process (wgpu's default handler panics).
         device.on_uncaptured_error(Arc::new(|e| log::error!("uncaptured wgpu error: {e}")));
-        Ok(GpuContext {
-            adapter,
-            device,
-            queue,
-            summary,
-            limits,
-            features,
-            modules: Mutex::default(),
-            pipelines: Mutex::default(),
-        })
+        Ok(GpuContext { adapter, device, queue, summary, limits, features, modules: Mutex::default(), pipelines: Mutex::default() })
     }
 
     /// "adapter name (backend, type)" plus "software" when it is one.
@@ -92,10 +74,7 @@ impl GpuContext {
         let v = pollster::block_on(validation.pop());
         let o = pollster::block_on(oom.pop());
         if let Some(e) = v.or(o) {
-            return Err(Error::Wgpu {
-                context: context.to_string(),
-                message: e.to_string(),
-            });
+            return Err(Error::Wgpu { context: context.to_string(), message: e.to_string() });
         }
         result
     }
@@ -173,10 +152,7 @@ impl GpuContext {
                 cache: None,
             })))
         })?;
-        self.pipelines
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(kernel, pipeline.clone());
+        self.pipelines.lock().unwrap_or_else(|e| e.into_inner()).insert(kernel, pipeline.clone());
         Ok(pipeline)
     }
 
@@ -200,10 +176,7 @@ impl GpuContext {
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
             .map(|_| ())
-            .map_err(|e| Error::Wgpu {
-                context: "waiting for the GPU".into(),
-                message: e.to_string(),
-            })
+            .map_err(|e| Error::Wgpu { context: "waiting for the GPU".into(), message: e.to_string() })
     }
 
     /// Copies the first `bytes` of `src` to host memory, waiting for prior work.
@@ -217,9 +190,7 @@ impl GpuContext {
             }))
         })?;
         self.scoped("copying for readback", || {
-            let mut enc = self
-                .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
+            let mut enc = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
             enc.copy_buffer_to_buffer(src, 0, &staging, 0, bytes);
             self.queue.submit([enc.finish()]);
             Ok(())
@@ -230,20 +201,11 @@ impl GpuContext {
             let _ = tx.send(r);
         });
         self.wait()?;
-        let mapped = rx.recv().map_err(|e| Error::Wgpu {
-            context: "mapping a readback buffer".into(),
-            message: e.to_string(),
-        })?;
-        mapped.map_err(|e| Error::Wgpu {
-            context: "mapping a readback buffer".into(),
-            message: e.to_string(),
-        })?;
+        let mapped = rx.recv().map_err(|e| Error::Wgpu { context: "mapping a readback buffer".into(), message: e.to_string() })?;
+        mapped.map_err(|e| Error::Wgpu { context: "mapping a readback buffer".into(), message: e.to_string() })?;
         let data = slice
             .get_mapped_range()
-            .map_err(|e| Error::Wgpu {
-                context: "reading a mapped buffer".into(),
-                message: e.to_string(),
-            })?
+            .map_err(|e| Error::Wgpu { context: "reading a mapped buffer".into(), message: e.to_string() })?
             .to_vec();
         staging.unmap();
         Ok(data)

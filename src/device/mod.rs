@@ -85,16 +85,9 @@ impl Device {
         t.shape().validate("upload")?;
         let storage = match self {
             Device::Cpu => Storage::Cpu(Arc::new(Mutex::new(t.data().clone()))),
-            Device::Gpu(g) => Storage::Gpu {
-                buffer: Arc::new(g.buffer_with_data("upload", t.data().as_bytes())?),
-                ctx: g.clone(),
-            },
+            Device::Gpu(g) => Storage::Gpu { buffer: Arc::new(g.buffer_with_data("upload", t.data().as_bytes())?), ctx: g.clone() },
         };
-        Ok(Tensor {
-            shape: t.shape().clone(),
-            dtype: t.dtype(),
-            storage,
-        })
+        Ok(Tensor { shape: t.shape().clone(), dtype: t.dtype(), storage })
     }
 
     /// Waits until all submitted GPU work has finished (no-op on the CPU).

@@ -70,10 +70,7 @@ pub(crate) fn choose_adapter() -> Result<(wgpu::Instance, wgpu::Adapter)> {
     let instance = instance();
     let mut adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
     adapters.retain(|a| a.get_info().backend != wgpu::Backend::Noop);
-    let seen: Vec<String> = adapters
-        .iter()
-        .map(|a| format!("{} ({:?})", a.get_info().name, a.get_info().backend))
-        .collect();
+    let seen: Vec<String> = adapters.iter().map(|a| format!("{} ({:?})", a.get_info().name, a.get_info().backend)).collect();
     if let Some(want) = std::env::var("BITGRAD_ADAPTER").ok().filter(|s| !s.is_empty()) {
         let want_lc = want.to_lowercase();
         adapters.retain(|a| a.get_info().name.to_lowercase().contains(&want_lc));

@@ -82,10 +82,7 @@ impl Graph {
         Ok(match &node.op {
             Op::Unary(op) => vec![Some(self.push1(Op::UnaryGrad(*op), &[x(0), dy])?)],
             Op::UnaryGrad(_) | Op::SoftmaxCrossEntropyGrad => {
-                return Err(Error::NotDifferentiable {
-                    op: node.op.name(),
-                    reason: "second derivatives are not supported".into(),
-                })
+                return Err(Error::NotDifferentiable { op: node.op.name(), reason: "second derivatives are not supported".into() })
             }
             Op::Binary(op) => {
                 let (sa, sb) = (shape(self, 0), shape(self, 1));
@@ -193,9 +190,7 @@ impl Graph {
             return Ok(g);
         }
         let lead = gs.rank() - target.rank();
-        let axes: Vec<usize> = (0..gs.rank())
-            .filter(|&i| i < lead || (target.dims()[i - lead] == 1 && gs.dims()[i] != 1))
-            .collect();
+        let axes: Vec<usize> = (0..gs.rank()).filter(|&i| i < lead || (target.dims()[i - lead] == 1 && gs.dims()[i] != 1)).collect();
         let s = if axes.is_empty() { g } else { self.sum(g, &axes, false)? };
         if &self.value(s).shape == target {
             Ok(s)

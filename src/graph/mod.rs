@@ -45,19 +45,9 @@ impl Init {
     /// The op that produces the initial value.
     pub(crate) fn op(&self, shape: &Shape) -> Op {
         match *self {
-            Init::Zeros => Op::Fill {
-                value: 0.0,
-                shape: shape.clone(),
-            },
-            Init::Constant(value) => Op::Fill {
-                value,
-                shape: shape.clone(),
-            },
-            Init::Random { dist, seed } => Op::Random {
-                dist,
-                seed,
-                shape: shape.clone(),
-            },
+            Init::Zeros => Op::Fill { value: 0.0, shape: shape.clone() },
+            Init::Constant(value) => Op::Fill { value, shape: shape.clone() },
+            Init::Random { dist, seed } => Op::Random { dist, seed, shape: shape.clone() },
         }
     }
 }
@@ -146,10 +136,7 @@ impl Graph {
     }
 
     fn check(&self, id: ValueId) -> Result<&Value> {
-        self.values.get(id.index()).ok_or_else(|| Error::Unknown {
-            kind: "value",
-            name: format!("{id:?}"),
-        })
+        self.values.get(id.index()).ok_or_else(|| Error::Unknown { kind: "value", name: format!("{id:?}") })
     }
 
     fn add_value(&mut self, shape: Shape, dtype: DType, source: Source) -> ValueId {
@@ -187,39 +174,21 @@ impl Graph {
         shape.validate("variable")?;
         Init::op(&init, &shape).infer(&[])?;
         if self.find_variable(name).is_some() {
-            return Err(Error::invalid(
-                "variable",
-                "name",
-                format!("a variable named `{name}` already exists"),
-            ));
+            return Err(Error::invalid("variable", "name", format!("a variable named `{name}` already exists")));
         }
-        Ok(self.add_value(
-            shape,
-            DType::F32,
-            Source::Variable {
-                name: name.to_string(),
-                init,
-            },
-        ))
+        Ok(self.add_value(shape, DType::F32, Source::Variable { name: name.to_string(), init }))
     }
 
     /// Appends a node after checking its operands; returns its output (None for [`Op::Assign`]).
     pub fn push(&mut self, op: Op, inputs: &[ValueId]) -> Result<Option<ValueId>> {
-        let metas = inputs
-            .iter()
-            .map(|&i| self.check(i).map(|v| (&v.shape, v.dtype)))
-            .collect::<Result<Vec<_>>>()?;
+        let metas = inputs.iter().map(|&i| self.check(i).map(|v| (&v.shape, v.dtype))).collect::<Result<Vec<_>>>()?;
         let out = op.infer(&metas)?;
         if op == Op::Assign && !matches!(self.value(inputs[0]).source, Source::Variable { .. }) {
             return Err(Error::invalid("assign", "variable", "the target must be a variable"));
         }
         let node = self.nodes.len();
         let output = out.map(|(shape, dtype)| self.add_value(shape, dtype, Source::Node(node)));
-        self.nodes.push(Node {
-            op,
-            inputs: inputs.to_vec(),
-            output,
-        });
+        self.nodes.push(Node { op, inputs: inputs.to_vec(), output });
         Ok(output)
     }
 
@@ -264,14 +233,7 @@ impl Graph {
 
     /// Reduction over `axes` (sorted, distinct).
     pub fn reduce(&mut self, op: ReduceOp, x: ValueId, axes: &[usize], keep_dims: bool) -> Result<ValueId> {
-        self.push1(
-            Op::Reduce {
-                op,
-                axes: axes.to_vec(),
-                keep_dims,
-            },
-            &[x],
-        )
+        self.push1(Op::Reduce { op, axes: axes.to_vec(), keep_dims }, &[x])
     }
 
     /// Sum over `axes`.
@@ -357,13 +319,7 @@ impl Graph {
 
     /// XNOR-popcount product of packed rows of `a` and `b` over `k` bits, as f32.
     pub fn xnor_gemm(&mut self, a: ValueId, b: ValueId, k: usize) -> Result<ValueId> {
-        self.push1(
-            Op::XnorGemm {
-                k,
-                epilogue: Epilogue::Plain,
-            },
-            &[a, b],
-        )
+        self.push1(Op::XnorGemm { k, epilogue: Epilogue::Plain }, &[a, b])
     }
 
     /// XNOR-popcount product followed by a per-column `scale` and `bias`, either as f32
@@ -382,25 +338,12 @@ impl Graph {
 
     /// A seeded random tensor.
     pub fn random(&mut self, shape: impl Into<Shape>, dist: Distribution, seed: u64) -> Result<ValueId> {
-        self.push1(
-            Op::Random {
-                dist,
-                seed,
-                shape: shape.into(),
-            },
-            &[],
-        )
+        self.push1(Op::Random { dist, seed, shape: shape.into() }, &[])
     }
 
     /// A tensor filled with `value`.
     pub fn fill(&mut self, shape: impl Into<Shape>, value: f32) -> Result<ValueId> {
-        self.push1(
-            Op::Fill {
-                value,
-                shape: shape.into(),
-            },
-            &[],
-        )
+        self.push1(Op::Fill { value, shape: shape.into() }, &[])
     }
 
     /// Writes `value` into `variable` when the step reaches this point.

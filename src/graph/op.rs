@@ -309,9 +309,7 @@ impl Op {
             Op::Random { .. } | Op::Fill { .. } => 0,
             Op::BitPack { .. } | Op::BitUnpack { .. } => 1,
             Op::ApplyMask => 2,
-            Op::XnorGemm {
-                epilogue: Epilogue::Plain, ..
-            } => 2,
+            Op::XnorGemm { epilogue: Epilogue::Plain, .. } => 2,
             Op::XnorGemm { .. } => 4,
             Op::Unary(_) | Op::Reduce { .. } | Op::Permute { .. } | Op::Broadcast { .. } | Op::Reshape { .. } | Op::Softmax => 1,
             Op::UnaryGrad(_)
@@ -330,20 +328,11 @@ impl Op {
     pub fn infer(&self, inputs: &[(&Shape, DType)]) -> Result<Option<(Shape, DType)>> {
         let name = self.name();
         if inputs.len() != self.arity() {
-            return Err(Error::invalid(
-                name,
-                "inputs",
-                format!("takes {} inputs, got {}", self.arity(), inputs.len()),
-            ));
+            return Err(Error::invalid(name, "inputs", format!("takes {} inputs, got {}", self.arity(), inputs.len())));
         }
         let want = |i: usize, operand: &'static str, dtype: DType| -> Result<()> {
             if inputs[i].1 != dtype {
-                return Err(Error::DTypeMismatch {
-                    op: name,
-                    operand,
-                    expected: dtype,
-                    got: inputs[i].1,
-                });
+                return Err(Error::DTypeMismatch { op: name, operand, expected: dtype, got: inputs[i].1 });
             }
             Ok(())
         };
@@ -377,12 +366,7 @@ impl Op {
             Op::Broadcast { shape } => {
                 let b = broadcast_shapes(name, inputs[0].0, shape)?;
                 if &b != shape {
-                    return Err(Error::shapes(
-                        name,
-                        inputs[0].0.dims(),
-                        shape.dims(),
-                        "cannot broadcast to the target shape",
-                    ));
+                    return Err(Error::shapes(name, inputs[0].0.dims(), shape.dims(), "cannot broadcast to the target shape"));
                 }
                 (shape.clone(), inputs[0].1)
             }
@@ -398,12 +382,7 @@ impl Op {
                 want(1, "idx", DType::I32)?;
                 let (t, i) = (inputs[0].0, inputs[1].0);
                 if t.rank() < 1 || i.rank() != 1 {
-                    return Err(Error::shapes(
-                        name,
-                        t.dims(),
-                        i.dims(),
-                        "needs a table of rank >= 1 and rank-1 indices",
-                    ));
+                    return Err(Error::shapes(name, t.dims(), i.dims(), "needs a table of rank >= 1 and rank-1 indices"));
                 }
                 let mut d = vec![i.dims()[0]];
                 d.extend_from_slice(&t.dims()[1..]);
@@ -435,12 +414,7 @@ impl Op {
                 want(2, "dloss", DType::F32)?;
                 let (l, y, g) = (inputs[0].0, inputs[1].0, inputs[2].0);
                 if l.rank() != 2 || y.dims() != [l.dims()[0]] || g != y {
-                    return Err(Error::shapes(
-                        name,
-                        l.dims(),
-                        g.dims(),
-                        "needs logits [N, C], labels [N], dloss [N]",
-                    ));
+                    return Err(Error::shapes(name, l.dims(), g.dims(), "needs logits [N, C], labels [N], dloss [N]"));
                 }
                 (l.clone(), DType::F32)
             }
@@ -481,12 +455,7 @@ impl Op {
                     && m.dims()[..m.rank() - 1] == dy.dims()[..dy.rank() - 1]
                     && m.dims()[m.rank() - 1] == words_for(dy.dims()[dy.rank() - 1]);
                 if !ok {
-                    return Err(Error::shapes(
-                        name,
-                        m.dims(),
-                        dy.dims(),
-                        "mask must be dy's shape with the last axis packed 32 per word",
-                    ));
+                    return Err(Error::shapes(name, m.dims(), dy.dims(), "mask must be dy's shape with the last axis packed 32 per word"));
                 }
                 (dy.clone(), DType::F32)
             }
@@ -511,20 +480,13 @@ impl Op {
                 let mut out = inputs[0].0.dims().to_vec();
                 let r = out.len();
                 out[r - 1] = if *epilogue == Epilogue::Binarize { words_for(d.n) } else { d.n };
-                (
-                    Shape::new(out),
-                    if *epilogue == Epilogue::Binarize { DType::U32 } else { DType::F32 },
-                )
+                (Shape::new(out), if *epilogue == Epilogue::Binarize { DType::U32 } else { DType::F32 })
             }
             Op::Random { shape, dist, .. } => {
                 shape.validate(name)?;
                 match *dist {
                     Distribution::Uniform { low, high } if low >= high || !low.is_finite() || !high.is_finite() => {
-                        return Err(Error::invalid(
-                            name,
-                            "dist",
-                            format!("uniform bounds [{low}, {high}) are empty or not finite"),
-                        ))
+                        return Err(Error::invalid(name, "dist", format!("uniform bounds [{low}, {high}) are empty or not finite")))
                     }
                     Distribution::Normal { mean, std } if std < 0.0 || !mean.is_finite() || !std.is_finite() => {
                         return Err(Error::invalid(name, "dist", format!("normal std {std} must be finite and >= 0")))
@@ -572,14 +534,7 @@ pub fn broadcast_shapes(op: &'static str, a: &Shape, b: &Shape) -> Result<Shape>
             (x, y) if x == y => x,
             (1, y) => y,
             (x, 1) => x,
-            _ => {
-                return Err(Error::shapes(
-                    op,
-                    a.dims(),
-                    b.dims(),
-                    format!("axis {i} of the broadcast has sizes {da} and {db}"),
-                ))
-            }
+            _ => return Err(Error::shapes(op, a.dims(), b.dims(), format!("axis {i} of the broadcast has sizes {da} and {db}"))),
         };
     }
     Ok(Shape::new(out))
@@ -597,19 +552,13 @@ fn dim_from_end(s: &Shape, k: usize) -> usize {
 pub fn broadcast_strides(x: &Shape, out: &Shape) -> Vec<usize> {
     let xs = x.strides();
     let off = out.rank() - x.rank();
-    (0..out.rank())
-        .map(|i| if i < off || x.dims()[i - off] == 1 { 0 } else { xs[i - off] })
-        .collect()
+    (0..out.rank()).map(|i| if i < off || x.dims()[i - off] == 1 { 0 } else { xs[i - off] }).collect()
 }
 
 /// Shape after reducing `axes` of `x`.
 pub fn reduced_shape(op: &'static str, x: &Shape, axes: &[usize], keep_dims: bool) -> Result<Shape> {
     if axes.windows(2).any(|w| w[0] >= w[1]) || axes.iter().any(|&a| a >= x.rank()) {
-        return Err(Error::invalid(
-            op,
-            "axes",
-            format!("{axes:?} must be sorted, distinct and below rank {} of {x:?}", x.rank()),
-        ));
+        return Err(Error::invalid(op, "axes", format!("{axes:?} must be sorted, distinct and below rank {} of {x:?}", x.rank())));
     }
     let dims = x
         .dims()
@@ -627,11 +576,7 @@ pub fn reduced_shape(op: &'static str, x: &Shape, axes: &[usize], keep_dims: boo
 fn permuted_shape(op: &'static str, x: &Shape, perm: &[usize]) -> Result<Shape> {
     let mut seen = vec![false; x.rank()];
     if perm.len() != x.rank() || perm.iter().any(|&p| p >= x.rank() || std::mem::replace(&mut seen[p], true)) {
-        return Err(Error::invalid(
-            op,
-            "perm",
-            format!("{perm:?} is not a permutation of the {} axes of {x:?}", x.rank()),
-        ));
+        return Err(Error::invalid(op, "perm", format!("{perm:?} is not a permutation of the {} axes of {x:?}", x.rank())));
     }
     Ok(Shape::new(perm.iter().map(|&p| x.dims()[p]).collect::<Vec<_>>()))
 }
@@ -664,16 +609,8 @@ impl MatMulDims {
             return Err(Error::shapes("matmul", a.dims(), b.dims(), "operands need rank >= 2"));
         }
         let (ra, rb) = (a.rank(), b.rank());
-        let (m, ka) = if trans_a {
-            (a.dims()[ra - 1], a.dims()[ra - 2])
-        } else {
-            (a.dims()[ra - 2], a.dims()[ra - 1])
-        };
-        let (kb, n) = if trans_b {
-            (b.dims()[rb - 1], b.dims()[rb - 2])
-        } else {
-            (b.dims()[rb - 2], b.dims()[rb - 1])
-        };
+        let (m, ka) = if trans_a { (a.dims()[ra - 1], a.dims()[ra - 2]) } else { (a.dims()[ra - 2], a.dims()[ra - 1]) };
+        let (kb, n) = if trans_b { (b.dims()[rb - 1], b.dims()[rb - 2]) } else { (b.dims()[rb - 2], b.dims()[rb - 1]) };
         if ka != kb {
             return Err(Error::shapes(
                 "matmul",
@@ -741,31 +678,15 @@ impl XnorDims {
         let words = words_for(k);
         let (ra, rb) = (a.rank(), b.rank());
         if k == 0 || a.dims()[ra - 1] != words || b.dims()[rb - 1] != words {
-            return Err(Error::shapes(
-                op,
-                a.dims(),
-                b.dims(),
-                format!("both last axes must hold ceil(k/32) = {words} words for k = {k}"),
-            ));
+            return Err(Error::shapes(op, a.dims(), b.dims(), format!("both last axes must hold ceil(k/32) = {words} words for k = {k}")));
         }
         let b_batched = rb > 2;
         if b_batched && a.dims()[..ra - 2] != b.dims()[..rb - 2] {
             return Err(Error::shapes(op, a.dims(), b.dims(), "a batched B must have A's batch axes"));
         }
         if k >= 1 << 24 {
-            return Err(Error::invalid(
-                op,
-                "k",
-                format!("{k} bits: dot products must stay exact in f32 (k < 2^24)"),
-            ));
+            return Err(Error::invalid(op, "k", format!("{k} bits: dot products must stay exact in f32 (k < 2^24)")));
         }
-        Ok(XnorDims {
-            m: a.dims()[ra - 2],
-            n: b.dims()[rb - 2],
-            k,
-            words,
-            batch: a.dims()[..ra - 2].iter().product(),
-            b_batched,
-        })
+        Ok(XnorDims { m: a.dims()[ra - 2], n: b.dims()[rb - 2], k, words, batch: a.dims()[..ra - 2].iter().product(), b_batched })
     }
 }

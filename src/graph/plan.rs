@@ -105,15 +105,8 @@ struct GpuExec {
 }
 
 enum Encoded {
-    Dispatch {
-        pipeline: Arc<wgpu::ComputePipeline>,
-        bind_group: wgpu::BindGroup,
-        workgroups: [u32; 3],
-    },
-    Copy {
-        src: BufferView,
-        dst: BufferView,
-    },
+    Dispatch { pipeline: Arc<wgpu::ComputePipeline>, bind_group: wgpu::BindGroup, workgroups: [u32; 3] },
+    Copy { src: BufferView, dst: BufferView },
 }
 
 impl Plan {
@@ -140,11 +133,7 @@ impl Plan {
         }
         let last_use = liveness(graph, &order, outputs);
         let exec = match device {
-            Device::Cpu => Exec::Cpu(CpuExec {
-                feeds: HashMap::new(),
-                last_use,
-                results: HashMap::new(),
-            }),
+            Device::Cpu => Exec::Cpu(CpuExec { feeds: HashMap::new(), last_use, results: HashMap::new() }),
             Device::Gpu(ctx) => Exec::Gpu(GpuExec::new(ctx, graph, &order, &last_use, &variables, &inputs)?),
         };
         Ok(Plan {
@@ -207,20 +196,14 @@ impl Plan {
     }
 
     fn input_id(&self, name: &str, t_shape: &crate::Shape, t_dtype: crate::DType) -> Result<ValueId> {
-        let id = self.graph.find_input(name).ok_or_else(|| Error::Unknown {
-            kind: "input",
-            name: name.to_string(),
-        })?;
+        let id = self.graph.find_input(name).ok_or_else(|| Error::Unknown { kind: "input", name: name.to_string() })?;
         let v = self.graph.value(id);
         if &v.shape != t_shape || v.dtype != t_dtype {
             return Err(Error::ShapeMismatch {
                 op: "feed",
                 lhs: v.shape.dims().to_vec(),
                 rhs: t_shape.dims().to_vec(),
-                reason: format!(
-                    "input `{name}` is declared {:?} {:?} but was fed {:?} {t_dtype:?}",
-                    v.dtype, v.shape, t_shape
-                ),
+                reason: format!("input `{name}` is declared {:?} {:?} but was fed {:?} {t_dtype:?}", v.dtype, v.shape, t_shape),
             });
         }
         Ok(id)
@@ -260,13 +243,7 @@ impl Plan {
             }
             (Exec::Gpu(g), Storage::Gpu { buffer, .. }) => {
                 if let Some(v) = g.views.get(&id) {
-                    g.pending_copies.push((
-                        BufferView {
-                            buffer: buffer.clone(),
-                            size: v.size,
-                        },
-                        v.clone(),
-                    ));
+                    g.pending_copies.push((BufferView { buffer: buffer.clone(), size: v.size }, v.clone()));
                 }
             }
             _ => unreachable!("device equality checked above"),
@@ -293,11 +270,7 @@ impl Plan {
     fn readable(&self, id: ValueId) -> Result<()> {
         let ok = self.outputs.contains(&id) || self.inputs.contains(&id) || self.variables.iter().any(|(v, _)| *v == id);
         if !ok {
-            return Err(Error::invalid(
-                "Plan::fetch",
-                "value",
-                format!("{id:?} was not requested as an output when the plan was made"),
-            ));
+            return Err(Error::invalid("Plan::fetch", "value", format!("{id:?} was not requested as an output when the plan was made")));
         }
         Ok(())
     }
@@ -339,10 +312,7 @@ impl Plan {
                     g.ctx.queue.submit([enc.finish()]);
                     Ok(())
                 })?;
-                Storage::Gpu {
-                    buffer: Arc::new(dst),
-                    ctx: g.ctx.clone(),
-                }
+                Storage::Gpu { buffer: Arc::new(dst), ctx: g.ctx.clone() }
             }
         };
         Ok(Tensor::from_storage(v.shape.clone(), v.dtype, storage))
@@ -458,12 +428,7 @@ impl CpuExec {
                     let ins: Vec<(&crate::Shape, &TensorData)> = node
                         .inputs
                         .iter()
-                        .map(|i| {
-                            (
-                                &graph.value(*i).shape,
-                                vals.get(i).or_else(|| self.feeds.get(i)).expect("planned values exist"),
-                            )
-                        })
+                        .map(|i| (&graph.value(*i).shape, vals.get(i).or_else(|| self.feeds.get(i)).expect("planned values exist")))
                         .collect();
                     let y = cpu::eval(&node.op, &ins, &graph.value(out).shape)?;
                     vals.insert(out, y);
@@ -500,26 +465,12 @@ impl GpuExec {
             ctx.check_binding(|| name_of(id), bytes(id))?;
             let b = ctx.buffer(&name_of(id), bytes(id))?;
             memory.input_bytes += b.size();
-            views.insert(
-                id,
-                BufferView {
-                    buffer: Arc::new(b),
-                    size: bytes(id),
-                },
-            );
+            views.insert(id, BufferView { buffer: Arc::new(b), size: bytes(id) });
         }
         for (id, t) in variables {
             ctx.check_binding(|| name_of(*id), bytes(*id))?;
-            let Storage::Gpu { buffer, .. } = &t.storage else {
-                unreachable!("bind_variable checked the device")
-            };
-            views.insert(
-                *id,
-                BufferView {
-                    buffer: buffer.clone(),
-                    size: bytes(*id),
-                },
-            );
+            let Storage::Gpu { buffer, .. } = &t.storage else { unreachable!("bind_variable checked the device") };
+            views.insert(*id, BufferView { buffer: buffer.clone(), size: bytes(*id) });
         }
 
         // Pool transient values: a value takes a free buffer (best fit, growing the largest free
@@ -534,13 +485,8 @@ impl GpuExec {
             ctx.check_binding(|| name_of(out), need)?;
             memory.unpooled_bytes += need;
             let free = |(_, (_, busy)): &(usize, &(u64, Option<usize>))| busy.is_none_or(|b| b < pos);
-            let best_fit = pool
-                .iter()
-                .enumerate()
-                .filter(free)
-                .filter(|(_, (s, _))| *s >= need)
-                .min_by_key(|(_, (s, _))| *s)
-                .map(|(i, _)| i);
+            let best_fit =
+                pool.iter().enumerate().filter(free).filter(|(_, (s, _))| *s >= need).min_by_key(|(_, (s, _))| *s).map(|(i, _)| i);
             let largest_free = || pool.iter().enumerate().filter(free).max_by_key(|(_, (s, _))| *s).map(|(i, _)| i);
             let slot = match best_fit.or_else(largest_free) {
                 Some(i) => i,
@@ -561,13 +507,7 @@ impl GpuExec {
         memory.pooled_bytes = buffers.iter().map(|b| b.size()).sum();
         memory.buffers = buffers.len();
         for (id, slot) in placement {
-            views.insert(
-                id,
-                BufferView {
-                    buffer: buffers[slot].clone(),
-                    size: bytes(id),
-                },
-            );
+            views.insert(id, BufferView { buffer: buffers[slot].clone(), size: bytes(id) });
         }
 
         let mut recorded = Vec::new();
@@ -584,24 +524,14 @@ impl GpuExec {
             recorded.push(step);
         }
         let (steps, uniforms, dispatches) = encode_steps(ctx, recorded)?;
-        Ok(GpuExec {
-            ctx: ctx.clone(),
-            views,
-            steps,
-            pending_copies: Vec::new(),
-            memory,
-            dispatches,
-            _uniforms: uniforms,
-        })
+        Ok(GpuExec { ctx: ctx.clone(), views, steps, pending_copies: Vec::new(), memory, dispatches, _uniforms: uniforms })
     }
 
     fn run(&mut self) -> Result<()> {
         let ctx = self.ctx.clone();
         let copies = std::mem::take(&mut self.pending_copies);
         ctx.scoped("running a plan", || {
-            let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("bitgrad step"),
-            });
+            let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("bitgrad step") });
             for (src, dst) in &copies {
                 enc.copy_buffer_to_buffer(&src.buffer, 0, &dst.buffer, 0, dst.size);
             }
@@ -614,16 +544,9 @@ impl GpuExec {
                 }
                 // Consecutive dispatches share one compute pass; wgpu orders them by their
                 // buffer usage.
-                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("bitgrad dispatches"),
-                    timestamp_writes: None,
-                });
-                while let Some(Encoded::Dispatch {
-                    pipeline,
-                    bind_group,
-                    workgroups,
-                }) = self.steps.get(i)
-                {
+                let mut pass =
+                    enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("bitgrad dispatches"), timestamp_writes: None });
+                while let Some(Encoded::Dispatch { pipeline, bind_group, workgroups }) = self.steps.get(i) {
                     pass.set_pipeline(pipeline);
                     pass.set_bind_group(0, bind_group, &[]);
                     pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
@@ -637,10 +560,7 @@ impl GpuExec {
 }
 
 fn check_grid(ctx: &GpuContext, d: &Dispatch, op: &str) -> Result<()> {
-    let limit = ctx
-        .limits
-        .max_compute_workgroups_per_dimension
-        .min(crate::kernels::MAX_GROUPS_PER_DIM);
+    let limit = ctx.limits.max_compute_workgroups_per_dimension.min(crate::kernels::MAX_GROUPS_PER_DIM);
     if let Some(&w) = d.workgroups.iter().find(|&&w| w > limit) {
         return Err(Error::LimitExceeded {
             what: format!("{op} ({}::{}) dispatch", d.kernel.shader, d.kernel.entry),
@@ -665,11 +585,7 @@ fn encode_steps(ctx: &GpuContext, recorded: Vec<gpu::Step>) -> Result<(Vec<Encod
             arena.extend_from_slice(&d.params);
         }
     }
-    let uniforms = if arena.is_empty() {
-        None
-    } else {
-        Some(ctx.uniform_with_data("params", &arena)?)
-    };
+    let uniforms = if arena.is_empty() { None } else { Some(ctx.uniform_with_data("params", &arena)?) };
     let mut out = Vec::with_capacity(recorded.len());
     let mut offsets = offsets.into_iter();
     let mut dispatches = 0;
@@ -705,11 +621,7 @@ fn encode_steps(ctx: &GpuContext, recorded: Vec<gpu::Step>) -> Result<(Vec<Encod
                         entries: &entries,
                     }))
                 })?;
-                out.push(Encoded::Dispatch {
-                    pipeline,
-                    bind_group,
-                    workgroups: d.workgroups,
-                });
+                out.push(Encoded::Dispatch { pipeline, bind_group, workgroups: d.workgroups });
             }
         }
     }

@@ -7,26 +7,13 @@ use crate::graph::op::words_for;
 use crate::graph::PackMode;
 
 /// The kernel family.
-pub const SHADER: Shader = Shader {
-    name: "bitpack",
-    source: include_str!("../../shaders/bitpack.wgsl"),
-    params_layout,
-};
+pub const SHADER: Shader = Shader { name: "bitpack", source: include_str!("../../shaders/bitpack.wgsl"), params_layout };
 /// One thread per output word.
-pub const PACK: Kernel = Kernel {
-    shader: "bitpack",
-    entry: "pack",
-};
+pub const PACK: Kernel = Kernel { shader: "bitpack", entry: "pack" };
 /// One thread per output element.
-pub const UNPACK: Kernel = Kernel {
-    shader: "bitpack",
-    entry: "unpack",
-};
+pub const UNPACK: Kernel = Kernel { shader: "bitpack", entry: "unpack" };
 /// One thread per output element.
-pub const MASKED: Kernel = Kernel {
-    shader: "bitpack",
-    entry: "masked",
-};
+pub const MASKED: Kernel = Kernel { shader: "bitpack", entry: "masked" };
 
 /// Mirror of the WGSL `Params`.
 #[repr(C)]
@@ -49,27 +36,11 @@ pub struct Params {
     /// Padding.
     pub _pad2: u32,
 }
-params_layout!(Params {
-    rows,
-    k,
-    words,
-    mode,
-    clip,
-    _pad0,
-    _pad1,
-    _pad2
-});
+params_layout!(Params { rows, k, words, mode, clip, _pad0, _pad1, _pad2 });
 
 fn params(rows: usize, k: usize, mode: PackMode) -> Params {
     let (mode, clip) = mode.params();
-    Params {
-        rows: rows as u32,
-        k: k as u32,
-        words: words_for(k) as u32,
-        mode,
-        clip,
-        ..Default::default()
-    }
+    Params { rows: rows as u32, k: k as u32, words: words_for(k) as u32, mode, clip, ..Default::default() }
 }
 
 /// Packs `rows` rows of `k` values.
@@ -84,10 +55,5 @@ pub fn unpack(rows: usize, k: usize, mode: PackMode, bits: &BufferView, out: &Bu
 
 /// `dy` where the mask bit is set, else 0.
 pub fn masked(rows: usize, k: usize, mask: &BufferView, dy: &BufferView, out: &BufferView) -> Dispatch {
-    Dispatch::new(
-        MASKED,
-        &params(rows, k, PackMode::Sign),
-        &[(2, mask), (3, dy), (5, out)],
-        grid_1d(rows * k, 256),
-    )
+    Dispatch::new(MASKED, &params(rows, k, PackMode::Sign), &[(2, mask), (3, dy), (5, out)], grid_1d(rows * k, 256))
 }

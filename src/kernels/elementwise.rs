@@ -7,31 +7,15 @@ use super::{dims8, grid_1d, params_layout, BufferView, Dispatch, Kernel, Shader}
 use crate::graph::{BinaryOp, UnaryOp};
 
 /// The kernel family.
-pub const SHADER: Shader = Shader {
-    name: "elementwise",
-    source: include_str!("../../shaders/elementwise.wgsl"),
-    params_layout,
-};
+pub const SHADER: Shader = Shader { name: "elementwise", source: include_str!("../../shaders/elementwise.wgsl"), params_layout };
 /// `y = f(x)`.
-pub const UNARY: Kernel = Kernel {
-    shader: "elementwise",
-    entry: "unary",
-};
+pub const UNARY: Kernel = Kernel { shader: "elementwise", entry: "unary" };
 /// `dx = f'(x) * dy`.
-pub const UNARY_GRAD: Kernel = Kernel {
-    shader: "elementwise",
-    entry: "unary_grad",
-};
+pub const UNARY_GRAD: Kernel = Kernel { shader: "elementwise", entry: "unary_grad" };
 /// `y = f(a, b)` with broadcasting.
-pub const BINARY: Kernel = Kernel {
-    shader: "elementwise",
-    entry: "binary",
-};
+pub const BINARY: Kernel = Kernel { shader: "elementwise", entry: "binary" };
 /// `y = value`.
-pub const FILL: Kernel = Kernel {
-    shader: "elementwise",
-    entry: "fill",
-};
+pub const FILL: Kernel = Kernel { shader: "elementwise", entry: "fill" };
 
 const WG: usize = 256;
 
@@ -62,43 +46,19 @@ pub struct Params {
     /// Element strides of `b` in the output's index space (binary).
     pub b_strides: [[u32; 4]; 2],
 }
-params_layout!(Params {
-    n,
-    op,
-    rank,
-    _pad0,
-    alpha,
-    beta,
-    _pad1,
-    _pad2,
-    shape,
-    a_strides,
-    b_strides
-});
+params_layout!(Params { n, op, rank, _pad0, alpha, beta, _pad1, _pad2, shape, a_strides, b_strides });
 
 /// `out = op(x)` over `n` elements.
 pub fn unary(op: UnaryOp, n: usize, x: &BufferView, out: &BufferView) -> Dispatch {
     let (alpha, beta) = op.params();
-    let p = Params {
-        n: n as u32,
-        op: op.code(),
-        alpha,
-        beta,
-        ..Default::default()
-    };
+    let p = Params { n: n as u32, op: op.code(), alpha, beta, ..Default::default() };
     Dispatch::new(UNARY, &p, &[(1, x), (3, out)], grid_1d(n, WG))
 }
 
 /// `out = op'(x) * dy` over `n` elements.
 pub fn unary_grad(op: UnaryOp, n: usize, x: &BufferView, dy: &BufferView, out: &BufferView) -> Dispatch {
     let (alpha, beta) = op.params();
-    let p = Params {
-        n: n as u32,
-        op: op.code(),
-        alpha,
-        beta,
-        ..Default::default()
-    };
+    let p = Params { n: n as u32, op: op.code(), alpha, beta, ..Default::default() };
     Dispatch::new(UNARY_GRAD, &p, &[(1, x), (2, dy), (3, out)], grid_1d(n, WG))
 }
 
@@ -127,10 +87,6 @@ pub fn binary(
 
 /// `out[..n] = value`.
 pub fn fill(value: f32, n: usize, out: &BufferView) -> Dispatch {
-    let p = Params {
-        n: n as u32,
-        alpha: value,
-        ..Default::default()
-    };
+    let p = Params { n: n as u32, alpha: value, ..Default::default() };
     Dispatch::new(FILL, &p, &[(3, out)], grid_1d(n, WG))
 }

@@ -5,21 +5,11 @@ use bytemuck::{Pod, Zeroable};
 use super::{grid_1d, params_layout, BufferView, Dispatch, Kernel, Shader};
 
 /// The kernel family.
-pub const SHADER: Shader = Shader {
-    name: "gather",
-    source: include_str!("../../shaders/gather.wgsl"),
-    params_layout,
-};
+pub const SHADER: Shader = Shader { name: "gather", source: include_str!("../../shaders/gather.wgsl"), params_layout };
 /// `out[i] = table[idx[i]]`.
-pub const GATHER: Kernel = Kernel {
-    shader: "gather",
-    entry: "gather",
-};
+pub const GATHER: Kernel = Kernel { shader: "gather", entry: "gather" };
 /// `out[r] = sum of dy[j] where idx[j] == r`.
-pub const GATHER_GRAD: Kernel = Kernel {
-    shader: "gather",
-    entry: "gather_grad",
-};
+pub const GATHER_GRAD: Kernel = Kernel { shader: "gather", entry: "gather_grad" };
 
 /// Mirror of the WGSL `Params`.
 #[repr(C)]
@@ -38,22 +28,12 @@ params_layout!(Params { m, rows, inner, _pad0 });
 
 /// Gathers `m` rows of `inner` elements from a `rows`-row table.
 pub fn gather(m: usize, rows: usize, inner: usize, table: &BufferView, idx: &BufferView, out: &BufferView) -> Dispatch {
-    let p = Params {
-        m: m as u32,
-        rows: rows as u32,
-        inner: inner as u32,
-        _pad0: 0,
-    };
+    let p = Params { m: m as u32, rows: rows as u32, inner: inner as u32, _pad0: 0 };
     Dispatch::new(GATHER, &p, &[(1, table), (2, idx), (3, out)], grid_1d(m * inner, 256))
 }
 
 /// Accumulates `dy` rows into a `rows`-row table gradient.
 pub fn gather_grad(m: usize, rows: usize, inner: usize, idx: &BufferView, dy: &BufferView, out: &BufferView) -> Dispatch {
-    let p = Params {
-        m: m as u32,
-        rows: rows as u32,
-        inner: inner as u32,
-        _pad0: 0,
-    };
+    let p = Params { m: m as u32, rows: rows as u32, inner: inner as u32, _pad0: 0 };
     Dispatch::new(GATHER_GRAD, &p, &[(1, dy), (2, idx), (3, out)], grid_1d(rows * inner, 256))
 }

@@ -6,16 +6,14 @@ use super::{dims8, params_layout, BufferView, Dispatch, Kernel, Shader};
 use crate::graph::MatMulDims;
 
 /// The kernel family.
-pub const SHADER: Shader = Shader {
-    name: "gemm",
-    source: include_str!("../../shaders/gemm.wgsl"),
-    params_layout,
-};
+pub const SHADER: Shader = Shader { name: "gemm", source: include_str!("../../shaders/gemm.wgsl"), params_layout };
 /// 64x64 tiles, 4x4 per thread.
-pub const MATMUL: Kernel = Kernel {
-    shader: "gemm",
-    entry: "matmul",
-};
+pub const MATMUL: Kernel = Kernel { shader: "gemm", entry: "matmul" };
+/// One thread per output column, for small M.
+pub const GEMV: Kernel = Kernel { shader: "gemm", entry: "gemv" };
+
+/// Below this many rows the one-thread-per-column kernel beats 64-row tiles.
+pub const SMALL_M: usize = 8;
 
 const TILE: usize = 64;
 
@@ -46,21 +44,9 @@ pub struct Params {
     /// Matrix step of B per batch axis.
     pub b_batch_strides: [[u32; 4]; 2],
 }
-params_layout!(Params {
-    m,
-    n,
-    k,
-    batch_rank,
-    trans_a,
-    trans_b,
-    _pad0,
-    _pad1,
-    batch_shape,
-    a_batch_strides,
-    b_batch_strides
-});
+params_layout!(Params { m, n, k, batch_rank, trans_a, trans_b, _pad0, _pad1, batch_shape, a_batch_strides, b_batch_strides });
 
-/// `c = op(a) @ op(b)` for the sizes in `d`.
+/// `c = op(a) @ op(b)` for the sizes in `d`, choosing the kernel shape by M.
 pub fn matmul(d: &MatMulDims, trans_a: bool, trans_b: bool, a: &BufferView, b: &BufferView, c: &BufferView) -> Dispatch {
     let p = Params {
         m: d.m as u32,
@@ -74,10 +60,10 @@ pub fn matmul(d: &MatMulDims, trans_a: bool, trans_b: bool, a: &BufferView, b: &
         b_batch_strides: dims8(&d.b_batch_strides),
         ..Default::default()
     };
-    Dispatch::new(
-        MATMUL,
-        &p,
-        &[(1, a), (2, b), (3, c)],
-        [d.n.div_ceil(TILE) as u32, d.m.div_ceil(TILE) as u32, d.batch as u32],
-    )
+    let (kernel, workgroups) = if d.m < SMALL_M {
+        (GEMV, [d.n.div_ceil(256) as u32, d.m as u32, d.batch as u32])
+    } else {
+        (MATMUL, [d.n.div_ceil(TILE) as u32, d.m.div_ceil(TILE) as u32, d.batch as u32])
+    };
+    Dispatch::new(kernel, &p, &[(1, a), (2, b), (3, c)], workgroups)
 }

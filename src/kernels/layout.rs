@@ -5,16 +5,9 @@ use bytemuck::{Pod, Zeroable};
 use super::{dims8, grid_1d, params_layout, BufferView, Dispatch, Kernel, Shader};
 
 /// The kernel family.
-pub const SHADER: Shader = Shader {
-    name: "layout",
-    source: include_str!("../../shaders/layout.wgsl"),
-    params_layout,
-};
+pub const SHADER: Shader = Shader { name: "layout", source: include_str!("../../shaders/layout.wgsl"), params_layout };
 /// `dst[i] = src[offset(i)]`.
-pub const STRIDED_COPY: Kernel = Kernel {
-    shader: "layout",
-    entry: "strided_copy",
-};
+pub const STRIDED_COPY: Kernel = Kernel { shader: "layout", entry: "strided_copy" };
 
 /// Mirror of the WGSL `Params`.
 #[repr(C)]
@@ -33,24 +26,11 @@ pub struct Params {
     /// Source stride of each output axis.
     pub src_strides: [[u32; 4]; 2],
 }
-params_layout!(Params {
-    n,
-    rank,
-    _pad0,
-    _pad1,
-    shape,
-    src_strides
-});
+params_layout!(Params { n, rank, _pad0, _pad1, shape, src_strides });
 
 /// Writes `dst` (contiguous, `shape`) from `src` read with `src_strides`.
 pub fn strided_copy(shape: &[usize], src_strides: &[usize], src: &BufferView, dst: &BufferView) -> Dispatch {
     let n = shape.iter().product::<usize>();
-    let p = Params {
-        n: n as u32,
-        rank: shape.len() as u32,
-        shape: dims8(shape),
-        src_strides: dims8(src_strides),
-        ..Default::default()
-    };
+    let p = Params { n: n as u32, rank: shape.len() as u32, shape: dims8(shape), src_strides: dims8(src_strides), ..Default::default() };
     Dispatch::new(STRIDED_COPY, &p, &[(1, src), (2, dst)], grid_1d(n, 256))
 }

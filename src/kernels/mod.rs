@@ -53,11 +53,7 @@ pub struct Kernel {
 impl Kernel {
     /// The WGSL source of this kernel's family.
     pub fn source(&self) -> &'static str {
-        ALL_SHADERS
-            .iter()
-            .find(|s| s.name == self.shader)
-            .map(|s| s.source)
-            .expect("every kernel names a listed shader")
+        ALL_SHADERS.iter().find(|s| s.name == self.shader).map(|s| s.source).expect("every kernel names a listed shader")
     }
 }
 
@@ -146,11 +142,7 @@ mod tests {
     fn every_shader_is_valid_wgsl() {
         for shader in ALL_SHADERS {
             let module = parse(shader);
-            assert!(
-                module.entry_points.iter().all(|e| e.stage == naga::ShaderStage::Compute),
-                "{}",
-                shader.name
-            );
+            assert!(module.entry_points.iter().all(|e| e.stage == naga::ShaderStage::Compute), "{}", shader.name);
             assert!(!module.entry_points.is_empty(), "{} has no entry point", shader.name);
         }
     }
@@ -184,6 +176,7 @@ mod tests {
             elementwise::FILL,
             reduce::REDUCE,
             gemm::MATMUL,
+            gemm::GEMV,
             layout::STRIDED_COPY,
             gather::GATHER,
             gather::GATHER_GRAD,
@@ -201,12 +194,7 @@ mod tests {
         {
             let shader = ALL_SHADERS.iter().find(|s| s.name == k.shader).unwrap();
             let module = parse(shader);
-            assert!(
-                module.entry_points.iter().any(|e| e.name == k.entry),
-                "{}::{} missing",
-                k.shader,
-                k.entry
-            );
+            assert!(module.entry_points.iter().any(|e| e.name == k.entry), "{}::{} missing", k.shader, k.entry);
         }
     }
 

@@ -6,16 +6,9 @@ use super::{grid_1d, params_layout, BufferView, Dispatch, Kernel, Shader};
 use crate::graph::Distribution;
 
 /// The kernel family.
-pub const SHADER: Shader = Shader {
-    name: "random",
-    source: include_str!("../../shaders/random.wgsl"),
-    params_layout,
-};
+pub const SHADER: Shader = Shader { name: "random", source: include_str!("../../shaders/random.wgsl"), params_layout };
 /// Fills a tensor with draws.
-pub const RANDOM: Kernel = Kernel {
-    shader: "random",
-    entry: "random",
-};
+pub const RANDOM: Kernel = Kernel { shader: "random", entry: "random" };
 
 /// Mirror of the WGSL `Params`.
 #[repr(C)]
@@ -38,16 +31,7 @@ pub struct Params {
     /// Padding.
     pub _pad1: u32,
 }
-params_layout!(Params {
-    n,
-    dist,
-    seed_lo,
-    seed_hi,
-    a,
-    b,
-    _pad0,
-    _pad1
-});
+params_layout!(Params { n, dist, seed_lo, seed_hi, a, b, _pad0, _pad1 });
 
 /// `n` draws from `dist` with `seed`.
 pub fn random(dist: Distribution, seed: u64, n: usize, out: &BufferView) -> Dispatch {
@@ -55,14 +39,6 @@ pub fn random(dist: Distribution, seed: u64, n: usize, out: &BufferView) -> Disp
         Distribution::Uniform { low, high } => (0, low, high),
         Distribution::Normal { mean, std } => (1, mean, std),
     };
-    let p = Params {
-        n: n as u32,
-        dist: code,
-        seed_lo: seed as u32,
-        seed_hi: (seed >> 32) as u32,
-        a,
-        b,
-        ..Default::default()
-    };
+    let p = Params { n: n as u32, dist: code, seed_lo: seed as u32, seed_hi: (seed >> 32) as u32, a, b, ..Default::default() };
     Dispatch::new(RANDOM, &p, &[(1, out)], grid_1d(n, 256))
 }

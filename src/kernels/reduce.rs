@@ -6,16 +6,9 @@ use super::{dims8, grid_1d, params_layout, BufferView, Dispatch, Kernel, Shader}
 use crate::graph::ReduceOp;
 
 /// The kernel family.
-pub const SHADER: Shader = Shader {
-    name: "reduce",
-    source: include_str!("../../shaders/reduce.wgsl"),
-    params_layout,
-};
+pub const SHADER: Shader = Shader { name: "reduce", source: include_str!("../../shaders/reduce.wgsl"), params_layout };
 /// One workgroup per output element.
-pub const REDUCE: Kernel = Kernel {
-    shader: "reduce",
-    entry: "reduce",
-};
+pub const REDUCE: Kernel = Kernel { shader: "reduce", entry: "reduce" };
 
 /// Mirror of the WGSL `Params`.
 #[repr(C)]
@@ -46,29 +39,13 @@ pub struct Params {
     /// Input strides of the reduced axes.
     pub red_strides: [[u32; 4]; 2],
 }
-params_layout!(Params {
-    n_out,
-    n_red,
-    out_rank,
-    red_rank,
-    op,
-    _pad0,
-    _pad1,
-    _pad2,
-    out_shape,
-    out_strides,
-    red_shape,
-    red_strides
-});
+params_layout!(Params { n_out, n_red, out_rank, red_rank, op, _pad0, _pad1, _pad2, out_shape, out_strides, red_shape, red_strides });
 
 /// Reduces `x` (of shape `shape`) over `axes` into `out`.
 pub fn reduce(op: ReduceOp, shape: &[usize], axes: &[usize], x: &BufferView, out: &BufferView) -> Dispatch {
     let strides = crate::tensor::Shape::new(shape).strides();
     let split = |keep: bool| -> (Vec<usize>, Vec<usize>) {
-        (0..shape.len())
-            .filter(|i| axes.contains(i) != keep)
-            .map(|i| (shape[i], strides[i]))
-            .unzip()
+        (0..shape.len()).filter(|i| axes.contains(i) != keep).map(|i| (shape[i], strides[i])).unzip()
     };
     let (os, ost) = split(true);
     let (rs, rst) = split(false);

@@ -5,26 +5,13 @@ use bytemuck::{Pod, Zeroable};
 use super::{grid_1d, params_layout, BufferView, Dispatch, Kernel, Shader};
 
 /// The kernel family.
-pub const SHADER: Shader = Shader {
-    name: "softmax",
-    source: include_str!("../../shaders/softmax.wgsl"),
-    params_layout,
-};
+pub const SHADER: Shader = Shader { name: "softmax", source: include_str!("../../shaders/softmax.wgsl"), params_layout };
 /// Softmax over rows.
-pub const SOFTMAX: Kernel = Kernel {
-    shader: "softmax",
-    entry: "softmax",
-};
+pub const SOFTMAX: Kernel = Kernel { shader: "softmax", entry: "softmax" };
 /// Per-row cross-entropy.
-pub const XENT: Kernel = Kernel {
-    shader: "softmax",
-    entry: "xent",
-};
+pub const XENT: Kernel = Kernel { shader: "softmax", entry: "xent" };
 /// Gradient of the per-row cross-entropy.
-pub const XENT_GRAD: Kernel = Kernel {
-    shader: "softmax",
-    entry: "xent_grad",
-};
+pub const XENT_GRAD: Kernel = Kernel { shader: "softmax", entry: "xent_grad" };
 
 /// Mirror of the WGSL `Params`.
 #[repr(C)]
@@ -42,11 +29,7 @@ pub struct Params {
 params_layout!(Params { rows, cols, _pad0, _pad1 });
 
 fn params(rows: usize, cols: usize) -> Params {
-    Params {
-        rows: rows as u32,
-        cols: cols as u32,
-        ..Default::default()
-    }
+    Params { rows: rows as u32, cols: cols as u32, ..Default::default() }
 }
 
 /// Softmax of each of `rows` rows.
@@ -61,10 +44,5 @@ pub fn xent(rows: usize, cols: usize, x: &BufferView, labels: &BufferView, out: 
 
 /// `(softmax(x) - onehot(label)) * dloss` per row.
 pub fn xent_grad(rows: usize, cols: usize, x: &BufferView, labels: &BufferView, dloss: &BufferView, out: &BufferView) -> Dispatch {
-    Dispatch::new(
-        XENT_GRAD,
-        &params(rows, cols),
-        &[(1, x), (2, labels), (3, dloss), (4, out)],
-        grid_1d(rows, 1),
-    )
+    Dispatch::new(XENT_GRAD, &params(rows, cols), &[(1, x), (2, labels), (3, dloss), (4, out)], grid_1d(rows, 1))
 }

@@ -8,40 +8,18 @@ use crate::graph::op::words_for;
 use crate::graph::{Epilogue, XnorDims};
 
 /// The kernel family.
-pub const SHADER: Shader = Shader {
-    name: "xnor_gemm",
-    source: include_str!("../../shaders/xnor_gemm.wgsl"),
-    params_layout,
-};
+pub const SHADER: Shader = Shader { name: "xnor_gemm", source: include_str!("../../shaders/xnor_gemm.wgsl"), params_layout };
 /// Tiled kernels by epilogue.
 pub const TILED: [Kernel; 3] = [
-    Kernel {
-        shader: "xnor_gemm",
-        entry: "xnor_gemm",
-    },
-    Kernel {
-        shader: "xnor_gemm",
-        entry: "xnor_gemm_affine",
-    },
-    Kernel {
-        shader: "xnor_gemm",
-        entry: "xnor_gemm_binarize",
-    },
+    Kernel { shader: "xnor_gemm", entry: "xnor_gemm" },
+    Kernel { shader: "xnor_gemm", entry: "xnor_gemm_affine" },
+    Kernel { shader: "xnor_gemm", entry: "xnor_gemm_binarize" },
 ];
 /// Small-M kernels by epilogue.
 pub const GEMV: [Kernel; 3] = [
-    Kernel {
-        shader: "xnor_gemm",
-        entry: "xnor_gemv",
-    },
-    Kernel {
-        shader: "xnor_gemm",
-        entry: "xnor_gemv_affine",
-    },
-    Kernel {
-        shader: "xnor_gemm",
-        entry: "xnor_gemv_binarize",
-    },
+    Kernel { shader: "xnor_gemm", entry: "xnor_gemv" },
+    Kernel { shader: "xnor_gemm", entry: "xnor_gemv_affine" },
+    Kernel { shader: "xnor_gemm", entry: "xnor_gemv_binarize" },
 ];
 
 /// Below this many rows the lane-split kernel keeps more of the GPU busy than 64-row tiles.
@@ -68,16 +46,7 @@ pub struct Params {
     /// Padding.
     pub _pad0: u32,
 }
-params_layout!(Params {
-    m,
-    n,
-    k,
-    words,
-    a_batch_stride,
-    b_batch_stride,
-    out_words,
-    _pad0
-});
+params_layout!(Params { m, n, k, words, a_batch_stride, b_batch_stride, out_words, _pad0 });
 
 /// Operands of one XNOR GEMM dispatch.
 pub struct Operands<'a> {

@@ -52,9 +52,7 @@ pub const UNARY_OPS: [UnaryOp; 14] = [
 
 /// `n` seeded values, uniform in [-scale, scale).
 pub fn uniform(seed: u64, n: usize, scale: f32) -> Vec<f32> {
-    (0..n as u32)
-        .map(|i| ((random_bits(seed, i) >> 8) as f32 / 16_777_216.0 * 2.0 - 1.0) * scale)
-        .collect()
+    (0..n as u32).map(|i| ((random_bits(seed, i) >> 8) as f32 / 16_777_216.0 * 2.0 - 1.0) * scale).collect()
 }
 
 /// `n` seeded integers in `0..hi`.
@@ -97,10 +95,7 @@ pub const ELEMENTWISE: Tol = Tol { abs: 1e-6, rel: 1e-5 };
 /// Ops that accumulate `k` terms of order 1 in a different order on each backend: rounding
 /// grows with the number of terms.
 pub fn accumulation(k: usize) -> Tol {
-    Tol {
-        abs: 1e-6 * k as f32 + 1e-5,
-        rel: 1e-5,
-    }
+    Tol { abs: 1e-6 * k as f32 + 1e-5, rel: 1e-5 }
 }
 
 /// Asserts two tensors are equal: bit-exact for integer and packed data, within `tol` for
@@ -110,10 +105,7 @@ pub fn assert_close(what: &str, gpu: &HostTensor, cpu: &HostTensor, tol: Tol) {
     match (gpu.data(), cpu.data()) {
         (TensorData::F32(g), TensorData::F32(c)) => {
             for (i, (&a, &e)) in g.iter().zip(c).enumerate() {
-                assert!(
-                    a.to_bits() != SENTINEL,
-                    "{what}: element {i} was never written (sentinel), expected {e}"
-                );
+                assert!(a.to_bits() != SENTINEL, "{what}: element {i} was never written (sentinel), expected {e}");
                 let ok = if e.is_nan() {
                     a.is_nan()
                 } else if e.is_infinite() {
@@ -121,11 +113,7 @@ pub fn assert_close(what: &str, gpu: &HostTensor, cpu: &HostTensor, tol: Tol) {
                 } else {
                     (a - e).abs() <= tol.abs + tol.rel * e.abs()
                 };
-                assert!(
-                    ok,
-                    "{what}: element {i}: actual {a}, expected {e}, difference {} (tolerance {tol:?})",
-                    a - e
-                );
+                assert!(ok, "{what}: element {i}: actual {a}, expected {e}, difference {} (tolerance {tol:?})", a - e);
             }
         }
         (g, c) => {

@@ -1,0 +1,238 @@
+//! The kernel benchmark suite behind `bitgrad bench` and the criterion benches: each case is a
+//! one-op plan with inputs fed once, timed from submission to GPU completion.
+//!
+//! Binary kernels are compared with our own f32 kernels on the same adapter and shape; the ratio
+//! is binary multiply-accumulates per second over f32 multiply-accumulates per second.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::backend::cpu::random_bits;
+use crate::error::Result;
+use crate::tensor::{DType, HostTensor};
+use crate::{Device, Graph, PackMode, ParamStore, Plan};
+
+/// What a case's throughput counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Work {
+    /// f32 multiply-accumulates (reported as GFLOP/s = 2 FLOP per MAC).
+    FloatMacs,
+    /// Binary multiply-accumulates (one bit of one XNOR-popcount dot product).
+    BinaryMacs,
+    /// Bytes read plus bytes written.
+    Bytes,
+}
+
+/// A ready-to-run benchmark case.
+pub struct Case {
+    /// Kernel name.
+    pub kernel: &'static str,
+    /// Shape description, e.g. "1024x1024x1024".
+    pub shape: String,
+    /// GEMM sizes (m, k, n), used to pair binary with f32 cases.
+    pub mnk: Option<(usize, usize, usize)>,
+    /// Amount of work per run, in units of `work`.
+    pub amount: f64,
+    /// What `amount` counts.
+    pub work: Work,
+    plan: Plan,
+}
+
+impl Case {
+    /// Runs once and waits for the GPU.
+    pub fn run(&mut self) -> Result<()> {
+        self.plan.run()?;
+        self.plan.device().synchronize()
+    }
+}
+
+fn random_f32(n: usize, seed: u64) -> Vec<f32> {
+    (0..n as u32).map(|i| (random_bits(seed, i) >> 8) as f32 / 16_777_216.0 - 0.5).collect()
+}
+
+fn one_op_plan(device: &Device, g: &Graph, out: crate::ValueId, feeds: Vec<(&str, HostTensor)>) -> Result<Plan> {
+    let mut plan = Plan::new(device, g, &[out], &mut ParamStore::new())?;
+    for (name, t) in feeds {
+        plan.feed(name, &t)?;
+    }
+    Ok(plan)
+}
+
+/// `[m, k] @ [k, n]` on the tiled f32 GEMM.
+pub fn f32_gemm(device: &Device, m: usize, k: usize, n: usize) -> Result<Case> {
+    let mut g = Graph::new();
+    let a = g.input("a", [m, k], DType::F32)?;
+    let b = g.input("b", [k, n], DType::F32)?;
+    let c = g.matmul(a, b)?;
+    let plan = one_op_plan(
+        device,
+        &g,
+        c,
+        vec![("a", HostTensor::f32([m, k], random_f32(m * k, 1))?), ("b", HostTensor::f32([k, n], random_f32(k * n, 2))?)],
+    )?;
+    Ok(Case {
+        kernel: "f32_gemm",
+        shape: format!("{m}x{k}x{n}"),
+        mnk: Some((m, k, n)),
+        amount: (m * k * n) as f64,
+        work: Work::FloatMacs,
+        plan,
+    })
+}
+
+/// XNOR-popcount GEMM of `m` by `n` packed rows of `k` bits (already packed).
+pub fn xnor_gemm(device: &Device, m: usize, k: usize, n: usize) -> Result<Case> {
+    let w = k.div_ceil(32);
+    let mut g = Graph::new();
+    let a = g.input("a", [m, w], DType::U32)?;
+    let b = g.input("b", [n, w], DType::U32)?;
+    let c = g.xnor_gemm(a, b, k)?;
+    let words = |len: usize, seed| (0..len as u32).map(|i| random_bits(seed, i)).collect::<Vec<_>>();
+    let mask = |mut v: Vec<u32>| {
+        // Bits past k are 0, as packing leaves them.
+        if k % 32 != 0 {
+            v.iter_mut().skip(w - 1).step_by(w).for_each(|x| *x &= (1 << (k % 32)) - 1);
+        }
+        v
+    };
+    let plan = one_op_plan(
+        device,
+        &g,
+        c,
+        vec![("a", HostTensor::u32([m, w], mask(words(m * w, 3)))?), ("b", HostTensor::u32([n, w], mask(words(n * w, 4)))?)],
+    )?;
+    Ok(Case {
+        kernel: "xnor_gemm",
+        shape: format!("{m}x{k}x{n}"),
+        mnk: Some((m, k, n)),
+        amount: (m * k * n) as f64,
+        work: Work::BinaryMacs,
+        plan,
+    })
+}
+
+/// Sign-packing `rows` rows of `k` floats.
+pub fn bit_pack(device: &Device, rows: usize, k: usize) -> Result<Case> {
+    let mut g = Graph::new();
+    let x = g.input("x", [rows, k], DType::F32)?;
+    let bits = g.bit_pack(x, PackMode::Sign)?;
+    let plan = one_op_plan(device, &g, bits, vec![("x", HostTensor::f32([rows, k], random_f32(rows * k, 5))?)])?;
+    let bytes = rows * k * 4 + rows * k.div_ceil(32) * 4;
+    Ok(Case { kernel: "bit_pack", shape: format!("{rows}x{k}"), mnk: None, amount: bytes as f64, work: Work::Bytes, plan })
+}
+
+/// One measured case.
+#[derive(Clone, Debug, Serialize)]
+pub struct Measurement {
+    /// Kernel name.
+    pub kernel: String,
+    /// Shape.
+    pub shape: String,
+    /// Median wall time of one run, submission to completion, in milliseconds.
+    pub median_ms: f64,
+    /// Runs timed.
+    pub runs: usize,
+    /// Throughput in `unit`.
+    pub rate: f64,
+    /// "GFLOP/s", "G binary MAC/s" or "GB/s".
+    pub unit: &'static str,
+    /// Binary MAC/s over f32 MAC/s on the same shape and adapter, for binary GEMM cases.
+    pub vs_f32: Option<f64>,
+    /// The adapter.
+    pub adapter: String,
+    #[serde(skip)]
+    mnk: Option<(usize, usize, usize)>,
+    #[serde(skip)]
+    macs_per_s: Option<f64>,
+}
+
+/// Times `case`: one warm-up run, then runs until `min_time` has passed and at least
+/// `min_runs` were made (at most 100). Reports the median.
+pub fn measure(case: &mut Case, min_runs: usize, min_time: Duration) -> Result<Measurement> {
+    case.run()?;
+    let mut times = Vec::new();
+    let start = Instant::now();
+    while times.len() < 100 && (times.len() < min_runs || start.elapsed() < min_time) {
+        let t = Instant::now();
+        case.run()?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    let per_s = case.amount / median;
+    let (rate, unit, macs) = match case.work {
+        Work::FloatMacs => (2.0 * per_s / 1e9, "GFLOP/s", Some(per_s)),
+        Work::BinaryMacs => (per_s / 1e9, "G binary MAC/s", Some(per_s)),
+        Work::Bytes => (per_s / 1e9, "GB/s", None),
+    };
+    Ok(Measurement {
+        kernel: case.kernel.to_string(),
+        shape: case.shape.clone(),
+        median_ms: median * 1e3,
+        runs: times.len(),
+        rate,
+        unit,
+        vs_f32: None,
+        adapter: case.plan.device().describe(),
+        mnk: case.mnk,
+        macs_per_s: macs,
+    })
+}
+
+/// Which cases to run.
+#[derive(Clone, Copy, Debug)]
+pub struct SuiteOptions {
+    /// Also run f32 GEMMs that take minutes on a software adapter.
+    pub all: bool,
+    /// Minimum timed duration per case.
+    pub min_time: Duration,
+}
+
+/// The standard suite: f32 and XNOR GEMMs on the same shapes (square, and batch-1 inference),
+/// and bit packing. Large f32 GEMMs are skipped on software adapters unless `all` is set.
+pub fn suite(device: &Device, opts: SuiteOptions, mut progress: impl FnMut(&str)) -> Result<Vec<Measurement>> {
+    let software = device.gpu_context().is_none_or(|g| g.summary.is_software());
+    let mut out = Vec::new();
+    let gemms = [(256, 256, 256), (1024, 1024, 1024), (4096, 4096, 4096), (1, 4096, 1024), (64, 4096, 4096)];
+    for (m, k, n) in gemms {
+        let float_too_slow = software && !opts.all && m * k * n > 1 << 30;
+        if float_too_slow {
+            progress(&format!("f32_gemm {m}x{k}x{n}: skipped on a software adapter (pass --all to run it)"));
+        } else {
+            progress(&format!("f32_gemm {m}x{k}x{n}"));
+            out.push(measure(&mut f32_gemm(device, m, k, n)?, 3, opts.min_time)?);
+        }
+        progress(&format!("xnor_gemm {m}x{k}x{n}"));
+        out.push(measure(&mut xnor_gemm(device, m, k, n)?, 3, opts.min_time)?);
+    }
+    for (rows, k) in [(1024, 1024), (4096, 4096)] {
+        progress(&format!("bit_pack {rows}x{k}"));
+        out.push(measure(&mut bit_pack(device, rows, k)?, 3, opts.min_time)?);
+    }
+    pair_ratios(&mut out);
+    Ok(out)
+}
+
+/// Fills `vs_f32` for binary cases that have an f32 case of the same shape.
+fn pair_ratios(ms: &mut [Measurement]) {
+    let floats: Vec<((usize, usize, usize), f64)> =
+        ms.iter().filter(|m| m.kernel == "f32_gemm").filter_map(|m| Some((m.mnk?, m.macs_per_s?))).collect();
+    for m in ms.iter_mut().filter(|m| m.kernel == "xnor_gemm") {
+        m.vs_f32 = floats.iter().find(|(s, _)| Some(*s) == m.mnk).and_then(|(_, f)| Some(m.macs_per_s? / f));
+    }
+}
+
+/// A plain-text table of measurements.
+pub fn table(ms: &[Measurement]) -> String {
+    let mut s =
+        format!("{:<10} {:<16} {:>11} {:>6} {:>12}  {:<15} {:>8}\n", "kernel", "shape", "median ms", "runs", "rate", "unit", "vs f32");
+    for m in ms {
+        let ratio = m.vs_f32.map_or("-".to_string(), |r| format!("{r:.1}x"));
+        s += &format!(
+            "{:<10} {:<16} {:>11.3} {:>6} {:>12.2}  {:<15} {:>8}\n",
+            m.kernel, m.shape, m.median_ms, m.runs, m.rate, m.unit, ratio
+        );
+    }
+    s
+}
