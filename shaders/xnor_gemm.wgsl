@@ -1,6 +1,7 @@
 // Packed XNOR-popcount matrix product: for rows of A and rows of B holding k sign bits packed
 // 32 per word (see bitpack.wgsl), dot = k - 2 * popcount(a XOR b), exact for any k < 2^24:
-// the pad bits past k are 0 in both operands, so they XOR to 0 and never count.
+// padding bits (past k, or inside a row where each convolution tap's channels were packed
+// separately) are 0 in both operands, so they XOR to 0 and never count.
 //
 // Bindings (group 0):
 //   0  p       uniform Params

@@ -31,5 +31,8 @@ pub mod tensor;
 
 pub use device::{Device, GpuContext, Tensor};
 pub use error::{Error, Result};
-pub use graph::{BinaryOp, Distribution, Epilogue, Graph, Init, Op, PackMode, ParamStore, Plan, ReduceOp, UnaryOp, ValueId};
+pub use graph::{
+    BinaryOp, ConvGeometry, ConvOptions, DataFormat, Distribution, Epilogue, Graph, Init, Op, PackMode, Padding, ParamStore, Plan,
+    ReduceOp, UnaryOp, ValueId,
+};
 pub use tensor::{DType, HostTensor, Shape, TensorData};

@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::graph::op::{broadcast_strides, words_for, MatMulDims, XnorDims};
-use crate::graph::{BinaryOp, Distribution, Epilogue, Op, PackMode, ReduceOp, UnaryOp};
+use crate::graph::{BinaryOp, ConvGeometry, Distribution, Epilogue, Op, PackMode, ReduceOp, UnaryOp};
 use crate::tensor::{Shape, TensorData};
 
 /// Evaluates `op` on `inputs` (shape and data of each operand), producing `out_shape`.
@@ -158,6 +158,12 @@ pub fn eval(op: &Op, inputs: &[(&Shape, &TensorData)], out_shape: &Shape) -> Res
                 }
             }
         }
+        Op::Im2Col { geom, pad_value } => match inputs[0].1 {
+            TensorData::F32(v) => TensorData::F32(im2col(geom, v, *pad_value)),
+            TensorData::U32(v) => TensorData::U32(im2col(geom, v, 0)),
+            d => return Err(Error::DTypeMismatch { op: "im2col", operand: "image", expected: crate::DType::F32, got: d.dtype() }),
+        },
+        Op::Col2Im { geom } => TensorData::F32(col2im(geom, f(0)?)),
         Op::Random { dist, seed, shape } => TensorData::F32(random(*dist, *seed, shape.numel())),
         Op::Fill { value, shape } => TensorData::F32(vec![*value; shape.numel()]),
         Op::Assign => return Err(Error::invalid("cpu::eval", "op", "assign is executed by the plan")),
@@ -354,6 +360,65 @@ fn xnor_gemm(d: &XnorDims, a: &[u32], b: &[u32]) -> Vec<f32> {
         }
     }
     out
+}
+
+/// Multi-index of flat index `i` in row-major `dims`.
+fn unravel(mut i: usize, dims: &[usize]) -> Vec<usize> {
+    let mut out = vec![0; dims.len()];
+    for d in (0..dims.len()).rev() {
+        out[d] = i % dims[d];
+        i /= dims[d];
+    }
+    out
+}
+
+/// Image offset of (n, spatial coordinates, c), or `None` in the padding, for output pixel
+/// `o` and kernel tap `t`.
+fn patch_source(g: &ConvGeometry, n: usize, o: &[usize], t: &[usize], c: usize) -> Option<usize> {
+    let (sn, ss, sc) = g.image_strides();
+    let mut off = n * sn + c * sc;
+    for i in 0..g.kernel.len() {
+        off += g.source(i, o[i], t[i])? * ss[i];
+    }
+    Some(off)
+}
+
+fn im2col<T: Copy>(g: &ConvGeometry, image: &[T], pad: T) -> Vec<T> {
+    let (taps, pixels) = (g.taps(), g.out_pixels());
+    let mut out = Vec::with_capacity(g.batch * pixels * taps * g.channels);
+    for n in 0..g.batch {
+        for p in 0..pixels {
+            let o = unravel(p, &g.output);
+            for t in 0..taps {
+                let tc = unravel(t, &g.kernel);
+                for c in 0..g.channels {
+                    out.push(patch_source(g, n, &o, &tc, c).map_or(pad, |s| image[s]));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn col2im(g: &ConvGeometry, cols: &[f32]) -> Vec<f32> {
+    let mut image = vec![0.0f32; g.image_shape().numel()];
+    let (taps, pixels) = (g.taps(), g.out_pixels());
+    // Visit every (pixel, tap) in the same order as the GPU kernel sums them for each image
+    // element: taps ascending for a fixed image element means pixels are visited per tap.
+    for n in 0..g.batch {
+        for t in 0..taps {
+            let tc = unravel(t, &g.kernel);
+            for p in 0..pixels {
+                let o = unravel(p, &g.output);
+                for c in 0..g.channels {
+                    if let Some(s) = patch_source(g, n, &o, &tc, c) {
+                        image[s] += cols[((n * pixels + p) * taps + t) * g.channels + c];
+                    }
+                }
+            }
+        }
+    }
+    image
 }
 
 fn max_sum_exp(row: &[f32]) -> (f32, f32) {

@@ -2,8 +2,8 @@
 
 use crate::graph::op::{broadcast_strides, MatMulDims, XnorDims};
 use crate::graph::Op;
-use crate::kernels::{bitpack, elementwise, gather, gemm, layout, random, reduce, softmax, xnor_gemm, BufferView, Dispatch};
-use crate::tensor::Shape;
+use crate::kernels::{bitpack, elementwise, gather, gemm, im2col, layout, random, reduce, softmax, xnor_gemm, BufferView, Dispatch};
+use crate::tensor::{DType, Shape};
 use crate::Result;
 
 /// One unit of recorded GPU work.
@@ -21,8 +21,15 @@ pub enum Step {
     },
 }
 
-/// Records `op` reading `inputs` (with shapes `shapes`) and writing `out`.
-pub fn record(op: &Op, shapes: &[&Shape], inputs: &[BufferView], out: Option<&BufferView>, out_shape: Option<&Shape>) -> Result<Step> {
+/// Records `op` reading `inputs` (with shapes `shapes` and types `dtypes`) and writing `out`.
+pub fn record(
+    op: &Op,
+    shapes: &[&Shape],
+    dtypes: &[DType],
+    inputs: &[BufferView],
+    out: Option<&BufferView>,
+    out_shape: Option<&Shape>,
+) -> Result<Step> {
     let o = || out.expect("ops other than assign have an output");
     let os = || out_shape.expect("ops other than assign have an output shape");
     let x = |i: usize| &inputs[i];
@@ -73,6 +80,12 @@ pub fn record(op: &Op, shapes: &[&Shape], inputs: &[BufferView], out: Option<&Bu
             let scale_bias = (inputs.len() == 4).then(|| (x(2), x(3)));
             xnor_gemm::xnor_gemm(&d, *epilogue, xnor_gemm::Operands { a: x(0), b: x(1), scale_bias, out: o() })
         }
+        Op::Im2Col { geom, pad_value } => {
+            // Packed images pad with +1, which is the all-zero word.
+            let pad_word = if dtypes[0] == DType::U32 { 0 } else { pad_value.to_bits() };
+            im2col::im2col(geom, pad_word, x(0), o())
+        }
+        Op::Col2Im { geom } => im2col::col2im(geom, x(0), o()),
         Op::Random { dist, seed, shape } => random::random(*dist, *seed, shape.numel(), o()),
         Op::Fill { value, shape } => elementwise::fill(*value, shape.numel(), o()),
         Op::Assign => return Ok(Step::Copy { src: x(1).clone(), dst: x(0).clone() }),

@@ -178,6 +178,14 @@ impl Graph {
             }
             // Linear in dy: the adjoint masks the upstream gradient the same way.
             Op::ApplyMask => vec![None, Some(self.apply_mask(x(0), dy)?)],
+            Op::Im2Col { geom, .. } => {
+                if self.value(x(0)).dtype != DType::F32 {
+                    return Err(Error::NotDifferentiable { op: "im2col", reason: "packed images carry no gradient".into() });
+                }
+                vec![Some(self.col2im(dy, geom)?)]
+            }
+            // Padded positions of im2col only ever received constants, so zero padding is right.
+            Op::Col2Im { geom } => vec![Some(self.im2col(dy, geom, 0.0)?)],
             Op::Random { .. } | Op::Fill { .. } => vec![],
             Op::Assign => vec![None, None],
         })

@@ -6,9 +6,11 @@
 //! pipelines and bind groups once, and each [`crate::Plan::run`] replays it with one submission.
 
 mod autodiff;
+pub mod conv;
 pub mod op;
 mod plan;
 
+pub use conv::{ConvGeometry, ConvOptions, DataFormat, Padding};
 pub use op::{BinaryOp, Distribution, Epilogue, MatMulDims, Op, PackMode, ReduceOp, UnaryOp, XnorDims};
 pub use plan::{ParamStore, Plan, PlanMemory};
 

@@ -3,6 +3,7 @@
 //! `Op` is a closed enum on purpose: the CPU backend, the GPU backend and autodiff each match on
 //! it exhaustively, so adding an op fails to compile until all three handle it.
 
+use super::conv::{check_image, ConvGeometry};
 use crate::error::{Error, Result};
 use crate::tensor::{DType, Shape};
 
@@ -251,10 +252,24 @@ pub enum Op {
     /// [, scale f32 [N], bias f32 [N]]) -> f32 [.., M, N]` (or u32 [.., M, ceil(N/32)] with
     /// [`Epilogue::Binarize`]). `dot = k - 2 * popcount(a ^ b)`, exact.
     XnorGemm {
-        /// Bits per row (W = ceil(k/32)).
+        /// Real bits per row. Rows may hold more than ceil(k/32) words (a convolution packs each
+        /// tap's channels separately); padding bits are 0 in both operands and cancel.
         k: usize,
         /// Output form.
         epilogue: Epilogue,
+    },
+    /// Image patches as rows: `(image [N, in..., C] or [N, C, in...]) -> [N, out..., taps..., C]`,
+    /// for f32 values or packed words. Padded positions hold `pad_value` (f32) or +1 (packed).
+    Im2Col {
+        /// The convolution's geometry.
+        geom: ConvGeometry,
+        /// Value of padded positions for f32 images (packed images pad with +1 only).
+        pad_value: f32,
+    },
+    /// The adjoint of [`Op::Im2Col`]: sums patch rows back into an f32 image.
+    Col2Im {
+        /// The convolution's geometry.
+        geom: ConvGeometry,
     },
     /// A random tensor, seeded: `() -> y`.
     Random {
@@ -297,6 +312,8 @@ impl Op {
             Op::BitUnpack { .. } => "bit_unpack",
             Op::ApplyMask => "apply_mask",
             Op::XnorGemm { .. } => "xnor_gemm",
+            Op::Im2Col { .. } => "im2col",
+            Op::Col2Im { .. } => "col2im",
             Op::Random { .. } => "random",
             Op::Fill { .. } => "fill",
             Op::Assign => "assign",
@@ -307,7 +324,7 @@ impl Op {
     pub fn arity(&self) -> usize {
         match self {
             Op::Random { .. } | Op::Fill { .. } => 0,
-            Op::BitPack { .. } | Op::BitUnpack { .. } => 1,
+            Op::BitPack { .. } | Op::BitUnpack { .. } | Op::Im2Col { .. } | Op::Col2Im { .. } => 1,
             Op::ApplyMask => 2,
             Op::XnorGemm { epilogue: Epilogue::Plain, .. } => 2,
             Op::XnorGemm { .. } => 4,
@@ -481,6 +498,29 @@ impl Op {
                 let r = out.len();
                 out[r - 1] = if *epilogue == Epilogue::Binarize { words_for(d.n) } else { d.n };
                 (Shape::new(out), if *epilogue == Epilogue::Binarize { DType::U32 } else { DType::F32 })
+            }
+            Op::Im2Col { geom, pad_value } => {
+                check_image(name, geom, inputs[0].0, inputs[0].1)?;
+                if inputs[0].1 == DType::U32 && *pad_value != 1.0 {
+                    return Err(Error::invalid(
+                        name,
+                        "pad_value",
+                        format!("packed bits pad with +1 only, not {pad_value}; zero padding needs a correction term"),
+                    ));
+                }
+                (geom.cols_shape(), inputs[0].1)
+            }
+            Op::Col2Im { geom } => {
+                want(0, "cols", DType::F32)?;
+                if inputs[0].0 != &geom.cols_shape() {
+                    return Err(Error::shapes(
+                        name,
+                        inputs[0].0.dims(),
+                        geom.cols_shape().dims(),
+                        "cols do not match the convolution geometry",
+                    ));
+                }
+                (geom.image_shape(), DType::F32)
             }
             Op::Random { shape, dist, .. } => {
                 shape.validate(name)?;
@@ -658,9 +698,9 @@ pub struct XnorDims {
     pub m: usize,
     /// Rows of B, columns of the output.
     pub n: usize,
-    /// Bits per row.
+    /// Real bits per row.
     pub k: usize,
-    /// Words per row.
+    /// Words per row (at least ceil(k/32); padding bits are 0 in both operands).
     pub words: usize,
     /// Number of output matrices.
     pub batch: usize,
@@ -675,10 +715,15 @@ impl XnorDims {
         if a.rank() < 2 || b.rank() < 2 {
             return Err(Error::shapes(op, a.dims(), b.dims(), "operands need rank >= 2"));
         }
-        let words = words_for(k);
         let (ra, rb) = (a.rank(), b.rank());
-        if k == 0 || a.dims()[ra - 1] != words || b.dims()[rb - 1] != words {
-            return Err(Error::shapes(op, a.dims(), b.dims(), format!("both last axes must hold ceil(k/32) = {words} words for k = {k}")));
+        let words = a.dims()[ra - 1];
+        if k == 0 || words < words_for(k) || b.dims()[rb - 1] != words {
+            return Err(Error::shapes(
+                op,
+                a.dims(),
+                b.dims(),
+                format!("both last axes must hold the same number of words, at least ceil(k/32) = {} for k = {k}", words_for(k)),
+            ));
         }
         let b_batched = rb > 2;
         if b_batched && a.dims()[..ra - 2] != b.dims()[..rb - 2] {

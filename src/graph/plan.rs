@@ -517,7 +517,8 @@ impl GpuExec {
             let ins: Vec<BufferView> = node.inputs.iter().map(|i| views[i].clone()).collect();
             let out = node.output.map(|o| views[&o].clone());
             let out_shape = node.output.map(|o| &graph.value(o).shape);
-            let step = gpu::record(&node.op, &shapes, &ins, out.as_ref(), out_shape)?;
+            let dtypes: Vec<crate::DType> = node.inputs.iter().map(|i| graph.value(*i).dtype).collect();
+            let step = gpu::record(&node.op, &shapes, &dtypes, &ins, out.as_ref(), out_shape)?;
             if let gpu::Step::Dispatch(d) = &step {
                 check_grid(ctx, d, node.op.name())?;
             }

@@ -8,6 +8,7 @@ pub mod bitpack;
 pub mod elementwise;
 pub mod gather;
 pub mod gemm;
+pub mod im2col;
 pub mod layout;
 pub mod random;
 pub mod reduce;
@@ -39,6 +40,7 @@ pub const ALL_SHADERS: &[&Shader] = &[
     &random::SHADER,
     &bitpack::SHADER,
     &xnor_gemm::SHADER,
+    &im2col::SHADER,
 ];
 
 /// One compute entry point.
@@ -187,6 +189,8 @@ mod tests {
             bitpack::PACK,
             bitpack::UNPACK,
             bitpack::MASKED,
+            im2col::IM2COL,
+            im2col::COL2IM,
         ]
         .into_iter()
         .chain(xnor_gemm::TILED)

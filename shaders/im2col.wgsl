@@ -1,0 +1,110 @@
+// im2col and col2im for 1-, 2- and 3-D convolutions with strides, dilation and padding, on any
+// 4-byte element (f32 values, or u32 words of packed channel bits).
+//
+// Bindings (group 0):
+//   0  p      uniform Params
+//   1  image  storage read        im2col: the image, [N, in..., C] or [N, C, in...]
+//   2  cols   storage read        col2im: patches, [N, out..., taps..., C]
+//   3  out    storage read_write  im2col: patches | col2im: the image (f32)
+// The image layout is given by element strides (batch, each spatial axis, channel), so
+// channels-first and channels-last images use the same code. Spatial vectors hold up to 3 axes.
+// im2col writes `pad_word` (raw bits) where a tap falls in the padding.
+// col2im sums, for each image element, the one patch entry per tap that read it (taps in
+// ascending order), so it needs no atomics and is deterministic.
+// Dispatch: one thread per output element.
+
+struct Params {
+    n: u32,
+    rank: u32,
+    channels: u32,
+    pad_word: u32,
+    batch_stride: u32,
+    channel_stride: u32,
+    taps: u32,
+    out_pixels: u32,
+    input: vec4<u32>,
+    output: vec4<u32>,
+    kernel: vec4<u32>,
+    strides: vec4<u32>,
+    dilation: vec4<u32>,
+    pad_begin: vec4<u32>,
+    spatial_strides: vec4<u32>,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> image: array<u32>;
+@group(0) @binding(2) var<storage, read> cols: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<u32>;
+
+const WG: u32 = 256u;
+
+@compute @workgroup_size(256)
+fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * WG;
+    if (i >= p.n) { return; }
+    let c = i % p.channels;
+    var rest = i / p.channels;
+    var tap: vec4<u32>;
+    for (var d = i32(p.rank) - 1; d >= 0; d--) {
+        tap[d] = rest % p.kernel[d];
+        rest = rest / p.kernel[d];
+    }
+    var pix: vec4<u32>;
+    for (var d = i32(p.rank) - 1; d >= 0; d--) {
+        pix[d] = rest % p.output[d];
+        rest = rest / p.output[d];
+    }
+    var off = rest * p.batch_stride + c * p.channel_stride;
+    for (var d = 0u; d < p.rank; d++) {
+        let x = i32(pix[d] * p.strides[d] + tap[d] * p.dilation[d]) - i32(p.pad_begin[d]);
+        if (x < 0 || x >= i32(p.input[d])) {
+            out[i] = p.pad_word;
+            return;
+        }
+        off += u32(x) * p.spatial_strides[d];
+    }
+    out[i] = image[off];
+}
+
+@compute @workgroup_size(256)
+fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * WG;
+    if (i >= p.n) { return; }
+    // i enumerates image elements in logical order (n, spatial..., c); the write goes through
+    // the layout's strides.
+    let c = i % p.channels;
+    var rest = i / p.channels;
+    var x: vec4<u32>;
+    for (var d = i32(p.rank) - 1; d >= 0; d--) {
+        x[d] = rest % p.input[d];
+        rest = rest / p.input[d];
+    }
+    let n = rest;
+    var dst = n * p.batch_stride + c * p.channel_stride;
+    for (var d = 0u; d < p.rank; d++) {
+        dst += x[d] * p.spatial_strides[d];
+    }
+    var acc = 0.0;
+    for (var t = 0u; t < p.taps; t++) {
+        var rt = t;
+        var tap: vec4<u32>;
+        for (var d = i32(p.rank) - 1; d >= 0; d--) {
+            tap[d] = rt % p.kernel[d];
+            rt = rt / p.kernel[d];
+        }
+        var pixel = 0u;
+        var hit = true;
+        for (var d = 0u; d < p.rank; d++) {
+            let num = i32(x[d] + p.pad_begin[d]) - i32(tap[d] * p.dilation[d]);
+            if (num < 0 || u32(num) % p.strides[d] != 0u || u32(num) / p.strides[d] >= p.output[d]) {
+                hit = false;
+                break;
+            }
+            pixel = pixel * p.output[d] + u32(num) / p.strides[d];
+        }
+        if (hit) {
+            acc += cols[((n * p.out_pixels + pixel) * p.taps + t) * p.channels + c];
+        }
+    }
+    out[dst] = bitcast<u32>(acc);
+}

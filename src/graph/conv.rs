@@ -1,0 +1,431 @@
+//! Convolution geometry (Keras padding rules) and the convolutions built from im2col, col2im
+//! and matrix products: float, binary (packed XNOR), grouped/depthwise, transposed and locally
+//! connected, in 1, 2 or 3 spatial dimensions, channels-last or channels-first.
+
+use super::op::{words_for, Epilogue, Op, PackMode};
+use super::{Graph, ValueId};
+use crate::error::{Error, Result};
+use crate::tensor::{DType, Shape};
+
+/// Keras padding modes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Padding {
+    /// No padding.
+    Valid,
+    /// Output size ceil(in / stride); total padding max((out-1)*s + (k-1)*d + 1 - in, 0), the
+    /// start gets total / 2 and the end the rest.
+    Same,
+    /// 1-D only: (k-1)*d zeros before, none after.
+    Causal,
+    /// Explicit (begin, end) per spatial axis.
+    Explicit(Vec<(usize, usize)>),
+}
+
+/// Where the channel axis is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DataFormat {
+    /// `[N, spatial..., C]`
+    ChannelsLast,
+    /// `[N, C, spatial...]`
+    ChannelsFirst,
+}
+
+/// Everything im2col and col2im need to know about one convolution.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ConvGeometry {
+    /// Batch size.
+    pub batch: usize,
+    /// Input channels (for packed input: words per pixel).
+    pub channels: usize,
+    /// Input spatial sizes (1 to 3 axes).
+    pub input: Vec<usize>,
+    /// Kernel sizes.
+    pub kernel: Vec<usize>,
+    /// Strides.
+    pub strides: Vec<usize>,
+    /// Dilation rates.
+    pub dilation: Vec<usize>,
+    /// Padding before each axis.
+    pub pad_begin: Vec<usize>,
+    /// Output spatial sizes.
+    pub output: Vec<usize>,
+    /// Layout of the image tensor.
+    pub format: DataFormat,
+}
+
+impl ConvGeometry {
+    /// The geometry of a convolution of an image of shape `image` (`[N, spatial..., C]` or
+    /// `[N, C, spatial...]`) with the given kernel sizes, strides, dilation and padding.
+    pub fn new(
+        image: &Shape,
+        kernel: &[usize],
+        strides: &[usize],
+        dilation: &[usize],
+        padding: &Padding,
+        format: DataFormat,
+    ) -> Result<Self> {
+        let op = "conv";
+        let r = kernel.len();
+        if !(1..=3).contains(&r) || image.rank() != r + 2 {
+            return Err(Error::invalid(
+                op,
+                "kernel_size",
+                format!("{kernel:?} does not fit an input of shape {image:?} (1 to 3 spatial axes plus batch and channels)"),
+            ));
+        }
+        for (name, v) in [("strides", strides), ("dilation_rate", dilation)] {
+            if v.len() != r || v.contains(&0) {
+                return Err(Error::invalid(op, name, format!("{v:?} needs {r} positive values")));
+            }
+        }
+        if kernel.contains(&0) {
+            return Err(Error::invalid(op, "kernel_size", format!("{kernel:?} has a zero size")));
+        }
+        let d = image.dims();
+        let (channels, input) = match format {
+            DataFormat::ChannelsLast => (d[r + 1], d[1..=r].to_vec()),
+            DataFormat::ChannelsFirst => (d[1], d[2..].to_vec()),
+        };
+        let eff: Vec<usize> = (0..r).map(|i| (kernel[i] - 1) * dilation[i] + 1).collect();
+        let pads: Vec<(usize, usize)> = match padding {
+            Padding::Valid => vec![(0, 0); r],
+            Padding::Same => (0..r)
+                .map(|i| {
+                    let out = input[i].div_ceil(strides[i]);
+                    let total = ((out - 1) * strides[i] + eff[i]).saturating_sub(input[i]);
+                    (total / 2, total - total / 2)
+                })
+                .collect(),
+            Padding::Causal if r == 1 => vec![(eff[0] - 1, 0)],
+            Padding::Causal => return Err(Error::invalid(op, "padding", "causal padding exists only for 1-D convolutions")),
+            Padding::Explicit(p) if p.len() == r => p.clone(),
+            Padding::Explicit(p) => return Err(Error::invalid(op, "padding", format!("{p:?} needs {r} (begin, end) pairs"))),
+        };
+        let mut output = Vec::with_capacity(r);
+        for i in 0..r {
+            let padded = input[i] + pads[i].0 + pads[i].1;
+            if padded < eff[i] {
+                return Err(Error::invalid(
+                    op,
+                    "kernel_size",
+                    format!("dilated kernel {} exceeds padded input {} on spatial axis {i}", eff[i], padded),
+                ));
+            }
+            output.push((padded - eff[i]) / strides[i] + 1);
+        }
+        Ok(ConvGeometry {
+            batch: d[0],
+            channels,
+            input,
+            kernel: kernel.to_vec(),
+            strides: strides.to_vec(),
+            dilation: dilation.to_vec(),
+            pad_begin: pads.iter().map(|p| p.0).collect(),
+            output,
+            format,
+        })
+    }
+
+    /// The same geometry for another channel count (e.g. packed words per pixel).
+    pub fn with_channels(&self, channels: usize) -> Self {
+        ConvGeometry { channels, ..self.clone() }
+    }
+
+    /// Kernel taps (product of kernel sizes).
+    pub fn taps(&self) -> usize {
+        self.kernel.iter().product()
+    }
+
+    /// Output pixels per image.
+    pub fn out_pixels(&self) -> usize {
+        self.output.iter().product()
+    }
+
+    /// The image shape this geometry reads.
+    pub fn image_shape(&self) -> Shape {
+        let mut d = vec![self.batch];
+        match self.format {
+            DataFormat::ChannelsLast => {
+                d.extend(&self.input);
+                d.push(self.channels);
+            }
+            DataFormat::ChannelsFirst => {
+                d.push(self.channels);
+                d.extend(&self.input);
+            }
+        }
+        Shape::new(d)
+    }
+
+    /// The patch matrix shape: `[N, out..., taps..., C]`.
+    pub fn cols_shape(&self) -> Shape {
+        let mut d = vec![self.batch];
+        d.extend(&self.output);
+        d.extend(&self.kernel);
+        d.push(self.channels);
+        Shape::new(d)
+    }
+
+    /// Element strides of the image's batch axis, spatial axes and channel axis.
+    pub fn image_strides(&self) -> (usize, Vec<usize>, usize) {
+        let s = self.image_shape().strides();
+        let r = self.kernel.len();
+        match self.format {
+            DataFormat::ChannelsLast => (s[0], s[1..=r].to_vec(), s[r + 1]),
+            DataFormat::ChannelsFirst => (s[0], s[2..].to_vec(), s[1]),
+        }
+    }
+
+    /// True when some output reads a padded position.
+    pub fn reads_padding(&self) -> bool {
+        (0..self.kernel.len()).any(|i| {
+            self.pad_begin[i] > 0
+                || (self.output[i] - 1) * self.strides[i] + (self.kernel[i] - 1) * self.dilation[i] >= self.input[i] + self.pad_begin[i]
+        })
+    }
+
+    /// The input coordinate read by output coordinate `o` through kernel tap `t` on axis `i`,
+    /// or `None` where that falls in the padding.
+    pub fn source(&self, i: usize, o: usize, t: usize) -> Option<usize> {
+        (o * self.strides[i] + t * self.dilation[i]).checked_sub(self.pad_begin[i]).filter(|&x| x < self.input[i])
+    }
+}
+
+/// A float or binary convolution's options besides its geometry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConvOptions {
+    /// Kernel sizes.
+    pub kernel: Vec<usize>,
+    /// Strides.
+    pub strides: Vec<usize>,
+    /// Dilation rates.
+    pub dilation: Vec<usize>,
+    /// Padding mode.
+    pub padding: Padding,
+    /// Image layout (input and output).
+    pub format: DataFormat,
+    /// Channel groups (1: ordinary; C: depthwise).
+    pub groups: usize,
+}
+
+impl ConvOptions {
+    /// Stride 1, dilation 1, valid padding, channels last, one group.
+    pub fn new(kernel: &[usize]) -> Self {
+        let r = kernel.len();
+        ConvOptions {
+            kernel: kernel.to_vec(),
+            strides: vec![1; r],
+            dilation: vec![1; r],
+            padding: Padding::Valid,
+            format: DataFormat::ChannelsLast,
+            groups: 1,
+        }
+    }
+}
+
+impl Graph {
+    /// Patches of an image as rows: `[N, out..., taps..., C]`; padded positions hold `pad_value`
+    /// (f32 input) or +1 (packed input, whose padding must be 1).
+    pub fn im2col(&mut self, image: ValueId, geom: &ConvGeometry, pad_value: f32) -> Result<ValueId> {
+        self.push1(Op::Im2Col { geom: geom.clone(), pad_value }, &[image])
+    }
+
+    /// Sums patch rows back into an image (the adjoint of [`Graph::im2col`]).
+    pub fn col2im(&mut self, cols: ValueId, geom: &ConvGeometry) -> Result<ValueId> {
+        self.push1(Op::Col2Im { geom: geom.clone() }, &[cols])
+    }
+
+    /// Float convolution of `x` with `kernel` of shape `[k..., C / groups, O]` (Keras layout);
+    /// the output has the input's layout. `pad_value` fills "same"/causal padding.
+    pub fn conv(&mut self, x: ValueId, kernel: ValueId, opts: &ConvOptions, pad_value: f32) -> Result<ValueId> {
+        let geom =
+            ConvGeometry::new(&self.value(x).shape.clone(), &opts.kernel, &opts.strides, &opts.dilation, &opts.padding, opts.format)?;
+        let (ci, co) = self.check_kernel(kernel, &geom, opts.groups)?;
+        let cols = self.im2col(x, &geom, pad_value)?;
+        let rows = geom.batch * geom.out_pixels();
+        let g = opts.groups;
+        // [rows, taps, g, ci] -> [g, rows, taps * ci] against [g, taps * ci, co / g].
+        let cols = self.reshape(cols, [rows, geom.taps(), g, ci])?;
+        let cols = self.permute(cols, &[2, 0, 1, 3])?;
+        let cols = self.reshape(cols, [g, rows, geom.taps() * ci])?;
+        let w = self.reshape(kernel, [geom.taps() * ci, g, co / g])?;
+        let w = self.permute(w, &[1, 0, 2])?;
+        let y = self.matmul(cols, w)?;
+        let y = self.permute(y, &[1, 0, 2])?;
+        self.to_image(y, &geom, co)
+    }
+
+    /// `[rows, ..., co]` results (rows = N x output pixels) as an image in `geom`'s layout.
+    fn to_image(&mut self, y: ValueId, geom: &ConvGeometry, co: usize) -> Result<ValueId> {
+        let mut d = vec![geom.batch];
+        d.extend(&geom.output);
+        d.push(co);
+        let y = self.reshape(y, d)?;
+        match geom.format {
+            DataFormat::ChannelsLast => Ok(y),
+            DataFormat::ChannelsFirst => {
+                let r = geom.kernel.len();
+                let mut perm = vec![0, r + 1];
+                perm.extend(1..=r);
+                self.permute(y, &perm)
+            }
+        }
+    }
+
+    /// Checks a Keras kernel `[k..., C / groups, O]` against the geometry; returns
+    /// (input channels per group, output channels).
+    fn check_kernel(&self, kernel: ValueId, geom: &ConvGeometry, groups: usize) -> Result<(usize, usize)> {
+        let ks = &self.value(kernel).shape;
+        let r = geom.kernel.len();
+        if groups == 0 || geom.channels % groups != 0 {
+            return Err(Error::invalid("conv", "groups", format!("{groups} must divide the {} input channels", geom.channels)));
+        }
+        let ci = geom.channels / groups;
+        let ok = ks.rank() == r + 2 && ks.dims()[..r] == geom.kernel[..] && ks.dims()[r] == ci && ks.dims()[r + 1] % groups == 0;
+        if !ok {
+            let mut want = geom.kernel.clone();
+            want.extend([ci, groups]);
+            return Err(Error::shapes(
+                "conv",
+                ks.dims(),
+                &want,
+                format!("kernel must be [kernel..., channels/groups = {ci}, filters (a multiple of {groups})]"),
+            ));
+        }
+        Ok((ci, ks.dims()[r + 1]))
+    }
+
+    /// Binary convolution on packed bits: `x` and `kernel` hold ±1 values (already quantized),
+    /// `x` channels-last; both are sign-packed along channels and multiplied with the
+    /// XNOR-popcount GEMM. `pad_value` 1 pads with +1 (free in the bit encoding); 0 pads with
+    /// zeros, for which a correction `sum over padded taps of the tap's kernel sum` is
+    /// subtracted, as the Larq Compute Engine does. One group only.
+    pub fn binary_conv(&mut self, x: ValueId, kernel: ValueId, opts: &ConvOptions, pad_value: f32) -> Result<ValueId> {
+        if opts.format != DataFormat::ChannelsLast || opts.groups != 1 {
+            return Err(Error::invalid("binary_conv", "data_format/groups", "packed convolution takes channels-last input and one group"));
+        }
+        if pad_value != 0.0 && pad_value != 1.0 {
+            return Err(Error::invalid("binary_conv", "pad_values", format!("{pad_value} must be 0 or 1")));
+        }
+        let geom =
+            ConvGeometry::new(&self.value(x).shape.clone(), &opts.kernel, &opts.strides, &opts.dilation, &opts.padding, opts.format)?;
+        let (c, o) = self.check_kernel(kernel, &geom, 1)?;
+        let cw = words_for(c);
+        let taps = geom.taps();
+        let rows = geom.batch * geom.out_pixels();
+        // Activations: pack channels per pixel, then gather patches of words.
+        let xb = self.bit_pack(x, PackMode::Sign)?;
+        let cols = self.im2col(xb, &geom.with_channels(cw), 1.0)?;
+        let cols = self.reshape(cols, [rows, taps * cw])?;
+        // Weights: [taps, C, O] -> [O, taps, C], packed along C per tap.
+        let w = self.reshape(kernel, [taps, c, o])?;
+        let w = self.permute(w, &[2, 0, 1])?;
+        let wb = self.bit_pack(w, PackMode::Sign)?;
+        let wb = self.reshape(wb, [o, taps * cw])?;
+        let mut y = self.push1(Op::XnorGemm { k: taps * c, epilogue: Epilogue::Plain }, &[cols, wb])?;
+        if pad_value == 0.0 && geom.reads_padding() {
+            // A padded tap read +1 for every channel, adding sum_c w[tap, c, o]; remove it.
+            let ones = self.fill(geom.with_channels(1).image_shape(), 1.0)?;
+            let valid = self.im2col(ones, &geom.with_channels(1), 0.0)?;
+            let valid = self.reshape(valid, [rows, taps])?;
+            let padded = self.unary(super::UnaryOp::Offset(-1.0), valid)?;
+            let tap_sums = self.sum(kernel, &[geom.kernel.len()], false)?;
+            let tap_sums = self.reshape(tap_sums, [taps, o])?;
+            // (valid - 1) @ tap_sums = -(sum over padded taps), so adding it corrects the dot.
+            let correction = self.matmul(padded, tap_sums)?;
+            y = self.add(y, correction)?;
+        }
+        self.to_image(y, &geom, o)
+    }
+
+    /// Transposed convolution (the adjoint of [`Graph::conv`] with respect to its input): `x` is
+    /// `[N, in..., C]` (or channels-first), `kernel` is `[k..., O, C]` (Keras layout), and
+    /// `output` gives the spatial size of the result, whose forward convolution with these
+    /// options must have `x`'s spatial size.
+    pub fn conv_transpose(&mut self, x: ValueId, kernel: ValueId, opts: &ConvOptions, output: &[usize]) -> Result<ValueId> {
+        let xs = self.value(x).shape.clone();
+        let r = opts.kernel.len();
+        let ks = self.value(kernel).shape.clone();
+        if ks.rank() != r + 2 || xs.rank() != r + 2 || opts.groups != 1 {
+            return Err(Error::shapes(
+                "conv_transpose",
+                xs.dims(),
+                ks.dims(),
+                "needs [N, spatial..., C] input, a [k..., O, C] kernel and one group",
+            ));
+        }
+        let (o, c) = (ks.dims()[r], ks.dims()[r + 1]);
+        let mut image = vec![xs.dims()[0]];
+        match opts.format {
+            DataFormat::ChannelsLast => {
+                image.extend(output);
+                image.push(o);
+            }
+            DataFormat::ChannelsFirst => {
+                image.push(o);
+                image.extend(output);
+            }
+        }
+        let geom = ConvGeometry::new(&Shape::new(image), &opts.kernel, &opts.strides, &opts.dilation, &opts.padding, opts.format)?;
+        let x_last = match opts.format {
+            DataFormat::ChannelsLast => x,
+            DataFormat::ChannelsFirst => {
+                let mut perm = vec![0];
+                perm.extend(2..r + 2);
+                perm.push(1);
+                self.permute(x, &perm)?
+            }
+        };
+        let x_spatial = &self.value(x_last).shape.dims()[1..=r];
+        if x_spatial != geom.output.as_slice() || self.value(x_last).shape.dims()[r + 1] != c {
+            return Err(Error::shapes(
+                "conv_transpose",
+                xs.dims(),
+                &geom.output,
+                format!("input spatial size and channels must equal the forward convolution's output {:?} x {c}", geom.output),
+            ));
+        }
+        let rows = geom.batch * geom.out_pixels();
+        let xm = self.reshape(x_last, [rows, c])?;
+        // cols[rows, taps, O] = x[rows, C] @ kernel[taps, O, C]^T, then scattered back.
+        let w = self.reshape(kernel, [geom.taps() * o, c])?;
+        let cols = self.matmul_t(xm, w, false, true)?;
+        let cols = self.reshape(cols, geom.cols_shape())?;
+        self.col2im(cols, &geom)
+    }
+
+    /// Locally connected layer (unshared weights): `kernel` is `[out_pixels, taps * C, O]`.
+    pub fn locally_connected(&mut self, x: ValueId, kernel: ValueId, opts: &ConvOptions) -> Result<ValueId> {
+        let geom =
+            ConvGeometry::new(&self.value(x).shape.clone(), &opts.kernel, &opts.strides, &opts.dilation, &opts.padding, opts.format)?;
+        let p = geom.out_pixels();
+        let kc = geom.taps() * geom.channels;
+        let ks = self.value(kernel).shape.clone();
+        if ks.rank() != 3 || ks.dims()[..2] != [p, kc] {
+            return Err(Error::shapes(
+                "locally_connected",
+                ks.dims(),
+                &[p, kc],
+                "kernel must be [output pixels, taps x channels, filters]",
+            ));
+        }
+        let o = ks.dims()[2];
+        let cols = self.im2col(x, &geom, 0.0)?;
+        let cols = self.reshape(cols, [geom.batch, p, kc])?;
+        let cols = self.permute(cols, &[1, 0, 2])?;
+        let y = self.matmul(cols, kernel)?; // [p, N, O]
+        let y = self.permute(y, &[1, 0, 2])?;
+        self.to_image(y, &geom, o)
+    }
+}
+
+/// Shape rule shared by [`Op::Im2Col`] and [`Op::Col2Im`].
+pub(crate) fn check_image(op: &'static str, geom: &ConvGeometry, image: &Shape, dtype: DType) -> Result<()> {
+    if image != &geom.image_shape() {
+        return Err(Error::shapes(op, image.dims(), geom.image_shape().dims(), "image does not match the convolution geometry"));
+    }
+    if dtype == DType::I32 {
+        return Err(Error::DTypeMismatch { op, operand: "image", expected: DType::F32, got: dtype });
+    }
+    Ok(())
+}
