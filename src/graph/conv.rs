@@ -252,11 +252,11 @@ impl Graph {
         let w = self.permute(w, &[1, 0, 2])?;
         let y = self.matmul(cols, w)?;
         let y = self.permute(y, &[1, 0, 2])?;
-        self.to_image(y, &geom, co)
+        self.rows_to_image(y, &geom, co)
     }
 
     /// `[rows, ..., co]` results (rows = N x output pixels) as an image in `geom`'s layout.
-    fn to_image(&mut self, y: ValueId, geom: &ConvGeometry, co: usize) -> Result<ValueId> {
+    fn rows_to_image(&mut self, y: ValueId, geom: &ConvGeometry, co: usize) -> Result<ValueId> {
         let mut d = vec![geom.batch];
         d.extend(&geom.output);
         d.push(co);
@@ -335,7 +335,7 @@ impl Graph {
             let correction = self.matmul(padded, tap_sums)?;
             y = self.add(y, correction)?;
         }
-        self.to_image(y, &geom, o)
+        self.rows_to_image(y, &geom, o)
     }
 
     /// Transposed convolution (the adjoint of [`Graph::conv`] with respect to its input): `x` is
@@ -415,7 +415,7 @@ impl Graph {
         let cols = self.permute(cols, &[1, 0, 2])?;
         let y = self.matmul(cols, kernel)?; // [p, N, O]
         let y = self.permute(y, &[1, 0, 2])?;
-        self.to_image(y, &geom, o)
+        self.rows_to_image(y, &geom, o)
     }
 }
 
