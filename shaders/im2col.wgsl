@@ -11,7 +11,9 @@
 // im2col writes `pad_word` (raw bits) where a tap falls in the padding.
 // col2im sums, for each image element, the one patch entry per tap that read it (taps in
 // ascending order), so it needs no atomics and is deterministic.
-// Dispatch: one thread per output element.
+// im2col: each thread copies `run` consecutive channels (4 when channels are contiguous and a
+// multiple of 4, else 1), so the index arithmetic is shared by a run and neighbouring threads
+// still touch neighbouring memory. col2im: one thread per image element.
 
 struct Params {
     n: u32,
@@ -22,6 +24,10 @@ struct Params {
     channel_stride: u32,
     taps: u32,
     out_pixels: u32,
+    run: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
     input: vec4<u32>,
     output: vec4<u32>,
     kernel: vec4<u32>,
@@ -40,10 +46,10 @@ const WG: u32 = 256u;
 
 @compute @workgroup_size(256)
 fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * WG;
-    if (i >= p.n) { return; }
-    let c = i % p.channels;
-    var rest = i / p.channels;
+    let first = (gid.x + gid.y * nwg.x * WG) * p.run;
+    if (first >= p.n) { return; }
+    let c = first % p.channels;
+    var rest = first / p.channels;
     var tap: vec4<u32>;
     for (var d = i32(p.rank) - 1; d >= 0; d--) {
         tap[d] = rest % p.kernel[d];
@@ -55,15 +61,15 @@ fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
         rest = rest / p.output[d];
     }
     var off = rest * p.batch_stride + c * p.channel_stride;
+    var inside = true;
     for (var d = 0u; d < p.rank; d++) {
         let x = i32(pix[d] * p.strides[d] + tap[d] * p.dilation[d]) - i32(p.pad_begin[d]);
-        if (x < 0 || x >= i32(p.input[d])) {
-            out[i] = p.pad_word;
-            return;
-        }
-        off += u32(x) * p.spatial_strides[d];
+        inside = inside && x >= 0 && x < i32(p.input[d]);
+        off += u32(max(x, 0)) * p.spatial_strides[d];
     }
-    out[i] = image[off];
+    for (var j = 0u; j < p.run; j++) {
+        out[first + j] = select(p.pad_word, image[off + j * p.channel_stride], inside);
+    }
 }
 
 @compute @workgroup_size(256)

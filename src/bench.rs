@@ -122,6 +122,49 @@ pub fn bit_pack(device: &Device, rows: usize, k: usize) -> Result<Case> {
     Ok(Case { kernel: "bit_pack", shape: format!("{rows}x{k}"), mnk: None, amount: bytes as f64, work: Work::Bytes, plan })
 }
 
+fn conv_opts() -> crate::ConvOptions {
+    crate::ConvOptions { padding: crate::Padding::Same, ..crate::ConvOptions::new(&[3, 3]) }
+}
+
+fn signs(n: usize, seed: u64) -> Vec<f32> {
+    (0..n as u32).map(|i| if random_bits(seed, i) & 1 == 0 { 1.0 } else { -1.0 }).collect()
+}
+
+/// A 3x3 "same" convolution of a `[batch, hw, hw, c]` image to `o` channels, in f32
+/// (im2col + GEMM) or binary (pack + im2col of words + XNOR GEMM, weights packed every run as in
+/// training).
+pub fn conv(device: &Device, binary: bool, batch: usize, hw: usize, c: usize, o: usize) -> Result<Case> {
+    let mut g = Graph::new();
+    let x = g.input("x", [batch, hw, hw, c], DType::F32)?;
+    let w = g.input("w", [3, 3, c, o], DType::F32)?;
+    let y = if binary { g.binary_conv(x, w, &conv_opts(), 1.0)? } else { g.conv(x, w, &conv_opts(), 0.0)? };
+    let plan = one_op_plan(
+        device,
+        &g,
+        y,
+        vec![
+            ("x", HostTensor::f32([batch, hw, hw, c], signs(batch * hw * hw * c, 6))?),
+            ("w", HostTensor::f32([3, 3, c, o], signs(9 * c * o, 7))?),
+        ],
+    )?;
+    let macs = (batch * hw * hw * 9 * c * o) as f64;
+    let (kernel, work) = if binary { ("xnor_conv", Work::BinaryMacs) } else { ("f32_conv", Work::FloatMacs) };
+    Ok(Case { kernel, shape: format!("3x3 {c}->{o} {hw}x{hw} b{batch}"), mnk: Some((batch * hw * hw, 9 * c, o)), amount: macs, work, plan })
+}
+
+/// f32 im2col of a 3x3 "same" convolution over a `[batch, hw, hw, c]` image.
+pub fn im2col(device: &Device, batch: usize, hw: usize, c: usize) -> Result<Case> {
+    let mut g = Graph::new();
+    let shape = crate::Shape::new([batch, hw, hw, c]);
+    let x = g.input("x", shape.clone(), DType::F32)?;
+    let o = conv_opts();
+    let geom = crate::ConvGeometry::new(&shape, &o.kernel, &o.strides, &o.dilation, &o.padding, o.format)?;
+    let cols = g.im2col(x, &geom, 0.0)?;
+    let plan = one_op_plan(device, &g, cols, vec![("x", HostTensor::f32(shape.clone(), random_f32(shape.numel(), 8))?)])?;
+    let bytes = 4 * (shape.numel() + geom.cols_shape().numel());
+    Ok(Case { kernel: "im2col", shape: format!("3x3 {hw}x{hw}x{c} b{batch}"), mnk: None, amount: bytes as f64, work: Work::Bytes, plan })
+}
+
 /// One measured case.
 #[derive(Clone, Debug, Serialize)]
 pub struct Measurement {
@@ -190,25 +233,39 @@ pub struct SuiteOptions {
 }
 
 /// The standard suite: f32 and XNOR GEMMs on the same shapes (square, and batch-1 inference),
-/// and bit packing. Large f32 GEMMs are skipped on software adapters unless `all` is set.
+/// f32 and binary 3x3 convolutions, im2col and bit packing. Large f32 cases are skipped on
+/// software adapters unless `all` is set, and cases over an adapter limit are reported skipped.
 pub fn suite(device: &Device, opts: SuiteOptions, mut progress: impl FnMut(&str)) -> Result<Vec<Measurement>> {
     let software = device.gpu_context().is_none_or(|g| g.summary.is_software());
     let mut out = Vec::new();
+    // Runs a case, or reports why it was skipped: too slow for a software adapter (unless
+    // `all`), or over an adapter limit.
+    let mut run = |name: String, slow: bool, make: &dyn Fn() -> Result<Case>| -> Result<()> {
+        if slow && software && !opts.all {
+            progress(&format!("{name}: skipped on a software adapter (pass --all to run it)"));
+            return Ok(());
+        }
+        progress(&name);
+        match make() {
+            Ok(mut case) => out.push(measure(&mut case, 3, opts.min_time)?),
+            Err(e @ crate::Error::LimitExceeded { .. }) => progress(&format!("{name}: skipped: {e}")),
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    };
     let gemms = [(256, 256, 256), (1024, 1024, 1024), (4096, 4096, 4096), (1, 4096, 1024), (64, 4096, 4096)];
     for (m, k, n) in gemms {
-        let float_too_slow = software && !opts.all && m * k * n > 1 << 30;
-        if float_too_slow {
-            progress(&format!("f32_gemm {m}x{k}x{n}: skipped on a software adapter (pass --all to run it)"));
-        } else {
-            progress(&format!("f32_gemm {m}x{k}x{n}"));
-            out.push(measure(&mut f32_gemm(device, m, k, n)?, 3, opts.min_time)?);
-        }
-        progress(&format!("xnor_gemm {m}x{k}x{n}"));
-        out.push(measure(&mut xnor_gemm(device, m, k, n)?, 3, opts.min_time)?);
+        run(format!("f32_gemm {m}x{k}x{n}"), m * k * n > 1 << 30, &|| f32_gemm(device, m, k, n))?;
+        run(format!("xnor_gemm {m}x{k}x{n}"), false, &|| xnor_gemm(device, m, k, n))?;
+    }
+    // Real BNN layers: 3x3 convolutions, 256 channels, batch 64.
+    for hw in [14, 28] {
+        run(format!("f32_conv 3x3 256->256 {hw}x{hw} b64"), true, &|| conv(device, false, 64, hw, 256, 256))?;
+        run(format!("xnor_conv 3x3 256->256 {hw}x{hw} b64"), false, &|| conv(device, true, 64, hw, 256, 256))?;
+        run(format!("im2col 3x3 {hw}x{hw}x256 b64"), false, &|| im2col(device, 64, hw, 256))?;
     }
     for (rows, k) in [(1024, 1024), (4096, 4096)] {
-        progress(&format!("bit_pack {rows}x{k}"));
-        out.push(measure(&mut bit_pack(device, rows, k)?, 3, opts.min_time)?);
+        run(format!("bit_pack {rows}x{k}"), false, &|| bit_pack(device, rows, k))?;
     }
     pair_ratios(&mut out);
     Ok(out)
@@ -226,7 +283,7 @@ fn pair_ratios(ms: &mut [Measurement]) {
 /// A plain-text table of measurements.
 pub fn table(ms: &[Measurement]) -> String {
     let mut s =
-        format!("{:<10} {:<16} {:>11} {:>6} {:>12}  {:<15} {:>8}\n", "kernel", "shape", "median ms", "runs", "rate", "unit", "vs f32");
+        format!("{:<10} {:<26} {:>11} {:>6} {:>12}  {:<15} {:>8}\n", "kernel", "shape", "median ms", "runs", "rate", "unit", "vs f32");
     for m in ms {
         let ratio = m.vs_f32.map_or("-".to_string(), |r| format!("{r:.1}x"));
         s += &format!(

@@ -3,7 +3,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::{grid_1d, params_layout, BufferView, Dispatch, Kernel, Shader};
-use crate::graph::ConvGeometry;
+use crate::graph::{ConvGeometry, DataFormat};
 
 /// The kernel family.
 pub const SHADER: Shader = Shader { name: "im2col", source: include_str!("../../shaders/im2col.wgsl"), params_layout };
@@ -32,6 +32,14 @@ pub struct Params {
     pub taps: u32,
     /// Output pixels per image.
     pub out_pixels: u32,
+    /// Consecutive channels copied per im2col thread.
+    pub run: u32,
+    /// Padding.
+    pub _pad0: u32,
+    /// Padding.
+    pub _pad1: u32,
+    /// Padding.
+    pub _pad2: u32,
     /// Input spatial sizes.
     pub input: [u32; 4],
     /// Output spatial sizes.
@@ -56,6 +64,10 @@ params_layout!(Params {
     channel_stride,
     taps,
     out_pixels,
+    run,
+    _pad0,
+    _pad1,
+    _pad2,
     input,
     output,
     kernel,
@@ -71,9 +83,13 @@ fn vec4(v: &[usize]) -> [u32; 4] {
     out
 }
 
-fn params(g: &ConvGeometry, n: usize, pad_word: u32) -> Params {
+fn params(g: &ConvGeometry, n: usize, pad_word: u32, run: usize) -> Params {
     let (sn, ss, sc) = g.image_strides();
     Params {
+        run: run as u32,
+        _pad0: 0,
+        _pad1: 0,
+        _pad2: 0,
         n: n as u32,
         rank: g.kernel.len() as u32,
         channels: g.channels as u32,
@@ -95,11 +111,13 @@ fn params(g: &ConvGeometry, n: usize, pad_word: u32) -> Params {
 /// Gathers patches of `image` into `cols`; padded positions get the raw word `pad_word`.
 pub fn im2col(g: &ConvGeometry, pad_word: u32, image: &BufferView, cols: &BufferView) -> Dispatch {
     let n = g.cols_shape().numel();
-    Dispatch::new(IM2COL, &params(g, n, pad_word), &[(1, image), (3, cols)], grid_1d(n, 256))
+    // Runs of 4 channels need them contiguous (channels last) and a whole number of runs per pixel.
+    let run = if g.format == DataFormat::ChannelsLast && g.channels % 4 == 0 { 4 } else { 1 };
+    Dispatch::new(IM2COL, &params(g, n, pad_word, run), &[(1, image), (3, cols)], grid_1d(n / run, 256))
 }
 
 /// Sums patches back into an f32 image.
 pub fn col2im(g: &ConvGeometry, cols: &BufferView, image: &BufferView) -> Dispatch {
     let n = g.image_shape().numel();
-    Dispatch::new(COL2IM, &params(g, n, 0), &[(2, cols), (3, image)], grid_1d(n, 256))
+    Dispatch::new(COL2IM, &params(g, n, 0, 1), &[(2, cols), (3, image)], grid_1d(n, 256))
 }
