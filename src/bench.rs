@@ -174,6 +174,9 @@ pub struct Measurement {
     pub shape: String,
     /// Median wall time of one run, submission to completion, in milliseconds.
     pub median_ms: f64,
+    /// Median GPU time of the run's dispatches from timestamp queries, in milliseconds, where
+    /// the adapter has them: the kernels alone, without submission overhead.
+    pub gpu_ms: Option<f64>,
     /// Runs timed.
     pub runs: usize,
     /// Throughput in `unit`.
@@ -203,6 +206,7 @@ pub fn measure(case: &mut Case, min_runs: usize, min_time: Duration) -> Result<M
     }
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
+    let gpu_ms = gpu_time(case)?;
     let per_s = case.amount / median;
     let (rate, unit, macs) = match case.work {
         Work::FloatMacs => (2.0 * per_s / 1e9, "GFLOP/s", Some(per_s)),
@@ -213,6 +217,7 @@ pub fn measure(case: &mut Case, min_runs: usize, min_time: Duration) -> Result<M
         kernel: case.kernel.to_string(),
         shape: case.shape.clone(),
         median_ms: median * 1e3,
+        gpu_ms,
         runs: times.len(),
         rate,
         unit,
@@ -221,6 +226,21 @@ pub fn measure(case: &mut Case, min_runs: usize, min_time: Duration) -> Result<M
         mnk: case.mnk,
         macs_per_s: macs,
     })
+}
+
+/// Median over three profiled runs of the summed dispatch times, in ms; `None` without
+/// timestamp queries.
+fn gpu_time(case: &mut Case) -> Result<Option<f64>> {
+    let mut totals = Vec::new();
+    for _ in 0..3 {
+        match case.plan.profile() {
+            Ok(times) => totals.push(times.iter().map(|t| t.ns).sum::<f64>() / 1e6),
+            Err(crate::Error::Unsupported { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+    }
+    totals.sort_by(f64::total_cmp);
+    Ok(Some(totals[1]))
 }
 
 /// Which cases to run.

@@ -79,6 +79,14 @@ pub enum Error {
         /// The adapter's name.
         adapter: String,
     },
+    /// The adapter lacks an optional feature that the request needs.
+    #[error("adapter `{adapter}` does not support {feature}")]
+    Unsupported {
+        /// The missing feature.
+        feature: &'static str,
+        /// The adapter's name.
+        adapter: String,
+    },
     /// Creating the logical device failed.
     #[error("requesting a device from adapter `{adapter}` failed: {source}")]
     RequestDevice {

@@ -265,3 +265,29 @@ fn variable_initialisation_is_the_same_on_both_backends() {
     Plan::new(dev, &g, &[y], &mut pg).unwrap();
     assert_close("initial w", &pg.get("w").unwrap().download().unwrap(), &pc.get("w").unwrap().download().unwrap(), ELEMENTWISE);
 }
+
+#[test]
+fn profiling_times_every_dispatch_on_the_gpu() {
+    let (g, loss, _) = sgd_graph(8);
+    let mut cpu = Plan::new(&Device::cpu(), &g, &[loss], &mut ParamStore::new()).unwrap();
+    assert!(matches!(cpu.profile(), Err(Error::Unsupported { .. })));
+    let Some(dev) = gpu() else { return };
+    if !dev.gpu_context().unwrap().features.contains(wgpu::Features::TIMESTAMP_QUERY) {
+        return;
+    }
+    let mut params = ParamStore::new();
+    let mut plan = Plan::new(dev, &g, &[loss], &mut params).unwrap();
+    assert!(plan.profile().unwrap_err().to_string().contains("never fed"));
+    feed_batch(&mut plan, 8, 3);
+    let times = plan.profile().unwrap();
+    assert_eq!(times.len(), plan.dispatches().unwrap());
+    assert!(times.iter().any(|t| t.kernel == "gemm::gemv" || t.kernel == "gemm::matmul"), "{times:?}");
+    assert!(times.iter().all(|t| t.ns.is_finite() && t.ns >= 0.0), "{times:?}");
+    assert!(times.iter().map(|t| t.ns).sum::<f64>() > 0.0, "{times:?}");
+    // A profiled step is a real step: the weights moved like a plain run's would.
+    let mut reference = ParamStore::new();
+    let mut plain = Plan::new(dev, &g, &[loss], &mut reference).unwrap();
+    feed_batch(&mut plain, 8, 3);
+    plain.run().unwrap();
+    assert_eq!(params.get("w").unwrap().download().unwrap(), reference.get("w").unwrap().download().unwrap());
+}

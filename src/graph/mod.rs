@@ -12,7 +12,7 @@ mod plan;
 
 pub use conv::{ConvGeometry, ConvOptions, DataFormat, Padding};
 pub use op::{BinaryOp, Distribution, Epilogue, MatMulDims, Op, PackMode, ReduceOp, UnaryOp, XnorDims};
-pub use plan::{ParamStore, Plan, PlanMemory};
+pub use plan::{KernelTime, ParamStore, Plan, PlanMemory};
 
 use crate::error::{Error, Result};
 use crate::tensor::{DType, Shape};

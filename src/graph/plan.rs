@@ -105,7 +105,7 @@ struct GpuExec {
 }
 
 enum Encoded {
-    Dispatch { pipeline: Arc<wgpu::ComputePipeline>, bind_group: wgpu::BindGroup, workgroups: [u32; 3] },
+    Dispatch { pipeline: Arc<wgpu::ComputePipeline>, bind_group: wgpu::BindGroup, workgroups: [u32; 3], kernel: crate::kernels::Kernel },
     Copy { src: BufferView, dst: BufferView },
 }
 
@@ -252,8 +252,7 @@ impl Plan {
         Ok(())
     }
 
-    /// Runs one step: every planned node in order, as one GPU submission.
-    pub fn run(&mut self) -> Result<()> {
+    fn check_feeds(&self) -> Result<()> {
         if let Some(&missing) = self.inputs.iter().find(|i| !self.fed.contains(i)) {
             let name = match &self.graph.value(missing).source {
                 Source::Input { name } => name.clone(),
@@ -261,9 +260,27 @@ impl Plan {
             };
             return Err(Error::invalid("Plan::run", "feeds", format!("input `{name}` was never fed")));
         }
+        Ok(())
+    }
+
+    /// Runs one step: every planned node in order, as one GPU submission.
+    pub fn run(&mut self) -> Result<()> {
+        self.check_feeds()?;
         match &mut self.exec {
             Exec::Cpu(c) => c.run(&self.graph, &self.order, &self.outputs, &self.variables),
             Exec::Gpu(g) => g.run(),
+        }
+    }
+
+    /// Runs one step (like [`Plan::run`]) with GPU timestamps around every dispatch, and returns
+    /// each dispatch's GPU time in order. GPU plans on adapters with timestamp queries only.
+    pub fn profile(&mut self) -> Result<Vec<KernelTime>> {
+        if matches!(self.exec, Exec::Gpu(_)) {
+            self.check_feeds()?;
+        }
+        match &mut self.exec {
+            Exec::Gpu(g) => g.profile(),
+            Exec::Cpu(_) => Err(Error::Unsupported { feature: "GPU timestamps", adapter: "cpu (reference backend)".into() }),
         }
     }
 
@@ -533,31 +550,103 @@ impl GpuExec {
         let copies = std::mem::take(&mut self.pending_copies);
         ctx.scoped("running a plan", || {
             let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("bitgrad step") });
-            for (src, dst) in &copies {
-                enc.copy_buffer_to_buffer(&src.buffer, 0, &dst.buffer, 0, dst.size);
-            }
-            let mut i = 0;
-            while i < self.steps.len() {
-                if let Encoded::Copy { src, dst } = &self.steps[i] {
-                    enc.copy_buffer_to_buffer(&src.buffer, 0, &dst.buffer, 0, dst.size);
-                    i += 1;
-                    continue;
-                }
-                // Consecutive dispatches share one compute pass; wgpu orders them by their
-                // buffer usage.
-                let mut pass =
-                    enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("bitgrad dispatches"), timestamp_writes: None });
-                while let Some(Encoded::Dispatch { pipeline, bind_group, workgroups }) = self.steps.get(i) {
-                    pass.set_pipeline(pipeline);
-                    pass.set_bind_group(0, bind_group, &[]);
-                    pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
-                    i += 1;
-                }
-            }
+            self.encode(&mut enc, &copies, None);
             ctx.queue.submit([enc.finish()]);
             Ok(())
         })
     }
+
+    /// Encodes the step. With a query set, every dispatch gets its own compute pass with begin
+    /// and end timestamps (slots 2i and 2i + 1); without, consecutive dispatches share a pass.
+    fn encode(&self, enc: &mut wgpu::CommandEncoder, copies: &[(BufferView, BufferView)], timestamps: Option<&wgpu::QuerySet>) {
+        for (src, dst) in copies {
+            enc.copy_buffer_to_buffer(&src.buffer, 0, &dst.buffer, 0, dst.size);
+        }
+        let mut i = 0;
+        let mut dispatch = 0u32;
+        while i < self.steps.len() {
+            if let Encoded::Copy { src, dst } = &self.steps[i] {
+                enc.copy_buffer_to_buffer(&src.buffer, 0, &dst.buffer, 0, dst.size);
+                i += 1;
+                continue;
+            }
+            let timestamp_writes = timestamps.map(|query_set| wgpu::ComputePassTimestampWrites {
+                query_set,
+                beginning_of_pass_write_index: Some(2 * dispatch),
+                end_of_pass_write_index: Some(2 * dispatch + 1),
+            });
+            // Consecutive dispatches share one compute pass; wgpu orders them by their buffer
+            // usage.
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("bitgrad dispatches"), timestamp_writes });
+            while let Some(Encoded::Dispatch { pipeline, bind_group, workgroups, .. }) = self.steps.get(i) {
+                pass.set_pipeline(pipeline);
+                pass.set_bind_group(0, bind_group, &[]);
+                pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
+                i += 1;
+                dispatch += 1;
+                if timestamps.is_some() {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Runs one step with GPU timestamps around every dispatch and returns each kernel's time.
+    fn profile(&mut self) -> Result<Vec<KernelTime>> {
+        let ctx = self.ctx.clone();
+        if !ctx.features.contains(wgpu::Features::TIMESTAMP_QUERY) {
+            return Err(Error::Unsupported { feature: "timestamp queries", adapter: ctx.summary.name.clone() });
+        }
+        let kernels: Vec<crate::kernels::Kernel> =
+            self.steps.iter().filter_map(|s| if let Encoded::Dispatch { kernel, .. } = s { Some(*kernel) } else { None }).collect();
+        let count = 2 * kernels.len() as u32;
+        if count > wgpu::QUERY_SET_MAX_QUERIES {
+            return Err(Error::invalid(
+                "Plan::profile",
+                "plan",
+                format!("{} dispatches; profiling times at most {}", kernels.len(), wgpu::QUERY_SET_MAX_QUERIES / 2),
+            ));
+        }
+        if kernels.is_empty() {
+            return Ok(Vec::new());
+        }
+        let copies = std::mem::take(&mut self.pending_copies);
+        let bytes = count as u64 * 8;
+        let resolved = ctx.scoped("profiling a plan", || {
+            let query_set = ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("bitgrad profile"),
+                ty: wgpu::QueryType::Timestamp,
+                count,
+            });
+            let resolved = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("timestamps"),
+                size: bytes,
+                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            });
+            let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("bitgrad profiled step") });
+            self.encode(&mut enc, &copies, Some(&query_set));
+            enc.resolve_query_set(&query_set, 0..count, &resolved, 0);
+            ctx.queue.submit([enc.finish()]);
+            Ok(resolved)
+        })?;
+        let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&ctx.read(&resolved, bytes)?);
+        let period = ctx.queue.get_timestamp_period() as f64;
+        Ok(kernels
+            .iter()
+            .zip(ticks.chunks(2))
+            .map(|(k, t)| KernelTime { kernel: format!("{}::{}", k.shader, k.entry), ns: t[1].saturating_sub(t[0]) as f64 * period })
+            .collect())
+    }
+}
+
+/// GPU time of one dispatch, from timestamps written at the start and end of its pass.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KernelTime {
+    /// "shader::entry point".
+    pub kernel: String,
+    /// Nanoseconds.
+    pub ns: f64,
 }
 
 fn check_grid(ctx: &GpuContext, d: &Dispatch, op: &str) -> Result<()> {
@@ -622,7 +711,7 @@ fn encode_steps(ctx: &GpuContext, recorded: Vec<gpu::Step>) -> Result<(Vec<Encod
                         entries: &entries,
                     }))
                 })?;
-                out.push(Encoded::Dispatch { pipeline, bind_group, workgroups: d.workgroups });
+                out.push(Encoded::Dispatch { pipeline, bind_group, workgroups: d.workgroups, kernel: d.kernel });
             }
         }
     }
