@@ -302,14 +302,18 @@ fn pair_ratios(ms: &mut [Measurement]) {
 
 /// A plain-text table of measurements.
 pub fn table(ms: &[Measurement]) -> String {
-    let mut s =
-        format!("{:<10} {:<26} {:>11} {:>6} {:>12}  {:<15} {:>8}\n", "kernel", "shape", "median ms", "runs", "rate", "unit", "vs f32");
+    let row = |cells: [&str; 8]| {
+        format!(
+            "{:<10} {:<28} {:>10} {:>9} {:>5} {:>10}  {:<15} {:>7}\n",
+            cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], cells[6], cells[7]
+        )
+    };
+    let mut s = row(["kernel", "shape", "median ms", "gpu ms", "runs", "rate", "unit", "vs f32"]);
     for m in ms {
+        let (median, runs, rate) = (format!("{:.3}", m.median_ms), m.runs.to_string(), format!("{:.2}", m.rate));
+        let gpu = m.gpu_ms.map_or("-".to_string(), |g| format!("{g:.3}"));
         let ratio = m.vs_f32.map_or("-".to_string(), |r| format!("{r:.1}x"));
-        s += &format!(
-            "{:<10} {:<16} {:>11.3} {:>6} {:>12.2}  {:<15} {:>8}\n",
-            m.kernel, m.shape, m.median_ms, m.runs, m.rate, m.unit, ratio
-        );
+        s += &row([&m.kernel, &m.shape, &median, &gpu, &runs, &rate, m.unit, &ratio]);
     }
     s
 }
