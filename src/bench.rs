@@ -137,7 +137,7 @@ pub fn conv(device: &Device, binary: bool, batch: usize, hw: usize, c: usize, o:
     let mut g = Graph::new();
     let x = g.input("x", [batch, hw, hw, c], DType::F32)?;
     let w = g.input("w", [3, 3, c, o], DType::F32)?;
-    let y = if binary { g.binary_conv(x, w, &conv_opts(), 1.0)? } else { g.conv(x, w, &conv_opts(), 0.0)? };
+    let y = if binary { g.binary_conv(x, w, &conv_opts(), 1.0, Some(1.0), Some(1.0))? } else { g.conv(x, w, &conv_opts(), 0.0)? };
     let plan = one_op_plan(
         device,
         &g,

@@ -263,7 +263,7 @@ fn binary_convolution_equals_the_float_convolution_of_its_signs() {
             let mut ks = o.kernel.clone();
             ks.extend([*image.last().unwrap(), filters]);
             let w = g.input("w", &ks[..], DType::F32).unwrap();
-            let binary = g.binary_conv(x, w, &o, pad).unwrap();
+            let binary = g.binary_conv(x, w, &o, pad, Some(1.0), Some(1.0)).unwrap();
             let float = g.conv(x, w, &o, pad).unwrap();
             let c = Case {
                 graph: g,
@@ -374,7 +374,7 @@ fn convolution_errors_name_the_argument() {
     let err = g.conv(x, w, &o, 0.0).unwrap_err().to_string();
     assert!(err.contains("groups"), "{err}");
     let w4 = g.input("w4", [3, 3, 4, 2], DType::F32).unwrap();
-    let err = g.binary_conv(x, w4, &ConvOptions::new(&[3, 3]), 0.5).unwrap_err().to_string();
+    let err = g.binary_conv(x, w4, &ConvOptions::new(&[3, 3]), 0.5, None, None).unwrap_err().to_string();
     assert!(err.contains("pad_values"), "{err}");
     let mut o = ConvOptions::new(&[3, 3]);
     o.strides = vec![1];

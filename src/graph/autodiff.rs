@@ -36,7 +36,8 @@ impl Graph {
         let forward_nodes = self.nodes.len();
         for node in &self.nodes {
             if let Some(out) = node.output {
-                if node.inputs.iter().any(|i| needs[i.index()]) {
+                let overridden = self.overrides.get(&out).is_some_and(|o| o.wrt.iter().any(|i| needs[i.index()]));
+                if overridden || node.inputs.iter().any(|i| needs[i.index()]) {
                     needs[out.index()] = true;
                 }
             }
@@ -53,8 +54,34 @@ impl Graph {
             if !needs[out.index()] {
                 continue;
             }
-            let dxs = self.node_backward(&node, out, dy)?;
-            for (&input, dx) in node.inputs.iter().zip(dxs) {
+            // An overridden value sends its gradient where its rule says, not through its op.
+            let (targets, dxs) = match self.overrides.get(&out).cloned() {
+                Some(o) => {
+                    let dxs = (o.rule)(self, dy)?;
+                    if dxs.len() != o.wrt.len() {
+                        return Err(Error::invalid(
+                            "override_gradient",
+                            "rule",
+                            format!("returned {} gradients for {} values", dxs.len(), o.wrt.len()),
+                        ));
+                    }
+                    for (w, dx) in o.wrt.iter().zip(&dxs) {
+                        if let Some(dx) = dx {
+                            if self.value(*dx).shape != self.value(*w).shape {
+                                return Err(Error::shapes(
+                                    "override_gradient",
+                                    self.value(*dx).shape.dims(),
+                                    self.value(*w).shape.dims(),
+                                    format!("the rule's gradient for {w:?} has the wrong shape"),
+                                ));
+                            }
+                        }
+                    }
+                    (o.wrt, dxs)
+                }
+                None => (node.inputs.clone(), self.node_backward(&node, out, dy)?),
+            };
+            for (&input, dx) in targets.iter().zip(dxs) {
                 let Some(dx) = dx else { continue };
                 if !needs[input.index()] {
                     continue;
@@ -191,8 +218,9 @@ impl Graph {
         })
     }
 
-    /// Sums a broadcast gradient back down to `target` (the inverse of broadcasting).
-    pub(crate) fn sum_to(&mut self, g: ValueId, target: &Shape) -> Result<ValueId> {
+    /// Sums a broadcast gradient back down to `target` (the inverse of broadcasting); useful in
+    /// gradient rules (see [`Graph::override_gradient`]).
+    pub fn sum_to(&mut self, g: ValueId, target: &Shape) -> Result<ValueId> {
         let gs = self.value(g).shape.clone();
         if &gs == target {
             return Ok(g);

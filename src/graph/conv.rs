@@ -295,12 +295,23 @@ impl Graph {
         Ok((ci, ks.dims()[r + 1]))
     }
 
-    /// Binary convolution on packed bits: `x` and `kernel` hold ±1 values (already quantized),
-    /// `x` channels-last; both are sign-packed along channels and multiplied with the
-    /// XNOR-popcount GEMM. `pad_value` 1 pads with +1 (free in the bit encoding); 0 pads with
-    /// zeros, for which a correction `sum over padded taps of the tap's kernel sum` is
-    /// subtracted, as the Larq Compute Engine does. One group only.
-    pub fn binary_conv(&mut self, x: ValueId, kernel: ValueId, opts: &ConvOptions, pad_value: f32) -> Result<ValueId> {
+    /// Binary convolution on packed bits: `sign(x) * sign(kernel)` for a channels-last `x` and a
+    /// Keras kernel `[k..., C, O]`, with Larq's straight-through gradients (1 where
+    /// |v| <= clip; `None` passes everything). Activations are sign-packed along channels per
+    /// pixel, patches of words are gathered, and the XNOR-popcount GEMM multiplies them with the
+    /// packed kernel. `pad_value` 1 pads with +1 (free in the bit encoding); 0 pads with zeros, for
+    /// which `sum over padded taps of the tap's kernel-sign sum` is subtracted, as the Larq
+    /// Compute Engine does. Only packed signs and masks are kept for the backward pass, which
+    /// re-gathers the patches from the packed image. One group only.
+    pub fn binary_conv(
+        &mut self,
+        x: ValueId,
+        kernel: ValueId,
+        opts: &ConvOptions,
+        pad_value: f32,
+        input_clip: Option<f32>,
+        kernel_clip: Option<f32>,
+    ) -> Result<ValueId> {
         if opts.format != DataFormat::ChannelsLast || opts.groups != 1 {
             return Err(Error::invalid("binary_conv", "data_format/groups", "packed convolution takes channels-last input and one group"));
         }
@@ -310,32 +321,72 @@ impl Graph {
         let geom =
             ConvGeometry::new(&self.value(x).shape.clone(), &opts.kernel, &opts.strides, &opts.dilation, &opts.padding, opts.format)?;
         let (c, o) = self.check_kernel(kernel, &geom, 1)?;
-        let cw = words_for(c);
-        let taps = geom.taps();
-        let rows = geom.batch * geom.out_pixels();
-        // Activations: pack channels per pixel, then gather patches of words.
-        let xb = self.bit_pack(x, PackMode::Sign)?;
-        let cols = self.im2col(xb, &geom.with_channels(cw), 1.0)?;
+        let (cw, taps, rows) = (words_for(c), geom.taps(), geom.batch * geom.out_pixels());
+        let word_geom = geom.with_channels(cw);
+        let px = self.pack_signs(x, input_clip)?;
+        let cols = self.im2col(px.bits, &word_geom, 1.0)?;
         let cols = self.reshape(cols, [rows, taps * cw])?;
         // Weights: [taps, C, O] -> [O, taps, C], packed along C per tap.
         let w = self.reshape(kernel, [taps, c, o])?;
         let w = self.permute(w, &[2, 0, 1])?;
-        let wb = self.bit_pack(w, PackMode::Sign)?;
-        let wb = self.reshape(wb, [o, taps * cw])?;
+        let pw = self.pack_signs(w, kernel_clip)?;
+        let wb = self.reshape(pw.bits, [o, taps * cw])?;
         let mut y = self.push1(Op::XnorGemm { k: taps * c, epilogue: Epilogue::Plain }, &[cols, wb])?;
-        if pad_value == 0.0 && geom.reads_padding() {
-            // A padded tap read +1 for every channel, adding sum_c w[tap, c, o]; remove it.
-            let ones = self.fill(geom.with_channels(1).image_shape(), 1.0)?;
-            let valid = self.im2col(ones, &geom.with_channels(1), 0.0)?;
-            let valid = self.reshape(valid, [rows, taps])?;
-            let padded = self.unary(super::UnaryOp::Offset(-1.0), valid)?;
-            let tap_sums = self.sum(kernel, &[geom.kernel.len()], false)?;
+        let zero_pad = pad_value == 0.0 && geom.reads_padding();
+        if zero_pad {
+            // A padded tap read +1 for every channel, adding sum_c sign(w[tap, c, o]); remove it:
+            // (valid - 1) @ tap_sums = -(sum over padded taps).
+            let padded = self.padded_taps(&geom)?;
+            let signs = self.unary(super::UnaryOp::Sign, kernel)?;
+            let tap_sums = self.sum(signs, &[geom.kernel.len()], false)?;
             let tap_sums = self.reshape(tap_sums, [taps, o])?;
-            // (valid - 1) @ tap_sums = -(sum over padded taps), so adding it corrects the dot.
             let correction = self.matmul(padded, tap_sums)?;
             y = self.add(y, correction)?;
         }
+        let g = geom.clone();
+        self.override_gradient(y, &[x, kernel], move |gr, dy| {
+            // dx: the gradient of each patch entry, summed back into the image, then masked.
+            let w_signs = gr.unpack_taps(pw.bits, o, taps, c)?; // [O, taps * C]
+            let dcols = gr.matmul(dy, w_signs)?;
+            let dcols = gr.reshape(dcols, g.cols_shape())?;
+            let dx = gr.col2im(dcols, &g)?;
+            let dx = gr.straight_through(&px, dx)?;
+            // dw: patches of signs re-gathered from the packed image; padded taps count 0 when
+            // padding with zeros.
+            let cols = gr.im2col(px.bits, &g.with_channels(cw), 1.0)?;
+            let mut x_signs = gr.unpack_taps(cols, rows, taps, c)?; // [rows, taps * C]
+            if zero_pad {
+                let valid = gr.padded_taps(&g)?;
+                let valid = gr.unary(super::UnaryOp::Offset(1.0), valid)?;
+                let valid = gr.reshape(valid, [rows, taps, 1])?;
+                let xs = gr.reshape(x_signs, [rows, taps, c])?;
+                let xs = gr.mul(xs, valid)?;
+                x_signs = gr.reshape(xs, [rows, taps * c])?;
+            }
+            let dw = gr.matmul_t(dy, x_signs, true, false)?; // [O, taps * C]
+            let dw = gr.reshape(dw, [o, taps, c])?;
+            let dw = gr.straight_through(&pw, dw)?;
+            let dw = gr.permute(dw, &[1, 2, 0])?;
+            let dw = gr.reshape(dw, gr.value(kernel).shape.clone())?;
+            Ok(vec![Some(dx), Some(dw)])
+        })?;
         self.rows_to_image(y, &geom, o)
+    }
+
+    /// `[rows, taps]`: 0 where a tap reads the image, -1 where it reads padding.
+    fn padded_taps(&mut self, geom: &ConvGeometry) -> Result<ValueId> {
+        let ones = self.fill(geom.with_channels(1).image_shape(), 1.0)?;
+        let valid = self.im2col(ones, &geom.with_channels(1), 0.0)?;
+        let valid = self.reshape(valid, [geom.batch * geom.out_pixels(), geom.taps()])?;
+        self.unary(super::UnaryOp::Offset(-1.0), valid)
+    }
+
+    /// Unpacks `[r, taps * ceil(C/32)]` words (channels packed per tap) into ±1 values
+    /// `[r, taps * C]`.
+    fn unpack_taps(&mut self, bits: ValueId, r: usize, taps: usize, c: usize) -> Result<ValueId> {
+        let b = self.reshape(bits, [r, taps, words_for(c)])?;
+        let v = self.bit_unpack(b, c, PackMode::Sign)?;
+        self.reshape(v, [r, taps * c])
     }
 
     /// Transposed convolution (the adjoint of [`Graph::conv`] with respect to its input): `x` is

@@ -6,6 +6,7 @@
 //! pipelines and bind groups once, and each [`crate::Plan::run`] replays it with one submission.
 
 mod autodiff;
+mod binary;
 pub mod conv;
 pub mod op;
 mod plan;
@@ -96,6 +97,26 @@ pub struct Node {
     pub output: Option<ValueId>,
 }
 
+/// How the gradient of one value reaches chosen inputs, replacing the rules of the ops that
+/// compute it. See [`Graph::override_gradient`].
+#[derive(Clone)]
+pub struct GradientOverride {
+    /// The values that receive gradients.
+    pub wrt: Vec<ValueId>,
+    /// Given the gradient of the overridden value, appends nodes computing one gradient (or
+    /// `None`) per `wrt` entry. It reads only the values it captured: that is the saved state.
+    pub rule: std::sync::Arc<GradientRule>,
+}
+
+/// The signature of a gradient rule.
+pub type GradientRule = dyn Fn(&mut Graph, ValueId) -> Result<Vec<Option<ValueId>>> + Send + Sync;
+
+impl std::fmt::Debug for GradientOverride {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GradientOverride(wrt {:?})", self.wrt)
+    }
+}
+
 /// A recorded computation. See the module docs.
 ///
 /// ```
@@ -114,6 +135,7 @@ pub struct Node {
 pub struct Graph {
     values: Vec<Value>,
     nodes: Vec<Node>,
+    overrides: std::collections::HashMap<ValueId, GradientOverride>,
 }
 
 impl Graph {
@@ -346,6 +368,26 @@ impl Graph {
     /// A tensor filled with `value`.
     pub fn fill(&mut self, shape: impl Into<Shape>, value: f32) -> Result<ValueId> {
         self.push1(Op::Fill { value, shape: shape.into() }, &[])
+    }
+
+    /// Makes the gradient of `y` flow to `wrt` through `rule` instead of through the ops that
+    /// compute `y`. This is how a binarized product runs forward on packed bits yet has a
+    /// straight-through gradient that reads only the packed signs and masks it saved (see
+    /// [`Graph::binary_matmul`]), and how a custom layer supplies its own backward.
+    pub fn override_gradient(
+        &mut self,
+        y: ValueId,
+        wrt: &[ValueId],
+        rule: impl Fn(&mut Graph, ValueId) -> Result<Vec<Option<ValueId>>> + Send + Sync + 'static,
+    ) -> Result<()> {
+        if self.check(y)?.dtype != DType::F32 || !matches!(self.value(y).source, Source::Node(_)) {
+            return Err(Error::invalid("override_gradient", "y", format!("{y:?} must be an f32 node output")));
+        }
+        for &w in wrt {
+            self.check(w)?;
+        }
+        self.overrides.insert(y, GradientOverride { wrt: wrt.to_vec(), rule: std::sync::Arc::new(rule) });
+        Ok(())
     }
 
     /// Writes `value` into `variable` when the step reaches this point.

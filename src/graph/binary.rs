@@ -1,0 +1,65 @@
+//! Binarized products that run forward on packed bits and train with straight-through
+//! gradients, saving only 1-bit state.
+//!
+//! The forward packs the signs of the operands (bit 1 = -1) and multiplies them with the
+//! XNOR-popcount GEMM. For the backward it keeps, per operand, the packed signs and a packed
+//! straight-through mask (1 where |v| <= clip): 2 bits per element instead of a 32-bit float. The
+//! gradient rule expands them inside the backward kernels: float GEMMs against the unpacked ±1
+//! values, then `apply_mask`.
+
+use super::op::{Epilogue, Op, PackMode};
+use super::{Graph, ValueId};
+use crate::error::{Error, Result};
+
+/// Packed signs of `x` and, with a clip value, its packed straight-through mask.
+pub(crate) struct PackedSigns {
+    /// Sign bits along the last axis.
+    pub bits: ValueId,
+    /// Mask bits (|x| <= clip), or `None` for an identity gradient.
+    pub mask: Option<ValueId>,
+}
+
+impl Graph {
+    pub(crate) fn pack_signs(&mut self, x: ValueId, clip: Option<f32>) -> Result<PackedSigns> {
+        let bits = self.bit_pack(x, PackMode::Sign)?;
+        let mask = clip.map(|c| self.bit_pack(x, PackMode::ClipMask(c))).transpose()?;
+        Ok(PackedSigns { bits, mask })
+    }
+
+    /// `g` where the straight-through mask passes it (all of it without a mask).
+    pub(crate) fn straight_through(&mut self, packed: &PackedSigns, g: ValueId) -> Result<ValueId> {
+        match packed.mask {
+            Some(m) => self.apply_mask(m, g),
+            None => Ok(g),
+        }
+    }
+
+    /// `sign(x) @ sign(w)` for `x [.., M, K]` and a Keras-layout kernel `w [K, N]`, computed on
+    /// packed bits, with straight-through gradients: `dx = (dy @ sign(w)^T) * [|x| <= input_clip]`
+    /// and `dw = (sign(x)^T @ dy) * [|w| <= kernel_clip]` (a `None` clip passes the gradient
+    /// everywhere), the SteSign rule of Larq. Between forward and backward only packed signs and
+    /// masks are kept.
+    pub fn binary_matmul(&mut self, x: ValueId, w: ValueId, input_clip: Option<f32>, kernel_clip: Option<f32>) -> Result<ValueId> {
+        let (xs, ws) = (self.value(x).shape.clone(), self.value(w).shape.clone());
+        let k = *xs.dims().last().ok_or_else(|| Error::invalid("binary_matmul", "x", "needs rank >= 2"))?;
+        if xs.rank() < 2 || ws.rank() != 2 || ws.dims()[0] != k {
+            return Err(Error::shapes("binary_matmul", xs.dims(), ws.dims(), "needs x [.., M, K] and a kernel [K, N]"));
+        }
+        let n = ws.dims()[1];
+        let px = self.pack_signs(x, input_clip)?;
+        let wt = self.transpose(w)?;
+        let pw = self.pack_signs(wt, kernel_clip)?;
+        let y = self.push1(Op::XnorGemm { k, epilogue: Epilogue::Plain }, &[px.bits, pw.bits])?;
+        self.override_gradient(y, &[x, w], move |g, dy| {
+            let w_signs = g.bit_unpack(pw.bits, k, PackMode::Sign)?; // [N, K]
+            let dx = g.matmul(dy, w_signs)?;
+            let dx = g.straight_through(&px, dx)?;
+            let x_signs = g.bit_unpack(px.bits, k, PackMode::Sign)?; // [.., M, K]
+            let dwt = g.matmul_t(dy, x_signs, true, false)?; // [.., N, K]
+            let dwt = g.sum_to(dwt, &crate::Shape::new([n, k]))?;
+            let dwt = g.straight_through(&pw, dwt)?;
+            Ok(vec![Some(dx), Some(g.transpose(dwt)?)])
+        })?;
+        Ok(y)
+    }
+}
