@@ -51,6 +51,24 @@ mod bitpack {
     }
 }
 
+mod conv {
+    use bitgrad::Device;
+    use criterion::{BenchmarkId, Criterion, Throughput};
+
+    pub fn all(c: &mut Criterion, device: &Device) {
+        let mut group = c.benchmark_group(format!("conv3x3_macs/{}", device.describe()));
+        group.sample_size(10);
+        // The binary layer at the real BNN shape; the f32 one at batch 8, since a batch-64 f32
+        // run takes seconds on a software adapter (`bitgrad bench --all` compares equal shapes).
+        for (binary, batch) in [(true, 64), (false, 8)] {
+            let mut case = bitgrad::bench::conv(device, binary, batch, 14, 256, 256).unwrap();
+            group.throughput(Throughput::Elements(case.amount as u64));
+            group.bench_function(BenchmarkId::new(case.kernel, &case.shape), |b| b.iter(|| case.run().unwrap()));
+        }
+        group.finish();
+    }
+}
+
 fn all(c: &mut Criterion) {
     let device = match bitgrad::Device::gpu() {
         Ok(d) => d,
@@ -61,6 +79,7 @@ fn all(c: &mut Criterion) {
     };
     gemm::all(c, &device);
     bitpack::all(c, &device);
+    conv::all(c, &device);
 }
 
 criterion_group!(benches, all);

@@ -255,13 +255,15 @@ fn binary_convolution_equals_the_float_convolution_of_its_signs() {
         ("3x3 same d2 c32", vec![1, 8, 6, 32], opts(&[3, 3], &[1, 1], &[2, 2], Padding::Same, ChannelsLast, 1), 3),
         ("2x2 valid c70", vec![2, 5, 4, 70], opts(&[2, 2], &[1, 1], &[1, 1], Padding::Valid, ChannelsLast, 1), 2),
         ("1d causal c40", vec![2, 9, 40], opts(&[3], &[1], &[1], Padding::Causal, ChannelsLast, 1), 3),
+        ("3x3 same channels_first c6", vec![2, 6, 5, 4], opts(&[3, 3], &[1, 1], &[1, 1], Padding::Same, DataFormat::ChannelsFirst, 1), 3),
     ];
     for (name, image, o, filters) in cases {
         for pad in [1.0, 0.0] {
             let mut g = Graph::new();
             let x = g.input("x", &image[..], DType::F32).unwrap();
             let mut ks = o.kernel.clone();
-            ks.extend([*image.last().unwrap(), filters]);
+            let channels = if o.format == DataFormat::ChannelsLast { *image.last().unwrap() } else { image[1] };
+            ks.extend([channels, filters]);
             let w = g.input("w", &ks[..], DType::F32).unwrap();
             let binary = g.binary_conv(x, w, &o, pad, Some(1.0), Some(1.0)).unwrap();
             let float = g.conv(x, w, &o, pad).unwrap();
@@ -376,6 +378,10 @@ fn convolution_errors_name_the_argument() {
     let w4 = g.input("w4", [3, 3, 4, 2], DType::F32).unwrap();
     let err = g.binary_conv(x, w4, &ConvOptions::new(&[3, 3]), 0.5, None, None).unwrap_err().to_string();
     assert!(err.contains("pad_values"), "{err}");
+    let mut grouped = ConvOptions::new(&[3, 3]);
+    grouped.groups = 2;
+    let err = g.binary_conv(x, w, &grouped, 1.0, None, None).unwrap_err().to_string();
+    assert!(err.contains("groups"), "{err}");
     let mut o = ConvOptions::new(&[3, 3]);
     o.strides = vec![1];
     let err = g.conv(x, w4, &o, 0.0).unwrap_err().to_string();

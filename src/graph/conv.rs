@@ -295,14 +295,15 @@ impl Graph {
         Ok((ci, ks.dims()[r + 1]))
     }
 
-    /// Binary convolution on packed bits: `sign(x) * sign(kernel)` for a channels-last `x` and a
-    /// Keras kernel `[k..., C, O]`, with Larq's straight-through gradients (1 where
+    /// Binary convolution on packed bits: `sign(x) * sign(kernel)` for `x` (channels last or
+    /// first) and a Keras kernel `[k..., C, O]`, with Larq's straight-through gradients (1 where
     /// |v| <= clip; `None` passes everything). Activations are sign-packed along channels per
     /// pixel, patches of words are gathered, and the XNOR-popcount GEMM multiplies them with the
     /// packed kernel. `pad_value` 1 pads with +1 (free in the bit encoding); 0 pads with zeros, for
     /// which `sum over padded taps of the tap's kernel-sign sum` is subtracted, as the Larq
     /// Compute Engine does. Only packed signs and masks are kept for the backward pass, which
-    /// re-gathers the patches from the packed image. One group only.
+    /// re-gathers the patches from the packed image. One group only; channels-first input is
+    /// permuted to channels-last around the packed computation.
     pub fn binary_conv(
         &mut self,
         x: ValueId,
@@ -312,8 +313,22 @@ impl Graph {
         input_clip: Option<f32>,
         kernel_clip: Option<f32>,
     ) -> Result<ValueId> {
-        if opts.format != DataFormat::ChannelsLast || opts.groups != 1 {
-            return Err(Error::invalid("binary_conv", "data_format/groups", "packed convolution takes channels-last input and one group"));
+        if opts.groups != 1 {
+            return Err(Error::invalid(
+                "binary_conv",
+                "groups",
+                "packed convolution supports one group; use the float convolution of quantized values",
+            ));
+        }
+        if opts.format == DataFormat::ChannelsFirst {
+            // Channels must be the packed (last) axis: permute in and out; gradients follow.
+            let r = opts.kernel.len();
+            let to_last: Vec<usize> = std::iter::once(0).chain(2..r + 2).chain([1]).collect();
+            let to_first: Vec<usize> = [0, r + 1].into_iter().chain(1..=r).collect();
+            let xl = self.permute(x, &to_last)?;
+            let last = ConvOptions { format: DataFormat::ChannelsLast, ..opts.clone() };
+            let y = self.binary_conv(xl, kernel, &last, pad_value, input_clip, kernel_clip)?;
+            return self.permute(y, &to_first);
         }
         if pad_value != 0.0 && pad_value != 1.0 {
             return Err(Error::invalid("binary_conv", "pad_values", format!("{pad_value} must be 0 or 1")));
