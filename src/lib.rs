@@ -36,3 +36,8 @@ pub use graph::{
     ReduceOp, UnaryOp, ValueId,
 };
 pub use tensor::{DType, HostTensor, Shape, TensorData};
+
+/// The README's examples, compiled as doctests so that they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
