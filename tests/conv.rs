@@ -256,6 +256,8 @@ fn binary_convolution_equals_the_float_convolution_of_its_signs() {
         ("2x2 valid c70", vec![2, 5, 4, 70], opts(&[2, 2], &[1, 1], &[1, 1], Padding::Valid, ChannelsLast, 1), 2),
         ("1d causal c40", vec![2, 9, 40], opts(&[3], &[1], &[1], Padding::Causal, ChannelsLast, 1), 3),
         ("3x3 same channels_first c6", vec![2, 6, 5, 4], opts(&[3, 3], &[1, 1], &[1, 1], Padding::Same, DataFormat::ChannelsFirst, 1), 3),
+        ("3x3 same groups 2 c66", vec![1, 5, 5, 66], opts(&[3, 3], &[1, 1], &[1, 1], Padding::Same, ChannelsLast, 2), 4),
+        ("3x3 same s2 depthwise x2 c5", vec![2, 6, 6, 5], opts(&[3, 3], &[2, 2], &[1, 1], Padding::Same, ChannelsLast, 5), 10),
     ];
     for (name, image, o, filters) in cases {
         for pad in [1.0, 0.0] {
@@ -263,7 +265,7 @@ fn binary_convolution_equals_the_float_convolution_of_its_signs() {
             let x = g.input("x", &image[..], DType::F32).unwrap();
             let mut ks = o.kernel.clone();
             let channels = if o.format == DataFormat::ChannelsLast { *image.last().unwrap() } else { image[1] };
-            ks.extend([channels, filters]);
+            ks.extend([channels / o.groups, filters]);
             let w = g.input("w", &ks[..], DType::F32).unwrap();
             let binary = g.binary_conv(x, w, &o, pad, Some(1.0), Some(1.0)).unwrap();
             let float = g.conv(x, w, &o, pad).unwrap();
@@ -379,8 +381,8 @@ fn convolution_errors_name_the_argument() {
     let err = g.binary_conv(x, w4, &ConvOptions::new(&[3, 3]), 0.5, None, None).unwrap_err().to_string();
     assert!(err.contains("pad_values"), "{err}");
     let mut grouped = ConvOptions::new(&[3, 3]);
-    grouped.groups = 2;
-    let err = g.binary_conv(x, w, &grouped, 1.0, None, None).unwrap_err().to_string();
+    grouped.groups = 3;
+    let err = g.binary_conv(x, w4, &grouped, 1.0, None, None).unwrap_err().to_string();
     assert!(err.contains("groups"), "{err}");
     let mut o = ConvOptions::new(&[3, 3]);
     o.strides = vec![1];

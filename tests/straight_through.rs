@@ -111,7 +111,7 @@ fn conv_case(image: &[usize], o: &ConvOptions, filters: usize, pad: f32) -> Buil
     let mut g = Graph::new();
     let x = g.input("x", image, DType::F32).unwrap();
     let mut ks = o.kernel.clone();
-    ks.extend([*image.last().unwrap(), filters]);
+    ks.extend([*image.last().unwrap() / o.groups, filters]);
     let w = g.input("w", &ks[..], DType::F32).unwrap();
     let y = g.binary_conv(x, w, o, pad, Some(1.0), Some(1.0)).unwrap();
     let ys = g.value(y).shape.clone();
@@ -161,6 +161,8 @@ fn binary_conv_trains_with_the_ste_sign_rule() {
         ("3x3 same s2 c33", vec![1, 6, 5, 33], same(&[3, 3], 2), 2),
         ("2x2 valid c40", vec![1, 4, 4, 40], ConvOptions::new(&[2, 2]), 3),
         ("1d same c7", vec![2, 7, 7], same(&[3], 1), 2),
+        ("3x3 same groups 2 c6", vec![1, 4, 4, 6], ConvOptions { groups: 2, ..same(&[3, 3], 1) }, 4),
+        ("3x3 same depthwise x2 c3", vec![2, 4, 5, 3], ConvOptions { groups: 3, ..same(&[3, 3], 1) }, 6),
     ] {
         for pad in [1.0, 0.0] {
             let what = format!("binary_conv {name} pad {pad}");

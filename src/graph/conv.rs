@@ -302,8 +302,9 @@ impl Graph {
     /// packed kernel. `pad_value` 1 pads with +1 (free in the bit encoding); 0 pads with zeros, for
     /// which `sum over padded taps of the tap's kernel-sign sum` is subtracted, as the Larq
     /// Compute Engine does. Only packed signs and masks are kept for the backward pass, which
-    /// re-gathers the patches from the packed image. One group only; channels-first input is
-    /// permuted to channels-last around the packed computation.
+    /// re-gathers the patches from the packed image. Groups (and depthwise, groups = C) pack each
+    /// group's channels separately and run as the batch axis of the XNOR GEMM; channels-first
+    /// input is permuted to channels-last around the packed computation.
     pub fn binary_conv(
         &mut self,
         x: ValueId,
@@ -313,13 +314,6 @@ impl Graph {
         input_clip: Option<f32>,
         kernel_clip: Option<f32>,
     ) -> Result<ValueId> {
-        if opts.groups != 1 {
-            return Err(Error::invalid(
-                "binary_conv",
-                "groups",
-                "packed convolution supports one group; use the float convolution of quantized values",
-            ));
-        }
         if opts.format == DataFormat::ChannelsFirst {
             // Channels must be the packed (last) axis: permute in and out; gradients follow.
             let r = opts.kernel.len();
@@ -335,18 +329,31 @@ impl Graph {
         }
         let geom =
             ConvGeometry::new(&self.value(x).shape.clone(), &opts.kernel, &opts.strides, &opts.dilation, &opts.padding, opts.format)?;
-        let (c, o) = self.check_kernel(kernel, &geom, 1)?;
-        let (cw, taps, rows) = (words_for(c), geom.taps(), geom.batch * geom.out_pixels());
-        let word_geom = geom.with_channels(cw);
-        let px = self.pack_signs(x, input_clip)?;
-        let cols = self.im2col(px.bits, &word_geom, 1.0)?;
-        let cols = self.reshape(cols, [rows, taps * cw])?;
-        // Weights: [taps, C, O] -> [O, taps, C], packed along C per tap.
-        let w = self.reshape(kernel, [taps, c, o])?;
-        let w = self.permute(w, &[2, 0, 1])?;
+        let groups = opts.groups;
+        let (ci, o) = self.check_kernel(kernel, &geom, groups)?;
+        let (cog, ciw, taps, rows) = (o / groups, words_for(ci), geom.taps(), geom.batch * geom.out_pixels());
+        // Activations: each group's ci channels packed per pixel, [N, in..., groups, ciw]; the
+        // image of words [N, in..., groups * ciw] is what im2col gathers.
+        let x_shape = self.value(x).shape.clone();
+        let mut by_group = x_shape.dims().to_vec();
+        by_group.pop();
+        by_group.extend([groups, ci]);
+        let xg = self.reshape(x, by_group.clone())?;
+        let px = self.pack_signs(xg, input_clip)?;
+        let mut words_shape = x_shape.dims().to_vec();
+        *words_shape.last_mut().expect("rank >= 3") = groups * ciw;
+        let image = self.reshape(px.bits, words_shape)?;
+        let word_geom = geom.with_channels(groups * ciw);
+        let cols = self.im2col(image, &word_geom, 1.0)?;
+        let cols = self.group_major(cols, rows, taps, groups, ciw)?; // [groups, rows, taps * ciw]
+                                                                     // Weights: [taps, ci, groups, cog] -> [groups, cog, taps, ci], packed along ci per tap.
+        let w = self.reshape(kernel, [taps, ci, groups, cog])?;
+        let w = self.permute(w, &[2, 3, 0, 1])?;
         let pw = self.pack_signs(w, kernel_clip)?;
-        let wb = self.reshape(pw.bits, [o, taps * cw])?;
-        let mut y = self.push1(Op::XnorGemm { k: taps * c, epilogue: Epilogue::Plain }, &[cols, wb])?;
+        let wb = self.reshape(pw.bits, [groups, cog, taps * ciw])?;
+        let y = self.push1(Op::XnorGemm { k: taps * ci, epilogue: Epilogue::Plain }, &[cols, wb])?; // [groups, rows, cog]
+        let y = self.permute(y, &[1, 0, 2])?;
+        let mut y = self.reshape(y, [rows, o])?;
         let zero_pad = pad_value == 0.0 && geom.reads_padding();
         if zero_pad {
             // A padded tap read +1 for every channel, adding sum_c sign(w[tap, c, o]); remove it:
@@ -360,32 +367,47 @@ impl Graph {
         }
         let g = geom.clone();
         self.override_gradient(y, &[x, kernel], move |gr, dy| {
-            // dx: the gradient of each patch entry, summed back into the image, then masked.
-            let w_signs = gr.unpack_taps(pw.bits, o, taps, c)?; // [O, taps * C]
-            let dcols = gr.matmul(dy, w_signs)?;
+            let dy = gr.reshape(dy, [rows, groups, cog])?;
+            let dy = gr.permute(dy, &[1, 0, 2])?; // [groups, rows, cog]
+                                                  // dx: the gradient of each patch entry, summed back into the image, then masked.
+            let w_signs = gr.bit_unpack(pw.bits, ci, PackMode::Sign)?; // [groups, cog, taps, ci]
+            let w_signs = gr.reshape(w_signs, [groups, cog, taps * ci])?;
+            let dcols = gr.matmul(dy, w_signs)?; // [groups, rows, taps * ci]
+            let dcols = gr.reshape(dcols, [groups, rows, taps, ci])?;
+            let dcols = gr.permute(dcols, &[1, 2, 0, 3])?;
             let dcols = gr.reshape(dcols, g.cols_shape())?;
             let dx = gr.col2im(dcols, &g)?;
+            let dx = gr.reshape(dx, by_group.clone())?;
             let dx = gr.straight_through(&px, dx)?;
+            let dx = gr.reshape(dx, x_shape.clone())?;
             // dw: patches of signs re-gathered from the packed image; padded taps count 0 when
             // padding with zeros.
-            let cols = gr.im2col(px.bits, &g.with_channels(cw), 1.0)?;
-            let mut x_signs = gr.unpack_taps(cols, rows, taps, c)?; // [rows, taps * C]
+            let cols = gr.im2col(image, &word_geom, 1.0)?;
+            let cols = gr.group_major(cols, rows, taps, groups, ciw)?;
+            let cols = gr.reshape(cols, [groups, rows, taps, ciw])?;
+            let mut x_signs = gr.bit_unpack(cols, ci, PackMode::Sign)?; // [groups, rows, taps, ci]
             if zero_pad {
                 let valid = gr.padded_taps(&g)?;
                 let valid = gr.unary(super::UnaryOp::Offset(1.0), valid)?;
-                let valid = gr.reshape(valid, [rows, taps, 1])?;
-                let xs = gr.reshape(x_signs, [rows, taps, c])?;
-                let xs = gr.mul(xs, valid)?;
-                x_signs = gr.reshape(xs, [rows, taps * c])?;
+                let valid = gr.reshape(valid, [1, rows, taps, 1])?;
+                x_signs = gr.mul(x_signs, valid)?;
             }
-            let dw = gr.matmul_t(dy, x_signs, true, false)?; // [O, taps * C]
-            let dw = gr.reshape(dw, [o, taps, c])?;
+            let x_signs = gr.reshape(x_signs, [groups, rows, taps * ci])?;
+            let dw = gr.matmul_t(dy, x_signs, true, false)?; // [groups, cog, taps * ci]
+            let dw = gr.reshape(dw, [groups, cog, taps, ci])?;
             let dw = gr.straight_through(&pw, dw)?;
-            let dw = gr.permute(dw, &[1, 2, 0])?;
+            let dw = gr.permute(dw, &[2, 3, 0, 1])?;
             let dw = gr.reshape(dw, gr.value(kernel).shape.clone())?;
             Ok(vec![Some(dx), Some(dw)])
         })?;
         self.rows_to_image(y, &geom, o)
+    }
+
+    /// Patch words `[N, out..., taps..., groups * ciw]` as `[groups, rows, taps * ciw]`.
+    fn group_major(&mut self, cols: ValueId, rows: usize, taps: usize, groups: usize, ciw: usize) -> Result<ValueId> {
+        let c = self.reshape(cols, [rows, taps, groups, ciw])?;
+        let c = self.permute(c, &[2, 0, 1, 3])?;
+        self.reshape(c, [groups, rows, taps * ciw])
     }
 
     /// `[rows, taps]`: 0 where a tap reads the image, -1 where it reads padding.
@@ -394,14 +416,6 @@ impl Graph {
         let valid = self.im2col(ones, &geom.with_channels(1), 0.0)?;
         let valid = self.reshape(valid, [geom.batch * geom.out_pixels(), geom.taps()])?;
         self.unary(super::UnaryOp::Offset(-1.0), valid)
-    }
-
-    /// Unpacks `[r, taps * ceil(C/32)]` words (channels packed per tap) into ±1 values
-    /// `[r, taps * C]`.
-    fn unpack_taps(&mut self, bits: ValueId, r: usize, taps: usize, c: usize) -> Result<ValueId> {
-        let b = self.reshape(bits, [r, taps, words_for(c)])?;
-        let v = self.bit_unpack(b, c, PackMode::Sign)?;
-        self.reshape(v, [r, taps * c])
     }
 
     /// Transposed convolution (the adjoint of [`Graph::conv`] with respect to its input): `x` is

@@ -285,8 +285,18 @@ impl Graph {
         self.push1(Op::MatMul { trans_a, trans_b }, &[a, b])
     }
 
-    /// Axis permutation.
+    /// Axis permutation. The identity records nothing, and a permutation that only moves
+    /// size-1 axes keeps the element order, so it is recorded as a reshape.
     pub fn permute(&mut self, x: ValueId, perm: &[usize]) -> Result<ValueId> {
+        let shape = self.check(x)?.shape.clone();
+        let out = op::permuted_shape("permute", &shape, perm)?;
+        if perm.iter().enumerate().all(|(i, &p)| i == p) {
+            return Ok(x);
+        }
+        let moved: Vec<usize> = perm.iter().copied().filter(|&p| shape.dims()[p] != 1).collect();
+        if moved.windows(2).all(|w| w[0] < w[1]) {
+            return self.reshape(x, out);
+        }
         self.push1(Op::Permute { perm: perm.to_vec() }, &[x])
     }
 

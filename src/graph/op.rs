@@ -613,7 +613,7 @@ pub fn reduced_shape(op: &'static str, x: &Shape, axes: &[usize], keep_dims: boo
     Ok(Shape::new(dims))
 }
 
-fn permuted_shape(op: &'static str, x: &Shape, perm: &[usize]) -> Result<Shape> {
+pub(crate) fn permuted_shape(op: &'static str, x: &Shape, perm: &[usize]) -> Result<Shape> {
     let mut seen = vec![false; x.rank()];
     if perm.len() != x.rank() || perm.iter().any(|&p| p >= x.rank() || std::mem::replace(&mut seen[p], true)) {
         return Err(Error::invalid(op, "perm", format!("{perm:?} is not a permutation of the {} axes of {x:?}", x.rank())));

@@ -2,7 +2,8 @@
 //!
 //! `Plan::new` does everything that does not change between steps: it prunes nodes that no
 //! requested output or assignment needs, checks every buffer and dispatch against the adapter's
-//! limits, places transient values in pooled buffers by liveness, creates pipelines (cached per
+//! limits, places transient values in pooled buffers by liveness (reshapes share their input's
+//! buffer), creates pipelines (cached per
 //! device), uniform parameters and bind groups. `Plan::run` then only encodes the recorded steps
 //! into one command encoder and submits once; nothing is read back unless `fetch` asks.
 
@@ -490,6 +491,26 @@ impl GpuExec {
             views.insert(*id, BufferView { buffer: buffer.clone(), size: bytes(*id) });
         }
 
+        // A reshape of anything but a variable shares its input's buffer: values are immutable
+        // once written, and only variables are rewritten (by assign). The shared buffer stays busy
+        // until the last reader of any of its names.
+        let mut alias: HashMap<ValueId, ValueId> = HashMap::new();
+        for &n in order {
+            let node = &graph.nodes[n];
+            if let (super::Op::Reshape { .. }, Some(out)) = (&node.op, node.output) {
+                let src = node.inputs[0];
+                if !matches!(graph.value(src).source, Source::Variable { .. }) {
+                    alias.insert(out, *alias.get(&src).unwrap_or(&src));
+                }
+            }
+        }
+        let mut busy_until = last_use.clone();
+        for (a, root) in &alias {
+            if let (Some(&la), Some(lr)) = (last_use.get(a), busy_until.get_mut(root)) {
+                *lr = (*lr).max(la);
+            }
+        }
+
         // Pool transient values: a value takes a free buffer (best fit, growing the largest free
         // one if none fits) and releases it after its last reader. Two values that are live at
         // the same time never share a buffer, so a dispatch never binds one buffer both as input
@@ -498,6 +519,9 @@ impl GpuExec {
         let mut placement: Vec<(ValueId, usize)> = Vec::new();
         for (pos, &n) in order.iter().enumerate() {
             let Some(out) = graph.nodes[n].output else { continue };
+            if alias.contains_key(&out) {
+                continue;
+            }
             let need = bytes(out);
             ctx.check_binding(|| name_of(out), need)?;
             memory.unpooled_bytes += need;
@@ -513,7 +537,7 @@ impl GpuExec {
                 }
             };
             pool[slot].0 = pool[slot].0.max(need);
-            pool[slot].1 = Some(last_use[&out]);
+            pool[slot].1 = Some(busy_until[&out]);
             placement.push((out, slot));
         }
         let buffers = pool
@@ -526,10 +550,17 @@ impl GpuExec {
         for (id, slot) in placement {
             views.insert(id, BufferView { buffer: buffers[slot].clone(), size: bytes(id) });
         }
+        for (id, root) in &alias {
+            let view = BufferView { buffer: views[root].buffer.clone(), size: bytes(*id) };
+            views.insert(*id, view);
+        }
 
         let mut recorded = Vec::new();
         for &n in order {
             let node = &graph.nodes[n];
+            if node.output.is_some_and(|o| alias.contains_key(&o)) {
+                continue; // an aliased reshape needs no work
+            }
             let shapes: Vec<&crate::Shape> = node.inputs.iter().map(|i| &graph.value(*i).shape).collect();
             let ins: Vec<BufferView> = node.inputs.iter().map(|i| views[i].clone()).collect();
             let out = node.output.map(|o| views[&o].clone());
