@@ -25,10 +25,26 @@ fn around_clip(seed: u64, n: usize) -> Vec<f32> {
     v
 }
 
+/// `sum(y * dy)`, whose gradient with respect to `y` is `dy`.
+fn against(g: &mut Graph, y: ValueId, dy: ValueId) -> ValueId {
+    let yd = g.mul(y, dy).unwrap();
+    let axes: Vec<usize> = (0..g.value(y).shape.rank()).collect();
+    g.sum(yd, &axes, false).unwrap()
+}
+
+/// Backpropagates a fed upstream gradient `dy` (a new input) from `y` to `wrt`; returns `dy`, the
+/// gradients, and the range of nodes the backward appended.
+fn backward_of(g: &mut Graph, y: ValueId, wrt: &[ValueId]) -> (ValueId, Vec<ValueId>, std::ops::Range<usize>) {
+    let dy = g.input("dy", g.value(y).shape.clone(), DType::F32).unwrap();
+    let loss = against(g, y, dy);
+    let start = g.nodes().len();
+    let grads = g.backward(loss, wrt).unwrap();
+    (dy, grads, start..g.nodes().len())
+}
+
 struct Built {
     case: Case<'static>,
-    forward_nodes: usize,
-    backward_nodes: usize,
+    backward: std::ops::Range<usize>,
     f32_operands: Vec<ValueId>,
 }
 
@@ -40,12 +56,7 @@ fn dense_case(batch: &[usize], k: usize, n: usize, clip: Option<f32>) -> Built {
     let w = g.input("w", [k, n], DType::F32).unwrap();
     let y = g.binary_matmul(x, w, clip, clip).unwrap();
     let ys = g.value(y).shape.clone();
-    let dy = g.input("dy", ys.clone(), DType::F32).unwrap();
-    let yd = g.mul(y, dy).unwrap();
-    let loss = g.sum(yd, &(0..ys.rank()).collect::<Vec<_>>(), false).unwrap();
-    let forward_nodes = g.nodes().len();
-    let grads = g.backward(loss, &[x, w]).unwrap();
-    let backward_nodes = g.nodes().len();
+    let (dy, grads, backward) = backward_of(&mut g, y, &[x, w]);
     // Reference: float product of signs, gradients by the SteSign rule.
     let (sx, sw) = (g.unary(UnaryOp::Sign, x).unwrap(), g.unary(UnaryOp::Sign, w).unwrap());
     let y_ref = g.matmul(sx, sw).unwrap();
@@ -68,8 +79,7 @@ fn dense_case(batch: &[usize], k: usize, n: usize, clip: Option<f32>) -> Built {
                 ("dy", HostTensor::f32(ys.clone(), uniform(3, ys.numel(), 1.0)).unwrap()),
             ],
         },
-        forward_nodes,
-        backward_nodes,
+        backward,
         f32_operands: vec![x, w],
     }
 }
@@ -87,8 +97,8 @@ fn check_against_reference(what: &str, b: &Built, k: usize) {
 
 fn assert_backward_reads_only_packed_state(what: &str, b: &Built) {
     let g = &b.case.graph;
-    assert!(b.backward_nodes > b.forward_nodes, "{what}: backward appended nothing");
-    for node in &g.nodes()[b.forward_nodes..b.backward_nodes] {
+    assert!(!b.backward.is_empty(), "{what}: backward appended nothing");
+    for node in &g.nodes()[b.backward.clone()] {
         for x in &b.f32_operands {
             assert!(!node.inputs.contains(x), "{what}: backward node {:?} reads an f32 operand", node.op);
         }
@@ -115,19 +125,13 @@ fn conv_case(image: &[usize], o: &ConvOptions, filters: usize, pad: f32) -> Buil
     let w = g.input("w", &ks[..], DType::F32).unwrap();
     let y = g.binary_conv(x, w, o, pad, Some(1.0), Some(1.0)).unwrap();
     let ys = g.value(y).shape.clone();
-    let dy = g.input("dy", ys.clone(), DType::F32).unwrap();
-    let yd = g.mul(y, dy).unwrap();
-    let loss = g.sum(yd, &(0..ys.rank()).collect::<Vec<_>>(), false).unwrap();
-    let forward_nodes = g.nodes().len();
-    let grads = g.backward(loss, &[x, w]).unwrap();
-    let backward_nodes = g.nodes().len();
+    let (dy, grads, backward) = backward_of(&mut g, y, &[x, w]);
     // Reference: the float convolution of the signs; its gradients with respect to the signs,
     // masked by the clip rule. The signs are inputs here, so ordinary autodiff applies.
     let sx = g.input("sx", image, DType::F32).unwrap();
     let sw = g.input("sw", &ks[..], DType::F32).unwrap();
     let y_ref = g.conv(sx, sw, o, pad).unwrap();
-    let yr = g.mul(y_ref, dy).unwrap();
-    let loss_ref = g.sum(yr, &(0..ys.rank()).collect::<Vec<_>>(), false).unwrap();
+    let loss_ref = against(&mut g, y_ref, dy);
     let rg = g.backward(loss_ref, &[sx, sw]).unwrap();
     let (mx, mw) = (clip_mask(&mut g, x, 1.0), clip_mask(&mut g, w, 1.0));
     let dx_ref = g.mul(rg[0], mx).unwrap();
@@ -147,8 +151,7 @@ fn conv_case(image: &[usize], o: &ConvOptions, filters: usize, pad: f32) -> Buil
                 ("sw", HostTensor::f32(&ks[..], sign(&wv)).unwrap()),
             ],
         },
-        forward_nodes,
-        backward_nodes,
+        backward,
         f32_operands: vec![x, w],
     }
 }
