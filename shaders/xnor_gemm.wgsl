@@ -15,13 +15,9 @@
 // the layer); binarize packs (dot * scale[n] + bias[n] < 0) along n, ready for the next binary
 // layer, and never writes the f32 result at all.
 //
-// Two shapes of kernel:
-//   xnor_gemm*  64x64 output tile per workgroup of 16x16 threads, 4x4 outputs per thread
-//               (strided by 16), K staged through workgroup memory 8 words (256 bits) at a time.
-//               Dispatch (ceil(n/64), ceil(m/64), batch).
-//   xnor_gemv*  for small m (batch-1 inference): 32 output columns per workgroup of 256; the 8
-//               lanes of each column split K so that neighbouring threads read neighbouring
-//               words. Dispatch (ceil(n/32), m, batch).
+// 64x64 output tile per workgroup of 16x16 threads, 4x4 outputs per thread (strided by 16), K
+// staged through workgroup memory 8 words (256 bits) at a time. Dispatch (ceil(n/64), ceil(m/64),
+// batch). Small m (batch-1 inference) uses xnor_gemv.wgsl instead.
 
 struct Params {
     m: u32,
@@ -46,9 +42,8 @@ const TILE: u32 = 64u;
 const TW: u32 = 8u;
 var<workgroup> a_tile: array<u32, 512>; // [TW][TILE]
 var<workgroup> b_tile: array<u32, 512>; // [TW][TILE]
-// Sign bits of one output tile: 64 rows x 2 words (tiled) or 1 row x 1 word (gemv).
+// Sign bits of one output tile: 64 rows x 2 words.
 var<workgroup> bit_tile: array<atomic<u32>, 128>;
-var<workgroup> partial: array<u32, 256>;
 
 fn dot_of(popcount: u32) -> f32 {
     return f32(i32(p.k) - 2 * i32(popcount));
@@ -151,59 +146,5 @@ fn xnor_gemm_binarize(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invo
         if (gr < p.m && gw < p.out_words) {
             c_bits[(wid.z * p.m + gr) * p.out_words + gw] = atomicLoad(&bit_tile[tid]);
         }
-    }
-}
-
-// Popcount for column wid.x * 32 + lid / 8 of row wid.y, valid in lane 0 of each column.
-fn gemv_popcount(wid: vec3<u32>, lid: u32) -> u32 {
-    let col = wid.x * 32u + lid / 8u;
-    let lane = lid % 8u;
-    let a_row = wid.z * p.a_batch_stride + wid.y * p.words;
-    let b_row = wid.z * p.b_batch_stride + col * p.words;
-    var pc = 0u;
-    if (col < p.n) {
-        for (var w = lane; w < p.words; w += 8u) {
-            pc += countOneBits(a[a_row + w] ^ b[b_row + w]);
-        }
-    }
-    partial[lid] = pc;
-    workgroupBarrier();
-    var total = 0u;
-    if (lane == 0u) {
-        for (var l = 0u; l < 8u; l++) { total += partial[lid + l]; }
-    }
-    return total;
-}
-
-@compute @workgroup_size(256)
-fn xnor_gemv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let pc = gemv_popcount(wid, lid);
-    let col = wid.x * 32u + lid / 8u;
-    if (lid % 8u == 0u && col < p.n) {
-        c[(wid.z * p.m + wid.y) * p.n + col] = dot_of(pc);
-    }
-}
-
-@compute @workgroup_size(256)
-fn xnor_gemv_affine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let pc = gemv_popcount(wid, lid);
-    let col = wid.x * 32u + lid / 8u;
-    if (lid % 8u == 0u && col < p.n) {
-        c[(wid.z * p.m + wid.y) * p.n + col] = affine(dot_of(pc), col);
-    }
-}
-
-@compute @workgroup_size(256)
-fn xnor_gemv_binarize(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    if (lid == 0u) { atomicStore(&bit_tile[0], 0u); }
-    workgroupBarrier();
-    let pc = gemv_popcount(wid, lid);
-    let col = wid.x * 32u + lid / 8u;
-    if (lid % 8u == 0u && col < p.n && affine(dot_of(pc), col) < 0.0) {
-        atomicOr(&bit_tile[0], 1u << (lid / 8u));
-    }
-    workgroupBarrier();
-    if (lid == 0u) {
-        c_bits[(wid.z * p.m + wid.y) * p.out_words + wid.x] = atomicLoad(&bit_tile[0]);
     }
 }

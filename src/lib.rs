@@ -29,7 +29,7 @@ pub mod graph;
 pub mod kernels;
 pub mod tensor;
 
-pub use device::{Device, GpuContext, Tensor};
+pub use device::{Device, GpuContext, GpuOptions, Tensor};
 pub use error::{Error, Result};
 pub use graph::{
     BinaryOp, ConvGeometry, ConvOptions, DataFormat, Distribution, Epilogue, Graph, Init, Op, PackMode, Padding, ParamStore, Plan,

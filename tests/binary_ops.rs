@@ -171,3 +171,33 @@ fn xnor_shape_errors_name_the_problem() {
     let err = g.backward(loss, &[x]).unwrap_err().to_string();
     assert!(err.contains("bit_unpack") && err.contains("not differentiable"), "{err}");
 }
+
+#[test]
+fn small_m_xnor_kernels_agree_with_and_without_subgroups() {
+    let Some(dev) = gpu() else { return };
+    let ctx = dev.gpu_context().unwrap();
+    eprintln!(
+        "subgroup kernels on {}: {} (subgroup sizes {}..={})",
+        ctx.summary.name,
+        ctx.subgroup_kernels,
+        ctx.adapter.get_info().subgroup_min_size,
+        ctx.adapter.get_info().subgroup_max_size
+    );
+    let fallback = Device::gpu_with(&bitgrad::GpuOptions { subgroups: false }).unwrap();
+    assert!(!fallback.gpu_context().unwrap().subgroup_kernels);
+    for m in [1, 3, 7] {
+        for (n, k) in [(1, 1), (33, 100), (100, 257), (64, 32)] {
+            let scale: Vec<f32> = (0..n).map(|i| [0.5, -1.0, 2.0][i % 3]).collect();
+            let bias: Vec<f32> = (0..n).map(|i| (i as f32 - n as f32 / 3.0) * 0.5).collect();
+            for epilogue in [Epilogue::Plain, Epilogue::Affine, Epilogue::Binarize] {
+                let (s, b) = if epilogue == Epilogue::Plain { (None, None) } else { (Some(scale.clone()), Some(bias.clone())) };
+                let c = xnor_case(&[m, k], &[n, k], epilogue, s, b);
+                let cpu = run_on(&Device::cpu(), &c, 1).unwrap();
+                for device in [dev, &fallback] {
+                    let out = run_on(device, &c, 1).unwrap();
+                    assert_close(&format!("{epilogue:?} m{m} n{n} k{k} on {}", device.describe()), &out[0], &cpu[0], EXACT);
+                }
+            }
+        }
+    }
+}

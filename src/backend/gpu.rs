@@ -21,9 +21,17 @@ pub enum Step {
     },
 }
 
+/// What the adapter lets the recorder choose.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Caps {
+    /// Subgroup kernel variants may be used.
+    pub subgroups: bool,
+}
+
 /// Records `op` reading `inputs` (with shapes `shapes` and types `dtypes`) and writing `out`.
 pub fn record(
     op: &Op,
+    caps: Caps,
     shapes: &[&Shape],
     dtypes: &[DType],
     inputs: &[BufferView],
@@ -78,7 +86,7 @@ pub fn record(
         Op::XnorGemm { k, epilogue } => {
             let d = XnorDims::new(shapes[0], shapes[1], *k)?;
             let scale_bias = (inputs.len() == 4).then(|| (x(2), x(3)));
-            xnor_gemm::xnor_gemm(&d, *epilogue, xnor_gemm::Operands { a: x(0), b: x(1), scale_bias, out: o() })
+            xnor_gemm::xnor_gemm(&d, *epilogue, xnor_gemm::Operands { a: x(0), b: x(1), scale_bias, out: o() }, caps.subgroups)
         }
         Op::Im2Col { geom, pad_value } => {
             // Packed images pad with +1, which is the all-zero word.

@@ -28,6 +28,9 @@ enum Command {
         /// Write the JSON to this file instead of standard output.
         #[arg(long)]
         json: Option<std::path::PathBuf>,
+        /// Use the kernel variants without subgroup operations even where the adapter has them.
+        #[arg(long)]
+        no_subgroups: bool,
     },
     /// Train a BNN on Fashion-MNIST (the main job).
     Train {
@@ -81,11 +84,14 @@ fn run(cli: Cli) -> bitgrad::Result<()> {
             }
             Ok(())
         }
-        Command::Bench { device: name, all, min_time, json } => {
+        Command::Bench { device: name, all, min_time, json, no_subgroups } => {
             if !(min_time.is_finite() && min_time >= 0.0) {
                 return Err(bitgrad::Error::invalid("bench", "--min-time", format!("{min_time} must be a non-negative number of seconds")));
             }
-            let d = device(&name)?;
+            let d = match name.as_str() {
+                "gpu" if no_subgroups => bitgrad::Device::gpu_with(&bitgrad::GpuOptions { subgroups: false })?,
+                _ => device(&name)?,
+            };
             eprintln!("benchmarking on {}", d.describe());
             let opts = bitgrad::bench::SuiteOptions { all, min_time: std::time::Duration::from_secs_f64(min_time) };
             let results = bitgrad::bench::suite(&d, opts, |what| eprintln!("  {what}"))?;

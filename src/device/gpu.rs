@@ -13,6 +13,19 @@ use crate::kernels::Kernel;
 /// Features used when the adapter has them.
 const WANTED_FEATURES: wgpu::Features = wgpu::Features::SUBGROUP.union(wgpu::Features::SHADER_F16).union(wgpu::Features::TIMESTAMP_QUERY);
 
+/// Choices made when creating a GPU device.
+#[derive(Clone, Debug)]
+pub struct GpuOptions {
+    /// Use kernel variants with subgroup operations where the adapter has them (default true).
+    pub subgroups: bool,
+}
+
+impl Default for GpuOptions {
+    fn default() -> Self {
+        GpuOptions { subgroups: true }
+    }
+}
+
 /// A wgpu device and queue with bitgrad's caches.
 pub struct GpuContext {
     /// The adapter the device came from.
@@ -27,12 +40,15 @@ pub struct GpuContext {
     pub limits: wgpu::Limits,
     /// The optional features that were enabled.
     pub features: wgpu::Features,
+    /// Whether kernels with subgroup operations are used: the adapter has subgroups of at least
+    /// 8 invocations and [`GpuOptions::subgroups`] allowed them.
+    pub subgroup_kernels: bool,
     modules: Mutex<HashMap<&'static str, Arc<wgpu::ShaderModule>>>,
     pipelines: Mutex<HashMap<Kernel, Arc<wgpu::ComputePipeline>>>,
 }
 
 impl GpuContext {
-    pub(crate) fn new() -> Result<Self> {
+    pub(crate) fn new(opts: &GpuOptions) -> Result<Self> {
         let (_instance, adapter) = choose_adapter()?;
         let summary = AdapterSummary::of(&adapter.get_info());
         if summary.is_software() {
@@ -50,14 +66,27 @@ impl GpuContext {
         // Everything bitgrad does runs inside error scopes; anything that escapes them is logged
         // rather than aborting the process (wgpu's default handler panics).
         device.on_uncaptured_error(Arc::new(|e| log::error!("uncaptured wgpu error: {e}")));
-        Ok(GpuContext { adapter, device, queue, summary, limits, features, modules: Mutex::default(), pipelines: Mutex::default() })
+        let subgroup_kernels = opts.subgroups && features.contains(wgpu::Features::SUBGROUP) && adapter.get_info().subgroup_min_size >= 8;
+        Ok(GpuContext {
+            adapter,
+            device,
+            queue,
+            summary,
+            limits,
+            features,
+            subgroup_kernels,
+            modules: Mutex::default(),
+            pipelines: Mutex::default(),
+        })
     }
 
     /// "adapter name (backend, type)" plus "software" when it is one.
     pub fn describe(&self) -> String {
         let s = &self.summary;
         let soft = if s.is_software() { ", software" } else { "" };
-        format!("{} ({:?}, {:?}{soft})", s.name, s.backend, s.device_type)
+        let no_subgroups =
+            if self.features.contains(wgpu::Features::SUBGROUP) && !self.subgroup_kernels { ", subgroup kernels off" } else { "" };
+        format!("{} ({:?}, {:?}{soft}{no_subgroups})", s.name, s.backend, s.device_type)
     }
 
     /// True when the adapter has subgroup operations.

@@ -6,7 +6,7 @@
 mod gpu;
 mod select;
 
-pub use gpu::GpuContext;
+pub use gpu::{GpuContext, GpuOptions};
 pub use select::{list_adapters, AdapterSummary};
 
 use std::sync::{Arc, Mutex};
@@ -41,7 +41,12 @@ impl Device {
     /// `BITGRAD_ADAPTER` picks the first adapter whose name contains it (case-insensitive). When
     /// only a software adapter such as lavapipe exists it is used, and a warning says so.
     pub fn gpu() -> Result<Self> {
-        Ok(Device::Gpu(Arc::new(GpuContext::new()?)))
+        Self::gpu_with(&GpuOptions::default())
+    }
+
+    /// [`Device::gpu`] with explicit options.
+    pub fn gpu_with(opts: &GpuOptions) -> Result<Self> {
+        Ok(Device::Gpu(Arc::new(GpuContext::new(opts)?)))
     }
 
     /// A GPU device if one can be had, else the CPU backend (with the reason logged).

@@ -566,7 +566,8 @@ impl GpuExec {
             let out = node.output.map(|o| views[&o].clone());
             let out_shape = node.output.map(|o| &graph.value(o).shape);
             let dtypes: Vec<crate::DType> = node.inputs.iter().map(|i| graph.value(*i).dtype).collect();
-            let step = gpu::record(&node.op, &shapes, &dtypes, &ins, out.as_ref(), out_shape)?;
+            let step =
+                gpu::record(&node.op, gpu::Caps { subgroups: ctx.subgroup_kernels }, &shapes, &dtypes, &ins, out.as_ref(), out_shape)?;
             if let gpu::Step::Dispatch(d) = &step {
                 check_grid(ctx, d, node.op.name())?;
             }

@@ -7,7 +7,7 @@ use crate::graph::op::words_for;
 use crate::graph::PackMode;
 
 /// The kernel family.
-pub const SHADER: Shader = Shader { name: "bitpack", source: include_str!("../../shaders/bitpack.wgsl"), params_layout };
+pub const SHADER: Shader = Shader { name: "bitpack", source: include_str!("../../shaders/bitpack.wgsl"), params_layout, subgroups: false };
 /// One thread per output word.
 pub const PACK: Kernel = Kernel { shader: "bitpack", entry: "pack" };
 /// One thread per output element.

@@ -7,7 +7,8 @@ use super::{dims8, grid_1d, params_layout, BufferView, Dispatch, Kernel, Shader}
 use crate::graph::{BinaryOp, UnaryOp};
 
 /// The kernel family.
-pub const SHADER: Shader = Shader { name: "elementwise", source: include_str!("../../shaders/elementwise.wgsl"), params_layout };
+pub const SHADER: Shader =
+    Shader { name: "elementwise", source: include_str!("../../shaders/elementwise.wgsl"), params_layout, subgroups: false };
 /// `y = f(x)`.
 pub const UNARY: Kernel = Kernel { shader: "elementwise", entry: "unary" };
 /// `dx = f'(x) * dy`.

@@ -5,7 +5,7 @@ use bytemuck::{Pod, Zeroable};
 use super::{grid_1d, params_layout, BufferView, Dispatch, Kernel, Shader};
 
 /// The kernel family.
-pub const SHADER: Shader = Shader { name: "gather", source: include_str!("../../shaders/gather.wgsl"), params_layout };
+pub const SHADER: Shader = Shader { name: "gather", source: include_str!("../../shaders/gather.wgsl"), params_layout, subgroups: false };
 /// `out[i] = table[idx[i]]`.
 pub const GATHER: Kernel = Kernel { shader: "gather", entry: "gather" };
 /// `out[r] = sum of dy[j] where idx[j] == r`.

@@ -6,7 +6,7 @@ use super::{dims8, params_layout, BufferView, Dispatch, Kernel, Shader};
 use crate::graph::MatMulDims;
 
 /// The kernel family.
-pub const SHADER: Shader = Shader { name: "gemm", source: include_str!("../../shaders/gemm.wgsl"), params_layout };
+pub const SHADER: Shader = Shader { name: "gemm", source: include_str!("../../shaders/gemm.wgsl"), params_layout, subgroups: false };
 /// 64x64 tiles, 4x4 per thread.
 pub const MATMUL: Kernel = Kernel { shader: "gemm", entry: "matmul" };
 /// One thread per output column, for small M.

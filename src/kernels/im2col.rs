@@ -6,7 +6,7 @@ use super::{grid_1d, params_layout, BufferView, Dispatch, Kernel, Shader};
 use crate::graph::{ConvGeometry, DataFormat};
 
 /// The kernel family.
-pub const SHADER: Shader = Shader { name: "im2col", source: include_str!("../../shaders/im2col.wgsl"), params_layout };
+pub const SHADER: Shader = Shader { name: "im2col", source: include_str!("../../shaders/im2col.wgsl"), params_layout, subgroups: false };
 /// One thread per patch element.
 pub const IM2COL: Kernel = Kernel { shader: "im2col", entry: "im2col" };
 /// One thread per image element.

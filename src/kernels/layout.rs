@@ -5,7 +5,7 @@ use bytemuck::{Pod, Zeroable};
 use super::{dims8, grid_1d, params_layout, BufferView, Dispatch, Kernel, Shader};
 
 /// The kernel family.
-pub const SHADER: Shader = Shader { name: "layout", source: include_str!("../../shaders/layout.wgsl"), params_layout };
+pub const SHADER: Shader = Shader { name: "layout", source: include_str!("../../shaders/layout.wgsl"), params_layout, subgroups: false };
 /// `dst[i] = src[offset(i)]`.
 pub const STRIDED_COPY: Kernel = Kernel { shader: "layout", entry: "strided_copy" };
 

@@ -24,6 +24,9 @@ pub struct Shader {
     pub source: &'static str,
     /// Size and field offsets of the Rust mirror of its `Params` struct.
     pub params_layout: fn() -> ParamsLayout,
+    /// True when the shader uses subgroup operations, so that only adapters with the SUBGROUP
+    /// feature may compile it.
+    pub subgroups: bool,
 }
 
 /// Size of a params struct and the byte offset of each named field.
@@ -41,6 +44,8 @@ pub const ALL_SHADERS: &[&Shader] = &[
     &bitpack::SHADER,
     &xnor_gemm::SHADER,
     &im2col::SHADER,
+    &xnor_gemm::GEMV_SHADER,
+    &xnor_gemm::GEMV_SUBGROUP_SHADER,
 ];
 
 /// One compute entry point.
@@ -134,7 +139,8 @@ mod tests {
     fn parse(shader: &Shader) -> naga::Module {
         let module = naga::front::wgsl::parse_str(shader.source)
             .unwrap_or_else(|e| panic!("{}.wgsl: {}", shader.name, e.emit_to_string(shader.source)));
-        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::default())
+        let caps = if shader.subgroups { naga::valid::Capabilities::SUBGROUP } else { naga::valid::Capabilities::default() };
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
             .validate(&module)
             .unwrap_or_else(|e| panic!("{}.wgsl: {}", shader.name, e.emit_to_string(shader.source)));
         module
@@ -195,6 +201,7 @@ mod tests {
         .into_iter()
         .chain(xnor_gemm::TILED)
         .chain(xnor_gemm::GEMV)
+        .chain(xnor_gemm::GEMV_SUBGROUP)
         {
             let shader = ALL_SHADERS.iter().find(|s| s.name == k.shader).unwrap();
             let module = parse(shader);

@@ -6,7 +6,7 @@ use super::{grid_1d, params_layout, BufferView, Dispatch, Kernel, Shader};
 use crate::graph::Distribution;
 
 /// The kernel family.
-pub const SHADER: Shader = Shader { name: "random", source: include_str!("../../shaders/random.wgsl"), params_layout };
+pub const SHADER: Shader = Shader { name: "random", source: include_str!("../../shaders/random.wgsl"), params_layout, subgroups: false };
 /// Fills a tensor with draws.
 pub const RANDOM: Kernel = Kernel { shader: "random", entry: "random" };
 

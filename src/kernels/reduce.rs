@@ -6,7 +6,7 @@ use super::{dims8, grid_1d, params_layout, BufferView, Dispatch, Kernel, Shader}
 use crate::graph::ReduceOp;
 
 /// The kernel family.
-pub const SHADER: Shader = Shader { name: "reduce", source: include_str!("../../shaders/reduce.wgsl"), params_layout };
+pub const SHADER: Shader = Shader { name: "reduce", source: include_str!("../../shaders/reduce.wgsl"), params_layout, subgroups: false };
 /// One workgroup per output element.
 pub const REDUCE: Kernel = Kernel { shader: "reduce", entry: "reduce" };
 

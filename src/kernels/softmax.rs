@@ -5,7 +5,7 @@ use bytemuck::{Pod, Zeroable};
 use super::{grid_1d, params_layout, BufferView, Dispatch, Kernel, Shader};
 
 /// The kernel family.
-pub const SHADER: Shader = Shader { name: "softmax", source: include_str!("../../shaders/softmax.wgsl"), params_layout };
+pub const SHADER: Shader = Shader { name: "softmax", source: include_str!("../../shaders/softmax.wgsl"), params_layout, subgroups: false };
 /// Softmax over rows.
 pub const SOFTMAX: Kernel = Kernel { shader: "softmax", entry: "softmax" };
 /// Per-row cross-entropy.

@@ -8,19 +8,28 @@ use crate::graph::op::words_for;
 use crate::graph::{Epilogue, XnorDims};
 
 /// The kernel family.
-pub const SHADER: Shader = Shader { name: "xnor_gemm", source: include_str!("../../shaders/xnor_gemm.wgsl"), params_layout };
+pub const SHADER: Shader =
+    Shader { name: "xnor_gemm", source: include_str!("../../shaders/xnor_gemm.wgsl"), params_layout, subgroups: false };
 /// Tiled kernels by epilogue.
 pub const TILED: [Kernel; 3] = [
     Kernel { shader: "xnor_gemm", entry: "xnor_gemm" },
     Kernel { shader: "xnor_gemm", entry: "xnor_gemm_affine" },
     Kernel { shader: "xnor_gemm", entry: "xnor_gemm_binarize" },
 ];
+/// The small-M kernels (`shaders/xnor_gemv.wgsl`): workgroup-memory reduction.
+pub const GEMV_SHADER: Shader =
+    Shader { name: "xnor_gemv", source: include_str!("../../shaders/xnor_gemv.wgsl"), params_layout, subgroups: false };
+/// The small-M kernels with a subgroup reduction (`shaders/xnor_gemv_subgroup.wgsl`).
+pub const GEMV_SUBGROUP_SHADER: Shader =
+    Shader { name: "xnor_gemv_subgroup", source: include_str!("../../shaders/xnor_gemv_subgroup.wgsl"), params_layout, subgroups: true };
 /// Small-M kernels by epilogue.
-pub const GEMV: [Kernel; 3] = [
-    Kernel { shader: "xnor_gemm", entry: "xnor_gemv" },
-    Kernel { shader: "xnor_gemm", entry: "xnor_gemv_affine" },
-    Kernel { shader: "xnor_gemm", entry: "xnor_gemv_binarize" },
-];
+pub const GEMV: [Kernel; 3] = gemv_kernels("xnor_gemv");
+/// Small-M kernels with subgroups, by epilogue.
+pub const GEMV_SUBGROUP: [Kernel; 3] = gemv_kernels("xnor_gemv_subgroup");
+
+const fn gemv_kernels(shader: &'static str) -> [Kernel; 3] {
+    [Kernel { shader, entry: "xnor_gemv" }, Kernel { shader, entry: "xnor_gemv_affine" }, Kernel { shader, entry: "xnor_gemv_binarize" }]
+}
 
 /// Below this many rows the lane-split kernel keeps more of the GPU busy than 64-row tiles.
 pub const SMALL_M: usize = 8;
@@ -60,8 +69,9 @@ pub struct Operands<'a> {
     pub out: &'a BufferView,
 }
 
-/// The dispatch for `d` with `epilogue`, choosing the kernel shape by M.
-pub fn xnor_gemm(d: &XnorDims, epilogue: Epilogue, ops: Operands) -> Dispatch {
+/// The dispatch for `d` with `epilogue`, choosing the kernel shape by M, and for small M the
+/// subgroup variant when `subgroups` (the adapter has subgroups of at least 8 invocations).
+pub fn xnor_gemm(d: &XnorDims, epilogue: Epilogue, ops: Operands, subgroups: bool) -> Dispatch {
     let p = Params {
         m: d.m as u32,
         n: d.n as u32,
@@ -83,7 +93,8 @@ pub fn xnor_gemm(d: &XnorDims, epilogue: Epilogue, ops: Operands) -> Dispatch {
         bindings.extend([(3, scale), (4, bias)]);
     }
     let (kernel, workgroups) = if d.m < SMALL_M {
-        (GEMV[e], [d.n.div_ceil(32) as u32, d.m as u32, d.batch as u32])
+        let kernels = if subgroups { GEMV_SUBGROUP } else { GEMV };
+        (kernels[e], [d.n.div_ceil(32) as u32, d.m as u32, d.batch as u32])
     } else {
         (TILED[e], [d.n.div_ceil(64) as u32, d.m.div_ceil(64) as u32, d.batch as u32])
     };
