@@ -314,3 +314,17 @@ fn reshapes_share_buffers_and_trivial_permutes_record_nothing() {
     // tanh, exp, add: three dispatches; the four reshapes need no work at all.
     assert_eq!(plan.dispatches(), Some(3));
 }
+
+#[test]
+fn poisoning_touches_only_transient_buffers() {
+    let Some(dev) = gpu() else { return };
+    let mut g = Graph::new();
+    let x = g.input("x", [4, 3], DType::F32).unwrap();
+    let r = g.reshape(x, [12]).unwrap(); // aliases the input's buffer
+    let y = g.unary(UnaryOp::Neg, r).unwrap();
+    let mut plan = Plan::new(dev, &g, &[y], &mut ParamStore::new()).unwrap();
+    plan.feed("x", &HostTensor::f32([4, 3], (0..12).map(|i| i as f32).collect()).unwrap()).unwrap();
+    plan.poison_buffers(SENTINEL);
+    plan.run().unwrap();
+    assert_eq!(plan.fetch(y).unwrap().as_f32().unwrap(), &(0..12).map(|i| -(i as f32)).collect::<Vec<_>>()[..]);
+}

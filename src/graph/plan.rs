@@ -96,6 +96,8 @@ struct CpuExec {
 
 struct GpuExec {
     ctx: Arc<GpuContext>,
+    /// The buffers holding transient values (inputs and variables have their own).
+    pool: Vec<Arc<wgpu::Buffer>>,
     views: HashMap<ValueId, BufferView>,
     steps: Vec<Encoded>,
     pending_copies: Vec<(BufferView, BufferView)>,
@@ -185,13 +187,9 @@ impl Plan {
     /// aid; a no-op on the CPU, whose values are always freshly computed.
     pub fn poison_buffers(&self, word: u32) {
         if let Exec::Gpu(g) = &self.exec {
-            let mut seen = HashSet::new();
-            for (id, v) in &g.views {
-                let transient = matches!(self.graph.value(*id).source, Source::Node(_));
-                if transient && seen.insert(Arc::as_ptr(&v.buffer)) {
-                    let words = vec![word; (v.buffer.size() / 4) as usize];
-                    g.ctx.queue.write_buffer(&v.buffer, 0, bytemuck::cast_slice(&words));
-                }
+            for buffer in &g.pool {
+                let words = vec![word; (buffer.size() / 4) as usize];
+                g.ctx.queue.write_buffer(buffer, 0, bytemuck::cast_slice(&words));
             }
         }
     }
@@ -574,7 +572,7 @@ impl GpuExec {
             recorded.push(step);
         }
         let (steps, uniforms, dispatches) = encode_steps(ctx, recorded)?;
-        Ok(GpuExec { ctx: ctx.clone(), views, steps, pending_copies: Vec::new(), memory, dispatches, _uniforms: uniforms })
+        Ok(GpuExec { ctx: ctx.clone(), pool: buffers, views, steps, pending_copies: Vec::new(), memory, dispatches, _uniforms: uniforms })
     }
 
     fn run(&mut self) -> Result<()> {
