@@ -27,6 +27,7 @@ pub mod device;
 pub mod error;
 pub mod graph;
 pub mod kernels;
+pub mod quantizers;
 pub mod tensor;
 
 pub use device::{Device, GpuContext, GpuOptions, Tensor};

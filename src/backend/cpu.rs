@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::graph::op::{broadcast_strides, words_for, MatMulDims, XnorDims};
-use crate::graph::{BinaryOp, ConvGeometry, Distribution, Epilogue, Op, PackMode, ReduceOp, UnaryOp};
+use crate::graph::{BinaryOp, ConvGeometry, Distribution, Epilogue, Op, PackMode, QuantFn, ReduceOp, UnaryOp};
 use crate::tensor::{Shape, TensorData};
 
 /// Evaluates `op` on `inputs` (shape and data of each operand), producing `out_shape`.
@@ -157,6 +157,16 @@ pub fn eval(op: &Op, inputs: &[(&Shape, &TensorData)], out_shape: &Shape) -> Res
                     TensorData::U32(y.chunks(d.n).flat_map(|row| pack_row(row, PackMode::Sign)).collect())
                 }
             }
+        }
+        Op::Quantize { f: q } => {
+            let (x, stat) = (f(0)?, if q.needs_stat() { f(1)? } else { &[][..] });
+            TensorData::F32(x.iter().enumerate().map(|(i, &v)| quantize(*q, v, stat_at(stat, i))).collect())
+        }
+        Op::QuantizeGrad { f: q } => {
+            let x = f(0)?;
+            let stat = if q.needs_stat() { f(1)? } else { &[][..] };
+            let dy = f(inputs.len() - 1)?;
+            TensorData::F32(x.iter().zip(dy).enumerate().map(|(i, (&v, &g))| quantize_grad(*q, v, stat_at(stat, i), g)).collect())
         }
         Op::Im2Col { geom, pad_value } => match inputs[0].1 {
             TensorData::F32(v) => TensorData::F32(im2col(geom, v, *pad_value)),
@@ -360,6 +370,76 @@ fn xnor_gemm(d: &XnorDims, a: &[u32], b: &[u32]) -> Vec<f32> {
         }
     }
     out
+}
+
+fn stat_at(stat: &[f32], i: usize) -> f32 {
+    if stat.is_empty() {
+        0.0
+    } else {
+        stat[i % stat.len()]
+    }
+}
+
+/// TensorFlow's sign: 0 at 0.
+fn tf_sign(v: f32) -> f32 {
+    if v > 0.0 {
+        1.0
+    } else if v < 0.0 {
+        -1.0
+    } else {
+        0.0
+    }
+}
+
+fn passes(v: f32, clip: Option<f32>) -> bool {
+    clip.is_none_or(|c| v.abs() <= c)
+}
+
+/// The quantizer functions, as `shaders/quantize.wgsl` defines them (Larq 0.14's operations).
+pub fn quantize(q: QuantFn, v: f32, stat: f32) -> f32 {
+    match q {
+        QuantFn::SteSign { .. } | QuantFn::ApproxSign | QuantFn::SwishSign { .. } => sign(v),
+        QuantFn::SteHeaviside { .. } => {
+            if v > 0.0 {
+                1.0
+            } else {
+                0.0
+            }
+        }
+        QuantFn::ScaledSign { .. } => stat * sign(v),
+        QuantFn::SteTern { threshold, .. } => {
+            let d = threshold.unwrap_or(stat);
+            tf_sign(tf_sign(v + d) + tf_sign(v - d))
+        }
+        QuantFn::DoReFaActivations { levels } => (v.clamp(0.0, 1.0) * levels as f32).round_ties_even() / levels as f32,
+        QuantFn::DoReFaWeights { levels } => {
+            let m2 = 2.0 * stat;
+            let normed = if m2 == 0.0 { 0.0 } else { v.tanh() / m2 } + 0.5;
+            2.0 * ((normed * levels as f32).round_ties_even() / levels as f32) - 1.0
+        }
+        QuantFn::Identity => v,
+    }
+}
+
+/// The quantizers' pseudo-gradients times `g`.
+pub fn quantize_grad(q: QuantFn, v: f32, stat: f32, g: f32) -> f32 {
+    let masked = |pass: bool, value: f32| if pass { value } else { 0.0 };
+    match q {
+        QuantFn::SteSign { clip } | QuantFn::SteHeaviside { clip } | QuantFn::SteTern { clip, .. } => masked(passes(v, clip), g),
+        QuantFn::ApproxSign => masked(v.abs() <= 1.0, (1.0 - v.abs()) * 2.0 * g),
+        QuantFn::SwishSign { beta } => {
+            let bx = beta * v;
+            g * beta * (2.0 - bx * (bx * 0.5).tanh()) / (1.0 + bx.cosh())
+        }
+        QuantFn::ScaledSign { clip } => masked(passes(v, clip), stat * g),
+        QuantFn::DoReFaActivations { .. } => masked((0.0..=1.0).contains(&v), g),
+        QuantFn::DoReFaWeights { .. } => {
+            let t = v.tanh();
+            let m2 = 2.0 * stat;
+            (if m2 == 0.0 { 0.0 } else { (2.0 * g) / m2 }) * (1.0 - t * t)
+        }
+        QuantFn::Identity => g,
+    }
 }
 
 /// Multi-index of flat index `i` in row-major `dims`.

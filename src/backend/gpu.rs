@@ -2,7 +2,9 @@
 
 use crate::graph::op::{broadcast_strides, MatMulDims, XnorDims};
 use crate::graph::Op;
-use crate::kernels::{bitpack, elementwise, gather, gemm, im2col, layout, random, reduce, softmax, xnor_gemm, BufferView, Dispatch};
+use crate::kernels::{
+    bitpack, elementwise, gather, gemm, im2col, layout, quantize, random, reduce, softmax, xnor_gemm, BufferView, Dispatch,
+};
 use crate::tensor::{DType, Shape};
 use crate::Result;
 
@@ -87,6 +89,10 @@ pub fn record(
             let d = XnorDims::new(shapes[0], shapes[1], *k)?;
             let scale_bias = (inputs.len() == 4).then(|| (x(2), x(3)));
             xnor_gemm::xnor_gemm(&d, *epilogue, xnor_gemm::Operands { a: x(0), b: x(1), scale_bias, out: o() }, caps.subgroups)
+        }
+        Op::Quantize { f } => quantize::quantize(*f, shapes[0].numel(), x(0), f.needs_stat().then(|| x(1)), o()),
+        Op::QuantizeGrad { f } => {
+            quantize::quantize_grad(*f, shapes[0].numel(), x(0), f.needs_stat().then(|| x(1)), x(inputs.len() - 1), o())
         }
         Op::Im2Col { geom, pad_value } => {
             // Packed images pad with +1, which is the all-zero word.

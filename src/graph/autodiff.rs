@@ -205,6 +205,20 @@ impl Graph {
             }
             // Linear in dy: the adjoint masks the upstream gradient the same way.
             Op::ApplyMask => vec![None, Some(self.apply_mask(x(0), dy)?)],
+            // The statistic is a constant for the gradient (Larq stops gradients through it).
+            Op::Quantize { f } => {
+                let mut ins = node.inputs.clone();
+                ins.push(dy);
+                let dx = self.push1(Op::QuantizeGrad { f: *f }, &ins)?;
+                let mut grads = vec![Some(dx)];
+                if f.needs_stat() {
+                    grads.push(None);
+                }
+                grads
+            }
+            Op::QuantizeGrad { .. } => {
+                return Err(Error::NotDifferentiable { op: "quantize_grad", reason: "second derivatives are not supported".into() })
+            }
             Op::Im2Col { geom, .. } => {
                 if self.value(x(0)).dtype != DType::F32 {
                     return Err(Error::NotDifferentiable { op: "im2col", reason: "packed images carry no gradient".into() });

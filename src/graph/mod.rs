@@ -12,7 +12,7 @@ pub mod op;
 mod plan;
 
 pub use conv::{ConvGeometry, ConvOptions, DataFormat, Padding};
-pub use op::{BinaryOp, Distribution, Epilogue, MatMulDims, Op, PackMode, ReduceOp, UnaryOp, XnorDims};
+pub use op::{BinaryOp, Distribution, Epilogue, MatMulDims, Op, PackMode, QuantFn, ReduceOp, UnaryOp, XnorDims};
 pub use plan::{KernelTime, ParamStore, Plan, PlanMemory};
 
 use crate::error::{Error, Result};
@@ -334,6 +334,12 @@ impl Graph {
     /// Per-row softmax cross-entropy of `logits [N, C]` against integer `labels [N]`.
     pub fn softmax_cross_entropy(&mut self, logits: ValueId, labels: ValueId) -> Result<ValueId> {
         self.push1(Op::SoftmaxCrossEntropy, &[logits, labels])
+    }
+
+    /// Applies a quantizer function; `stat` is required exactly when `f.needs_stat()`.
+    pub fn quantize(&mut self, f: QuantFn, x: ValueId, stat: Option<ValueId>) -> Result<ValueId> {
+        let inputs: Vec<ValueId> = std::iter::once(x).chain(stat).collect();
+        self.push1(Op::Quantize { f }, &inputs)
     }
 
     /// Packs the last axis of `x` into u32 words of sign bits or clip-mask bits.

@@ -139,6 +139,80 @@ impl PackMode {
     }
 }
 
+/// One of Larq's quantizer functions with its parameters: the elementwise part of a quantizer.
+/// Statistics that some quantizers need (see [`QuantFn::needs_stat`]) are computed by graph
+/// reductions and passed as a second operand; no gradient flows into them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum QuantFn {
+    /// sign(x), gradient 1 where |x| <= clip (`None`: everywhere).
+    SteSign {
+        /// Straight-through window.
+        clip: Option<f32>,
+    },
+    /// sign(x), gradient 2 - 2|x| where |x| <= 1.
+    ApproxSign,
+    /// 1 for x > 0 else 0, gradient 1 where |x| <= clip.
+    SteHeaviside {
+        /// Straight-through window.
+        clip: Option<f32>,
+    },
+    /// sign(x), gradient b(2 - bx tanh(bx/2)) / (1 + cosh(bx)).
+    SwishSign {
+        /// Sharpness.
+        beta: f32,
+    },
+    /// s * sign(x) with a per-channel scale `s` (the statistic), gradient s where |x| <= clip:
+    /// MagnitudeAwareSign.
+    ScaledSign {
+        /// Straight-through window.
+        clip: Option<f32>,
+    },
+    /// sign(sign(x + D) + sign(x - D)) with TensorFlow's sign (0 at 0), gradient 1 where
+    /// |x| <= clip; D is `threshold`, or the statistic when `None` (ternary weight networks).
+    SteTern {
+        /// Fixed threshold, or `None` to read it from the statistic.
+        threshold: Option<f32>,
+        /// Straight-through window.
+        clip: Option<f32>,
+    },
+    /// round(clip(x, 0, 1) * n) / n, gradient 1 on [0, 1].
+    DoReFaActivations {
+        /// n = 2^k_bit - 1.
+        levels: u32,
+    },
+    /// 2 round(n (tanh(x) / (2m) + 1/2)) / n - 1 with m = max|tanh(x)| (the statistic),
+    /// gradient (1 - tanh(x)^2) / m.
+    DoReFaWeights {
+        /// n = 2^k_bit - 1.
+        levels: u32,
+    },
+    /// x, gradient 1.
+    Identity,
+}
+
+impl QuantFn {
+    /// True when the function reads a statistic operand.
+    pub fn needs_stat(self) -> bool {
+        matches!(self, QuantFn::ScaledSign { .. } | QuantFn::SteTern { threshold: None, .. } | QuantFn::DoReFaWeights { .. })
+    }
+
+    /// Code and parameters shared with `shaders/quantize.wgsl`: (code, clip, a, levels).
+    pub(crate) fn params(self) -> (u32, f32, f32, f32) {
+        let clip = |c: Option<f32>| c.unwrap_or(f32::INFINITY);
+        match self {
+            QuantFn::SteSign { clip: c } => (0, clip(c), 0.0, 0.0),
+            QuantFn::ApproxSign => (1, 1.0, 0.0, 0.0),
+            QuantFn::SteHeaviside { clip: c } => (2, clip(c), 0.0, 0.0),
+            QuantFn::SwishSign { beta } => (3, f32::INFINITY, beta, 0.0),
+            QuantFn::ScaledSign { clip: c } => (4, clip(c), 0.0, 0.0),
+            QuantFn::SteTern { threshold, clip: c } => (5, clip(c), threshold.unwrap_or(0.0), 0.0),
+            QuantFn::DoReFaActivations { levels } => (6, 1.0, 0.0, levels as f32),
+            QuantFn::DoReFaWeights { levels } => (7, f32::INFINITY, 0.0, levels as f32),
+            QuantFn::Identity => (8, f32::INFINITY, 0.0, 0.0),
+        }
+    }
+}
+
 /// What an XNOR GEMM writes (see `shaders/xnor_gemm.wgsl`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Epilogue {
@@ -258,6 +332,16 @@ pub enum Op {
         /// Output form.
         epilogue: Epilogue,
     },
+    /// A quantizer function: `(x [, stat]) -> q(x)`, same shape as `x`.
+    Quantize {
+        /// The function.
+        f: QuantFn,
+    },
+    /// Its pseudo-gradient: `(x [, stat], dy) -> dq/dx * dy`.
+    QuantizeGrad {
+        /// The function.
+        f: QuantFn,
+    },
     /// Image patches as rows: `(image [N, in..., C] or [N, C, in...]) -> [N, out..., taps..., C]`,
     /// for f32 values or packed words. Padded positions hold `pad_value` (f32) or +1 (packed).
     Im2Col {
@@ -312,6 +396,8 @@ impl Op {
             Op::BitUnpack { .. } => "bit_unpack",
             Op::ApplyMask => "apply_mask",
             Op::XnorGemm { .. } => "xnor_gemm",
+            Op::Quantize { .. } => "quantize",
+            Op::QuantizeGrad { .. } => "quantize_grad",
             Op::Im2Col { .. } => "im2col",
             Op::Col2Im { .. } => "col2im",
             Op::Random { .. } => "random",
@@ -325,6 +411,8 @@ impl Op {
         match self {
             Op::Random { .. } | Op::Fill { .. } => 0,
             Op::BitPack { .. } | Op::BitUnpack { .. } | Op::Im2Col { .. } | Op::Col2Im { .. } => 1,
+            Op::Quantize { f } => 1 + usize::from(f.needs_stat()),
+            Op::QuantizeGrad { f } => 2 + usize::from(f.needs_stat()),
             Op::ApplyMask => 2,
             Op::XnorGemm { epilogue: Epilogue::Plain, .. } => 2,
             Op::XnorGemm { .. } => 4,
@@ -498,6 +586,30 @@ impl Op {
                 let r = out.len();
                 out[r - 1] = if *epilogue == Epilogue::Binarize { words_for(d.n) } else { d.n };
                 (Shape::new(out), if *epilogue == Epilogue::Binarize { DType::U32 } else { DType::F32 })
+            }
+            Op::Quantize { f } | Op::QuantizeGrad { f } => {
+                want(0, "x", DType::F32)?;
+                let x = inputs[0].0;
+                if f.needs_stat() {
+                    want(1, "stat", DType::F32)?;
+                    let st = inputs[1].0;
+                    let len = st.numel();
+                    let last = x.dims().last().copied().unwrap_or(1);
+                    if st.rank() != 1 || (len != 1 && len != last) {
+                        return Err(Error::shapes(
+                            name,
+                            x.dims(),
+                            st.dims(),
+                            "the statistic must be [1] or one value per last-axis channel",
+                        ));
+                    }
+                }
+                if matches!(self, Op::QuantizeGrad { .. }) {
+                    let dy = inputs.len() - 1;
+                    want(dy, "dy", DType::F32)?;
+                    same_shape(name, x, inputs[dy].0)?;
+                }
+                (x.clone(), DType::F32)
             }
             Op::Im2Col { geom, pad_value } => {
                 check_image(name, geom, inputs[0].0, inputs[0].1)?;

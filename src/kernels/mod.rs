@@ -10,6 +10,7 @@ pub mod gather;
 pub mod gemm;
 pub mod im2col;
 pub mod layout;
+pub mod quantize;
 pub mod random;
 pub mod reduce;
 pub mod softmax;
@@ -44,6 +45,7 @@ pub const ALL_SHADERS: &[&Shader] = &[
     &bitpack::SHADER,
     &xnor_gemm::SHADER,
     &im2col::SHADER,
+    &quantize::SHADER,
     &xnor_gemm::GEMV_SHADER,
     &xnor_gemm::GEMV_SUBGROUP_SHADER,
 ];
@@ -196,6 +198,8 @@ mod tests {
             bitpack::UNPACK,
             bitpack::MASKED,
             im2col::IM2COL,
+            quantize::QUANTIZE,
+            quantize::QUANTIZE_GRAD,
             im2col::COL2IM,
         ]
         .into_iter()
