@@ -60,6 +60,7 @@ fn unary_f(op: u32, x: f32) -> f32 {
         case 11u: { return x * p.alpha; }
         case 12u: { return x + p.alpha; }
         case 13u: { return min(max(x, p.alpha), p.beta); }
+        case 14u: { return trunc(x); }
         default: { return bitcast<f32>(0x7fc00000u); }
     }
 }
@@ -80,6 +81,7 @@ fn unary_grad_f(op: u32, x: f32, dy: f32) -> f32 {
         case 11u: { return dy * p.alpha; }
         case 12u: { return dy; }
         case 13u: { return select(0.0, dy, x >= p.alpha && x <= p.beta); }
+        case 14u: { return 0.0; }
         default: { return bitcast<f32>(0x7fc00000u); }
     }
 }

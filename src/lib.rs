@@ -23,12 +23,14 @@
 
 pub mod backend;
 pub mod bench;
+pub mod constraints;
 pub mod device;
 pub mod error;
 pub mod graph;
 pub mod kernels;
 pub mod quantizers;
 pub mod tensor;
+pub mod train;
 
 pub use device::{Device, GpuContext, GpuOptions, Tensor};
 pub use error::{Error, Result};

@@ -60,7 +60,10 @@ fn every_quantizer_matches_larq_forward_and_gradient() {
         let case = Case {
             graph: g,
             outputs: vec![y, dx],
-            feeds: vec![("x", HostTensor::f32(&f.shape[..], f.x.clone()).unwrap()), ("dy", HostTensor::f32(&f.shape[..], f.dy.clone()).unwrap())],
+            feeds: vec![
+                ("x", HostTensor::f32(&f.shape[..], f.x.clone()).unwrap()),
+                ("dy", HostTensor::f32(&f.shape[..], f.dy.clone()).unwrap()),
+            ],
         };
         let want_y = HostTensor::f32(&f.shape[..], f.y.clone()).unwrap();
         let want_dx = HostTensor::f32(&f.shape[..], f.dx.clone()).unwrap();

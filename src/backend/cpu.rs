@@ -206,6 +206,7 @@ pub fn unary(op: UnaryOp, x: f32) -> f32 {
         UnaryOp::Scale(s) => x * s,
         UnaryOp::Offset(c) => x + c,
         UnaryOp::Clip(lo, hi) => x.max(lo).min(hi),
+        UnaryOp::Trunc => x.trunc(),
     }
 }
 
@@ -243,7 +244,7 @@ pub fn unary_grad(op: UnaryOp, x: f32, dy: f32) -> f32 {
             let t = x.tanh();
             dy * (1.0 - t * t)
         }
-        UnaryOp::Sign => 0.0,
+        UnaryOp::Sign | UnaryOp::Trunc => 0.0,
         UnaryOp::Scale(s) => dy * s,
         UnaryOp::Offset(_) => dy,
         UnaryOp::Clip(lo, hi) => {

@@ -38,6 +38,8 @@ pub enum UnaryOp {
     Offset(f32),
     /// `min(max(x, lo), hi)`; the gradient passes where lo <= x <= hi (inclusive, as TensorFlow).
     Clip(f32, f32),
+    /// Rounds toward zero (a float-to-integer cast); derivative 0.
+    Trunc,
 }
 
 impl UnaryOp {
@@ -58,6 +60,7 @@ impl UnaryOp {
             UnaryOp::Scale(_) => 11,
             UnaryOp::Offset(_) => 12,
             UnaryOp::Clip(..) => 13,
+            UnaryOp::Trunc => 14,
         }
     }
 

@@ -33,7 +33,7 @@ pub fn gpu() -> Option<&'static Device> {
 }
 
 /// Every unary function, with parameters that exercise them.
-pub const UNARY_OPS: [UnaryOp; 14] = [
+pub const UNARY_OPS: [UnaryOp; 15] = [
     UnaryOp::Neg,
     UnaryOp::Abs,
     UnaryOp::Exp,
@@ -48,6 +48,7 @@ pub const UNARY_OPS: [UnaryOp; 14] = [
     UnaryOp::Scale(-2.5),
     UnaryOp::Offset(0.75),
     UnaryOp::Clip(-0.5, 1.0),
+    UnaryOp::Trunc,
 ];
 
 /// `n` seeded values, uniform in [-scale, scale).
