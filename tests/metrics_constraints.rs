@@ -34,7 +34,14 @@ fn flip_ratio_matches_larq_update_by_update() {
                 let (r, t, c) = (got(m.result), got(m.total), got(m.count));
                 let want = |k: &str| step[k].as_f64().unwrap() as f32;
                 let ok = |a: f32, b: f32| (a - b).abs() <= 1e-6 * (1.0 + b.abs());
-                assert!(ok(r, want("result")) && ok(t, want("total")) && ok(c, want("count")), "{name} step {i} on {}: (result, total, count) = ({r}, {t}, {c}), Larq ({}, {}, {})", device.describe(), want("result"), want("total"), want("count"));
+                assert!(
+                    ok(r, want("result")) && ok(t, want("total")) && ok(c, want("count")),
+                    "{name} step {i} on {}: (result, total, count) = ({r}, {t}, {c}), Larq ({}, {}, {})",
+                    device.describe(),
+                    want("result"),
+                    want("total"),
+                    want("count")
+                );
             }
         }
     }

@@ -145,3 +145,104 @@ fn bad_names_and_parameters_name_the_quantizer_and_parameter() {
     let err = Quantizer::SteHeaviside { clip_value: Some(f32::NAN) }.apply(&mut g, x).unwrap_err().to_string();
     assert!(err.contains("SteHeaviside") && err.contains("clip_value"), "{err}");
 }
+
+fn identity_sign(name: &str) -> std::sync::Arc<bitgrad::quantizers::CustomQuantizer> {
+    bitgrad::quantizers::CustomQuantizer::new(
+        name,
+        1,
+        "// the Larq guide's identity-gradient sign
+fn forward(x: f32) -> f32 { return sign(x); }
+fn gradient(x: f32, dy: f32) -> f32 { return dy * scale_of(x); }
+fn scale_of(x: f32) -> f32 { return 1.0; }",
+        |x| {
+            if x > 0.0 {
+                1.0
+            } else if x < 0.0 {
+                -1.0
+            } else {
+                0.0
+            }
+        },
+        |_, dy| dy,
+    )
+    .unwrap()
+}
+
+#[test]
+fn custom_quantizers_run_spliced_wgsl_on_the_gpu_and_closures_on_the_cpu() {
+    let q = Quantizer::Custom(identity_sign("IdentitySignTest"));
+    let mut g = Graph::new();
+    let x = g.input("x", [17], DType::F32).unwrap();
+    let dy = g.input("dy", [17], DType::F32).unwrap();
+    let y = q.apply(&mut g, x).unwrap();
+    let yd = g.mul(y, dy).unwrap();
+    let loss = g.sum(yd, &[0], false).unwrap();
+    let dx = g.backward(loss, &[x]).unwrap()[0];
+    let xs: Vec<f32> = (0..17).map(|i| i as f32 * 0.25 - 2.0).collect(); // includes 0
+    let dys = uniform(3, 17, 1.0);
+    let case = Case {
+        graph: g,
+        outputs: vec![y, dx],
+        feeds: vec![("x", HostTensor::f32([17], xs.clone()).unwrap()), ("dy", HostTensor::f32([17], dys.clone()).unwrap())],
+    };
+    let cpu = run_on(&Device::cpu(), &case, 1).unwrap();
+    let want: Vec<f32> = xs
+        .iter()
+        .map(|&v| {
+            if v > 0.0 {
+                1.0
+            } else if v < 0.0 {
+                -1.0
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    assert_eq!(cpu[0].as_f32().unwrap(), &want[..]);
+    assert_eq!(cpu[1].as_f32().unwrap(), &dys[..], "identity gradient");
+    check_case("custom identity sign", &case, Tol { abs: 0.0, rel: 0.0 });
+    // Known by its class name in Keras JSON once defined.
+    assert_eq!(Quantizer::from_keras(&serde_json::json!({"class_name": "IdentitySignTest", "config": {}})).unwrap(), q);
+    assert_eq!(Quantizer::from_name("IdentitySignTest").unwrap(), q);
+}
+
+#[test]
+fn invalid_custom_wgsl_is_reported_against_the_users_code() {
+    let err = bitgrad::quantizers::CustomQuantizer::new(
+        "Broken",
+        1,
+        "fn forward(x: f32) -> f32 { return sgn(x); }\nfn gradient(x: f32, dy: f32) -> f32 { return dy; }",
+        |x| x,
+        |_, dy| dy,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("custom quantizer Broken") && err.contains("sgn") && err.contains("return sgn(x);"), "{err}");
+    let err = bitgrad::quantizers::CustomQuantizer::new(
+        "WrongSig",
+        1,
+        "fn forward(x: f32) -> i32 { return 0; }\nfn gradient(x: f32, dy: f32) -> f32 { return dy; }",
+        |x| x,
+        |_, dy| dy,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("WrongSig") && err.contains("fn forward(x: f32) -> f32"), "{err}");
+    let err = bitgrad::quantizers::CustomQuantizer::new("NoPrecision", 0, "", |x| x, |_, dy| dy).unwrap_err().to_string();
+    assert!(err.contains("precision"), "{err}");
+}
+
+#[test]
+fn binary_kernel_quantizers_without_a_constraint_warn_about_starved_weights() {
+    use bitgrad::quantizers::starved_weights_warning;
+    let ste = Quantizer::from_name("ste_sign").unwrap();
+    let msg = starved_weights_warning(Some(&ste), "kernel_constraint", false).unwrap();
+    assert!(msg.contains("`kernel_constraint`") && msg.contains("starved weights"), "{msg}");
+    assert!(starved_weights_warning(Some(&ste), "kernel_constraint", true).is_none());
+    assert!(starved_weights_warning(None, "kernel_constraint", false).is_none());
+    // Larq's rule: precision 1 and not NoOp.
+    assert!(starved_weights_warning(Some(&Quantizer::NoOp { precision: 1 }), "kernel_constraint", false).is_none());
+    assert!(starved_weights_warning(Some(&Quantizer::DoReFa { k_bit: 2, mode: DoReFaMode::Weights }), "kernel_constraint", false).is_none());
+    assert!(starved_weights_warning(Some(&Quantizer::DoReFa { k_bit: 1, mode: DoReFaMode::Weights }), "kernel_constraint", false).is_some());
+    assert!(starved_weights_warning(Some(&Quantizer::from_name("ste_tern").unwrap()), "kernel_constraint", false).is_none());
+}

@@ -419,6 +419,7 @@ pub fn quantize(q: QuantFn, v: f32, stat: f32) -> f32 {
             2.0 * ((normed * levels as f32).round_ties_even() / levels as f32) - 1.0
         }
         QuantFn::Identity => v,
+        QuantFn::Custom { id } => crate::quantizers::custom::by_id(id).map_or(f32::NAN, |q| (q.cpu_forward)(v)),
     }
 }
 
@@ -440,6 +441,7 @@ pub fn quantize_grad(q: QuantFn, v: f32, stat: f32, g: f32) -> f32 {
             (if m2 == 0.0 { 0.0 } else { (2.0 * g) / m2 }) * (1.0 - t * t)
         }
         QuantFn::Identity => g,
+        QuantFn::Custom { id } => crate::quantizers::custom::by_id(id).map_or(f32::NAN, |q| (q.cpu_gradient)(v, g)),
     }
 }
 

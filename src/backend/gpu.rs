@@ -1,9 +1,9 @@
 //! The GPU backend: records each op as WGSL dispatches or buffer copies.
 
 use crate::graph::op::{broadcast_strides, MatMulDims, XnorDims};
-use crate::graph::Op;
+use crate::graph::{Op, QuantFn};
 use crate::kernels::{
-    bitpack, elementwise, gather, gemm, im2col, layout, quantize, random, reduce, softmax, xnor_gemm, BufferView, Dispatch,
+    bitpack, custom_quantize, elementwise, gather, gemm, im2col, layout, quantize, random, reduce, softmax, xnor_gemm, BufferView, Dispatch,
 };
 use crate::tensor::{DType, Shape};
 use crate::Result;
@@ -90,6 +90,10 @@ pub fn record(
             let scale_bias = (inputs.len() == 4).then(|| (x(2), x(3)));
             xnor_gemm::xnor_gemm(&d, *epilogue, xnor_gemm::Operands { a: x(0), b: x(1), scale_bias, out: o() }, caps.subgroups)
         }
+        Op::Quantize { f: QuantFn::Custom { id } } => custom_quantize::quantize(custom_shader(*id)?, shapes[0].numel(), x(0), o()),
+        Op::QuantizeGrad { f: QuantFn::Custom { id } } => {
+            custom_quantize::quantize_grad(custom_shader(*id)?, shapes[0].numel(), x(0), x(1), o())
+        }
         Op::Quantize { f } => quantize::quantize(*f, shapes[0].numel(), x(0), f.needs_stat().then(|| x(1)), o()),
         Op::QuantizeGrad { f } => {
             quantize::quantize_grad(*f, shapes[0].numel(), x(0), f.needs_stat().then(|| x(1)), x(inputs.len() - 1), o())
@@ -105,4 +109,10 @@ pub fn record(
         Op::Assign => return Ok(Step::Copy { src: x(1).clone(), dst: x(0).clone() }),
     };
     Ok(Step::Dispatch(d))
+}
+
+fn custom_shader(id: u32) -> Result<&'static str> {
+    crate::quantizers::custom::by_id(id)
+        .map(|q| q.shader)
+        .ok_or_else(|| crate::Error::Unknown { kind: "custom quantizer id", name: id.to_string() })
 }

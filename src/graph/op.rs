@@ -191,6 +191,12 @@ pub enum QuantFn {
     },
     /// x, gradient 1.
     Identity,
+    /// A user-defined quantizer, by its id in the registry of
+    /// [`CustomQuantizer`](crate::quantizers::CustomQuantizer)s.
+    Custom {
+        /// Registry id.
+        id: u32,
+    },
 }
 
 impl QuantFn {
@@ -211,7 +217,7 @@ impl QuantFn {
             QuantFn::SteTern { threshold, clip: c } => (5, clip(c), threshold.unwrap_or(0.0), 0.0),
             QuantFn::DoReFaActivations { levels } => (6, 1.0, 0.0, levels as f32),
             QuantFn::DoReFaWeights { levels } => (7, f32::INFINITY, 0.0, levels as f32),
-            QuantFn::Identity => (8, f32::INFINITY, 0.0, 0.0),
+            QuantFn::Identity | QuantFn::Custom { .. } => (8, f32::INFINITY, 0.0, 0.0),
         }
     }
 }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 pub mod bitpack;
+pub mod custom_quantize;
 pub mod elementwise;
 pub mod gather;
 pub mod gemm;
@@ -46,6 +47,7 @@ pub const ALL_SHADERS: &[&Shader] = &[
     &xnor_gemm::SHADER,
     &im2col::SHADER,
     &quantize::SHADER,
+    &custom_quantize::SHADER,
     &xnor_gemm::GEMV_SHADER,
     &xnor_gemm::GEMV_SUBGROUP_SHADER,
 ];
@@ -62,7 +64,12 @@ pub struct Kernel {
 impl Kernel {
     /// The WGSL source of this kernel's family.
     pub fn source(&self) -> &'static str {
-        ALL_SHADERS.iter().find(|s| s.name == self.shader).map(|s| s.source).expect("every kernel names a listed shader")
+        ALL_SHADERS
+            .iter()
+            .find(|s| s.name == self.shader)
+            .map(|s| s.source)
+            .or_else(|| custom_quantize::source(self.shader))
+            .expect("every kernel names a listed or registered shader")
     }
 }
 

@@ -13,6 +13,12 @@
 //! assert_eq!(Quantizer::from_keras(&json).unwrap(), q);
 //! ```
 
+pub mod custom;
+
+pub use custom::CustomQuantizer;
+
+use std::sync::Arc;
+
 use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
@@ -75,6 +81,8 @@ pub enum Quantizer {
         /// Bits.
         precision: u32,
     },
+    /// A user-defined quantizer (see [`CustomQuantizer`]).
+    Custom(Arc<CustomQuantizer>),
 }
 
 /// Keras class names and aliases, with the default instance of each.
@@ -108,6 +116,11 @@ impl Quantizer {
     /// class name, with Larq's defaults. NoOp has no default (its precision is required).
     pub fn from_name(name: &str) -> Result<Self> {
         let class = CATALOGUE.iter().find(|(c, a)| *a == name || *c == name).map(|(c, _)| *c);
+        if class.is_none() {
+            if let Some(custom) = custom::by_name(name) {
+                return Ok(Quantizer::Custom(custom));
+            }
+        }
         match class {
             Some("NoOp") => Err(Error::invalid("NoOp", "precision", "is required: use Quantizer::NoOp { precision } or a config")),
             Some(c) => Ok(default_of(c).expect("every catalogue class but NoOp has a default")),
@@ -119,8 +132,9 @@ impl Quantizer {
     }
 
     /// The Keras class name.
-    pub fn class_name(&self) -> &'static str {
+    pub fn class_name(&self) -> &str {
         match self {
+            Quantizer::Custom(c) => c.name(),
             Quantizer::SteSign { .. } => "SteSign",
             Quantizer::ApproxSign => "ApproxSign",
             Quantizer::SteHeaviside { .. } => "SteHeaviside",
@@ -138,8 +152,14 @@ impl Quantizer {
             Quantizer::SteTern { .. } => 2,
             Quantizer::DoReFa { k_bit, .. } => *k_bit,
             Quantizer::NoOp { precision } => *precision,
+            Quantizer::Custom(c) => c.precision(),
             _ => 1,
         }
+    }
+
+    /// Larq's notion of a binary quantizer: precision 1 and not a NoOp.
+    pub fn is_binary(&self) -> bool {
+        self.precision() == 1 && !matches!(self, Quantizer::NoOp { .. })
     }
 
     /// True when the output is ±1 (what packed binary kernels can take).
@@ -149,7 +169,7 @@ impl Quantizer {
 
     /// Checks the parameters; errors name the quantizer and the parameter.
     pub fn validate(&self) -> Result<()> {
-        let name = self.class_name();
+        let name = CATALOGUE.iter().find(|(c, _)| *c == self.class_name()).map_or("quantizer", |(c, _)| c);
         let clip = |c: &Option<f32>| match c {
             Some(v) if !(v.is_finite() && *v >= 0.0) => {
                 Err(Error::invalid(name, "clip_value", format!("{v} must be a finite number >= 0 (or None)")))
@@ -222,6 +242,7 @@ impl Quantizer {
                 }
             }
             Quantizer::NoOp { .. } => g.quantize(QuantFn::Identity, x, None),
+            Quantizer::Custom(ref c) => g.quantize(QuantFn::Custom { id: c.id() }, x, None),
         }
     }
 
@@ -240,6 +261,7 @@ impl Quantizer {
                 json!({ "k_bit": k_bit, "mode": if *mode == DoReFaMode::Weights { "weights" } else { "activations" } })
             }
             Quantizer::NoOp { precision } => json!({ "precision": precision }),
+            Quantizer::Custom(_) => json!({}),
         };
         json!({ "class_name": self.class_name(), "config": config })
     }
@@ -274,7 +296,16 @@ impl Quantizer {
                     precision: u32::try_from(p).map_err(|_| Error::invalid("NoOp", "precision", format!("{p} is too large")))?,
                 }
             }
-            c => default_of(c).ok_or_else(|| Error::Unknown { kind: "quantizer class", name: c.to_string() })?,
+            c => match (default_of(c), custom::by_name(c)) {
+                (Some(q), _) => q,
+                (None, Some(custom)) => return Ok(Quantizer::Custom(custom)),
+                (None, None) => {
+                    return Err(Error::Unknown {
+                        kind: "quantizer class",
+                        name: format!("{c} (not built in, and no CustomQuantizer of that name)"),
+                    })
+                }
+            },
         };
         match &mut q {
             Quantizer::SteSign { clip_value } | Quantizer::SteHeaviside { clip_value } | Quantizer::MagnitudeAwareSign { clip_value } => {
@@ -312,11 +343,26 @@ impl Quantizer {
                     };
                 }
             }
-            Quantizer::ApproxSign | Quantizer::NoOp { .. } => {}
+            Quantizer::ApproxSign | Quantizer::NoOp { .. } | Quantizer::Custom(_) => {}
         }
         q.validate()?;
         Ok(q)
     }
+}
+
+/// Larq's "starved weights" warning for a weight whose quantizer is binary but which has no
+/// constraint (its latent values can drift beyond the straight-through window, where the
+/// gradient is always zero). `constraint_argument` names the layer argument, e.g.
+/// `"kernel_constraint"`. Returns the message, which is also logged as a warning.
+pub fn starved_weights_warning(quantizer: Option<&Quantizer>, constraint_argument: &str, has_constraint: bool) -> Option<String> {
+    if !quantizer.is_some_and(Quantizer::is_binary) || has_constraint {
+        return None;
+    }
+    let message = format!(
+        "Using a binary weight quantizer without setting `{constraint_argument}` may result in starved weights (where the gradient is always zero)."
+    );
+    log::warn!("{message}");
+    Some(message)
 }
 
 /// Error sites need a `'static` name; map a class name read from JSON to the catalogue's.

@@ -1,0 +1,49 @@
+// Template for user-defined quantizers. The two functions between the USER FUNCTIONS markers
+// are replaced by the user's `fn forward(x: f32) -> f32` and `fn gradient(x: f32, dy: f32) -> f32`
+// (see `CustomQuantizer` in src/quantizers/custom.rs); as written here they are the identity
+// quantizer, so this file is valid WGSL on its own and is validated like every other shader.
+//
+// Bindings (group 0):
+//   0  p    uniform Params
+//   1  x    storage read        input
+//   2  dy   storage read        upstream gradient (quantize_grad)
+//   3  out  storage read_write  quantize: forward(x) | quantize_grad: gradient(x, dy)
+// Dispatch: 1-D over n elements, folded into y past 65535 groups.
+
+struct Params {
+    n: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> dy: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+
+const WG: u32 = 256u;
+
+// BEGIN USER FUNCTIONS
+fn forward(x: f32) -> f32 {
+    return x;
+}
+
+fn gradient(x: f32, dy: f32) -> f32 {
+    return dy;
+}
+// END USER FUNCTIONS
+
+@compute @workgroup_size(256)
+fn quantize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * WG;
+    if (i >= p.n) { return; }
+    out[i] = forward(x[i]);
+}
+
+@compute @workgroup_size(256)
+fn quantize_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * WG;
+    if (i >= p.n) { return; }
+    out[i] = gradient(x[i], dy[i]);
+}

@@ -1,0 +1,138 @@
+//! User-defined quantizers: a WGSL forward and gradient, spliced into bitgrad's elementwise
+//! quantizer kernel, plus a Rust pair for the CPU reference.
+
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
+use crate::kernels::custom_quantize;
+
+/// A function of one f32.
+pub type ForwardFn = dyn Fn(f32) -> f32 + Send + Sync;
+/// A gradient: (x, upstream) -> downstream.
+pub type GradientFn = dyn Fn(f32, f32) -> f32 + Send + Sync;
+
+/// A user-defined quantizer. The WGSL must define `fn forward(x: f32) -> f32` and
+/// `fn gradient(x: f32, dy: f32) -> f32` (helper functions may follow); the Rust closures compute
+/// the same on the CPU backend.
+///
+/// The identity-gradient sign from the Larq guide (`tf.sign` forward, `dy` backward):
+///
+/// ```
+/// use bitgrad::quantizers::{CustomQuantizer, Quantizer};
+/// let identity_sign = CustomQuantizer::new(
+///     "IdentitySign",
+///     1,
+///     "fn forward(x: f32) -> f32 { return sign(x); }
+///      fn gradient(x: f32, dy: f32) -> f32 { return dy; }",
+///     |x| if x > 0.0 { 1.0 } else if x < 0.0 { -1.0 } else { 0.0 },
+///     |_x, dy| dy,
+/// )
+/// .unwrap();
+/// let q = Quantizer::Custom(identity_sign);
+/// assert_eq!(q.precision(), 1);
+/// assert_eq!(Quantizer::from_keras(&q.to_keras()).unwrap(), q);
+/// ```
+pub struct CustomQuantizer {
+    name: String,
+    precision: u32,
+    id: u32,
+    pub(crate) shader: &'static str,
+    pub(crate) cpu_forward: Box<ForwardFn>,
+    pub(crate) cpu_gradient: Box<GradientFn>,
+}
+
+impl std::fmt::Debug for CustomQuantizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CustomQuantizer({}, precision {})", self.name, self.precision)
+    }
+}
+
+impl PartialEq for CustomQuantizer {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+static REGISTRY: Mutex<Vec<Arc<CustomQuantizer>>> = Mutex::new(Vec::new());
+
+impl CustomQuantizer {
+    /// Checks the WGSL (errors quote the offending lines of `wgsl`), splices it into the
+    /// quantizer kernel, and registers the quantizer under `name` so that Keras JSON naming that
+    /// class resolves to it. A later definition with the same name replaces the earlier for
+    /// lookups by name.
+    pub fn new(
+        name: &str,
+        precision: u32,
+        wgsl: &str,
+        cpu_forward: impl Fn(f32) -> f32 + Send + Sync + 'static,
+        cpu_gradient: impl Fn(f32, f32) -> f32 + Send + Sync + 'static,
+    ) -> Result<Arc<Self>> {
+        let shader_name = format!("custom quantizer {name}");
+        if precision == 0 {
+            return Err(Error::invalid("CustomQuantizer", "precision", "must be at least 1"));
+        }
+        // First on its own, so that diagnostics point into the user's text.
+        let module =
+            naga::front::wgsl::parse_str(wgsl).map_err(|e| Error::Shader { name: shader_name.clone(), message: e.emit_to_string(wgsl) })?;
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::default())
+            .validate(&module)
+            .map_err(|e| Error::Shader { name: shader_name.clone(), message: e.emit_to_string(wgsl) })?;
+        let f32_ty = |h: naga::Handle<naga::Type>| matches!(module.types[h].inner, naga::TypeInner::Scalar(naga::Scalar::F32));
+        for (fname, arity) in [("forward", 1), ("gradient", 2)] {
+            let ok = module.functions.iter().any(|(_, f)| {
+                f.name.as_deref() == Some(fname)
+                    && f.arguments.len() == arity
+                    && f.arguments.iter().all(|a| f32_ty(a.ty))
+                    && f.result.as_ref().is_some_and(|r| f32_ty(r.ty))
+            });
+            if !ok {
+                return Err(Error::Shader {
+                    name: shader_name,
+                    message: "must define `fn forward(x: f32) -> f32` and `fn gradient(x: f32, dy: f32) -> f32`".into(),
+                });
+            }
+        }
+        let source = custom_quantize::splice(wgsl);
+        let spliced = naga::front::wgsl::parse_str(&source)
+            .map_err(|e| Error::Shader { name: shader_name.clone(), message: e.emit_to_string(&source) })?;
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::default())
+            .validate(&spliced)
+            .map_err(|e| Error::Shader { name: shader_name.clone(), message: e.emit_to_string(&source) })?;
+        let mut registry = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+        let q = Arc::new(CustomQuantizer {
+            name: name.to_string(),
+            precision,
+            id: registry.len() as u32,
+            shader: custom_quantize::register(name, source),
+            cpu_forward: Box::new(cpu_forward),
+            cpu_gradient: Box::new(cpu_gradient),
+        });
+        registry.push(q.clone());
+        Ok(q)
+    }
+
+    /// The Keras class name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Bits per value.
+    pub fn precision(&self) -> u32 {
+        self.precision
+    }
+
+    /// Registry id, used by [`crate::QuantFn::Custom`].
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+}
+
+/// The registered quantizer with this id.
+pub fn by_id(id: u32) -> Option<Arc<CustomQuantizer>> {
+    REGISTRY.lock().unwrap_or_else(|e| e.into_inner()).get(id as usize).cloned()
+}
+
+/// The latest registered quantizer with this class name.
+pub fn by_name(name: &str) -> Option<Arc<CustomQuantizer>> {
+    REGISTRY.lock().unwrap_or_else(|e| e.into_inner()).iter().rev().find(|q| q.name == name).cloned()
+}
