@@ -97,3 +97,20 @@ fn metrics_scopes_nest_and_reject_unknown_metrics() {
     let err = metrics_scope(&["accuracy"], || ()).unwrap_err().to_string();
     assert!(err.contains("accuracy") && err.contains("flip_ratio"), "{err}");
 }
+
+#[test]
+fn kernel_quantizers_track_flip_ratio_by_argument_or_scope() {
+    use bitgrad::quantizers::Quantizer;
+    let q = Quantizer::from_name("ste_sign").unwrap();
+    let mut g = Graph::new();
+    let w = g.variable("dense/kernel", [3, 2], Init::Zeros).unwrap();
+    let (_, none) = q.apply_to_kernel(&mut g, w, "dense/kernel", None).unwrap();
+    assert!(none.is_empty(), "no metrics outside a scope");
+    let (_, by_arg) = q.apply_to_kernel(&mut g, w, "a/kernel", Some(&["flip_ratio"])).unwrap();
+    assert_eq!(by_arg.len(), 1);
+    let scoped = metrics_scope(&["flip_ratio"], || q.apply_to_kernel(&mut g, w, "b/kernel", None)).unwrap().unwrap();
+    assert_eq!(scoped.1.len(), 1);
+    assert!(g.find_variable("flip_ratio/b/kernel/count").is_some());
+    let err = q.apply_to_kernel(&mut g, w, "c/kernel", Some(&["accuracy"])).unwrap_err().to_string();
+    assert!(err.contains("metrics") && err.contains("accuracy"), "{err}");
+}

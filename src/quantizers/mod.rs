@@ -23,6 +23,7 @@ use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
 use crate::graph::{BinaryOp, Graph, QuantFn, UnaryOp, ValueId};
+use crate::train::metrics::{scoped_metrics, FlipRatio, QUANTIZER_METRICS};
 
 /// DoReFa's two modes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -244,6 +245,27 @@ impl Quantizer {
             Quantizer::NoOp { .. } => g.quantize(QuantFn::Identity, x, None),
             Quantizer::Custom(ref c) => g.quantize(QuantFn::Custom { id: c.id() }, x, None),
         }
+    }
+
+    /// Applies the quantizer to a layer's weight `w` and records its metrics: `metrics` as given
+    /// (Larq's `metrics` argument), or those of the enclosing
+    /// [`metrics_scope`](crate::train::metrics::metrics_scope) when `None`. Metric state is named
+    /// after `name`, e.g. `flip_ratio/dense/kernel`.
+    pub fn apply_to_kernel(&self, g: &mut Graph, w: ValueId, name: &str, metrics: Option<&[&str]>) -> Result<(ValueId, Vec<FlipRatio>)> {
+        let names: Vec<String> = match metrics {
+            Some(m) => m.iter().map(|s| s.to_string()).collect(),
+            None => scoped_metrics(),
+        };
+        if let Some(bad) = names.iter().find(|m| !QUANTIZER_METRICS.contains(&m.as_str())) {
+            return Err(Error::invalid(
+                "quantizer",
+                "metrics",
+                format!("unknown metric `{bad}` (known: {})", QUANTIZER_METRICS.join(", ")),
+            ));
+        }
+        let y = self.apply(g, w)?;
+        let tracked = names.iter().map(|_| FlipRatio::record(g, &format!("flip_ratio/{name}"), y)).collect::<Result<Vec<_>>>()?;
+        Ok((y, tracked))
     }
 
     /// The Keras/Larq JSON form: `{"class_name": ..., "config": {...}}`.
