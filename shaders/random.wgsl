@@ -5,7 +5,9 @@
 // Bindings (group 0):
 //   0  p    uniform Params
 //   1  out  storage read_write  f32 [n]
-// dist: 0 uniform on [a, b), 1 normal with mean a and standard deviation b (Box-Muller).
+// dist: 0 uniform on [a, b), 1 normal with mean a and standard deviation b (Box-Muller),
+// 2 the same normal truncated at two standard deviations (Keras' TruncatedNormal): out-of-range
+// draws are redrawn from fresh counters, up to 32 times, then clamped.
 
 struct Params {
     n: u32,
@@ -45,16 +47,33 @@ fn unit(bits: u32) -> f32 {
     return f32(bits >> 8u) * (1.0 / 16777216.0);
 }
 
+const ATTEMPTS: u32 = 32u;
+
+// A standard normal draw (Box-Muller) from the counter pair (2c, 2c + 1); 1 - u lies in (0, 1],
+// so the logarithm is finite.
+fn normal(c: u32) -> f32 {
+    let u1 = 1.0 - unit(random_bits(2u * c));
+    let u2 = unit(random_bits(2u * c + 1u));
+    return sqrt(-2.0 * log(u1)) * cos(TWO_PI * u2);
+}
+
 @compute @workgroup_size(256)
 fn random(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * WG;
     if (i >= p.n) { return; }
     if (p.dist == 0u) {
         out[i] = p.a + (p.b - p.a) * unit(random_bits(i));
+    } else if (p.dist == 1u) {
+        out[i] = p.a + p.b * normal(i);
     } else {
-        // 1 - u lies in (0, 1], so the logarithm is finite.
-        let u1 = 1.0 - unit(random_bits(2u * i));
-        let u2 = unit(random_bits(2u * i + 1u));
-        out[i] = p.a + p.b * sqrt(-2.0 * log(u1)) * cos(TWO_PI * u2);
+        var z = clamp(normal(i * ATTEMPTS), -2.0, 2.0);
+        for (var a = 0u; a < ATTEMPTS; a++) {
+            let d = normal(i * ATTEMPTS + a);
+            if (abs(d) <= 2.0) {
+                z = d;
+                break;
+            }
+        }
+        out[i] = p.a + p.b * z;
     }
 }

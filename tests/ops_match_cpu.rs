@@ -207,6 +207,8 @@ fn random_and_fill_match_cpu() {
         // Normal draws go through log, sqrt and cos, which differ by a few ulp between backends.
         let nor = Op::Random { dist: Distribution::Normal { mean: 1.0, std: 0.5 }, seed: 1 << 40, shape: Shape::new(&shape[..]) };
         check_case(&format!("normal {shape:?}"), &case(nor, vec![]), Tol { abs: 1e-5, rel: 1e-5 });
+        let tn = Op::Random { dist: Distribution::TruncatedNormal { mean: 0.0, std: 2.0 }, seed: 3, shape: Shape::new(&shape[..]) };
+        check_case(&format!("truncated normal {shape:?}"), &case(tn, vec![]), Tol { abs: 1e-5, rel: 1e-5 });
         check_case(
             &format!("fill {shape:?}"),
             &case(Op::Fill { value: -3.25, shape: Shape::new(&shape[..]) }, vec![]),
@@ -222,7 +224,8 @@ fn random_draws_have_the_requested_statistics() {
     let u = g.random([n], Distribution::Uniform { low: 2.0, high: 4.0 }, 5).unwrap();
     let z = g.random([n], Distribution::Normal { mean: -1.0, std: 3.0 }, 5).unwrap();
     let other = g.random([n], Distribution::Uniform { low: 2.0, high: 4.0 }, 6).unwrap();
-    let c = Case { graph: g, outputs: vec![u, z, other], feeds: vec![] };
+    let t = g.random([n], Distribution::TruncatedNormal { mean: 1.0, std: 0.5 }, 7).unwrap();
+    let c = Case { graph: g, outputs: vec![u, z, other, t], feeds: vec![] };
     let out = run_on(&bitgrad::Device::cpu(), &c, 1).unwrap();
     let stats = |v: &[f32]| {
         let m = v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64;
@@ -235,6 +238,11 @@ fn random_draws_have_the_requested_statistics() {
     let (mz, sz) = stats(z);
     assert!((mz + 1.0).abs() < 0.06 && (sz - 3.0).abs() < 0.06, "normal mean {mz} std {sz}");
     assert_ne!(u, other, "different seeds must give different draws");
+    // Truncated at 2 std: all within [0, 2]; the std of a 2-sigma-truncated normal is 0.8796 std.
+    let t = out[3].as_f32().unwrap();
+    assert!(t.iter().all(|&v| (0.0..=2.0).contains(&v)));
+    let (mt, st) = stats(t);
+    assert!((mt - 1.0).abs() < 0.02 && (st - 0.5 * 0.87962566).abs() < 0.02, "truncated normal mean {mt} std {st}");
 }
 
 #[test]

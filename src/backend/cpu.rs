@@ -529,14 +529,28 @@ fn unit(bits: u32) -> f32 {
     (bits >> 8) as f32 * (1.0 / 16_777_216.0)
 }
 
+/// A standard normal draw (Box-Muller) from the counter pair (2c, 2c + 1).
+fn normal(seed: u64, c: u32) -> f32 {
+    let u1 = 1.0 - unit(random_bits(seed, c.wrapping_mul(2)));
+    let u2 = unit(random_bits(seed, c.wrapping_mul(2).wrapping_add(1)));
+    (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+}
+
+/// Redraws per element for the truncated normal; after that many the draw is clamped (the chance
+/// of reaching it is 0.0455^32).
+const TRUNCATED_ATTEMPTS: u32 = 32;
+
 fn random(dist: Distribution, seed: u64, n: usize) -> Vec<f32> {
     (0..n as u32)
         .map(|i| match dist {
             Distribution::Uniform { low, high } => low + (high - low) * unit(random_bits(seed, i)),
-            Distribution::Normal { mean, std } => {
-                let u1 = 1.0 - unit(random_bits(seed, i.wrapping_mul(2)));
-                let u2 = unit(random_bits(seed, i.wrapping_mul(2).wrapping_add(1)));
-                mean + std * (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+            Distribution::Normal { mean, std } => mean + std * normal(seed, i),
+            Distribution::TruncatedNormal { mean, std } => {
+                let z = (0..TRUNCATED_ATTEMPTS)
+                    .map(|a| normal(seed, i.wrapping_mul(TRUNCATED_ATTEMPTS).wrapping_add(a)))
+                    .find(|z| z.abs() <= 2.0)
+                    .unwrap_or_else(|| normal(seed, i.wrapping_mul(TRUNCATED_ATTEMPTS)).clamp(-2.0, 2.0));
+                mean + std * z
             }
         })
         .collect()

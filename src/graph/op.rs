@@ -257,6 +257,13 @@ pub enum Distribution {
         /// Standard deviation.
         std: f32,
     },
+    /// Normal truncated at two standard deviations (Keras' `TruncatedNormal`).
+    TruncatedNormal {
+        /// Mean.
+        mean: f32,
+        /// Standard deviation of the untruncated normal.
+        std: f32,
+    },
 }
 
 /// One operation in a [`crate::Graph`].
@@ -649,7 +656,9 @@ impl Op {
                     Distribution::Uniform { low, high } if low >= high || !low.is_finite() || !high.is_finite() => {
                         return Err(Error::invalid(name, "dist", format!("uniform bounds [{low}, {high}) are empty or not finite")))
                     }
-                    Distribution::Normal { mean, std } if std < 0.0 || !mean.is_finite() || !std.is_finite() => {
+                    Distribution::Normal { mean, std } | Distribution::TruncatedNormal { mean, std }
+                        if std < 0.0 || !mean.is_finite() || !std.is_finite() =>
+                    {
                         return Err(Error::invalid(name, "dist", format!("normal std {std} must be finite and >= 0")))
                     }
                     _ => {}

@@ -16,7 +16,7 @@ pub const RANDOM: Kernel = Kernel { shader: "random", entry: "random" };
 pub struct Params {
     /// Elements.
     pub n: u32,
-    /// 0 uniform, 1 normal.
+    /// 0 uniform, 1 normal, 2 truncated normal.
     pub dist: u32,
     /// Low word of the seed.
     pub seed_lo: u32,
@@ -38,6 +38,7 @@ pub fn random(dist: Distribution, seed: u64, n: usize, out: &BufferView) -> Disp
     let (code, a, b) = match dist {
         Distribution::Uniform { low, high } => (0, low, high),
         Distribution::Normal { mean, std } => (1, mean, std),
+        Distribution::TruncatedNormal { mean, std } => (2, mean, std),
     };
     let p = Params { n: n as u32, dist: code, seed_lo: seed as u32, seed_hi: (seed >> 32) as u32, a, b, ..Default::default() };
     Dispatch::new(RANDOM, &p, &[(1, out)], grid_1d(n, 256))
