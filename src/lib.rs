@@ -28,6 +28,7 @@ pub mod device;
 pub mod error;
 pub mod graph;
 pub mod kernels;
+pub mod layers;
 pub mod quantizers;
 pub mod tensor;
 pub mod train;

@@ -1,0 +1,176 @@
+//! `QuantDense` (Larq) and, with no quantizers, Keras' `Dense`.
+
+use std::sync::Arc;
+
+use super::{seed_for, Activation, BuildContext, Initializer, Layer, Weight};
+use crate::constraints::Constraint;
+use crate::error::{Error, Result};
+use crate::graph::{Graph, ValueId};
+use crate::quantizers::{starved_weights_warning, Quantizer};
+
+/// Larq's `QuantDense`: `activation(input_quantizer(x) @ kernel_quantizer(kernel) + bias)`,
+/// applied to the last axis of `x`. The kernel variable holds the latent weights.
+///
+/// When both quantizers are SteSign, the product runs on packed bits (XNOR-popcount) and its
+/// straight-through backward keeps only packed signs and masks; otherwise the quantized values
+/// are multiplied in f32.
+#[derive(Clone, Debug)]
+pub struct QuantDense {
+    /// Layer name, prefix of its variables.
+    pub name: String,
+    /// Output features.
+    pub units: usize,
+    /// Quantizer of the input.
+    pub input_quantizer: Option<Quantizer>,
+    /// Quantizer of the kernel.
+    pub kernel_quantizer: Option<Quantizer>,
+    /// Activation of the output.
+    pub activation: Activation,
+    /// Add a bias (never quantized).
+    pub use_bias: bool,
+    /// Kernel initializer (default glorot_uniform).
+    pub kernel_initializer: Initializer,
+    /// Bias initializer (default zeros).
+    pub bias_initializer: Initializer,
+    /// Applied to the kernel after each update (e.g. weight_clip).
+    pub kernel_constraint: Option<Arc<dyn Constraint>>,
+    /// Applied to the bias after each update.
+    pub bias_constraint: Option<Arc<dyn Constraint>>,
+    /// Kernel quantizer metrics (`["flip_ratio"]`); `None` uses the enclosing metrics scope.
+    pub metrics: Option<Vec<String>>,
+}
+
+impl QuantDense {
+    /// A layer with Keras' defaults: no quantizers, linear activation, bias, glorot_uniform.
+    pub fn new(name: &str, units: usize) -> Self {
+        QuantDense {
+            name: name.to_string(),
+            units,
+            input_quantizer: None,
+            kernel_quantizer: None,
+            activation: Activation::Linear,
+            use_bias: true,
+            kernel_initializer: Initializer::GlorotUniform,
+            bias_initializer: Initializer::Zeros,
+            kernel_constraint: None,
+            bias_constraint: None,
+            metrics: None,
+        }
+    }
+
+    /// Sets the input quantizer.
+    pub fn input_quantizer(mut self, q: Quantizer) -> Self {
+        self.input_quantizer = Some(q);
+        self
+    }
+
+    /// Sets the kernel quantizer.
+    pub fn kernel_quantizer(mut self, q: Quantizer) -> Self {
+        self.kernel_quantizer = Some(q);
+        self
+    }
+
+    /// Sets the activation.
+    pub fn activation(mut self, a: Activation) -> Self {
+        self.activation = a;
+        self
+    }
+
+    /// Adds or removes the bias.
+    pub fn use_bias(mut self, b: bool) -> Self {
+        self.use_bias = b;
+        self
+    }
+
+    /// Sets the kernel initializer.
+    pub fn kernel_initializer(mut self, i: Initializer) -> Self {
+        self.kernel_initializer = i;
+        self
+    }
+
+    /// Sets the kernel constraint.
+    pub fn kernel_constraint(mut self, c: impl Constraint + 'static) -> Self {
+        self.kernel_constraint = Some(Arc::new(c));
+        self
+    }
+
+    /// Enables kernel quantizer metrics.
+    pub fn metrics(mut self, m: &[&str]) -> Self {
+        self.metrics = Some(m.iter().map(|s| s.to_string()).collect());
+        self
+    }
+
+    /// The straight-through windows when both quantizers are SteSign (the packed path).
+    fn packed_clips(&self) -> Option<(Option<f32>, Option<f32>)> {
+        match (&self.input_quantizer, &self.kernel_quantizer) {
+            (Some(Quantizer::SteSign { clip_value: i }), Some(Quantizer::SteSign { clip_value: k })) => Some((*i, *k)),
+            _ => None,
+        }
+    }
+}
+
+impl Layer for QuantDense {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn build(&self, g: &mut Graph, x: ValueId, ctx: &mut BuildContext) -> Result<ValueId> {
+        if self.units == 0 {
+            return Err(Error::invalid("QuantDense", "units", format!("layer `{}`: must be positive", self.name)));
+        }
+        let xs = g.value(x).shape.clone();
+        let k = match xs.dims() {
+            [.., _, k] => *k,
+            _ => {
+                return Err(Error::shapes(
+                    "QuantDense",
+                    xs.dims(),
+                    &[self.units],
+                    format!("layer `{}` needs input of rank >= 2 (batch, features)", self.name),
+                ))
+            }
+        };
+        let kernel_name = format!("{}/kernel", self.name);
+        let kernel_shape = crate::Shape::new([k, self.units]);
+        let w = g.variable(&kernel_name, kernel_shape.clone(), self.kernel_initializer.init(&kernel_shape, seed_for(&kernel_name)))?;
+        ctx.weights.push(Weight {
+            variable: w,
+            name: kernel_name.clone(),
+            precision: self.kernel_quantizer.as_ref().map_or(32, Quantizer::precision),
+            constraint: self.kernel_constraint.clone(),
+        });
+        if let Some(warning) =
+            starved_weights_warning(self.kernel_quantizer.as_ref(), "kernel_constraint", self.kernel_constraint.is_some())
+        {
+            ctx.warnings.push(format!("layer `{}`: {warning}", self.name));
+        }
+        let metrics: Option<Vec<&str>> = self.metrics.as_ref().map(|m| m.iter().map(String::as_str).collect());
+        let flips = match &self.kernel_quantizer {
+            // The quantized kernel in f32 is only kept where a metric reads it (on the packed
+            // path nothing else does, and the planner prunes it).
+            Some(q) => q.apply_to_kernel(g, w, &kernel_name, metrics.as_deref())?,
+            None => (w, Vec::new()),
+        };
+        ctx.metrics.extend(flips.1.into_iter().map(|f| (format!("flip_ratio/{kernel_name}"), f)));
+        let y = match self.packed_clips() {
+            Some((input_clip, kernel_clip)) => g.binary_matmul(x, w, input_clip, kernel_clip)?,
+            None => {
+                let xq = match &self.input_quantizer {
+                    Some(q) => q.apply(g, x)?,
+                    None => x,
+                };
+                g.matmul(xq, flips.0)?
+            }
+        };
+        let y = if self.use_bias {
+            let bias_name = format!("{}/bias", self.name);
+            let bias_shape = crate::Shape::new([self.units]);
+            let b = g.variable(&bias_name, bias_shape.clone(), self.bias_initializer.init(&bias_shape, seed_for(&bias_name)))?;
+            ctx.weights.push(Weight { variable: b, name: bias_name, precision: 32, constraint: self.bias_constraint.clone() });
+            g.add(y, b)?
+        } else {
+            y
+        };
+        self.activation.apply(g, y)
+    }
+}

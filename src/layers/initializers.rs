@@ -1,0 +1,98 @@
+//! Keras weight initializers, resolved to seeded device-side draws.
+
+use crate::error::{Error, Result};
+use crate::graph::{Distribution, Init};
+use crate::tensor::Shape;
+
+/// A Keras initializer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Initializer {
+    /// Uniform on ±sqrt(6 / (fan_in + fan_out)).
+    GlorotUniform,
+    /// Truncated normal with std sqrt(2 / (fan_in + fan_out)) / 0.8796.
+    GlorotNormal,
+    /// Truncated normal with std sqrt(2 / fan_in) / 0.8796.
+    HeNormal,
+    /// Uniform on ±sqrt(6 / fan_in).
+    HeUniform,
+    /// 0.
+    Zeros,
+    /// 1.
+    Ones,
+    /// A constant.
+    Constant(f32),
+    /// Uniform on [minval, maxval) (Keras default ±0.05).
+    RandomUniform {
+        /// Lower bound.
+        minval: f32,
+        /// Upper bound.
+        maxval: f32,
+    },
+    /// Normal (Keras default mean 0, std 0.05).
+    RandomNormal {
+        /// Mean.
+        mean: f32,
+        /// Standard deviation.
+        stddev: f32,
+    },
+}
+
+/// The standard deviation of a normal truncated at two standard deviations, relative to the
+/// untruncated one (Keras divides by it so that the truncated draw has the intended variance).
+const TRUNCATION_STD: f32 = 0.879_625_66;
+
+impl Initializer {
+    /// By Keras name, with Keras' defaults.
+    pub fn from_name(name: &str) -> Result<Self> {
+        Ok(match name {
+            "glorot_uniform" => Initializer::GlorotUniform,
+            "glorot_normal" => Initializer::GlorotNormal,
+            "he_normal" => Initializer::HeNormal,
+            "he_uniform" => Initializer::HeUniform,
+            "zeros" => Initializer::Zeros,
+            "ones" => Initializer::Ones,
+            "random_uniform" => Initializer::RandomUniform { minval: -0.05, maxval: 0.05 },
+            "random_normal" => Initializer::RandomNormal { mean: 0.0, stddev: 0.05 },
+            other => {
+                return Err(Error::Unknown {
+                    kind: "initializer",
+                    name: format!("{other} (known: glorot_uniform, glorot_normal, he_normal, he_uniform, zeros, ones, constant, random_uniform, random_normal)"),
+                })
+            }
+        })
+    }
+
+    /// Keras' fans of a weight shape: a Dense kernel `[in, out]`, a convolution kernel
+    /// `[k..., in, out]` (times the receptive field), a vector `[n]`.
+    pub fn fans(shape: &Shape) -> (f32, f32) {
+        let d = shape.dims();
+        match d.len() {
+            0 => (1.0, 1.0),
+            1 => (d[0] as f32, d[0] as f32),
+            r => {
+                let receptive: usize = d[..r - 2].iter().product();
+                ((d[r - 2] * receptive) as f32, (d[r - 1] * receptive) as f32)
+            }
+        }
+    }
+
+    /// The device-side initialisation of a weight of `shape`, drawn with `seed`.
+    pub fn init(&self, shape: &Shape, seed: u64) -> Init {
+        let (fan_in, fan_out) = Self::fans(shape);
+        let uniform = |limit: f32| Init::Random { dist: Distribution::Uniform { low: -limit, high: limit }, seed };
+        let truncated = |std: f32| Init::Random { dist: Distribution::TruncatedNormal { mean: 0.0, std: std / TRUNCATION_STD }, seed };
+        match *self {
+            Initializer::GlorotUniform => uniform((6.0 / (fan_in + fan_out)).sqrt()),
+            Initializer::GlorotNormal => truncated((2.0 / (fan_in + fan_out)).sqrt()),
+            Initializer::HeNormal => truncated((2.0 / fan_in).sqrt()),
+            Initializer::HeUniform => uniform((6.0 / fan_in).sqrt()),
+            Initializer::Zeros => Init::Zeros,
+            Initializer::Ones => Init::Constant(1.0),
+            Initializer::Constant(v) => Init::Constant(v),
+            Initializer::RandomUniform { minval, maxval } => {
+                Init::Random { dist: Distribution::Uniform { low: minval, high: maxval }, seed }
+            }
+            Initializer::RandomNormal { mean, stddev } => Init::Random { dist: Distribution::Normal { mean, std: stddev }, seed },
+        }
+    }
+}

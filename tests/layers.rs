@@ -1,0 +1,138 @@
+//! Layers against the real Larq 0.14 (fixtures by tests/fixtures/gen_dense.py) on the CPU
+//! reference and the GPU, plus activations and initializers.
+
+mod common;
+
+use bitgrad::constraints::WeightClip;
+use bitgrad::layers::{Activation, BuildContext, Initializer, Layer, QuantDense};
+use bitgrad::quantizers::Quantizer;
+use bitgrad::{DType, Device, Graph, HostTensor, ParamStore, Plan, Shape};
+use common::*;
+use serde_json::Value;
+
+fn floats(v: &Value) -> Vec<f32> {
+    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+}
+
+fn quantizer(v: &Value) -> Option<Quantizer> {
+    (!v.is_null()).then(|| Quantizer::from_keras(v).unwrap())
+}
+
+/// Larq's f32 results against ours: sums over up to 64 terms in another order, and tanh/cosh.
+const LARQ: Tol = Tol { abs: 2e-5, rel: 2e-5 };
+
+#[test]
+fn quant_dense_matches_larq_forward_and_gradients() {
+    let fixture: Value = serde_json::from_str(include_str!("fixtures/quant_dense.json")).unwrap();
+    for c in fixture["cases"].as_array().unwrap() {
+        let name = c["name"].as_str().unwrap();
+        let shape: Vec<usize> = c["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+        let units = c["units"].as_u64().unwrap() as usize;
+        let mut layer = QuantDense::new("quant_dense", units).use_bias(c["use_bias"].as_bool().unwrap());
+        layer.input_quantizer = quantizer(&c["input_quantizer"]);
+        layer.kernel_quantizer = quantizer(&c["kernel_quantizer"]);
+        layer.activation = match &c["activation"] {
+            Value::String(s) => Activation::from_name(s).unwrap(),
+            v => Activation::Quantizer(Quantizer::from_keras(v).unwrap()),
+        };
+        let mut g = Graph::new();
+        let x = g.input("x", &shape[..], DType::F32).unwrap();
+        let mut ctx = BuildContext::default();
+        let y = layer.build(&mut g, x, &mut ctx).unwrap();
+        let ys = g.value(y).shape.clone();
+        let dy = g.input("dy", ys.clone(), DType::F32).unwrap();
+        let yd = g.mul(y, dy).unwrap();
+        let loss = g.sum(yd, &(0..ys.rank()).collect::<Vec<_>>(), false).unwrap();
+        let mut wrt = vec![x];
+        wrt.extend(ctx.weights.iter().map(|w| w.variable));
+        let grads = g.backward(loss, &wrt).unwrap();
+        let k = *shape.last().unwrap();
+        let mut outputs = vec![y];
+        outputs.extend(&grads);
+        let mut wants = vec![(floats(&c["y"]), ys.clone()), (floats(&c["dx"]), Shape::new(&shape[..])), (floats(&c["dkernel"]), Shape::new([k, units]))];
+        if layer.use_bias {
+            wants.push((floats(&c["dbias"]), Shape::new([units])));
+        }
+        for device in [Some(Device::cpu()), gpu().cloned()].into_iter().flatten() {
+            let mut params = ParamStore::new();
+            params.insert("quant_dense/kernel", device.upload(&HostTensor::f32([k, units], floats(&c["kernel"])).unwrap()).unwrap());
+            if layer.use_bias {
+                params.insert("quant_dense/bias", device.upload(&HostTensor::f32([units], floats(&c["bias"])).unwrap()).unwrap());
+            }
+            let mut plan = Plan::new(&device, &g, &outputs, &mut params).unwrap();
+            plan.feed("x", &HostTensor::f32(&shape[..], floats(&c["x"])).unwrap()).unwrap();
+            plan.feed("dy", &HostTensor::f32(ys.clone(), floats(&c["dy"])).unwrap()).unwrap();
+            plan.run().unwrap();
+            for (i, ((want, wshape), out)) in wants.iter().zip(&outputs).enumerate() {
+                let what = ["output", "input gradient", "kernel gradient", "bias gradient"][i];
+                let expected = HostTensor::f32(wshape.clone(), want.clone()).unwrap();
+                assert_close(&format!("{name}: {what} on {}", device.describe()), &plan.fetch(*out).unwrap(), &expected, LARQ);
+            }
+        }
+    }
+}
+
+#[test]
+fn ste_sign_on_both_sides_runs_on_packed_bits() {
+    let layer = QuantDense::new("d", 8).input_quantizer(Quantizer::from_name("ste_sign").unwrap()).kernel_quantizer(Quantizer::from_name("ste_sign").unwrap()).kernel_constraint(WeightClip::default());
+    let mut g = Graph::new();
+    let x = g.input("x", [4, 70], DType::F32).unwrap();
+    let mut ctx = BuildContext::default();
+    layer.build(&mut g, x, &mut ctx).unwrap();
+    assert!(g.nodes().iter().any(|n| matches!(n.op, bitgrad::Op::XnorGemm { .. })), "packed path expected");
+    assert!(ctx.warnings.is_empty(), "a constrained binary kernel raises no warning");
+    assert_eq!((ctx.weights[0].precision, ctx.weights[1].precision), (1, 32));
+    assert!(ctx.weights[0].constraint.is_some());
+    // Without the constraint, Larq's starved-weights warning.
+    let mut ctx = BuildContext::default();
+    let mut g = Graph::new();
+    let x = g.input("x", [4, 70], DType::F32).unwrap();
+    QuantDense::new("e", 8).kernel_quantizer(Quantizer::from_name("ste_sign").unwrap()).build(&mut g, x, &mut ctx).unwrap();
+    assert!(ctx.warnings[0].contains("starved weights") && ctx.warnings[0].contains("`e`"), "{:?}", ctx.warnings);
+    assert!(!g.nodes().iter().any(|n| matches!(n.op, bitgrad::Op::XnorGemm { .. })), "float input: fake-quantized path");
+}
+
+#[test]
+fn activations_follow_larq() {
+    let xs = vec![-3.0, -1.0, -0.5, 0.0, 0.5, 1.0, 3.0];
+    let want_hard = [-1.0, -1.0, -0.5, 0.0, 0.5, 1.0, 1.0];
+    // leaky_tanh(x, 0.2) = clip(x, -1, 1) + (max(x, 1) - 1) * 0.2 + (min(x, -1) + 1) * 0.2
+    let want_leaky = [-1.4, -1.0, -0.5, 0.0, 0.5, 1.0, 1.4];
+    let want_sign = [-1.0, -1.0, -1.0, 1.0, 1.0, 1.0, 1.0];
+    for (name, want) in [("hard_tanh", &want_hard), ("leaky_tanh", &want_leaky), ("ste_sign", &want_sign)] {
+        let a = Activation::from_name(name).unwrap();
+        let mut g = Graph::new();
+        let x = g.input("x", [7], DType::F32).unwrap();
+        let y = a.apply(&mut g, x).unwrap();
+        let c = Case { graph: g, outputs: vec![y], feeds: vec![("x", HostTensor::f32([7], xs.clone()).unwrap())] };
+        let out = run_on(&Device::cpu(), &c, 1).unwrap();
+        let got = out[0].as_f32().unwrap();
+        assert!(got.iter().zip(want.iter()).all(|(a, b)| (a - b).abs() < 1e-6), "{name}: {got:?}");
+        check_case(name, &c, ELEMENTWISE);
+    }
+    let err = Activation::from_name("swish").unwrap_err().to_string();
+    assert!(err.contains("activation") && err.contains("swish"), "{err}");
+}
+
+#[test]
+fn initializers_follow_keras_fans_and_bounds() {
+    assert_eq!(Initializer::fans(&Shape::new([784, 512])), (784.0, 512.0));
+    assert_eq!(Initializer::fans(&Shape::new([3, 3, 32, 64])), (288.0, 576.0));
+    for (name, init) in [("glorot_uniform", Initializer::GlorotUniform), ("he_normal", Initializer::HeNormal), ("random_uniform", Initializer::RandomUniform { minval: -0.05, maxval: 0.05 })] {
+        assert_eq!(Initializer::from_name(name).unwrap(), init);
+    }
+    let err = Initializer::from_name("lecun_normal").unwrap_err().to_string();
+    assert!(err.contains("lecun_normal") && err.contains("glorot_uniform"), "{err}");
+    // glorot_uniform of a [300, 100] kernel stays inside +-sqrt(6/400) and fills it.
+    let layer = QuantDense::new("d", 100);
+    let mut g = Graph::new();
+    let x = g.input("x", [1, 300], DType::F32).unwrap();
+    let y = layer.build(&mut g, x, &mut BuildContext::default()).unwrap();
+    let mut params = ParamStore::new();
+    Plan::new(&Device::cpu(), &g, &[y], &mut params).unwrap();
+    let w = params.get("d/kernel").unwrap().download().unwrap();
+    let w = w.as_f32().unwrap();
+    let limit = (6.0f32 / 400.0).sqrt();
+    assert!(w.iter().all(|v| v.abs() <= limit) && w.iter().any(|v| v.abs() > 0.9 * limit));
+    assert!(params.get("d/bias").unwrap().download().unwrap().as_f32().unwrap().iter().all(|&b| b == 0.0));
+}
