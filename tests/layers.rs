@@ -49,7 +49,11 @@ fn quant_dense_matches_larq_forward_and_gradients() {
         let k = *shape.last().unwrap();
         let mut outputs = vec![y];
         outputs.extend(&grads);
-        let mut wants = vec![(floats(&c["y"]), ys.clone()), (floats(&c["dx"]), Shape::new(&shape[..])), (floats(&c["dkernel"]), Shape::new([k, units]))];
+        let mut wants = vec![
+            (floats(&c["y"]), ys.clone()),
+            (floats(&c["dx"]), Shape::new(&shape[..])),
+            (floats(&c["dkernel"]), Shape::new([k, units])),
+        ];
         if layer.use_bias {
             wants.push((floats(&c["dbias"]), Shape::new([units])));
         }
@@ -74,7 +78,10 @@ fn quant_dense_matches_larq_forward_and_gradients() {
 
 #[test]
 fn ste_sign_on_both_sides_runs_on_packed_bits() {
-    let layer = QuantDense::new("d", 8).input_quantizer(Quantizer::from_name("ste_sign").unwrap()).kernel_quantizer(Quantizer::from_name("ste_sign").unwrap()).kernel_constraint(WeightClip::default());
+    let layer = QuantDense::new("d", 8)
+        .input_quantizer(Quantizer::from_name("ste_sign").unwrap())
+        .kernel_quantizer(Quantizer::from_name("ste_sign").unwrap())
+        .kernel_constraint(WeightClip::default());
     let mut g = Graph::new();
     let x = g.input("x", [4, 70], DType::F32).unwrap();
     let mut ctx = BuildContext::default();
@@ -118,7 +125,11 @@ fn activations_follow_larq() {
 fn initializers_follow_keras_fans_and_bounds() {
     assert_eq!(Initializer::fans(&Shape::new([784, 512])), (784.0, 512.0));
     assert_eq!(Initializer::fans(&Shape::new([3, 3, 32, 64])), (288.0, 576.0));
-    for (name, init) in [("glorot_uniform", Initializer::GlorotUniform), ("he_normal", Initializer::HeNormal), ("random_uniform", Initializer::RandomUniform { minval: -0.05, maxval: 0.05 })] {
+    for (name, init) in [
+        ("glorot_uniform", Initializer::GlorotUniform),
+        ("he_normal", Initializer::HeNormal),
+        ("random_uniform", Initializer::RandomUniform { minval: -0.05, maxval: 0.05 }),
+    ] {
         assert_eq!(Initializer::from_name(name).unwrap(), init);
     }
     let err = Initializer::from_name("lecun_normal").unwrap_err().to_string();

@@ -39,7 +39,7 @@ pub enum Initializer {
 
 /// The standard deviation of a normal truncated at two standard deviations, relative to the
 /// untruncated one (Keras divides by it so that the truncated draw has the intended variance).
-const TRUNCATION_STD: f32 = 0.879_625_66;
+const TRUNCATION_STD: f32 = 0.879_625_7;
 
 impl Initializer {
     /// By Keras name, with Keras' defaults.
