@@ -4,9 +4,9 @@
 mod common;
 
 use bitgrad::constraints::WeightClip;
-use bitgrad::layers::{Activation, BuildContext, Initializer, Layer, QuantDense};
+use bitgrad::layers::{Activation, BuildContext, Initializer, Layer, QuantConv, QuantDense};
 use bitgrad::quantizers::Quantizer;
-use bitgrad::{DType, Device, Graph, HostTensor, ParamStore, Plan, Shape};
+use bitgrad::{DType, Device, Graph, HostTensor, Padding, ParamStore, Plan, Shape};
 use common::*;
 use serde_json::Value;
 
@@ -21,58 +21,126 @@ fn quantizer(v: &Value) -> Option<Quantizer> {
 /// Larq's f32 results against ours: sums over up to 64 terms in another order, and tanh/cosh.
 const LARQ: Tol = Tol { abs: 2e-5, rel: 2e-5 };
 
+/// One layer case recorded from Larq: input, weights, upstream gradient and Larq's results.
+struct LarqCase {
+    name: String,
+    x_shape: Vec<usize>,
+    x: Vec<f32>,
+    dy: Vec<f32>,
+    y: Vec<f32>,
+    /// (variable name, values) for the layer's weights, in the order the layer creates them.
+    weights: Vec<(String, Vec<f32>)>,
+    /// Larq's gradients: input first, then each weight.
+    grads: Vec<Vec<f32>>,
+}
+
+/// Builds `layer`, loads Larq's weights, and compares output and gradients on both backends.
+fn compare_with_larq(layer: &dyn Layer, c: &LarqCase) {
+    let mut g = Graph::new();
+    let x = g.input("x", &c.x_shape[..], DType::F32).unwrap();
+    let mut ctx = BuildContext::default();
+    let y = layer.build(&mut g, x, &mut ctx).unwrap();
+    let ys = g.value(y).shape.clone();
+    let dy = g.input("dy", ys.clone(), DType::F32).unwrap();
+    let yd = g.mul(y, dy).unwrap();
+    let loss = g.sum(yd, &(0..ys.rank()).collect::<Vec<_>>(), false).unwrap();
+    let mut wrt = vec![x];
+    wrt.extend(ctx.weights.iter().map(|w| w.variable));
+    let grads = g.backward(loss, &wrt).unwrap();
+    let mut outputs = vec![y];
+    outputs.extend(&grads);
+    let wants: Vec<&Vec<f32>> = std::iter::once(&c.y).chain(&c.grads).collect();
+    assert_eq!(ctx.weights.len(), c.weights.len(), "{}: weights", c.name);
+    for device in [Some(Device::cpu()), gpu().cloned()].into_iter().flatten() {
+        let mut params = ParamStore::new();
+        for (w, (name, values)) in ctx.weights.iter().zip(&c.weights) {
+            assert_eq!(&w.name, name, "{}", c.name);
+            let shape = g.value(w.variable).shape.clone();
+            params.insert(name.clone(), device.upload(&HostTensor::f32(shape, values.clone()).unwrap()).unwrap());
+        }
+        let mut plan = Plan::new(&device, &g, &outputs, &mut params).unwrap();
+        plan.feed("x", &HostTensor::f32(&c.x_shape[..], c.x.clone()).unwrap()).unwrap();
+        plan.feed("dy", &HostTensor::f32(ys.clone(), c.dy.clone()).unwrap()).unwrap();
+        plan.run().unwrap();
+        for (i, (want, out)) in wants.iter().zip(&outputs).enumerate() {
+            let what = if i == 0 {
+                "output".to_string()
+            } else if i == 1 {
+                "input gradient".to_string()
+            } else {
+                format!("gradient of {}", c.weights[i - 2].0)
+            };
+            let got = plan.fetch(*out).unwrap();
+            let expected = HostTensor::f32(got.shape().clone(), (*want).clone()).unwrap();
+            assert_close(&format!("{}: {what} on {}", c.name, device.describe()), &got, &expected, LARQ);
+        }
+    }
+}
+
+fn activation_of(v: &Value) -> Activation {
+    match v {
+        Value::String(s) => Activation::from_name(s).unwrap(),
+        v => Activation::Quantizer(Quantizer::from_keras(v).unwrap()),
+    }
+}
+
+fn dims(v: &Value) -> Vec<usize> {
+    v.as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect()
+}
+
 #[test]
 fn quant_dense_matches_larq_forward_and_gradients() {
     let fixture: Value = serde_json::from_str(include_str!("fixtures/quant_dense.json")).unwrap();
     for c in fixture["cases"].as_array().unwrap() {
-        let name = c["name"].as_str().unwrap();
-        let shape: Vec<usize> = c["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
-        let units = c["units"].as_u64().unwrap() as usize;
-        let mut layer = QuantDense::new("quant_dense", units).use_bias(c["use_bias"].as_bool().unwrap());
+        let mut layer = QuantDense::new("quant_dense", c["units"].as_u64().unwrap() as usize).use_bias(c["use_bias"].as_bool().unwrap());
         layer.input_quantizer = quantizer(&c["input_quantizer"]);
         layer.kernel_quantizer = quantizer(&c["kernel_quantizer"]);
-        layer.activation = match &c["activation"] {
-            Value::String(s) => Activation::from_name(s).unwrap(),
-            v => Activation::Quantizer(Quantizer::from_keras(v).unwrap()),
-        };
-        let mut g = Graph::new();
-        let x = g.input("x", &shape[..], DType::F32).unwrap();
-        let mut ctx = BuildContext::default();
-        let y = layer.build(&mut g, x, &mut ctx).unwrap();
-        let ys = g.value(y).shape.clone();
-        let dy = g.input("dy", ys.clone(), DType::F32).unwrap();
-        let yd = g.mul(y, dy).unwrap();
-        let loss = g.sum(yd, &(0..ys.rank()).collect::<Vec<_>>(), false).unwrap();
-        let mut wrt = vec![x];
-        wrt.extend(ctx.weights.iter().map(|w| w.variable));
-        let grads = g.backward(loss, &wrt).unwrap();
-        let k = *shape.last().unwrap();
-        let mut outputs = vec![y];
-        outputs.extend(&grads);
-        let mut wants = vec![
-            (floats(&c["y"]), ys.clone()),
-            (floats(&c["dx"]), Shape::new(&shape[..])),
-            (floats(&c["dkernel"]), Shape::new([k, units])),
-        ];
+        layer.activation = activation_of(&c["activation"]);
+        let mut weights = vec![("quant_dense/kernel".to_string(), floats(&c["kernel"]))];
+        let mut grads = vec![floats(&c["dx"]), floats(&c["dkernel"])];
         if layer.use_bias {
-            wants.push((floats(&c["dbias"]), Shape::new([units])));
+            weights.push(("quant_dense/bias".to_string(), floats(&c["bias"])));
+            grads.push(floats(&c["dbias"]));
         }
-        for device in [Some(Device::cpu()), gpu().cloned()].into_iter().flatten() {
-            let mut params = ParamStore::new();
-            params.insert("quant_dense/kernel", device.upload(&HostTensor::f32([k, units], floats(&c["kernel"])).unwrap()).unwrap());
-            if layer.use_bias {
-                params.insert("quant_dense/bias", device.upload(&HostTensor::f32([units], floats(&c["bias"])).unwrap()).unwrap());
-            }
-            let mut plan = Plan::new(&device, &g, &outputs, &mut params).unwrap();
-            plan.feed("x", &HostTensor::f32(&shape[..], floats(&c["x"])).unwrap()).unwrap();
-            plan.feed("dy", &HostTensor::f32(ys.clone(), floats(&c["dy"])).unwrap()).unwrap();
-            plan.run().unwrap();
-            for (i, ((want, wshape), out)) in wants.iter().zip(&outputs).enumerate() {
-                let what = ["output", "input gradient", "kernel gradient", "bias gradient"][i];
-                let expected = HostTensor::f32(wshape.clone(), want.clone()).unwrap();
-                assert_close(&format!("{name}: {what} on {}", device.describe()), &plan.fetch(*out).unwrap(), &expected, LARQ);
-            }
-        }
+        let case = LarqCase {
+            name: c["name"].as_str().unwrap().to_string(),
+            x_shape: dims(&c["shape"]),
+            x: floats(&c["x"]),
+            dy: floats(&c["dy"]),
+            y: floats(&c["y"]),
+            weights,
+            grads,
+        };
+        compare_with_larq(&layer, &case);
+    }
+}
+
+#[test]
+fn quant_conv_matches_larq_forward_and_gradients() {
+    let fixture: Value = serde_json::from_str(include_str!("fixtures/quant_conv.json")).unwrap();
+    for c in fixture["cases"].as_array().unwrap() {
+        let mut layer = QuantConv::new("quant_conv", c["filters"].as_u64().unwrap() as usize, &dims(&c["kernel_size"]));
+        layer.strides = dims(&c["strides"]);
+        layer.dilation_rate = dims(&c["dilation_rate"]);
+        layer.padding = match c["padding"].as_str().unwrap() {
+            "same" => Padding::Same,
+            "causal" => Padding::Causal,
+            _ => Padding::Valid,
+        };
+        layer.pad_values = c["pad_values"].as_f64().unwrap() as f32;
+        layer.input_quantizer = quantizer(&c["input_quantizer"]);
+        layer.kernel_quantizer = quantizer(&c["kernel_quantizer"]);
+        layer.activation = activation_of(&c["activation"]);
+        let case = LarqCase {
+            name: c["name"].as_str().unwrap().to_string(),
+            x_shape: dims(&c["shape"]),
+            x: floats(&c["x"]),
+            dy: floats(&c["dy"]),
+            y: floats(&c["y"]),
+            weights: vec![("quant_conv/kernel".into(), floats(&c["kernel"])), ("quant_conv/bias".into(), floats(&c["bias"]))],
+            grads: vec![floats(&c["dx"]), floats(&c["dkernel"]), floats(&c["dbias"])],
+        };
+        compare_with_larq(&layer, &case);
     }
 }
 

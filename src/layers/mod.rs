@@ -2,10 +2,12 @@
 //! needs to know about them (weights with their precision and constraint, metrics).
 
 pub mod activations;
+pub mod conv;
 pub mod dense;
 pub mod initializers;
 
 pub use activations::Activation;
+pub use conv::QuantConv;
 pub use dense::QuantDense;
 pub use initializers::Initializer;
 

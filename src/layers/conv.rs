@@ -1,0 +1,205 @@
+//! `QuantConv1D`, `QuantConv2D`, `QuantConv3D` (Larq), and with no quantizers Keras' `Conv*D`.
+
+use std::sync::Arc;
+
+use super::{seed_for, Activation, BuildContext, Initializer, Layer, Weight};
+use crate::constraints::Constraint;
+use crate::error::{Error, Result};
+use crate::graph::{ConvOptions, DataFormat, Graph, Padding, ValueId};
+use crate::quantizers::{starved_weights_warning, Quantizer};
+
+/// Larq's quantized convolution in 1, 2 or 3 spatial dimensions:
+/// `activation(conv(input_quantizer(x), kernel_quantizer(kernel)) + bias)`. With padding "same"
+/// the quantized input is padded with `pad_values` (0 or 1). When both quantizers are SteSign
+/// the convolution runs on packed bits.
+#[derive(Clone, Debug)]
+pub struct QuantConv {
+    /// Layer name, prefix of its variables.
+    pub name: String,
+    /// Output channels.
+    pub filters: usize,
+    /// Kernel size per spatial axis (its length is the dimensionality).
+    pub kernel_size: Vec<usize>,
+    /// Strides.
+    pub strides: Vec<usize>,
+    /// Valid, same or causal (1-D).
+    pub padding: Padding,
+    /// Layout of input and output.
+    pub data_format: DataFormat,
+    /// Dilation rates.
+    pub dilation_rate: Vec<usize>,
+    /// Channel groups.
+    pub groups: usize,
+    /// Value of "same" padding after input quantization (Larq's `pad_values`).
+    pub pad_values: f32,
+    /// Quantizer of the input.
+    pub input_quantizer: Option<Quantizer>,
+    /// Quantizer of the kernel.
+    pub kernel_quantizer: Option<Quantizer>,
+    /// Activation of the output.
+    pub activation: Activation,
+    /// Add a bias (never quantized).
+    pub use_bias: bool,
+    /// Kernel initializer (default glorot_uniform).
+    pub kernel_initializer: Initializer,
+    /// Bias initializer (default zeros).
+    pub bias_initializer: Initializer,
+    /// Applied to the kernel after each update.
+    pub kernel_constraint: Option<Arc<dyn Constraint>>,
+    /// Kernel quantizer metrics; `None` uses the enclosing metrics scope.
+    pub metrics: Option<Vec<String>>,
+}
+
+impl QuantConv {
+    /// A convolution with Keras' defaults for the dimensionality of `kernel_size`: stride 1,
+    /// dilation 1, valid padding, channels last, one group, no quantizers, linear, bias.
+    pub fn new(name: &str, filters: usize, kernel_size: &[usize]) -> Self {
+        let r = kernel_size.len();
+        QuantConv {
+            name: name.to_string(),
+            filters,
+            kernel_size: kernel_size.to_vec(),
+            strides: vec![1; r],
+            padding: Padding::Valid,
+            data_format: DataFormat::ChannelsLast,
+            dilation_rate: vec![1; r],
+            groups: 1,
+            pad_values: 0.0,
+            input_quantizer: None,
+            kernel_quantizer: None,
+            activation: Activation::Linear,
+            use_bias: true,
+            kernel_initializer: Initializer::GlorotUniform,
+            bias_initializer: Initializer::Zeros,
+            kernel_constraint: None,
+            metrics: None,
+        }
+    }
+
+    /// Sets the input quantizer.
+    pub fn input_quantizer(mut self, q: Quantizer) -> Self {
+        self.input_quantizer = Some(q);
+        self
+    }
+
+    /// Sets the kernel quantizer.
+    pub fn kernel_quantizer(mut self, q: Quantizer) -> Self {
+        self.kernel_quantizer = Some(q);
+        self
+    }
+
+    /// Sets the kernel constraint.
+    pub fn kernel_constraint(mut self, c: impl Constraint + 'static) -> Self {
+        self.kernel_constraint = Some(Arc::new(c));
+        self
+    }
+
+    fn options(&self) -> ConvOptions {
+        ConvOptions {
+            kernel: self.kernel_size.clone(),
+            strides: self.strides.clone(),
+            dilation: self.dilation_rate.clone(),
+            padding: self.padding.clone(),
+            format: self.data_format,
+            groups: self.groups,
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        let bad = |arg: &'static str, why: String| Err(Error::invalid("QuantConv", arg, format!("layer `{}`: {why}", self.name)));
+        if self.filters == 0 || self.groups == 0 || self.filters % self.groups != 0 {
+            return bad("filters", format!("{} must be positive and a multiple of groups = {}", self.filters, self.groups));
+        }
+        if self.pad_values != 0.0 && self.pad_values != 1.0 {
+            return bad("pad_values", format!("{} must be 0 or 1", self.pad_values));
+        }
+        if self.padding == Padding::Causal && self.pad_values != 0.0 {
+            return bad("pad_values", "causal padding supports only pad_values = 0".into());
+        }
+        Ok(())
+    }
+}
+
+impl Layer for QuantConv {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn build(&self, g: &mut Graph, x: ValueId, ctx: &mut BuildContext) -> Result<ValueId> {
+        self.check()?;
+        let xs = g.value(x).shape.clone();
+        let r = self.kernel_size.len();
+        if xs.rank() != r + 2 {
+            return Err(Error::shapes(
+                "QuantConv",
+                xs.dims(),
+                &self.kernel_size,
+                format!("layer `{}` needs input of rank {} for a {r}-D kernel", self.name, r + 2),
+            ));
+        }
+        let channels = match self.data_format {
+            DataFormat::ChannelsLast => xs.dims()[r + 1],
+            DataFormat::ChannelsFirst => xs.dims()[1],
+        };
+        if channels % self.groups != 0 {
+            return Err(Error::invalid(
+                "QuantConv",
+                "groups",
+                format!("layer `{}`: {} must divide the {channels} input channels", self.name, self.groups),
+            ));
+        }
+        let kernel_name = format!("{}/kernel", self.name);
+        let mut kernel_dims = self.kernel_size.clone();
+        kernel_dims.extend([channels / self.groups, self.filters]);
+        let kernel_shape = crate::Shape::new(kernel_dims);
+        let w = g.variable(&kernel_name, kernel_shape.clone(), self.kernel_initializer.init(&kernel_shape, seed_for(&kernel_name)))?;
+        ctx.weights.push(Weight {
+            variable: w,
+            name: kernel_name.clone(),
+            precision: self.kernel_quantizer.as_ref().map_or(32, Quantizer::precision),
+            constraint: self.kernel_constraint.clone(),
+        });
+        if let Some(warning) =
+            starved_weights_warning(self.kernel_quantizer.as_ref(), "kernel_constraint", self.kernel_constraint.is_some())
+        {
+            ctx.warnings.push(format!("layer `{}`: {warning}", self.name));
+        }
+        let metrics: Option<Vec<&str>> = self.metrics.as_ref().map(|m| m.iter().map(String::as_str).collect());
+        let (wq, flips) = match &self.kernel_quantizer {
+            Some(q) => q.apply_to_kernel(g, w, &kernel_name, metrics.as_deref())?,
+            None => (w, Vec::new()),
+        };
+        ctx.metrics.extend(flips.into_iter().map(|f| (format!("flip_ratio/{kernel_name}"), f)));
+        let opts = self.options();
+        let y = match (&self.input_quantizer, &self.kernel_quantizer) {
+            (Some(Quantizer::SteSign { clip_value: ci }), Some(Quantizer::SteSign { clip_value: ck })) => {
+                g.binary_conv(x, w, &opts, self.pad_values, *ci, *ck)?
+            }
+            (iq, _) => {
+                let xq = match iq {
+                    Some(q) => q.apply(g, x)?,
+                    None => x,
+                };
+                g.conv(xq, wq, &opts, self.pad_values)?
+            }
+        };
+        let y = if self.use_bias {
+            let bias_name = format!("{}/bias", self.name);
+            let bias_shape = crate::Shape::new([self.filters]);
+            let b = g.variable(&bias_name, bias_shape.clone(), self.bias_initializer.init(&bias_shape, seed_for(&bias_name)))?;
+            ctx.weights.push(Weight { variable: b, name: bias_name, precision: 32, constraint: None });
+            let b = match self.data_format {
+                DataFormat::ChannelsLast => b,
+                DataFormat::ChannelsFirst => {
+                    let mut d = vec![self.filters];
+                    d.extend(std::iter::repeat_n(1, r));
+                    g.reshape(b, d)?
+                }
+            };
+            g.add(y, b)?
+        } else {
+            y
+        };
+        self.activation.apply(g, y)
+    }
+}
