@@ -215,3 +215,45 @@ fn initializers_follow_keras_fans_and_bounds() {
     assert!(w.iter().all(|v| v.abs() <= limit) && w.iter().any(|v| v.abs() > 0.9 * limit));
     assert!(params.get("d/bias").unwrap().download().unwrap().as_f32().unwrap().iter().all(|&b| b == 0.0));
 }
+
+#[test]
+fn depthwise_and_separable_layers_match_larq() {
+    use bitgrad::layers::{DepthwiseOptions, QuantDepthwiseConv, QuantSeparableConv};
+    let fixture: Value = serde_json::from_str(include_str!("fixtures/quant_depthwise.json")).unwrap();
+    for c in fixture["cases"].as_array().unwrap() {
+        let mut opts = DepthwiseOptions::new(&dims(&c["kernel_size"]));
+        opts.strides = dims(&c["strides"]);
+        opts.padding = if c["padding"] == "same" { Padding::Same } else { Padding::Valid };
+        opts.pad_values = c["pad_values"].as_f64().unwrap() as f32;
+        opts.depth_multiplier = c["depth_multiplier"].as_u64().unwrap() as usize;
+        opts.input_quantizer = quantizer(&c["input_quantizer"]);
+        opts.depthwise_quantizer = quantizer(&c["depthwise_quantizer"]);
+        let name = "layer";
+        let layer: Box<dyn Layer> = if c["kind"] == "depthwise" {
+            Box::new(QuantDepthwiseConv { name: name.into(), opts })
+        } else {
+            Box::new(QuantSeparableConv {
+                name: name.into(),
+                filters: c["filters"].as_u64().unwrap() as usize,
+                opts,
+                pointwise_quantizer: quantizer(&c["pointwise_quantizer"]),
+                pointwise_initializer: Initializer::GlorotUniform,
+                pointwise_constraint: None,
+            })
+        };
+        let names: Vec<String> = c["weight_names"].as_array().unwrap().iter().map(|n| format!("{name}/{}", n.as_str().unwrap())).collect();
+        let values: Vec<Vec<f32>> = c["weights"].as_array().unwrap().iter().map(floats).collect();
+        let mut grads = vec![floats(&c["dx"])];
+        grads.extend(c["dweights"].as_array().unwrap().iter().map(floats));
+        let case = LarqCase {
+            name: c["name"].as_str().unwrap().to_string(),
+            x_shape: dims(&c["shape"]),
+            x: floats(&c["x"]),
+            dy: floats(&c["dy"]),
+            y: floats(&c["y"]),
+            weights: names.into_iter().zip(values).collect(),
+            grads,
+        };
+        compare_with_larq(layer.as_ref(), &case);
+    }
+}

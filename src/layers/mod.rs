@@ -4,11 +4,13 @@
 pub mod activations;
 pub mod conv;
 pub mod dense;
+pub mod depthwise;
 pub mod initializers;
 
 pub use activations::Activation;
 pub use conv::QuantConv;
 pub use dense::QuantDense;
+pub use depthwise::{DepthwiseOptions, QuantDepthwiseConv, QuantSeparableConv};
 pub use initializers::Initializer;
 
 use std::sync::Arc;

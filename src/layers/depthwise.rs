@@ -1,0 +1,250 @@
+//! `QuantDepthwiseConv2D` and `QuantSeparableConv1D/2D` (Larq): depthwise convolutions with a
+//! `depthwise_quantizer`, and separable ones that follow with a 1x1 `pointwise_quantizer`
+//! convolution.
+
+use std::sync::Arc;
+
+use super::{seed_for, Activation, BuildContext, Initializer, Layer, Weight};
+use crate::constraints::Constraint;
+use crate::error::{Error, Result};
+use crate::graph::{ConvOptions, DataFormat, Graph, Padding, ValueId};
+use crate::quantizers::{starved_weights_warning, Quantizer};
+
+/// The options shared by depthwise and separable layers.
+#[derive(Clone, Debug)]
+pub struct DepthwiseOptions {
+    /// Kernel size per spatial axis.
+    pub kernel_size: Vec<usize>,
+    /// Strides.
+    pub strides: Vec<usize>,
+    /// Valid or same (or causal for 1-D).
+    pub padding: Padding,
+    /// Dilation rates.
+    pub dilation_rate: Vec<usize>,
+    /// Layout of input and output.
+    pub data_format: DataFormat,
+    /// Output channels per input channel of the depthwise stage.
+    pub depth_multiplier: usize,
+    /// Value of "same" padding after input quantization.
+    pub pad_values: f32,
+    /// Quantizer of the input.
+    pub input_quantizer: Option<Quantizer>,
+    /// Quantizer of the depthwise kernel.
+    pub depthwise_quantizer: Option<Quantizer>,
+    /// Initializer of the depthwise kernel.
+    pub depthwise_initializer: Initializer,
+    /// Applied to the depthwise kernel after each update.
+    pub depthwise_constraint: Option<Arc<dyn Constraint>>,
+    /// Activation of the output.
+    pub activation: Activation,
+    /// Add a bias.
+    pub use_bias: bool,
+    /// Kernel quantizer metrics; `None` uses the enclosing metrics scope.
+    pub metrics: Option<Vec<String>>,
+}
+
+impl DepthwiseOptions {
+    /// Keras' defaults for a kernel of this size.
+    pub fn new(kernel_size: &[usize]) -> Self {
+        let r = kernel_size.len();
+        DepthwiseOptions {
+            kernel_size: kernel_size.to_vec(),
+            strides: vec![1; r],
+            padding: Padding::Valid,
+            dilation_rate: vec![1; r],
+            data_format: DataFormat::ChannelsLast,
+            depth_multiplier: 1,
+            pad_values: 0.0,
+            input_quantizer: None,
+            depthwise_quantizer: None,
+            depthwise_initializer: Initializer::GlorotUniform,
+            depthwise_constraint: None,
+            activation: Activation::Linear,
+            use_bias: true,
+            metrics: None,
+        }
+    }
+}
+
+/// Larq's `QuantDepthwiseConv2D` (and its 1-D/3-D analogues): each input channel convolved with
+/// its own `depth_multiplier` filters, kernel `[k..., C, depth_multiplier]`.
+#[derive(Clone, Debug)]
+pub struct QuantDepthwiseConv {
+    /// Layer name, prefix of its variables.
+    pub name: String,
+    /// The options.
+    pub opts: DepthwiseOptions,
+}
+
+/// Records the depthwise stage: input quantizer, depthwise kernel and its quantizer, and the
+/// grouped convolution (on packed bits for SteSign x SteSign). Returns the output, channels-last
+/// or channels-first as the input, and its channel count.
+fn depthwise_stage(g: &mut Graph, name: &str, o: &DepthwiseOptions, x: ValueId, ctx: &mut BuildContext) -> Result<(ValueId, usize)> {
+    let xs = g.value(x).shape.clone();
+    let r = o.kernel_size.len();
+    if xs.rank() != r + 2 || o.depth_multiplier == 0 {
+        return Err(Error::shapes(
+            "QuantDepthwiseConv",
+            xs.dims(),
+            &o.kernel_size,
+            format!("layer `{name}` needs input of rank {} and depth_multiplier >= 1", r + 2),
+        ));
+    }
+    let pad_ok = o.pad_values == 0.0 || (o.pad_values == 1.0 && o.padding != Padding::Causal);
+    if !pad_ok {
+        return Err(Error::invalid(
+            "QuantDepthwiseConv",
+            "pad_values",
+            format!("layer `{name}`: {} must be 0 or 1 (0 with causal padding)", o.pad_values),
+        ));
+    }
+    let c = match o.data_format {
+        DataFormat::ChannelsLast => xs.dims()[r + 1],
+        DataFormat::ChannelsFirst => xs.dims()[1],
+    };
+    let kernel_name = format!("{name}/depthwise_kernel");
+    let mut dims = o.kernel_size.clone();
+    dims.extend([c, o.depth_multiplier]);
+    let kernel_shape = crate::Shape::new(dims);
+    let w = g.variable(&kernel_name, kernel_shape.clone(), o.depthwise_initializer.init(&kernel_shape, seed_for(&kernel_name)))?;
+    ctx.weights.push(Weight {
+        variable: w,
+        name: kernel_name.clone(),
+        precision: o.depthwise_quantizer.as_ref().map_or(32, Quantizer::precision),
+        constraint: o.depthwise_constraint.clone(),
+    });
+    if let Some(warning) = starved_weights_warning(o.depthwise_quantizer.as_ref(), "depthwise_constraint", o.depthwise_constraint.is_some())
+    {
+        ctx.warnings.push(format!("layer `{name}`: {warning}"));
+    }
+    let metrics: Option<Vec<&str>> = o.metrics.as_ref().map(|m| m.iter().map(String::as_str).collect());
+    let (wq, flips) = match &o.depthwise_quantizer {
+        Some(q) => q.apply_to_kernel(g, w, &kernel_name, metrics.as_deref())?,
+        None => (w, Vec::new()),
+    };
+    ctx.metrics.extend(flips.into_iter().map(|f| (format!("flip_ratio/{kernel_name}"), f)));
+    // [k..., C, m] is the grouped kernel [k..., 1, C * m] with C groups, outputs in the same order.
+    let mut grouped = o.kernel_size.clone();
+    grouped.extend([1, c * o.depth_multiplier]);
+    let conv = ConvOptions {
+        kernel: o.kernel_size.clone(),
+        strides: o.strides.clone(),
+        dilation: o.dilation_rate.clone(),
+        padding: o.padding.clone(),
+        format: o.data_format,
+        groups: c,
+    };
+    let y = match (&o.input_quantizer, &o.depthwise_quantizer) {
+        (Some(Quantizer::SteSign { clip_value: ci }), Some(Quantizer::SteSign { clip_value: ck })) => {
+            let wg = g.reshape(w, grouped)?;
+            g.binary_conv(x, wg, &conv, o.pad_values, *ci, *ck)?
+        }
+        (iq, _) => {
+            let xq = match iq {
+                Some(q) => q.apply(g, x)?,
+                None => x,
+            };
+            let wg = g.reshape(wq, grouped)?;
+            g.conv(xq, wg, &conv, o.pad_values)?
+        }
+    };
+    Ok((y, c * o.depth_multiplier))
+}
+
+/// Adds a per-channel bias in either layout, then the activation.
+fn bias_and_activation(
+    g: &mut Graph,
+    name: &str,
+    o: &DepthwiseOptions,
+    y: ValueId,
+    channels: usize,
+    ctx: &mut BuildContext,
+) -> Result<ValueId> {
+    let y = if o.use_bias {
+        let bias_name = format!("{name}/bias");
+        let b = g.variable(&bias_name, [channels], Initializer::Zeros.init(&crate::Shape::new([channels]), seed_for(&bias_name)))?;
+        ctx.weights.push(Weight { variable: b, name: bias_name, precision: 32, constraint: None });
+        let b = match o.data_format {
+            DataFormat::ChannelsLast => b,
+            DataFormat::ChannelsFirst => {
+                let mut d = vec![channels];
+                d.extend(std::iter::repeat_n(1, o.kernel_size.len()));
+                g.reshape(b, d)?
+            }
+        };
+        g.add(y, b)?
+    } else {
+        y
+    };
+    o.activation.apply(g, y)
+}
+
+impl Layer for QuantDepthwiseConv {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn build(&self, g: &mut Graph, x: ValueId, ctx: &mut BuildContext) -> Result<ValueId> {
+        let (y, channels) = depthwise_stage(g, &self.name, &self.opts, x, ctx)?;
+        bias_and_activation(g, &self.name, &self.opts, y, channels, ctx)
+    }
+}
+
+/// Larq's `QuantSeparableConv1D/2D`: a depthwise stage, then a 1x1 convolution to `filters`
+/// channels with the `pointwise_quantizer` kernel `[1..., C * depth_multiplier, filters]`. The
+/// intermediate values are not quantized again (as in Larq).
+#[derive(Clone, Debug)]
+pub struct QuantSeparableConv {
+    /// Layer name, prefix of its variables.
+    pub name: String,
+    /// Output channels.
+    pub filters: usize,
+    /// The depthwise stage's options (and the layer's activation and bias).
+    pub opts: DepthwiseOptions,
+    /// Quantizer of the pointwise kernel.
+    pub pointwise_quantizer: Option<Quantizer>,
+    /// Initializer of the pointwise kernel.
+    pub pointwise_initializer: Initializer,
+    /// Applied to the pointwise kernel after each update.
+    pub pointwise_constraint: Option<Arc<dyn Constraint>>,
+}
+
+impl Layer for QuantSeparableConv {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn build(&self, g: &mut Graph, x: ValueId, ctx: &mut BuildContext) -> Result<ValueId> {
+        if self.filters == 0 {
+            return Err(Error::invalid("QuantSeparableConv", "filters", format!("layer `{}`: must be positive", self.name)));
+        }
+        let inner = DepthwiseOptions { use_bias: false, activation: Activation::Linear, ..self.opts.clone() };
+        let (h, channels) = depthwise_stage(g, &self.name, &inner, x, ctx)?;
+        let r = self.opts.kernel_size.len();
+        let kernel_name = format!("{}/pointwise_kernel", self.name);
+        let mut dims = vec![1; r];
+        dims.extend([channels, self.filters]);
+        let kernel_shape = crate::Shape::new(dims);
+        let w = g.variable(&kernel_name, kernel_shape.clone(), self.pointwise_initializer.init(&kernel_shape, seed_for(&kernel_name)))?;
+        ctx.weights.push(Weight {
+            variable: w,
+            name: kernel_name.clone(),
+            precision: self.pointwise_quantizer.as_ref().map_or(32, Quantizer::precision),
+            constraint: self.pointwise_constraint.clone(),
+        });
+        if let Some(warning) =
+            starved_weights_warning(self.pointwise_quantizer.as_ref(), "pointwise_constraint", self.pointwise_constraint.is_some())
+        {
+            ctx.warnings.push(format!("layer `{}`: {warning}", self.name));
+        }
+        let metrics: Option<Vec<&str>> = self.opts.metrics.as_ref().map(|m| m.iter().map(String::as_str).collect());
+        let (wq, flips) = match &self.pointwise_quantizer {
+            Some(q) => q.apply_to_kernel(g, w, &kernel_name, metrics.as_deref())?,
+            None => (w, Vec::new()),
+        };
+        ctx.metrics.extend(flips.into_iter().map(|f| (format!("flip_ratio/{kernel_name}"), f)));
+        let pointwise = ConvOptions { format: self.opts.data_format, ..ConvOptions::new(&vec![1; r]) };
+        let y = g.conv(h, wq, &pointwise, 0.0)?;
+        bias_and_activation(g, &self.name, &self.opts, y, self.filters, ctx)
+    }
+}
