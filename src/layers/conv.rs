@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
-use super::{seed_for, Activation, BuildContext, Initializer, Layer, Weight};
+use super::{add_bias, add_weight, Activation, Bias, BuildContext, Initializer, Layer, WeightSpec};
 use crate::constraints::Constraint;
 use crate::error::{Error, Result};
 use crate::graph::{ConvOptions, DataFormat, Graph, Padding, ValueId};
-use crate::quantizers::{starved_weights_warning, Quantizer};
+use crate::quantizers::Quantizer;
 
 /// Larq's quantized convolution in 1, 2 or 3 spatial dimensions:
 /// `activation(conv(input_quantizer(x), kernel_quantizer(kernel)) + bias)`. With padding "same"
@@ -148,28 +148,19 @@ impl Layer for QuantConv {
                 format!("layer `{}`: {} must divide the {channels} input channels", self.name, self.groups),
             ));
         }
-        let kernel_name = format!("{}/kernel", self.name);
         let mut kernel_dims = self.kernel_size.clone();
         kernel_dims.extend([channels / self.groups, self.filters]);
-        let kernel_shape = crate::Shape::new(kernel_dims);
-        let w = g.variable(&kernel_name, kernel_shape.clone(), self.kernel_initializer.init(&kernel_shape, seed_for(&kernel_name)))?;
-        ctx.weights.push(Weight {
-            variable: w,
-            name: kernel_name.clone(),
-            precision: self.kernel_quantizer.as_ref().map_or(32, Quantizer::precision),
+        let spec = WeightSpec {
+            layer: &self.name,
+            weight: "kernel",
+            shape: crate::Shape::new(kernel_dims),
+            initializer: self.kernel_initializer,
+            quantizer: self.kernel_quantizer.as_ref(),
             constraint: self.kernel_constraint.clone(),
-        });
-        if let Some(warning) =
-            starved_weights_warning(self.kernel_quantizer.as_ref(), "kernel_constraint", self.kernel_constraint.is_some())
-        {
-            ctx.warnings.push(format!("layer `{}`: {warning}", self.name));
-        }
-        let metrics: Option<Vec<&str>> = self.metrics.as_ref().map(|m| m.iter().map(String::as_str).collect());
-        let (wq, flips) = match &self.kernel_quantizer {
-            Some(q) => q.apply_to_kernel(g, w, &kernel_name, metrics.as_deref())?,
-            None => (w, Vec::new()),
+            constraint_argument: "kernel_constraint",
+            metrics: self.metrics.as_deref(),
         };
-        ctx.metrics.extend(flips.into_iter().map(|f| (format!("flip_ratio/{kernel_name}"), f)));
+        let (w, wq) = add_weight(g, ctx, spec)?;
         let opts = self.options();
         let y = match (&self.input_quantizer, &self.kernel_quantizer) {
             (Some(Quantizer::SteSign { clip_value: ci }), Some(Quantizer::SteSign { clip_value: ck })) => {
@@ -184,19 +175,19 @@ impl Layer for QuantConv {
             }
         };
         let y = if self.use_bias {
-            let bias_name = format!("{}/bias", self.name);
-            let bias_shape = crate::Shape::new([self.filters]);
-            let b = g.variable(&bias_name, bias_shape.clone(), self.bias_initializer.init(&bias_shape, seed_for(&bias_name)))?;
-            ctx.weights.push(Weight { variable: b, name: bias_name, precision: 32, constraint: None });
-            let b = match self.data_format {
-                DataFormat::ChannelsLast => b,
-                DataFormat::ChannelsFirst => {
-                    let mut d = vec![self.filters];
-                    d.extend(std::iter::repeat_n(1, r));
-                    g.reshape(b, d)?
-                }
-            };
-            g.add(y, b)?
+            let first = (self.data_format == DataFormat::ChannelsFirst).then_some(r);
+            add_bias(
+                g,
+                ctx,
+                y,
+                Bias {
+                    layer: &self.name,
+                    channels: self.filters,
+                    channels_first_spatial: first,
+                    initializer: self.bias_initializer,
+                    constraint: None,
+                },
+            )?
         } else {
             y
         };

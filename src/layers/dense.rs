@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
-use super::{seed_for, Activation, BuildContext, Initializer, Layer, Weight};
+use super::{add_bias, add_weight, Activation, Bias, BuildContext, Initializer, Layer, WeightSpec};
 use crate::constraints::Constraint;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, ValueId};
-use crate::quantizers::{starved_weights_warning, Quantizer};
+use crate::quantizers::Quantizer;
 
 /// Larq's `QuantDense`: `activation(input_quantizer(x) @ kernel_quantizer(kernel) + bias)`,
 /// applied to the last axis of `x`. The kernel variable holds the latent weights.
@@ -130,28 +130,19 @@ impl Layer for QuantDense {
                 ))
             }
         };
-        let kernel_name = format!("{}/kernel", self.name);
-        let kernel_shape = crate::Shape::new([k, self.units]);
-        let w = g.variable(&kernel_name, kernel_shape.clone(), self.kernel_initializer.init(&kernel_shape, seed_for(&kernel_name)))?;
-        ctx.weights.push(Weight {
-            variable: w,
-            name: kernel_name.clone(),
-            precision: self.kernel_quantizer.as_ref().map_or(32, Quantizer::precision),
+        let spec = WeightSpec {
+            layer: &self.name,
+            weight: "kernel",
+            shape: crate::Shape::new([k, self.units]),
+            initializer: self.kernel_initializer,
+            quantizer: self.kernel_quantizer.as_ref(),
             constraint: self.kernel_constraint.clone(),
-        });
-        if let Some(warning) =
-            starved_weights_warning(self.kernel_quantizer.as_ref(), "kernel_constraint", self.kernel_constraint.is_some())
-        {
-            ctx.warnings.push(format!("layer `{}`: {warning}", self.name));
-        }
-        let metrics: Option<Vec<&str>> = self.metrics.as_ref().map(|m| m.iter().map(String::as_str).collect());
-        let flips = match &self.kernel_quantizer {
-            // The quantized kernel in f32 is only kept where a metric reads it (on the packed
-            // path nothing else does, and the planner prunes it).
-            Some(q) => q.apply_to_kernel(g, w, &kernel_name, metrics.as_deref())?,
-            None => (w, Vec::new()),
+            constraint_argument: "kernel_constraint",
+            metrics: self.metrics.as_deref(),
         };
-        ctx.metrics.extend(flips.1.into_iter().map(|f| (format!("flip_ratio/{kernel_name}"), f)));
+        // The quantized kernel in f32 is only used by the float path and metrics; on the packed
+        // path nothing else reads it and the planner prunes it.
+        let (w, wq) = add_weight(g, ctx, spec)?;
         let y = match self.packed_clips() {
             Some((input_clip, kernel_clip)) => g.binary_matmul(x, w, input_clip, kernel_clip)?,
             None => {
@@ -159,15 +150,22 @@ impl Layer for QuantDense {
                     Some(q) => q.apply(g, x)?,
                     None => x,
                 };
-                g.matmul(xq, flips.0)?
+                g.matmul(xq, wq)?
             }
         };
         let y = if self.use_bias {
-            let bias_name = format!("{}/bias", self.name);
-            let bias_shape = crate::Shape::new([self.units]);
-            let b = g.variable(&bias_name, bias_shape.clone(), self.bias_initializer.init(&bias_shape, seed_for(&bias_name)))?;
-            ctx.weights.push(Weight { variable: b, name: bias_name, precision: 32, constraint: self.bias_constraint.clone() });
-            g.add(y, b)?
+            add_bias(
+                g,
+                ctx,
+                y,
+                Bias {
+                    layer: &self.name,
+                    channels: self.units,
+                    channels_first_spatial: None,
+                    initializer: self.bias_initializer,
+                    constraint: self.bias_constraint.clone(),
+                },
+            )?
         } else {
             y
         };

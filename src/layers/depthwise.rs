@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
-use super::{seed_for, Activation, BuildContext, Initializer, Layer, Weight};
+use super::{add_bias, add_weight, Activation, Bias, BuildContext, Initializer, Layer, WeightSpec};
 use crate::constraints::Constraint;
 use crate::error::{Error, Result};
 use crate::graph::{ConvOptions, DataFormat, Graph, Padding, ValueId};
-use crate::quantizers::{starved_weights_warning, Quantizer};
+use crate::quantizers::Quantizer;
 
 /// The options shared by depthwise and separable layers.
 #[derive(Clone, Debug)]
@@ -102,27 +102,19 @@ fn depthwise_stage(g: &mut Graph, name: &str, o: &DepthwiseOptions, x: ValueId, 
         DataFormat::ChannelsLast => xs.dims()[r + 1],
         DataFormat::ChannelsFirst => xs.dims()[1],
     };
-    let kernel_name = format!("{name}/depthwise_kernel");
     let mut dims = o.kernel_size.clone();
     dims.extend([c, o.depth_multiplier]);
-    let kernel_shape = crate::Shape::new(dims);
-    let w = g.variable(&kernel_name, kernel_shape.clone(), o.depthwise_initializer.init(&kernel_shape, seed_for(&kernel_name)))?;
-    ctx.weights.push(Weight {
-        variable: w,
-        name: kernel_name.clone(),
-        precision: o.depthwise_quantizer.as_ref().map_or(32, Quantizer::precision),
+    let spec = WeightSpec {
+        layer: name,
+        weight: "depthwise_kernel",
+        shape: crate::Shape::new(dims),
+        initializer: o.depthwise_initializer,
+        quantizer: o.depthwise_quantizer.as_ref(),
         constraint: o.depthwise_constraint.clone(),
-    });
-    if let Some(warning) = starved_weights_warning(o.depthwise_quantizer.as_ref(), "depthwise_constraint", o.depthwise_constraint.is_some())
-    {
-        ctx.warnings.push(format!("layer `{name}`: {warning}"));
-    }
-    let metrics: Option<Vec<&str>> = o.metrics.as_ref().map(|m| m.iter().map(String::as_str).collect());
-    let (wq, flips) = match &o.depthwise_quantizer {
-        Some(q) => q.apply_to_kernel(g, w, &kernel_name, metrics.as_deref())?,
-        None => (w, Vec::new()),
+        constraint_argument: "depthwise_constraint",
+        metrics: o.metrics.as_deref(),
     };
-    ctx.metrics.extend(flips.into_iter().map(|f| (format!("flip_ratio/{kernel_name}"), f)));
+    let (w, wq) = add_weight(g, ctx, spec)?;
     // [k..., C, m] is the grouped kernel [k..., 1, C * m] with C groups, outputs in the same order.
     let mut grouped = o.kernel_size.clone();
     grouped.extend([1, c * o.depth_multiplier]);
@@ -151,7 +143,7 @@ fn depthwise_stage(g: &mut Graph, name: &str, o: &DepthwiseOptions, x: ValueId, 
     Ok((y, c * o.depth_multiplier))
 }
 
-/// Adds a per-channel bias in either layout, then the activation.
+/// Adds the bias (in either layout), then the activation.
 fn bias_and_activation(
     g: &mut Graph,
     name: &str,
@@ -161,18 +153,13 @@ fn bias_and_activation(
     ctx: &mut BuildContext,
 ) -> Result<ValueId> {
     let y = if o.use_bias {
-        let bias_name = format!("{name}/bias");
-        let b = g.variable(&bias_name, [channels], Initializer::Zeros.init(&crate::Shape::new([channels]), seed_for(&bias_name)))?;
-        ctx.weights.push(Weight { variable: b, name: bias_name, precision: 32, constraint: None });
-        let b = match o.data_format {
-            DataFormat::ChannelsLast => b,
-            DataFormat::ChannelsFirst => {
-                let mut d = vec![channels];
-                d.extend(std::iter::repeat_n(1, o.kernel_size.len()));
-                g.reshape(b, d)?
-            }
-        };
-        g.add(y, b)?
+        let first = (o.data_format == DataFormat::ChannelsFirst).then_some(o.kernel_size.len());
+        add_bias(
+            g,
+            ctx,
+            y,
+            Bias { layer: name, channels, channels_first_spatial: first, initializer: Initializer::Zeros, constraint: None },
+        )?
     } else {
         y
     };
@@ -221,28 +208,19 @@ impl Layer for QuantSeparableConv {
         let inner = DepthwiseOptions { use_bias: false, activation: Activation::Linear, ..self.opts.clone() };
         let (h, channels) = depthwise_stage(g, &self.name, &inner, x, ctx)?;
         let r = self.opts.kernel_size.len();
-        let kernel_name = format!("{}/pointwise_kernel", self.name);
         let mut dims = vec![1; r];
         dims.extend([channels, self.filters]);
-        let kernel_shape = crate::Shape::new(dims);
-        let w = g.variable(&kernel_name, kernel_shape.clone(), self.pointwise_initializer.init(&kernel_shape, seed_for(&kernel_name)))?;
-        ctx.weights.push(Weight {
-            variable: w,
-            name: kernel_name.clone(),
-            precision: self.pointwise_quantizer.as_ref().map_or(32, Quantizer::precision),
+        let spec = WeightSpec {
+            layer: &self.name,
+            weight: "pointwise_kernel",
+            shape: crate::Shape::new(dims),
+            initializer: self.pointwise_initializer,
+            quantizer: self.pointwise_quantizer.as_ref(),
             constraint: self.pointwise_constraint.clone(),
-        });
-        if let Some(warning) =
-            starved_weights_warning(self.pointwise_quantizer.as_ref(), "pointwise_constraint", self.pointwise_constraint.is_some())
-        {
-            ctx.warnings.push(format!("layer `{}`: {warning}", self.name));
-        }
-        let metrics: Option<Vec<&str>> = self.opts.metrics.as_ref().map(|m| m.iter().map(String::as_str).collect());
-        let (wq, flips) = match &self.pointwise_quantizer {
-            Some(q) => q.apply_to_kernel(g, w, &kernel_name, metrics.as_deref())?,
-            None => (w, Vec::new()),
+            constraint_argument: "pointwise_constraint",
+            metrics: self.opts.metrics.as_deref(),
         };
-        ctx.metrics.extend(flips.into_iter().map(|f| (format!("flip_ratio/{kernel_name}"), f)));
+        let (_, wq) = add_weight(g, ctx, spec)?;
         let pointwise = ConvOptions { format: self.opts.data_format, ..ConvOptions::new(&vec![1; r]) };
         let y = g.conv(h, wq, &pointwise, 0.0)?;
         bias_and_activation(g, &self.name, &self.opts, y, self.filters, ctx)
