@@ -15,6 +15,10 @@
 // the layer); binarize packs (dot * scale[n] + bias[n] < 0) along n, ready for the next binary
 // layer, and never writes the f32 result at all.
 //
+// Each epilogue is its own entry point rather than a runtime switch: pipelines use the layout
+// derived from what an entry point references, so the plain one must not mention scale and bias
+// (callers would have to bind them).
+//
 // 64x64 output tile per workgroup of 16x16 threads, 4x4 outputs per thread (strided by 16), K
 // staged through workgroup memory 8 words (256 bits) at a time. Dispatch (ceil(n/64), ceil(m/64),
 // batch). Small m (batch-1 inference) uses xnor_gemv.wgsl instead.

@@ -428,24 +428,23 @@ impl CpuExec {
         Ok(())
     }
 
+    /// A planned value: computed this step, a variable's working copy, or a feed.
+    fn value<'a>(&'a self, vals: &'a HashMap<ValueId, TensorData>, id: &ValueId) -> &'a TensorData {
+        vals.get(id).or_else(|| self.feeds.get(id)).expect("planned values exist")
+    }
+
     fn steps(&self, graph: &Graph, order: &[usize], vals: &mut HashMap<ValueId, TensorData>) -> Result<()> {
         for (pos, &n) in order.iter().enumerate() {
             let node = &graph.nodes[n];
-            let get = |vals: &HashMap<ValueId, TensorData>, id: &ValueId| -> Option<TensorData> {
-                vals.get(id).or_else(|| self.feeds.get(id)).cloned()
-            };
             match node.output {
                 None => {
                     // Assign: the variable's working copy becomes the value.
-                    let value = get(vals, &node.inputs[1]).expect("planned values exist");
+                    let value = self.value(vals, &node.inputs[1]).clone();
                     vals.insert(node.inputs[0], value);
                 }
                 Some(out) => {
-                    let ins: Vec<(&crate::Shape, &TensorData)> = node
-                        .inputs
-                        .iter()
-                        .map(|i| (&graph.value(*i).shape, vals.get(i).or_else(|| self.feeds.get(i)).expect("planned values exist")))
-                        .collect();
+                    let ins: Vec<(&crate::Shape, &TensorData)> =
+                        node.inputs.iter().map(|i| (&graph.value(*i).shape, self.value(vals, i))).collect();
                     let y = cpu::eval(&node.op, &ins, &graph.value(out).shape)?;
                     vals.insert(out, y);
                 }
