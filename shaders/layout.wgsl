@@ -1,11 +1,13 @@
-// Layout kernels: a strided gather-copy that implements permute and broadcast for any 4-byte
-// element type (f32, i32 and packed u32 words move as raw bits).
+// Layout kernels for any 4-byte element type (f32, i32 and packed u32 words move as raw bits):
+// a strided gather-copy that implements permute and broadcast, and a window (slice or zero pad).
 //
 // Bindings (group 0):
 //   0  p    uniform Params
 //   1  src  storage read        source words
 //   2  dst  storage read_write  destination, contiguous in `shape`
-// dst[i] = src[sum_d coord_d(i) * src_strides[d]]; a stride of 0 repeats (broadcasts) an axis.
+// strided_copy: dst[i] = src[sum_d coord_d(i) * src_strides[d]]; a stride of 0 repeats
+// (broadcasts) an axis.
+// window: dst[i] = src[coord(i) + offset] where that lies inside src_shape, else 0.
 
 struct Params {
     n: u32,
@@ -14,6 +16,8 @@ struct Params {
     _pad1: u32,
     shape: array<vec4<u32>, 2>,
     src_strides: array<vec4<u32>, 2>,
+    src_shape: array<vec4<u32>, 2>,
+    offset: array<vec4<i32>, 2>,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -35,4 +39,22 @@ fn strided_copy(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
         rem = rem / p.shape[q][r];
     }
     dst[i] = src[off];
+}
+
+@compute @workgroup_size(256)
+fn window(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * WG;
+    if (i >= p.n) { return; }
+    var rem = i;
+    var off = 0u;
+    var inside = true;
+    for (var d = i32(p.rank) - 1; d >= 0; d--) {
+        let q = u32(d) / 4u;
+        let r = u32(d) % 4u;
+        let c = i32(rem % p.shape[q][r]) + p.offset[q][r];
+        rem = rem / p.shape[q][r];
+        inside = inside && c >= 0 && u32(c) < p.src_shape[q][r];
+        off += u32(max(c, 0)) * p.src_strides[q][r];
+    }
+    dst[i] = select(0u, src[off], inside);
 }

@@ -4,7 +4,9 @@
 //
 // Bindings (group 0):
 //   0  p    uniform Params
-//   1  out  storage read_write  f32 [n]
+//   1  out     storage read_write  f32 [n]
+//   2  stream  storage read        f32 [1]  (random_streamed only: its integer value is mixed
+//                                           into the high seed word, as cpu::stream_seed does)
 // dist: 0 uniform on [a, b), 1 normal with mean a and standard deviation b (Box-Muller),
 // 2 the same normal truncated at two standard deviations (Keras' TruncatedNormal): out-of-range
 // draws are redrawn from fresh counters, up to 32 times, then clamped.
@@ -22,6 +24,7 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<storage, read> stream: array<f32>;
 
 const WG: u32 = 256u;
 const TWO_PI: f32 = 6.283185307179586;
@@ -37,8 +40,11 @@ fn mix32(v: u32) -> u32 {
     return x;
 }
 
-fn random_bits(counter: u32) -> u32 {
-    let key = mix32(p.seed_lo ^ mix32(p.seed_hi ^ 0x9e3779b9u));
+fn key_of(seed_lo: u32, seed_hi: u32) -> u32 {
+    return mix32(seed_lo ^ mix32(seed_hi ^ 0x9e3779b9u));
+}
+
+fn random_bits(key: u32, counter: u32) -> u32 {
     return mix32(counter ^ key);
 }
 
@@ -51,29 +57,40 @@ const ATTEMPTS: u32 = 32u;
 
 // A standard normal draw (Box-Muller) from the counter pair (2c, 2c + 1); 1 - u lies in (0, 1],
 // so the logarithm is finite.
-fn normal(c: u32) -> f32 {
-    let u1 = 1.0 - unit(random_bits(2u * c));
-    let u2 = unit(random_bits(2u * c + 1u));
+fn normal(key: u32, c: u32) -> f32 {
+    let u1 = 1.0 - unit(random_bits(key, 2u * c));
+    let u2 = unit(random_bits(key, 2u * c + 1u));
     return sqrt(-2.0 * log(u1)) * cos(TWO_PI * u2);
+}
+
+fn draw(key: u32, i: u32) -> f32 {
+    if (p.dist == 0u) {
+        return p.a + (p.b - p.a) * unit(random_bits(key, i));
+    } else if (p.dist == 1u) {
+        return p.a + p.b * normal(key, i);
+    } else {
+        var z = clamp(normal(key, i * ATTEMPTS), -2.0, 2.0);
+        for (var a = 0u; a < ATTEMPTS; a++) {
+            let d = normal(key, i * ATTEMPTS + a);
+            if (abs(d) <= 2.0) {
+                z = d;
+                break;
+            }
+        }
+        return p.a + p.b * z;
+    }
 }
 
 @compute @workgroup_size(256)
 fn random(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * WG;
     if (i >= p.n) { return; }
-    if (p.dist == 0u) {
-        out[i] = p.a + (p.b - p.a) * unit(random_bits(i));
-    } else if (p.dist == 1u) {
-        out[i] = p.a + p.b * normal(i);
-    } else {
-        var z = clamp(normal(i * ATTEMPTS), -2.0, 2.0);
-        for (var a = 0u; a < ATTEMPTS; a++) {
-            let d = normal(i * ATTEMPTS + a);
-            if (abs(d) <= 2.0) {
-                z = d;
-                break;
-            }
-        }
-        out[i] = p.a + p.b * z;
-    }
+    out[i] = draw(key_of(p.seed_lo, p.seed_hi), i);
+}
+
+@compute @workgroup_size(256)
+fn random_streamed(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * WG;
+    if (i >= p.n) { return; }
+    out[i] = draw(key_of(p.seed_lo, p.seed_hi ^ mix32(u32(stream[0]))), i);
 }

@@ -230,3 +230,23 @@ fn second_derivatives_are_a_clear_error() {
     let err = g.backward(s2, &[x]).unwrap_err().to_string();
     assert!(err.contains("unary_grad") && err.contains("not differentiable"), "{err}");
 }
+
+#[test]
+fn window_and_concat_gradients_match_finite_differences() {
+    check_gradients("pad", &[&[2, 3]], vec![smooth(3, 6)], &|g, x| g.pad(x[0], &[(1, 0), (2, 1)]));
+    check_gradients("slice", &[&[3, 4]], vec![smooth(4, 12)], &|g, x| g.slice(x[0], &[1, 1], [2, 2]));
+    check_gradients("concat", &[&[2, 1, 3], &[2, 2, 3]], vec![smooth(5, 6), smooth(6, 12)], &|g, x| g.concat(&[x[0], x[1]], 1));
+}
+
+#[test]
+fn window_rejects_bad_slices_and_concats() {
+    let mut g = Graph::new();
+    let x = g.input("x", [2, 3], DType::F32).unwrap();
+    let y = g.input("y", [3, 3], DType::F32).unwrap();
+    let e = g.slice(x, &[1, 0], [2, 3]).unwrap_err().to_string();
+    assert!(e.contains("slice") && e.contains("inside"), "{e}");
+    let e = g.concat(&[x, y], 1).unwrap_err().to_string();
+    assert!(e.contains("concat") && e.contains("[2, 3]") && e.contains("[3, 3]"), "{e}");
+    assert!(g.concat(&[x, y], 0).is_ok());
+    assert!(g.concat(&[x], 2).unwrap_err().to_string().contains("axis"));
+}

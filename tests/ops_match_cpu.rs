@@ -166,7 +166,21 @@ fn layout_ops_match_cpu_bit_exactly() {
         &case(Op::Broadcast { shape: Shape::new([3, 7, 257]) }, vec![f32s(&[7, 1], 6, 1.0)]),
         Tol { abs: 0.0, rel: 0.0 },
     );
-    check_case("reshape u32", &case(Op::Reshape { shape: Shape::new([65, 33]) }, vec![words]), Tol { abs: 0.0, rel: 0.0 });
+    check_case("reshape u32", &case(Op::Reshape { shape: Shape::new([65, 33]) }, vec![words.clone()]), Tol { abs: 0.0, rel: 0.0 });
+    // Windows: padding (negative offsets), slicing (positive), both at once, a window lying
+    // wholly outside (all zeros), and raw words.
+    let windows: [(&[isize], &[usize]); 4] = [
+        (&[-1, 0, -2, -3], &[4, 3, 9, 13]),
+        (&[1, 1, 2, 3], &[1, 2, 3, 4]),
+        (&[0, -1, 3, -2], &[2, 5, 4, 8]),
+        (&[0, 0, 9, 0], &[2, 3, 2, 7]),
+    ];
+    for (offset, shape) in windows {
+        let op = Op::Window { offset: offset.to_vec(), shape: Shape::new(shape) };
+        check_case(&format!("window {offset:?} {shape:?}"), &case(op, vec![x.clone()]), Tol { abs: 0.0, rel: 0.0 });
+    }
+    let op = Op::Window { offset: vec![-2, 5], shape: Shape::new([37, 31]) };
+    check_case("window u32", &case(op, vec![words]), Tol { abs: 0.0, rel: 0.0 });
 }
 
 #[test]
@@ -202,13 +216,30 @@ fn softmax_and_cross_entropy_match_cpu() {
 #[test]
 fn random_and_fill_match_cpu() {
     for shape in [vec![1], vec![1000], vec![7, 131]] {
-        let uni = Op::Random { dist: Distribution::Uniform { low: -0.5, high: 2.0 }, seed: 42, shape: Shape::new(&shape[..]) };
+        let uni =
+            Op::Random { dist: Distribution::Uniform { low: -0.5, high: 2.0 }, seed: 42, shape: Shape::new(&shape[..]), streamed: false };
         check_case(&format!("uniform {shape:?}"), &case(uni, vec![]), ELEMENTWISE);
         // Normal draws go through log, sqrt and cos, which differ by a few ulp between backends.
-        let nor = Op::Random { dist: Distribution::Normal { mean: 1.0, std: 0.5 }, seed: 1 << 40, shape: Shape::new(&shape[..]) };
+        let nor = Op::Random {
+            dist: Distribution::Normal { mean: 1.0, std: 0.5 },
+            seed: 1 << 40,
+            shape: Shape::new(&shape[..]),
+            streamed: false,
+        };
         check_case(&format!("normal {shape:?}"), &case(nor, vec![]), Tol { abs: 1e-5, rel: 1e-5 });
-        let tn = Op::Random { dist: Distribution::TruncatedNormal { mean: 0.0, std: 2.0 }, seed: 3, shape: Shape::new(&shape[..]) };
+        let tn = Op::Random {
+            dist: Distribution::TruncatedNormal { mean: 0.0, std: 2.0 },
+            seed: 3,
+            shape: Shape::new(&shape[..]),
+            streamed: false,
+        };
         check_case(&format!("truncated normal {shape:?}"), &case(tn, vec![]), Tol { abs: 1e-5, rel: 1e-5 });
+        let streamed =
+            Op::Random { dist: Distribution::Uniform { low: 0.0, high: 1.0 }, seed: 42, shape: Shape::new(&shape[..]), streamed: true };
+        for step in [0.0, 1.0, 12345.0] {
+            let stream = HostTensor::f32([1], vec![step]).unwrap();
+            check_case(&format!("streamed uniform {shape:?} at {step}"), &case(streamed.clone(), vec![stream]), ELEMENTWISE);
+        }
         check_case(
             &format!("fill {shape:?}"),
             &case(Op::Fill { value: -3.25, shape: Shape::new(&shape[..]) }, vec![]),
@@ -264,4 +295,24 @@ fn grids_past_65535_workgroups_fold_into_y() {
         accumulation(3),
     );
     check_case("softmax over 70001 rows", &case(Op::Softmax, vec![x]), accumulation(3));
+}
+
+#[test]
+fn streamed_random_draws_change_with_the_stream() {
+    let mut g = Graph::new();
+    let stream = g.input("step", [1], DType::F32).unwrap();
+    let r = g.random_streamed([64], Distribution::Uniform { low: 0.0, high: 1.0 }, 9, stream).unwrap();
+    let plain = g.random([64], Distribution::Uniform { low: 0.0, high: 1.0 }, 9).unwrap();
+    let mut plan = bitgrad::Plan::new(&bitgrad::Device::cpu(), &g, &[r, plain], &mut Default::default()).unwrap();
+    let mut draw = |step: f32| {
+        plan.feed("step", &HostTensor::f32([1], vec![step]).unwrap()).unwrap();
+        plan.run().unwrap();
+        (plan.fetch(r).unwrap().as_f32().unwrap().to_vec(), plan.fetch(plain).unwrap().as_f32().unwrap().to_vec())
+    };
+    let (a0, p0) = draw(0.0);
+    let (a1, _) = draw(1.0);
+    let (a1_again, _) = draw(1.0);
+    assert_eq!(a0, p0, "stream 0 is the unstreamed draw");
+    assert_eq!(a1, a1_again, "a stream value always gives the same draw");
+    assert!(a0.iter().zip(&a1).filter(|(x, y)| x != y).count() > 60, "another stream value gives other numbers");
 }

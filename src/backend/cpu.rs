@@ -52,6 +52,7 @@ pub fn eval(op: &Op, inputs: &[(&Shape, &TensorData)], out_shape: &Shape) -> Res
             strided_copy(inputs[0].1, out_shape, &strides)
         }
         Op::Broadcast { shape } => strided_copy(inputs[0].1, shape, &broadcast_strides(inputs[0].0, shape)),
+        Op::Window { offset, shape } => window(inputs[0].1, inputs[0].0, offset, shape),
         Op::Reshape { .. } => inputs[0].1.clone(),
         Op::Gather => {
             let (table, ix) = (f(0)?, idx(1)?);
@@ -174,7 +175,10 @@ pub fn eval(op: &Op, inputs: &[(&Shape, &TensorData)], out_shape: &Shape) -> Res
             d => return Err(Error::DTypeMismatch { op: "im2col", operand: "image", expected: crate::DType::F32, got: d.dtype() }),
         },
         Op::Col2Im { geom } => TensorData::F32(col2im(geom, f(0)?)),
-        Op::Random { dist, seed, shape } => TensorData::F32(random(*dist, *seed, shape.numel())),
+        Op::Random { dist, seed, shape, streamed } => {
+            let seed = if *streamed { stream_seed(*seed, f(0)?[0]) } else { *seed };
+            TensorData::F32(random(*dist, seed, shape.numel()))
+        }
         Op::Fill { value, shape } => TensorData::F32(vec![*value; shape.numel()]),
         Op::Assign => return Err(Error::invalid("cpu::eval", "op", "assign is executed by the plan")),
     })
@@ -292,6 +296,28 @@ fn strided_copy(src: &TensorData, shape: &Shape, strides: &[usize]) -> TensorDat
         TensorData::F32(v) => TensorData::F32((0..n).map(|i| v[pick(i)]).collect()),
         TensorData::I32(v) => TensorData::I32((0..n).map(|i| v[pick(i)]).collect()),
         TensorData::U32(v) => TensorData::U32((0..n).map(|i| v[pick(i)]).collect()),
+    }
+}
+
+/// `y[i] = x[i + offset]` inside `x`, zero (all bits clear) outside.
+fn window(src: &TensorData, src_shape: &Shape, offset: &[isize], shape: &Shape) -> TensorData {
+    let (sd, ss) = (src_shape.dims(), src_shape.strides());
+    let pick = |i: usize| -> Option<usize> {
+        let mut rem = i;
+        let mut off = 0;
+        for d in (0..shape.rank()).rev() {
+            let c = (rem % shape.dims()[d]) as isize + offset[d];
+            rem /= shape.dims()[d];
+            let c = usize::try_from(c).ok().filter(|&c| c < sd[d])?;
+            off += c * ss[d];
+        }
+        Some(off)
+    };
+    let n = shape.numel();
+    match src {
+        TensorData::F32(v) => TensorData::F32((0..n).map(|i| pick(i).map_or(0.0, |o| v[o])).collect()),
+        TensorData::I32(v) => TensorData::I32((0..n).map(|i| pick(i).map_or(0, |o| v[o])).collect()),
+        TensorData::U32(v) => TensorData::U32((0..n).map(|i| pick(i).map_or(0, |o| v[o])).collect()),
     }
 }
 
@@ -523,6 +549,11 @@ fn mix32(mut x: u32) -> u32 {
 pub fn random_bits(seed: u64, counter: u32) -> u32 {
     let key = mix32(seed as u32 ^ mix32((seed >> 32) as u32 ^ 0x9e37_79b9));
     mix32(counter ^ key)
+}
+
+/// The seed of a streamed draw: the stream's value, as an integer, mixed into the high word.
+pub fn stream_seed(seed: u64, stream: f32) -> u64 {
+    seed ^ (u64::from(mix32(stream as u32)) << 32)
 }
 
 fn unit(bits: u32) -> f32 {

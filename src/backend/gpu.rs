@@ -61,6 +61,7 @@ pub fn record(
             layout::strided_copy(os().dims(), &strides, x(0), o())
         }
         Op::Broadcast { shape } => layout::strided_copy(shape.dims(), &broadcast_strides(shapes[0], shape), x(0), o()),
+        Op::Window { offset, shape } => layout::window(shapes[0].dims(), offset, shape.dims(), x(0), o()),
         Op::Reshape { .. } => return Ok(Step::Copy { src: x(0).clone(), dst: o().clone() }),
         Op::Gather => {
             let rows = shapes[0].dims()[0];
@@ -104,7 +105,8 @@ pub fn record(
             im2col::im2col(geom, pad_word, x(0), o())
         }
         Op::Col2Im { geom } => im2col::col2im(geom, x(0), o()),
-        Op::Random { dist, seed, shape } => random::random(*dist, *seed, shape.numel(), o()),
+        Op::Random { dist, seed, shape, streamed: false } => random::random(*dist, *seed, shape.numel(), o()),
+        Op::Random { dist, seed, shape, streamed: true } => random::random_streamed(*dist, *seed, shape.numel(), x(0), o()),
         Op::Fill { value, shape } => elementwise::fill(*value, shape.numel(), o()),
         Op::Assign => return Ok(Step::Copy { src: x(1).clone(), dst: x(0).clone() }),
     };

@@ -178,6 +178,11 @@ impl Graph {
                 let sx = shape(self, 0);
                 vec![Some(self.sum_to(dy, &sx)?)]
             }
+            Op::Window { offset, .. } => {
+                let back: Vec<isize> = offset.iter().map(|o| -o).collect();
+                let sx = shape(self, 0);
+                vec![Some(self.push1(Op::Window { offset: back, shape: sx }, &[dy])?)]
+            }
             Op::Reshape { .. } => {
                 let sx = shape(self, 0);
                 vec![Some(self.reshape(dy, sx)?)]
@@ -227,7 +232,8 @@ impl Graph {
             }
             // Padded positions of im2col only ever received constants, so zero padding is right.
             Op::Col2Im { geom } => vec![Some(self.im2col(dy, geom, 0.0)?)],
-            Op::Random { .. } | Op::Fill { .. } => vec![],
+            Op::Random { streamed, .. } => vec![None; usize::from(*streamed)],
+            Op::Fill { .. } => vec![],
             Op::Assign => vec![None, None],
         })
     }

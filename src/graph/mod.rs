@@ -50,7 +50,7 @@ impl Init {
         match *self {
             Init::Zeros => Op::Fill { value: 0.0, shape: shape.clone() },
             Init::Constant(value) => Op::Fill { value, shape: shape.clone() },
-            Init::Random { dist, seed } => Op::Random { dist, seed, shape: shape.clone() },
+            Init::Random { dist, seed } => Op::Random { dist, seed, shape: shape.clone(), streamed: false },
         }
     }
 }
@@ -316,6 +316,68 @@ impl Graph {
         self.push1(Op::Reshape { shape: shape.into() }, &[x])
     }
 
+    /// The window of `x` of `shape` whose origin lies at `offset` in `x`; positions outside `x`
+    /// are 0. See [`Op::Window`].
+    pub fn window(&mut self, x: ValueId, offset: &[isize], shape: impl Into<Shape>) -> Result<ValueId> {
+        self.push1(Op::Window { offset: offset.to_vec(), shape: shape.into() }, &[x])
+    }
+
+    /// Zero padding: `pads[d] = (before, after)` elements on axis `d`.
+    pub fn pad(&mut self, x: ValueId, pads: &[(usize, usize)]) -> Result<ValueId> {
+        let xs = self.check(x)?.shape.clone();
+        if pads.len() != xs.rank() {
+            return Err(Error::shapes("pad", xs.dims(), &[pads.len()], "needs one (before, after) pair per axis"));
+        }
+        let shape: Vec<usize> = xs.dims().iter().zip(pads).map(|(d, (b, a))| d + b + a).collect();
+        let offset: Vec<isize> = pads.iter().map(|&(b, _)| -(b as isize)).collect();
+        self.window(x, &offset, shape)
+    }
+
+    /// `x[start .. start + shape]`; the slice must lie inside `x`.
+    pub fn slice(&mut self, x: ValueId, start: &[usize], shape: impl Into<Shape>) -> Result<ValueId> {
+        let (xs, shape) = (self.check(x)?.shape.clone(), shape.into());
+        let fits =
+            start.len() == xs.rank() && shape.rank() == xs.rank() && (0..xs.rank()).all(|d| start[d] + shape.dims()[d] <= xs.dims()[d]);
+        if !fits {
+            return Err(Error::shapes("slice", xs.dims(), shape.dims(), format!("a slice at {start:?} must lie inside x")));
+        }
+        let offset: Vec<isize> = start.iter().map(|&s| s as isize).collect();
+        self.window(x, &offset, shape)
+    }
+
+    /// Joins tensors along `axis`; all other axes must agree. Each part is padded to the full
+    /// size and the parts summed, so the backward pass is a slice per part.
+    pub fn concat(&mut self, parts: &[ValueId], axis: usize) -> Result<ValueId> {
+        let first = self.check(*parts.first().ok_or_else(|| Error::invalid("concat", "parts", "needs at least one tensor"))?)?;
+        let base = first.shape.clone();
+        if axis >= base.rank() {
+            return Err(Error::invalid("concat", "axis", format!("{axis} is out of range for rank {}", base.rank())));
+        }
+        let mut sizes = Vec::with_capacity(parts.len());
+        for &p in parts {
+            let s = self.check(p)?.shape.clone();
+            let agree = s.rank() == base.rank() && (0..s.rank()).all(|d| d == axis || s.dims()[d] == base.dims()[d]);
+            if !agree {
+                return Err(Error::shapes("concat", base.dims(), s.dims(), format!("all axes but {axis} must agree")));
+            }
+            sizes.push(s.dims()[axis]);
+        }
+        let total: usize = sizes.iter().sum();
+        let mut out: Option<ValueId> = None;
+        let mut at = 0;
+        for (&p, &size) in parts.iter().zip(&sizes) {
+            let mut pads = vec![(0, 0); base.rank()];
+            pads[axis] = (at, total - at - size);
+            at += size;
+            let padded = if parts.len() == 1 { p } else { self.pad(p, &pads)? };
+            out = Some(match out {
+                None => padded,
+                Some(acc) => self.add(acc, padded)?,
+            });
+        }
+        Ok(out.expect("at least one part"))
+    }
+
     /// Broadcast to `shape`.
     pub fn broadcast_to(&mut self, x: ValueId, shape: impl Into<Shape>) -> Result<ValueId> {
         self.push1(Op::Broadcast { shape: shape.into() }, &[x])
@@ -378,7 +440,12 @@ impl Graph {
 
     /// A seeded random tensor.
     pub fn random(&mut self, shape: impl Into<Shape>, dist: Distribution, seed: u64) -> Result<ValueId> {
-        self.push1(Op::Random { dist, seed, shape: shape.into() }, &[])
+        self.push1(Op::Random { dist, seed, shape: shape.into(), streamed: false }, &[])
+    }
+
+    /// A seeded random tensor that changes with `stream` (an f32 `[1]` counter, e.g. the step).
+    pub fn random_streamed(&mut self, shape: impl Into<Shape>, dist: Distribution, seed: u64, stream: ValueId) -> Result<ValueId> {
+        self.push1(Op::Random { dist, seed, shape: shape.into(), streamed: true }, &[stream])
     }
 
     /// A tensor filled with `value`.

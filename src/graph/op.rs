@@ -302,6 +302,16 @@ pub enum Op {
         /// Target shape.
         shape: Shape,
     },
+    /// A window of `x` at an offset, zero outside it: `y[i] = x[i + offset]` where that index
+    /// lies inside `x`, else 0 (`(x) -> y`). Slicing (positive offsets, smaller shape), padding
+    /// (negative offsets, larger shape) and concatenation (a sum of paddings) are windows, and
+    /// the adjoint of a window is the window back (negated offset, the input's shape).
+    Window {
+        /// Offset of `y`'s origin in `x`, per axis.
+        offset: Vec<isize>,
+        /// Output shape (same rank as `x`).
+        shape: Shape,
+    },
     /// Same elements, new shape: `(x) -> y`.
     Reshape {
         /// Target shape (same element count).
@@ -371,7 +381,9 @@ pub enum Op {
         /// The convolution's geometry.
         geom: ConvGeometry,
     },
-    /// A random tensor, seeded: `() -> y`.
+    /// A random tensor, seeded: `() -> y`, or with a stream, `(stream [1]) -> y`: the stream's
+    /// value (a step counter, read as an integer) is mixed into the seed when the step runs, so
+    /// one recorded op draws fresh numbers each step (dropout) and the same ones on every backend.
     Random {
         /// Distribution.
         dist: Distribution,
@@ -379,6 +391,8 @@ pub enum Op {
         seed: u64,
         /// Output shape.
         shape: Shape,
+        /// Takes a stream input.
+        streamed: bool,
     },
     /// A tensor filled with one value: `() -> y`.
     Fill {
@@ -402,6 +416,7 @@ impl Op {
             Op::MatMul { .. } => "matmul",
             Op::Permute { .. } => "permute",
             Op::Broadcast { .. } => "broadcast",
+            Op::Window { .. } => "window",
             Op::Reshape { .. } => "reshape",
             Op::Gather => "gather",
             Op::GatherGrad { .. } => "gather_grad",
@@ -425,14 +440,21 @@ impl Op {
     /// Number of inputs the op takes.
     pub fn arity(&self) -> usize {
         match self {
-            Op::Random { .. } | Op::Fill { .. } => 0,
+            Op::Random { streamed, .. } => usize::from(*streamed),
+            Op::Fill { .. } => 0,
             Op::BitPack { .. } | Op::BitUnpack { .. } | Op::Im2Col { .. } | Op::Col2Im { .. } => 1,
             Op::Quantize { f } => 1 + usize::from(f.needs_stat()),
             Op::QuantizeGrad { f } => 2 + usize::from(f.needs_stat()),
             Op::ApplyMask => 2,
             Op::XnorGemm { epilogue: Epilogue::Plain, .. } => 2,
             Op::XnorGemm { .. } => 4,
-            Op::Unary(_) | Op::Reduce { .. } | Op::Permute { .. } | Op::Broadcast { .. } | Op::Reshape { .. } | Op::Softmax => 1,
+            Op::Unary(_)
+            | Op::Reduce { .. }
+            | Op::Permute { .. }
+            | Op::Broadcast { .. }
+            | Op::Window { .. }
+            | Op::Reshape { .. }
+            | Op::Softmax => 1,
             Op::UnaryGrad(_)
             | Op::Binary(_)
             | Op::MatMul { .. }
@@ -488,6 +510,18 @@ impl Op {
                 let b = broadcast_shapes(name, inputs[0].0, shape)?;
                 if &b != shape {
                     return Err(Error::shapes(name, inputs[0].0.dims(), shape.dims(), "cannot broadcast to the target shape"));
+                }
+                (shape.clone(), inputs[0].1)
+            }
+            Op::Window { offset, shape } => {
+                shape.validate(name)?;
+                if shape.rank() != inputs[0].0.rank() || offset.len() != shape.rank() {
+                    return Err(Error::shapes(
+                        name,
+                        inputs[0].0.dims(),
+                        shape.dims(),
+                        format!("offset {offset:?} and shape need x's rank"),
+                    ));
                 }
                 (shape.clone(), inputs[0].1)
             }
@@ -650,8 +684,14 @@ impl Op {
                 }
                 (geom.image_shape(), DType::F32)
             }
-            Op::Random { shape, dist, .. } => {
+            Op::Random { shape, dist, streamed, .. } => {
                 shape.validate(name)?;
+                if *streamed {
+                    want(0, "stream", DType::F32)?;
+                    if inputs[0].0.numel() != 1 {
+                        return Err(Error::shapes(name, inputs[0].0.dims(), &[1], "the stream is one counter"));
+                    }
+                }
                 match *dist {
                     Distribution::Uniform { low, high } if low >= high || !low.is_finite() || !high.is_finite() => {
                         return Err(Error::invalid(name, "dist", format!("uniform bounds [{low}, {high}) are empty or not finite")))

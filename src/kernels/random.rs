@@ -9,6 +9,8 @@ use crate::graph::Distribution;
 pub const SHADER: Shader = Shader { name: "random", source: include_str!("../../shaders/random.wgsl"), params_layout, subgroups: false };
 /// Fills a tensor with draws.
 pub const RANDOM: Kernel = Kernel { shader: "random", entry: "random" };
+/// Fills a tensor with draws whose seed also depends on a stream value.
+pub const RANDOM_STREAMED: Kernel = Kernel { shader: "random", entry: "random_streamed" };
 
 /// Mirror of the WGSL `Params`.
 #[repr(C)]
@@ -35,11 +37,19 @@ params_layout!(Params { n, dist, seed_lo, seed_hi, a, b, _pad0, _pad1 });
 
 /// `n` draws from `dist` with `seed`.
 pub fn random(dist: Distribution, seed: u64, n: usize, out: &BufferView) -> Dispatch {
+    Dispatch::new(RANDOM, &params(dist, seed, n), &[(1, out)], grid_1d(n, 256))
+}
+
+/// `n` draws from `dist` with `seed` mixed with the value in `stream` (see `cpu::stream_seed`).
+pub fn random_streamed(dist: Distribution, seed: u64, n: usize, stream: &BufferView, out: &BufferView) -> Dispatch {
+    Dispatch::new(RANDOM_STREAMED, &params(dist, seed, n), &[(1, out), (2, stream)], grid_1d(n, 256))
+}
+
+fn params(dist: Distribution, seed: u64, n: usize) -> Params {
     let (code, a, b) = match dist {
         Distribution::Uniform { low, high } => (0, low, high),
         Distribution::Normal { mean, std } => (1, mean, std),
         Distribution::TruncatedNormal { mean, std } => (2, mean, std),
     };
-    let p = Params { n: n as u32, dist: code, seed_lo: seed as u32, seed_hi: (seed >> 32) as u32, a, b, ..Default::default() };
-    Dispatch::new(RANDOM, &p, &[(1, out)], grid_1d(n, 256))
+    Params { n: n as u32, dist: code, seed_lo: seed as u32, seed_hi: (seed >> 32) as u32, a, b, ..Default::default() }
 }
