@@ -24,6 +24,16 @@ pub enum Error {
         /// What rule was broken.
         reason: String,
     },
+    /// Building a layer of a model failed; `source` says why.
+    #[error("layer `{layer}` ({class}): {source}")]
+    Layer {
+        /// The layer's name.
+        layer: String,
+        /// Its class.
+        class: String,
+        /// The error.
+        source: Box<Error>,
+    },
     /// An operand has the wrong element type.
     #[error("{op}: operand `{operand}` must be {expected:?}, got {got:?}")]
     DTypeMismatch {

@@ -29,6 +29,7 @@ pub mod error;
 pub mod graph;
 pub mod kernels;
 pub mod layers;
+pub mod models;
 pub mod quantizers;
 pub mod tensor;
 pub mod train;

@@ -233,12 +233,8 @@ fn depthwise_and_separable_layers_match_larq() {
             Box::new(QuantDepthwiseConv { name: name.into(), opts })
         } else {
             Box::new(QuantSeparableConv {
-                name: name.into(),
-                filters: c["filters"].as_u64().unwrap() as usize,
-                opts,
                 pointwise_quantizer: quantizer(&c["pointwise_quantizer"]),
-                pointwise_initializer: Initializer::GlorotUniform,
-                pointwise_constraint: None,
+                ..QuantSeparableConv::new(name, c["filters"].as_u64().unwrap() as usize, opts)
             })
         };
         let names: Vec<String> = c["weight_names"].as_array().unwrap().iter().map(|n| format!("{name}/{}", n.as_str().unwrap())).collect();

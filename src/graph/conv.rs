@@ -256,7 +256,7 @@ impl Graph {
     }
 
     /// `[rows, ..., co]` results (rows = N x output pixels) as an image in `geom`'s layout.
-    fn rows_to_image(&mut self, y: ValueId, geom: &ConvGeometry, co: usize) -> Result<ValueId> {
+    pub(crate) fn rows_to_image(&mut self, y: ValueId, geom: &ConvGeometry, co: usize) -> Result<ValueId> {
         let mut d = vec![geom.batch];
         d.extend(&geom.output);
         d.push(co);
@@ -423,6 +423,33 @@ impl Graph {
     /// `output` gives the spatial size of the result, whose forward convolution with these
     /// options must have `x`'s spatial size.
     pub fn conv_transpose(&mut self, x: ValueId, kernel: ValueId, opts: &ConvOptions, output: &[usize]) -> Result<ValueId> {
+        self.conv_transpose_with(x, kernel, opts, output, None)
+    }
+
+    /// [`Graph::conv_transpose`] of `sign(x)` and `sign(kernel)`: the per-pixel product runs as
+    /// an XNOR-popcount GEMM over the input channels ([`Graph::binary_matmul`], with its
+    /// straight-through gradients and clips), then the patches are summed into the image.
+    pub fn binary_conv_transpose(
+        &mut self,
+        x: ValueId,
+        kernel: ValueId,
+        opts: &ConvOptions,
+        output: &[usize],
+        input_clip: Option<f32>,
+        kernel_clip: Option<f32>,
+    ) -> Result<ValueId> {
+        self.conv_transpose_with(x, kernel, opts, output, Some((input_clip, kernel_clip)))
+    }
+
+    /// Transposed convolution with a float product, or a binary one given the clips.
+    fn conv_transpose_with(
+        &mut self,
+        x: ValueId,
+        kernel: ValueId,
+        opts: &ConvOptions,
+        output: &[usize],
+        binary: Option<(Option<f32>, Option<f32>)>,
+    ) -> Result<ValueId> {
         let xs = self.value(x).shape.clone();
         let r = opts.kernel.len();
         let ks = self.value(kernel).shape.clone();
@@ -469,7 +496,13 @@ impl Graph {
         let xm = self.reshape(x_last, [rows, c])?;
         // cols[rows, taps, O] = x[rows, C] @ kernel[taps, O, C]^T, then scattered back.
         let w = self.reshape(kernel, [geom.taps() * o, c])?;
-        let cols = self.matmul_t(xm, w, false, true)?;
+        let cols = match binary {
+            None => self.matmul_t(xm, w, false, true)?,
+            Some((input_clip, kernel_clip)) => {
+                let wt = self.transpose(w)?;
+                self.binary_matmul(xm, wt, input_clip, kernel_clip)?
+            }
+        };
         let cols = self.reshape(cols, geom.cols_shape())?;
         self.col2im(cols, &geom)
     }

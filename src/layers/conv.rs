@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{add_bias, add_weight, Activation, Bias, BuildContext, Initializer, Layer, WeightSpec};
+use super::{add_bias, add_weight, precision_of, Activation, Bias, BuildContext, Initializer, Layer, MacCount, Regularizer, WeightSpec};
 use crate::constraints::Constraint;
 use crate::error::{Error, Result};
 use crate::graph::{ConvOptions, DataFormat, Graph, Padding, ValueId};
@@ -46,6 +46,12 @@ pub struct QuantConv {
     pub bias_initializer: Initializer,
     /// Applied to the kernel after each update.
     pub kernel_constraint: Option<Arc<dyn Constraint>>,
+    /// Applied to the bias after each update.
+    pub bias_constraint: Option<Arc<dyn Constraint>>,
+    /// Penalty on the latent kernel, added to the loss.
+    pub kernel_regularizer: Option<Regularizer>,
+    /// Penalty on the bias, added to the loss.
+    pub bias_regularizer: Option<Regularizer>,
     /// Kernel quantizer metrics; `None` uses the enclosing metrics scope.
     pub metrics: Option<Vec<String>>,
 }
@@ -72,6 +78,9 @@ impl QuantConv {
             kernel_initializer: Initializer::GlorotUniform,
             bias_initializer: Initializer::Zeros,
             kernel_constraint: None,
+            bias_constraint: None,
+            kernel_regularizer: None,
+            bias_regularizer: None,
             metrics: None,
         }
     }
@@ -125,6 +134,23 @@ impl Layer for QuantConv {
         &self.name
     }
 
+    fn class(&self) -> &str {
+        ["QuantConv1D", "QuantConv2D", "QuantConv3D"].get(self.kernel_size.len().wrapping_sub(1)).copied().unwrap_or("QuantConv")
+    }
+
+    fn input_precision(&self) -> Option<u32> {
+        precision_of(&self.input_quantizer)
+    }
+
+    fn macs(&self) -> MacCount {
+        // Larq counts 1-D and 2-D convolutions only.
+        if self.kernel_size.len() <= 2 {
+            MacCount::PerOutputPixel
+        } else {
+            MacCount::Unknown
+        }
+    }
+
     fn build(&self, g: &mut Graph, x: ValueId, ctx: &mut BuildContext) -> Result<ValueId> {
         self.check()?;
         let xs = g.value(x).shape.clone();
@@ -159,6 +185,7 @@ impl Layer for QuantConv {
             constraint: self.kernel_constraint.clone(),
             constraint_argument: "kernel_constraint",
             metrics: self.metrics.as_deref(),
+            regularizer: self.kernel_regularizer,
         };
         let (w, wq) = add_weight(g, ctx, spec)?;
         let opts = self.options();
@@ -185,7 +212,8 @@ impl Layer for QuantConv {
                     channels: self.filters,
                     channels_first_spatial: first,
                     initializer: self.bias_initializer,
-                    constraint: None,
+                    constraint: self.bias_constraint.clone(),
+                    regularizer: self.bias_regularizer,
                 },
             )?
         } else {

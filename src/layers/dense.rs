@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{add_bias, add_weight, Activation, Bias, BuildContext, Initializer, Layer, WeightSpec};
+use super::{add_bias, add_weight, precision_of, Activation, Bias, BuildContext, Initializer, Layer, MacCount, Regularizer, WeightSpec};
 use crate::constraints::Constraint;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, ValueId};
@@ -36,6 +36,10 @@ pub struct QuantDense {
     pub kernel_constraint: Option<Arc<dyn Constraint>>,
     /// Applied to the bias after each update.
     pub bias_constraint: Option<Arc<dyn Constraint>>,
+    /// Penalty on the latent kernel, added to the loss.
+    pub kernel_regularizer: Option<Regularizer>,
+    /// Penalty on the bias, added to the loss.
+    pub bias_regularizer: Option<Regularizer>,
     /// Kernel quantizer metrics (`["flip_ratio"]`); `None` uses the enclosing metrics scope.
     pub metrics: Option<Vec<String>>,
 }
@@ -54,6 +58,8 @@ impl QuantDense {
             bias_initializer: Initializer::Zeros,
             kernel_constraint: None,
             bias_constraint: None,
+            kernel_regularizer: None,
+            bias_regularizer: None,
             metrics: None,
         }
     }
@@ -94,6 +100,12 @@ impl QuantDense {
         self
     }
 
+    /// Sets the kernel regularizer.
+    pub fn kernel_regularizer(mut self, r: Regularizer) -> Self {
+        self.kernel_regularizer = Some(r);
+        self
+    }
+
     /// Enables kernel quantizer metrics.
     pub fn metrics(mut self, m: &[&str]) -> Self {
         self.metrics = Some(m.iter().map(|s| s.to_string()).collect());
@@ -112,6 +124,18 @@ impl QuantDense {
 impl Layer for QuantDense {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn class(&self) -> &str {
+        "QuantDense"
+    }
+
+    fn input_precision(&self) -> Option<u32> {
+        precision_of(&self.input_quantizer)
+    }
+
+    fn macs(&self) -> MacCount {
+        MacCount::PerOutputPixel
     }
 
     fn build(&self, g: &mut Graph, x: ValueId, ctx: &mut BuildContext) -> Result<ValueId> {
@@ -139,6 +163,7 @@ impl Layer for QuantDense {
             constraint: self.kernel_constraint.clone(),
             constraint_argument: "kernel_constraint",
             metrics: self.metrics.as_deref(),
+            regularizer: self.kernel_regularizer,
         };
         // The quantized kernel in f32 is only used by the float path and metrics; on the packed
         // path nothing else reads it and the planner prunes it.
@@ -164,6 +189,7 @@ impl Layer for QuantDense {
                     channels_first_spatial: None,
                     initializer: self.bias_initializer,
                     constraint: self.bias_constraint.clone(),
+                    regularizer: self.bias_regularizer,
                 },
             )?
         } else {

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::{add_bias, add_weight, Activation, Bias, BuildContext, Initializer, Layer, WeightSpec};
+use super::{add_bias, add_weight, precision_of, Activation, Bias, BuildContext, Initializer, Layer, MacCount, Regularizer, WeightSpec};
 use crate::constraints::Constraint;
 use crate::error::{Error, Result};
 use crate::graph::{ConvOptions, DataFormat, Graph, Padding, ValueId};
@@ -35,6 +35,10 @@ pub struct DepthwiseOptions {
     pub depthwise_initializer: Initializer,
     /// Applied to the depthwise kernel after each update.
     pub depthwise_constraint: Option<Arc<dyn Constraint>>,
+    /// Penalty on the latent depthwise kernel, added to the loss.
+    pub depthwise_regularizer: Option<Regularizer>,
+    /// Penalty on the bias, added to the loss.
+    pub bias_regularizer: Option<Regularizer>,
     /// Activation of the output.
     pub activation: Activation,
     /// Add a bias.
@@ -59,6 +63,8 @@ impl DepthwiseOptions {
             depthwise_quantizer: None,
             depthwise_initializer: Initializer::GlorotUniform,
             depthwise_constraint: None,
+            depthwise_regularizer: None,
+            bias_regularizer: None,
             activation: Activation::Linear,
             use_bias: true,
             metrics: None,
@@ -113,6 +119,7 @@ fn depthwise_stage(g: &mut Graph, name: &str, o: &DepthwiseOptions, x: ValueId, 
         constraint: o.depthwise_constraint.clone(),
         constraint_argument: "depthwise_constraint",
         metrics: o.metrics.as_deref(),
+        regularizer: o.depthwise_regularizer,
     };
     let (w, wq) = add_weight(g, ctx, spec)?;
     // [k..., C, m] is the grouped kernel [k..., 1, C * m] with C groups, outputs in the same order.
@@ -158,7 +165,14 @@ fn bias_and_activation(
             g,
             ctx,
             y,
-            Bias { layer: name, channels, channels_first_spatial: first, initializer: Initializer::Zeros, constraint: None },
+            Bias {
+                layer: name,
+                channels,
+                channels_first_spatial: first,
+                initializer: Initializer::Zeros,
+                constraint: None,
+                regularizer: o.bias_regularizer,
+            },
         )?
     } else {
         y
@@ -169,6 +183,18 @@ fn bias_and_activation(
 impl Layer for QuantDepthwiseConv {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn class(&self) -> &str {
+        "QuantDepthwiseConv2D"
+    }
+
+    fn input_precision(&self) -> Option<u32> {
+        precision_of(&self.opts.input_quantizer)
+    }
+
+    fn macs(&self) -> MacCount {
+        MacCount::PerOutputPixel
     }
 
     fn build(&self, g: &mut Graph, x: ValueId, ctx: &mut BuildContext) -> Result<ValueId> {
@@ -194,11 +220,45 @@ pub struct QuantSeparableConv {
     pub pointwise_initializer: Initializer,
     /// Applied to the pointwise kernel after each update.
     pub pointwise_constraint: Option<Arc<dyn Constraint>>,
+    /// Penalty on the latent pointwise kernel, added to the loss.
+    pub pointwise_regularizer: Option<Regularizer>,
+}
+
+impl QuantSeparableConv {
+    /// A separable convolution to `filters` channels with the depthwise stage `opts`, no
+    /// pointwise quantizer, glorot_uniform pointwise kernel.
+    pub fn new(name: &str, filters: usize, opts: DepthwiseOptions) -> Self {
+        QuantSeparableConv {
+            name: name.to_string(),
+            filters,
+            opts,
+            pointwise_quantizer: None,
+            pointwise_initializer: Initializer::GlorotUniform,
+            pointwise_constraint: None,
+            pointwise_regularizer: None,
+        }
+    }
 }
 
 impl Layer for QuantSeparableConv {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn class(&self) -> &str {
+        if self.opts.kernel_size.len() == 1 {
+            "QuantSeparableConv1D"
+        } else {
+            "QuantSeparableConv2D"
+        }
+    }
+
+    fn input_precision(&self) -> Option<u32> {
+        precision_of(&self.opts.input_quantizer)
+    }
+
+    fn macs(&self) -> MacCount {
+        MacCount::PerOutputPixel
     }
 
     fn build(&self, g: &mut Graph, x: ValueId, ctx: &mut BuildContext) -> Result<ValueId> {
@@ -219,6 +279,7 @@ impl Layer for QuantSeparableConv {
             constraint: self.pointwise_constraint.clone(),
             constraint_argument: "pointwise_constraint",
             metrics: self.opts.metrics.as_deref(),
+            regularizer: self.pointwise_regularizer,
         };
         let (_, wq) = add_weight(g, ctx, spec)?;
         let pointwise = ConvOptions { format: self.opts.data_format, ..ConvOptions::new(&vec![1; r]) };

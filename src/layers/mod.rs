@@ -3,15 +3,31 @@
 
 pub mod activations;
 pub mod conv;
+pub mod core;
 pub mod dense;
 pub mod depthwise;
 pub mod initializers;
+pub mod local;
+pub mod merge;
+pub mod normalization;
+pub mod pooling;
+pub mod regularizers;
+pub mod reshaping;
+pub mod transpose;
 
 pub use activations::Activation;
 pub use conv::QuantConv;
+pub use core::{ActivationLayer, Dropout};
 pub use dense::QuantDense;
 pub use depthwise::{DepthwiseOptions, QuantDepthwiseConv, QuantSeparableConv};
 pub use initializers::Initializer;
+pub use local::QuantLocallyConnected;
+pub use merge::{Merge, MergeKind};
+pub use normalization::BatchNormalization;
+pub use pooling::{GlobalPooling, Pooling, PoolingKind};
+pub use regularizers::Regularizer;
+pub use reshaping::{Flatten, Reshape, ZeroPadding};
+pub use transpose::QuantConvTranspose;
 
 use std::sync::Arc;
 
@@ -31,6 +47,19 @@ pub struct Weight {
     pub precision: u32,
     /// Applied after each optimizer update.
     pub constraint: Option<Arc<dyn Constraint>>,
+    /// Updated by the optimizer (false for BatchNormalization's moving statistics).
+    pub trainable: bool,
+}
+
+/// Whether a graph is built for training or for inference (BatchNormalization and Dropout
+/// differ).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// Batch statistics, moving-average updates, dropout.
+    Training,
+    /// Moving statistics, no dropout.
+    #[default]
+    Inference,
 }
 
 /// What building layers collects besides graph nodes.
@@ -42,14 +71,73 @@ pub struct BuildContext {
     pub metrics: Vec<(String, FlipRatio)>,
     /// Warnings raised while building (also logged).
     pub warnings: Vec<String>,
+    /// Training or inference.
+    pub mode: Mode,
+    /// Scalar regularization penalties, to be added to the loss.
+    pub penalties: Vec<ValueId>,
+    /// The step counter (an f32 `[1]` variable) that seeds per-step randomness, once created.
+    pub step: Option<ValueId>,
 }
 
-/// A layer that can be added to a graph.
+impl BuildContext {
+    /// A context for building in `mode`.
+    pub fn new(mode: Mode) -> Self {
+        BuildContext { mode, ..Default::default() }
+    }
+
+    /// The step counter variable `step` (created on first use), which training advances by one
+    /// per step.
+    pub fn step_counter(&mut self, g: &mut Graph) -> Result<ValueId> {
+        if let Some(s) = self.step {
+            return Ok(s);
+        }
+        let s = match g.find_variable(STEP_VARIABLE) {
+            Some(s) => s,
+            None => g.variable(STEP_VARIABLE, [1], crate::graph::Init::Zeros)?,
+        };
+        self.step = Some(s);
+        Ok(s)
+    }
+}
+
+/// Name of the step counter variable.
+pub const STEP_VARIABLE: &str = "step";
+
+/// How Larq's summary counts a layer's multiply-accumulates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MacCount {
+    /// Not counted (the summary shows `?`).
+    Unknown,
+    /// Counted, and there are none (Flatten, BatchNormalization, 1-D/2-D pooling).
+    Zero,
+    /// Each non-bias weight once per output pixel (Dense, 1-D/2-D convolutions).
+    PerOutputPixel,
+}
+
+/// A layer that can be added to a graph. Implement it for your own layers: `build` may record
+/// any graph nodes (including other layers and custom ops with their own gradients).
 pub trait Layer {
     /// The layer's name (prefix of its variables).
     fn name(&self) -> &str;
     /// Records the layer applied to `x` and returns its output.
     fn build(&self, g: &mut Graph, x: ValueId, ctx: &mut BuildContext) -> Result<ValueId>;
+    /// The Keras class name, shown by the summary.
+    fn class(&self) -> &str {
+        "Layer"
+    }
+    /// Bits of the quantized input (`None`: not quantized), shown by the summary.
+    fn input_precision(&self) -> Option<u32> {
+        None
+    }
+    /// How the summary counts this layer's MACs.
+    fn macs(&self) -> MacCount {
+        MacCount::Unknown
+    }
+}
+
+/// The summary's input precision of a layer with this input quantizer.
+pub(crate) fn precision_of(q: &Option<crate::quantizers::Quantizer>) -> Option<u32> {
+    q.as_ref().map(crate::quantizers::Quantizer::precision)
 }
 
 /// How a layer declares one of its weights.
@@ -70,6 +158,8 @@ pub(crate) struct WeightSpec<'a> {
     pub constraint_argument: &'a str,
     /// Quantizer metrics requested by the layer (`None`: the enclosing scope's).
     pub metrics: Option<&'a [String]>,
+    /// Its regularizer, if any.
+    pub regularizer: Option<Regularizer>,
 }
 
 /// Creates the weight's variable, records it (precision, constraint) and any warning, applies
@@ -82,7 +172,13 @@ pub(crate) fn add_weight(g: &mut Graph, ctx: &mut BuildContext, spec: WeightSpec
         name: name.clone(),
         precision: spec.quantizer.map_or(32, crate::quantizers::Quantizer::precision),
         constraint: spec.constraint.clone(),
+        trainable: true,
     });
+    if let Some(r) = spec.regularizer {
+        // Keras regularizes the latent weight, not its quantized value.
+        let penalty = r.penalty(g, w)?;
+        ctx.penalties.push(penalty);
+    }
     if let Some(warning) = crate::quantizers::starved_weights_warning(spec.quantizer, spec.constraint_argument, spec.constraint.is_some()) {
         ctx.warnings.push(format!("layer `{}`: {warning}", spec.layer));
     }
@@ -105,6 +201,8 @@ pub(crate) struct Bias<'a> {
     pub initializer: Initializer,
     /// Its constraint, if any.
     pub constraint: Option<Arc<dyn Constraint>>,
+    /// Its regularizer, if any.
+    pub regularizer: Option<Regularizer>,
 }
 
 /// Creates the bias and adds it to `y` along the channel axis.
@@ -118,6 +216,7 @@ pub(crate) fn add_bias(g: &mut Graph, ctx: &mut BuildContext, y: ValueId, bias: 
         constraint: bias.constraint,
         constraint_argument: "bias_constraint",
         metrics: None,
+        regularizer: bias.regularizer,
     };
     let (b, _) = add_weight(g, ctx, spec)?;
     let b = match bias.channels_first_spatial {

@@ -1,0 +1,82 @@
+//! Keras' `Activation` and `Dropout` layers.
+
+use super::{Activation, BuildContext, Layer, Mode};
+use crate::error::{Error, Result};
+use crate::graph::{BinaryOp, Distribution, Graph, ValueId};
+
+/// Keras' `Activation` layer: applies an activation (any Keras/Larq name or quantizer).
+#[derive(Clone, Debug)]
+pub struct ActivationLayer {
+    /// Layer name.
+    pub name: String,
+    /// The activation.
+    pub activation: Activation,
+}
+
+impl ActivationLayer {
+    /// An activation layer.
+    pub fn new(name: &str, activation: Activation) -> Self {
+        ActivationLayer { name: name.to_string(), activation }
+    }
+}
+
+impl Layer for ActivationLayer {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn class(&self) -> &str {
+        "Activation"
+    }
+
+    fn build(&self, g: &mut Graph, x: ValueId, _ctx: &mut BuildContext) -> Result<ValueId> {
+        self.activation.apply(g, x)
+    }
+}
+
+/// Keras' `Dropout`: in training, each element is zeroed with probability `rate` and the rest
+/// scaled by 1 / (1 - rate); in inference, the identity. The mask is drawn from `seed` and the
+/// step counter, so it changes every step and is reproducible.
+#[derive(Clone, Debug)]
+pub struct Dropout {
+    /// Layer name.
+    pub name: String,
+    /// Fraction of elements dropped, in [0, 1).
+    pub rate: f32,
+    /// Seed of the masks.
+    pub seed: u64,
+}
+
+impl Dropout {
+    /// A dropout layer.
+    pub fn new(name: &str, rate: f32, seed: u64) -> Self {
+        Dropout { name: name.to_string(), rate, seed }
+    }
+}
+
+impl Layer for Dropout {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn class(&self) -> &str {
+        "Dropout"
+    }
+
+    fn build(&self, g: &mut Graph, x: ValueId, ctx: &mut BuildContext) -> Result<ValueId> {
+        if !(0.0..1.0).contains(&self.rate) {
+            return Err(Error::invalid("Dropout", "rate", format!("layer `{}`: {} must lie in [0, 1)", self.name, self.rate)));
+        }
+        if ctx.mode == Mode::Inference || self.rate == 0.0 {
+            return Ok(x);
+        }
+        let step = ctx.step_counter(g)?;
+        let shape = g.value(x).shape.clone();
+        let u = g.random_streamed(shape, Distribution::Uniform { low: 0.0, high: 1.0 }, self.seed, step)?;
+        // keep = (u >= rate) as 0/1, then scaled.
+        let rate = g.fill([1], self.rate)?;
+        let keep = g.binary(BinaryOp::Ge, u, rate)?;
+        let keep = g.scale(keep, 1.0 / (1.0 - self.rate))?;
+        g.mul(x, keep)
+    }
+}

@@ -1,0 +1,160 @@
+//! Keras' `BatchNormalization`.
+
+use super::{add_weight, BuildContext, Initializer, Layer, MacCount, Mode, Regularizer, Weight, WeightSpec};
+use crate::error::{Error, Result};
+use crate::graph::{Graph, UnaryOp, ValueId};
+
+/// Keras' `BatchNormalization` over one feature axis:
+/// `gamma * (x - mean) / sqrt(var + epsilon) + beta`. Training uses the batch's mean and (biased) variance and moves the moving
+/// statistics toward them by `1 - momentum` each step; inference uses the moving statistics.
+/// As Keras' fused kernel does for rank-4/5 input normalized over its channel axis, the moving
+/// variance then receives the unbiased batch variance (n / (n - 1) times the biased one).
+#[derive(Clone, Debug)]
+pub struct BatchNormalization {
+    /// Layer name.
+    pub name: String,
+    /// The feature axis (negative counts from the end; Keras' default -1).
+    pub axis: isize,
+    /// Moving-average momentum (default 0.99).
+    pub momentum: f32,
+    /// Added to the variance (default 0.001).
+    pub epsilon: f32,
+    /// Learn an offset `beta`.
+    pub center: bool,
+    /// Learn a scale `gamma`.
+    pub scale: bool,
+    /// Initializer of beta (zeros).
+    pub beta_initializer: Initializer,
+    /// Initializer of gamma (ones).
+    pub gamma_initializer: Initializer,
+    /// Initializer of the moving mean (zeros).
+    pub moving_mean_initializer: Initializer,
+    /// Initializer of the moving variance (ones).
+    pub moving_variance_initializer: Initializer,
+    /// Penalty on beta.
+    pub beta_regularizer: Option<Regularizer>,
+    /// Penalty on gamma.
+    pub gamma_regularizer: Option<Regularizer>,
+}
+
+impl BatchNormalization {
+    /// Keras' defaults.
+    pub fn new(name: &str) -> Self {
+        BatchNormalization {
+            name: name.to_string(),
+            axis: -1,
+            momentum: 0.99,
+            epsilon: 1e-3,
+            center: true,
+            scale: true,
+            beta_initializer: Initializer::Zeros,
+            gamma_initializer: Initializer::Ones,
+            moving_mean_initializer: Initializer::Zeros,
+            moving_variance_initializer: Initializer::Ones,
+            beta_regularizer: None,
+            gamma_regularizer: None,
+        }
+    }
+
+    fn bad(&self, arg: &'static str, why: String) -> Error {
+        Error::invalid("BatchNormalization", arg, format!("layer `{}`: {why}", self.name))
+    }
+
+    fn weight(
+        &self,
+        g: &mut Graph,
+        ctx: &mut BuildContext,
+        name: &str,
+        c: usize,
+        init: Initializer,
+        reg: Option<Regularizer>,
+    ) -> Result<ValueId> {
+        let spec = WeightSpec {
+            layer: &self.name,
+            weight: name,
+            shape: crate::Shape::new([c]),
+            initializer: init,
+            quantizer: None,
+            constraint: None,
+            constraint_argument: "",
+            metrics: None,
+            regularizer: reg,
+        };
+        Ok(add_weight(g, ctx, spec)?.0)
+    }
+}
+
+impl Layer for BatchNormalization {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn class(&self) -> &str {
+        "BatchNormalization"
+    }
+
+    fn macs(&self) -> MacCount {
+        MacCount::Zero
+    }
+
+    fn build(&self, g: &mut Graph, x: ValueId, ctx: &mut BuildContext) -> Result<ValueId> {
+        let xs = g.value(x).shape.clone();
+        let rank = xs.rank() as isize;
+        let axis = if self.axis < 0 { self.axis + rank } else { self.axis };
+        if rank < 2 || !(0..rank).contains(&axis) || axis == 0 {
+            return Err(self.bad("axis", format!("{} is not a feature axis of input {:?}", self.axis, xs.dims())));
+        }
+        if !(self.epsilon > 0.0 && (0.0..=1.0).contains(&self.momentum)) {
+            return Err(self
+                .bad("momentum/epsilon", format!("need momentum in [0, 1] and epsilon > 0, got {} and {}", self.momentum, self.epsilon)));
+        }
+        let axis = axis as usize;
+        let c = xs.dims()[axis];
+        // Per-feature tensors broadcast as [1, .., C, .., 1].
+        let bshape: Vec<usize> = (0..xs.rank()).map(|d| if d == axis { c } else { 1 }).collect();
+        let gamma = self.scale.then(|| self.weight(g, ctx, "gamma", c, self.gamma_initializer, self.gamma_regularizer)).transpose()?;
+        let beta = self.center.then(|| self.weight(g, ctx, "beta", c, self.beta_initializer, self.beta_regularizer)).transpose()?;
+        let moving_mean = self.weight(g, ctx, "moving_mean", c, self.moving_mean_initializer, None)?;
+        let moving_var = self.weight(g, ctx, "moving_variance", c, self.moving_variance_initializer, None)?;
+        for w in ctx.weights.iter_mut().rev().take(2) {
+            *w = Weight { trainable: false, ..w.clone() };
+        }
+        let reduce: Vec<usize> = (0..xs.rank()).filter(|&d| d != axis).collect();
+        let (mean, var) = match ctx.mode {
+            Mode::Training => {
+                let mean = g.mean(x, &reduce, true)?;
+                let centered = g.sub(x, mean)?;
+                let sq = g.unary(UnaryOp::Square, centered)?;
+                let var = g.mean(sq, &reduce, true)?;
+                let n = xs.numel() / c;
+                let fused = matches!(xs.rank(), 4 | 5) && (axis == 1 || axis == xs.rank() - 1);
+                let correction = if fused && n > 1 { n as f32 / (n - 1) as f32 } else { 1.0 };
+                for (moving, batch, factor) in [(moving_mean, mean, 1.0), (moving_var, var, correction)] {
+                    // moving <- moving - (moving - batch) * (1 - momentum), as Keras writes it.
+                    let batch = g.reshape(batch, [c])?;
+                    let batch = g.scale(batch, factor)?;
+                    let delta = g.sub(moving, batch)?;
+                    let delta = g.scale(delta, 1.0 - self.momentum)?;
+                    let updated = g.sub(moving, delta)?;
+                    g.assign(moving, updated)?;
+                }
+                (mean, var)
+            }
+            Mode::Inference => (g.reshape(moving_mean, bshape.clone())?, g.reshape(moving_var, bshape.clone())?),
+        };
+        let centered = g.sub(x, mean)?;
+        let var = g.unary(UnaryOp::Offset(self.epsilon), var)?;
+        let std = g.unary(UnaryOp::Sqrt, var)?;
+        let inv = g.unary(UnaryOp::Recip, std)?;
+        let mut y = g.mul(centered, inv)?;
+        if let Some(gamma) = gamma {
+            let gamma = g.reshape(gamma, bshape.clone())?;
+            y = g.mul(y, gamma)?;
+        }
+        if let Some(beta) = beta {
+            let beta = g.reshape(beta, bshape)?;
+            y = g.add(y, beta)?;
+        }
+        Ok(y)
+    }
+}

@@ -1,0 +1,155 @@
+//! Keras' `MaxPooling1D/2D/3D`, `AveragePooling1D/2D/3D` and the global poolings, built from
+//! im2col and reductions (so their gradients come from those ops').
+
+use super::{BuildContext, Layer, MacCount};
+use crate::error::{Error, Result};
+use crate::graph::{ConvGeometry, DataFormat, Graph, Padding, ValueId};
+
+/// Maximum or average.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolingKind {
+    /// Maximum over the window.
+    Max,
+    /// Mean over the window; with "same" padding, padded positions are not counted (as in
+    /// TensorFlow).
+    Average,
+}
+
+/// A pooling layer over 1 to 3 spatial axes.
+#[derive(Clone, Debug)]
+pub struct Pooling {
+    /// Layer name.
+    pub name: String,
+    /// Maximum or average.
+    pub kind: PoolingKind,
+    /// Window per spatial axis (its length is the dimensionality).
+    pub pool_size: Vec<usize>,
+    /// Strides (Keras' default: the pool size).
+    pub strides: Vec<usize>,
+    /// Valid or same.
+    pub padding: Padding,
+    /// Layout of input and output.
+    pub data_format: DataFormat,
+}
+
+impl Pooling {
+    /// Keras' defaults: strides = pool size, valid, channels last.
+    pub fn new(name: &str, kind: PoolingKind, pool_size: &[usize]) -> Self {
+        Pooling {
+            name: name.to_string(),
+            kind,
+            pool_size: pool_size.to_vec(),
+            strides: pool_size.to_vec(),
+            padding: Padding::Valid,
+            data_format: DataFormat::ChannelsLast,
+        }
+    }
+}
+
+impl Layer for Pooling {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn class(&self) -> &str {
+        let r = self.pool_size.len().clamp(1, 3) - 1;
+        match self.kind {
+            PoolingKind::Max => ["MaxPooling1D", "MaxPooling2D", "MaxPooling3D"][r],
+            PoolingKind::Average => ["AveragePooling1D", "AveragePooling2D", "AveragePooling3D"][r],
+        }
+    }
+
+    fn macs(&self) -> MacCount {
+        // Larq counts (zero) operations for 1-D and 2-D pooling only.
+        if self.pool_size.len() <= 2 {
+            MacCount::Zero
+        } else {
+            MacCount::Unknown
+        }
+    }
+
+    fn build(&self, g: &mut Graph, x: ValueId, _ctx: &mut BuildContext) -> Result<ValueId> {
+        if !matches!(self.padding, Padding::Valid | Padding::Same) {
+            return Err(Error::invalid("Pooling", "padding", format!("layer `{}`: must be valid or same", self.name)));
+        }
+        let xs = g.value(x).shape.clone();
+        let r = self.pool_size.len();
+        let geom = ConvGeometry::new(&xs, &self.pool_size, &self.strides, &vec![1; r], &self.padding, self.data_format)
+            .map_err(|e| Error::invalid("Pooling", "pool_size", format!("layer `{}` on input {:?}: {e}", self.name, xs.dims())))?;
+        let (rows, taps, c) = (geom.batch * geom.out_pixels(), geom.taps(), geom.channels);
+        let pad = match self.kind {
+            PoolingKind::Max => f32::NEG_INFINITY,
+            PoolingKind::Average => 0.0,
+        };
+        let cols = g.im2col(x, &geom, pad)?;
+        let cols = g.reshape(cols, [rows, taps, c])?;
+        let y = match self.kind {
+            PoolingKind::Max => g.max(cols, &[1], false)?,
+            PoolingKind::Average if geom.reads_padding() => {
+                // Divide by the number of real (unpadded) positions in each window.
+                let ones = g.fill(geom.with_channels(1).image_shape(), 1.0)?;
+                let counts = g.im2col(ones, &geom.with_channels(1), 0.0)?;
+                let counts = g.reshape(counts, [rows, taps])?;
+                let counts = g.sum(counts, &[1], true)?;
+                let sums = g.sum(cols, &[1], false)?;
+                g.div(sums, counts)?
+            }
+            PoolingKind::Average => g.mean(cols, &[1], false)?,
+        };
+        g.rows_to_image(y, &geom, c)
+    }
+}
+
+/// Keras' `GlobalMaxPooling1D/2D/3D` and `GlobalAveragePooling1D/2D/3D`: the maximum or mean
+/// over all spatial axes.
+#[derive(Clone, Debug)]
+pub struct GlobalPooling {
+    /// Layer name.
+    pub name: String,
+    /// Maximum or average.
+    pub kind: PoolingKind,
+    /// Layout of the input.
+    pub data_format: DataFormat,
+    /// Keep the spatial axes with size 1.
+    pub keepdims: bool,
+}
+
+impl GlobalPooling {
+    /// Channels last, spatial axes dropped.
+    pub fn new(name: &str, kind: PoolingKind) -> Self {
+        GlobalPooling { name: name.to_string(), kind, data_format: DataFormat::ChannelsLast, keepdims: false }
+    }
+}
+
+impl Layer for GlobalPooling {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn class(&self) -> &str {
+        match self.kind {
+            PoolingKind::Max => "GlobalMaxPooling",
+            PoolingKind::Average => "GlobalAveragePooling",
+        }
+    }
+
+    fn build(&self, g: &mut Graph, x: ValueId, _ctx: &mut BuildContext) -> Result<ValueId> {
+        let rank = g.value(x).shape.rank();
+        if !(3..=5).contains(&rank) {
+            return Err(Error::shapes(
+                "GlobalPooling",
+                g.value(x).shape.dims(),
+                &[],
+                format!("layer `{}` needs [batch, 1 to 3 spatial axes, channels]", self.name),
+            ));
+        }
+        let axes: Vec<usize> = match self.data_format {
+            DataFormat::ChannelsLast => (1..rank - 1).collect(),
+            DataFormat::ChannelsFirst => (2..rank).collect(),
+        };
+        match self.kind {
+            PoolingKind::Max => g.max(x, &axes, self.keepdims),
+            PoolingKind::Average => g.mean(x, &axes, self.keepdims),
+        }
+    }
+}

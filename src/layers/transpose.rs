@@ -1,0 +1,211 @@
+//! `QuantConv2DTranspose` and `QuantConv3DTranspose` (Larq), and with no quantizers Keras'
+//! `Conv*DTranspose`.
+
+use std::sync::Arc;
+
+use super::{add_bias, add_weight, precision_of, Activation, Bias, BuildContext, Initializer, Layer, Regularizer, WeightSpec};
+use crate::constraints::Constraint;
+use crate::error::{Error, Result};
+use crate::graph::{ConvOptions, DataFormat, Graph, Padding, ValueId};
+use crate::quantizers::Quantizer;
+
+/// Larq's quantized transposed convolution in 2 or 3 (or 1) spatial dimensions:
+/// `activation(conv_transpose(input_quantizer(x), kernel_quantizer(kernel)) + bias)` with a
+/// kernel `[k..., filters, in_channels]`. When both quantizers are SteSign the per-pixel product
+/// runs on packed bits.
+#[derive(Clone, Debug)]
+pub struct QuantConvTranspose {
+    /// Layer name, prefix of its variables.
+    pub name: String,
+    /// Output channels.
+    pub filters: usize,
+    /// Kernel size per spatial axis (its length is the dimensionality).
+    pub kernel_size: Vec<usize>,
+    /// Strides (the upsampling factors).
+    pub strides: Vec<usize>,
+    /// Valid or same.
+    pub padding: Padding,
+    /// Extra output rows at the end of each axis (each below its stride); `None` lets Keras'
+    /// rule pick the size.
+    pub output_padding: Option<Vec<usize>>,
+    /// Layout of input and output.
+    pub data_format: DataFormat,
+    /// Dilation rates.
+    pub dilation_rate: Vec<usize>,
+    /// Quantizer of the input.
+    pub input_quantizer: Option<Quantizer>,
+    /// Quantizer of the kernel.
+    pub kernel_quantizer: Option<Quantizer>,
+    /// Activation of the output.
+    pub activation: Activation,
+    /// Add a bias.
+    pub use_bias: bool,
+    /// Kernel initializer (default glorot_uniform).
+    pub kernel_initializer: Initializer,
+    /// Bias initializer (default zeros).
+    pub bias_initializer: Initializer,
+    /// Applied to the kernel after each update.
+    pub kernel_constraint: Option<Arc<dyn Constraint>>,
+    /// Applied to the bias after each update.
+    pub bias_constraint: Option<Arc<dyn Constraint>>,
+    /// Penalty on the latent kernel, added to the loss.
+    pub kernel_regularizer: Option<Regularizer>,
+    /// Penalty on the bias, added to the loss.
+    pub bias_regularizer: Option<Regularizer>,
+    /// Kernel quantizer metrics; `None` uses the enclosing metrics scope.
+    pub metrics: Option<Vec<String>>,
+}
+
+impl QuantConvTranspose {
+    /// Keras' defaults for the dimensionality of `kernel_size`: stride 1, valid padding, no
+    /// output padding, channels last, no quantizers, linear, bias.
+    pub fn new(name: &str, filters: usize, kernel_size: &[usize]) -> Self {
+        let r = kernel_size.len();
+        QuantConvTranspose {
+            name: name.to_string(),
+            filters,
+            kernel_size: kernel_size.to_vec(),
+            strides: vec![1; r],
+            padding: Padding::Valid,
+            output_padding: None,
+            data_format: DataFormat::ChannelsLast,
+            dilation_rate: vec![1; r],
+            input_quantizer: None,
+            kernel_quantizer: None,
+            activation: Activation::Linear,
+            use_bias: true,
+            kernel_initializer: Initializer::GlorotUniform,
+            bias_initializer: Initializer::Zeros,
+            kernel_constraint: None,
+            bias_constraint: None,
+            kernel_regularizer: None,
+            bias_regularizer: None,
+            metrics: None,
+        }
+    }
+
+    /// Output spatial size of axis `i` for input size `n` (Keras' `deconv_output_length`).
+    fn output_length(&self, i: usize, n: usize) -> Result<usize> {
+        let (k, s) = (self.kernel_size[i], self.strides[i]);
+        let eff = (k - 1) * self.dilation_rate[i] + 1;
+        let pad = match self.padding {
+            Padding::Valid => 0,
+            Padding::Same => eff / 2,
+            _ => return Err(self.bad("padding", "must be valid or same".into())),
+        };
+        Ok(match (&self.output_padding, &self.padding) {
+            (None, Padding::Valid) => n * s + eff.saturating_sub(s),
+            (None, _) => n * s,
+            (Some(op), _) => {
+                ((n - 1) * s + eff + op[i]).checked_sub(2 * pad).ok_or_else(|| self.bad("kernel_size", "output would be empty".into()))?
+            }
+        })
+    }
+
+    fn bad(&self, arg: &'static str, why: String) -> Error {
+        Error::invalid("QuantConvTranspose", arg, format!("layer `{}`: {why}", self.name))
+    }
+
+    fn check(&self) -> Result<()> {
+        let r = self.kernel_size.len();
+        if self.filters == 0 {
+            return Err(self.bad("filters", "must be positive".into()));
+        }
+        for (arg, v) in [("strides", &self.strides), ("dilation_rate", &self.dilation_rate), ("kernel_size", &self.kernel_size)] {
+            if v.len() != r || v.contains(&0) {
+                return Err(self.bad(arg, format!("{v:?} needs {r} positive values")));
+            }
+        }
+        if let Some(op) = &self.output_padding {
+            if op.len() != r || op.iter().zip(&self.strides).any(|(p, s)| p >= s) {
+                return Err(self.bad("output_padding", format!("{op:?} needs {r} values, each below its stride {:?}", self.strides)));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Layer for QuantConvTranspose {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn class(&self) -> &str {
+        ["QuantConv1DTranspose", "QuantConv2DTranspose", "QuantConv3DTranspose"]
+            .get(self.kernel_size.len().wrapping_sub(1))
+            .copied()
+            .unwrap_or("QuantConvTranspose")
+    }
+
+    fn input_precision(&self) -> Option<u32> {
+        precision_of(&self.input_quantizer)
+    }
+
+    fn build(&self, g: &mut Graph, x: ValueId, ctx: &mut BuildContext) -> Result<ValueId> {
+        self.check()?;
+        let xs = g.value(x).shape.clone();
+        let r = self.kernel_size.len();
+        if xs.rank() != r + 2 {
+            return Err(Error::shapes(
+                "QuantConvTranspose",
+                xs.dims(),
+                &self.kernel_size,
+                format!("layer `{}` needs input of rank {} for a {r}-D kernel", self.name, r + 2),
+            ));
+        }
+        let (channels, spatial) = match self.data_format {
+            DataFormat::ChannelsLast => (xs.dims()[r + 1], &xs.dims()[1..=r]),
+            DataFormat::ChannelsFirst => (xs.dims()[1], &xs.dims()[2..]),
+        };
+        let output = spatial.iter().enumerate().map(|(i, &n)| self.output_length(i, n)).collect::<Result<Vec<_>>>()?;
+        let mut kernel_dims = self.kernel_size.clone();
+        kernel_dims.extend([self.filters, channels]);
+        let spec = WeightSpec {
+            layer: &self.name,
+            weight: "kernel",
+            shape: crate::Shape::new(kernel_dims),
+            initializer: self.kernel_initializer,
+            quantizer: self.kernel_quantizer.as_ref(),
+            constraint: self.kernel_constraint.clone(),
+            constraint_argument: "kernel_constraint",
+            metrics: self.metrics.as_deref(),
+            regularizer: self.kernel_regularizer,
+        };
+        let (w, wq) = add_weight(g, ctx, spec)?;
+        let opts = ConvOptions {
+            kernel: self.kernel_size.clone(),
+            strides: self.strides.clone(),
+            dilation: self.dilation_rate.clone(),
+            padding: self.padding.clone(),
+            format: self.data_format,
+            groups: 1,
+        };
+        let y = match (&self.input_quantizer, &self.kernel_quantizer) {
+            (Some(Quantizer::SteSign { clip_value: ci }), Some(Quantizer::SteSign { clip_value: ck })) => {
+                g.binary_conv_transpose(x, w, &opts, &output, *ci, *ck)?
+            }
+            (iq, _) => {
+                let xq = match iq {
+                    Some(q) => q.apply(g, x)?,
+                    None => x,
+                };
+                g.conv_transpose(xq, wq, &opts, &output)?
+            }
+        };
+        let y = if self.use_bias {
+            let first = (self.data_format == DataFormat::ChannelsFirst).then_some(r);
+            let bias = Bias {
+                layer: &self.name,
+                channels: self.filters,
+                channels_first_spatial: first,
+                initializer: self.bias_initializer,
+                constraint: self.bias_constraint.clone(),
+                regularizer: self.bias_regularizer,
+            };
+            add_bias(g, ctx, y, bias)?
+        } else {
+            y
+        };
+        self.activation.apply(g, y)
+    }
+}

@@ -1,0 +1,279 @@
+//! Models: networks of layers built into a graph for training or inference, in the three ways
+//! Keras offers: [`Sequential`], functional ([`Functional`], a DAG of layers with shortcuts and
+//! merges), and subclassing (implement [`Model`] for your own type and compose layers in
+//! [`Model::call`]). [`Built::summary`] gives Larq's `models.summary`.
+
+pub mod summary;
+
+pub use summary::Summary;
+
+use crate::error::{Error, Result};
+use crate::graph::{Graph, ValueId};
+use crate::layers::{BuildContext, Layer, MacCount, Merge, Mode};
+use crate::tensor::{DType, Shape};
+
+/// What the summary needs to know about one top-level layer.
+#[derive(Clone, Debug)]
+pub struct LayerRecord {
+    /// The layer's name.
+    pub name: String,
+    /// Its Keras class.
+    pub class: String,
+    /// Bits of its quantized input, if quantized.
+    pub input_precision: Option<u32>,
+    /// Its output shape, batch axis included.
+    pub output_shape: Vec<usize>,
+    /// Indices of its weights in [`BuildContext::weights`].
+    pub weights: std::ops::Range<usize>,
+    /// How its MACs are counted.
+    pub macs: MacCount,
+}
+
+/// A graph under construction with the layers applied to it so far.
+#[derive(Debug)]
+pub struct Network {
+    /// The graph.
+    pub graph: Graph,
+    /// Weights, metrics, penalties and the mode.
+    pub ctx: BuildContext,
+    /// The top-level layers in the order they were applied.
+    pub layers: Vec<LayerRecord>,
+    /// Batch size of the inputs.
+    pub batch: usize,
+    depth: usize,
+}
+
+impl Network {
+    /// An empty network for `batch`-sized inputs.
+    pub fn new(batch: usize, mode: Mode) -> Self {
+        Network { graph: Graph::new(), ctx: BuildContext::new(mode), layers: Vec::new(), batch, depth: 0 }
+    }
+
+    /// A model input of per-sample shape `shape` (the batch axis is prepended).
+    pub fn input(&mut self, name: &str, shape: &[usize]) -> Result<ValueId> {
+        let mut d = vec![self.batch];
+        d.extend(shape);
+        self.graph.input(name, Shape::new(d), DType::F32)
+    }
+
+    /// Applies `layer` to `x`. Errors name the layer; layer names must be unique.
+    pub fn apply(&mut self, layer: &dyn Layer, x: ValueId) -> Result<ValueId> {
+        let start = self.begin(layer.name(), layer.class())?;
+        self.depth += 1;
+        let y = layer.build(&mut self.graph, x, &mut self.ctx);
+        self.depth -= 1;
+        let y = y.map_err(|e| wrap(layer.name(), layer.class(), e))?;
+        self.record(layer.name(), layer.class(), layer.input_precision(), layer.macs(), start, y);
+        Ok(y)
+    }
+
+    /// Applies a merge layer (`Add`, `Multiply`, `Concatenate`) to `inputs`.
+    pub fn merge(&mut self, layer: &Merge, inputs: &[ValueId]) -> Result<ValueId> {
+        let start = self.begin(&layer.name, layer.class())?;
+        let y = layer.build(&mut self.graph, inputs).map_err(|e| wrap(&layer.name, layer.class(), e))?;
+        self.record(&layer.name, layer.class(), None, MacCount::Unknown, start, y);
+        Ok(y)
+    }
+
+    /// Checks the name is new (at the top level); returns the first weight index of the layer.
+    fn begin(&self, name: &str, class: &str) -> Result<usize> {
+        if self.depth == 0 && self.layers.iter().any(|l| l.name == name) {
+            let e = Error::invalid("model", "name", "layer names must be unique in a model (applying a layer twice is not supported)");
+            return Err(wrap(name, class, e));
+        }
+        Ok(self.ctx.weights.len())
+    }
+
+    fn record(&mut self, name: &str, class: &str, input_precision: Option<u32>, macs: MacCount, start: usize, y: ValueId) {
+        // Layers applied inside another layer's build belong to it, as in Keras.
+        if self.depth > 0 {
+            return;
+        }
+        self.layers.push(LayerRecord {
+            name: name.to_string(),
+            class: class.to_string(),
+            input_precision,
+            output_shape: self.graph.value(y).shape.dims().to_vec(),
+            weights: start..self.ctx.weights.len(),
+            macs,
+        });
+    }
+}
+
+fn wrap(layer: &str, class: &str, e: Error) -> Error {
+    match e {
+        Error::Layer { .. } => e,
+        e => Error::Layer { layer: layer.to_string(), class: class.to_string(), source: Box::new(e) },
+    }
+}
+
+/// A model: named inputs and a function from them to outputs made of layers.
+pub trait Model {
+    /// The model's name.
+    fn name(&self) -> &str;
+    /// Names and per-sample shapes of the inputs.
+    fn inputs(&self) -> Vec<(String, Vec<usize>)>;
+    /// Applies the layers to the inputs (through [`Network::apply`] and [`Network::merge`]) and
+    /// returns the outputs.
+    fn call(&self, net: &mut Network, inputs: &[ValueId]) -> Result<Vec<ValueId>>;
+    /// Whether the summary lists the inputs as `InputLayer` rows (Keras does for functional
+    /// models, not for sequential ones).
+    fn lists_inputs(&self) -> bool {
+        false
+    }
+
+    /// Builds the model for `batch`-sized inputs in `mode`. In training mode, a step counter used
+    /// by randomized layers (dropout) advances by one per run.
+    fn build(&self, batch: usize, mode: Mode) -> Result<Built>
+    where
+        Self: Sized,
+    {
+        build(self, batch, mode)
+    }
+}
+
+/// Builds any model (see [`Model::build`]).
+pub fn build(model: &dyn Model, batch: usize, mode: Mode) -> Result<Built> {
+    if batch == 0 {
+        return Err(Error::invalid("model", "batch", "must be positive"));
+    }
+    let mut net = Network::new(batch, mode);
+    let mut inputs = Vec::new();
+    for (name, shape) in model.inputs() {
+        let x = net.input(&name, &shape)?;
+        if model.lists_inputs() {
+            let start = net.ctx.weights.len();
+            net.record(&name, "InputLayer", None, MacCount::Unknown, start, x);
+        }
+        inputs.push(x);
+    }
+    let outputs = model.call(&mut net, &inputs)?;
+    if mode == Mode::Training {
+        if let Some(step) = net.ctx.step {
+            let next = net.graph.unary(crate::graph::UnaryOp::Offset(1.0), step)?;
+            net.graph.assign(step, next)?;
+        }
+    }
+    for w in &net.ctx.warnings {
+        log::warn!("{w}");
+    }
+    Ok(Built { name: model.name().to_string(), network: net, inputs, outputs })
+}
+
+/// A model built into a graph.
+#[derive(Debug)]
+pub struct Built {
+    /// The model's name.
+    pub name: String,
+    /// The graph and what building it collected.
+    pub network: Network,
+    /// The input values, in the model's order.
+    pub inputs: Vec<ValueId>,
+    /// The output values.
+    pub outputs: Vec<ValueId>,
+}
+
+impl Built {
+    /// The graph.
+    pub fn graph(&self) -> &Graph {
+        &self.network.graph
+    }
+
+    /// Larq's summary of the model.
+    pub fn summary(&self) -> Summary {
+        Summary::new(&self.name, &self.network)
+    }
+
+    /// The sum of the regularization penalties, or `None` without regularizers.
+    pub fn regularization_loss(&mut self) -> Result<Option<ValueId>> {
+        let penalties = self.network.ctx.penalties.clone();
+        let mut total: Option<ValueId> = None;
+        for p in penalties {
+            total = Some(match total {
+                None => p,
+                Some(t) => self.network.graph.add(t, p)?,
+            });
+        }
+        Ok(total)
+    }
+}
+
+/// Keras' `Sequential`: one input, layers applied in order.
+pub struct Sequential {
+    name: String,
+    input_shape: Vec<usize>,
+    layers: Vec<Box<dyn Layer>>,
+}
+
+impl Sequential {
+    /// An empty model for per-sample input shape `input_shape`.
+    pub fn new(name: &str, input_shape: &[usize]) -> Self {
+        Sequential { name: name.to_string(), input_shape: input_shape.to_vec(), layers: Vec::new() }
+    }
+
+    /// Appends a layer (Keras' name for it, hence the allow).
+    #[allow(clippy::should_implement_trait)]
+    pub fn add(mut self, layer: impl Layer + 'static) -> Self {
+        self.layers.push(Box::new(layer));
+        self
+    }
+
+    /// The layers.
+    pub fn layers(&self) -> &[Box<dyn Layer>] {
+        &self.layers
+    }
+}
+
+impl Model for Sequential {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn inputs(&self) -> Vec<(String, Vec<usize>)> {
+        vec![("input".to_string(), self.input_shape.clone())]
+    }
+
+    fn call(&self, net: &mut Network, inputs: &[ValueId]) -> Result<Vec<ValueId>> {
+        let mut x = inputs[0];
+        for layer in &self.layers {
+            x = net.apply(layer.as_ref(), x)?;
+        }
+        Ok(vec![x])
+    }
+}
+
+/// The function of a [`Functional`] model.
+pub type GraphFn = dyn Fn(&mut Network, &[ValueId]) -> Result<Vec<ValueId>>;
+
+/// Keras' functional model: named inputs and a function that wires layers into a DAG
+/// (shortcuts, merges, several outputs).
+pub struct Functional {
+    name: String,
+    inputs: Vec<(String, Vec<usize>)>,
+    f: Box<GraphFn>,
+}
+
+impl Functional {
+    /// A model with these inputs (name, per-sample shape) whose outputs `f` computes.
+    pub fn new(name: &str, inputs: &[(&str, &[usize])], f: impl Fn(&mut Network, &[ValueId]) -> Result<Vec<ValueId>> + 'static) -> Self {
+        Functional { name: name.to_string(), inputs: inputs.iter().map(|(n, s)| (n.to_string(), s.to_vec())).collect(), f: Box::new(f) }
+    }
+}
+
+impl Model for Functional {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn inputs(&self) -> Vec<(String, Vec<usize>)> {
+        self.inputs.clone()
+    }
+
+    fn call(&self, net: &mut Network, inputs: &[ValueId]) -> Result<Vec<ValueId>> {
+        (self.f)(net, inputs)
+    }
+
+    fn lists_inputs(&self) -> bool {
+        true
+    }
+}
