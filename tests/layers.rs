@@ -253,3 +253,138 @@ fn depthwise_and_separable_layers_match_larq() {
         compare_with_larq(layer.as_ref(), &case);
     }
 }
+
+/// Our layer for each case of tests/fixtures/layers.json, named `layer` as there.
+fn catalogue_layer(case: &str) -> Box<dyn Layer> {
+    use bitgrad::layers::{
+        BatchNormalization, Flatten, GlobalPooling, Pooling, PoolingKind, QuantConvTranspose, QuantLocallyConnected, Reshape, ZeroPadding,
+    };
+    use bitgrad::DataFormat;
+    let binary = |mut l: QuantConvTranspose| {
+        l.input_quantizer = Some(Quantizer::from_name("ste_sign").unwrap());
+        l.kernel_quantizer = Some(Quantizer::from_name("ste_sign").unwrap());
+        l
+    };
+    let ste = || Some(Quantizer::from_name("ste_sign").unwrap());
+    let t =
+        |filters, k: &[usize], s: usize| QuantConvTranspose { strides: vec![s; k.len()], ..QuantConvTranspose::new("layer", filters, k) };
+    match case {
+        "conv2d_transpose same stride 2 binary c33" => Box::new(binary(QuantConvTranspose { padding: Padding::Same, ..t(3, &[3, 3], 2) })),
+        "conv2d_transpose valid stride 2 output_padding 1" => {
+            Box::new(QuantConvTranspose { output_padding: Some(vec![1, 1]), ..t(2, &[3, 2], 2) })
+        }
+        "conv2d_transpose same stride 2 output_padding 1 binary" => {
+            Box::new(binary(QuantConvTranspose { padding: Padding::Same, output_padding: Some(vec![1, 1]), ..t(2, &[3, 3], 2) }))
+        }
+        "conv2d_transpose dilation 2 kernel only" => {
+            Box::new(QuantConvTranspose { dilation_rate: vec![2, 2], kernel_quantizer: ste(), ..t(2, &[3, 3], 1) })
+        }
+        "conv3d_transpose same stride 2 binary" => Box::new(binary(QuantConvTranspose { padding: Padding::Same, ..t(2, &[2, 2, 2], 2) })),
+        "locally_connected1d stride 2 binary" => Box::new(QuantLocallyConnected {
+            strides: vec![2],
+            input_quantizer: ste(),
+            kernel_quantizer: ste(),
+            ..QuantLocallyConnected::new("layer", 3, &[3])
+        }),
+        "locally_connected2d kernel only" => {
+            Box::new(QuantLocallyConnected { kernel_quantizer: ste(), ..QuantLocallyConnected::new("layer", 2, &[2, 3]) })
+        }
+        "locally_connected2d channels_first" => {
+            Box::new(QuantLocallyConnected { data_format: DataFormat::ChannelsFirst, ..QuantLocallyConnected::new("layer", 2, &[2, 2]) })
+        }
+        "batch_normalization rank 4 momentum 0.9" => Box::new(BatchNormalization { momentum: 0.9, ..BatchNormalization::new("layer") }),
+        "batch_normalization rank 2 no scale" => {
+            Box::new(BatchNormalization { scale: false, epsilon: 0.01, ..BatchNormalization::new("layer") })
+        }
+        "batch_normalization rank 3 axis 1" => Box::new(BatchNormalization { axis: 1, ..BatchNormalization::new("layer") }),
+        "max_pooling2d 3x3 stride 2 same" => {
+            Box::new(Pooling { strides: vec![2, 2], padding: Padding::Same, ..Pooling::new("layer", PoolingKind::Max, &[3, 3]) })
+        }
+        "average_pooling2d 3x3 stride 2 same" => {
+            Box::new(Pooling { strides: vec![2, 2], padding: Padding::Same, ..Pooling::new("layer", PoolingKind::Average, &[3, 3]) })
+        }
+        "average_pooling1d valid" => Box::new(Pooling::new("layer", PoolingKind::Average, &[2])),
+        "max_pooling3d valid" => Box::new(Pooling::new("layer", PoolingKind::Max, &[2, 2, 2])),
+        "global_average_pooling2d" => Box::new(GlobalPooling::new("layer", PoolingKind::Average)),
+        "global_max_pooling1d" => Box::new(GlobalPooling::new("layer", PoolingKind::Max)),
+        "zero_padding2d" => Box::new(ZeroPadding { padding: vec![(1, 2), (0, 3)], ..ZeroPadding::new("layer", &[0, 0]) }),
+        "reshape" => Box::new(Reshape { target_shape: vec![None, Some(4)], ..Reshape::new("layer", &[]) }),
+        "flatten" => Box::new(Flatten::new("layer")),
+        other => panic!("no layer for fixture case `{other}`"),
+    }
+}
+
+/// Builds `layer` on `x` in `mode` and, in training mode, `sum(y * dy)` and its gradients with
+/// respect to the input and the trainable weights; returns (graph, context, outputs).
+fn build_case(layer: &dyn Layer, x_shape: &[usize], mode: bitgrad::layers::Mode) -> (Graph, BuildContext, Vec<bitgrad::ValueId>) {
+    let mut g = Graph::new();
+    let x = g.input("x", x_shape, DType::F32).unwrap();
+    let mut ctx = BuildContext::new(mode);
+    let y = layer.build(&mut g, x, &mut ctx).unwrap();
+    let mut outputs = vec![y];
+    if mode == bitgrad::layers::Mode::Training {
+        let ys = g.value(y).shape.clone();
+        let dy = g.input("dy", ys.clone(), DType::F32).unwrap();
+        let yd = g.mul(y, dy).unwrap();
+        let loss = g.sum(yd, &(0..ys.rank()).collect::<Vec<_>>(), false).unwrap();
+        let wrt: Vec<_> = std::iter::once(x).chain(ctx.weights.iter().filter(|w| w.trainable).map(|w| w.variable)).collect();
+        outputs.extend(g.backward(loss, &wrt).unwrap());
+    }
+    (g, ctx, outputs)
+}
+
+#[test]
+fn catalogue_layers_match_larq_in_inference_and_training() {
+    use bitgrad::layers::Mode;
+    let fixture: Value = serde_json::from_str(include_str!("fixtures/layers.json")).unwrap();
+    for c in fixture["cases"].as_array().unwrap() {
+        let name = c["name"].as_str().unwrap();
+        let layer = catalogue_layer(name);
+        let shape = dims(&c["shape"]);
+        let weights: Vec<(String, Vec<f32>)> = c["weights"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| (format!("layer/{}", w["name"].as_str().unwrap()), floats(&w["values"])))
+            .collect();
+        for device in [Some(Device::cpu()), gpu().cloned()].into_iter().flatten() {
+            let on = format!("{name} on {}", device.describe());
+            for mode in [Mode::Inference, Mode::Training] {
+                let (g, ctx, outputs) = build_case(layer.as_ref(), &shape, mode);
+                let names: Vec<&str> = ctx.weights.iter().map(|w| w.name.as_str()).collect();
+                assert_eq!(names, weights.iter().map(|w| w.0.as_str()).collect::<Vec<_>>(), "{on}: weights");
+                let mut params = ParamStore::new();
+                for (w, (wname, values)) in ctx.weights.iter().zip(&weights) {
+                    let t = HostTensor::f32(g.value(w.variable).shape.clone(), values.clone()).unwrap();
+                    params.insert(wname.clone(), device.upload(&t).unwrap());
+                }
+                let mut plan = Plan::new(&device, &g, &outputs, &mut params).unwrap();
+                plan.feed("x", &HostTensor::f32(&shape[..], floats(&c["x"])).unwrap()).unwrap();
+                let y_shape = dims(&c["y_shape"]);
+                let mut wants = vec![("output".to_string(), floats(&c[if mode == Mode::Training { "y_training" } else { "y_inference" }]))];
+                if mode == Mode::Training {
+                    plan.feed("dy", &HostTensor::f32(&y_shape[..], floats(&c["dy"])).unwrap()).unwrap();
+                    let trainable = ctx.weights.iter().filter(|w| w.trainable).map(|w| format!("gradient of {}", w.name));
+                    let what = std::iter::once("input gradient".to_string()).chain(trainable);
+                    wants.extend(what.zip(c["grads"].as_array().unwrap().iter().map(floats)));
+                }
+                assert_eq!(wants.len(), outputs.len(), "{on}: outputs");
+                plan.run().unwrap();
+                for ((what, want), &out) in wants.iter().zip(&outputs) {
+                    let got = plan.fetch(out).unwrap();
+                    let expected = HostTensor::f32(got.shape().clone(), want.clone()).unwrap();
+                    assert_close(&format!("{on} ({mode:?}): {what}"), &got, &expected, LARQ);
+                }
+                if mode == Mode::Training {
+                    // Moving statistics after one training step.
+                    for u in c["updated"].as_array().unwrap() {
+                        let uname = format!("layer/{}", u["name"].as_str().unwrap());
+                        let got = params.get(&uname).unwrap().download().unwrap();
+                        let expected = HostTensor::f32(got.shape().clone(), floats(&u["values"])).unwrap();
+                        assert_close(&format!("{on}: {uname} after a training step"), &got, &expected, LARQ);
+                    }
+                }
+            }
+        }
+    }
+}
