@@ -5,12 +5,13 @@ mod common;
 
 use bitgrad::constraints::WeightClip;
 use bitgrad::layers::{
-    Activation, ActivationLayer, BatchNormalization, DepthwiseOptions, Dropout, Flatten, GlobalPooling, Merge, MergeKind, Mode, Pooling,
-    PoolingKind, QuantConv, QuantDense, QuantDepthwiseConv, QuantSeparableConv,
+    add_weight, Activation, ActivationLayer, BatchNormalization, BuildContext, DepthwiseOptions, Dropout, Flatten, GlobalPooling,
+    Initializer, Layer, Merge, MergeKind, Mode, Pooling, PoolingKind, QuantConv, QuantDense, QuantDepthwiseConv, QuantSeparableConv,
+    Regularizer, WeightSpec,
 };
-use bitgrad::models::{Functional, Model, Sequential};
-use bitgrad::quantizers::Quantizer;
-use bitgrad::Padding;
+use bitgrad::models::{Functional, Model, Network, Sequential};
+use bitgrad::quantizers::{CustomQuantizer, Quantizer};
+use bitgrad::{Device, Graph, HostTensor, Padding, ParamStore, Plan, ValueId};
 
 fn q(name: &str) -> Quantizer {
     Quantizer::from_name(name).unwrap()
@@ -115,4 +116,230 @@ fn guide_summary_figures_equal_larqs() {
     let json: serde_json::Value = serde_json::from_str(&s.to_json()).unwrap();
     assert_eq!(json["layers"][1]["weights"][0]["bitwidth"], 1);
     assert_eq!(json["layers"][2]["macs"][0], serde_json::json!([1, 5120]));
+}
+
+/// The Larq guide's subclassing example: a user type composing layers in its own `call`.
+struct MyModel {
+    flatten: Flatten,
+    dense1: QuantDense,
+    dense2: QuantDense,
+}
+
+impl Model for MyModel {
+    fn name(&self) -> &str {
+        "my_model"
+    }
+
+    fn inputs(&self) -> Vec<(String, Vec<usize>)> {
+        vec![("input".into(), vec![28, 28, 1])]
+    }
+
+    fn call(&self, net: &mut Network, x: &[ValueId]) -> bitgrad::Result<Vec<ValueId>> {
+        let h = net.apply(&self.flatten, x[0])?;
+        let h = net.apply(&self.dense1, h)?;
+        Ok(vec![net.apply(&self.dense2, h)?])
+    }
+}
+
+/// Runs a built model's first output on `device` with `params` for one input.
+fn forward(built: &bitgrad::models::Built, device: &Device, params: &mut ParamStore, x: &HostTensor) -> Vec<f32> {
+    let mut plan = Plan::new(device, built.graph(), &built.outputs, params).unwrap();
+    plan.feed("input", x).unwrap();
+    plan.run().unwrap();
+    plan.fetch(built.outputs[0]).unwrap().as_f32().unwrap().to_vec()
+}
+
+#[test]
+fn subclassed_and_sequential_models_compute_the_same_function() {
+    let seq = guide();
+    let mine = MyModel {
+        flatten: Flatten::new("flatten"),
+        dense1: QuantDense::new("quant_dense", 512).kernel_quantizer(q("ste_sign")).kernel_constraint(clip()),
+        dense2: QuantDense::new("quant_dense_1", 10)
+            .input_quantizer(q("ste_sign"))
+            .kernel_quantizer(q("ste_sign"))
+            .kernel_constraint(clip())
+            .activation(Activation::Softmax),
+    };
+    let x = HostTensor::f32([3, 28, 28, 1], common::uniform(4, 3 * 784, 1.0)).unwrap();
+    for device in [Some(Device::cpu()), common::gpu().cloned()].into_iter().flatten() {
+        // One store: the second model reads the weights the first initialised, by name.
+        let mut params = ParamStore::new();
+        let a = forward(&seq.build(3, Mode::Inference).unwrap(), &device, &mut params, &x);
+        let b = forward(&mine.build(3, Mode::Inference).unwrap(), &device, &mut params, &x);
+        assert_eq!(a, b, "{}", device.describe());
+        assert!(a.iter().all(|p| p.is_finite() && *p >= 0.0) && (a[..10].iter().sum::<f32>() - 1.0).abs() < 1e-5);
+    }
+    let s = mine.build(1, Mode::Inference).unwrap().summary();
+    assert_eq!(s.layers.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(), ["flatten", "quant_dense", "quant_dense_1"]);
+    assert_eq!(s.total_params, 406_528 + 522);
+}
+
+/// A user's layer with its own WGSL kernel and gradient (a custom quantizer used as an op) and
+/// its own weight, mixed with built-in layers.
+struct ScaledSoftsign {
+    name: String,
+    op: Quantizer,
+}
+
+impl ScaledSoftsign {
+    fn new() -> Self {
+        let op = CustomQuantizer::new(
+            "Softsign",
+            32,
+            "fn forward(x: f32) -> f32 { return x / (1.0 + abs(x)); }
+fn gradient(x: f32, dy: f32) -> f32 { let d = 1.0 + abs(x); return dy / (d * d); }",
+            |x| x / (1.0 + x.abs()),
+            |x, dy| dy / ((1.0 + x.abs()) * (1.0 + x.abs())),
+        )
+        .unwrap();
+        ScaledSoftsign { name: "softsign".into(), op: Quantizer::Custom(op) }
+    }
+}
+
+impl Layer for ScaledSoftsign {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn build(&self, g: &mut Graph, x: ValueId, ctx: &mut BuildContext) -> bitgrad::Result<ValueId> {
+        let c = *g.value(x).shape.dims().last().unwrap();
+        let spec = WeightSpec {
+            layer: &self.name,
+            weight: "scale",
+            shape: bitgrad::Shape::new([c]),
+            initializer: Initializer::Constant(1.5),
+            quantizer: None,
+            constraint: None,
+            constraint_argument: "",
+            metrics: None,
+            regularizer: None,
+        };
+        let (scale, _) = add_weight(g, ctx, spec)?;
+        let y = self.op.apply(g, x)?;
+        g.mul(y, scale)
+    }
+}
+
+#[test]
+fn custom_layers_with_their_own_kernels_train_on_gpu_as_on_cpu() {
+    let model = Sequential::new("custom", &[5, 5, 3])
+        .add(QuantConv { padding: Padding::Same, ..QuantConv::new("conv", 4, &[3, 3]) }.kernel_quantizer(q("ste_sign")))
+        .add(ScaledSoftsign::new())
+        .add(Flatten::new("flatten"))
+        .add(QuantDense::new("dense", 3).input_quantizer(q("ste_sign")).kernel_quantizer(q("ste_sign")));
+    let mut built = model.build(2, Mode::Training).unwrap();
+    let y = built.outputs[0];
+    let g = &mut built.network.graph;
+    let axes = [0, 1];
+    let sq = g.unary(bitgrad::UnaryOp::Square, y).unwrap();
+    let loss = g.sum(sq, &axes, false).unwrap();
+    let wrt: Vec<ValueId> = built.network.ctx.weights.iter().map(|w| w.variable).collect();
+    let grads = built.network.graph.backward(loss, &wrt).unwrap();
+    let x = HostTensor::f32([2, 5, 5, 3], common::uniform(8, 150, 1.0)).unwrap();
+    let run = |device: &Device| {
+        let mut params = ParamStore::new();
+        let mut outputs = vec![loss];
+        outputs.extend(&grads);
+        let mut plan = Plan::new(device, built.graph(), &outputs, &mut params).unwrap();
+        plan.feed("input", &x).unwrap();
+        plan.run().unwrap();
+        outputs.iter().map(|&o| plan.fetch(o).unwrap()).collect::<Vec<_>>()
+    };
+    let cpu = run(&Device::cpu());
+    let scale_grad = cpu[3].as_f32().unwrap();
+    assert!(scale_grad.iter().all(|g| g.abs() > 0.0), "the custom layer's weight receives gradient: {scale_grad:?}");
+    if let Some(gpu) = common::gpu() {
+        for (i, (a, b)) in cpu.iter().zip(run(gpu)).enumerate() {
+            common::assert_close(&format!("custom model output {i}"), &b, a, common::accumulation(75));
+        }
+    }
+}
+
+#[test]
+fn incompatible_shapes_are_errors_naming_the_layer() {
+    let bad = Sequential::new("bad", &[8, 8, 3]).add(QuantConv::new("conv", 4, &[3])).add(Flatten::new("flatten"));
+    let e = bad.build(1, Mode::Inference).unwrap_err().to_string();
+    assert!(e.contains("layer `conv` (QuantConv1D)") && e.contains("rank 3"), "{e}");
+    let join = Functional::new("join", &[("a", &[4, 4, 2]), ("b", &[5, 4, 2])], |net, x| {
+        Ok(vec![net.merge(&Merge::new("cat", MergeKind::Concatenate { axis: -1 }), &[x[0], x[1]])?])
+    });
+    let e = bitgrad::models::build(&join, 1, Mode::Inference).unwrap_err().to_string();
+    assert!(e.contains("layer `cat` (Concatenate)") && e.contains("[1, 4, 4, 2]") && e.contains("[1, 5, 4, 2]"), "{e}");
+    let twice = Sequential::new("twice", &[4]).add(QuantDense::new("d", 4)).add(QuantDense::new("d", 4));
+    let e = twice.build(1, Mode::Inference).unwrap_err().to_string();
+    assert!(e.contains("layer `d`") && e.contains("unique"), "{e}");
+}
+
+#[test]
+fn dropout_is_seeded_fresh_each_step_and_off_in_inference() {
+    let model = Sequential::new("drop", &[400]).add(Dropout::new("dropout", 0.25, 7));
+    let x = HostTensor::f32([1, 400], vec![2.0; 400]).unwrap();
+    let infer = model.build(1, Mode::Inference).unwrap();
+    assert_eq!(forward(&infer, &Device::cpu(), &mut ParamStore::new(), &x), vec![2.0; 400]);
+    let train = model.build(1, Mode::Training).unwrap();
+    let mut masks = Vec::new();
+    for device in [Some(Device::cpu()), common::gpu().cloned()].into_iter().flatten() {
+        let mut params = ParamStore::new();
+        let mut plan = Plan::new(&device, train.graph(), &train.outputs, &mut params).unwrap();
+        plan.feed("input", &x).unwrap();
+        let mut steps = Vec::new();
+        for _ in 0..2 {
+            plan.run().unwrap();
+            steps.push(plan.fetch(train.outputs[0]).unwrap().as_f32().unwrap().to_vec());
+        }
+        for s in &steps {
+            let dropped = s.iter().filter(|&&v| v == 0.0).count();
+            assert!(s.iter().all(|&v| v == 0.0 || (v - 2.0 / 0.75).abs() < 1e-6));
+            assert!((70..130).contains(&dropped), "{dropped} of 400 dropped at rate 0.25");
+        }
+        assert_ne!(steps[0], steps[1], "a new mask each step");
+        masks.push(steps);
+    }
+    if masks.len() == 2 {
+        assert_eq!(masks[0], masks[1], "the same masks on both backends");
+    }
+}
+
+#[test]
+fn regularization_penalties_enter_the_loss() {
+    let dense = QuantDense { bias_regularizer: Some(Regularizer::l2(0.5)), ..QuantDense::new("d", 3) }
+        .kernel_regularizer(Regularizer::l1_l2(0.01, 0.02));
+    let mut built = Sequential::new("reg", &[4]).add(dense).build(1, Mode::Training).unwrap();
+    let penalty = built.regularization_loss().unwrap().unwrap();
+    let mut params = ParamStore::new();
+    let kernel: Vec<f32> = (0..12).map(|i| i as f32 * 0.25 - 1.5).collect();
+    let bias = vec![0.5, -1.0, 2.0];
+    let device = Device::cpu();
+    params.insert("d/kernel", device.upload(&HostTensor::f32([4, 3], kernel.clone()).unwrap()).unwrap());
+    params.insert("d/bias", device.upload(&HostTensor::f32([3], bias.clone()).unwrap()).unwrap());
+    let mut plan = Plan::new(&device, built.graph(), &[penalty], &mut params).unwrap();
+    plan.run().unwrap();
+    let got = plan.fetch(penalty).unwrap().as_f32().unwrap()[0];
+    let want = 0.01 * kernel.iter().map(|w| w.abs()).sum::<f32>()
+        + 0.02 * kernel.iter().map(|w| w * w).sum::<f32>()
+        + 0.5 * bias.iter().map(|b| b * b).sum::<f32>();
+    assert!((got - want).abs() < 1e-5, "penalty {got}, expected {want}");
+    assert!(Regularizer::from_name("l3").unwrap_err().to_string().contains("l1_l2"));
+}
+
+#[test]
+fn merges_add_multiply_and_concatenate() {
+    let model = Functional::new("merge", &[("a", &[2, 3]), ("b", &[2, 3])], |net, x| {
+        let s = net.merge(&Merge::new("add", MergeKind::Add), &[x[0], x[1]])?;
+        let p = net.merge(&Merge::new("mul", MergeKind::Multiply), &[x[0], x[1]])?;
+        Ok(vec![net.merge(&Merge::new("cat", MergeKind::Concatenate { axis: 1 }), &[s, p])?])
+    });
+    let built = bitgrad::models::build(&model, 1, Mode::Inference).unwrap();
+    let a: Vec<f32> = (0..6).map(|i| i as f32).collect();
+    let b: Vec<f32> = (0..6).map(|i| 10.0 - i as f32).collect();
+    let mut plan = Plan::new(&Device::cpu(), built.graph(), &built.outputs, &mut ParamStore::new()).unwrap();
+    plan.feed("a", &HostTensor::f32([1, 2, 3], a.clone()).unwrap()).unwrap();
+    plan.feed("b", &HostTensor::f32([1, 2, 3], b.clone()).unwrap()).unwrap();
+    plan.run().unwrap();
+    let y = plan.fetch(built.outputs[0]).unwrap();
+    assert_eq!(y.shape().dims(), &[1, 4, 3]);
+    let mut want: Vec<f32> = a.iter().zip(&b).map(|(x, y)| x + y).collect();
+    want.extend(a.iter().zip(&b).map(|(x, y)| x * y));
+    assert_eq!(y.as_f32().unwrap(), &want[..]);
 }

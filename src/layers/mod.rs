@@ -140,8 +140,8 @@ pub(crate) fn precision_of(q: &Option<crate::quantizers::Quantizer>) -> Option<u
     q.as_ref().map(crate::quantizers::Quantizer::precision)
 }
 
-/// How a layer declares one of its weights.
-pub(crate) struct WeightSpec<'a> {
+/// How a layer declares one of its weights (custom layers use it with [`add_weight`]).
+pub struct WeightSpec<'a> {
     /// The layer's name.
     pub layer: &'a str,
     /// The weight's name within the layer (`kernel`, `depthwise_kernel`, `bias`, ...).
@@ -164,7 +164,7 @@ pub(crate) struct WeightSpec<'a> {
 
 /// Creates the weight's variable, records it (precision, constraint) and any warning, applies
 /// its quantizer with metrics, and returns (latent variable, value the forward pass uses).
-pub(crate) fn add_weight(g: &mut Graph, ctx: &mut BuildContext, spec: WeightSpec) -> Result<(ValueId, ValueId)> {
+pub fn add_weight(g: &mut Graph, ctx: &mut BuildContext, spec: WeightSpec) -> Result<(ValueId, ValueId)> {
     let name = format!("{}/{}", spec.layer, spec.weight);
     let w = g.variable(&name, spec.shape.clone(), spec.initializer.init(&spec.shape, seed_for(&name)))?;
     ctx.weights.push(Weight {
