@@ -4,7 +4,7 @@
 mod common;
 
 use bitgrad::constraints::WeightClip;
-use bitgrad::layers::{Activation, BuildContext, Initializer, Layer, QuantConv, QuantDense};
+use bitgrad::layers::{Activation, BuildContext, Initializer, Layer, QuantConv, QuantDense, QuantLayer};
 use bitgrad::quantizers::Quantizer;
 use bitgrad::{DType, Device, Graph, HostTensor, Padding, ParamStore, Plan, Shape};
 use common::*;
@@ -93,12 +93,12 @@ fn quant_dense_matches_larq_forward_and_gradients() {
     let fixture: Value = serde_json::from_str(include_str!("fixtures/quant_dense.json")).unwrap();
     for c in fixture["cases"].as_array().unwrap() {
         let mut layer = QuantDense::new("quant_dense", c["units"].as_u64().unwrap() as usize).use_bias(c["use_bias"].as_bool().unwrap());
-        layer.input_quantizer = quantizer(&c["input_quantizer"]);
-        layer.kernel_quantizer = quantizer(&c["kernel_quantizer"]);
-        layer.activation = activation_of(&c["activation"]);
+        layer.args.input_quantizer = quantizer(&c["input_quantizer"]);
+        layer.args.kernel_quantizer = quantizer(&c["kernel_quantizer"]);
+        layer.args.activation = activation_of(&c["activation"]);
         let mut weights = vec![("quant_dense/kernel".to_string(), floats(&c["kernel"]))];
         let mut grads = vec![floats(&c["dx"]), floats(&c["dkernel"])];
-        if layer.use_bias {
+        if layer.args.use_bias {
             weights.push(("quant_dense/bias".to_string(), floats(&c["bias"])));
             grads.push(floats(&c["dbias"]));
         }
@@ -128,9 +128,9 @@ fn quant_conv_matches_larq_forward_and_gradients() {
             _ => Padding::Valid,
         };
         layer.pad_values = c["pad_values"].as_f64().unwrap() as f32;
-        layer.input_quantizer = quantizer(&c["input_quantizer"]);
-        layer.kernel_quantizer = quantizer(&c["kernel_quantizer"]);
-        layer.activation = activation_of(&c["activation"]);
+        layer.args.input_quantizer = quantizer(&c["input_quantizer"]);
+        layer.args.kernel_quantizer = quantizer(&c["kernel_quantizer"]);
+        layer.args.activation = activation_of(&c["activation"]);
         let case = LarqCase {
             name: c["name"].as_str().unwrap().to_string(),
             x_shape: dims(&c["shape"]),
@@ -261,11 +261,11 @@ fn catalogue_layer(case: &str) -> Box<dyn Layer> {
     };
     use bitgrad::DataFormat;
     let binary = |mut l: QuantConvTranspose| {
-        l.input_quantizer = Some(Quantizer::from_name("ste_sign").unwrap());
-        l.kernel_quantizer = Some(Quantizer::from_name("ste_sign").unwrap());
+        l.args.input_quantizer = Some(Quantizer::from_name("ste_sign").unwrap());
+        l.args.kernel_quantizer = Some(Quantizer::from_name("ste_sign").unwrap());
         l
     };
-    let ste = || Some(Quantizer::from_name("ste_sign").unwrap());
+    let ste = || Quantizer::from_name("ste_sign").unwrap();
     let t =
         |filters, k: &[usize], s: usize| QuantConvTranspose { strides: vec![s; k.len()], ..QuantConvTranspose::new("layer", filters, k) };
     match case {
@@ -277,18 +277,15 @@ fn catalogue_layer(case: &str) -> Box<dyn Layer> {
             Box::new(binary(QuantConvTranspose { padding: Padding::Same, output_padding: Some(vec![1, 1]), ..t(2, &[3, 3], 2) }))
         }
         "conv2d_transpose dilation 2 kernel only" => {
-            Box::new(QuantConvTranspose { dilation_rate: vec![2, 2], kernel_quantizer: ste(), ..t(2, &[3, 3], 1) })
+            Box::new(QuantConvTranspose { dilation_rate: vec![2, 2], ..t(2, &[3, 3], 1) }.kernel_quantizer(ste()))
         }
         "conv3d_transpose same stride 2 binary" => Box::new(binary(QuantConvTranspose { padding: Padding::Same, ..t(2, &[2, 2, 2], 2) })),
-        "locally_connected1d stride 2 binary" => Box::new(QuantLocallyConnected {
-            strides: vec![2],
-            input_quantizer: ste(),
-            kernel_quantizer: ste(),
-            ..QuantLocallyConnected::new("layer", 3, &[3])
-        }),
-        "locally_connected2d kernel only" => {
-            Box::new(QuantLocallyConnected { kernel_quantizer: ste(), ..QuantLocallyConnected::new("layer", 2, &[2, 3]) })
-        }
+        "locally_connected1d stride 2 binary" => Box::new(
+            QuantLocallyConnected { strides: vec![2], ..QuantLocallyConnected::new("layer", 3, &[3]) }
+                .input_quantizer(ste())
+                .kernel_quantizer(ste()),
+        ),
+        "locally_connected2d kernel only" => Box::new(QuantLocallyConnected::new("layer", 2, &[2, 3]).kernel_quantizer(ste())),
         "locally_connected2d channels_first" => {
             Box::new(QuantLocallyConnected { data_format: DataFormat::ChannelsFirst, ..QuantLocallyConnected::new("layer", 2, &[2, 2]) })
         }

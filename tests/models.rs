@@ -6,8 +6,8 @@ mod common;
 use bitgrad::constraints::WeightClip;
 use bitgrad::layers::{
     add_weight, Activation, ActivationLayer, BatchNormalization, BuildContext, DepthwiseOptions, Dropout, Flatten, GlobalPooling,
-    Initializer, Layer, Merge, MergeKind, Mode, Pooling, PoolingKind, QuantConv, QuantDense, QuantDepthwiseConv, QuantSeparableConv,
-    Regularizer, WeightSpec,
+    Initializer, Layer, Merge, MergeKind, Mode, Pooling, PoolingKind, QuantConv, QuantDense, QuantDepthwiseConv, QuantLayer,
+    QuantSeparableConv, Regularizer, WeightSpec,
 };
 use bitgrad::models::{Functional, Model, Network, Sequential};
 use bitgrad::quantizers::{CustomQuantizer, Quantizer};
@@ -41,7 +41,8 @@ fn guide() -> Sequential {
 }
 
 fn binary_conv(name: &str, filters: usize) -> QuantConv {
-    QuantConv { use_bias: false, ..QuantConv::new(name, filters, &[3, 3]) }
+    QuantConv::new(name, filters, &[3, 3])
+        .use_bias(false)
         .input_quantizer(q("ste_sign"))
         .kernel_quantizer(q("ste_sign"))
         .kernel_constraint(clip())
@@ -61,9 +62,7 @@ fn conv_model() -> Sequential {
         ..DepthwiseOptions::new(&[3, 3])
     };
     Sequential::new("conv", &[28, 28, 1])
-        .add(
-            QuantConv { use_bias: false, ..QuantConv::new("conv1", 32, &[3, 3]) }.kernel_quantizer(q("ste_sign")).kernel_constraint(clip()),
-        )
+        .add(QuantConv::new("conv1", 32, &[3, 3]).use_bias(false).kernel_quantizer(q("ste_sign")).kernel_constraint(clip()))
         .add(BatchNormalization { scale: false, momentum: 0.9, ..BatchNormalization::new("bn1") })
         .add(Pooling::new("pool1", PoolingKind::Max, &[2, 2]))
         .add(QuantConv { padding: Padding::Same, pad_values: 1.0, ..binary_conv("conv2", 64) })
@@ -303,8 +302,7 @@ fn dropout_is_seeded_fresh_each_step_and_off_in_inference() {
 
 #[test]
 fn regularization_penalties_enter_the_loss() {
-    let dense = QuantDense { bias_regularizer: Some(Regularizer::l2(0.5)), ..QuantDense::new("d", 3) }
-        .kernel_regularizer(Regularizer::l1_l2(0.01, 0.02));
+    let dense = QuantDense::new("d", 3).bias_regularizer(Regularizer::l2(0.5)).kernel_regularizer(Regularizer::l1_l2(0.01, 0.02));
     let mut built = Sequential::new("reg", &[4]).add(dense).build(1, Mode::Training).unwrap();
     let penalty = built.regularization_loss().unwrap().unwrap();
     let mut params = ParamStore::new();

@@ -1,12 +1,8 @@
 //! `QuantConv1D`, `QuantConv2D`, `QuantConv3D` (Larq), and with no quantizers Keras' `Conv*D`.
 
-use std::sync::Arc;
-
-use super::{add_bias, add_weight, precision_of, Activation, Bias, BuildContext, Initializer, Layer, MacCount, Regularizer, WeightSpec};
-use crate::constraints::Constraint;
+use super::{precision_of, BuildContext, Layer, MacCount, QuantArgs, QuantLayer};
 use crate::error::{Error, Result};
 use crate::graph::{ConvOptions, DataFormat, Graph, Padding, ValueId};
-use crate::quantizers::Quantizer;
 
 /// Larq's quantized convolution in 1, 2 or 3 spatial dimensions:
 /// `activation(conv(input_quantizer(x), kernel_quantizer(kernel)) + bias)`. With padding "same"
@@ -32,28 +28,8 @@ pub struct QuantConv {
     pub groups: usize,
     /// Value of "same" padding after input quantization (Larq's `pad_values`).
     pub pad_values: f32,
-    /// Quantizer of the input.
-    pub input_quantizer: Option<Quantizer>,
-    /// Quantizer of the kernel.
-    pub kernel_quantizer: Option<Quantizer>,
-    /// Activation of the output.
-    pub activation: Activation,
-    /// Add a bias (never quantized).
-    pub use_bias: bool,
-    /// Kernel initializer (default glorot_uniform).
-    pub kernel_initializer: Initializer,
-    /// Bias initializer (default zeros).
-    pub bias_initializer: Initializer,
-    /// Applied to the kernel after each update.
-    pub kernel_constraint: Option<Arc<dyn Constraint>>,
-    /// Applied to the bias after each update.
-    pub bias_constraint: Option<Arc<dyn Constraint>>,
-    /// Penalty on the latent kernel, added to the loss.
-    pub kernel_regularizer: Option<Regularizer>,
-    /// Penalty on the bias, added to the loss.
-    pub bias_regularizer: Option<Regularizer>,
-    /// Kernel quantizer metrics; `None` uses the enclosing metrics scope.
-    pub metrics: Option<Vec<String>>,
+    /// Quantizers, activation, bias, initializers, constraints, regularizers, metrics.
+    pub args: QuantArgs,
 }
 
 impl QuantConv {
@@ -71,36 +47,8 @@ impl QuantConv {
             dilation_rate: vec![1; r],
             groups: 1,
             pad_values: 0.0,
-            input_quantizer: None,
-            kernel_quantizer: None,
-            activation: Activation::Linear,
-            use_bias: true,
-            kernel_initializer: Initializer::GlorotUniform,
-            bias_initializer: Initializer::Zeros,
-            kernel_constraint: None,
-            bias_constraint: None,
-            kernel_regularizer: None,
-            bias_regularizer: None,
-            metrics: None,
+            args: QuantArgs::default(),
         }
-    }
-
-    /// Sets the input quantizer.
-    pub fn input_quantizer(mut self, q: Quantizer) -> Self {
-        self.input_quantizer = Some(q);
-        self
-    }
-
-    /// Sets the kernel quantizer.
-    pub fn kernel_quantizer(mut self, q: Quantizer) -> Self {
-        self.kernel_quantizer = Some(q);
-        self
-    }
-
-    /// Sets the kernel constraint.
-    pub fn kernel_constraint(mut self, c: impl Constraint + 'static) -> Self {
-        self.kernel_constraint = Some(Arc::new(c));
-        self
     }
 
     fn options(&self) -> ConvOptions {
@@ -129,6 +77,12 @@ impl QuantConv {
     }
 }
 
+impl QuantLayer for QuantConv {
+    fn args_mut(&mut self) -> &mut QuantArgs {
+        &mut self.args
+    }
+}
+
 impl Layer for QuantConv {
     fn name(&self) -> &str {
         &self.name
@@ -139,7 +93,7 @@ impl Layer for QuantConv {
     }
 
     fn input_precision(&self) -> Option<u32> {
-        precision_of(&self.input_quantizer)
+        precision_of(&self.args.input_quantizer)
     }
 
     fn macs(&self) -> MacCount {
@@ -176,49 +130,16 @@ impl Layer for QuantConv {
         }
         let mut kernel_dims = self.kernel_size.clone();
         kernel_dims.extend([channels / self.groups, self.filters]);
-        let spec = WeightSpec {
-            layer: &self.name,
-            weight: "kernel",
-            shape: crate::Shape::new(kernel_dims),
-            initializer: self.kernel_initializer,
-            quantizer: self.kernel_quantizer.as_ref(),
-            constraint: self.kernel_constraint.clone(),
-            constraint_argument: "kernel_constraint",
-            metrics: self.metrics.as_deref(),
-            regularizer: self.kernel_regularizer,
-        };
-        let (w, wq) = add_weight(g, ctx, spec)?;
+        let (w, wq) = self.args.add_kernel(g, ctx, &self.name, crate::Shape::new(kernel_dims))?;
         let opts = self.options();
-        let y = match (&self.input_quantizer, &self.kernel_quantizer) {
-            (Some(Quantizer::SteSign { clip_value: ci }), Some(Quantizer::SteSign { clip_value: ck })) => {
-                g.binary_conv(x, w, &opts, self.pad_values, *ci, *ck)?
-            }
-            (iq, _) => {
-                let xq = match iq {
-                    Some(q) => q.apply(g, x)?,
-                    None => x,
-                };
+        let y = match self.args.packed_clips() {
+            Some((ci, ck)) => g.binary_conv(x, w, &opts, self.pad_values, ci, ck)?,
+            None => {
+                let xq = self.args.quantize_input(g, x)?;
                 g.conv(xq, wq, &opts, self.pad_values)?
             }
         };
-        let y = if self.use_bias {
-            let first = (self.data_format == DataFormat::ChannelsFirst).then_some(r);
-            add_bias(
-                g,
-                ctx,
-                y,
-                Bias {
-                    layer: &self.name,
-                    channels: self.filters,
-                    channels_first_spatial: first,
-                    initializer: self.bias_initializer,
-                    constraint: self.bias_constraint.clone(),
-                    regularizer: self.bias_regularizer,
-                },
-            )?
-        } else {
-            y
-        };
-        self.activation.apply(g, y)
+        let first = (self.data_format == DataFormat::ChannelsFirst).then_some(r);
+        self.args.finish(g, ctx, &self.name, y, self.filters, first)
     }
 }

@@ -1,12 +1,8 @@
 //! `QuantDense` (Larq) and, with no quantizers, Keras' `Dense`.
 
-use std::sync::Arc;
-
-use super::{add_bias, add_weight, precision_of, Activation, Bias, BuildContext, Initializer, Layer, MacCount, Regularizer, WeightSpec};
-use crate::constraints::Constraint;
+use super::{precision_of, BuildContext, Layer, MacCount, QuantArgs, QuantLayer};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, ValueId};
-use crate::quantizers::Quantizer;
 
 /// Larq's `QuantDense`: `activation(input_quantizer(x) @ kernel_quantizer(kernel) + bias)`,
 /// applied to the last axis of `x`. The kernel variable holds the latent weights.
@@ -20,104 +16,20 @@ pub struct QuantDense {
     pub name: String,
     /// Output features.
     pub units: usize,
-    /// Quantizer of the input.
-    pub input_quantizer: Option<Quantizer>,
-    /// Quantizer of the kernel.
-    pub kernel_quantizer: Option<Quantizer>,
-    /// Activation of the output.
-    pub activation: Activation,
-    /// Add a bias (never quantized).
-    pub use_bias: bool,
-    /// Kernel initializer (default glorot_uniform).
-    pub kernel_initializer: Initializer,
-    /// Bias initializer (default zeros).
-    pub bias_initializer: Initializer,
-    /// Applied to the kernel after each update (e.g. weight_clip).
-    pub kernel_constraint: Option<Arc<dyn Constraint>>,
-    /// Applied to the bias after each update.
-    pub bias_constraint: Option<Arc<dyn Constraint>>,
-    /// Penalty on the latent kernel, added to the loss.
-    pub kernel_regularizer: Option<Regularizer>,
-    /// Penalty on the bias, added to the loss.
-    pub bias_regularizer: Option<Regularizer>,
-    /// Kernel quantizer metrics (`["flip_ratio"]`); `None` uses the enclosing metrics scope.
-    pub metrics: Option<Vec<String>>,
+    /// Quantizers, activation, bias, initializers, constraints, regularizers, metrics.
+    pub args: QuantArgs,
 }
 
 impl QuantDense {
     /// A layer with Keras' defaults: no quantizers, linear activation, bias, glorot_uniform.
     pub fn new(name: &str, units: usize) -> Self {
-        QuantDense {
-            name: name.to_string(),
-            units,
-            input_quantizer: None,
-            kernel_quantizer: None,
-            activation: Activation::Linear,
-            use_bias: true,
-            kernel_initializer: Initializer::GlorotUniform,
-            bias_initializer: Initializer::Zeros,
-            kernel_constraint: None,
-            bias_constraint: None,
-            kernel_regularizer: None,
-            bias_regularizer: None,
-            metrics: None,
-        }
+        QuantDense { name: name.to_string(), units, args: QuantArgs::default() }
     }
+}
 
-    /// Sets the input quantizer.
-    pub fn input_quantizer(mut self, q: Quantizer) -> Self {
-        self.input_quantizer = Some(q);
-        self
-    }
-
-    /// Sets the kernel quantizer.
-    pub fn kernel_quantizer(mut self, q: Quantizer) -> Self {
-        self.kernel_quantizer = Some(q);
-        self
-    }
-
-    /// Sets the activation.
-    pub fn activation(mut self, a: Activation) -> Self {
-        self.activation = a;
-        self
-    }
-
-    /// Adds or removes the bias.
-    pub fn use_bias(mut self, b: bool) -> Self {
-        self.use_bias = b;
-        self
-    }
-
-    /// Sets the kernel initializer.
-    pub fn kernel_initializer(mut self, i: Initializer) -> Self {
-        self.kernel_initializer = i;
-        self
-    }
-
-    /// Sets the kernel constraint.
-    pub fn kernel_constraint(mut self, c: impl Constraint + 'static) -> Self {
-        self.kernel_constraint = Some(Arc::new(c));
-        self
-    }
-
-    /// Sets the kernel regularizer.
-    pub fn kernel_regularizer(mut self, r: Regularizer) -> Self {
-        self.kernel_regularizer = Some(r);
-        self
-    }
-
-    /// Enables kernel quantizer metrics.
-    pub fn metrics(mut self, m: &[&str]) -> Self {
-        self.metrics = Some(m.iter().map(|s| s.to_string()).collect());
-        self
-    }
-
-    /// The straight-through windows when both quantizers are SteSign (the packed path).
-    fn packed_clips(&self) -> Option<(Option<f32>, Option<f32>)> {
-        match (&self.input_quantizer, &self.kernel_quantizer) {
-            (Some(Quantizer::SteSign { clip_value: i }), Some(Quantizer::SteSign { clip_value: k })) => Some((*i, *k)),
-            _ => None,
-        }
+impl QuantLayer for QuantDense {
+    fn args_mut(&mut self) -> &mut QuantArgs {
+        &mut self.args
     }
 }
 
@@ -131,7 +43,7 @@ impl Layer for QuantDense {
     }
 
     fn input_precision(&self) -> Option<u32> {
-        precision_of(&self.input_quantizer)
+        precision_of(&self.args.input_quantizer)
     }
 
     fn macs(&self) -> MacCount {
@@ -154,47 +66,16 @@ impl Layer for QuantDense {
                 ))
             }
         };
-        let spec = WeightSpec {
-            layer: &self.name,
-            weight: "kernel",
-            shape: crate::Shape::new([k, self.units]),
-            initializer: self.kernel_initializer,
-            quantizer: self.kernel_quantizer.as_ref(),
-            constraint: self.kernel_constraint.clone(),
-            constraint_argument: "kernel_constraint",
-            metrics: self.metrics.as_deref(),
-            regularizer: self.kernel_regularizer,
-        };
         // The quantized kernel in f32 is only used by the float path and metrics; on the packed
         // path nothing else reads it and the planner prunes it.
-        let (w, wq) = add_weight(g, ctx, spec)?;
-        let y = match self.packed_clips() {
+        let (w, wq) = self.args.add_kernel(g, ctx, &self.name, crate::Shape::new([k, self.units]))?;
+        let y = match self.args.packed_clips() {
             Some((input_clip, kernel_clip)) => g.binary_matmul(x, w, input_clip, kernel_clip)?,
             None => {
-                let xq = match &self.input_quantizer {
-                    Some(q) => q.apply(g, x)?,
-                    None => x,
-                };
+                let xq = self.args.quantize_input(g, x)?;
                 g.matmul(xq, wq)?
             }
         };
-        let y = if self.use_bias {
-            add_bias(
-                g,
-                ctx,
-                y,
-                Bias {
-                    layer: &self.name,
-                    channels: self.units,
-                    channels_first_spatial: None,
-                    initializer: self.bias_initializer,
-                    constraint: self.bias_constraint.clone(),
-                    regularizer: self.bias_regularizer,
-                },
-            )?
-        } else {
-            y
-        };
-        self.activation.apply(g, y)
+        self.args.finish(g, ctx, &self.name, y, self.units, None)
     }
 }

@@ -1,13 +1,9 @@
 //! `QuantLocallyConnected1D` and `QuantLocallyConnected2D` (Larq), and with no quantizers Keras'
 //! `LocallyConnected*D`: convolutions whose weights differ at every output position.
 
-use std::sync::Arc;
-
-use super::{add_weight, precision_of, Activation, BuildContext, Initializer, Layer, Regularizer, WeightSpec};
-use crate::constraints::Constraint;
+use super::{add_weight, precision_of, BuildContext, Layer, QuantArgs, QuantLayer, WeightSpec};
 use crate::error::{Error, Result};
 use crate::graph::{ConvGeometry, ConvOptions, DataFormat, Graph, Padding, ValueId};
-use crate::quantizers::Quantizer;
 
 /// Larq's quantized locally connected layer (1-D or 2-D), Keras `implementation=1`: a kernel
 /// `[output pixels, taps x channels, filters]` (taps then channels for channels-last input,
@@ -30,28 +26,8 @@ pub struct QuantLocallyConnected {
     pub data_format: DataFormat,
     /// Keras' `implementation`: 1 is supported (see the error for 2 and 3).
     pub implementation: u32,
-    /// Quantizer of the input.
-    pub input_quantizer: Option<Quantizer>,
-    /// Quantizer of the kernel.
-    pub kernel_quantizer: Option<Quantizer>,
-    /// Activation of the output.
-    pub activation: Activation,
-    /// Add a bias.
-    pub use_bias: bool,
-    /// Kernel initializer (default glorot_uniform).
-    pub kernel_initializer: Initializer,
-    /// Bias initializer (default zeros).
-    pub bias_initializer: Initializer,
-    /// Applied to the kernel after each update.
-    pub kernel_constraint: Option<Arc<dyn Constraint>>,
-    /// Applied to the bias after each update.
-    pub bias_constraint: Option<Arc<dyn Constraint>>,
-    /// Penalty on the latent kernel, added to the loss.
-    pub kernel_regularizer: Option<Regularizer>,
-    /// Penalty on the bias, added to the loss.
-    pub bias_regularizer: Option<Regularizer>,
-    /// Kernel quantizer metrics; `None` uses the enclosing metrics scope.
-    pub metrics: Option<Vec<String>>,
+    /// Quantizers, activation, bias, initializers, constraints, regularizers, metrics.
+    pub args: QuantArgs,
 }
 
 impl QuantLocallyConnected {
@@ -66,17 +42,7 @@ impl QuantLocallyConnected {
             padding: Padding::Valid,
             data_format: DataFormat::ChannelsLast,
             implementation: 1,
-            input_quantizer: None,
-            kernel_quantizer: None,
-            activation: Activation::Linear,
-            use_bias: true,
-            kernel_initializer: Initializer::GlorotUniform,
-            bias_initializer: Initializer::Zeros,
-            kernel_constraint: None,
-            bias_constraint: None,
-            kernel_regularizer: None,
-            bias_regularizer: None,
-            metrics: None,
+            args: QuantArgs::default(),
         }
     }
 
@@ -111,6 +77,12 @@ impl QuantLocallyConnected {
     }
 }
 
+impl QuantLayer for QuantLocallyConnected {
+    fn args_mut(&mut self) -> &mut QuantArgs {
+        &mut self.args
+    }
+}
+
 impl Layer for QuantLocallyConnected {
     fn name(&self) -> &str {
         &self.name
@@ -125,7 +97,7 @@ impl Layer for QuantLocallyConnected {
     }
 
     fn input_precision(&self) -> Option<u32> {
-        precision_of(&self.input_quantizer)
+        precision_of(&self.args.input_quantizer)
     }
 
     fn build(&self, g: &mut Graph, x: ValueId, ctx: &mut BuildContext) -> Result<ValueId> {
@@ -135,18 +107,7 @@ impl Layer for QuantLocallyConnected {
         let geom = ConvGeometry::new(&xs, &opts.kernel, &opts.strides, &opts.dilation, &opts.padding, opts.format)
             .map_err(|e| self.bad("kernel_size", format!("input {:?}: {e}", xs.dims())))?;
         let (p, taps, c) = (geom.out_pixels(), geom.taps(), geom.channels);
-        let spec = WeightSpec {
-            layer: &self.name,
-            weight: "kernel",
-            shape: crate::Shape::new([p, taps * c, self.filters]),
-            initializer: self.kernel_initializer,
-            quantizer: self.kernel_quantizer.as_ref(),
-            constraint: self.kernel_constraint.clone(),
-            constraint_argument: "kernel_constraint",
-            metrics: self.metrics.as_deref(),
-            regularizer: self.kernel_regularizer,
-        };
-        let (_, wq) = add_weight(g, ctx, spec)?;
+        let (_, wq) = self.args.add_kernel(g, ctx, &self.name, crate::Shape::new([p, taps * c, self.filters]))?;
         // The graph's patches are taps-major with channels innermost; Keras flattens
         // channels-first patches channels-major.
         let wq = match self.data_format {
@@ -157,12 +118,9 @@ impl Layer for QuantLocallyConnected {
                 g.reshape(w, [p, taps * c, self.filters])?
             }
         };
-        let xq = match &self.input_quantizer {
-            Some(q) => q.apply(g, x)?,
-            None => x,
-        };
+        let xq = self.args.quantize_input(g, x)?;
         let y = g.locally_connected(xq, wq, &opts)?;
-        let y = if self.use_bias {
+        let y = if self.args.use_bias {
             let mut dims = geom.output.clone();
             match self.data_format {
                 DataFormat::ChannelsLast => dims.push(self.filters),
@@ -172,18 +130,18 @@ impl Layer for QuantLocallyConnected {
                 layer: &self.name,
                 weight: "bias",
                 shape: crate::Shape::new(dims),
-                initializer: self.bias_initializer,
+                initializer: self.args.bias_initializer,
                 quantizer: None,
-                constraint: self.bias_constraint.clone(),
+                constraint: self.args.bias_constraint.clone(),
                 constraint_argument: "bias_constraint",
                 metrics: None,
-                regularizer: self.bias_regularizer,
+                regularizer: self.args.bias_regularizer,
             };
             let (b, _) = add_weight(g, ctx, spec)?;
             g.add(y, b)?
         } else {
             y
         };
-        self.activation.apply(g, y)
+        self.args.activation.apply(g, y)
     }
 }

@@ -1,13 +1,9 @@
 //! `QuantConv2DTranspose` and `QuantConv3DTranspose` (Larq), and with no quantizers Keras'
 //! `Conv*DTranspose`.
 
-use std::sync::Arc;
-
-use super::{add_bias, add_weight, precision_of, Activation, Bias, BuildContext, Initializer, Layer, Regularizer, WeightSpec};
-use crate::constraints::Constraint;
+use super::{precision_of, BuildContext, Layer, QuantArgs, QuantLayer};
 use crate::error::{Error, Result};
 use crate::graph::{ConvOptions, DataFormat, Graph, Padding, ValueId};
-use crate::quantizers::Quantizer;
 
 /// Larq's quantized transposed convolution in 2 or 3 (or 1) spatial dimensions:
 /// `activation(conv_transpose(input_quantizer(x), kernel_quantizer(kernel)) + bias)` with a
@@ -32,28 +28,8 @@ pub struct QuantConvTranspose {
     pub data_format: DataFormat,
     /// Dilation rates.
     pub dilation_rate: Vec<usize>,
-    /// Quantizer of the input.
-    pub input_quantizer: Option<Quantizer>,
-    /// Quantizer of the kernel.
-    pub kernel_quantizer: Option<Quantizer>,
-    /// Activation of the output.
-    pub activation: Activation,
-    /// Add a bias.
-    pub use_bias: bool,
-    /// Kernel initializer (default glorot_uniform).
-    pub kernel_initializer: Initializer,
-    /// Bias initializer (default zeros).
-    pub bias_initializer: Initializer,
-    /// Applied to the kernel after each update.
-    pub kernel_constraint: Option<Arc<dyn Constraint>>,
-    /// Applied to the bias after each update.
-    pub bias_constraint: Option<Arc<dyn Constraint>>,
-    /// Penalty on the latent kernel, added to the loss.
-    pub kernel_regularizer: Option<Regularizer>,
-    /// Penalty on the bias, added to the loss.
-    pub bias_regularizer: Option<Regularizer>,
-    /// Kernel quantizer metrics; `None` uses the enclosing metrics scope.
-    pub metrics: Option<Vec<String>>,
+    /// Quantizers, activation, bias, initializers, constraints, regularizers, metrics.
+    pub args: QuantArgs,
 }
 
 impl QuantConvTranspose {
@@ -70,17 +46,7 @@ impl QuantConvTranspose {
             output_padding: None,
             data_format: DataFormat::ChannelsLast,
             dilation_rate: vec![1; r],
-            input_quantizer: None,
-            kernel_quantizer: None,
-            activation: Activation::Linear,
-            use_bias: true,
-            kernel_initializer: Initializer::GlorotUniform,
-            bias_initializer: Initializer::Zeros,
-            kernel_constraint: None,
-            bias_constraint: None,
-            kernel_regularizer: None,
-            bias_regularizer: None,
-            metrics: None,
+            args: QuantArgs::default(),
         }
     }
 
@@ -125,6 +91,12 @@ impl QuantConvTranspose {
     }
 }
 
+impl QuantLayer for QuantConvTranspose {
+    fn args_mut(&mut self) -> &mut QuantArgs {
+        &mut self.args
+    }
+}
+
 impl Layer for QuantConvTranspose {
     fn name(&self) -> &str {
         &self.name
@@ -138,7 +110,7 @@ impl Layer for QuantConvTranspose {
     }
 
     fn input_precision(&self) -> Option<u32> {
-        precision_of(&self.input_quantizer)
+        precision_of(&self.args.input_quantizer)
     }
 
     fn build(&self, g: &mut Graph, x: ValueId, ctx: &mut BuildContext) -> Result<ValueId> {
@@ -160,18 +132,7 @@ impl Layer for QuantConvTranspose {
         let output = spatial.iter().enumerate().map(|(i, &n)| self.output_length(i, n)).collect::<Result<Vec<_>>>()?;
         let mut kernel_dims = self.kernel_size.clone();
         kernel_dims.extend([self.filters, channels]);
-        let spec = WeightSpec {
-            layer: &self.name,
-            weight: "kernel",
-            shape: crate::Shape::new(kernel_dims),
-            initializer: self.kernel_initializer,
-            quantizer: self.kernel_quantizer.as_ref(),
-            constraint: self.kernel_constraint.clone(),
-            constraint_argument: "kernel_constraint",
-            metrics: self.metrics.as_deref(),
-            regularizer: self.kernel_regularizer,
-        };
-        let (w, wq) = add_weight(g, ctx, spec)?;
+        let (w, wq) = self.args.add_kernel(g, ctx, &self.name, crate::Shape::new(kernel_dims))?;
         let opts = ConvOptions {
             kernel: self.kernel_size.clone(),
             strides: self.strides.clone(),
@@ -180,32 +141,14 @@ impl Layer for QuantConvTranspose {
             format: self.data_format,
             groups: 1,
         };
-        let y = match (&self.input_quantizer, &self.kernel_quantizer) {
-            (Some(Quantizer::SteSign { clip_value: ci }), Some(Quantizer::SteSign { clip_value: ck })) => {
-                g.binary_conv_transpose(x, w, &opts, &output, *ci, *ck)?
-            }
-            (iq, _) => {
-                let xq = match iq {
-                    Some(q) => q.apply(g, x)?,
-                    None => x,
-                };
+        let y = match self.args.packed_clips() {
+            Some((ci, ck)) => g.binary_conv_transpose(x, w, &opts, &output, ci, ck)?,
+            None => {
+                let xq = self.args.quantize_input(g, x)?;
                 g.conv_transpose(xq, wq, &opts, &output)?
             }
         };
-        let y = if self.use_bias {
-            let first = (self.data_format == DataFormat::ChannelsFirst).then_some(r);
-            let bias = Bias {
-                layer: &self.name,
-                channels: self.filters,
-                channels_first_spatial: first,
-                initializer: self.bias_initializer,
-                constraint: self.bias_constraint.clone(),
-                regularizer: self.bias_regularizer,
-            };
-            add_bias(g, ctx, y, bias)?
-        } else {
-            y
-        };
-        self.activation.apply(g, y)
+        let first = (self.data_format == DataFormat::ChannelsFirst).then_some(r);
+        self.args.finish(g, ctx, &self.name, y, self.filters, first)
     }
 }

@@ -1,0 +1,179 @@
+//! The arguments every Larq layer with one quantized kernel shares (`QuantDense`,
+//! `QuantConv*`, `QuantConv*Transpose`, `QuantLocallyConnected*`), their builder methods, and the
+//! steps of `build` they have in common.
+
+use std::sync::Arc;
+
+use super::{add_bias, add_weight, Activation, Bias, BuildContext, Initializer, Regularizer, WeightSpec};
+use crate::constraints::Constraint;
+use crate::error::Result;
+use crate::graph::{Graph, ValueId};
+use crate::quantizers::Quantizer;
+
+/// Input and kernel quantizers, activation, bias, initializers, constraints, regularizers and
+/// metrics, with Keras' defaults (no quantizers, linear, bias, glorot_uniform kernel, zero bias).
+#[derive(Clone, Debug)]
+pub struct QuantArgs {
+    /// Quantizer of the input.
+    pub input_quantizer: Option<Quantizer>,
+    /// Quantizer of the kernel (the kernel variable keeps the latent weights).
+    pub kernel_quantizer: Option<Quantizer>,
+    /// Activation of the output.
+    pub activation: Activation,
+    /// Add a bias (never quantized).
+    pub use_bias: bool,
+    /// Kernel initializer.
+    pub kernel_initializer: Initializer,
+    /// Bias initializer.
+    pub bias_initializer: Initializer,
+    /// Applied to the kernel after each update (e.g. weight_clip).
+    pub kernel_constraint: Option<Arc<dyn Constraint>>,
+    /// Applied to the bias after each update.
+    pub bias_constraint: Option<Arc<dyn Constraint>>,
+    /// Penalty on the latent kernel, added to the loss.
+    pub kernel_regularizer: Option<Regularizer>,
+    /// Penalty on the bias, added to the loss.
+    pub bias_regularizer: Option<Regularizer>,
+    /// Kernel quantizer metrics (`["flip_ratio"]`); `None` uses the enclosing metrics scope.
+    pub metrics: Option<Vec<String>>,
+}
+
+impl Default for QuantArgs {
+    fn default() -> Self {
+        QuantArgs {
+            input_quantizer: None,
+            kernel_quantizer: None,
+            activation: Activation::Linear,
+            use_bias: true,
+            kernel_initializer: Initializer::GlorotUniform,
+            bias_initializer: Initializer::Zeros,
+            kernel_constraint: None,
+            bias_constraint: None,
+            kernel_regularizer: None,
+            bias_regularizer: None,
+            metrics: None,
+        }
+    }
+}
+
+impl QuantArgs {
+    /// The straight-through windows when both quantizers are SteSign: the product can run on
+    /// packed bits.
+    pub fn packed_clips(&self) -> Option<(Option<f32>, Option<f32>)> {
+        match (&self.input_quantizer, &self.kernel_quantizer) {
+            (Some(Quantizer::SteSign { clip_value: i }), Some(Quantizer::SteSign { clip_value: k })) => Some((*i, *k)),
+            _ => None,
+        }
+    }
+
+    /// Records the input quantizer on `x` (the float path).
+    pub(crate) fn quantize_input(&self, g: &mut Graph, x: ValueId) -> Result<ValueId> {
+        match &self.input_quantizer {
+            Some(q) => q.apply(g, x),
+            None => Ok(x),
+        }
+    }
+
+    /// Creates `layer/kernel` of `shape`; returns (latent variable, quantized value).
+    pub(crate) fn add_kernel(&self, g: &mut Graph, ctx: &mut BuildContext, layer: &str, shape: crate::Shape) -> Result<(ValueId, ValueId)> {
+        let spec = WeightSpec {
+            layer,
+            weight: "kernel",
+            shape,
+            initializer: self.kernel_initializer,
+            quantizer: self.kernel_quantizer.as_ref(),
+            constraint: self.kernel_constraint.clone(),
+            constraint_argument: "kernel_constraint",
+            metrics: self.metrics.as_deref(),
+            regularizer: self.kernel_regularizer,
+        };
+        add_weight(g, ctx, spec)
+    }
+
+    /// Adds the per-channel bias (if used; `channels_first_spatial` as in [`Bias`]), then the
+    /// activation.
+    pub(crate) fn finish(
+        &self,
+        g: &mut Graph,
+        ctx: &mut BuildContext,
+        layer: &str,
+        y: ValueId,
+        channels: usize,
+        channels_first_spatial: Option<usize>,
+    ) -> Result<ValueId> {
+        let y = if self.use_bias {
+            let bias = Bias {
+                layer,
+                channels,
+                channels_first_spatial,
+                initializer: self.bias_initializer,
+                constraint: self.bias_constraint.clone(),
+                regularizer: self.bias_regularizer,
+            };
+            add_bias(g, ctx, y, bias)?
+        } else {
+            y
+        };
+        self.activation.apply(g, y)
+    }
+}
+
+/// Builder methods of the layers built on [`QuantArgs`].
+pub trait QuantLayer: Sized {
+    /// The layer's shared arguments.
+    fn args_mut(&mut self) -> &mut QuantArgs;
+
+    /// Sets the input quantizer.
+    fn input_quantizer(mut self, q: Quantizer) -> Self {
+        self.args_mut().input_quantizer = Some(q);
+        self
+    }
+
+    /// Sets the kernel quantizer.
+    fn kernel_quantizer(mut self, q: Quantizer) -> Self {
+        self.args_mut().kernel_quantizer = Some(q);
+        self
+    }
+
+    /// Sets the activation.
+    fn activation(mut self, a: Activation) -> Self {
+        self.args_mut().activation = a;
+        self
+    }
+
+    /// Adds or removes the bias.
+    fn use_bias(mut self, b: bool) -> Self {
+        self.args_mut().use_bias = b;
+        self
+    }
+
+    /// Sets the kernel initializer.
+    fn kernel_initializer(mut self, i: Initializer) -> Self {
+        self.args_mut().kernel_initializer = i;
+        self
+    }
+
+    /// Sets the kernel constraint.
+    fn kernel_constraint(mut self, c: impl Constraint + 'static) -> Self {
+        self.args_mut().kernel_constraint = Some(Arc::new(c));
+        self
+    }
+
+    /// Sets the kernel regularizer.
+    fn kernel_regularizer(mut self, r: Regularizer) -> Self {
+        self.args_mut().kernel_regularizer = Some(r);
+        self
+    }
+
+    /// Sets the bias regularizer.
+    fn bias_regularizer(mut self, r: Regularizer) -> Self {
+        self.args_mut().bias_regularizer = Some(r);
+        self
+    }
+
+    /// Enables kernel quantizer metrics.
+    fn metrics(mut self, m: &[&str]) -> Self {
+        self.args_mut().metrics = Some(m.iter().map(|s| s.to_string()).collect());
+        self
+    }
+}
