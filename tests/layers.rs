@@ -385,3 +385,20 @@ fn catalogue_layers_match_larq_in_inference_and_training() {
         }
     }
 }
+
+#[test]
+fn binary_transposed_and_locally_connected_layers_run_on_packed_bits() {
+    use bitgrad::layers::Mode;
+    for case in
+        ["conv2d_transpose same stride 2 binary c33", "conv3d_transpose same stride 2 binary", "locally_connected1d stride 2 binary"]
+    {
+        let fixture: Value = serde_json::from_str(include_str!("fixtures/layers.json")).unwrap();
+        let c = fixture["cases"].as_array().unwrap().iter().find(|c| c["name"] == case).unwrap();
+        let (g, _, _) = build_case(catalogue_layer(case).as_ref(), &dims(&c["shape"]), Mode::Training);
+        let xnor = g.nodes().iter().filter(|n| matches!(n.op, bitgrad::Op::XnorGemm { .. })).count();
+        let float = g.nodes().iter().filter(|n| matches!(n.op, bitgrad::Op::MatMul { .. })).count();
+        assert_eq!(xnor, 1, "{case}: one XNOR GEMM forward");
+        // The only f32 products are the straight-through backward's (dx and dw).
+        assert_eq!(float, 2, "{case}: no float product in the forward");
+    }
+}

@@ -34,7 +34,8 @@ impl Graph {
         }
     }
 
-    /// `sign(x) @ sign(w)` for `x [.., M, K]` and a Keras-layout kernel `w [K, N]`, computed on
+    /// `sign(x) @ sign(w)` for `x [.., M, K]` and a Keras-layout kernel `w [K, N]` (or one kernel
+    /// per batch entry, `[.., K, N]`), computed on
     /// packed bits, with straight-through gradients: `dx = (dy @ sign(w)^T) * [|x| <= input_clip]`
     /// and `dw = (sign(x)^T @ dy) * [|w| <= kernel_clip]` (a `None` clip passes the gradient
     /// everywhere), the SteSign rule of Larq. Between forward and backward only packed signs and
@@ -42,10 +43,18 @@ impl Graph {
     pub fn binary_matmul(&mut self, x: ValueId, w: ValueId, input_clip: Option<f32>, kernel_clip: Option<f32>) -> Result<ValueId> {
         let (xs, ws) = (self.value(x).shape.clone(), self.value(w).shape.clone());
         let k = *xs.dims().last().ok_or_else(|| Error::invalid("binary_matmul", "x", "needs rank >= 2"))?;
-        if xs.rank() < 2 || ws.rank() != 2 || ws.dims()[0] != k {
-            return Err(Error::shapes("binary_matmul", xs.dims(), ws.dims(), "needs x [.., M, K] and a kernel [K, N]"));
+        let rw = ws.rank();
+        let batched = rw > 2;
+        if xs.rank() < 2 || rw < 2 || ws.dims()[rw - 2] != k || (batched && ws.dims()[..rw - 2] != xs.dims()[..xs.rank() - 2]) {
+            return Err(Error::shapes(
+                "binary_matmul",
+                xs.dims(),
+                ws.dims(),
+                "needs x [.., M, K] and a kernel [K, N], or [.., K, N] with x's batch axes",
+            ));
         }
-        let n = ws.dims()[1];
+        let mut wt_shape = ws.dims().to_vec();
+        wt_shape.swap(rw - 2, rw - 1);
         let px = self.pack_signs(x, input_clip)?;
         let wt = self.transpose(w)?;
         let pw = self.pack_signs(wt, kernel_clip)?;
@@ -56,7 +65,7 @@ impl Graph {
             let dx = g.straight_through(&px, dx)?;
             let x_signs = g.bit_unpack(px.bits, k, PackMode::Sign)?; // [.., M, K]
             let dwt = g.matmul_t(dy, x_signs, true, false)?; // [.., N, K]
-            let dwt = g.sum_to(dwt, &crate::Shape::new([n, k]))?;
+            let dwt = g.sum_to(dwt, &crate::Shape::new(wt_shape.clone()))?;
             let dwt = g.straight_through(&pw, dwt)?;
             Ok(vec![Some(dx), Some(g.transpose(dwt)?)])
         })?;

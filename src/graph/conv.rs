@@ -509,6 +509,30 @@ impl Graph {
 
     /// Locally connected layer (unshared weights): `kernel` is `[out_pixels, taps * C, O]`.
     pub fn locally_connected(&mut self, x: ValueId, kernel: ValueId, opts: &ConvOptions) -> Result<ValueId> {
+        self.locally_connected_with(x, kernel, opts, None)
+    }
+
+    /// [`Graph::locally_connected`] of `sign(x)` and `sign(kernel)`: each output pixel's product
+    /// is an XNOR-popcount GEMM over its patch ([`Graph::binary_matmul`] with one kernel per
+    /// pixel, its straight-through gradients and clips).
+    pub fn binary_locally_connected(
+        &mut self,
+        x: ValueId,
+        kernel: ValueId,
+        opts: &ConvOptions,
+        input_clip: Option<f32>,
+        kernel_clip: Option<f32>,
+    ) -> Result<ValueId> {
+        self.locally_connected_with(x, kernel, opts, Some((input_clip, kernel_clip)))
+    }
+
+    fn locally_connected_with(
+        &mut self,
+        x: ValueId,
+        kernel: ValueId,
+        opts: &ConvOptions,
+        binary: Option<(Option<f32>, Option<f32>)>,
+    ) -> Result<ValueId> {
         let geom =
             ConvGeometry::new(&self.value(x).shape.clone(), &opts.kernel, &opts.strides, &opts.dilation, &opts.padding, opts.format)?;
         let p = geom.out_pixels();
@@ -526,7 +550,10 @@ impl Graph {
         let cols = self.im2col(x, &geom, 0.0)?;
         let cols = self.reshape(cols, [geom.batch, p, kc])?;
         let cols = self.permute(cols, &[1, 0, 2])?;
-        let y = self.matmul(cols, kernel)?; // [p, N, O]
+        let y = match binary {
+            None => self.matmul(cols, kernel)?, // [p, N, O]
+            Some((input_clip, kernel_clip)) => self.binary_matmul(cols, kernel, input_clip, kernel_clip)?,
+        };
         let y = self.permute(y, &[1, 0, 2])?;
         self.rows_to_image(y, &geom, o)
     }

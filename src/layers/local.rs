@@ -8,8 +8,9 @@ use crate::graph::{ConvGeometry, ConvOptions, DataFormat, Graph, Padding, ValueI
 /// Larq's quantized locally connected layer (1-D or 2-D), Keras `implementation=1`: a kernel
 /// `[output pixels, taps x channels, filters]` (taps then channels for channels-last input,
 /// channels then taps for channels-first, as Keras flattens the patches) and a bias per output
-/// position `[out..., filters]` (`[filters, out...]` channels-first). The product runs in f32 on
-/// the quantized values, as a batch of per-pixel GEMMs.
+/// position `[out..., filters]` (`[filters, out...]` channels-first). The product is a batch of
+/// per-pixel GEMMs: XNOR-popcount on packed bits when both quantizers are SteSign, f32 on the
+/// quantized values otherwise.
 #[derive(Clone, Debug)]
 pub struct QuantLocallyConnected {
     /// Layer name, prefix of its variables.
@@ -107,19 +108,30 @@ impl Layer for QuantLocallyConnected {
         let geom = ConvGeometry::new(&xs, &opts.kernel, &opts.strides, &opts.dilation, &opts.padding, opts.format)
             .map_err(|e| self.bad("kernel_size", format!("input {:?}: {e}", xs.dims())))?;
         let (p, taps, c) = (geom.out_pixels(), geom.taps(), geom.channels);
-        let (_, wq) = self.args.add_kernel(g, ctx, &self.name, crate::Shape::new([p, taps * c, self.filters]))?;
+        let (w, wq) = self.args.add_kernel(g, ctx, &self.name, crate::Shape::new([p, taps * c, self.filters]))?;
         // The graph's patches are taps-major with channels innermost; Keras flattens
         // channels-first patches channels-major.
-        let wq = match self.data_format {
-            DataFormat::ChannelsLast => wq,
-            DataFormat::ChannelsFirst => {
-                let w = g.reshape(wq, [p, c, taps, self.filters])?;
-                let w = g.permute(w, &[0, 2, 1, 3])?;
-                g.reshape(w, [p, taps * c, self.filters])?
+        let taps_major = |g: &mut Graph, k: ValueId| -> Result<ValueId> {
+            match self.data_format {
+                DataFormat::ChannelsLast => Ok(k),
+                DataFormat::ChannelsFirst => {
+                    let k = g.reshape(k, [p, c, taps, self.filters])?;
+                    let k = g.permute(k, &[0, 2, 1, 3])?;
+                    g.reshape(k, [p, taps * c, self.filters])
+                }
             }
         };
-        let xq = self.args.quantize_input(g, x)?;
-        let y = g.locally_connected(xq, wq, &opts)?;
+        let y = match self.args.packed_clips() {
+            Some((ci, ck)) => {
+                let w = taps_major(g, w)?;
+                g.binary_locally_connected(x, w, &opts, ci, ck)?
+            }
+            None => {
+                let wq = taps_major(g, wq)?;
+                let xq = self.args.quantize_input(g, x)?;
+                g.locally_connected(xq, wq, &opts)?
+            }
+        };
         let y = if self.args.use_bias {
             let mut dims = geom.output.clone();
             match self.data_format {
