@@ -3,6 +3,7 @@
 // padding bits (past k, or inside a row where each convolution tap's channels were packed
 // separately) are 0 in both operands, so they XOR to 0 and never count.
 //
+// Params, bindings, dot_of and affine are in xnor_common.wgsl, which precedes this file.
 // Bindings (group 0):
 //   0  p       uniform Params
 //   1  a       storage read        u32 [batch, m, words]
@@ -23,39 +24,12 @@
 // staged through workgroup memory 8 words (256 bits) at a time. Dispatch (ceil(n/64), ceil(m/64),
 // batch). Small m (batch-1 inference) uses xnor_gemv.wgsl instead.
 
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    words: u32,
-    a_batch_stride: u32,
-    b_batch_stride: u32,
-    out_words: u32,
-    _pad0: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<u32>;
-@group(0) @binding(2) var<storage, read> b: array<u32>;
-@group(0) @binding(3) var<storage, read> scale: array<f32>;
-@group(0) @binding(4) var<storage, read> bias: array<f32>;
-@group(0) @binding(5) var<storage, read_write> c: array<f32>;
-@group(0) @binding(6) var<storage, read_write> c_bits: array<u32>;
-
 const TILE: u32 = 64u;
 const TW: u32 = 8u;
 var<workgroup> a_tile: array<u32, 512>; // [TW][TILE]
 var<workgroup> b_tile: array<u32, 512>; // [TW][TILE]
 // Sign bits of one output tile: 64 rows x 2 words.
 var<workgroup> bit_tile: array<atomic<u32>, 128>;
-
-fn dot_of(popcount: u32) -> f32 {
-    return f32(i32(p.k) - 2 * i32(popcount));
-}
-
-fn affine(dot: f32, col: u32) -> f32 {
-    return dot * scale[col] + bias[col];
-}
 
 // Popcounts of a XOR b for this thread's 4x4 outputs of the workgroup's 64x64 tile.
 fn tile_popcounts(wid: vec3<u32>, lid: vec3<u32>) -> array<u32, 16> {

@@ -1,64 +1,13 @@
 // Packed XNOR-popcount products for small m (batch-1 inference), without subgroup operations;
-// xnor_gemv_subgroup.wgsl is the same computation with a subgroup reduction. Same bindings,
-// Params and epilogues as xnor_gemm.wgsl:
+// xnor_gemv_subgroup.wgsl is the same computation with a subgroup reduction. Preceded by
+// xnor_common.wgsl and xnor_gemv_lanes.wgsl; same bindings and epilogues as xnor_gemm.wgsl:
 //   0 p, 1 a [batch, m, words], 2 b [n, words] or [batch, n, words], 3 scale [n], 4 bias [n],
 //   5 c f32 [batch, m, n] (plain, affine), 6 c_bits u32 [batch, m, out_words] (binarize).
 // Each workgroup of 256 computes 32 output columns of one row; the 8 lanes of a column split K so
 // that neighbouring invocations read neighbouring words, and sum their partial popcounts through
 // workgroup memory. Dispatch (ceil(n/32), m, batch).
 
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    words: u32,
-    a_batch_stride: u32,
-    b_batch_stride: u32,
-    out_words: u32,
-    _pad0: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<u32>;
-@group(0) @binding(2) var<storage, read> b: array<u32>;
-@group(0) @binding(3) var<storage, read> scale: array<f32>;
-@group(0) @binding(4) var<storage, read> bias: array<f32>;
-@group(0) @binding(5) var<storage, read_write> c: array<f32>;
-@group(0) @binding(6) var<storage, read_write> c_bits: array<u32>;
-
-// Sign bits of the workgroup's 32 columns (binarize).
-var<workgroup> bit_word: atomic<u32>;
-
-fn dot_of(popcount: u32) -> f32 {
-    return f32(i32(p.k) - 2 * i32(popcount));
-}
-
-fn affine(dot: f32, col: u32) -> f32 {
-    return dot * scale[col] + bias[col];
-}
-
-// Popcount of a XOR b over the words this invocation handles: lane `lane` of `lanes` that split
-// the K words of output (row, col).
-fn lane_popcount(wid: vec3<u32>, col: u32, lane: u32, lanes: u32) -> u32 {
-    let a_row = wid.z * p.a_batch_stride + wid.y * p.words;
-    let b_row = wid.z * p.b_batch_stride + col * p.words;
-    var pc = 0u;
-    if (col < p.n) {
-        for (var w = lane; w < p.words; w += lanes) {
-            pc += countOneBits(a[a_row + w] ^ b[b_row + w]);
-        }
-    }
-    return pc;
-}
-
 var<workgroup> partial: array<u32, 256>;
-
-struct ColumnPopcount {
-    col: u32,
-    popcount: u32,
-    // True for the one invocation that holds the column's total.
-    owner: bool,
-}
 
 fn column_popcount(wid: vec3<u32>, lid: u32) -> ColumnPopcount {
     let col = wid.x * 32u + lid / 8u;

@@ -1,5 +1,7 @@
 //! `shaders/xnor_gemm.wgsl`: packed XNOR-popcount matrix products with plain, affine and
-//! re-binarizing epilogues, tiled for large M and lane-split for small M.
+//! re-binarizing epilogues, tiled for large M and lane-split for small M. Each shader source is
+//! `xnor_common.wgsl` (Params, bindings, epilogue helpers), for the small-M ones
+//! `xnor_gemv_lanes.wgsl` (the lane split), then the file with the entry points.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -8,8 +10,12 @@ use crate::graph::op::words_for;
 use crate::graph::{Epilogue, XnorDims};
 
 /// The kernel family.
-pub const SHADER: Shader =
-    Shader { name: "xnor_gemm", source: include_str!("../../shaders/xnor_gemm.wgsl"), params_layout, subgroups: false };
+pub const SHADER: Shader = Shader {
+    name: "xnor_gemm",
+    source: concat!(include_str!("../../shaders/xnor_common.wgsl"), include_str!("../../shaders/xnor_gemm.wgsl")),
+    params_layout,
+    subgroups: false,
+};
 /// Tiled kernels by epilogue.
 pub const TILED: [Kernel; 3] = [
     Kernel { shader: "xnor_gemm", entry: "xnor_gemm" },
@@ -17,11 +23,27 @@ pub const TILED: [Kernel; 3] = [
     Kernel { shader: "xnor_gemm", entry: "xnor_gemm_binarize" },
 ];
 /// The small-M kernels (`shaders/xnor_gemv.wgsl`): workgroup-memory reduction.
-pub const GEMV_SHADER: Shader =
-    Shader { name: "xnor_gemv", source: include_str!("../../shaders/xnor_gemv.wgsl"), params_layout, subgroups: false };
+pub const GEMV_SHADER: Shader = Shader {
+    name: "xnor_gemv",
+    source: concat!(
+        include_str!("../../shaders/xnor_common.wgsl"),
+        include_str!("../../shaders/xnor_gemv_lanes.wgsl"),
+        include_str!("../../shaders/xnor_gemv.wgsl")
+    ),
+    params_layout,
+    subgroups: false,
+};
 /// The small-M kernels with a subgroup reduction (`shaders/xnor_gemv_subgroup.wgsl`).
-pub const GEMV_SUBGROUP_SHADER: Shader =
-    Shader { name: "xnor_gemv_subgroup", source: include_str!("../../shaders/xnor_gemv_subgroup.wgsl"), params_layout, subgroups: true };
+pub const GEMV_SUBGROUP_SHADER: Shader = Shader {
+    name: "xnor_gemv_subgroup",
+    source: concat!(
+        include_str!("../../shaders/xnor_common.wgsl"),
+        include_str!("../../shaders/xnor_gemv_lanes.wgsl"),
+        include_str!("../../shaders/xnor_gemv_subgroup.wgsl")
+    ),
+    params_layout,
+    subgroups: true,
+};
 /// Small-M kernels by epilogue.
 pub const GEMV: [Kernel; 3] = gemv_kernels("xnor_gemv");
 /// Small-M kernels with subgroups, by epilogue.
