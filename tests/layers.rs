@@ -34,35 +34,15 @@ struct LarqCase {
     grads: Vec<Vec<f32>>,
 }
 
-/// Builds `layer`, loads Larq's weights, and compares output and gradients on both backends.
+/// Builds `layer` in training mode, loads Larq's weights, and compares output and gradients on
+/// both backends.
 fn compare_with_larq(layer: &dyn Layer, c: &LarqCase) {
-    let mut g = Graph::new();
-    let x = g.input("x", &c.x_shape[..], DType::F32).unwrap();
-    let mut ctx = BuildContext::default();
-    let y = layer.build(&mut g, x, &mut ctx).unwrap();
-    let ys = g.value(y).shape.clone();
-    let dy = g.input("dy", ys.clone(), DType::F32).unwrap();
-    let yd = g.mul(y, dy).unwrap();
-    let loss = g.sum(yd, &(0..ys.rank()).collect::<Vec<_>>(), false).unwrap();
-    let mut wrt = vec![x];
-    wrt.extend(ctx.weights.iter().map(|w| w.variable));
-    let grads = g.backward(loss, &wrt).unwrap();
-    let mut outputs = vec![y];
-    outputs.extend(&grads);
+    let (g, ctx, outputs) = build_case(layer, &c.x_shape, bitgrad::layers::Mode::Training);
     let wants: Vec<&Vec<f32>> = std::iter::once(&c.y).chain(&c.grads).collect();
-    assert_eq!(ctx.weights.len(), c.weights.len(), "{}: weights", c.name);
+    assert_eq!(wants.len(), outputs.len(), "{}: outputs", c.name);
     for device in [Some(Device::cpu()), gpu().cloned()].into_iter().flatten() {
-        let mut params = ParamStore::new();
-        for (w, (name, values)) in ctx.weights.iter().zip(&c.weights) {
-            assert_eq!(&w.name, name, "{}", c.name);
-            let shape = g.value(w.variable).shape.clone();
-            params.insert(name.clone(), device.upload(&HostTensor::f32(shape, values.clone()).unwrap()).unwrap());
-        }
-        let mut plan = Plan::new(&device, &g, &outputs, &mut params).unwrap();
-        plan.feed("x", &HostTensor::f32(&c.x_shape[..], c.x.clone()).unwrap()).unwrap();
-        plan.feed("dy", &HostTensor::f32(ys.clone(), c.dy.clone()).unwrap()).unwrap();
-        plan.run().unwrap();
-        for (i, (want, out)) in wants.iter().zip(&outputs).enumerate() {
+        let (got, _) = run_case(&device, &g, &ctx, &outputs, &c.weights, &c.x_shape, &c.x, Some(&c.dy));
+        for (i, (want, got)) in wants.iter().zip(&got).enumerate() {
             let what = if i == 0 {
                 "output".to_string()
             } else if i == 1 {
@@ -70,11 +50,41 @@ fn compare_with_larq(layer: &dyn Layer, c: &LarqCase) {
             } else {
                 format!("gradient of {}", c.weights[i - 2].0)
             };
-            let got = plan.fetch(*out).unwrap();
             let expected = HostTensor::f32(got.shape().clone(), (*want).clone()).unwrap();
-            assert_close(&format!("{}: {what} on {}", c.name, device.describe()), &got, &expected, LARQ);
+            assert_close(&format!("{}: {what} on {}", c.name, device.describe()), got, &expected, LARQ);
         }
     }
+}
+
+/// Loads `weights` (checked against the layer's, by name and order) into a fresh store, feeds
+/// `x` (and `dy` when the graph has it), runs once on `device`; returns the fetched outputs and
+/// the store (whose variables hold their values after the step).
+#[allow(clippy::too_many_arguments)]
+fn run_case(
+    device: &Device,
+    g: &Graph,
+    ctx: &BuildContext,
+    outputs: &[bitgrad::ValueId],
+    weights: &[(String, Vec<f32>)],
+    x_shape: &[usize],
+    x: &[f32],
+    dy: Option<&[f32]>,
+) -> (Vec<HostTensor>, ParamStore) {
+    let names: Vec<&str> = ctx.weights.iter().map(|w| w.name.as_str()).collect();
+    assert_eq!(names, weights.iter().map(|w| w.0.as_str()).collect::<Vec<_>>(), "weights");
+    let mut params = ParamStore::new();
+    for (w, (name, values)) in ctx.weights.iter().zip(weights) {
+        let t = HostTensor::f32(g.value(w.variable).shape.clone(), values.clone()).unwrap();
+        params.insert(name.clone(), device.upload(&t).unwrap());
+    }
+    let mut plan = Plan::new(device, g, outputs, &mut params).unwrap();
+    plan.feed("x", &HostTensor::f32(x_shape, x.to_vec()).unwrap()).unwrap();
+    if let Some(dy) = dy {
+        plan.feed("dy", &HostTensor::f32(g.value(outputs[0]).shape.clone(), dy.to_vec()).unwrap()).unwrap();
+    }
+    plan.run().unwrap();
+    let got = outputs.iter().map(|&o| plan.fetch(o).unwrap()).collect();
+    (got, params)
 }
 
 fn activation_of(v: &Value) -> Activation {
@@ -348,29 +358,19 @@ fn catalogue_layers_match_larq_in_inference_and_training() {
             let on = format!("{name} on {}", device.describe());
             for mode in [Mode::Inference, Mode::Training] {
                 let (g, ctx, outputs) = build_case(layer.as_ref(), &shape, mode);
-                let names: Vec<&str> = ctx.weights.iter().map(|w| w.name.as_str()).collect();
-                assert_eq!(names, weights.iter().map(|w| w.0.as_str()).collect::<Vec<_>>(), "{on}: weights");
-                let mut params = ParamStore::new();
-                for (w, (wname, values)) in ctx.weights.iter().zip(&weights) {
-                    let t = HostTensor::f32(g.value(w.variable).shape.clone(), values.clone()).unwrap();
-                    params.insert(wname.clone(), device.upload(&t).unwrap());
-                }
-                let mut plan = Plan::new(&device, &g, &outputs, &mut params).unwrap();
-                plan.feed("x", &HostTensor::f32(&shape[..], floats(&c["x"])).unwrap()).unwrap();
-                let y_shape = dims(&c["y_shape"]);
-                let mut wants = vec![("output".to_string(), floats(&c[if mode == Mode::Training { "y_training" } else { "y_inference" }]))];
-                if mode == Mode::Training {
-                    plan.feed("dy", &HostTensor::f32(&y_shape[..], floats(&c["dy"])).unwrap()).unwrap();
+                let training = mode == Mode::Training;
+                let mut wants = vec![("output".to_string(), floats(&c[if training { "y_training" } else { "y_inference" }]))];
+                if training {
                     let trainable = ctx.weights.iter().filter(|w| w.trainable).map(|w| format!("gradient of {}", w.name));
                     let what = std::iter::once("input gradient".to_string()).chain(trainable);
                     wants.extend(what.zip(c["grads"].as_array().unwrap().iter().map(floats)));
                 }
                 assert_eq!(wants.len(), outputs.len(), "{on}: outputs");
-                plan.run().unwrap();
-                for ((what, want), &out) in wants.iter().zip(&outputs) {
-                    let got = plan.fetch(out).unwrap();
+                let dy = floats(&c["dy"]);
+                let (got, params) = run_case(&device, &g, &ctx, &outputs, &weights, &shape, &floats(&c["x"]), training.then_some(&dy[..]));
+                for ((what, want), got) in wants.iter().zip(&got) {
                     let expected = HostTensor::f32(got.shape().clone(), want.clone()).unwrap();
-                    assert_close(&format!("{on} ({mode:?}): {what}"), &got, &expected, LARQ);
+                    assert_close(&format!("{on} ({mode:?}): {what}"), got, &expected, LARQ);
                 }
                 if mode == Mode::Training {
                     // Moving statistics after one training step.
@@ -389,10 +389,10 @@ fn catalogue_layers_match_larq_in_inference_and_training() {
 #[test]
 fn binary_transposed_and_locally_connected_layers_run_on_packed_bits() {
     use bitgrad::layers::Mode;
+    let fixture: Value = serde_json::from_str(include_str!("fixtures/layers.json")).unwrap();
     for case in
         ["conv2d_transpose same stride 2 binary c33", "conv3d_transpose same stride 2 binary", "locally_connected1d stride 2 binary"]
     {
-        let fixture: Value = serde_json::from_str(include_str!("fixtures/layers.json")).unwrap();
         let c = fixture["cases"].as_array().unwrap().iter().find(|c| c["name"] == case).unwrap();
         let (g, _, _) = build_case(catalogue_layer(case).as_ref(), &dims(&c["shape"]), Mode::Training);
         let xnor = g.nodes().iter().filter(|n| matches!(n.op, bitgrad::Op::XnorGemm { .. })).count();
