@@ -213,6 +213,7 @@ impl Layer for ScaledSoftsign {
             constraint_argument: "",
             metrics: None,
             regularizer: None,
+            trainable: true,
         };
         let (scale, _) = add_weight(g, ctx, spec)?;
         let y = self.op.apply(g, x)?;

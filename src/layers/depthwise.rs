@@ -120,6 +120,7 @@ fn depthwise_stage(g: &mut Graph, name: &str, o: &DepthwiseOptions, x: ValueId, 
         constraint_argument: "depthwise_constraint",
         metrics: o.metrics.as_deref(),
         regularizer: o.depthwise_regularizer,
+        trainable: true,
     };
     let (w, wq) = add_weight(g, ctx, spec)?;
     // [k..., C, m] is the grouped kernel [k..., 1, C * m] with C groups, outputs in the same order.
@@ -280,6 +281,7 @@ impl Layer for QuantSeparableConv {
             constraint_argument: "pointwise_constraint",
             metrics: self.opts.metrics.as_deref(),
             regularizer: self.pointwise_regularizer,
+            trainable: true,
         };
         let (_, wq) = add_weight(g, ctx, spec)?;
         let pointwise = ConvOptions { format: self.opts.data_format, ..ConvOptions::new(&vec![1; r]) };

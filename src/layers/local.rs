@@ -148,6 +148,7 @@ impl Layer for QuantLocallyConnected {
                 constraint_argument: "bias_constraint",
                 metrics: None,
                 regularizer: self.args.bias_regularizer,
+                trainable: true,
             };
             let (b, _) = add_weight(g, ctx, spec)?;
             g.add(y, b)?

@@ -162,6 +162,8 @@ pub struct WeightSpec<'a> {
     pub metrics: Option<&'a [String]>,
     /// Its regularizer, if any.
     pub regularizer: Option<Regularizer>,
+    /// Updated by the optimizer (false for statistics such as BatchNormalization's).
+    pub trainable: bool,
 }
 
 /// Creates the weight's variable, records it (precision, constraint) and any warning, applies
@@ -174,7 +176,7 @@ pub fn add_weight(g: &mut Graph, ctx: &mut BuildContext, spec: WeightSpec) -> Re
         name: name.clone(),
         precision: spec.quantizer.map_or(32, crate::quantizers::Quantizer::precision),
         constraint: spec.constraint.clone(),
-        trainable: true,
+        trainable: spec.trainable,
     });
     if let Some(r) = spec.regularizer {
         // Keras regularizes the latent weight, not its quantized value.
@@ -219,6 +221,7 @@ pub(crate) fn add_bias(g: &mut Graph, ctx: &mut BuildContext, y: ValueId, bias: 
         constraint_argument: "bias_constraint",
         metrics: None,
         regularizer: bias.regularizer,
+        trainable: true,
     };
     let (b, _) = add_weight(g, ctx, spec)?;
     let b = match bias.channels_first_spatial {

@@ -1,6 +1,6 @@
 //! Keras' `BatchNormalization`.
 
-use super::{add_weight, BuildContext, Initializer, Layer, MacCount, Mode, Regularizer, Weight, WeightSpec};
+use super::{add_weight, BuildContext, Initializer, Layer, MacCount, Mode, Regularizer, WeightSpec};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, UnaryOp, ValueId};
 
@@ -60,27 +60,20 @@ impl BatchNormalization {
         Error::invalid("BatchNormalization", arg, format!("layer `{}`: {why}", self.name))
     }
 
-    fn weight(
-        &self,
-        g: &mut Graph,
-        ctx: &mut BuildContext,
-        name: &str,
-        c: usize,
-        init: Initializer,
-        reg: Option<Regularizer>,
-    ) -> Result<ValueId> {
-        let spec = WeightSpec {
+    /// A per-feature weight `layer/name` of `c` values: trainable, no regularizer.
+    fn spec<'a>(&'a self, name: &'a str, c: usize, initializer: Initializer) -> WeightSpec<'a> {
+        WeightSpec {
             layer: &self.name,
             weight: name,
             shape: crate::Shape::new([c]),
-            initializer: init,
+            initializer,
             quantizer: None,
             constraint: None,
             constraint_argument: "",
             metrics: None,
-            regularizer: reg,
-        };
-        Ok(add_weight(g, ctx, spec)?.0)
+            regularizer: None,
+            trainable: true,
+        }
     }
 }
 
@@ -112,13 +105,19 @@ impl Layer for BatchNormalization {
         let c = xs.dims()[axis];
         // Per-feature tensors broadcast as [1, .., C, .., 1].
         let bshape: Vec<usize> = (0..xs.rank()).map(|d| if d == axis { c } else { 1 }).collect();
-        let gamma = self.scale.then(|| self.weight(g, ctx, "gamma", c, self.gamma_initializer, self.gamma_regularizer)).transpose()?;
-        let beta = self.center.then(|| self.weight(g, ctx, "beta", c, self.beta_initializer, self.beta_regularizer)).transpose()?;
-        let moving_mean = self.weight(g, ctx, "moving_mean", c, self.moving_mean_initializer, None)?;
-        let moving_var = self.weight(g, ctx, "moving_variance", c, self.moving_variance_initializer, None)?;
-        for w in ctx.weights.iter_mut().rev().take(2) {
-            *w = Weight { trainable: false, ..w.clone() };
-        }
+        let mut add = |spec: WeightSpec| add_weight(g, ctx, spec).map(|(w, _)| w);
+        let gamma = if self.scale {
+            Some(add(WeightSpec { regularizer: self.gamma_regularizer, ..self.spec("gamma", c, self.gamma_initializer) })?)
+        } else {
+            None
+        };
+        let beta = if self.center {
+            Some(add(WeightSpec { regularizer: self.beta_regularizer, ..self.spec("beta", c, self.beta_initializer) })?)
+        } else {
+            None
+        };
+        let moving_mean = add(WeightSpec { trainable: false, ..self.spec("moving_mean", c, self.moving_mean_initializer) })?;
+        let moving_var = add(WeightSpec { trainable: false, ..self.spec("moving_variance", c, self.moving_variance_initializer) })?;
         let reduce: Vec<usize> = (0..xs.rank()).filter(|&d| d != axis).collect();
         let (mean, var) = match ctx.mode {
             Mode::Training => {

@@ -86,6 +86,7 @@ impl QuantArgs {
             constraint_argument: "kernel_constraint",
             metrics: self.metrics.as_deref(),
             regularizer: self.kernel_regularizer,
+            trainable: true,
         };
         add_weight(g, ctx, spec)
     }
