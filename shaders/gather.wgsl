@@ -1,10 +1,10 @@
-// Row gather along axis 0 and its gradient.
+// Row gather along axis 0 and its gradient, and the flat index map `take`.
 //
 // Bindings (group 0):
 //   0  p    uniform Params
-//   1  src  storage read        gather: table [rows, inner] | gather_grad: dy [m, inner]
+//   1  src  storage read        gather: table [rows, inner] | gather_grad: dy [m, inner] | take: x [rows]
 //   2  idx  storage read        i32 row indices [m]
-//   3  out  storage read_write  gather: [m, inner] | gather_grad: [rows, inner]
+//   3  out  storage read_write  gather: [m, inner] | gather_grad: [rows, inner] | take: [m]
 // An index outside 0..rows gathers NaN, so a bad label shows up instead of reading garbage.
 // gather_grad sums, for each table row, the dy rows whose index selects it. It loops over all m
 // indices instead of scattering with atomics: WGSL has no f32 atomics, and this order is
@@ -49,4 +49,18 @@ fn gather_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
         }
     }
     out[i] = acc;
+}
+
+// out[i] = src[idx[i]], or 0 where the index is outside src (-1 marks a position with no source,
+// such as a padded tap of a locally connected kernel).
+@compute @workgroup_size(256)
+fn take(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * WG;
+    if (i >= p.m) { return; }
+    let j = idx[i];
+    if (j < 0 || u32(j) >= p.rows) {
+        out[i] = 0.0;
+        return;
+    }
+    out[i] = src[u32(j)];
 }

@@ -239,6 +239,12 @@ fn window_and_concat_gradients_match_finite_differences() {
 }
 
 #[test]
+fn take_gradient_matches_finite_differences() {
+    // A permutation with gaps both ways: some outputs read nothing (-1), some inputs are unread.
+    check_gradients("take", &[&[2, 3]], vec![smooth(7, 6)], &|g, x| g.take(x[0], &[5, -1, 0, 3, -1, 1, 2], [7]));
+}
+
+#[test]
 fn window_rejects_bad_slices_and_concats() {
     let mut g = Graph::new();
     let x = g.input("x", [2, 3], DType::F32).unwrap();

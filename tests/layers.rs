@@ -316,6 +316,42 @@ fn catalogue_layer(case: &str) -> Box<dyn Layer> {
         "global_max_pooling1d" => Box::new(GlobalPooling::new("layer", PoolingKind::Max)),
         "zero_padding2d" => Box::new(ZeroPadding { padding: vec![(1, 2), (0, 3)], ..ZeroPadding::new("layer", &[0, 0]) }),
         "reshape" => Box::new(Reshape { target_shape: vec![None, Some(4)], ..Reshape::new("layer", &[]) }),
+        "locally_connected1d implementation 2 same stride 2 binary" => Box::new(
+            QuantLocallyConnected {
+                strides: vec![2],
+                padding: Padding::Same,
+                implementation: 2,
+                ..QuantLocallyConnected::new("layer", 2, &[3])
+            }
+            .input_quantizer(ste())
+            .kernel_quantizer(ste()),
+        ),
+        "locally_connected2d implementation 2 channels_first stride 2" => Box::new(QuantLocallyConnected {
+            strides: vec![2, 1],
+            implementation: 2,
+            data_format: DataFormat::ChannelsFirst,
+            ..QuantLocallyConnected::new("layer", 2, &[2, 3])
+        }),
+        "locally_connected1d implementation 3 binary" => Box::new(
+            QuantLocallyConnected { implementation: 3, ..QuantLocallyConnected::new("layer", 3, &[2]) }
+                .input_quantizer(ste())
+                .kernel_quantizer(ste()),
+        ),
+        "locally_connected2d implementation 3 same stride 2 kernel only" => Box::new(
+            QuantLocallyConnected {
+                strides: vec![2, 2],
+                padding: Padding::Same,
+                implementation: 3,
+                ..QuantLocallyConnected::new("layer", 2, &[3, 2])
+            }
+            .kernel_quantizer(ste()),
+        ),
+        "locally_connected2d implementation 3 channels_first same" => Box::new(QuantLocallyConnected {
+            padding: Padding::Same,
+            implementation: 3,
+            data_format: DataFormat::ChannelsFirst,
+            ..QuantLocallyConnected::new("layer", 2, &[3, 3])
+        }),
         "flatten" => Box::new(Flatten::new("layer")),
         other => panic!("no layer for fixture case `{other}`"),
     }
@@ -390,15 +426,24 @@ fn catalogue_layers_match_larq_in_inference_and_training() {
 fn binary_transposed_and_locally_connected_layers_run_on_packed_bits() {
     use bitgrad::layers::Mode;
     let fixture: Value = serde_json::from_str(include_str!("fixtures/layers.json")).unwrap();
-    for case in
-        ["conv2d_transpose same stride 2 binary c33", "conv3d_transpose same stride 2 binary", "locally_connected1d stride 2 binary"]
-    {
+    let count = |case: &str| {
         let c = fixture["cases"].as_array().unwrap().iter().find(|c| c["name"] == case).unwrap();
         let (g, _, _) = build_case(catalogue_layer(case).as_ref(), &dims(&c["shape"]), Mode::Training);
         let xnor = g.nodes().iter().filter(|n| matches!(n.op, bitgrad::Op::XnorGemm { .. })).count();
         let float = g.nodes().iter().filter(|n| matches!(n.op, bitgrad::Op::MatMul { .. })).count();
-        assert_eq!(xnor, 1, "{case}: one XNOR GEMM forward");
-        // The only f32 products are the straight-through backward's (dx and dw).
-        assert_eq!(float, 2, "{case}: no float product in the forward");
+        (xnor, float)
+    };
+    for case in [
+        "conv2d_transpose same stride 2 binary c33",
+        "conv3d_transpose same stride 2 binary",
+        "locally_connected1d stride 2 binary",
+        "locally_connected1d implementation 3 binary",
+    ] {
+        // One XNOR GEMM forward; the only f32 products are the straight-through backward's
+        // (dx and dw).
+        assert_eq!(count(case), (1, 2), "{case}: (XNOR GEMMs, float products)");
     }
+    // A tap in the padding has no weight, which packed bits cannot express: float forward.
+    let case = "locally_connected1d implementation 2 same stride 2 binary";
+    assert_eq!(count(case), (0, 3), "{case}: (XNOR GEMMs, float products)");
 }

@@ -194,6 +194,39 @@ fn gather_matches_cpu() {
 }
 
 #[test]
+fn take_matches_cpu_and_reads_constant_indices() {
+    // Fed indices: in range, -1 and past the end (both read 0).
+    let x = f32s(&[5, 7], 12, 1.0);
+    let idx = HostTensor::i32([6], vec![34, -1, 0, 35, 7, 100]).unwrap();
+    check_case("take", &case(Op::Take { shape: Shape::new([2, 3]) }, vec![x.clone(), idx]), Tol { abs: 0.0, rel: 0.0 });
+    // Graph::take keeps its indices as a constant, uploaded by the plan.
+    let mut g = Graph::new();
+    let xi = g.input("x0", [5, 7], DType::F32).unwrap();
+    let y = g.take(xi, &[34, -1, 0, 7], [2, 2]).unwrap();
+    let c = Case { graph: g, outputs: vec![y], feeds: vec![("x0", x.clone())] };
+    let v = x.as_f32().unwrap();
+    let want = HostTensor::f32([2, 2], vec![v[34], 0.0, v[0], v[7]]).unwrap();
+    let mut devices = vec![bitgrad::Device::cpu()];
+    devices.extend(gpu().cloned());
+    for dev in &devices {
+        let got = run_on(dev, &c, 2).unwrap();
+        assert_close(&format!("take with constant indices on {}", dev.describe()), &got[0], &want, Tol { abs: 0.0, rel: 0.0 });
+    }
+}
+
+#[test]
+fn take_rejects_indices_it_cannot_invert() {
+    let mut g = Graph::new();
+    let x = g.input("x", [4], DType::F32).unwrap();
+    for (idx, bad) in [(vec![0, 4], "entry 1 is 4"), (vec![1, -2], "entry 1 is -2"), (vec![2, 0, 2], "entry 2 is 2")] {
+        let e = g.take(x, &idx, [idx.len()]).unwrap_err().to_string();
+        assert!(e.contains("take") && e.contains(bad), "{e}");
+    }
+    let e = g.take(x, &[0, 1], [3]).unwrap_err().to_string();
+    assert!(e.contains("take") && e.contains("one index per output element"), "{e}");
+}
+
+#[test]
 fn softmax_and_cross_entropy_match_cpu() {
     for (rows, cols) in [(1, 1), (37, 10), (5, 129), (3, 1000)] {
         let mut x = uniform(11, rows * cols, 8.0);

@@ -67,6 +67,10 @@ pub fn eval(op: &Op, inputs: &[(&Shape, &TensorData)], out_shape: &Shape) -> Res
             }
             TensorData::F32(out)
         }
+        Op::Take { .. } => {
+            let (x, ix) = (f(0)?, idx(1)?);
+            TensorData::F32(ix.iter().map(|&j| usize::try_from(j).ok().and_then(|j| x.get(j)).copied().unwrap_or(0.0)).collect())
+        }
         Op::GatherGrad { rows } => {
             let (ix, dy) = (idx(0)?, f(1)?);
             let inner = dy.len() / ix.len();

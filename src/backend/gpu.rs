@@ -67,6 +67,7 @@ pub fn record(
             let rows = shapes[0].dims()[0];
             gather::gather(shapes[1].numel(), rows, shapes[0].numel() / rows, x(0), x(1), o())
         }
+        Op::Take { shape } => gather::take(shape.numel(), shapes[0].numel(), x(0), x(1), o()),
         Op::GatherGrad { rows } => {
             let m = shapes[0].numel();
             gather::gather_grad(m, *rows, shapes[1].numel() / m, x(0), x(1), o())

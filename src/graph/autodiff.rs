@@ -191,6 +191,20 @@ impl Graph {
                 let rows = shape(self, 0).dims()[0];
                 vec![Some(self.push1(Op::GatherGrad { rows }, &[x(1), dy])?), None]
             }
+            Op::Take { .. } => {
+                // Injective by construction (Graph::take), so the adjoint takes the inverse map.
+                let sx = shape(self, 0);
+                let idx = self.constant_data(x(1)).and_then(|t| t.as_i32().ok()).ok_or_else(|| {
+                    Error::invalid("gradients", "take", "the gradient of take needs its indices as a constant (use Graph::take)")
+                })?;
+                let mut inverse = vec![-1i32; sx.numel()];
+                for (i, &j) in idx.iter().enumerate() {
+                    if let Some(slot) = usize::try_from(j).ok().and_then(|j| inverse.get_mut(j)) {
+                        *slot = i as i32;
+                    }
+                }
+                vec![Some(self.take(dy, &inverse, sx)?), None]
+            }
             // GatherGrad is linear in its upstream gradient: its adjoint is a gather.
             Op::GatherGrad { .. } => vec![None, Some(self.gather(dy, x(0))?)],
             Op::Softmax => {

@@ -16,7 +16,7 @@ pub use op::{BinaryOp, Distribution, Epilogue, MatMulDims, Op, PackMode, QuantFn
 pub use plan::{KernelTime, ParamStore, Plan, PlanMemory};
 
 use crate::error::{Error, Result};
-use crate::tensor::{DType, Shape};
+use crate::tensor::{DType, HostTensor, Shape};
 
 /// Handle to a value in a [`Graph`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -70,6 +70,11 @@ pub enum Source {
         name: String,
         /// Initial value.
         init: Init,
+    },
+    /// Fixed data given when the graph is built (index maps), uploaded once when planned.
+    Constant {
+        /// The data.
+        data: std::sync::Arc<HostTensor>,
     },
     /// Output of the node with this index.
     Node(usize),
@@ -201,6 +206,20 @@ impl Graph {
             return Err(Error::invalid("variable", "name", format!("a variable named `{name}` already exists")));
         }
         Ok(self.add_value(shape, DType::F32, Source::Variable { name: name.to_string(), init }))
+    }
+
+    /// Declares a constant: data fixed at build time, uploaded once by each plan that reads it.
+    pub fn constant(&mut self, data: HostTensor) -> Result<ValueId> {
+        data.shape().validate("constant")?;
+        Ok(self.add_value(data.shape().clone(), data.dtype(), Source::Constant { data: std::sync::Arc::new(data) }))
+    }
+
+    /// The data of `id` if it is a constant.
+    pub fn constant_data(&self, id: ValueId) -> Option<&HostTensor> {
+        match &self.value(id).source {
+            Source::Constant { data } => Some(data),
+            _ => None,
+        }
     }
 
     /// Appends a node after checking its operands; returns its output (None for [`Op::Assign`]).
@@ -386,6 +405,22 @@ impl Graph {
     /// Rows of `table` selected by `idx` (i32).
     pub fn gather(&mut self, table: ValueId, idx: ValueId) -> Result<ValueId> {
         self.push1(Op::Gather, &[table, idx])
+    }
+
+    /// Elements of `x` (read flat) picked by `idx`, laid out as `shape`: `y[i] = x[idx[i]]`, and
+    /// 0 where `idx[i]` is -1. The indices become a constant; each must be -1 or a valid position
+    /// in `x`, and no position may be picked twice, so the gradient is the same map inverted.
+    pub fn take(&mut self, x: ValueId, idx: &[i32], shape: impl Into<Shape>) -> Result<ValueId> {
+        let n = self.check(x)?.shape.numel();
+        let mut seen = vec![false; n];
+        for (i, &j) in idx.iter().enumerate() {
+            let ok = j == -1 || usize::try_from(j).is_ok_and(|j| j < n && !std::mem::replace(&mut seen[j], true));
+            if !ok {
+                return Err(Error::invalid("take", "idx", format!("entry {i} is {j}: each must be -1 or a distinct position below {n}")));
+            }
+        }
+        let idx = self.constant(HostTensor::i32([idx.len()], idx.to_vec())?)?;
+        self.push1(Op::Take { shape: shape.into() }, &[x, idx])
     }
 
     /// Softmax over the last axis.

@@ -325,6 +325,13 @@ pub enum Op {
         /// Rows of the table.
         rows: usize,
     },
+    /// Elements picked by a flat index map: `(x f32, idx i32 [M]) -> y` of `shape` (M elements),
+    /// `y[i] = x[idx[i]]`, and 0 where `idx[i]` is outside `x` (-1 by convention). Built by
+    /// [`crate::Graph::take`] with constant, injective indices, so its adjoint is another take.
+    Take {
+        /// Output shape.
+        shape: Shape,
+    },
     /// Softmax over the last axis: `(x) -> y`.
     Softmax,
     /// Fused, numerically stable softmax cross-entropy per row:
@@ -419,6 +426,7 @@ impl Op {
             Op::Window { .. } => "window",
             Op::Reshape { .. } => "reshape",
             Op::Gather => "gather",
+            Op::Take { .. } => "take",
             Op::GatherGrad { .. } => "gather_grad",
             Op::Softmax => "softmax",
             Op::SoftmaxCrossEntropy => "softmax_cross_entropy",
@@ -460,6 +468,7 @@ impl Op {
             | Op::MatMul { .. }
             | Op::Gather
             | Op::GatherGrad { .. }
+            | Op::Take { .. }
             | Op::SoftmaxCrossEntropy
             | Op::Assign => 2,
             Op::SoftmaxCrossEntropyGrad => 3,
@@ -542,6 +551,15 @@ impl Op {
                 let mut d = vec![i.dims()[0]];
                 d.extend_from_slice(&t.dims()[1..]);
                 (Shape::new(d), DType::F32)
+            }
+            Op::Take { shape } => {
+                want(0, "x", DType::F32)?;
+                want(1, "idx", DType::I32)?;
+                shape.validate(name)?;
+                if inputs[1].0.rank() != 1 || inputs[1].0.numel() != shape.numel() {
+                    return Err(Error::shapes(name, inputs[1].0.dims(), shape.dims(), "needs one index per output element"));
+                }
+                (shape.clone(), DType::F32)
             }
             Op::GatherGrad { rows } => {
                 want(0, "idx", DType::I32)?;

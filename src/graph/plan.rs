@@ -76,6 +76,8 @@ pub struct Plan {
     graph: Graph,
     order: Vec<usize>,
     outputs: Vec<ValueId>,
+    /// Values with a tensor of their own: variables (shared through the [`ParamStore`]) and
+    /// constants (uploaded by this plan).
     variables: Vec<(ValueId, Tensor)>,
     inputs: Vec<ValueId>,
     fed: HashSet<ValueId>,
@@ -130,6 +132,7 @@ impl Plan {
         for &id in &used {
             match &graph.value(id).source {
                 Source::Variable { name, init } => variables.push((id, bind_variable(device, graph, id, name, init, params)?)),
+                Source::Constant { data } => variables.push((id, device.upload(data)?)),
                 Source::Input { .. } => inputs.push(id),
                 Source::Node(_) => {}
             }
@@ -472,6 +475,7 @@ impl GpuExec {
         let name_of = |id: ValueId| match &graph.value(id).source {
             Source::Input { name } => format!("input `{name}`"),
             Source::Variable { name, .. } => format!("variable `{name}`"),
+            Source::Constant { .. } => "constant".to_string(),
             Source::Node(n) => format!("output of node {n} ({})", graph.nodes[*n].op.name()),
         };
         let mut views: HashMap<ValueId, BufferView> = HashMap::new();

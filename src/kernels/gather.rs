@@ -1,4 +1,4 @@
-//! `shaders/gather.wgsl`: row gather and its gradient.
+//! `shaders/gather.wgsl`: row gather and its gradient, and the flat index map `take`.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -10,6 +10,9 @@ pub const SHADER: Shader = Shader { name: "gather", source: include_str!("../../
 pub const GATHER: Kernel = Kernel { shader: "gather", entry: "gather" };
 /// `out[r] = sum of dy[j] where idx[j] == r`.
 pub const GATHER_GRAD: Kernel = Kernel { shader: "gather", entry: "gather_grad" };
+
+/// `out[i] = x[idx[i]]`, 0 for an index outside `x`.
+pub const TAKE: Kernel = Kernel { shader: "gather", entry: "take" };
 
 /// Mirror of the WGSL `Params`.
 #[repr(C)]
@@ -36,4 +39,10 @@ pub fn gather(m: usize, rows: usize, inner: usize, table: &BufferView, idx: &Buf
 pub fn gather_grad(m: usize, rows: usize, inner: usize, idx: &BufferView, dy: &BufferView, out: &BufferView) -> Dispatch {
     let p = Params { m: m as u32, rows: rows as u32, inner: inner as u32, _pad0: 0 };
     Dispatch::new(GATHER_GRAD, &p, &[(1, dy), (2, idx), (3, out)], grid_1d(rows * inner, 256))
+}
+
+/// Picks `m` elements of the `len`-element `x` by flat index.
+pub fn take(m: usize, len: usize, x: &BufferView, idx: &BufferView, out: &BufferView) -> Dispatch {
+    let p = Params { m: m as u32, rows: len as u32, inner: 1, _pad0: 0 };
+    Dispatch::new(TAKE, &p, &[(1, x), (2, idx), (3, out)], grid_1d(m, 256))
 }

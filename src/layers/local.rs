@@ -5,12 +5,22 @@ use super::{add_weight, precision_of, BuildContext, Layer, QuantArgs, QuantLayer
 use crate::error::{Error, Result};
 use crate::graph::{ConvGeometry, ConvOptions, DataFormat, Graph, Padding, ValueId};
 
-/// Larq's quantized locally connected layer (1-D or 2-D), Keras `implementation=1`: a kernel
-/// `[output pixels, taps x channels, filters]` (taps then channels for channels-last input,
-/// channels then taps for channels-first, as Keras flattens the patches) and a bias per output
-/// position `[out..., filters]` (`[filters, out...]` channels-first). The product is a batch of
-/// per-pixel GEMMs: XNOR-popcount on packed bits when both quantizers are SteSign, f32 on the
-/// quantized values otherwise.
+/// Larq's quantized locally connected layer (1-D or 2-D). The product is a batch of per-pixel
+/// GEMMs: XNOR-popcount on packed bits when both quantizers are SteSign (and no tap falls in
+/// padding), f32 on the quantized values otherwise. Keras' three `implementation`s compute the
+/// same function and differ in how the kernel is stored, which bitgrad keeps so that weights
+/// move to and from Keras unchanged:
+/// - 1: `[output pixels, taps x channels, filters]` (taps then channels for channels-last input,
+///   channels then taps for channels-first, as Keras flattens the patches); valid padding only.
+/// - 2: a dense kernel `[in..., C, out..., F]` (`[C, in..., F, out...]` channels-first) whose
+///   unconnected entries are masked out; valid or same padding.
+/// - 3: the connected entries only, `[nnz]`, in the sorted (output, input) order of Keras'
+///   sparse kernel; valid or same padding.
+///
+/// Implementations 2 and 3 map their stored kernel onto implementation 1's with one constant
+/// index map ([`Graph::take`]), whose adjoint sends the gradient back (masked entries get 0).
+/// The bias has one value per output position: `[out..., filters]` (`[filters, out...]`
+/// channels-first).
 #[derive(Clone, Debug)]
 pub struct QuantLocallyConnected {
     /// Layer name, prefix of its variables.
@@ -21,11 +31,11 @@ pub struct QuantLocallyConnected {
     pub kernel_size: Vec<usize>,
     /// Strides.
     pub strides: Vec<usize>,
-    /// Only valid (Keras allows same only for implementation 2).
+    /// Valid, or same with implementations 2 and 3 (as in Keras).
     pub padding: Padding,
     /// Layout of input and output.
     pub data_format: DataFormat,
-    /// Keras' `implementation`: 1 is supported (see the error for 2 and 3).
+    /// Keras' `implementation` (1, 2 or 3): how the kernel is stored.
     pub implementation: u32,
     /// Quantizers, activation, bias, initializers, constraints, regularizers, metrics.
     pub args: QuantArgs,
@@ -58,23 +68,95 @@ impl QuantLocallyConnected {
         if self.filters == 0 {
             return Err(self.bad("filters", "must be positive".into()));
         }
-        match self.implementation {
-            1 => {}
-            2 | 3 => {
-                return Err(self.bad(
-                    "implementation",
-                    format!(
-                        "{} (a masked dense or sparse kernel) is not supported; implementation 1 computes the same function",
-                        self.implementation
-                    ),
-                ))
+        match (self.implementation, &self.padding) {
+            (1, Padding::Valid) | (2 | 3, Padding::Valid | Padding::Same) => Ok(()),
+            (1, p) => Err(self.bad("padding", format!("{p:?}: implementation 1 supports only valid padding (as in Keras)"))),
+            (2 | 3, p) => Err(self.bad("padding", format!("{p:?}: locally connected layers support valid and same padding"))),
+            (other, _) => Err(self.bad("implementation", format!("{other} must be 1, 2 or 3"))),
+        }
+    }
+
+    /// Keras' padding for "same": `k / 2` before each axis (not TensorFlow's convolution rule),
+    /// and enough after for `ceil(in / stride)` outputs.
+    fn padding_for(&self, input: &[usize]) -> Padding {
+        match self.padding {
+            Padding::Same => Padding::Explicit(
+                (0..input.len())
+                    .map(|d| {
+                        let (k, s, n) = (self.kernel_size[d], self.strides[d], input[d]);
+                        let before = k / 2;
+                        (before, ((n.div_ceil(s) - 1) * s + k).saturating_sub(n + before))
+                    })
+                    .collect(),
+            ),
+            ref p => p.clone(),
+        }
+    }
+
+    /// The shape of the stored kernel of implementation 2 or 3.
+    fn stored_shape(&self, geom: &ConvGeometry) -> Vec<usize> {
+        let (c, f) = (geom.channels, self.filters);
+        match (self.implementation, self.data_format) {
+            (2, DataFormat::ChannelsLast) => [&geom.input[..], &[c], &geom.output, &[f]].concat(),
+            (2, DataFormat::ChannelsFirst) => [&[c][..], &geom.input, &[f], &geom.output].concat(),
+            _ => vec![self.kernel_map(geom).iter().filter(|&&j| j >= 0).count()],
+        }
+    }
+
+    /// For each element of implementation 1's kernel in the graph's patch order
+    /// (`[pixels, taps..., C, F]`), its position in the stored kernel of implementation 2 or 3,
+    /// or -1 for a tap in the padding.
+    fn kernel_map(&self, geom: &ConvGeometry) -> Vec<i32> {
+        let (c_in, f_out) = (geom.channels, self.filters);
+        let first = self.data_format == DataFormat::ChannelsFirst;
+        // Keras ravels (position, channel) pairs with the channel first or last, as the data.
+        let ravel = |pos: &[usize], ch: usize, dims: &[usize], chans: usize| -> usize {
+            let (idx, sizes) = if first {
+                ([&[ch][..], pos].concat(), [&[chans][..], dims].concat())
+            } else {
+                ([pos, &[ch]].concat(), [dims, &[chans]].concat())
+            };
+            idx.iter().zip(&sizes).fold(0, |acc, (i, n)| acc * n + i)
+        };
+        let unravel = |mut i: usize, dims: &[usize]| -> Vec<usize> {
+            let mut v = vec![0; dims.len()];
+            for d in (0..dims.len()).rev() {
+                v[d] = i % dims[d];
+                i /= dims[d];
             }
-            other => return Err(self.bad("implementation", format!("{other} must be 1, 2 or 3"))),
+            v
+        };
+        let mut entries = Vec::new(); // (key in the stored kernel, position in implementation 1)
+        let mut map = vec![-1i32; geom.out_pixels() * geom.taps() * c_in * f_out];
+        for p in 0..geom.out_pixels() {
+            let out = unravel(p, &geom.output);
+            for t in 0..geom.taps() {
+                let tap = unravel(t, &geom.kernel);
+                let inside: Option<Vec<usize>> = (0..out.len())
+                    .map(|d| (out[d] * geom.strides[d] + tap[d]).checked_sub(geom.pad_begin[d]).filter(|&i| i < geom.input[d]))
+                    .collect();
+                let Some(input) = inside else { continue };
+                for c in 0..c_in {
+                    for f in 0..f_out {
+                        let at = ((p * geom.taps() + t) * c_in + c) * f_out + f;
+                        let in_idx = ravel(&input, c, &geom.input, c_in);
+                        let out_idx = ravel(&out, f, &geom.output, f_out);
+                        let key = match self.implementation {
+                            // Dense [in, out] kernel: the input index is the major one.
+                            2 => (in_idx * geom.out_pixels() * f_out + out_idx, 0),
+                            // Sparse entries sorted by (output, input) index.
+                            _ => (out_idx, in_idx),
+                        };
+                        entries.push((key, at));
+                    }
+                }
+            }
         }
-        if self.padding != Padding::Valid {
-            return Err(self.bad("padding", "implementation 1 supports only valid padding (as in Keras)".into()));
+        entries.sort_unstable();
+        for (rank, ((dense, _), at)) in entries.into_iter().enumerate() {
+            map[at] = if self.implementation == 2 { dense as i32 } else { rank as i32 };
         }
-        Ok(())
+        map
     }
 }
 
@@ -104,30 +186,45 @@ impl Layer for QuantLocallyConnected {
     fn build(&self, g: &mut Graph, x: ValueId, ctx: &mut BuildContext) -> Result<ValueId> {
         self.check()?;
         let xs = g.value(x).shape.clone();
-        let opts = ConvOptions { strides: self.strides.clone(), format: self.data_format, ..ConvOptions::new(&self.kernel_size) };
+        let spatial = match self.data_format {
+            DataFormat::ChannelsLast => &xs.dims()[1..xs.rank().saturating_sub(1)],
+            DataFormat::ChannelsFirst => &xs.dims()[2.min(xs.rank())..],
+        };
+        let opts = ConvOptions {
+            strides: self.strides.clone(),
+            format: self.data_format,
+            padding: self.padding_for(spatial),
+            ..ConvOptions::new(&self.kernel_size)
+        };
         let geom = ConvGeometry::new(&xs, &opts.kernel, &opts.strides, &opts.dilation, &opts.padding, opts.format)
             .map_err(|e| self.bad("kernel_size", format!("input {:?}: {e}", xs.dims())))?;
         let (p, taps, c) = (geom.out_pixels(), geom.taps(), geom.channels);
-        let (w, wq) = self.args.add_kernel(g, ctx, &self.name, crate::Shape::new([p, taps * c, self.filters]))?;
-        // The graph's patches are taps-major with channels innermost; Keras flattens
-        // channels-first patches channels-major.
-        let taps_major = |g: &mut Graph, k: ValueId| -> Result<ValueId> {
-            match self.data_format {
-                DataFormat::ChannelsLast => Ok(k),
-                DataFormat::ChannelsFirst => {
+        let impl1 = crate::Shape::new([p, taps * c, self.filters]);
+        let map = (self.implementation != 1).then(|| self.kernel_map(&geom));
+        let stored = if map.is_some() { crate::Shape::new(self.stored_shape(&geom)) } else { impl1.clone() };
+        let (w, wq) = self.args.add_kernel(g, ctx, &self.name, stored)?;
+        // The kernel as implementation 1's, in the graph's patch order (taps-major, channels
+        // innermost): a constant index map for 2 and 3, a reorder for channels-first 1.
+        let as_patches = |g: &mut Graph, k: ValueId| -> Result<ValueId> {
+            match (&map, self.data_format) {
+                (Some(map), _) => g.take(k, map, impl1.clone()),
+                (None, DataFormat::ChannelsLast) => Ok(k),
+                (None, DataFormat::ChannelsFirst) => {
                     let k = g.reshape(k, [p, c, taps, self.filters])?;
                     let k = g.permute(k, &[0, 2, 1, 3])?;
                     g.reshape(k, [p, taps * c, self.filters])
                 }
             }
         };
-        let y = match self.args.packed_clips() {
+        // Packed bits have no zero for a tap in the padding: those layers take the float path.
+        let padded = map.as_ref().is_some_and(|m| m.contains(&-1));
+        let y = match self.args.packed_clips().filter(|_| !padded) {
             Some((ci, ck)) => {
-                let w = taps_major(g, w)?;
+                let w = as_patches(g, w)?;
                 g.binary_locally_connected(x, w, &opts, ci, ck)?
             }
             None => {
-                let wq = taps_major(g, wq)?;
+                let wq = as_patches(g, wq)?;
                 let xq = self.args.quantize_input(g, x)?;
                 g.locally_connected(xq, wq, &opts)?
             }
