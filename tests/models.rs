@@ -342,3 +342,81 @@ fn merges_add_multiply_and_concatenate() {
     want.extend(a.iter().zip(&b).map(|(x, y)| x * y));
     assert_eq!(y.as_f32().unwrap(), &want[..]);
 }
+
+/// The fixture's siamese model: one binary encoder applied to both inputs, one pooling layer
+/// applied to two shapes, an activity and a kernel regularizer.
+fn siamese_model() -> Functional {
+    let enc = binary_conv("encoder", 4).use_bias(true).activity_regularizer(Regularizer::l2(0.01));
+    let pool = Pooling::new("pool", PoolingKind::Max, &[2, 2]);
+    let head = QuantDense::new("head", 3).kernel_quantizer(q("ste_sign")).kernel_regularizer(Regularizer::l1(0.01));
+    Functional::new("siamese", &[("left", &[6, 6, 3]), ("right", &[6, 6, 3])], move |net, x| {
+        let a = net.apply(&enc, x[0])?;
+        let b = net.apply(&enc, x[1])?;
+        let s = net.merge(&Merge::new("sum", MergeKind::Add), &[a, b])?;
+        let p = net.apply(&pool, s)?;
+        let p1 = net.apply(&Flatten::new("flat_a"), p)?;
+        let p = net.apply(&pool, x[0])?;
+        let p2 = net.apply(&Flatten::new("flat_b"), p)?;
+        let c = net.merge(&Merge::new("cat", MergeKind::Concatenate { axis: -1 }), &[p1, p2])?;
+        Ok(vec![net.apply(&head, c)?])
+    })
+}
+
+#[test]
+fn shared_layers_reuse_their_weights_as_in_keras() {
+    let model = siamese_model();
+    let mut built = bitgrad::models::build(&model, 2, Mode::Training).unwrap();
+    assert_eq!(built.summary().table(), fixture("siamese"));
+    assert_eq!(built.network.ctx.weights.len(), 4, "the encoder's weights exist once");
+
+    let v: serde_json::Value = serde_json::from_str(include_str!("fixtures/summary.json")).unwrap();
+    let n = &v["siamese_numbers"];
+    let floats = |v: &serde_json::Value| v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect::<Vec<f32>>();
+    let y = built.outputs[0];
+    let penalty = built.regularization_loss().unwrap().unwrap();
+    let g = &mut built.network.graph;
+    let dy = g.input("dy", [2, 3], bitgrad::DType::F32).unwrap();
+    let yd = g.mul(y, dy).unwrap();
+    let s = g.sum(yd, &[0, 1], false).unwrap();
+    let loss = g.add(s, penalty).unwrap();
+    let names = ["encoder/kernel", "encoder/bias", "head/kernel", "head/bias"];
+    let vars: Vec<ValueId> = names.iter().map(|w| g.find_variable(w).unwrap()).collect();
+    let grads = g.backward(loss, &vars).unwrap();
+    let mut outputs = vec![y, penalty];
+    outputs.extend(&grads);
+    for device in [Some(Device::cpu()), common::gpu().cloned()].into_iter().flatten() {
+        let mut params = ParamStore::new();
+        for w in names {
+            let shape: Vec<usize> = n["weights"][w]["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+            params.insert(w, device.upload(&HostTensor::f32(shape, floats(&n["weights"][w]["value"])).unwrap()).unwrap());
+        }
+        let mut plan = Plan::new(&device, built.graph(), &outputs, &mut params).unwrap();
+        plan.feed("left", &HostTensor::f32([2, 6, 6, 3], floats(&n["left"])).unwrap()).unwrap();
+        plan.feed("right", &HostTensor::f32([2, 6, 6, 3], floats(&n["right"])).unwrap()).unwrap();
+        plan.feed("dy", &HostTensor::f32([2, 3], floats(&n["dy"])).unwrap()).unwrap();
+        plan.run().unwrap();
+        let on = device.describe();
+        let close = |what: &str, got: &[f32], want: &[f32]| {
+            assert_eq!(got.len(), want.len(), "{what} on {on}");
+            for (i, (a, e)) in got.iter().zip(want).enumerate() {
+                assert!((a - e).abs() <= 1e-4 + 1e-4 * e.abs(), "{what} on {on}: element {i}: {a} vs Keras {e}");
+            }
+        };
+        close("output", plan.fetch(y).unwrap().as_f32().unwrap(), &floats(&n["output"]));
+        close("penalty", plan.fetch(penalty).unwrap().as_f32().unwrap(), &[n["penalty"].as_f64().unwrap() as f32]);
+        for (w, g) in names.iter().zip(&grads) {
+            close(&format!("gradient of {w}"), plan.fetch(*g).unwrap().as_f32().unwrap(), &floats(&n["gradients"][w]));
+        }
+    }
+}
+
+#[test]
+fn a_shared_layer_must_fit_every_input_it_is_applied_to() {
+    let dense = QuantDense::new("d", 2);
+    let model = Functional::new("misfit", &[("a", &[4]), ("b", &[5])], move |net, x| {
+        let y = net.apply(&dense, x[0])?;
+        Ok(vec![y, net.apply(&dense, x[1])?])
+    });
+    let e = bitgrad::models::build(&model, 1, Mode::Inference).unwrap_err().to_string();
+    assert!(e.contains("layer `d`") && e.contains("d/kernel") && e.contains("[5, 2]") && e.contains("[4, 2]"), "{e}");
+}

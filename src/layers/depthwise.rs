@@ -39,6 +39,8 @@ pub struct DepthwiseOptions {
     pub depthwise_regularizer: Option<Regularizer>,
     /// Penalty on the bias, added to the loss.
     pub bias_regularizer: Option<Regularizer>,
+    /// Penalty on the layer's output (after the activation), added to the loss.
+    pub activity_regularizer: Option<Regularizer>,
     /// Activation of the output.
     pub activation: Activation,
     /// Add a bias.
@@ -65,6 +67,7 @@ impl DepthwiseOptions {
             depthwise_constraint: None,
             depthwise_regularizer: None,
             bias_regularizer: None,
+            activity_regularizer: None,
             activation: Activation::Linear,
             use_bias: true,
             metrics: None,
@@ -178,7 +181,9 @@ fn bias_and_activation(
     } else {
         y
     };
-    o.activation.apply(g, y)
+    let y = o.activation.apply(g, y)?;
+    super::quant_args::activity_penalty(g, ctx, o.activity_regularizer, y)?;
+    Ok(y)
 }
 
 impl Layer for QuantDepthwiseConv {

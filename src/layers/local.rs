@@ -252,6 +252,6 @@ impl Layer for QuantLocallyConnected {
         } else {
             y
         };
-        self.args.activation.apply(g, y)
+        self.args.activate(g, ctx, y)
     }
 }

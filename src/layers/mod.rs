@@ -34,7 +34,7 @@ pub use transpose::QuantConvTranspose;
 use std::sync::Arc;
 
 use crate::constraints::Constraint;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::graph::{Graph, ValueId};
 use crate::train::metrics::FlipRatio;
 
@@ -79,6 +79,9 @@ pub struct BuildContext {
     pub penalties: Vec<ValueId>,
     /// The step counter (an f32 `[1]` variable) that seeds per-step randomness, once created.
     pub step: Option<ValueId>,
+    /// How many times the layer being built was applied before: 0 the first time; a shared layer
+    /// applied again reuses the weights [`add_weight`] made then.
+    pub application: usize,
 }
 
 impl BuildContext {
@@ -170,6 +173,11 @@ pub struct WeightSpec<'a> {
 /// its quantizer with metrics, and returns (latent variable, value the forward pass uses).
 pub fn add_weight(g: &mut Graph, ctx: &mut BuildContext, spec: WeightSpec) -> Result<(ValueId, ValueId)> {
     let name = format!("{}/{}", spec.layer, spec.weight);
+    if ctx.application > 0 {
+        if let Some(w) = ctx.weights.iter().find(|w| w.name == name).map(|w| w.variable) {
+            return reuse_weight(g, &spec, &name, w);
+        }
+    }
     let w = g.variable(&name, spec.shape.clone(), spec.initializer.init(&spec.shape, seed_for(&name)))?;
     ctx.weights.push(Weight {
         variable: w,
@@ -191,6 +199,28 @@ pub fn add_weight(g: &mut Graph, ctx: &mut BuildContext, spec: WeightSpec) -> Re
     let (wq, flips) = q.apply_to_kernel(g, w, &name, metrics.as_deref())?;
     ctx.metrics.extend(flips.into_iter().map(|f| (format!("flip_ratio/{name}"), f)));
     Ok((w, wq))
+}
+
+/// A shared layer's weight on a later application: the same variable, quantized again for this
+/// use; its penalty, metrics and warnings were recorded the first time (Keras adds a weight's
+/// regularization loss once however often the layer is called).
+fn reuse_weight(g: &mut Graph, spec: &WeightSpec, name: &str, w: ValueId) -> Result<(ValueId, ValueId)> {
+    let had = g.value(w).shape.clone();
+    if had != spec.shape {
+        return Err(Error::ShapeMismatch {
+            op: "shared layer",
+            lhs: spec.shape.dims().to_vec(),
+            rhs: had.dims().to_vec(),
+            reason: format!(
+                "applied again, layer `{}` needs `{name}` of shape {:?}, but its first application made it {:?}",
+                spec.layer, spec.shape, had
+            ),
+        });
+    }
+    match spec.quantizer {
+        Some(q) => Ok((w, q.apply_to_kernel(g, w, name, Some(&[]))?.0)),
+        None => Ok((w, w)),
+    }
 }
 
 /// A layer's per-channel bias `layer/bias`.

@@ -34,6 +34,8 @@ pub struct QuantArgs {
     pub kernel_regularizer: Option<Regularizer>,
     /// Penalty on the bias, added to the loss.
     pub bias_regularizer: Option<Regularizer>,
+    /// Penalty on the layer's output (after the activation), added to the loss.
+    pub activity_regularizer: Option<Regularizer>,
     /// Kernel quantizer metrics (`["flip_ratio"]`); `None` uses the enclosing metrics scope.
     pub metrics: Option<Vec<String>>,
 }
@@ -51,6 +53,7 @@ impl Default for QuantArgs {
             bias_constraint: None,
             kernel_regularizer: None,
             bias_regularizer: None,
+            activity_regularizer: None,
             metrics: None,
         }
     }
@@ -115,8 +118,24 @@ impl QuantArgs {
         } else {
             y
         };
-        self.activation.apply(g, y)
+        self.activate(g, ctx, y)
     }
+
+    /// Applies the activation and records the activity penalty of the result.
+    pub(crate) fn activate(&self, g: &mut Graph, ctx: &mut BuildContext, y: ValueId) -> Result<ValueId> {
+        let y = self.activation.apply(g, y)?;
+        activity_penalty(g, ctx, self.activity_regularizer, y)?;
+        Ok(y)
+    }
+}
+
+/// Records the activity penalty of a layer output, if the layer has an activity regularizer.
+pub(crate) fn activity_penalty(g: &mut Graph, ctx: &mut BuildContext, r: Option<Regularizer>, y: ValueId) -> Result<()> {
+    if let Some(r) = r {
+        let p = r.activity_penalty(g, y)?;
+        ctx.penalties.push(p);
+    }
+    Ok(())
 }
 
 /// Builder methods of the layers built on [`QuantArgs`].
@@ -169,6 +188,12 @@ pub trait QuantLayer: Sized {
     /// Sets the bias regularizer.
     fn bias_regularizer(mut self, r: Regularizer) -> Self {
         self.args_mut().bias_regularizer = Some(r);
+        self
+    }
+
+    /// Sets the activity regularizer (a penalty on the output).
+    fn activity_regularizer(mut self, r: Regularizer) -> Self {
+        self.args_mut().activity_regularizer = Some(r);
         self
     }
 

@@ -38,6 +38,14 @@ impl Regularizer {
         }
     }
 
+    /// Records Keras' activity penalty of a layer output `y`: the penalty of `y` divided by the
+    /// batch size (its first axis), once per call of the layer.
+    pub fn activity_penalty(&self, g: &mut Graph, y: ValueId) -> Result<ValueId> {
+        let batch = g.value(y).shape.dims().first().copied().unwrap_or(1);
+        let p = self.penalty(g, y)?;
+        g.scale(p, 1.0 / batch as f32)
+    }
+
     /// Records the scalar penalty of `w`.
     pub fn penalty(&self, g: &mut Graph, w: ValueId) -> Result<ValueId> {
         if !(self.l1.is_finite() && self.l2.is_finite() && self.l1 >= 0.0 && self.l2 >= 0.0) {

@@ -21,8 +21,9 @@ pub struct LayerRecord {
     pub class: String,
     /// Bits of its quantized input, if quantized.
     pub input_precision: Option<u32>,
-    /// Its output shape, batch axis included.
-    pub output_shape: Vec<usize>,
+    /// Its output shape, batch axis included; `None` for a shared layer whose applications gave
+    /// different shapes.
+    pub output_shape: Option<Vec<usize>>,
     /// Indices of its weights in [`BuildContext::weights`].
     pub weights: std::ops::Range<usize>,
     /// How its MACs are counted.
@@ -41,12 +42,15 @@ pub struct Network {
     /// Batch size of the inputs.
     pub batch: usize,
     depth: usize,
+    /// Per top-level layer name: the address of the layer object and how often it was applied,
+    /// which tells a shared layer applied again from another layer reusing its name.
+    applied: std::collections::HashMap<String, (usize, usize)>,
 }
 
 impl Network {
     /// An empty network for `batch`-sized inputs.
     pub fn new(batch: usize, mode: Mode) -> Self {
-        Network { graph: Graph::new(), ctx: BuildContext::new(mode), layers: Vec::new(), batch, depth: 0 }
+        Network { graph: Graph::new(), ctx: BuildContext::new(mode), layers: Vec::new(), batch, depth: 0, applied: Default::default() }
     }
 
     /// A model input of per-sample shape `shape` (the batch axis is prepended).
@@ -56,9 +60,11 @@ impl Network {
         self.graph.input(name, Shape::new(d), DType::F32)
     }
 
-    /// Applies `layer` to `x`. Errors name the layer; layer names must be unique.
+    /// Applies `layer` to `x`. Errors name the layer. Applying the same layer object again shares
+    /// its weights (Keras' shared layers); another layer with a name already used is an error.
     pub fn apply(&mut self, layer: &dyn Layer, x: ValueId) -> Result<ValueId> {
-        let start = self.begin(layer.name(), layer.class())?;
+        let id = layer as *const dyn Layer as *const u8 as usize;
+        let start = self.begin(layer.name(), layer.class(), id)?;
         self.depth += 1;
         let y = layer.build(&mut self.graph, x, &mut self.ctx);
         self.depth -= 1;
@@ -69,18 +75,38 @@ impl Network {
 
     /// Applies a merge layer (`Add`, `Multiply`, `Concatenate`) to `inputs`.
     pub fn merge(&mut self, layer: &Merge, inputs: &[ValueId]) -> Result<ValueId> {
-        let start = self.begin(&layer.name, layer.class())?;
+        let start = self.begin(&layer.name, layer.class(), layer as *const Merge as usize)?;
         let y = layer.build(&mut self.graph, inputs).map_err(|e| wrap(&layer.name, layer.class(), e))?;
         self.record(&layer.name, layer.class(), None, MacCount::Unknown, start, y);
         Ok(y)
     }
 
-    /// Checks the name is new (at the top level); returns the first weight index of the layer.
-    fn begin(&self, name: &str, class: &str) -> Result<usize> {
-        if self.depth == 0 && self.layers.iter().any(|l| l.name == name) {
-            let e = Error::invalid("model", "name", "layer names must be unique in a model (applying a layer twice is not supported)");
-            return Err(wrap(name, class, e));
+    /// Counts the application of the layer object at address `id` named `name` (at the top
+    /// level; nested layers belong to their parent) and sets [`BuildContext::application`];
+    /// returns the first weight index of the layer.
+    fn begin(&mut self, name: &str, class: &str, id: usize) -> Result<usize> {
+        if self.depth > 0 {
+            return Ok(self.ctx.weights.len());
         }
+        let application = match self.applied.get_mut(name) {
+            Some((owner, count)) if *owner == id => {
+                *count += 1;
+                *count - 1
+            }
+            Some(_) => {
+                let e = Error::invalid(
+                    "model",
+                    "name",
+                    "another layer already has this name; layer names must be unique in a model (apply the same layer object again to share weights)",
+                );
+                return Err(wrap(name, class, e));
+            }
+            None => {
+                self.applied.insert(name.to_string(), (id, 1));
+                0
+            }
+        };
+        self.ctx.application = application;
         Ok(self.ctx.weights.len())
     }
 
@@ -89,11 +115,22 @@ impl Network {
         if self.depth > 0 {
             return;
         }
+        let shape = self.graph.value(y).shape.dims().to_vec();
+        if self.ctx.application > 0 {
+            // A shared layer keeps one row, its shape if every application agrees.
+            self.ctx.application = 0;
+            if let Some(r) = self.layers.iter_mut().find(|l| l.name == name) {
+                if r.output_shape.as_ref() != Some(&shape) {
+                    r.output_shape = None;
+                }
+            }
+            return;
+        }
         self.layers.push(LayerRecord {
             name: name.to_string(),
             class: class.to_string(),
             input_precision,
-            output_shape: self.graph.value(y).shape.dims().to_vec(),
+            output_shape: Some(shape),
             weights: start..self.ctx.weights.len(),
             macs,
         });
@@ -142,7 +179,8 @@ pub fn build(model: &dyn Model, batch: usize, mode: Mode) -> Result<Built> {
     for (name, shape) in model.inputs() {
         let x = net.input(&name, &shape)?;
         if model.lists_inputs() {
-            let start = net.ctx.weights.len();
+            // An input is keyed by its position, which no layer object's address can equal.
+            let start = net.begin(&name, "InputLayer", inputs.len())?;
             net.record(&name, "InputLayer", None, MacCount::Unknown, start, x);
         }
         inputs.push(x);

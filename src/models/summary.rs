@@ -34,7 +34,8 @@ pub struct LayerProfile {
     /// Bits of its quantized input.
     pub input_precision: Option<u32>,
     /// Output shape with the batch axis as -1.
-    pub output_shape: Vec<i64>,
+    /// `None` for a shared layer whose applications gave different shapes (Larq: "multiple").
+    pub output_shape: Option<Vec<i64>>,
     /// The weights counted.
     pub weights: Vec<WeightProfile>,
     /// MACs as (precision, count), or `None` where Larq does not count them (`?`).
@@ -123,7 +124,7 @@ impl Summary {
                         }
                     }
                 }
-                let pixels = output_pixels(&l.output_shape);
+                let pixels = l.output_shape.as_deref().and_then(output_pixels);
                 let macs = match (l.macs, pixels) {
                     (MacCount::Unknown, _) | (_, None) => None,
                     (MacCount::Zero, Some(_)) => Some(vec![]),
@@ -135,10 +136,13 @@ impl Summary {
                             .collect(),
                     ),
                 };
-                let mut output_shape: Vec<i64> = l.output_shape.iter().map(|&d| d as i64).collect();
-                if let Some(b) = output_shape.first_mut() {
-                    *b = -1;
-                }
+                let output_shape = l.output_shape.as_ref().map(|dims| {
+                    let mut d: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
+                    if let Some(b) = d.first_mut() {
+                        *b = -1;
+                    }
+                    d
+                });
                 LayerProfile {
                     name: l.name.clone(),
                     class: l.class.clone(),
@@ -204,7 +208,7 @@ impl Summary {
                 row(
                     l.name.clone(),
                     l.input_precision.map_or("-".to_string(), |p| p.to_string()),
-                    python_tuple(&l.output_shape),
+                    l.output_shape.as_deref().map_or("multiple".to_string(), python_tuple),
                     &|b| l.weight_count(Some(b), None),
                     l.memory(|w| w.bitwidth as u64),
                     &|p| l.mac_count(Some(p)),
