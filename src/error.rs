@@ -139,6 +139,14 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A file is missing, malformed or truncated.
+    #[error("{file}: {reason}")]
+    BadFile {
+        /// The file (or files) concerned.
+        file: String,
+        /// What is wrong, naming the item.
+        reason: String,
+    },
 }
 
 impl Error {

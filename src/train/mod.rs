@@ -1,3 +1,14 @@
-//! Training support: metrics (more arrives with losses, optimizers and the fit loop).
+//! Training: data sets ([`data`]), losses, optimizers, schedules, metrics, and the Keras-style
+//! `compile` / `fit` / `evaluate` / `predict` loop ([`Trainer`]).
 
+pub mod data;
+pub mod fit;
+pub mod losses;
 pub mod metrics;
+pub mod optimizers;
+pub mod schedules;
+
+pub use data::Dataset;
+pub use fit::{EarlyStopping, EpochLog, FitOptions, History, Metric, Trainer};
+pub use losses::Loss;
+pub use schedules::{Every, HyperparameterScheduler, Schedule};

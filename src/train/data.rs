@@ -1,0 +1,182 @@
+//! Data sets in memory: the IDX format of MNIST and Fashion-MNIST (gzip or raw), batching with
+//! seeded shuffles, and the Fashion-MNIST files of Debian's `dataset-fashion-mnist` package.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Where Debian's `dataset-fashion-mnist` package installs the data set.
+pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
+
+/// Fashion-MNIST's class names, in label order.
+pub const FASHION_MNIST_CLASSES: [&str; 10] =
+    ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
+
+/// An IDX file of unsigned bytes: its dimensions and data.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Idx {
+    /// Dimensions, outermost first.
+    pub dims: Vec<usize>,
+    /// The bytes, row-major.
+    pub data: Vec<u8>,
+}
+
+impl Idx {
+    /// Parses IDX bytes (gzip-compressed when they start with the gzip magic). Only the unsigned
+    /// byte type (0x08), which MNIST-format files use, is accepted. `what` names the source in
+    /// errors.
+    pub fn parse(bytes: &[u8], what: &str) -> Result<Idx> {
+        let bad = |why: String| Error::BadFile { file: what.to_string(), reason: why };
+        let raw;
+        let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(bytes).read_to_end(&mut out).map_err(|e| bad(format!("gzip: {e}")))?;
+            raw = out;
+            &raw[..]
+        } else {
+            bytes
+        };
+        if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 {
+            return Err(bad("not an IDX file (the magic number must start with two zero bytes)".into()));
+        }
+        if bytes[2] != 0x08 {
+            return Err(bad(format!("element type {:#04x} is not unsigned bytes (0x08)", bytes[2])));
+        }
+        let rank = bytes[3] as usize;
+        let header = 4 + 4 * rank;
+        if rank == 0 || bytes.len() < header {
+            return Err(bad(format!("header of rank {rank} needs {header} bytes, the file has {}", bytes.len())));
+        }
+        let dims: Vec<usize> =
+            (0..rank).map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize).collect();
+        let n = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| bad(format!("dimensions {dims:?} overflow")))?;
+        let body = &bytes[header..];
+        if body.len() != n {
+            return Err(bad(format!("dimensions {dims:?} need {n} data bytes, the file has {}", body.len())));
+        }
+        Ok(Idx { dims, data: body.to_vec() })
+    }
+
+    /// Reads and parses an IDX file.
+    pub fn read(path: &Path) -> Result<Idx> {
+        let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+        Idx::parse(&bytes, &path.display().to_string())
+    }
+}
+
+/// Images and integer labels in host memory, ready for batching.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dataset {
+    /// Per-sample shape (e.g. `[28, 28, 1]`).
+    pub sample_shape: Vec<usize>,
+    /// Samples, row-major, `len() * sample_shape.product()` values.
+    pub x: Vec<f32>,
+    /// Class labels.
+    pub y: Vec<i32>,
+}
+
+impl Dataset {
+    /// A data set from samples and labels; the sizes must agree.
+    pub fn new(sample_shape: &[usize], x: Vec<f32>, y: Vec<i32>) -> Result<Dataset> {
+        let per: usize = sample_shape.iter().product();
+        if per == 0 || x.len() != per * y.len() {
+            return Err(Error::invalid(
+                "Dataset",
+                "x",
+                format!("{} values are not {} samples of shape {sample_shape:?}", x.len(), y.len()),
+            ));
+        }
+        Ok(Dataset { sample_shape: sample_shape.to_vec(), x, y })
+    }
+
+    /// Images and labels from IDX files: images `[n, rows, cols]` become `[rows, cols, 1]`
+    /// samples scaled from bytes to [-1, 1] (`x / 127.5 - 1`).
+    pub fn from_idx(images: &Idx, labels: &Idx, what: &str) -> Result<Dataset> {
+        let bad = |why: String| Error::BadFile { file: what.to_string(), reason: why };
+        if images.dims.len() != 3 {
+            return Err(bad(format!("images must have 3 dimensions (n, rows, cols), not {:?}", images.dims)));
+        }
+        if labels.dims.len() != 1 || labels.dims[0] != images.dims[0] {
+            return Err(bad(format!("labels {:?} do not match {} images", labels.dims, images.dims[0])));
+        }
+        let x = images.data.iter().map(|&b| b as f32 / 127.5 - 1.0).collect();
+        let y = labels.data.iter().map(|&b| b as i32).collect();
+        Dataset::new(&[images.dims[1], images.dims[2], 1], x, y)
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.y.len()
+    }
+
+    /// True when there are no samples.
+    pub fn is_empty(&self) -> bool {
+        self.y.is_empty()
+    }
+
+    /// Values per sample.
+    pub fn sample_len(&self) -> usize {
+        self.sample_shape.iter().product()
+    }
+
+    /// The samples at `indices`, as one batch (x, y).
+    pub fn gather(&self, indices: &[usize]) -> (Vec<f32>, Vec<i32>) {
+        let per = self.sample_len();
+        let mut x = Vec::with_capacity(indices.len() * per);
+        for &i in indices {
+            x.extend_from_slice(&self.x[i * per..(i + 1) * per]);
+        }
+        (x, indices.iter().map(|&i| self.y[i]).collect())
+    }
+
+    /// The first `n` samples (or all, if fewer).
+    pub fn take(&self, n: usize) -> Dataset {
+        let n = n.min(self.len());
+        Dataset { sample_shape: self.sample_shape.clone(), x: self.x[..n * self.sample_len()].to_vec(), y: self.y[..n].to_vec() }
+    }
+
+    /// Splits off the last `fraction` of the samples (Keras' `validation_split`, taken before
+    /// shuffling): (training part, validation part).
+    pub fn split(&self, fraction: f32) -> Result<(Dataset, Dataset)> {
+        if !(0.0..1.0).contains(&fraction) {
+            return Err(Error::invalid("Dataset::split", "fraction", format!("{fraction} must lie in [0, 1)")));
+        }
+        let keep = self.len() - (self.len() as f64 * fraction as f64) as usize;
+        let per = self.sample_len();
+        let part = |r: std::ops::Range<usize>| Dataset {
+            sample_shape: self.sample_shape.clone(),
+            x: self.x[r.start * per..r.end * per].to_vec(),
+            y: self.y[r].to_vec(),
+        };
+        Ok((part(0..keep), part(keep..self.len())))
+    }
+}
+
+/// The train and test sets of an MNIST-format directory (`train-images-idx3-ubyte[.gz]`, ...).
+pub fn load_mnist_format(dir: &Path) -> Result<(Dataset, Dataset)> {
+    let find = |stem: &str| -> Result<PathBuf> {
+        [dir.join(format!("{stem}.gz")), dir.join(stem)].into_iter().find(|p| p.exists()).ok_or_else(|| Error::BadFile {
+            file: dir.join(stem).display().to_string(),
+            reason: if dir == Path::new(FASHION_MNIST_DIR) {
+                "missing: install the data set with `sudo apt-get install dataset-fashion-mnist`, or pass --data DIR".into()
+            } else {
+                "missing (neither it nor its .gz exists)".into()
+            },
+        })
+    };
+    let set = |images: &str, labels: &str| -> Result<Dataset> {
+        let (pi, pl) = (find(images)?, find(labels)?);
+        Dataset::from_idx(&Idx::read(&pi)?, &Idx::read(&pl)?, &format!("{} and {}", pi.display(), pl.display()))
+    };
+    Ok((set("train-images-idx3-ubyte", "train-labels-idx1-ubyte")?, set("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")?))
+}
+
+/// A seeded permutation of `0..n`: the same seed gives the same order on every platform.
+pub fn shuffled(n: usize, seed: u64) -> Vec<usize> {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    let mut p: Vec<usize> = (0..n).collect();
+    p.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
+    p
+}

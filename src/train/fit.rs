@@ -1,0 +1,561 @@
+//! Keras' `compile` / `fit` / `evaluate` / `predict`.
+//!
+//! [`Trainer::compile`] keeps the model, loss, optimizer and metrics; each (mode, batch size)
+//! gets one plan, made the first time it is needed and replayed for every batch: a training step
+//! (forward, loss, backward, optimizer updates, constraints, moving statistics, metric sums) is
+//! one submission. Metrics accumulate in device variables (`train_metrics/*`,
+//! `eval_metrics/*`, reset by a fed flag at the first batch of an epoch) and are read back only
+//! at logging points. A last partial batch runs on a plan of its own size, as Keras trains it.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::data::{shuffled, Dataset};
+use super::losses::Loss;
+use super::optimizers::{Optimizer, Updates};
+use super::schedules::{Every, HyperparameterScheduler};
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::graph::{BinaryOp, Graph, Init, ParamStore, Plan, PlanMemory, ValueId};
+use crate::layers::Mode;
+use crate::models::{self, Model};
+use crate::tensor::{DType, HostTensor, TensorData};
+
+/// A metric computed in the step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Metric {
+    /// Fraction of samples whose labelled class scores highest (ties count as correct, as
+    /// `in_top_k` counts them).
+    Accuracy,
+    /// Fraction of samples whose labelled class is among the `k` highest scores.
+    TopK(usize),
+}
+
+impl Metric {
+    /// By Keras name: `accuracy` / `sparse_categorical_accuracy`, `top_k` /
+    /// `sparse_top_k_categorical_accuracy` (k = 5), `top_N`.
+    pub fn from_name(name: &str) -> Result<Metric> {
+        match name {
+            "accuracy" | "acc" | "sparse_categorical_accuracy" | "categorical_accuracy" => Ok(Metric::Accuracy),
+            "top_k" | "sparse_top_k_categorical_accuracy" | "top_k_categorical_accuracy" => Ok(Metric::TopK(5)),
+            n if n.starts_with("top_") && n[4..].parse::<usize>().is_ok_and(|k| k > 0) => {
+                Ok(Metric::TopK(n[4..].parse().expect("checked")))
+            }
+            other => Err(Error::Unknown { kind: "metric", name: format!("{other} (known: accuracy, top_k, top_N)") }),
+        }
+    }
+
+    /// The name in logs.
+    pub fn name(&self) -> String {
+        match self {
+            Metric::Accuracy => "accuracy".into(),
+            Metric::TopK(k) => format!("top_{k}"),
+        }
+    }
+
+    fn k(&self) -> usize {
+        match self {
+            Metric::Accuracy => 1,
+            Metric::TopK(k) => *k,
+        }
+    }
+}
+
+/// Options of [`Trainer::fit`].
+#[derive(Clone, Debug)]
+pub struct FitOptions {
+    /// Epochs to train.
+    pub epochs: usize,
+    /// Samples per step.
+    pub batch_size: usize,
+    /// Seed of the per-epoch shuffles (epoch e uses seed + e); `None` keeps the order.
+    pub shuffle_seed: Option<u64>,
+    /// Fraction of the training data (its end, before shuffling) held out for validation.
+    pub validation_split: f32,
+    /// Read the metrics back every this many steps (and at the end of each epoch).
+    pub log_every: usize,
+    /// Draw a progress bar per epoch and print a line per epoch (to standard error).
+    pub verbose: bool,
+    /// Stop early when a monitored value stops improving.
+    pub early_stopping: Option<EarlyStopping>,
+}
+
+impl Default for FitOptions {
+    fn default() -> Self {
+        FitOptions {
+            epochs: 1,
+            batch_size: 32,
+            shuffle_seed: Some(0),
+            validation_split: 0.0,
+            log_every: 50,
+            verbose: false,
+            early_stopping: None,
+        }
+    }
+}
+
+/// Keras' `EarlyStopping`: stop when `monitor` has not improved by more than `min_delta` for
+/// `patience` epochs (lower is better for names containing "loss", higher otherwise).
+#[derive(Clone, Debug)]
+pub struct EarlyStopping {
+    /// A logged name, e.g. `val_loss` or `val_accuracy`.
+    pub monitor: String,
+    /// Epochs without improvement before stopping.
+    pub patience: usize,
+    /// Smallest change that counts as an improvement.
+    pub min_delta: f64,
+}
+
+/// One epoch's figures.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct EpochLog {
+    /// Epoch index (from 0).
+    pub epoch: usize,
+    /// `loss`, metrics, `val_*`, `flip_ratio/*`, in name order.
+    pub values: BTreeMap<String, f64>,
+    /// Wall seconds of the epoch's training steps.
+    pub seconds: f64,
+    /// Training samples per second.
+    pub images_per_second: f64,
+}
+
+/// What `fit` returns: the per-epoch logs.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct History {
+    /// One entry per epoch trained.
+    pub epochs: Vec<EpochLog>,
+    /// Set when early stopping ended training.
+    pub stopped_early: bool,
+}
+
+impl History {
+    /// The history as JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("plain data")
+    }
+
+    /// The history as CSV (Keras' `CSVLogger` columns: epoch, then names in order).
+    pub fn to_csv(&self) -> String {
+        let names: Vec<&String> = self.epochs.first().map(|e| e.values.keys().collect()).unwrap_or_default();
+        let mut out = format!("epoch,{},seconds,images_per_second\n", names.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(","));
+        for e in &self.epochs {
+            let vals: Vec<String> = names.iter().map(|n| e.values.get(*n).map_or(String::new(), |v| v.to_string())).collect();
+            out += &format!("{},{},{},{}\n", e.epoch, vals.join(","), e.seconds, e.images_per_second);
+        }
+        out
+    }
+
+    /// Writes [`History::to_json`] or [`History::to_csv`] (by the file's extension, `.csv` or
+    /// anything else for JSON).
+    pub fn write(&self, path: &std::path::Path) -> Result<()> {
+        let text = if path.extension().is_some_and(|e| e == "csv") { self.to_csv() } else { self.to_json() };
+        std::fs::write(path, text).map_err(|source| Error::Io { path: path.display().to_string(), source })
+    }
+}
+
+/// One planned step for one (mode, batch size).
+struct Step {
+    plan: Plan,
+    input: String,
+    output: ValueId,
+    output_dims: Vec<usize>,
+    /// (name, sum variable): `loss` and each metric, summed over samples.
+    sums: Vec<(String, ValueId)>,
+    count: ValueId,
+    keep: String,
+    hypers: Vec<String>,
+    flips: Vec<(String, ValueId)>,
+}
+
+/// A compiled model: `fit`, `evaluate`, `predict`.
+pub struct Trainer {
+    model: Box<dyn Model>,
+    loss: Loss,
+    optimizer: Arc<dyn Optimizer>,
+    metrics: Vec<Metric>,
+    device: Device,
+    /// Weights, statistics, optimizer slots and metric sums, by name.
+    pub params: ParamStore,
+    /// Hyperparameter schedules that override the optimizer's own (Larq's
+    /// `HyperparameterScheduler` callback).
+    pub schedulers: Vec<HyperparameterScheduler>,
+    plans: HashMap<(bool, usize), Step>,
+    step: usize,
+    epoch: usize,
+}
+
+impl Trainer {
+    /// Keras' `compile`: the model (single input), loss, optimizer and metrics, on `device`.
+    pub fn compile(
+        model: impl Model + 'static,
+        loss: Loss,
+        optimizer: Arc<dyn Optimizer>,
+        metrics: &[Metric],
+        device: &Device,
+    ) -> Result<Self> {
+        if model.inputs().len() != 1 {
+            return Err(Error::invalid(
+                "compile",
+                "model",
+                format!("fit takes single-input models; this one has {}", model.inputs().len()),
+            ));
+        }
+        for (name, s) in optimizer.hyperparameters() {
+            s.check(&name)?;
+        }
+        Ok(Trainer {
+            model: Box::new(model),
+            loss,
+            optimizer,
+            metrics: metrics.to_vec(),
+            device: device.clone(),
+            params: ParamStore::new(),
+            schedulers: Vec::new(),
+            plans: HashMap::new(),
+            step: 0,
+            epoch: 0,
+        })
+    }
+
+    /// The device.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Optimizer steps taken so far.
+    pub fn steps(&self) -> usize {
+        self.step
+    }
+
+    /// Buffer figures of the training step for `batch` samples (GPU plans), made if needed.
+    pub fn step_memory(&mut self, batch: usize) -> Result<Option<PlanMemory>> {
+        Ok(self.planned(true, batch)?.plan.memory())
+    }
+
+    /// Bytes of the persistent tensors (weights, statistics, slots, metric sums).
+    pub fn param_bytes(&self) -> u64 {
+        self.params.iter().map(|(_, t)| (t.shape().numel() * t.dtype().size()) as u64).sum()
+    }
+
+    fn planned(&mut self, train: bool, batch: usize) -> Result<&mut Step> {
+        if !self.plans.contains_key(&(train, batch)) {
+            let step = self.record(train, batch)?;
+            self.plans.insert((train, batch), step);
+        }
+        Ok(self.plans.get_mut(&(train, batch)).expect("inserted"))
+    }
+
+    /// Records and plans the step for (mode, batch).
+    fn record(&mut self, train: bool, batch: usize) -> Result<Step> {
+        let mode = if train { Mode::Training } else { Mode::Inference };
+        let mut built = models::build(self.model.as_ref(), batch, mode)?;
+        let input = self.model.inputs()[0].0.clone();
+        let output = built.outputs[0];
+        let penalty = built.regularization_loss()?;
+        let weights: Vec<crate::layers::Weight> = built.network.ctx.weights.iter().filter(|w| w.trainable).cloned().collect();
+        let flip_metrics: Vec<(String, ValueId)> = built.network.ctx.metrics.iter().map(|(n, f)| (n.clone(), f.result)).collect();
+        let g = &mut built.network.graph;
+        let pred_dims = g.value(output).shape.dims().to_vec();
+        let (tdtype, tdims) = self.loss.target_spec(&pred_dims);
+        let target = g.input("target", tdims, tdtype)?;
+        let loss = self.loss.build(g, output, target)?;
+        let total = match penalty {
+            Some(p) => g.add(loss, p)?,
+            None => loss,
+        };
+
+        let mut hypers = Vec::new();
+        if train {
+            let refs: Vec<&crate::layers::Weight> = weights.iter().collect();
+            self.optimizer.prepare(&refs)?;
+            let vars: Vec<ValueId> = weights.iter().map(|w| w.variable).collect();
+            let grads = g.backward(total, &vars)?;
+            let mut u = Updates::default();
+            for (w, grad) in weights.iter().zip(grads) {
+                let new = self.optimizer.update(g, &mut u, w, grad)?;
+                if new == w.variable {
+                    continue;
+                }
+                let new = match &w.constraint {
+                    Some(c) => c.apply(g, new)?,
+                    None => new,
+                };
+                g.assign(w.variable, new)?;
+            }
+            u.finish(g)?;
+            hypers = u.inputs.keys().cloned().collect();
+        }
+
+        // Metric sums, reset when `keep` is fed 0.
+        let prefix = if train { "train_metrics" } else { "eval_metrics" };
+        let keep_name = format!("{prefix}/keep");
+        let keep = g.input(&keep_name, [1], DType::F32)?;
+        let mut sums = Vec::new();
+        let scaled_loss = g.scale(total, batch as f32)?;
+        sums.push(("loss".to_string(), accumulate(g, &format!("{prefix}/loss"), keep, scaled_loss)?));
+        if !self.metrics.is_empty() {
+            let classes = *pred_dims.last().unwrap_or(&1);
+            let onehot = match tdtype {
+                DType::I32 => {
+                    let eye: Vec<f32> = (0..classes * classes).map(|i| if i / classes == i % classes { 1.0 } else { 0.0 }).collect();
+                    let eye = g.constant(HostTensor::f32([classes, classes], eye)?)?;
+                    let flat = g.reshape(target, [target_len(&pred_dims)])?;
+                    g.gather(eye, flat)?
+                }
+                _ => g.reshape(target, [target_len(&pred_dims), classes])?,
+            };
+            let pred = g.reshape(output, [target_len(&pred_dims), classes])?;
+            let picked = g.mul(pred, onehot)?;
+            let at_label = g.sum(picked, &[1], true)?;
+            let above = g.binary(BinaryOp::Gt, pred, at_label)?;
+            let rank = g.sum(above, &[1], false)?;
+            for m in &self.metrics {
+                let k = g.fill([1], m.k() as f32 - 0.5)?;
+                let hit = g.binary(BinaryOp::Gt, k, rank)?;
+                let hits = g.sum(hit, &[0], false)?;
+                let hits = g.reshape(hits, [1])?;
+                sums.push((m.name(), accumulate(g, &format!("{prefix}/{}", m.name()), keep, hits)?));
+            }
+        }
+        let n = g.fill([1], batch as f32)?;
+        let count = accumulate(g, &format!("{prefix}/count"), keep, n)?;
+
+        let mut outputs = vec![output];
+        outputs.extend(flip_metrics.iter().map(|(_, v)| *v));
+        let plan = Plan::new(&self.device, built.graph(), &outputs, &mut self.params)?;
+        Ok(Step { plan, input, output, output_dims: pred_dims, sums, count, keep: keep_name, hypers, flips: flip_metrics })
+    }
+
+    /// Feeds one batch and the per-step inputs, and runs the step.
+    fn run_batch(&mut self, train: bool, data: &Dataset, indices: &[usize], first: bool) -> Result<()> {
+        let batch = indices.len();
+        let hyper_values: Vec<(String, f32)> = if train { self.hyper_values()? } else { Vec::new() };
+        let loss = self.loss;
+        let step = self.planned(train, batch)?;
+        let (x, y) = data.gather(indices);
+        let mut xdims = vec![batch];
+        xdims.extend(&data.sample_shape);
+        step.plan.feed(&step.input, &HostTensor::f32(xdims, x)?)?;
+        let pred_dims = step.output_dims.clone();
+        let (tdtype, tdims) = loss.target_spec(&pred_dims);
+        let target = match tdtype {
+            DType::I32 => HostTensor::i32(tdims, y)?,
+            _ => HostTensor::new(tdims.clone(), TensorData::F32(one_hot(&y, *pred_dims.last().unwrap_or(&1), tdims.iter().product())?))?,
+        };
+        step.plan.feed("target", &target)?;
+        step.plan.feed(&step.keep.clone(), &HostTensor::f32([1], vec![if first { 0.0 } else { 1.0 }])?)?;
+        for (name, v) in &hyper_values {
+            if step.hypers.contains(name) {
+                step.plan.feed(name, &HostTensor::f32([1], vec![*v])?)?;
+            }
+        }
+        step.plan.run()?;
+        if train {
+            self.step += 1;
+        }
+        Ok(())
+    }
+
+    /// The value of every hyperparameter for the next step: its schedule at the step, unless a
+    /// scheduler overrides it.
+    fn hyper_values(&self) -> Result<Vec<(String, f32)>> {
+        let mut values: Vec<(String, f32)> = self.optimizer.hyperparameters().into_iter().map(|(n, s)| (n, s.at(self.step))).collect();
+        for s in &self.schedulers {
+            let Some(slot) = values.iter_mut().find(|(n, _)| *n == s.hyperparameter) else {
+                let known: Vec<&str> = values.iter().map(|(n, _)| n.as_str()).collect();
+                return Err(Error::Unknown { kind: "hyperparameter", name: format!("{} (known: {})", s.hyperparameter, known.join(", ")) });
+            };
+            slot.1 = s.schedule.at(if s.every == Every::Epoch { self.epoch } else { self.step });
+        }
+        Ok(values)
+    }
+
+    /// Reads the metric sums of the plans of one mode used since their sums were reset (batch
+    /// sizes `sizes`) and returns the means over samples.
+    fn read_metrics(&self, train: bool, sizes: &HashSet<usize>) -> Result<BTreeMap<String, f64>> {
+        let mut totals: BTreeMap<String, f64> = BTreeMap::new();
+        let mut count = 0.0;
+        for size in sizes {
+            let step = &self.plans[&(train, *size)];
+            count += step.plan.fetch(step.count)?.as_f32()?[0] as f64;
+            for (name, v) in &step.sums {
+                *totals.entry(name.clone()).or_default() += step.plan.fetch(*v)?.as_f32()?[0] as f64;
+            }
+        }
+        Ok(totals.into_iter().map(|(n, s)| (n, if count > 0.0 { s / count } else { 0.0 })).collect())
+    }
+
+    /// Keras' `fit`: trains on `data` and returns the per-epoch history.
+    pub fn fit(&mut self, data: &Dataset, validation: Option<&Dataset>, opts: &FitOptions) -> Result<History> {
+        if opts.batch_size == 0 || opts.epochs == 0 {
+            return Err(Error::invalid("fit", "batch_size/epochs", "must be positive"));
+        }
+        let (train, held_out) =
+            if opts.validation_split > 0.0 { data.split(opts.validation_split).map(|(a, b)| (a, Some(b)))? } else { (data.clone(), None) };
+        let validation = held_out.as_ref().or(validation);
+        if train.is_empty() {
+            return Err(Error::invalid("fit", "data", "no training samples"));
+        }
+        let mut history = History::default();
+        let mut best: Option<(f64, usize)> = None;
+        for _ in 0..opts.epochs {
+            let order = match opts.shuffle_seed {
+                Some(seed) => shuffled(train.len(), seed.wrapping_add(self.epoch as u64)),
+                None => (0..train.len()).collect(),
+            };
+            let batches: Vec<&[usize]> = order.chunks(opts.batch_size).collect();
+            let bar = progress_bar(opts.verbose, batches.len(), &format!("epoch {}/{}", history.epochs.len() + 1, opts.epochs));
+            let start = Instant::now();
+            // Both the full and the partial batch plan start their sums afresh this epoch.
+            let mut fresh: HashSet<usize> = HashSet::new();
+            for (i, b) in batches.iter().enumerate() {
+                let first = fresh.insert(b.len());
+                self.run_batch(true, &train, b, first)?;
+                if let Some(bar) = &bar {
+                    bar.inc(1);
+                    if (i + 1) % opts.log_every.max(1) == 0 {
+                        let m = self.read_metrics(true, &fresh)?;
+                        let rate = (i + 1) as f64 * opts.batch_size as f64 / start.elapsed().as_secs_f64();
+                        bar.set_message(format_metrics(&m, Some(rate)));
+                    }
+                }
+            }
+            let mut values = self.read_metrics(true, &fresh)?;
+            let seconds = start.elapsed().as_secs_f64();
+            for ((t, _), step) in &self.plans {
+                if *t {
+                    for (name, v) in &step.flips {
+                        values.insert(name.clone(), step.plan.fetch(*v)?.as_f32()?[0] as f64);
+                    }
+                }
+            }
+            if let Some(val) = validation {
+                for (k, v) in self.evaluate(val, opts.batch_size)? {
+                    values.insert(format!("val_{k}"), v);
+                }
+            }
+            let log = EpochLog { epoch: self.epoch, values, seconds, images_per_second: train.len() as f64 / seconds };
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+                eprintln!(
+                    "epoch {}/{}: {}",
+                    history.epochs.len() + 1,
+                    opts.epochs,
+                    format_metrics(&log.values, Some(log.images_per_second))
+                );
+            }
+            self.epoch += 1;
+            let stop = match &opts.early_stopping {
+                Some(es) => {
+                    let v = *log.values.get(&es.monitor).ok_or_else(|| Error::Unknown {
+                        kind: "monitored value",
+                        name: format!("{} (logged: {})", es.monitor, log.values.keys().cloned().collect::<Vec<_>>().join(", ")),
+                    })?;
+                    let lower = es.monitor.contains("loss");
+                    let e = history.epochs.len();
+                    match best {
+                        Some((b, _)) if !(if lower { v < b - es.min_delta } else { v > b + es.min_delta }) => {
+                            best.is_some_and(|(_, at)| e - at >= es.patience)
+                        }
+                        _ => {
+                            best = Some((v, e));
+                            false
+                        }
+                    }
+                }
+                None => false,
+            };
+            history.epochs.push(log);
+            if stop {
+                history.stopped_early = true;
+                break;
+            }
+        }
+        Ok(history)
+    }
+
+    /// Keras' `evaluate`: the loss and metrics over `data` in inference mode.
+    pub fn evaluate(&mut self, data: &Dataset, batch_size: usize) -> Result<BTreeMap<String, f64>> {
+        if batch_size == 0 || data.is_empty() {
+            return Err(Error::invalid("evaluate", "data/batch_size", "needs samples and a positive batch size"));
+        }
+        let order: Vec<usize> = (0..data.len()).collect();
+        let mut fresh = HashSet::new();
+        for b in order.chunks(batch_size) {
+            let first = fresh.insert(b.len());
+            self.run_batch(false, data, b, first)?;
+        }
+        self.read_metrics(false, &fresh)
+    }
+
+    /// Keras' `predict`: the model's outputs for `data`'s samples in inference mode, batch after
+    /// batch, concatenated.
+    pub fn predict(&mut self, data: &Dataset, batch_size: usize) -> Result<Vec<f32>> {
+        if batch_size == 0 {
+            return Err(Error::invalid("predict", "batch_size", "must be positive"));
+        }
+        let order: Vec<usize> = (0..data.len()).collect();
+        let mut out = Vec::new();
+        for b in order.chunks(batch_size) {
+            self.run_batch(false, data, b, true)?;
+            let step = &self.plans[&(false, b.len())];
+            out.extend_from_slice(step.plan.fetch(step.output)?.as_f32()?);
+        }
+        Ok(out)
+    }
+}
+
+/// `acc <- acc * keep + value`, an f32 `[1]` variable named `name`; returns the variable.
+fn accumulate(g: &mut Graph, name: &str, keep: ValueId, value: ValueId) -> Result<ValueId> {
+    let acc = g.variable(name, [1], Init::Zeros)?;
+    let kept = g.mul(acc, keep)?;
+    let next = g.add(kept, value)?;
+    g.assign(acc, next)?;
+    Ok(acc)
+}
+
+/// Rows of a prediction `[.., C]`: the product of its leading axes.
+fn target_len(pred: &[usize]) -> usize {
+    pred[..pred.len().saturating_sub(1)].iter().product()
+}
+
+/// One-hot rows of `classes` for integer labels (targets of the non-sparse losses).
+fn one_hot(labels: &[i32], classes: usize, len: usize) -> Result<Vec<f32>> {
+    if labels.len() * classes != len {
+        return Err(Error::invalid(
+            "fit",
+            "targets",
+            format!("{} labels do not make {len} one-hot values of {classes} classes", labels.len()),
+        ));
+    }
+    let mut v = vec![0.0; len];
+    for (i, &l) in labels.iter().enumerate() {
+        let l = usize::try_from(l)
+            .ok()
+            .filter(|&l| l < classes)
+            .ok_or_else(|| Error::invalid("fit", "labels", format!("label {l} of sample {i} is not a class below {classes}")))?;
+        v[i * classes + l] = 1.0;
+    }
+    Ok(v)
+}
+
+fn progress_bar(verbose: bool, len: usize, prefix: &str) -> Option<indicatif::ProgressBar> {
+    verbose.then(|| {
+        let bar = indicatif::ProgressBar::new(len as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg}").expect("valid template").progress_chars("=> "),
+        );
+        bar.set_prefix(prefix.to_string());
+        bar
+    })
+}
+
+/// `loss 0.5123 - accuracy 0.8012 - 1234 img/s`.
+pub fn format_metrics(m: &BTreeMap<String, f64>, rate: Option<f64>) -> String {
+    let mut parts: Vec<String> = m.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+    if let Some(r) = rate {
+        parts.push(format!("{r:.0} img/s"));
+    }
+    parts.join(" - ")
+}

@@ -1,0 +1,111 @@
+//! Keras' `Adam`, and `AdamW` (decoupled weight decay).
+
+use super::{slot, Optimizer, Updates};
+use crate::error::Result;
+use crate::graph::{Graph, UnaryOp, ValueId};
+use crate::layers::Weight;
+use crate::train::Schedule;
+
+/// Adam, as Keras computes it: with `t` the step (from 1),
+/// `alpha = lr sqrt(1 - b2^t) / (1 - b1^t)`, `m += (g - m)(1 - b1)`, `v += (g^2 - v)(1 - b2)`,
+/// `w -= alpha m / (sqrt(v) + epsilon)`. With a weight decay `wd` (AdamW), `w -= w wd lr` first.
+#[derive(Clone, Debug)]
+pub struct Adam {
+    /// Name (prefix of its inputs and slots).
+    pub name: String,
+    /// Learning rate.
+    pub learning_rate: Schedule,
+    /// Decay of the first moment.
+    pub beta_1: f32,
+    /// Decay of the second moment.
+    pub beta_2: f32,
+    /// Added to the root of the second moment.
+    pub epsilon: f32,
+    /// Decoupled weight decay (AdamW); 0 for Adam.
+    pub weight_decay: Schedule,
+}
+
+impl Adam {
+    /// Keras' defaults: learning rate 0.001, betas 0.9 and 0.999, epsilon 1e-7, no weight decay.
+    pub fn new(learning_rate: impl Into<Schedule>) -> Self {
+        Adam {
+            name: "adam".into(),
+            learning_rate: learning_rate.into(),
+            beta_1: 0.9,
+            beta_2: 0.999,
+            epsilon: 1e-7,
+            weight_decay: Schedule::Constant(0.0),
+        }
+    }
+
+    /// Keras' `AdamW` (weight decay 0.004 by default there).
+    pub fn w(learning_rate: impl Into<Schedule>, weight_decay: impl Into<Schedule>) -> Self {
+        Adam { name: "adamw".into(), weight_decay: weight_decay.into(), ..Adam::new(learning_rate) }
+    }
+
+    fn decays(&self) -> bool {
+        !matches!(self.weight_decay, Schedule::Constant(d) if d == 0.0)
+    }
+}
+
+impl Optimizer for Adam {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn hyperparameters(&self) -> Vec<(String, Schedule)> {
+        let mut h = vec![(format!("{}/learning_rate", self.name), self.learning_rate.clone())];
+        if self.decays() {
+            h.push((format!("{}/weight_decay", self.name), self.weight_decay.clone()));
+        }
+        h
+    }
+
+    fn update(&self, g: &mut Graph, u: &mut Updates, w: &Weight, grad: ValueId) -> Result<ValueId> {
+        let lr = u.hyper(g, &self.name, "learning_rate")?;
+        let it = u.iterations(g, &self.name)?;
+        // b^t = exp(t ln b), t = iterations + 1.
+        let t = g.unary(UnaryOp::Offset(1.0), it)?;
+        let power = |g: &mut Graph, beta: f32| -> Result<ValueId> {
+            let e = g.unary(UnaryOp::Scale(beta.ln()), t)?;
+            g.unary(UnaryOp::Exp, e)
+        };
+        let b1t = power(g, self.beta_1)?;
+        let b2t = power(g, self.beta_2)?;
+        let one_minus = |g: &mut Graph, x: ValueId| -> Result<ValueId> {
+            let n = g.unary(UnaryOp::Neg, x)?;
+            g.unary(UnaryOp::Offset(1.0), n)
+        };
+        let c2 = one_minus(g, b2t)?;
+        let c2 = g.unary(UnaryOp::Sqrt, c2)?;
+        let c1 = one_minus(g, b1t)?;
+        let alpha = g.mul(lr, c2)?;
+        let alpha = g.div(alpha, c1)?;
+
+        let m = slot(g, &self.name, w, "m")?;
+        let v = slot(g, &self.name, w, "v")?;
+        let dm = g.sub(grad, m)?;
+        let dm = g.unary(UnaryOp::Scale(1.0 - self.beta_1), dm)?;
+        let m_new = g.add(m, dm)?;
+        let g2 = g.unary(UnaryOp::Square, grad)?;
+        let dv = g.sub(g2, v)?;
+        let dv = g.unary(UnaryOp::Scale(1.0 - self.beta_2), dv)?;
+        let v_new = g.add(v, dv)?;
+        g.assign(m, m_new)?;
+        g.assign(v, v_new)?;
+
+        let base = if self.decays() {
+            let wd = u.hyper(g, &self.name, "weight_decay")?;
+            let k = g.mul(wd, lr)?;
+            let decay = g.mul(w.variable, k)?;
+            g.sub(w.variable, decay)?
+        } else {
+            w.variable
+        };
+        let root = g.unary(UnaryOp::Sqrt, v_new)?;
+        let denom = g.unary(UnaryOp::Offset(self.epsilon), root)?;
+        let step = g.mul(m_new, alpha)?;
+        let step = g.div(step, denom)?;
+        g.sub(base, step)
+    }
+}

@@ -1,0 +1,100 @@
+//! Optimizers whose updates are recorded into the training step and run on the device: [`Sgd`]
+//! (momentum, Nesterov), [`Adam`] (and AdamW with decoupled weight decay), Larq's [`Bop`] for
+//! binary weights, and Larq's [`CaseOptimizer`] routing variables to optimizers by predicate.
+//!
+//! Hyperparameters are step inputs named `optimizer/hyperparameter` (e.g. `adam/learning_rate`),
+//! fed from their [`Schedule`]s before each step, so schedules and a
+//! [`crate::train::HyperparameterScheduler`] change values without re-planning. Slots (moments)
+//! are variables named `optimizer/variable/slot`, and each optimizer counts its steps in
+//! `optimizer/iterations`, as Keras does.
+
+mod adam;
+mod bop;
+mod case;
+mod sgd;
+
+pub use adam::Adam;
+pub use bop::Bop;
+pub use case::{CaseOptimizer, Predicate};
+pub use sgd::Sgd;
+
+use std::collections::BTreeMap;
+
+use crate::error::Result;
+use crate::graph::{Graph, Init, ValueId};
+use crate::layers::Weight;
+use crate::tensor::DType;
+use crate::train::Schedule;
+
+/// An optimizer: records the update of each variable it is given.
+pub trait Optimizer: std::fmt::Debug + Send + Sync {
+    /// Its name, the prefix of its hyperparameter inputs and slots.
+    fn name(&self) -> &str;
+    /// Its hyperparameters as (input name `optimizer/hyperparameter`, schedule over its
+    /// iterations), including those of the optimizers it routes to.
+    fn hyperparameters(&self) -> Vec<(String, Schedule)>;
+    /// Records the update of `w` (whose gradient is `grad`) and returns the new value, before
+    /// the variable's constraint. Reading hyperparameters and slots goes through `u`.
+    fn update(&self, g: &mut Graph, u: &mut Updates, w: &Weight, grad: ValueId) -> Result<ValueId>;
+    /// Checks its configuration against the variables it will train (e.g. a
+    /// [`CaseOptimizer`]'s claims); called once before any update is recorded.
+    fn prepare(&self, _weights: &[&Weight]) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// What recording updates collects: the hyperparameter inputs and the iteration counters.
+#[derive(Debug, Default)]
+pub struct Updates {
+    /// Hyperparameter inputs by full name (`optimizer/hyperparameter`).
+    pub inputs: BTreeMap<String, ValueId>,
+    /// Iteration counters by optimizer name.
+    pub iterations: BTreeMap<String, ValueId>,
+}
+
+impl Updates {
+    /// The `[1]` input carrying hyperparameter `hyper` of optimizer `opt`.
+    pub fn hyper(&mut self, g: &mut Graph, opt: &str, hyper: &str) -> Result<ValueId> {
+        let name = format!("{opt}/{hyper}");
+        if let Some(&v) = self.inputs.get(&name) {
+            return Ok(v);
+        }
+        let v = g.input(&name, [1], DType::F32)?;
+        self.inputs.insert(name, v);
+        Ok(v)
+    }
+
+    /// The step count of optimizer `opt` before this step (`opt/iterations`), advanced by one at
+    /// the end of the step.
+    pub fn iterations(&mut self, g: &mut Graph, opt: &str) -> Result<ValueId> {
+        if let Some(&v) = self.iterations.get(opt) {
+            return Ok(v);
+        }
+        let name = format!("{opt}/iterations");
+        let v = match g.find_variable(&name) {
+            Some(v) => v,
+            None => g.variable(&name, [1], Init::Zeros)?,
+        };
+        self.iterations.insert(opt.to_string(), v);
+        Ok(v)
+    }
+
+    /// Records the iteration increments; call after every update.
+    pub fn finish(&self, g: &mut Graph) -> Result<()> {
+        for &it in self.iterations.values() {
+            let next = g.unary(crate::graph::UnaryOp::Offset(1.0), it)?;
+            g.assign(it, next)?;
+        }
+        Ok(())
+    }
+}
+
+/// A zero-initialised slot variable `opt/variable/slot` shaped like `w`.
+pub(crate) fn slot(g: &mut Graph, opt: &str, w: &Weight, slot: &str) -> Result<ValueId> {
+    let shape = g.value(w.variable).shape.clone();
+    let name = format!("{opt}/{}/{slot}", w.name);
+    match g.find_variable(&name) {
+        Some(v) => Ok(v),
+        None => g.variable(&name, shape, Init::Zeros),
+    }
+}
