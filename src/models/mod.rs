@@ -4,6 +4,7 @@
 //! [`Model::call`]). [`Built::summary`] gives Larq's `models.summary`.
 
 pub mod summary;
+pub mod zoo;
 
 pub use summary::Summary;
 

@@ -19,7 +19,8 @@ pub enum Loss {
         /// The predictions are logits (else probabilities).
         from_logits: bool,
     },
-    /// One-hot (or soft) targets `[N, C]` against class scores `[N, C]`.
+    /// One-hot (or soft) targets `[N, C]` against class scores `[N, C]`; targets must be
+    /// distributions (rows summing to 1), as Keras requires.
     CategoricalCrossentropy {
         /// The predictions are logits (else probabilities).
         from_logits: bool,

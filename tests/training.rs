@@ -1,0 +1,304 @@
+//! Losses, optimizers and schedules against the real Keras and Larq (fixtures by
+//! tests/fixtures/gen_training.py), and the fit loop: learning, determinism, partial batches,
+//! validation, early stopping, history files, data errors.
+
+mod common;
+
+use std::sync::Arc;
+
+use bitgrad::layers::{Activation, ActivationLayer, BatchNormalization, Flatten, QuantDense, QuantLayer, Weight};
+use bitgrad::models::Sequential;
+use bitgrad::quantizers::Quantizer;
+use bitgrad::train::data::{Dataset, Idx};
+use bitgrad::train::optimizers::{Adam, Bop, CaseOptimizer, Optimizer, Predicate, Sgd, Updates};
+use bitgrad::train::{EarlyStopping, FitOptions, Loss, Metric, Schedule, Trainer};
+use bitgrad::{DType, Device, Graph, HostTensor, ParamStore, Plan, UnaryOp};
+use serde_json::Value;
+
+fn fixture() -> Value {
+    serde_json::from_str(include_str!("fixtures/training.json")).unwrap()
+}
+
+fn floats(v: &Value) -> Vec<f32> {
+    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+}
+
+fn devices() -> Vec<Device> {
+    [Some(Device::cpu()), common::gpu().cloned()].into_iter().flatten().collect()
+}
+
+fn close(what: &str, got: &[f32], want: &[f32], tol: f32) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    for (i, (a, e)) in got.iter().zip(want).enumerate() {
+        assert!((a - e).abs() <= tol * (1.0 + e.abs()), "{what}: element {i}: {a} vs Keras {e}");
+    }
+}
+
+#[test]
+fn losses_and_gradients_match_keras() {
+    let f = fixture();
+    let logits = floats(&f["logits"]);
+    for case in f["losses"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let loss = match name {
+            "sparse_categorical_crossentropy logits" => Loss::SparseCategoricalCrossentropy { from_logits: true },
+            "categorical_crossentropy soft logits" => Loss::CategoricalCrossentropy { from_logits: true },
+            "binary_crossentropy logits" => Loss::BinaryCrossentropy { from_logits: true },
+            other => Loss::from_name(other).unwrap(),
+        };
+        let mut g = Graph::new();
+        let z = g.input("z", [6, 5], DType::F32).unwrap();
+        let pred = match case["activation"].as_str().unwrap() {
+            "softmax" => g.softmax(z).unwrap(),
+            "sigmoid" => g.unary(UnaryOp::Sigmoid, z).unwrap(),
+            _ => z,
+        };
+        let (dtype, dims) = loss.target_spec(&[6, 5]);
+        let t = g.input("t", dims.clone(), dtype).unwrap();
+        let l = loss.build(&mut g, pred, t).unwrap();
+        let dz = g.backward(l, &[z]).unwrap()[0];
+        let target = match dtype {
+            DType::I32 => HostTensor::i32(dims, floats(&case["target"]).iter().map(|&v| v as i32).collect()).unwrap(),
+            _ => HostTensor::f32(dims, floats(&case["target"])).unwrap(),
+        };
+        for d in devices() {
+            let mut plan = Plan::new(&d, &g, &[l, dz], &mut ParamStore::new()).unwrap();
+            plan.feed("z", &HostTensor::f32([6, 5], logits.clone()).unwrap()).unwrap();
+            plan.feed("t", &target).unwrap();
+            plan.run().unwrap();
+            let on = format!("{name} on {}", d.describe());
+            close(&format!("{on}: loss"), plan.fetch(l).unwrap().as_f32().unwrap(), &[case["value"].as_f64().unwrap() as f32], 1e-5);
+            close(&format!("{on}: gradient"), plan.fetch(dz).unwrap().as_f32().unwrap(), &floats(&case["gradient"]), 1e-5);
+        }
+    }
+}
+
+fn optimizer_for(name: &str) -> Arc<dyn Optimizer> {
+    match name {
+        "sgd" => Arc::new(Sgd::new(0.1)),
+        "sgd momentum" => Arc::new(Sgd { momentum: Schedule::Constant(0.9), ..Sgd::new(0.1) }),
+        "sgd nesterov" => Arc::new(Sgd { momentum: Schedule::Constant(0.9), nesterov: true, ..Sgd::new(0.1) }),
+        "adam" => Arc::new(Adam::new(0.01)),
+        "adamw" => Arc::new(Adam::w(0.01, 0.1)),
+        "bop" => {
+            let bop = Bop { threshold: Schedule::Constant(0.05), gamma: Schedule::Constant(0.5), ..Bop::new() };
+            let binary: Predicate = Arc::new(Bop::is_binary_variable);
+            Arc::new(CaseOptimizer::new(vec![(binary, Arc::new(bop))], None))
+        }
+        other => panic!("no optimizer for fixture case `{other}`"),
+    }
+}
+
+#[test]
+fn optimizer_updates_match_keras_and_larq() {
+    let f = fixture();
+    let grads: Vec<Vec<f32>> = f["gradients"].as_array().unwrap().iter().map(floats).collect();
+    for case in f["optimizers"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let opt = optimizer_for(name);
+        let mut g = Graph::new();
+        let w = g.variable("w", [5, 3], bitgrad::Init::Zeros).unwrap();
+        let grad = g.input("grad", [5, 3], DType::F32).unwrap();
+        let weight =
+            Weight { variable: w, name: "w".into(), precision: if name == "bop" { 1 } else { 32 }, constraint: None, trainable: true };
+        opt.prepare(&[&weight]).unwrap();
+        let mut u = Updates::default();
+        let new = opt.update(&mut g, &mut u, &weight, grad).unwrap();
+        g.assign(w, new).unwrap();
+        u.finish(&mut g).unwrap();
+        for d in devices() {
+            let mut params = ParamStore::new();
+            params.insert("w", d.upload(&HostTensor::f32([5, 3], floats(&case["initial"])).unwrap()).unwrap());
+            let mut plan = Plan::new(&d, &g, &[], &mut params).unwrap();
+            for (step, (gv, want)) in grads.iter().zip(case["after"].as_array().unwrap()).enumerate() {
+                plan.feed("grad", &HostTensor::f32([5, 3], gv.clone()).unwrap()).unwrap();
+                for (h, s) in opt.hyperparameters() {
+                    plan.feed(&h, &HostTensor::f32([1], vec![s.at(step)]).unwrap()).unwrap();
+                }
+                plan.run().unwrap();
+                let got = plan.fetch(w).unwrap();
+                close(&format!("{name} step {} on {}", step + 1, d.describe()), got.as_f32().unwrap(), &floats(want), 2e-6);
+            }
+        }
+    }
+}
+
+#[test]
+fn schedules_match_keras() {
+    for case in fixture()["schedules"].as_array().unwrap() {
+        let s = match case["name"].as_str().unwrap() {
+            "exponential" => Schedule::ExponentialDecay { initial: 0.1, decay_steps: 10, decay_rate: 0.5, staircase: false },
+            "exponential staircase" => Schedule::ExponentialDecay { initial: 0.1, decay_steps: 10, decay_rate: 0.5, staircase: true },
+            "cosine" => Schedule::CosineDecay { initial: 0.1, decay_steps: 20, alpha: 0.1 },
+            _ => Schedule::PiecewiseConstant { boundaries: vec![5, 12], values: vec![0.1, 0.05, 0.01] },
+        };
+        s.check("lr").unwrap();
+        let got: Vec<f32> = case["steps"].as_array().unwrap().iter().map(|t| s.at(t.as_u64().unwrap() as usize)).collect();
+        close(case["name"].as_str().unwrap(), &got, &floats(&case["values"]), 1e-6);
+    }
+    assert_eq!(Schedule::custom(|t| t as f32 * 2.0).at(3), 6.0);
+    let e = Schedule::PiecewiseConstant { boundaries: vec![5, 3], values: vec![1.0, 2.0, 3.0] }.check("adam/learning_rate").unwrap_err();
+    assert!(e.to_string().contains("adam/learning_rate") && e.to_string().contains("increase"), "{e}");
+}
+
+#[test]
+fn case_optimizer_reports_larqs_errors() {
+    let mut g = Graph::new();
+    let mk = |g: &mut Graph, name: &str, precision| Weight {
+        variable: g.variable(name, [2], bitgrad::Init::Zeros).unwrap(),
+        name: name.into(),
+        precision,
+        constraint: None,
+        trainable: true,
+    };
+    let (k, b) = (mk(&mut g, "k", 1), mk(&mut g, "b", 32));
+    let binary: Predicate = Arc::new(Bop::is_binary_variable);
+    let all: Predicate = Arc::new(|_: &Weight| true);
+    let overlap = CaseOptimizer::new(vec![(binary.clone(), Arc::new(Bop::new())), (all, Arc::new(Adam::new(0.01)))], None);
+    let e = overlap.prepare(&[&k, &b]).unwrap_err().to_string();
+    assert!(e.contains("Variable `k` claimed by multiple optimizers."), "{e}");
+    let empty = CaseOptimizer::new(vec![(binary, Arc::new(Bop::new()))], Some(Arc::new(Adam::new(0.01))));
+    let e = empty.prepare(&[&b]).unwrap_err().to_string();
+    assert!(e.contains("Optimizer `bop` did not claim any variables."), "{e}");
+    assert!(empty.prepare(&[&k, &b]).is_ok());
+}
+
+/// Three classes of 4x4 images with class-dependent bright quadrants and noise.
+fn blobs(n: usize, seed: u64) -> Dataset {
+    let noise = common::uniform(seed, n * 16, 0.6);
+    let mut x = Vec::with_capacity(n * 16);
+    let mut y = Vec::with_capacity(n);
+    for i in 0..n {
+        let c = (i * 7 + seed as usize) % 3;
+        for p in 0..16 {
+            let (r, col) = (p / 4, p % 4);
+            let on = match c {
+                0 => r < 2,
+                1 => col < 2,
+                _ => (r + col) % 2 == 0,
+            };
+            x.push(if on { 0.7 } else { -0.7 } + noise[i * 16 + p]);
+        }
+        y.push(c as i32);
+    }
+    Dataset::new(&[4, 4, 1], x, y).unwrap()
+}
+
+fn small_bnn() -> Sequential {
+    let ste = || Quantizer::from_name("ste_sign").unwrap();
+    Sequential::new("small", &[4, 4, 1])
+        .add(Flatten::new("flatten"))
+        .add(QuantDense::new("dense", 32).kernel_quantizer(ste()).use_bias(false))
+        .add(BatchNormalization { scale: false, ..BatchNormalization::new("bn") })
+        .add(QuantDense::new("dense_1", 3).input_quantizer(ste()).kernel_quantizer(ste()).use_bias(false))
+        .add(BatchNormalization { scale: false, ..BatchNormalization::new("bn_1") })
+        .add(ActivationLayer::new("softmax", Activation::Softmax))
+}
+
+fn fit_losses(device: &Device, epochs: usize) -> (Vec<f64>, Trainer) {
+    let mut t = Trainer::compile(
+        small_bnn(),
+        Loss::SparseCategoricalCrossentropy { from_logits: false },
+        Arc::new(Adam::new(0.01)),
+        &[Metric::Accuracy, Metric::TopK(2)],
+        device,
+    )
+    .unwrap();
+    // 100 samples in batches of 24: four full steps and a partial one of 4.
+    let opts = FitOptions { epochs, batch_size: 24, shuffle_seed: Some(3), ..FitOptions::default() };
+    let h = t.fit(&blobs(100, 1), None, &opts).unwrap();
+    (h.epochs.iter().map(|e| e.values["loss"]).collect(), t)
+}
+
+#[test]
+fn fit_learns_and_evaluates_with_partial_batches() {
+    for d in devices() {
+        let (losses, mut t) = fit_losses(&d, 8);
+        assert!(losses[7] < 0.6 * losses[0], "loss falls on {}: {losses:?}", d.describe());
+        assert_eq!(t.steps(), 8 * 5, "four full steps and a partial one per epoch");
+        let test = blobs(50, 2);
+        let m = t.evaluate(&test, 16).unwrap();
+        assert!(m["accuracy"] > 0.9, "accuracy {m:?} on {}", d.describe());
+        assert!(m["top_2"] >= m["accuracy"]);
+        let p = t.predict(&test, 16).unwrap();
+        assert_eq!(p.len(), 50 * 3);
+        let argmax_right = (0..50)
+            .filter(|&i| {
+                let row = &p[i * 3..i * 3 + 3];
+                let best = (0..3).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap();
+                best as i32 == test.y[i]
+            })
+            .count();
+        assert!((argmax_right as f64 / 50.0 - m["accuracy"]).abs() < 1e-9, "predict agrees with evaluate");
+    }
+}
+
+#[test]
+fn the_same_seed_gives_the_same_loss_curve() {
+    let (a, _) = fit_losses(&Device::cpu(), 3);
+    let (b, _) = fit_losses(&Device::cpu(), 3);
+    assert_eq!(
+        a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        b.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        "bit for bit on the CPU"
+    );
+    if let Some(gpu) = common::gpu() {
+        let (c, _) = fit_losses(gpu, 3);
+        for (x, y) in a.iter().zip(&c) {
+            assert!((x - y).abs() <= 0.05 * x.abs(), "GPU loss curve {c:?} vs CPU {a:?}");
+        }
+    }
+}
+
+#[test]
+fn validation_early_stopping_and_history_files() {
+    let mut t = Trainer::compile(
+        small_bnn(),
+        Loss::from_name("sparse_categorical_crossentropy").unwrap(),
+        Arc::new(Sgd::new(0.0)),
+        &[Metric::Accuracy],
+        &Device::cpu(),
+    )
+    .unwrap();
+    // A zero learning rate never improves val_accuracy: patience 2 stops after 3 epochs.
+    let es = EarlyStopping { monitor: "val_accuracy".into(), patience: 2, min_delta: 0.0 };
+    let opts = FitOptions { epochs: 10, batch_size: 16, validation_split: 0.25, early_stopping: Some(es), ..FitOptions::default() };
+    let h = t.fit(&blobs(64, 4), None, &opts).unwrap();
+    assert!(h.stopped_early && h.epochs.len() == 3, "{h:?}");
+    assert!(h.epochs[0].values.contains_key("val_loss") && h.epochs[0].values.contains_key("val_accuracy"));
+    let csv = h.to_csv();
+    assert!(csv.starts_with("epoch,accuracy,loss,val_accuracy,val_loss,seconds,images_per_second\n") && csv.lines().count() == 4, "{csv}");
+    let json: Value = serde_json::from_str(&h.to_json()).unwrap();
+    assert_eq!(json["epochs"].as_array().unwrap().len(), 3);
+    let bad = EarlyStopping { monitor: "val_acc".into(), patience: 1, min_delta: 0.0 };
+    let e = t.fit(&blobs(64, 4), None, &FitOptions { early_stopping: Some(bad), ..opts }).unwrap_err().to_string();
+    assert!(e.contains("val_acc") && e.contains("val_accuracy"), "{e}");
+}
+
+#[test]
+fn idx_files_parse_and_bad_ones_are_named_errors() {
+    let mut raw = vec![0u8, 0, 0x08, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 3];
+    raw.extend(0..12u8);
+    let idx = Idx::parse(&raw, "images").unwrap();
+    assert_eq!((idx.dims.clone(), idx.data.len()), (vec![2, 2, 3], 12));
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &raw).unwrap();
+    assert_eq!(Idx::parse(&gz.finish().unwrap(), "images.gz").unwrap(), idx);
+    let labels = Idx::parse(&[0, 0, 8, 1, 0, 0, 0, 2, 1, 0], "labels").unwrap();
+    let d = Dataset::from_idx(&idx, &labels, "set").unwrap();
+    assert_eq!((d.sample_shape.clone(), d.x[0], d.x[11]), (vec![2, 3, 1], -1.0, 11.0 / 127.5 - 1.0));
+    for (bytes, what) in [
+        (&raw[..raw.len() - 1], "need 12 data bytes"),
+        (&raw[..6], "header"),
+        (&[1u8, 0, 8, 1][..], "magic"),
+        (&[0u8, 0, 0x0d, 1, 0, 0, 0, 1, 0, 0, 0, 0][..], "0x0d"),
+        (&[0x1f, 0x8b, 1, 2][..], "gzip"),
+    ] {
+        let e = Idx::parse(bytes, "f.idx").unwrap_err().to_string();
+        assert!(e.starts_with("f.idx: ") && e.contains(what), "{e}");
+    }
+    let e = Dataset::from_idx(&idx, &Idx::parse(&[0, 0, 8, 1, 0, 0, 0, 3, 1, 0, 2], "l").unwrap(), "set").unwrap_err().to_string();
+    assert!(e.contains("labels [3] do not match 2 images"), "{e}");
+    let e = bitgrad::train::data::load_mnist_format(std::path::Path::new("/nonexistent")).unwrap_err().to_string();
+    assert!(e.contains("train-images-idx3-ubyte") && e.contains("missing"), "{e}");
+}
