@@ -230,6 +230,9 @@ fn fit_learns_and_evaluates_with_partial_batches() {
             })
             .count();
         assert!((argmax_right as f64 / 50.0 - m["accuracy"]).abs() < 1e-9, "predict agrees with evaluate");
+        // The loss over all 50 samples (three full batches and a partial one of 2).
+        let nll = (0..50).map(|i| -(p[i * 3 + test.y[i] as usize].max(1e-7) as f64).ln()).sum::<f64>() / 50.0;
+        assert!((nll - m["loss"]).abs() < 1e-4 * (1.0 + nll), "evaluate loss {} vs {nll} from predict on {}", m["loss"], d.describe());
     }
 }
 

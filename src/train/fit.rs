@@ -7,7 +7,7 @@
 //! `eval_metrics/*`, reset by a fed flag at the first batch of an epoch) and are read back only
 //! at logging points. A last partial batch runs on a plan of its own size, as Keras trains it.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -371,19 +371,19 @@ impl Trainer {
         Ok(values)
     }
 
-    /// Reads the metric sums of the plans of one mode used since their sums were reset (batch
-    /// sizes `sizes`) and returns the means over samples.
-    fn read_metrics(&self, train: bool, sizes: &HashSet<usize>) -> Result<BTreeMap<String, f64>> {
-        let mut totals: BTreeMap<String, f64> = BTreeMap::new();
-        let mut count = 0.0;
-        for size in sizes {
-            let step = &self.plans[&(train, *size)];
-            count += step.plan.fetch(step.count)?.as_f32()?[0] as f64;
-            for (name, v) in &step.sums {
-                *totals.entry(name.clone()).or_default() += step.plan.fetch(*v)?.as_f32()?[0] as f64;
-            }
+    /// Reads the metric sums of one mode (variables shared by all its plans) and returns the
+    /// means over samples.
+    fn read_metrics(&self, train: bool) -> Result<BTreeMap<String, f64>> {
+        let Some(step) = self.plans.iter().find(|((t, _), _)| *t == train).map(|(_, s)| s) else {
+            return Ok(BTreeMap::new());
+        };
+        let count = step.plan.fetch(step.count)?.as_f32()?[0] as f64;
+        let mut out = BTreeMap::new();
+        for (name, v) in &step.sums {
+            let sum = step.plan.fetch(*v)?.as_f32()?[0] as f64;
+            out.insert(name.clone(), if count > 0.0 { sum / count } else { 0.0 });
         }
-        Ok(totals.into_iter().map(|(n, s)| (n, if count > 0.0 { s / count } else { 0.0 })).collect())
+        Ok(out)
     }
 
     /// Keras' `fit`: trains on `data` and returns the per-epoch history.
@@ -407,21 +407,19 @@ impl Trainer {
             let batches: Vec<&[usize]> = order.chunks(opts.batch_size).collect();
             let bar = progress_bar(opts.verbose, batches.len(), &format!("epoch {}/{}", history.epochs.len() + 1, opts.epochs));
             let start = Instant::now();
-            // Both the full and the partial batch plan start their sums afresh this epoch.
-            let mut fresh: HashSet<usize> = HashSet::new();
             for (i, b) in batches.iter().enumerate() {
-                let first = fresh.insert(b.len());
-                self.run_batch(true, &train, b, first)?;
+                // The sums (shared by the full and the partial batch plans) restart with the epoch.
+                self.run_batch(true, &train, b, i == 0)?;
                 if let Some(bar) = &bar {
                     bar.inc(1);
                     if (i + 1) % opts.log_every.max(1) == 0 {
-                        let m = self.read_metrics(true, &fresh)?;
+                        let m = self.read_metrics(true)?;
                         let rate = (i + 1) as f64 * opts.batch_size as f64 / start.elapsed().as_secs_f64();
                         bar.set_message(format_metrics(&m, Some(rate)));
                     }
                 }
             }
-            let mut values = self.read_metrics(true, &fresh)?;
+            let mut values = self.read_metrics(true)?;
             let seconds = start.elapsed().as_secs_f64();
             for ((t, _), step) in &self.plans {
                 if *t {
@@ -481,12 +479,10 @@ impl Trainer {
             return Err(Error::invalid("evaluate", "data/batch_size", "needs samples and a positive batch size"));
         }
         let order: Vec<usize> = (0..data.len()).collect();
-        let mut fresh = HashSet::new();
-        for b in order.chunks(batch_size) {
-            let first = fresh.insert(b.len());
-            self.run_batch(false, data, b, first)?;
+        for (i, b) in order.chunks(batch_size).enumerate() {
+            self.run_batch(false, data, b, i == 0)?;
         }
-        self.read_metrics(false, &fresh)
+        self.read_metrics(false)
     }
 
     /// Keras' `predict`: the model's outputs for `data`'s samples in inference mode, batch after
