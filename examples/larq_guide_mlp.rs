@@ -20,7 +20,7 @@ fn main() -> bitgrad::Result<()> {
     let opts = FitOptions { epochs: 5, batch_size: 64, verbose: true, ..FitOptions::default() };
     let history = trainer.fit(&train, None, &opts)?;
     let m = trainer.evaluate(&test, 256)?;
-    let rate = history.epochs.iter().map(|e| e.images_per_second).sum::<f64>() / history.epochs.len() as f64;
+    let rate = history.mean_images_per_second();
     println!("test accuracy {:.2}%, {rate:.0} images/s training on {}", 100.0 * m["accuracy"], device.describe());
     Ok(())
 }

@@ -179,7 +179,7 @@ fn train(args: TrainArgs) -> bitgrad::Result<()> {
             FitOptions { epochs, batch_size: args.batch_size, shuffle_seed: Some(args.seed), verbose: true, ..FitOptions::default() };
         let history = trainer.fit(&train, None, &opts)?;
         let test_metrics = trainer.evaluate(&test, 256)?;
-        let rate = history.epochs.iter().map(|e| e.images_per_second).sum::<f64>() / history.epochs.len() as f64;
+        let rate = history.mean_images_per_second();
         if let Some(m) = trainer.step_memory(args.batch_size)? {
             eprintln!(
                 "step memory: {:.1} MiB transient (pooled; {:.1} MiB unpooled) + {:.1} MiB inputs + {:.1} MiB weights, statistics and slots",

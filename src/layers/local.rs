@@ -93,13 +93,14 @@ impl QuantLocallyConnected {
         }
     }
 
-    /// The shape of the stored kernel of implementation 2 or 3.
-    fn stored_shape(&self, geom: &ConvGeometry) -> Vec<usize> {
+    /// The shape of the stored kernel of implementation 2 or 3, whose `map` is
+    /// [`Self::kernel_map`]'s.
+    fn stored_shape(&self, geom: &ConvGeometry, map: &[i32]) -> Vec<usize> {
         let (c, f) = (geom.channels, self.filters);
         match (self.implementation, self.data_format) {
             (2, DataFormat::ChannelsLast) => [&geom.input[..], &[c], &geom.output, &[f]].concat(),
             (2, DataFormat::ChannelsFirst) => [&[c][..], &geom.input, &[f], &geom.output].concat(),
-            _ => vec![self.kernel_map(geom).iter().filter(|&&j| j >= 0).count()],
+            _ => vec![map.iter().filter(|&&j| j >= 0).count()],
         }
     }
 
@@ -201,7 +202,10 @@ impl Layer for QuantLocallyConnected {
         let (p, taps, c) = (geom.out_pixels(), geom.taps(), geom.channels);
         let impl1 = crate::Shape::new([p, taps * c, self.filters]);
         let map = (self.implementation != 1).then(|| self.kernel_map(&geom));
-        let stored = if map.is_some() { crate::Shape::new(self.stored_shape(&geom)) } else { impl1.clone() };
+        let stored = match &map {
+            Some(m) => crate::Shape::new(self.stored_shape(&geom, m)),
+            None => impl1.clone(),
+        };
         let (w, wq) = self.args.add_kernel(g, ctx, &self.name, stored)?;
         // The kernel as implementation 1's, in the graph's patch order (taps-major, channels
         // innermost): a constant index map for 2 and 3, a reorder for channels-first 1.

@@ -130,10 +130,15 @@ impl Dataset {
         (x, indices.iter().map(|&i| self.y[i]).collect())
     }
 
+    /// The samples in `range`, copied.
+    fn range(&self, r: std::ops::Range<usize>) -> Dataset {
+        let per = self.sample_len();
+        Dataset { sample_shape: self.sample_shape.clone(), x: self.x[r.start * per..r.end * per].to_vec(), y: self.y[r].to_vec() }
+    }
+
     /// The first `n` samples (or all, if fewer).
     pub fn take(&self, n: usize) -> Dataset {
-        let n = n.min(self.len());
-        Dataset { sample_shape: self.sample_shape.clone(), x: self.x[..n * self.sample_len()].to_vec(), y: self.y[..n].to_vec() }
+        self.range(0..n.min(self.len()))
     }
 
     /// Splits off the last `fraction` of the samples (Keras' `validation_split`, taken before
@@ -143,13 +148,7 @@ impl Dataset {
             return Err(Error::invalid("Dataset::split", "fraction", format!("{fraction} must lie in [0, 1)")));
         }
         let keep = self.len() - (self.len() as f64 * fraction as f64) as usize;
-        let per = self.sample_len();
-        let part = |r: std::ops::Range<usize>| Dataset {
-            sample_shape: self.sample_shape.clone(),
-            x: self.x[r.start * per..r.end * per].to_vec(),
-            y: self.y[r].to_vec(),
-        };
-        Ok((part(0..keep), part(keep..self.len())))
+        Ok((self.range(0..keep), self.range(keep..self.len())))
     }
 }
 

@@ -146,6 +146,14 @@ impl History {
         out
     }
 
+    /// Training images per second, averaged over the epochs (0 without epochs).
+    pub fn mean_images_per_second(&self) -> f64 {
+        if self.epochs.is_empty() {
+            return 0.0;
+        }
+        self.epochs.iter().map(|e| e.images_per_second).sum::<f64>() / self.epochs.len() as f64
+    }
+
     /// Writes [`History::to_json`] or [`History::to_csv`] (by the file's extension, `.csv` or
     /// anything else for JSON).
     pub fn write(&self, path: &std::path::Path) -> Result<()> {
@@ -344,7 +352,7 @@ impl Trainer {
             _ => HostTensor::new(tdims.clone(), TensorData::F32(one_hot(&y, *pred_dims.last().unwrap_or(&1), tdims.iter().product())?))?,
         };
         step.plan.feed("target", &target)?;
-        step.plan.feed(&step.keep.clone(), &HostTensor::f32([1], vec![if first { 0.0 } else { 1.0 }])?)?;
+        step.plan.feed(&step.keep, &HostTensor::f32([1], vec![if first { 0.0 } else { 1.0 }])?)?;
         for (name, v) in &hyper_values {
             if step.hypers.contains(name) {
                 step.plan.feed(name, &HostTensor::f32([1], vec![*v])?)?;
@@ -452,10 +460,9 @@ impl Trainer {
                     })?;
                     let lower = es.monitor.contains("loss");
                     let e = history.epochs.len();
+                    let improved = |b: f64| if lower { v < b - es.min_delta } else { v > b + es.min_delta };
                     match best {
-                        Some((b, _)) if !(if lower { v < b - es.min_delta } else { v > b + es.min_delta }) => {
-                            best.is_some_and(|(_, at)| e - at >= es.patience)
-                        }
+                        Some((b, at)) if !improved(b) => e - at >= es.patience,
                         _ => {
                             best = Some((v, e));
                             false
