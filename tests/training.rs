@@ -273,6 +273,10 @@ fn validation_early_stopping_and_history_files() {
     assert!(csv.starts_with("epoch,accuracy,loss,val_accuracy,val_loss,seconds,images_per_second\n") && csv.lines().count() == 4, "{csv}");
     let json: Value = serde_json::from_str(&h.to_json()).unwrap();
     assert_eq!(json["epochs"].as_array().unwrap().len(), 3);
+    let mut wrong = blobs(64, 4);
+    wrong.y[37] = 3;
+    let e = t.fit(&wrong, None, &FitOptions { shuffle_seed: None, ..FitOptions::default() }).unwrap_err().to_string();
+    assert!(e.contains("label 3 of sample 37 is not a class below 3"), "{e}");
     let bad = EarlyStopping { monitor: "val_acc".into(), patience: 1, min_delta: 0.0 };
     let e = t.fit(&blobs(64, 4), None, &FitOptions { early_stopping: Some(bad), ..opts }).unwrap_err().to_string();
     assert!(e.contains("val_acc") && e.contains("val_accuracy"), "{e}");

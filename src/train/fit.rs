@@ -346,10 +346,12 @@ impl Trainer {
         xdims.extend(&data.sample_shape);
         step.plan.feed(&step.input, &HostTensor::f32(xdims, x)?)?;
         let pred_dims = step.output_dims.clone();
+        let classes = *pred_dims.last().unwrap_or(&1);
+        check_labels(&y, indices, classes)?;
         let (tdtype, tdims) = loss.target_spec(&pred_dims);
         let target = match tdtype {
             DType::I32 => HostTensor::i32(tdims, y)?,
-            _ => HostTensor::new(tdims.clone(), TensorData::F32(one_hot(&y, *pred_dims.last().unwrap_or(&1), tdims.iter().product())?))?,
+            _ => HostTensor::new(tdims.clone(), TensorData::F32(one_hot(&y, classes, tdims.iter().product())?))?,
         };
         step.plan.feed("target", &target)?;
         step.plan.feed(&step.keep, &HostTensor::f32([1], vec![if first { 0.0 } else { 1.0 }])?)?;
@@ -523,7 +525,16 @@ fn target_len(pred: &[usize]) -> usize {
     pred[..pred.len().saturating_sub(1)].iter().product()
 }
 
-/// One-hot rows of `classes` for integer labels (targets of the non-sparse losses).
+/// Every label must name one of the model's `classes` (the sparse cross-entropy would
+/// otherwise give NaN); errors name the data set sample.
+fn check_labels(labels: &[i32], samples: &[usize], classes: usize) -> Result<()> {
+    match labels.iter().zip(samples).find(|(&l, _)| usize::try_from(l).map_or(true, |l| l >= classes)) {
+        Some((l, i)) => Err(Error::invalid("fit", "labels", format!("label {l} of sample {i} is not a class below {classes}"))),
+        None => Ok(()),
+    }
+}
+
+/// One-hot rows of `classes` for checked integer labels (targets of the non-sparse losses).
 fn one_hot(labels: &[i32], classes: usize, len: usize) -> Result<Vec<f32>> {
     if labels.len() * classes != len {
         return Err(Error::invalid(
@@ -534,11 +545,7 @@ fn one_hot(labels: &[i32], classes: usize, len: usize) -> Result<Vec<f32>> {
     }
     let mut v = vec![0.0; len];
     for (i, &l) in labels.iter().enumerate() {
-        let l = usize::try_from(l)
-            .ok()
-            .filter(|&l| l < classes)
-            .ok_or_else(|| Error::invalid("fit", "labels", format!("label {l} of sample {i} is not a class below {classes}")))?;
-        v[i * classes + l] = 1.0;
+        v[i * classes + l as usize] = 1.0;
     }
     Ok(v)
 }
