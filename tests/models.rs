@@ -420,3 +420,24 @@ fn a_shared_layer_must_fit_every_input_it_is_applied_to() {
     let e = bitgrad::models::build(&model, 1, Mode::Inference).unwrap_err().to_string();
     assert!(e.contains("layer `d`") && e.contains("d/kernel") && e.contains("[5, 2]") && e.contains("[4, 2]"), "{e}");
 }
+
+/// The first layer's initial kernel of the guide model built for `batch` in `mode`.
+fn initial_kernel(model: &Sequential, batch: usize, mode: Mode) -> Vec<f32> {
+    let built = model.build(batch, mode).unwrap();
+    let mut params = ParamStore::new();
+    Plan::new(&Device::cpu(), built.graph(), &built.outputs, &mut params).unwrap();
+    params.get("quant_dense/kernel").unwrap().download().unwrap().as_f32().unwrap().to_vec()
+}
+
+#[test]
+fn the_model_seed_sets_the_initial_weights() {
+    let default = initial_kernel(&guide(), 1, Mode::Inference);
+    assert_eq!(initial_kernel(&guide().with_seed(0), 4, Mode::Training), default, "seed 0 is the default");
+    let seeded = initial_kernel(&guide().with_seed(7), 1, Mode::Inference);
+    assert_ne!(seeded, default);
+    assert_eq!(initial_kernel(&guide().with_seed(7), 8, Mode::Training), seeded, "independent of batch and mode");
+    let limit = (6.0f32 / (784.0 + 512.0)).sqrt();
+    assert!(seeded.iter().all(|v| v.abs() <= limit), "still Glorot uniform");
+    let mean = seeded.iter().sum::<f32>() / seeded.len() as f32;
+    assert!(mean.abs() < 0.01 * limit, "centred: mean {mean}");
+}

@@ -61,7 +61,7 @@ struct TrainArgs {
     /// Train on the first N training samples only (a quick run).
     #[arg(long)]
     limit: Option<usize>,
-    /// Seed of the shuffles.
+    /// Seed of the weight initializers and of the shuffles.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Write each model's history here (`.csv` or `.json`; the model name is inserted).
@@ -161,10 +161,11 @@ fn train(args: TrainArgs) -> bitgrad::Result<()> {
         let epochs = args.epochs.unwrap_or(if which == "mlp" { 5 } else { 3 });
         let steps = epochs * train.len().div_ceil(args.batch_size);
         let (model, optimizer): (bitgrad::models::Sequential, Arc<dyn Optimizer>) = match (which, args.recipe.as_str()) {
-            ("mlp", "larq") => (zoo::larq_guide_mlp(), Arc::new(Adam::new(1e-3))),
-            ("cnn", "larq") => (zoo::larq_mnist_cnn(), Arc::new(Adam::new(1e-3))),
+            ("mlp", "larq") => (zoo::larq_guide_mlp().with_seed(args.seed), Arc::new(Adam::new(1e-3))),
+            ("cnn", "larq") => (zoo::larq_mnist_cnn().with_seed(args.seed), Arc::new(Adam::new(1e-3))),
             (_, "better") => {
-                let model = if which == "mlp" { zoo::better_mlp() } else { zoo::larq_mnist_cnn() };
+                let model =
+                    if which == "mlp" { zoo::better_mlp().with_seed(args.seed) } else { zoo::larq_mnist_cnn().with_seed(args.seed) };
                 let binary: Predicate = Arc::new(Bop::is_binary_variable);
                 let bop = Bop { threshold: Schedule::Constant(1e-6), gamma: Schedule::Constant(1e-3), ..Bop::new() };
                 let adam = Adam::new(Schedule::CosineDecay { initial: 1e-2, decay_steps: steps, alpha: 0.01 });

@@ -73,7 +73,7 @@ impl Layer for Dropout {
         let step = ctx.step_counter(g)?;
         let shape = g.value(x).shape.clone();
         // A shared dropout layer draws a different mask at each application.
-        let seed = self.seed ^ (ctx.application as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let seed = self.seed ^ (ctx.application as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ ctx.seed.rotate_left(32);
         let u = g.random_streamed(shape, Distribution::Uniform { low: 0.0, high: 1.0 }, seed, step)?;
         // keep = (u >= rate) as 0/1, then scaled.
         let rate = g.fill([1], self.rate)?;

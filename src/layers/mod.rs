@@ -82,6 +82,9 @@ pub struct BuildContext {
     /// How many times the layer being built was applied before: 0 the first time; a shared layer
     /// applied again reuses the weights [`add_weight`] made then.
     pub application: usize,
+    /// The model's seed, mixed into every initializer's per-name seed (0 keeps the per-name
+    /// seeds themselves); see [`crate::models::Model::seed`].
+    pub seed: u64,
 }
 
 impl BuildContext {
@@ -178,7 +181,11 @@ pub fn add_weight(g: &mut Graph, ctx: &mut BuildContext, spec: WeightSpec) -> Re
             return reuse_weight(g, &spec, &name, w);
         }
     }
-    let w = g.variable(&name, spec.shape.clone(), spec.initializer.init(&spec.shape, seed_for(&name)))?;
+    let w = g.variable(
+        &name,
+        spec.shape.clone(),
+        spec.initializer.init(&spec.shape, seed_for(&name) ^ ctx.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+    )?;
     ctx.weights.push(Weight {
         variable: w,
         name: name.clone(),

@@ -159,6 +159,12 @@ pub trait Model {
     fn lists_inputs(&self) -> bool {
         false
     }
+    /// The seed of the weight initializers (Keras' global seed): each weight draws from a seed
+    /// made of its name and this, so the same seed gives the same weights whatever the build
+    /// order, batch size or mode.
+    fn seed(&self) -> u64 {
+        0
+    }
 
     /// Builds the model for `batch`-sized inputs in `mode`. In training mode, a step counter used
     /// by randomized layers (dropout) advances by one per run.
@@ -176,6 +182,7 @@ pub fn build(model: &dyn Model, batch: usize, mode: Mode) -> Result<Built> {
         return Err(Error::invalid("model", "batch", "must be positive"));
     }
     let mut net = Network::new(batch, mode);
+    net.ctx.seed = model.seed();
     let mut inputs = Vec::new();
     for (name, shape) in model.inputs() {
         let x = net.input(&name, &shape)?;
@@ -242,12 +249,13 @@ pub struct Sequential {
     name: String,
     input_shape: Vec<usize>,
     layers: Vec<Box<dyn Layer>>,
+    seed: u64,
 }
 
 impl Sequential {
     /// An empty model for per-sample input shape `input_shape`.
     pub fn new(name: &str, input_shape: &[usize]) -> Self {
-        Sequential { name: name.to_string(), input_shape: input_shape.to_vec(), layers: Vec::new() }
+        Sequential { name: name.to_string(), input_shape: input_shape.to_vec(), layers: Vec::new(), seed: 0 }
     }
 
     /// Appends a layer (Keras' name for it, hence the allow).
@@ -260,6 +268,12 @@ impl Sequential {
     /// The layers.
     pub fn layers(&self) -> &[Box<dyn Layer>] {
         &self.layers
+    }
+
+    /// Sets the initializers' seed (see [`Model::seed`]).
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
     }
 }
 
@@ -279,6 +293,10 @@ impl Model for Sequential {
         }
         Ok(vec![x])
     }
+
+    fn seed(&self) -> u64 {
+        self.seed
+    }
 }
 
 /// The function of a [`Functional`] model.
@@ -290,12 +308,24 @@ pub struct Functional {
     name: String,
     inputs: Vec<(String, Vec<usize>)>,
     f: Box<GraphFn>,
+    seed: u64,
 }
 
 impl Functional {
     /// A model with these inputs (name, per-sample shape) whose outputs `f` computes.
     pub fn new(name: &str, inputs: &[(&str, &[usize])], f: impl Fn(&mut Network, &[ValueId]) -> Result<Vec<ValueId>> + 'static) -> Self {
-        Functional { name: name.to_string(), inputs: inputs.iter().map(|(n, s)| (n.to_string(), s.to_vec())).collect(), f: Box::new(f) }
+        Functional {
+            name: name.to_string(),
+            inputs: inputs.iter().map(|(n, s)| (n.to_string(), s.to_vec())).collect(),
+            f: Box::new(f),
+            seed: 0,
+        }
+    }
+
+    /// Sets the initializers' seed (see [`Model::seed`]).
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
     }
 }
 
@@ -314,5 +344,9 @@ impl Model for Functional {
 
     fn lists_inputs(&self) -> bool {
         true
+    }
+
+    fn seed(&self) -> u64 {
+        self.seed
     }
 }
