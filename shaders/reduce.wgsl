@@ -5,8 +5,11 @@
 //   1  x    storage read        input
 //   2  out  storage read_write  one element per kept index
 // The input is viewed as (kept axes) x (reduced axes), each with its own shape and strides, so any
-// axis set reduces without a transpose. One workgroup of 64 per output element: threads stride
-// over the reduced elements, then a tree in workgroup memory combines their partials.
+// axis set reduces without a transpose. `reduce`: one workgroup of 64 per output element, threads
+// stride over the reduced elements, then a tree in workgroup memory combines their partials (long
+// reductions into few outputs: batch statistics, weight gradients). `reduce_each`: one thread per
+// output element, a plain loop (short reductions into many outputs: pooling windows), where a
+// workgroup per output would leave most of its threads idle at every barrier.
 // Op codes mirror `ReduceOp::code`: 0 sum, 1 mean, 2 max.
 
 struct Params {
@@ -36,6 +39,52 @@ fn combine(op: u32, s: f32, v: f32) -> f32 {
     return s + v;
 }
 
+/// Input offset of output element `o`'s first reduced element.
+fn out_base(o: u32) -> u32 {
+    var rem = o;
+    var base = 0u;
+    for (var d = i32(p.out_rank) - 1; d >= 0; d--) {
+        let q = u32(d) / 4u;
+        let r = u32(d) % 4u;
+        base += (rem % p.out_shape[q][r]) * p.out_strides[q][r];
+        rem = rem / p.out_shape[q][r];
+    }
+    return base;
+}
+
+/// Input offset of reduced element `j` relative to an output's base.
+fn red_offset(j: u32) -> u32 {
+    var rj = j;
+    var off = 0u;
+    for (var d = i32(p.red_rank) - 1; d >= 0; d--) {
+        let q = u32(d) / 4u;
+        let r = u32(d) % 4u;
+        off += (rj % p.red_shape[q][r]) * p.red_strides[q][r];
+        rj = rj / p.red_shape[q][r];
+    }
+    return off;
+}
+
+fn identity() -> f32 {
+    return select(0.0, bitcast<f32>(0xff800000u), p.op == 2u);
+}
+
+fn finish(acc: f32) -> f32 {
+    return select(acc, acc / f32(p.n_red), p.op == 1u);
+}
+
+@compute @workgroup_size(64)
+fn reduce_each(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let o = gid.x + gid.y * nwg.x * WG;
+    if (o >= p.n_out) { return; }
+    let base = out_base(o);
+    var acc = identity();
+    for (var j = 0u; j < p.n_red; j++) {
+        acc = combine(p.op, acc, x[base + red_offset(j)]);
+    }
+    out[o] = finish(acc);
+}
+
 @compute @workgroup_size(64)
 fn reduce(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -45,25 +94,10 @@ fn reduce(
     let o = wid.x + wid.y * nwg.x;
     // `o` is the same for the whole workgroup, so this return keeps barriers in uniform flow.
     if (o >= p.n_out) { return; }
-    var rem = o;
-    var base = 0u;
-    for (var d = i32(p.out_rank) - 1; d >= 0; d--) {
-        let q = u32(d) / 4u;
-        let r = u32(d) % 4u;
-        base += (rem % p.out_shape[q][r]) * p.out_strides[q][r];
-        rem = rem / p.out_shape[q][r];
-    }
-    var acc = select(0.0, bitcast<f32>(0xff800000u), p.op == 2u);
+    let base = out_base(o);
+    var acc = identity();
     for (var j = lid; j < p.n_red; j += WG) {
-        var rj = j;
-        var off = base;
-        for (var d = i32(p.red_rank) - 1; d >= 0; d--) {
-            let q = u32(d) / 4u;
-            let r = u32(d) % 4u;
-            off += (rj % p.red_shape[q][r]) * p.red_strides[q][r];
-            rj = rj / p.red_shape[q][r];
-        }
-        acc = combine(p.op, acc, x[off]);
+        acc = combine(p.op, acc, x[base + red_offset(j)]);
     }
     part[lid] = acc;
     workgroupBarrier();
@@ -74,6 +108,6 @@ fn reduce(
         workgroupBarrier();
     }
     if (lid == 0u) {
-        out[o] = select(part[0], part[0] / f32(p.n_red), p.op == 1u);
+        out[o] = finish(part[0]);
     }
 }

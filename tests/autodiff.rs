@@ -256,3 +256,83 @@ fn window_rejects_bad_slices_and_concats() {
     assert!(g.concat(&[x, y], 0).is_ok());
     assert!(g.concat(&[x], 2).unwrap_err().to_string().contains("axis"));
 }
+
+/// `a^T @ b` in f64 for K-major `a` [K, M] and `b` [K, N].
+fn naive_tn(a: &[f32], b: &[f32], k: usize, m: usize, n: usize) -> Vec<f32> {
+    let mut c = vec![0.0f64; m * n];
+    for kk in 0..k {
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] += a[kk * m + i] as f64 * b[kk * n + j] as f64;
+            }
+        }
+    }
+    c.into_iter().map(|v| v as f32).collect()
+}
+
+#[test]
+fn long_products_into_small_outputs_are_split_along_k_with_the_same_values_and_gradients() {
+    // K = 2048 into a 9x5 output: recorded as 8 chunks of 256 and a sum.
+    let (k, m, n) = (2048, 9, 5);
+    let (av, bv, rv) = (uniform(11, k * m, 1.0), uniform(12, k * n, 1.0), uniform(13, m * n, 1.0));
+    let mut g = Graph::new();
+    let a = g.input("a", [k, m], DType::F32).unwrap();
+    let b = g.input("b", [k, n], DType::F32).unwrap();
+    let nodes = g.nodes().len();
+    let c = g.matmul_t(a, b, true, false).unwrap();
+    assert_eq!(g.nodes().len() - nodes, 4, "reshape a, reshape b, batched product, sum");
+    let r = g.constant(HostTensor::f32([m, n], rv.clone()).unwrap()).unwrap();
+    let cr = g.mul(c, r).unwrap();
+    let loss = g.sum(cr, &[0, 1], false).unwrap();
+    let grads = g.backward(loss, &[a, b]).unwrap();
+    // da[k, i] = sum_j b[k, j] r[i, j]; db[k, j] = sum_i a[k, i] r[i, j].
+    let mut da = vec![0.0f32; k * m];
+    let mut db = vec![0.0f32; k * n];
+    for kk in 0..k {
+        for i in 0..m {
+            for j in 0..n {
+                da[kk * m + i] += bv[kk * n + j] * rv[i * n + j];
+                db[kk * n + j] += av[kk * m + i] * rv[i * n + j];
+            }
+        }
+    }
+    let case = Case {
+        graph: g,
+        outputs: vec![c, grads[0], grads[1]],
+        feeds: vec![("a", HostTensor::f32([k, m], av.clone()).unwrap()), ("b", HostTensor::f32([k, n], bv.clone()).unwrap())],
+    };
+    let cpu = run_on(&Device::cpu(), &case, 1).unwrap();
+    assert_close("split product", &cpu[0], &HostTensor::f32([m, n], naive_tn(&av, &bv, k, m, n)).unwrap(), accumulation(k));
+    assert_close("d/da", &cpu[1], &HostTensor::f32([k, m], da).unwrap(), accumulation(n));
+    assert_close("d/db", &cpu[2], &HostTensor::f32([k, n], db).unwrap(), accumulation(m));
+    check_case("split product and gradients", &case, accumulation(k));
+
+    // A batch of products against one shared operand, and a K with no divisor in range: K = 2053
+    // is prime, so it stays one product.
+    let mut g = Graph::new();
+    let a = g.input("a", [2, k, m], DType::F32).unwrap();
+    let b = g.input("b", [k, n], DType::F32).unwrap();
+    let c = g.matmul_t(a, b, true, false).unwrap();
+    assert_eq!(g.value(c).shape.dims(), &[2, m, n]);
+    let a2 = uniform(14, 2 * k * m, 1.0);
+    let case = Case {
+        graph: g,
+        outputs: vec![c],
+        feeds: vec![("a", HostTensor::f32([2, k, m], a2.clone()).unwrap()), ("b", HostTensor::f32([k, n], bv.clone()).unwrap())],
+    };
+    let mut expected = naive_tn(&a2[..k * m], &bv, k, m, n);
+    expected.extend(naive_tn(&a2[k * m..], &bv, k, m, n));
+    assert_close(
+        "batched split",
+        &run_on(&Device::cpu(), &case, 1).unwrap()[0],
+        &HostTensor::f32([2, m, n], expected).unwrap(),
+        accumulation(k),
+    );
+    check_case("batched split", &case, accumulation(k));
+    let mut g = Graph::new();
+    let a = g.input("a", [2053, m], DType::F32).unwrap();
+    let b = g.input("b", [2053, n], DType::F32).unwrap();
+    let nodes = g.nodes().len();
+    g.matmul_t(a, b, true, false).unwrap();
+    assert_eq!(g.nodes().len() - nodes, 1, "a prime K is not split");
+}

@@ -127,6 +127,15 @@ fn reduce_matches_cpu() {
         &case(Op::Reduce { op: ReduceOp::Sum, axes: vec![1], keep_dims: false }, vec![x]),
         accumulation(4099),
     );
+    // Many short reductions (pooling windows): one thread per output, over many workgroups.
+    for op in [ReduceOp::Max, ReduceOp::Mean] {
+        let x = f32s(&[4099, 4, 3], 5, 2.0);
+        check_case(
+            &format!("{op:?} [4099, 4, 3] axis 1"),
+            &case(Op::Reduce { op, axes: vec![1], keep_dims: false }, vec![x]),
+            accumulation(4),
+        );
+    }
 }
 
 #[test]

@@ -67,6 +67,9 @@ struct TrainArgs {
     /// Write each model's history here (`.csv` or `.json`; the model name is inserted).
     #[arg(long)]
     history: Option<std::path::PathBuf>,
+    /// Time one training step per kernel (GPU timestamps), print the table, and stop.
+    #[arg(long)]
+    profile: bool,
 }
 
 fn main() {
@@ -176,6 +179,10 @@ fn train(args: TrainArgs) -> bitgrad::Result<()> {
         eprintln!("model: {which} ({} recipe), {epochs} epochs, batch {}, optimizer {optimizer:?}", args.recipe, args.batch_size);
         let mut trainer =
             Trainer::compile(model, Loss::SparseCategoricalCrossentropy { from_logits: false }, optimizer, &[Metric::Accuracy], &d)?;
+        if args.profile {
+            print_profile(&trainer.profile_step(&train, args.batch_size)?);
+            continue;
+        }
         let opts =
             FitOptions { epochs, batch_size: args.batch_size, shuffle_seed: Some(args.seed), verbose: true, ..FitOptions::default() };
         let history = trainer.fit(&train, None, &opts)?;
@@ -206,4 +213,31 @@ fn train(args: TrainArgs) -> bitgrad::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Per kernel (shader::entry): dispatches, total time and share of the step, slowest first.
+fn print_profile(times: &[bitgrad::graph::KernelTime]) {
+    let mut by_kernel: Vec<(String, usize, f64)> = Vec::new();
+    for t in times {
+        match by_kernel.iter_mut().find(|(k, _, _)| *k == t.kernel) {
+            Some(row) => {
+                row.1 += 1;
+                row.2 += t.ns;
+            }
+            None => by_kernel.push((t.kernel.clone(), 1, t.ns)),
+        }
+    }
+    by_kernel.sort_by(|a, b| b.2.total_cmp(&a.2));
+    let total: f64 = times.iter().map(|t| t.ns).sum();
+    println!("{:<40} {:>10} {:>10} {:>7}", "kernel", "dispatches", "ms", "share");
+    for (kernel, n, ns) in &by_kernel {
+        println!("{kernel:<40} {n:>10} {:>10.3} {:>6.1}%", ns / 1e6, 100.0 * ns / total);
+    }
+    println!("{:<40} {:>10} {:>10.3} {:>6.1}%", "total", times.len(), total / 1e6, 100.0);
+    let mut slowest: Vec<(usize, &bitgrad::graph::KernelTime)> = times.iter().enumerate().collect();
+    slowest.sort_by(|a, b| b.1.ns.total_cmp(&a.1.ns));
+    println!("\nslowest dispatches (position in the step, workgroups x,y,z):");
+    for (i, t) in slowest.iter().take(10) {
+        println!("  #{i:<4} {:<32} {:>14} {:>10.3} ms", t.kernel, format!("{:?}", t.workgroups), t.ns / 1e6);
+    }
 }

@@ -300,8 +300,31 @@ impl Graph {
     }
 
     /// `op(a) @ op(b)` with optional transposes of the last two axes.
+    ///
+    /// A long product into a small output (`a^T @ b` with both stored K-major, as weight
+    /// gradients are: K runs over every pixel of the batch) would give a GPU a handful of output
+    /// tiles to work on, each looping over all of K. Such a product is recorded split along K
+    /// instead: the reshapes are free (they share buffers), the chunks multiply as one batched
+    /// product, and a reduce sums the partial products. The split depends on the shapes alone,
+    /// so both backends compute the same sums.
     pub fn matmul_t(&mut self, a: ValueId, b: ValueId, trans_a: bool, trans_b: bool) -> Result<ValueId> {
-        self.push1(Op::MatMul { trans_a, trans_b }, &[a, b])
+        let (sa, sb) = (self.check(a)?.shape.clone(), self.check(b)?.shape.clone());
+        let d = op::MatMulDims::new(&sa, &sb, trans_a, trans_b)?;
+        let splits = if trans_a && !trans_b { k_splits(&d) } else { 1 };
+        if splits == 1 {
+            return self.push1(Op::MatMul { trans_a, trans_b }, &[a, b]);
+        }
+        let chunked = |s: &Shape| {
+            let r = s.rank();
+            let mut dims = s.dims()[..r - 2].to_vec();
+            dims.extend([splits, d.k / splits, s.dims()[r - 1]]);
+            dims
+        };
+        let a = self.reshape(a, chunked(&sa))?;
+        let b = self.reshape(b, chunked(&sb))?;
+        let partial = self.push1(Op::MatMul { trans_a, trans_b }, &[a, b])?;
+        let rank = self.value(partial).shape.rank();
+        self.sum(partial, &[rank - 3], false)
     }
 
     /// Axis permutation. The identity records nothing, and a permutation that only moves
@@ -512,4 +535,18 @@ impl Graph {
     pub fn assign(&mut self, variable: ValueId, value: ValueId) -> Result<()> {
         self.push(Op::Assign, &[variable, value]).map(|_| ())
     }
+}
+
+/// How many K chunks [`Graph::matmul_t`] splits a product into: enough for about 64 output
+/// tiles of 64x64, each chunk at least 256 long, a divisor of K (so the chunks are reshapes);
+/// 1 (no split) when the output already has the tiles or no divisor fits.
+fn k_splits(d: &op::MatMulDims) -> usize {
+    const TILES: usize = 64;
+    const MIN_CHUNK: usize = 256;
+    let tiles = d.batch * d.m.div_ceil(64) * d.n.div_ceil(64);
+    if tiles >= TILES / 2 {
+        return 1;
+    }
+    let most = TILES.div_ceil(tiles).min(d.k / MIN_CHUNK);
+    (2..=most).rev().find(|s| d.k % s == 0).unwrap_or(1)
 }

@@ -630,8 +630,11 @@ impl GpuExec {
         if !ctx.features.contains(wgpu::Features::TIMESTAMP_QUERY) {
             return Err(Error::Unsupported { feature: "timestamp queries", adapter: ctx.summary.name.clone() });
         }
-        let kernels: Vec<crate::kernels::Kernel> =
-            self.steps.iter().filter_map(|s| if let Encoded::Dispatch { kernel, .. } = s { Some(*kernel) } else { None }).collect();
+        let kernels: Vec<(crate::kernels::Kernel, [u32; 3])> = self
+            .steps
+            .iter()
+            .filter_map(|s| if let Encoded::Dispatch { kernel, workgroups, .. } = s { Some((*kernel, *workgroups)) } else { None })
+            .collect();
         let count = 2 * kernels.len() as u32;
         if count > wgpu::QUERY_SET_MAX_QUERIES {
             return Err(Error::invalid(
@@ -668,7 +671,11 @@ impl GpuExec {
         Ok(kernels
             .iter()
             .zip(ticks.chunks(2))
-            .map(|(k, t)| KernelTime { kernel: format!("{}::{}", k.shader, k.entry), ns: t[1].saturating_sub(t[0]) as f64 * period })
+            .map(|((k, workgroups), t)| KernelTime {
+                kernel: format!("{}::{}", k.shader, k.entry),
+                workgroups: *workgroups,
+                ns: t[1].saturating_sub(t[0]) as f64 * period,
+            })
             .collect())
     }
 }
@@ -678,6 +685,8 @@ impl GpuExec {
 pub struct KernelTime {
     /// "shader::entry point".
     pub kernel: String,
+    /// Workgroups dispatched (x, y, z).
+    pub workgroups: [u32; 3],
     /// Nanoseconds.
     pub ns: f64,
 }

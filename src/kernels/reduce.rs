@@ -9,6 +9,12 @@ use crate::graph::ReduceOp;
 pub const SHADER: Shader = Shader { name: "reduce", source: include_str!("../../shaders/reduce.wgsl"), params_layout, subgroups: false };
 /// One workgroup per output element.
 pub const REDUCE: Kernel = Kernel { shader: "reduce", entry: "reduce" };
+/// One thread per output element.
+pub const REDUCE_EACH: Kernel = Kernel { shader: "reduce", entry: "reduce_each" };
+
+/// Up to this many elements per output, one thread per output beats a workgroup per output
+/// (whose 64 threads would mostly idle at its barriers).
+pub const SHORT: usize = 64;
 
 /// Mirror of the WGSL `Params`.
 #[repr(C)]
@@ -50,9 +56,10 @@ pub fn reduce(op: ReduceOp, shape: &[usize], axes: &[usize], x: &BufferView, out
     let (os, ost) = split(true);
     let (rs, rst) = split(false);
     let n_out = os.iter().product::<usize>();
+    let n_red = rs.iter().product::<usize>();
     let p = Params {
         n_out: n_out as u32,
-        n_red: rs.iter().product::<usize>() as u32,
+        n_red: n_red as u32,
         out_rank: os.len() as u32,
         red_rank: rs.len() as u32,
         op: op.code(),
@@ -62,5 +69,9 @@ pub fn reduce(op: ReduceOp, shape: &[usize], axes: &[usize], x: &BufferView, out
         red_strides: dims8(&rst),
         ..Default::default()
     };
-    Dispatch::new(REDUCE, &p, &[(1, x), (2, out)], grid_1d(n_out, 1))
+    if n_red <= SHORT {
+        Dispatch::new(REDUCE_EACH, &p, &[(1, x), (2, out)], grid_1d(n_out, 64))
+    } else {
+        Dispatch::new(REDUCE, &p, &[(1, x), (2, out)], grid_1d(n_out, 1))
+    }
 }

@@ -17,7 +17,7 @@ use super::optimizers::{Optimizer, Updates};
 use super::schedules::{Every, HyperparameterScheduler};
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::graph::{BinaryOp, Graph, Init, ParamStore, Plan, PlanMemory, ValueId};
+use crate::graph::{BinaryOp, Graph, Init, KernelTime, ParamStore, Plan, PlanMemory, ValueId};
 use crate::layers::Mode;
 use crate::models::{self, Model};
 use crate::tensor::{DType, HostTensor, TensorData};
@@ -337,6 +337,28 @@ impl Trainer {
 
     /// Feeds one batch and the per-step inputs, and runs the step.
     fn run_batch(&mut self, train: bool, data: &Dataset, indices: &[usize], first: bool) -> Result<()> {
+        self.feed_batch(train, data, indices, first)?.plan.run()?;
+        if train {
+            self.step += 1;
+        }
+        Ok(())
+    }
+
+    /// Runs one training step on the first `batch` samples of `data` with GPU timestamps around
+    /// every dispatch, and returns each dispatch's time in order (see [`Plan::profile`]). The
+    /// step is a real one: the weights and the step count advance as in `fit`.
+    pub fn profile_step(&mut self, data: &Dataset, batch: usize) -> Result<Vec<KernelTime>> {
+        if batch == 0 || batch > data.len() {
+            return Err(Error::invalid("profile_step", "batch", format!("{batch} is not between 1 and the {} samples", data.len())));
+        }
+        let indices: Vec<usize> = (0..batch).collect();
+        let times = self.feed_batch(true, data, &indices, true)?.plan.profile()?;
+        self.step += 1;
+        Ok(times)
+    }
+
+    /// Feeds one batch and the per-step inputs to the step's plan, and returns it.
+    fn feed_batch(&mut self, train: bool, data: &Dataset, indices: &[usize], first: bool) -> Result<&mut Step> {
         let batch = indices.len();
         let hyper_values: Vec<(String, f32)> = if train { self.hyper_values()? } else { Vec::new() };
         let loss = self.loss;
@@ -360,11 +382,7 @@ impl Trainer {
                 step.plan.feed(name, &HostTensor::f32([1], vec![*v])?)?;
             }
         }
-        step.plan.run()?;
-        if train {
-            self.step += 1;
-        }
-        Ok(())
+        Ok(step)
     }
 
     /// The value of every hyperparameter for the next step: its schedule at the step, unless a
