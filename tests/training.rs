@@ -309,3 +309,28 @@ fn idx_files_parse_and_bad_ones_are_named_errors() {
     let e = bitgrad::train::data::load_mnist_format(std::path::Path::new("/nonexistent")).unwrap_err().to_string();
     assert!(e.contains("train-images-idx3-ubyte") && e.contains("missing"), "{e}");
 }
+
+#[test]
+fn a_profiled_step_times_every_dispatch_and_is_a_real_step() {
+    let data = blobs(40, 5);
+    let compile = |d: &Device| {
+        Trainer::compile(small_bnn(), Loss::SparseCategoricalCrossentropy { from_logits: false }, Arc::new(Adam::new(0.01)), &[], d)
+            .unwrap()
+    };
+    let e = compile(&Device::cpu()).profile_step(&data, 8).unwrap_err().to_string();
+    assert!(e.contains("timestamps") && e.contains("cpu"), "{e}");
+    let Some(gpu) = common::gpu() else { return };
+    let mut t = compile(gpu);
+    for bad in [0, 41] {
+        let e = t.profile_step(&data, bad).unwrap_err().to_string();
+        assert!(e.contains("profile_step") && e.contains(&bad.to_string()), "{e}");
+    }
+    t.profile_step(&data, 8).unwrap();
+    let before = t.params.get("dense/kernel").unwrap().download().unwrap();
+    let times = t.profile_step(&data, 8).unwrap();
+    assert_eq!(t.steps(), 2);
+    assert_ne!(t.params.get("dense/kernel").unwrap().download().unwrap(), before, "the optimizer ran");
+    assert!(times.iter().any(|k| k.kernel == "xnor_gemm::xnor_gemm"), "the binary layer's product is timed");
+    assert!(times.iter().all(|k| k.ns >= 0.0 && k.workgroups.iter().all(|&w| w >= 1)));
+    assert!(times.iter().map(|k| k.ns).sum::<f64>() > 0.0);
+}
