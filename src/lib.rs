@@ -27,6 +27,7 @@ pub mod constraints;
 pub mod device;
 pub mod error;
 pub mod graph;
+pub mod io;
 pub mod kernels;
 pub mod layers;
 pub mod models;

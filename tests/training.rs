@@ -11,7 +11,7 @@ use bitgrad::models::Sequential;
 use bitgrad::quantizers::Quantizer;
 use bitgrad::train::data::{Dataset, Idx};
 use bitgrad::train::optimizers::{Adam, Bop, CaseOptimizer, Optimizer, Predicate, Sgd, Updates};
-use bitgrad::train::{EarlyStopping, FitOptions, Loss, Metric, Schedule, Trainer};
+use bitgrad::train::{EarlyStopping, FitOptions, Loss, Metric, ModelCheckpoint, Schedule, Trainer};
 use bitgrad::{DType, Device, Graph, HostTensor, ParamStore, Plan, UnaryOp};
 use serde_json::Value;
 
@@ -333,4 +333,141 @@ fn a_profiled_step_times_every_dispatch_and_is_a_real_step() {
     assert!(times.iter().any(|k| k.kernel == "xnor_gemm::xnor_gemm"), "the binary layer's product is timed");
     assert!(times.iter().all(|k| k.ns >= 0.0 && k.workgroups.iter().all(|&w| w >= 1)));
     assert!(times.iter().map(|k| k.ns).sum::<f64>() > 0.0);
+}
+
+fn adam_trainer(device: &Device) -> Trainer {
+    Trainer::compile(
+        small_bnn(),
+        Loss::SparseCategoricalCrossentropy { from_logits: false },
+        Arc::new(Adam::new(0.01)),
+        &[Metric::Accuracy],
+        device,
+    )
+    .unwrap()
+}
+
+fn scratch_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("bitgrad-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn a_checkpointed_trainer_resumes_exactly_where_it_stopped() {
+    let dir = scratch_dir("resume");
+    let data = blobs(100, 1);
+    let opts = |epochs| FitOptions { epochs, batch_size: 24, shuffle_seed: Some(3), ..FitOptions::default() };
+    for d in devices() {
+        let mut straight = adam_trainer(&d);
+        let whole = straight.fit(&data, None, &opts(3)).unwrap();
+        // Train one epoch with a checkpoint per epoch, then restore it into a fresh trainer.
+        let mut first = adam_trainer(&d);
+        let every = ModelCheckpoint::new(dir.join("state-{epoch}.safetensors"));
+        first.fit(&data, None, &FitOptions { checkpoint: Some(every), ..opts(1) }).unwrap();
+        let saved = dir.join("state-1.safetensors");
+        let mut resumed = adam_trainer(&d);
+        resumed.load_state(&saved).unwrap();
+        assert_eq!(resumed.steps(), 5);
+        for (name, t) in first.params.iter() {
+            assert_eq!(resumed.params.get(name).unwrap().download().unwrap(), t.download().unwrap(), "{name} restored exactly");
+        }
+        let rest = resumed.fit(&data, None, &opts(2)).unwrap();
+        let (a, b): (Vec<f64>, Vec<f64>) =
+            (whole.epochs[1..].iter().map(|e| e.values["loss"]).collect(), rest.epochs.iter().map(|e| e.values["loss"]).collect());
+        assert_eq!(a, b, "epochs 2 and 3 resumed equal epochs 2 and 3 straight through on {}", d.describe());
+        assert_eq!(rest.epochs[0].epoch, 1);
+        // Loading into a trainer that already made its plans overwrites their tensors.
+        first.fit(&data, None, &opts(1)).unwrap();
+        first.load_state(&saved).unwrap();
+        let again = first.fit(&data, None, &opts(2)).unwrap();
+        assert_eq!(again.epochs.iter().map(|e| e.values["loss"]).collect::<Vec<_>>(), b);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn checkpoints_keep_only_the_best_epochs_when_asked() {
+    let dir = scratch_dir("best");
+    let mut t = Trainer::compile(
+        small_bnn(),
+        Loss::SparseCategoricalCrossentropy { from_logits: false },
+        Arc::new(Sgd::new(0.0)),
+        &[Metric::Accuracy],
+        &Device::cpu(),
+    )
+    .unwrap();
+    // A zero learning rate never improves val_accuracy after the first epoch (as in the early
+    // stopping test): only epoch 1 is saved.
+    let best = ModelCheckpoint {
+        monitor: "val_accuracy".into(),
+        save_best_only: true,
+        ..ModelCheckpoint::new(dir.join("best-{epoch}.safetensors"))
+    };
+    let opts = FitOptions { epochs: 3, batch_size: 16, validation_split: 0.25, checkpoint: Some(best), ..FitOptions::default() };
+    t.fit(&blobs(64, 4), None, &opts).unwrap();
+    let mut files: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
+    files.sort();
+    assert_eq!(files, ["best-1.safetensors"]);
+    let bad = ModelCheckpoint { monitor: "val_acc".into(), save_best_only: true, ..ModelCheckpoint::new(dir.join("x.safetensors")) };
+    let e = t.fit(&blobs(64, 4), None, &FitOptions { checkpoint: Some(bad), ..opts }).unwrap_err().to_string();
+    assert!(e.contains("val_acc") && e.contains("val_accuracy"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_trainer_state_files_are_named_errors_and_change_nothing() {
+    use bitgrad::io::safetensors::TensorFile;
+    let dir = scratch_dir("badstate");
+    let mut t = adam_trainer(&Device::cpu());
+    // Saved before training: the initial weights.
+    let path = dir.join("init.safetensors");
+    t.save_state(&path).unwrap();
+    let file = TensorFile::read(&path).unwrap();
+    assert!(file.tensors.contains_key("dense/kernel") && file.tensors.contains_key("bn/moving_mean"));
+    assert_eq!(file.metadata["format"], "bitgrad-trainer-state");
+    let kernel = file.tensors["dense/kernel"].clone();
+    t.fit(&blobs(48, 2), None, &FitOptions { batch_size: 16, ..FitOptions::default() }).unwrap();
+    let trained = t.params.get("dense/kernel").unwrap().download().unwrap();
+    assert_ne!(trained, kernel);
+
+    let write = |name: &str, f: &TensorFile| {
+        let p = dir.join(name);
+        f.write(&p).unwrap();
+        p
+    };
+    let mut missing = file.clone();
+    missing.tensors.remove("bn/moving_variance");
+    let mut extra = file.clone();
+    extra.tensors.insert("dense_9/kernel".into(), kernel.clone());
+    let mut reshaped = file.clone();
+    reshaped.tensors.insert("dense/kernel".into(), HostTensor::f32([32, 16], kernel.as_f32().unwrap().to_vec()).unwrap());
+    let mut foreign = file.clone();
+    foreign.metadata.clear();
+    let bytes = std::fs::read(&path).unwrap();
+    let truncated = dir.join("truncated.safetensors");
+    std::fs::write(&truncated, &bytes[..bytes.len() - 10]).unwrap();
+    let cases = [
+        (write("missing.safetensors", &missing), "missing tensors: bn/moving_variance"),
+        (write("extra.safetensors", &extra), "do not have: dense_9/kernel"),
+        (write("reshaped.safetensors", &reshaped), "tensor `dense/kernel` is F32 [32, 16]; the model expects F32 [16, 32]"),
+        (write("foreign.safetensors", &foreign), "not a bitgrad trainer state"),
+        (truncated, "not a safetensors file"),
+        (dir.join("absent.safetensors"), "absent.safetensors"),
+    ];
+    for (p, want) in cases {
+        let e = t.load_state(&p).unwrap_err().to_string();
+        assert!(e.contains(want) && e.contains(&p.file_name().unwrap().to_string_lossy().to_string()), "{}: {e}", p.display());
+        assert_eq!(t.params.get("dense/kernel").unwrap().download().unwrap(), trained, "{}: nothing changed", p.display());
+    }
+    t.load_state(&path).unwrap();
+    assert_eq!(t.params.get("dense/kernel").unwrap().download().unwrap(), kernel);
+    assert_eq!(t.steps(), 0);
+    // A failed write leaves neither the file nor a temporary one.
+    let e = t.save_state(&dir.join("no-such-dir").join("s.safetensors")).unwrap_err().to_string();
+    assert!(e.contains("no-such-dir"), "{e}");
+    let mut left: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
+    left.retain(|n| n.contains(".tmp"));
+    assert!(left.is_empty(), "{left:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -67,6 +67,13 @@ struct TrainArgs {
     /// Write each model's history here (`.csv` or `.json`; the model name is inserted).
     #[arg(long)]
     history: Option<std::path::PathBuf>,
+    /// Save the trainer's state after every epoch here (`{epoch}` becomes the epoch number; the
+    /// model name is inserted).
+    #[arg(long)]
+    checkpoint: Option<std::path::PathBuf>,
+    /// Resume from a state saved by --checkpoint, training on to --epochs in all (one model only).
+    #[arg(long)]
+    resume: Option<std::path::PathBuf>,
     /// Time one training step per kernel (GPU timestamps), print the table, and stop.
     #[arg(long)]
     profile: bool,
@@ -179,12 +186,29 @@ fn train(args: TrainArgs) -> bitgrad::Result<()> {
         eprintln!("model: {which} ({} recipe), {epochs} epochs, batch {}, optimizer {optimizer:?}", args.recipe, args.batch_size);
         let mut trainer =
             Trainer::compile(model, Loss::SparseCategoricalCrossentropy { from_logits: false }, optimizer, &[Metric::Accuracy], &d)?;
+        let mut done = 0;
+        if let Some(path) = &args.resume {
+            if args.model == "both" {
+                return Err(bitgrad::Error::invalid("train", "--resume", "resumes one model; pass --model mlp or cnn"));
+            }
+            trainer.load_state(path)?;
+            done = trainer.epochs_done();
+            eprintln!("resumed from {} after epoch {done}", path.display());
+        }
         if args.profile {
             print_profile(&trainer.profile_step(&train, args.batch_size)?);
             continue;
         }
-        let opts =
-            FitOptions { epochs, batch_size: args.batch_size, shuffle_seed: Some(args.seed), verbose: true, ..FitOptions::default() };
+        let opts = FitOptions {
+            epochs: epochs.checked_sub(done).filter(|&e| e > 0).ok_or_else(|| {
+                bitgrad::Error::invalid("train", "--epochs", format!("{epochs} in all, but the resumed state has {done} done already"))
+            })?,
+            batch_size: args.batch_size,
+            shuffle_seed: Some(args.seed),
+            verbose: true,
+            checkpoint: args.checkpoint.as_ref().map(|p| bitgrad::train::ModelCheckpoint::new(per_model(p, which))),
+            ..FitOptions::default()
+        };
         let history = trainer.fit(&train, None, &opts)?;
         let test_metrics = trainer.evaluate(&test, 256)?;
         let rate = history.mean_images_per_second();
@@ -198,9 +222,7 @@ fn train(args: TrainArgs) -> bitgrad::Result<()> {
             );
         }
         if let Some(path) = &args.history {
-            let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
-            let ext = path.extension().map(|e| e.to_string_lossy().to_string()).unwrap_or_else(|| "json".into());
-            history.write(&path.with_file_name(format!("{stem}-{which}.{ext}")))?;
+            history.write(&per_model(path, which))?;
         }
         println!(
             "{which} ({} recipe): test accuracy {:.2}% (loss {:.4}) after {} epochs; {:.0} images/s training on {}",
@@ -213,6 +235,13 @@ fn train(args: TrainArgs) -> bitgrad::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `path` with `-MODEL` inserted before its extension (`.json` when it has none).
+fn per_model(path: &std::path::Path, which: &str) -> std::path::PathBuf {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+    let ext = path.extension().map(|e| e.to_string_lossy().to_string()).unwrap_or_else(|| "json".into());
+    path.with_file_name(format!("{stem}-{which}.{ext}"))
 }
 
 /// Per kernel (shader::entry): dispatches, total time and share of the step, slowest first.

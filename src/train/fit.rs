@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::callbacks::{monitored, Best, EarlyStopping, ModelCheckpoint};
 use super::data::{shuffled, Dataset};
 use super::losses::Loss;
 use super::optimizers::{Optimizer, Updates};
@@ -79,6 +80,8 @@ pub struct FitOptions {
     pub verbose: bool,
     /// Stop early when a monitored value stops improving.
     pub early_stopping: Option<EarlyStopping>,
+    /// Save the trainer's state after epochs.
+    pub checkpoint: Option<ModelCheckpoint>,
 }
 
 impl Default for FitOptions {
@@ -91,20 +94,9 @@ impl Default for FitOptions {
             log_every: 50,
             verbose: false,
             early_stopping: None,
+            checkpoint: None,
         }
     }
-}
-
-/// Keras' `EarlyStopping`: stop when `monitor` has not improved by more than `min_delta` for
-/// `patience` epochs (lower is better for names containing "loss", higher otherwise).
-#[derive(Clone, Debug)]
-pub struct EarlyStopping {
-    /// A logged name, e.g. `val_loss` or `val_accuracy`.
-    pub monitor: String,
-    /// Epochs without improvement before stopping.
-    pub patience: usize,
-    /// Smallest change that counts as an improvement.
-    pub min_delta: f64,
 }
 
 /// One epoch's figures.
@@ -163,7 +155,7 @@ impl History {
 }
 
 /// One planned step for one (mode, batch size).
-struct Step {
+pub(super) struct Step {
     plan: Plan,
     input: String,
     output: ValueId,
@@ -178,7 +170,7 @@ struct Step {
 
 /// A compiled model: `fit`, `evaluate`, `predict`.
 pub struct Trainer {
-    model: Box<dyn Model>,
+    pub(super) model: Box<dyn Model>,
     loss: Loss,
     optimizer: Arc<dyn Optimizer>,
     metrics: Vec<Metric>,
@@ -188,9 +180,9 @@ pub struct Trainer {
     /// Hyperparameter schedules that override the optimizer's own (Larq's
     /// `HyperparameterScheduler` callback).
     pub schedulers: Vec<HyperparameterScheduler>,
-    plans: HashMap<(bool, usize), Step>,
-    step: usize,
-    epoch: usize,
+    pub(super) plans: HashMap<(bool, usize), Step>,
+    pub(super) step: usize,
+    pub(super) epoch: usize,
 }
 
 impl Trainer {
@@ -236,6 +228,11 @@ impl Trainer {
         self.step
     }
 
+    /// Epochs trained so far (restored with the state by [`Trainer::load_state`]).
+    pub fn epochs_done(&self) -> usize {
+        self.epoch
+    }
+
     /// Buffer figures of the training step for `batch` samples (GPU plans), made if needed.
     pub fn step_memory(&mut self, batch: usize) -> Result<Option<PlanMemory>> {
         Ok(self.planned(true, batch)?.plan.memory())
@@ -256,6 +253,13 @@ impl Trainer {
 
     /// Records and plans the step for (mode, batch).
     fn record(&mut self, train: bool, batch: usize) -> Result<Step> {
+        let (graph, outputs, step) = self.record_graph(train, batch)?;
+        Ok(step(Plan::new(&self.device, &graph, &outputs, &mut self.params)?))
+    }
+
+    /// Records the step for (mode, batch): its graph, the values to fetch, and what makes the
+    /// [`Step`] once the graph is planned.
+    pub(super) fn record_graph(&self, train: bool, batch: usize) -> Result<(Graph, Vec<ValueId>, impl FnOnce(Plan) -> Step)> {
         let mode = if train { Mode::Training } else { Mode::Inference };
         let mut built = models::build(self.model.as_ref(), batch, mode)?;
         let input = self.model.inputs()[0].0.clone();
@@ -331,8 +335,9 @@ impl Trainer {
 
         let mut outputs = vec![output];
         outputs.extend(flip_metrics.iter().map(|(_, v)| *v));
-        let plan = Plan::new(&self.device, built.graph(), &outputs, &mut self.params)?;
-        Ok(Step { plan, input, output, output_dims: pred_dims, sums, count, keep: keep_name, hypers, flips: flip_metrics })
+        let step =
+            move |plan| Step { plan, input, output, output_dims: pred_dims, sums, count, keep: keep_name, hypers, flips: flip_metrics };
+        Ok((built.network.graph, outputs, step))
     }
 
     /// Feeds one batch and the per-step inputs, and runs the step.
@@ -426,7 +431,7 @@ impl Trainer {
             return Err(Error::invalid("fit", "data", "no training samples"));
         }
         let mut history = History::default();
-        let mut best: Option<(f64, usize)> = None;
+        let (mut es_best, mut checkpoint_best) = (Best::default(), Best::default());
         for _ in 0..opts.epochs {
             let order = match opts.shuffle_seed {
                 Some(seed) => shuffled(train.len(), seed.wrapping_add(self.epoch as u64)),
@@ -472,22 +477,16 @@ impl Trainer {
                 );
             }
             self.epoch += 1;
+            if let Some(c) = &opts.checkpoint {
+                let save = !c.save_best_only || checkpoint_best.improves(&c.monitor, monitored(&log.values, &c.monitor)?, log.epoch, 0.0);
+                if save {
+                    self.save_state(&c.path_for(log.epoch))?;
+                }
+            }
             let stop = match &opts.early_stopping {
                 Some(es) => {
-                    let v = *log.values.get(&es.monitor).ok_or_else(|| Error::Unknown {
-                        kind: "monitored value",
-                        name: format!("{} (logged: {})", es.monitor, log.values.keys().cloned().collect::<Vec<_>>().join(", ")),
-                    })?;
-                    let lower = es.monitor.contains("loss");
-                    let e = history.epochs.len();
-                    let improved = |b: f64| if lower { v < b - es.min_delta } else { v > b + es.min_delta };
-                    match best {
-                        Some((b, at)) if !improved(b) => e - at >= es.patience,
-                        _ => {
-                            best = Some((v, e));
-                            false
-                        }
-                    }
+                    let v = monitored(&log.values, &es.monitor)?;
+                    !es_best.improves(&es.monitor, v, log.epoch, es.min_delta) && es_best.since(log.epoch) >= es.patience
                 }
                 None => false,
             };

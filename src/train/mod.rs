@@ -1,6 +1,8 @@
 //! Training: data sets ([`data`]), losses, optimizers, schedules, metrics, and the Keras-style
 //! `compile` / `fit` / `evaluate` / `predict` loop ([`Trainer`]).
 
+pub mod callbacks;
+pub mod checkpoint;
 pub mod data;
 pub mod fit;
 pub mod losses;
@@ -8,7 +10,8 @@ pub mod metrics;
 pub mod optimizers;
 pub mod schedules;
 
+pub use callbacks::{EarlyStopping, ModelCheckpoint};
 pub use data::Dataset;
-pub use fit::{EarlyStopping, EpochLog, FitOptions, History, Metric, Trainer};
+pub use fit::{EpochLog, FitOptions, History, Metric, Trainer};
 pub use losses::Loss;
 pub use schedules::{Every, HyperparameterScheduler, Schedule};

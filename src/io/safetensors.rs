@@ -1,0 +1,76 @@
+//! Named tensors in the safetensors format (little-endian data after a JSON header), through the
+//! `safetensors` crate. bitgrad's element types map to F32, I32 and U32; anything else in a file
+//! is an error naming the tensor.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use crate::error::{Error, Result};
+use crate::tensor::{DType, HostTensor, TensorData};
+
+/// Tensors by name, and the file's free-form string metadata.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TensorFile {
+    /// The tensors, by name.
+    pub tensors: BTreeMap<String, HostTensor>,
+    /// The header's `__metadata__` entries.
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl TensorFile {
+    /// The bytes of a safetensors file holding these tensors and metadata.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let views = self
+            .tensors
+            .iter()
+            .map(|(name, t)| {
+                let dtype = match t.dtype() {
+                    DType::F32 => Dtype::F32,
+                    DType::I32 => Dtype::I32,
+                    DType::U32 => Dtype::U32,
+                };
+                TensorView::new(dtype, t.shape().dims().to_vec(), t.data().as_bytes())
+                    .map(|v| (name.clone(), v))
+                    .map_err(|e| Error::invalid("safetensors", "tensor", format!("`{name}`: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let metadata: HashMap<String, String> = self.metadata.clone().into_iter().collect();
+        safetensors::serialize(views, (!metadata.is_empty()).then_some(metadata))
+            .map_err(|e| Error::invalid("safetensors", "tensors", e.to_string()))
+    }
+
+    /// Parses a safetensors file's bytes; `file` names it in errors.
+    pub fn from_bytes(file: &str, bytes: &[u8]) -> Result<Self> {
+        let bad = |reason: String| Error::BadFile { file: file.to_string(), reason };
+        let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+        let st = SafeTensors::deserialize(bytes).map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+        let mut tensors = BTreeMap::new();
+        for (name, view) in st.tensors() {
+            let data = view.data();
+            let words = || data.chunks_exact(4).map(|c| [c[0], c[1], c[2], c[3]]);
+            let data = match view.dtype() {
+                Dtype::F32 => TensorData::F32(words().map(f32::from_le_bytes).collect()),
+                Dtype::I32 => TensorData::I32(words().map(i32::from_le_bytes).collect()),
+                Dtype::U32 => TensorData::U32(words().map(u32::from_le_bytes).collect()),
+                other => return Err(bad(format!("tensor `{name}` is {other:?}; bitgrad reads F32, I32 and U32"))),
+            };
+            let t = HostTensor::new(view.shape().to_vec(), data).map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
+            tensors.insert(name, t);
+        }
+        let metadata = header.metadata().clone().unwrap_or_default().into_iter().collect();
+        Ok(TensorFile { tensors, metadata })
+    }
+
+    /// Writes the file (atomically: see [`super::write_atomically`]).
+    pub fn write(&self, path: &Path) -> Result<()> {
+        super::write_atomically(path, &self.to_bytes()?)
+    }
+
+    /// Reads and parses a file.
+    pub fn read(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+        Self::from_bytes(&path.display().to_string(), &bytes)
+    }
+}

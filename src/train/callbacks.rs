@@ -1,0 +1,82 @@
+//! Keras' epoch-end callbacks that `fit` runs: [`EarlyStopping`] and [`ModelCheckpoint`], both
+//! watching a logged value.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+
+/// Keras' `EarlyStopping`: stop when `monitor` has not improved by more than `min_delta` for
+/// `patience` epochs (lower is better for names containing "loss", higher otherwise).
+#[derive(Clone, Debug)]
+pub struct EarlyStopping {
+    /// A logged name, e.g. `val_loss` or `val_accuracy`.
+    pub monitor: String,
+    /// Epochs without improvement before stopping.
+    pub patience: usize,
+    /// Smallest change that counts as an improvement.
+    pub min_delta: f64,
+}
+
+/// Keras' `ModelCheckpoint`: after each epoch, saves the trainer's state (weights, statistics,
+/// optimizer slots and counters; see [`super::Trainer::save_state`]) to `path`, where `{epoch}`
+/// is replaced by the epoch's number from 1. With `save_best_only`, only when `monitor`
+/// improved on every earlier epoch.
+#[derive(Clone, Debug)]
+pub struct ModelCheckpoint {
+    /// The file to write; `{epoch}` in it becomes the epoch number.
+    pub path: PathBuf,
+    /// A logged name, e.g. `val_loss`.
+    pub monitor: String,
+    /// Save only epochs that improve `monitor`.
+    pub save_best_only: bool,
+}
+
+impl ModelCheckpoint {
+    /// Saves every epoch to `path` (Keras' defaults: monitor `val_loss`, not best only).
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        ModelCheckpoint { path: path.into(), monitor: "val_loss".into(), save_best_only: false }
+    }
+
+    /// The file for `epoch` (from 0).
+    pub fn path_for(&self, epoch: usize) -> PathBuf {
+        PathBuf::from(self.path.to_string_lossy().replace("{epoch}", &(epoch + 1).to_string()))
+    }
+}
+
+/// The best value of a monitored name so far (lower is better for names containing "loss", as
+/// Keras' `mode="auto"` decides), and the epoch it was logged.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Best {
+    best: Option<(f64, usize)>,
+}
+
+impl Best {
+    /// Records `value` of `monitor` logged at `epoch`; true when it beats the best so far by
+    /// more than `min_delta` (or is the first).
+    pub(crate) fn improves(&mut self, monitor: &str, value: f64, epoch: usize, min_delta: f64) -> bool {
+        let lower = monitor.contains("loss");
+        let better = match self.best {
+            None => true,
+            Some((b, _)) if lower => value < b - min_delta,
+            Some((b, _)) => value > b + min_delta,
+        };
+        if better {
+            self.best = Some((value, epoch));
+        }
+        better
+    }
+
+    /// Epochs since the best one.
+    pub(crate) fn since(&self, epoch: usize) -> usize {
+        self.best.map_or(0, |(_, at)| epoch - at)
+    }
+}
+
+/// The logged value `name`, or an error listing what was logged.
+pub(crate) fn monitored(values: &BTreeMap<String, f64>, name: &str) -> Result<f64> {
+    values.get(name).copied().ok_or_else(|| Error::Unknown {
+        kind: "monitored value",
+        name: format!("{name} (logged: {})", values.keys().cloned().collect::<Vec<_>>().join(", ")),
+    })
+}

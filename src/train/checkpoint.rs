@@ -1,0 +1,130 @@
+//! Saving and restoring a [`Trainer`]'s state: every variable of its training and evaluation
+//! steps (latent weights, BatchNorm statistics, optimizer slots and iteration counts, metric
+//! sums) in a safetensors file, plus the step and epoch counters in its metadata, so that a
+//! restored trainer continues exactly as the saved one would have.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::fit::Trainer;
+use crate::error::{Error, Result};
+use crate::graph::{Graph, Plan, Source};
+use crate::io::safetensors::TensorFile;
+use crate::tensor::{DType, Shape};
+
+/// The `format` metadata entry of a trainer state file.
+pub const FORMAT: &str = "bitgrad-trainer-state";
+/// Its version.
+pub const VERSION: &str = "1";
+
+/// Shape and type of variables, by name.
+type Variables = BTreeMap<String, (Shape, DType)>;
+
+/// Name, shape and type of every variable of `g`.
+fn variables(g: &Graph) -> Variables {
+    g.values()
+        .iter()
+        .filter_map(|v| match &v.source {
+            Source::Variable { name, .. } => Some((name.clone(), (v.shape.clone(), v.dtype))),
+            _ => None,
+        })
+        .collect()
+}
+
+impl Trainer {
+    /// The variables a state must hold (the training step's) and those it may hold as well (the
+    /// evaluation step's).
+    fn state_variables(&self) -> Result<(Graph, Variables, Variables)> {
+        let (train, _, _) = self.record_graph(true, 1)?;
+        let (eval, _, _) = self.record_graph(false, 1)?;
+        let required = variables(&train);
+        let optional = variables(&eval).into_iter().filter(|(n, _)| !required.contains_key(n)).collect();
+        Ok((train, required, optional))
+    }
+
+    /// Writes the state to `path` (a safetensors file, written atomically). Variables that no
+    /// step has created yet are initialised first, so a trainer saved before `fit` holds its
+    /// initial weights.
+    pub fn save_state(&mut self, path: &Path) -> Result<()> {
+        let (train, required, optional) = self.state_variables()?;
+        if required.keys().any(|n| self.params.get(n).is_none()) {
+            // Planning binds (and so initialises) every variable; nothing runs.
+            Plan::new(&self.device().clone(), &train, &[], &mut self.params)?;
+        }
+        let mut file = TensorFile::default();
+        for name in required.keys().chain(optional.keys()) {
+            if let Some(t) = self.params.get(name) {
+                file.tensors.insert(name.clone(), t.download()?);
+            }
+        }
+        file.metadata = BTreeMap::from([
+            ("format".to_string(), FORMAT.to_string()),
+            ("version".to_string(), VERSION.to_string()),
+            ("model".to_string(), self.model.name().to_string()),
+            ("step".to_string(), self.step.to_string()),
+            ("epoch".to_string(), self.epoch.to_string()),
+        ]);
+        file.write(path)
+    }
+
+    /// Restores a state written by [`Trainer::save_state`] for the same model, loss and
+    /// optimizer. Every tensor of the training step must be in the file with its shape, and the
+    /// file may hold nothing else; otherwise an error names the tensors and nothing is changed.
+    pub fn load_state(&mut self, path: &Path) -> Result<()> {
+        let file = TensorFile::read(path)?;
+        let name = path.display().to_string();
+        let bad = |reason: String| Error::BadFile { file: name.clone(), reason };
+        if file.metadata.get("format").map(String::as_str) != Some(FORMAT) {
+            return Err(bad(format!("not a bitgrad trainer state (its metadata has no format `{FORMAT}`)")));
+        }
+        if file.metadata.get("version").map(String::as_str) != Some(VERSION) {
+            return Err(bad(format!("trainer state version {:?}; this bitgrad reads version {VERSION}", file.metadata.get("version"))));
+        }
+        let counter = |key: &str| -> Result<usize> {
+            file.metadata.get(key).and_then(|v| v.parse().ok()).ok_or_else(|| bad(format!("metadata `{key}` is missing or not a count")))
+        };
+        let (step, epoch) = (counter("step")?, counter("epoch")?);
+        let (_, required, optional) = self.state_variables()?;
+        let missing: Vec<&str> = required.keys().filter(|n| !file.tensors.contains_key(*n)).map(String::as_str).collect();
+        if !missing.is_empty() {
+            return Err(bad(format!("missing tensors: {}", listed(&missing))));
+        }
+        let extra: Vec<&str> =
+            file.tensors.keys().filter(|n| !required.contains_key(*n) && !optional.contains_key(*n)).map(String::as_str).collect();
+        if !extra.is_empty() {
+            return Err(bad(format!("tensors this model and optimizer do not have: {}", listed(&extra))));
+        }
+        for (n, t) in &file.tensors {
+            let (shape, dtype) = required.get(n).or_else(|| optional.get(n)).expect("checked above");
+            if t.shape() != shape || t.dtype() != *dtype {
+                return Err(bad(format!(
+                    "tensor `{n}` is {:?} {:?}; the model expects {dtype:?} {:?}",
+                    t.dtype(),
+                    t.shape().dims(),
+                    shape.dims()
+                )));
+            }
+        }
+        // Plans already made hold these tensors, so existing ones are overwritten in place.
+        for (n, t) in &file.tensors {
+            match self.params.get(n) {
+                Some(existing) => existing.write(t)?,
+                None => {
+                    let uploaded = self.device().upload(t)?;
+                    self.params.insert(n.clone(), uploaded);
+                }
+            }
+        }
+        self.step = step;
+        self.epoch = epoch;
+        Ok(())
+    }
+}
+
+/// The first ten names, and how many more there are.
+fn listed(names: &[&str]) -> String {
+    match names.len() {
+        0..=10 => names.join(", "),
+        n => format!("{} and {} more", names[..10].join(", "), n - 10),
+    }
+}
