@@ -1,6 +1,6 @@
 """Train the main job's models with the real Larq on TensorFlow (CPU) to get reference figures.
 
-Usage: TF_USE_LEGACY_KERAS=1 python scripts/larq_reference.py mlp|cnn [--seeds 0 1 2] [--epochs N]
+Usage: TF_USE_LEGACY_KERAS=1 python scripts/larq_reference.py mlp|cnn [--recipe larq|better] [--seeds 0 1 2] [--epochs N]
 Prints one JSON line per seed: per-epoch train loss/accuracy and the final test accuracy.
 Data: the IDX files of the Debian package dataset-fashion-mnist, scaled to [-1, 1] as bitgrad does.
 """
@@ -30,6 +30,24 @@ def mlp():
     ])
 
 
+def better_mlp():
+    kw = dict(input_quantizer="ste_sign", kernel_quantizer="ste_sign", kernel_constraint="weight_clip", use_bias=False)
+    L = tf.keras.layers
+    return tf.keras.models.Sequential([
+        L.Flatten(input_shape=(28, 28, 1)),
+        lq.layers.QuantDense(512, kernel_quantizer="ste_sign", kernel_constraint="weight_clip", use_bias=False),
+        L.BatchNormalization(scale=False),
+        lq.layers.QuantDense(10, **kw), L.BatchNormalization(scale=False), L.Activation("softmax"),
+    ])
+
+
+def better_optimizer(steps):
+    """bitgrad train --recipe better: Bop for binary kernels, Adam with cosine decay for the rest."""
+    adam = tf.keras.optimizers.legacy.Adam(tf.keras.optimizers.schedules.CosineDecay(1e-2, steps, alpha=0.01))
+    bop = lq.optimizers.Bop(threshold=1e-6, gamma=1e-3)
+    return lq.optimizers.CaseOptimizer((lq.optimizers.Bop.is_binary_variable, bop), default_optimizer=adam)
+
+
 def cnn():
     kw = dict(input_quantizer="ste_sign", kernel_quantizer="ste_sign", kernel_constraint="weight_clip", use_bias=False)
     L = tf.keras.layers
@@ -47,6 +65,7 @@ def cnn():
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("model", choices=["mlp", "cnn"])
+    p.add_argument("--recipe", choices=["larq", "better"], default="larq")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--epochs", type=int, default=None)
     a = p.parse_args()
@@ -57,13 +76,15 @@ def main():
     yt = idx("t10k-labels-idx1-ubyte.gz").astype(np.int64)
     for seed in a.seeds:
         tf.keras.utils.set_random_seed(seed)
-        model = mlp() if a.model == "mlp" else cnn()
-        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        better = a.recipe == "better"
+        model = (better_mlp() if better else mlp()) if a.model == "mlp" else cnn()
+        optimizer = better_optimizer(epochs * -(-len(x) // 64)) if better else "adam"
+        model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         t = time.time()
         h = model.fit(x, y, batch_size=64, epochs=epochs, verbose=0)
         secs = time.time() - t
         loss, acc = model.evaluate(xt, yt, verbose=0)
-        print(json.dumps(dict(model=a.model, seed=seed, epochs=epochs, train_loss=h.history["loss"],
+        print(json.dumps(dict(model=a.model, recipe=a.recipe, seed=seed, epochs=epochs, train_loss=h.history["loss"],
                               train_accuracy=h.history["accuracy"], test_loss=loss, test_accuracy=acc,
                               images_per_second=60000 * epochs / secs)), flush=True)
 

@@ -1,5 +1,6 @@
 //! Files: tensors in safetensors files, written so that a failure never leaves a partial file.
 
+pub mod keras;
 pub mod safetensors;
 
 use crate::error::{Error, Result};

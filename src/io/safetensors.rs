@@ -7,8 +7,13 @@ use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
+use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::tensor::{DType, HostTensor, TensorData};
+use crate::graph::ParamStore;
+use crate::tensor::{DType, HostTensor, Shape, TensorData};
+
+/// Shape and type of expected tensors, by name.
+pub type Expected = BTreeMap<String, (Shape, DType)>;
 
 /// Tensors by name, and the file's free-form string metadata.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -68,9 +73,60 @@ impl TensorFile {
         super::write_atomically(path, &self.to_bytes()?)
     }
 
+    /// Checks the tensors against what a model expects: every name in `required` present,
+    /// nothing outside `required` and `optional`, shapes and types equal. Errors name `file`
+    /// and the tensors.
+    pub fn check(&self, file: &str, required: &Expected, optional: &Expected) -> Result<()> {
+        let bad = |reason: String| Error::BadFile { file: file.to_string(), reason };
+        let missing: Vec<&str> = required.keys().filter(|n| !self.tensors.contains_key(*n)).map(String::as_str).collect();
+        if !missing.is_empty() {
+            return Err(bad(format!("missing tensors: {}", listed(&missing))));
+        }
+        let extra: Vec<&str> =
+            self.tensors.keys().filter(|n| !required.contains_key(*n) && !optional.contains_key(*n)).map(String::as_str).collect();
+        if !extra.is_empty() {
+            return Err(bad(format!("tensors the model does not have: {}", listed(&extra))));
+        }
+        for (n, t) in &self.tensors {
+            let (shape, dtype) = required.get(n).or_else(|| optional.get(n)).expect("checked above");
+            if t.shape() != shape || t.dtype() != *dtype {
+                return Err(bad(format!(
+                    "tensor `{n}` is {:?} {:?}; the model expects {dtype:?} {:?}",
+                    t.dtype(),
+                    t.shape().dims(),
+                    shape.dims()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts the tensors into `params` on `device`: tensors already there (which plans may hold)
+    /// are overwritten in place, the others uploaded.
+    pub fn store(&self, params: &mut ParamStore, device: &Device) -> Result<()> {
+        for (n, t) in &self.tensors {
+            match params.get(n) {
+                Some(existing) => existing.write(t)?,
+                None => {
+                    let uploaded = device.upload(t)?;
+                    params.insert(n.clone(), uploaded);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Reads and parses a file.
     pub fn read(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
         Self::from_bytes(&path.display().to_string(), &bytes)
+    }
+}
+
+/// The first ten names, and how many more there are.
+fn listed(names: &[&str]) -> String {
+    match names.len() {
+        0..=10 => names.join(", "),
+        n => format!("{} and {} more", names[..10].join(", "), n - 10),
     }
 }

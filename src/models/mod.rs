@@ -260,8 +260,13 @@ impl Sequential {
 
     /// Appends a layer (Keras' name for it, hence the allow).
     #[allow(clippy::should_implement_trait)]
-    pub fn add(mut self, layer: impl Layer + 'static) -> Self {
-        self.layers.push(Box::new(layer));
+    pub fn add(self, layer: impl Layer + 'static) -> Self {
+        self.add_boxed(Box::new(layer))
+    }
+
+    /// Appends a boxed layer.
+    pub fn add_boxed(mut self, layer: Box<dyn Layer>) -> Self {
+        self.layers.push(layer);
         self
     }
 

@@ -9,19 +9,15 @@ use std::path::Path;
 use super::fit::Trainer;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Plan, Source};
-use crate::io::safetensors::TensorFile;
-use crate::tensor::{DType, Shape};
+use crate::io::safetensors::{Expected, TensorFile};
 
 /// The `format` metadata entry of a trainer state file.
 pub const FORMAT: &str = "bitgrad-trainer-state";
 /// Its version.
 pub const VERSION: &str = "1";
 
-/// Shape and type of variables, by name.
-type Variables = BTreeMap<String, (Shape, DType)>;
-
 /// Name, shape and type of every variable of `g`.
-fn variables(g: &Graph) -> Variables {
+fn variables(g: &Graph) -> Expected {
     g.values()
         .iter()
         .filter_map(|v| match &v.source {
@@ -34,7 +30,7 @@ fn variables(g: &Graph) -> Variables {
 impl Trainer {
     /// The variables a state must hold (the training step's) and those it may hold as well (the
     /// evaluation step's).
-    fn state_variables(&self) -> Result<(Graph, Variables, Variables)> {
+    fn state_variables(&self) -> Result<(Graph, Expected, Expected)> {
         let (train, _, _) = self.record_graph(true, 1)?;
         let (eval, _, _) = self.record_graph(false, 1)?;
         let required = variables(&train);
@@ -85,46 +81,11 @@ impl Trainer {
         };
         let (step, epoch) = (counter("step")?, counter("epoch")?);
         let (_, required, optional) = self.state_variables()?;
-        let missing: Vec<&str> = required.keys().filter(|n| !file.tensors.contains_key(*n)).map(String::as_str).collect();
-        if !missing.is_empty() {
-            return Err(bad(format!("missing tensors: {}", listed(&missing))));
-        }
-        let extra: Vec<&str> =
-            file.tensors.keys().filter(|n| !required.contains_key(*n) && !optional.contains_key(*n)).map(String::as_str).collect();
-        if !extra.is_empty() {
-            return Err(bad(format!("tensors this model and optimizer do not have: {}", listed(&extra))));
-        }
-        for (n, t) in &file.tensors {
-            let (shape, dtype) = required.get(n).or_else(|| optional.get(n)).expect("checked above");
-            if t.shape() != shape || t.dtype() != *dtype {
-                return Err(bad(format!(
-                    "tensor `{n}` is {:?} {:?}; the model expects {dtype:?} {:?}",
-                    t.dtype(),
-                    t.shape().dims(),
-                    shape.dims()
-                )));
-            }
-        }
-        // Plans already made hold these tensors, so existing ones are overwritten in place.
-        for (n, t) in &file.tensors {
-            match self.params.get(n) {
-                Some(existing) => existing.write(t)?,
-                None => {
-                    let uploaded = self.device().upload(t)?;
-                    self.params.insert(n.clone(), uploaded);
-                }
-            }
-        }
+        file.check(&name, &required, &optional)?;
+        let device = self.device().clone();
+        file.store(&mut self.params, &device)?;
         self.step = step;
         self.epoch = epoch;
         Ok(())
-    }
-}
-
-/// The first ten names, and how many more there are.
-fn listed(names: &[&str]) -> String {
-    match names.len() {
-        0..=10 => names.join(", "),
-        n => format!("{} and {} more", names[..10].join(", "), n - 10),
     }
 }

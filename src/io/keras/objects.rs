@@ -1,0 +1,166 @@
+//! Keras' serialized objects inside layer configs: quantizers, constraints, initializers,
+//! regularizers and activations, each given as a string (`"ste_sign"`) or as an object
+//! (`{"class_name": "SteSign", "config": {...}}`); and the string settings (padding, data
+//! format).
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::fields::{kind, Fields};
+use crate::constraints::{Constraint, WeightClip};
+use crate::error::Result;
+use crate::graph::{DataFormat, Padding};
+use crate::layers::{Activation, Initializer, Regularizer};
+use crate::quantizers::{DoReFaMode, Quantizer};
+
+/// A serialized object: its class name and its config (empty for a plain string).
+fn class_and_config(f: &Fields, field: &str, v: &Value) -> Result<(String, Fields)> {
+    let what = format!("{}: field `{field}`", f.what());
+    match v {
+        Value::String(s) => Ok((s.clone(), Fields::new(f.file(), what, &Value::Object(Default::default()))?)),
+        Value::Object(o) => {
+            let class = match o.get("class_name") {
+                Some(Value::String(c)) => c.clone(),
+                _ => return Err(f.error(field, "an object without a string `class_name`")),
+            };
+            let config = o.get("config").cloned().unwrap_or(Value::Object(Default::default()));
+            Ok((class.clone(), Fields::new(f.file(), format!("{what} ({class})"), &config)?))
+        }
+        other => Err(f.error(field, format!("expected a name or an object, found {}", kind(other)))),
+    }
+}
+
+/// A Larq quantizer field (`input_quantizer`, `kernel_quantizer`, ...); `null` is none.
+pub fn quantizer(f: &mut Fields, field: &str) -> Result<Option<Quantizer>> {
+    let Some(v) = f.take(field) else { return Ok(None) };
+    let (class, mut c) = class_and_config(f, field, &v)?;
+    let q = match Quantizer::from_name(&class) {
+        Ok(q) => q,
+        Err(_) if class == "NoOp" || class == "noop" => Quantizer::NoOp { precision: 1 },
+        Err(e) => return Err(f.error(field, e)),
+    };
+    // Larq's quantizers are Keras layers: these fields only name them.
+    c.ignore(&["name", "trainable"]);
+    c.only("dtype", &["float32".into()])?;
+    let q = match q {
+        Quantizer::SteSign { clip_value } => Quantizer::SteSign { clip_value: Some(c.number("clip_value", clip_value.unwrap_or(1.0))?) },
+        Quantizer::SteHeaviside { clip_value } => {
+            Quantizer::SteHeaviside { clip_value: Some(c.number("clip_value", clip_value.unwrap_or(1.0))?) }
+        }
+        Quantizer::MagnitudeAwareSign { clip_value } => {
+            Quantizer::MagnitudeAwareSign { clip_value: Some(c.number("clip_value", clip_value.unwrap_or(1.0))?) }
+        }
+        Quantizer::SwishSign { beta } => Quantizer::SwishSign { beta: c.number("beta", beta)? },
+        Quantizer::SteTern { threshold_value, ternary_weight_networks, clip_value } => Quantizer::SteTern {
+            threshold_value: c.number("threshold_value", threshold_value)?,
+            ternary_weight_networks: c.boolean("ternary_weight_networks", ternary_weight_networks)?,
+            clip_value: Some(c.number("clip_value", clip_value.unwrap_or(1.0))?),
+        },
+        Quantizer::DoReFa { k_bit, mode } => {
+            let k_bit = c.count("k_bit", k_bit as usize)?;
+            let mode = match c.string("mode", if mode == DoReFaMode::Weights { "weights" } else { "activations" })?.as_str() {
+                "activations" => DoReFaMode::Activations,
+                "weights" => DoReFaMode::Weights,
+                other => return Err(c.error("mode", format!("`{other}` is not activations or weights"))),
+            };
+            Quantizer::DoReFa { k_bit: u32::try_from(k_bit).map_err(|_| c.error("k_bit", "is too large"))?, mode }
+        }
+        Quantizer::NoOp { .. } => {
+            let precision = c.required_count("precision")?;
+            Quantizer::NoOp { precision: u32::try_from(precision).map_err(|_| c.error("precision", "is too large"))? }
+        }
+        other => other,
+    };
+    c.done()?;
+    q.validate().map_err(|e| f.error(field, e))?;
+    Ok(Some(q))
+}
+
+/// A constraint field: Larq's `weight_clip` (the one bitgrad has); `null` is none.
+pub fn constraint(f: &mut Fields, field: &str) -> Result<Option<Arc<dyn Constraint>>> {
+    let Some(v) = f.take(field) else { return Ok(None) };
+    let (class, mut c) = class_and_config(f, field, &v)?;
+    if class != "weight_clip" && class != "WeightClip" {
+        return Err(f.error(field, format!("constraint `{class}` is not supported (bitgrad has weight_clip)")));
+    }
+    let clip = WeightClip::new(c.number("clip_value", 1.0)?).map_err(|e| f.error(field, e))?;
+    c.done()?;
+    Ok(Some(Arc::new(clip)))
+}
+
+/// An initializer field, or `default` when absent.
+pub fn initializer(f: &mut Fields, field: &str, default: Initializer) -> Result<Initializer> {
+    let Some(v) = f.take(field) else { return Ok(default) };
+    let (class, mut c) = class_and_config(f, field, &v)?;
+    // The seed of a Keras initializer is not a bitgrad seed (see Model::seed); initial values
+    // matter only when training from scratch.
+    c.ignore(&["seed"]);
+    let init = match class.as_str() {
+        "GlorotUniform" | "glorot_uniform" => Initializer::GlorotUniform,
+        "GlorotNormal" | "glorot_normal" => Initializer::GlorotNormal,
+        "HeNormal" | "he_normal" => Initializer::HeNormal,
+        "HeUniform" | "he_uniform" => Initializer::HeUniform,
+        "Zeros" | "zeros" => Initializer::Zeros,
+        "Ones" | "ones" => Initializer::Ones,
+        "Constant" | "constant" => Initializer::Constant(c.number("value", 0.0)?),
+        "RandomUniform" | "random_uniform" => {
+            Initializer::RandomUniform { minval: c.number("minval", -0.05)?, maxval: c.number("maxval", 0.05)? }
+        }
+        "RandomNormal" | "random_normal" => Initializer::RandomNormal { mean: c.number("mean", 0.0)?, stddev: c.number("stddev", 0.05)? },
+        other => return Err(f.error(field, format!("initializer `{other}` is not supported"))),
+    };
+    c.done()?;
+    Ok(init)
+}
+
+/// A regularizer field (`L1`, `L2`, `L1L2` or their names); `null` is none.
+pub fn regularizer(f: &mut Fields, field: &str) -> Result<Option<Regularizer>> {
+    let Some(v) = f.take(field) else { return Ok(None) };
+    let (class, mut c) = class_and_config(f, field, &v)?;
+    let r = match class.as_str() {
+        "L1" | "l1" => Regularizer::l1(c.number("l1", 0.01)?),
+        "L2" | "l2" => Regularizer::l2(c.number("l2", 0.01)?),
+        "L1L2" | "l1_l2" => Regularizer::l1_l2(c.number("l1", 0.0)?, c.number("l2", 0.0)?),
+        other => return Err(f.error(field, format!("regularizer `{other}` is not supported"))),
+    };
+    c.done()?;
+    Ok(Some(r))
+}
+
+/// The `activation` field: a Keras activation name, or a Larq quantizer (name or object).
+pub fn activation(f: &mut Fields) -> Result<Activation> {
+    match f.take("activation") {
+        None => Ok(Activation::Linear),
+        Some(Value::String(s)) => Activation::from_name(&s).map_err(|e| f.error("activation", e)),
+        // Larq's own activations (hard_tanh, leaky_tanh) are serialized as functions by name.
+        Some(Value::Object(o)) if o.get("class_name") == Some(&Value::String("function".into())) => match o.get("config") {
+            Some(Value::String(s)) => Activation::from_name(s).map_err(|e| f.error("activation", e)),
+            _ => Err(f.error("activation", "a function without a name")),
+        },
+        Some(v) => {
+            let mut holder = Fields::new(f.file(), f.what().to_string(), &serde_json::json!({ "activation": v }))?;
+            let q = quantizer(&mut holder, "activation")?.expect("not null");
+            Ok(Activation::Quantizer(q))
+        }
+    }
+}
+
+/// The `padding` field (`valid`, `same`, or `causal` where `causal` is allowed).
+pub fn padding(f: &mut Fields, causal: bool) -> Result<Padding> {
+    match f.string("padding", "valid")?.as_str() {
+        "valid" => Ok(Padding::Valid),
+        "same" => Ok(Padding::Same),
+        "causal" if causal => Ok(Padding::Causal),
+        other => Err(f.error("padding", format!("`{other}` is not supported here"))),
+    }
+}
+
+/// The `data_format` field.
+pub fn data_format(f: &mut Fields) -> Result<DataFormat> {
+    match f.string("data_format", "channels_last")?.as_str() {
+        "channels_last" => Ok(DataFormat::ChannelsLast),
+        "channels_first" => Ok(DataFormat::ChannelsFirst),
+        other => Err(f.error("data_format", format!("`{other}` is not channels_last or channels_first"))),
+    }
+}
