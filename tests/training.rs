@@ -449,7 +449,7 @@ fn bad_trainer_state_files_are_named_errors_and_change_nothing() {
     std::fs::write(&truncated, &bytes[..bytes.len() - 10]).unwrap();
     let cases = [
         (write("missing.safetensors", &missing), "missing tensors: bn/moving_variance"),
-        (write("extra.safetensors", &extra), "do not have: dense_9/kernel"),
+        (write("extra.safetensors", &extra), "the model does not have: dense_9/kernel"),
         (write("reshaped.safetensors", &reshaped), "tensor `dense/kernel` is F32 [32, 16]; the model expects F32 [16, 32]"),
         (write("foreign.safetensors", &foreign), "not a bitgrad trainer state"),
         (truncated, "not a safetensors file"),
