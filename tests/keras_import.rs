@@ -120,3 +120,42 @@ fn weights_must_match_the_model_by_name_and_shape() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn training_mode_gradients_equal_larqs() {
+    for name in MODELS {
+        let data = TensorFile::read(&fixture(&format!("{name}.data.safetensors"))).unwrap();
+        let x = &data.tensors["input"];
+        let model = read_model(&fixture(&format!("{name}.json"))).unwrap();
+        let mut built = model.build(x.shape().dims()[0], Mode::Training).unwrap();
+        let weights: Vec<(String, bitgrad::ValueId)> =
+            built.network.ctx.weights.iter().filter(|w| w.trainable).map(|w| (w.name.clone(), w.variable)).collect();
+        let (input, y) = (built.inputs[0], built.outputs[0]);
+        let g = &mut built.network.graph;
+        let upstream = g.constant(data.tensors["upstream"].clone()).unwrap();
+        let yu = g.mul(y, upstream).unwrap();
+        let axes: Vec<usize> = (0..g.value(yu).shape.rank()).collect();
+        let loss = g.sum(yu, &axes, false).unwrap();
+        let wrt: Vec<bitgrad::ValueId> = std::iter::once(input).chain(weights.iter().map(|(_, v)| *v)).collect();
+        let grads = g.backward(loss, &wrt).unwrap();
+        let keys: Vec<String> = std::iter::once("grad/input".to_string()).chain(weights.iter().map(|(n, _)| format!("grad/{n}"))).collect();
+        for d in devices() {
+            let mut params = ParamStore::new();
+            // Weights first, so the plan finds them instead of initialising its own.
+            let inference = model.build(1, Mode::Inference).unwrap();
+            load_weights(&inference, &mut params, &d, &fixture(&format!("{name}.safetensors"))).unwrap();
+            let mut plan = Plan::new(&d, built.graph(), &grads, &mut params).unwrap();
+            plan.feed(&model.inputs()[0].0, x).unwrap();
+            plan.run().unwrap();
+            for (key, &gv) in keys.iter().zip(&grads) {
+                let want = &data.tensors[key];
+                let got = plan.fetch(gv).unwrap();
+                assert_eq!(got.shape(), want.shape(), "{name} {key}");
+                let scale = want.as_f32().unwrap().iter().fold(0f32, |m, v| m.max(v.abs())).max(1.0);
+                for (i, (a, e)) in got.as_f32().unwrap().iter().zip(want.as_f32().unwrap()).enumerate() {
+                    assert!((a - e).abs() <= 1e-4 * scale, "{name} on {}: {key}[{i}]: {a} vs Larq's {e}", d.describe());
+                }
+            }
+        }
+    }
+}

@@ -1,9 +1,11 @@
 //! Keras' `MaxPooling1D/2D/3D`, `AveragePooling1D/2D/3D` and the global poolings, built from
-//! im2col and reductions (so their gradients come from those ops').
+//! im2col and reductions (so their gradients come from those ops', except max pooling's, which
+//! follows TensorFlow's first-maximum rule).
 
 use super::{BuildContext, Layer, MacCount};
 use crate::error::{Error, Result};
-use crate::graph::{ConvGeometry, DataFormat, Graph, Padding, ValueId};
+use crate::graph::{BinaryOp, ConvGeometry, DataFormat, Graph, Padding, ValueId};
+use crate::tensor::HostTensor;
 
 /// Maximum or average.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,7 +86,7 @@ impl Layer for Pooling {
         let cols = g.im2col(x, &geom, pad)?;
         let cols = g.reshape(cols, [rows, taps, c])?;
         let y = match self.kind {
-            PoolingKind::Max => g.max(cols, &[1], false)?,
+            PoolingKind::Max => max_first_gradient(g, cols, taps)?,
             PoolingKind::Average if geom.reads_padding() => {
                 // Divide by the number of real (unpadded) positions in each window.
                 let ones = g.fill(geom.with_channels(1).image_shape(), 1.0)?;
@@ -98,6 +100,31 @@ impl Layer for Pooling {
         };
         g.rows_to_image(y, &geom, c)
     }
+}
+
+/// The maximum of `cols` `[rows, taps, c]` over its taps, whose gradient goes to the first
+/// maximal tap of each window only, as TensorFlow's `MaxPoolGrad` routes it. (A plain reduce-max
+/// splits it among ties, as `tf.reduce_max` does; after binarized layers, windows full of equal
+/// values are the rule, so the difference matters.)
+fn max_first_gradient(g: &mut Graph, cols: ValueId, taps: usize) -> Result<ValueId> {
+    let y = g.max(cols, &[1], false)?;
+    g.override_gradient(y, &[cols], move |g, dy| {
+        let (rows, c) = {
+            let d = g.value(cols).shape.dims();
+            (d[0], d[2])
+        };
+        let y_k = g.reshape(y, [rows, 1, c])?;
+        let is_max = g.binary(BinaryOp::Eq, cols, y_k)?;
+        // Among the maximal taps, the first has the highest rank `taps - t`.
+        let rank: Vec<f32> = (0..taps).map(|t| (taps - t) as f32).collect();
+        let rank = g.constant(HostTensor::f32([1, taps, 1], rank)?)?;
+        let ranked = g.mul(is_max, rank)?;
+        let best = g.max(ranked, &[1], true)?;
+        let first = g.binary(BinaryOp::Eq, ranked, best)?;
+        let dy = g.reshape(dy, [rows, 1, c])?;
+        Ok(vec![Some(g.mul(first, dy)?)])
+    })?;
+    Ok(y)
 }
 
 /// Keras' `GlobalMaxPooling1D/2D/3D` and `GlobalAveragePooling1D/2D/3D`: the maximum or mean
