@@ -41,9 +41,12 @@ def better_mlp():
     ])
 
 
-def better_optimizer(steps):
-    """bitgrad train --recipe better: Bop for binary kernels, Adam with cosine decay for the rest."""
+def better_optimizer(model, steps):
+    """bitgrad train --recipe better: Adam from 1e-2 with cosine decay; for the MLP, Bop trains
+    the binary kernels and Adam the rest."""
     adam = tf.keras.optimizers.legacy.Adam(tf.keras.optimizers.schedules.CosineDecay(1e-2, steps, alpha=0.01))
+    if model == "cnn":
+        return adam
     bop = lq.optimizers.Bop(threshold=1e-6, gamma=1e-3)
     return lq.optimizers.CaseOptimizer((lq.optimizers.Bop.is_binary_variable, bop), default_optimizer=adam)
 
@@ -78,7 +81,7 @@ def main():
         tf.keras.utils.set_random_seed(seed)
         better = a.recipe == "better"
         model = (better_mlp() if better else mlp()) if a.model == "mlp" else cnn()
-        optimizer = better_optimizer(epochs * -(-len(x) // 64)) if better else "adam"
+        optimizer = better_optimizer(a.model, epochs * -(-len(x) // 64)) if better else "adam"
         model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         t = time.time()
         h = model.fit(x, y, batch_size=64, epochs=epochs, verbose=0)
