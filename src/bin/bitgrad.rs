@@ -35,6 +35,54 @@ enum Command {
     /// Train a BNN on Fashion-MNIST (the main job): Larq's user-guide MLP and MNIST tutorial CNN
     /// with Larq's recipe (Adam, batch 64), or bitgrad's better recipe.
     Train(TrainArgs),
+    /// Inference: run a Keras model (JSON from `model.to_json()`) with its weights on a batch of
+    /// inputs; BatchNorm uses its moving statistics.
+    Run {
+        /// The model's JSON.
+        model: std::path::PathBuf,
+        /// Its weights (safetensors, keyed by Keras weight name without ":0").
+        #[arg(long)]
+        weights: std::path::PathBuf,
+        /// The inputs: a float32 .npy file, C order, batch first.
+        #[arg(long)]
+        input: std::path::PathBuf,
+        /// Where to write the outputs (.npy).
+        #[arg(long)]
+        output: std::path::PathBuf,
+        /// Run on `cpu` (reference backend) or `gpu` (best adapter).
+        #[arg(long, default_value = "gpu")]
+        device: String,
+    },
+    /// Gradients: a training-mode forward (BatchNorm with batch statistics) with loss
+    /// sum(output * upstream); writes the gradient of the input under `input` and of every
+    /// trainable weight under its Keras name.
+    Grad {
+        /// The model's JSON.
+        model: std::path::PathBuf,
+        /// Its weights (safetensors, keyed by Keras weight name without ":0").
+        #[arg(long)]
+        weights: std::path::PathBuf,
+        /// The inputs: a float32 .npy file, C order, batch first.
+        #[arg(long)]
+        input: std::path::PathBuf,
+        /// The upstream gradient, shaped as the output (.npy).
+        #[arg(long)]
+        upstream: std::path::PathBuf,
+        /// Where to write the gradients (.safetensors).
+        #[arg(long)]
+        output: std::path::PathBuf,
+        /// Run on `cpu` (reference backend) or `gpu` (best adapter).
+        #[arg(long, default_value = "gpu")]
+        device: String,
+    },
+    /// Larq's summary tables of a Keras model (JSON from `model.to_json()`).
+    Summary {
+        /// The model's JSON.
+        model: std::path::PathBuf,
+        /// Print the summary's figures as JSON instead of the tables.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -120,6 +168,29 @@ fn run(cli: Cli) -> bitgrad::Result<()> {
                     ctx.features.contains(wgpu::Features::SHADER_F16),
                     ctx.features.contains(wgpu::Features::TIMESTAMP_QUERY)
                 );
+            }
+            Ok(())
+        }
+        Command::Run { model, weights, input, output, device: name } => {
+            let m = bitgrad::io::keras::read_model(&model)?;
+            let x = bitgrad::io::npy::read(&input)?;
+            let y = bitgrad::models::execute::infer(&m, &device(&name)?, &weights, &x)?;
+            bitgrad::io::npy::write(&output, &y)
+        }
+        Command::Grad { model, weights, input, upstream, output, device: name } => {
+            let m = bitgrad::io::keras::read_model(&model)?;
+            let x = bitgrad::io::npy::read(&input)?;
+            let dy = bitgrad::io::npy::read(&upstream)?;
+            bitgrad::models::execute::gradients(&m, &device(&name)?, &weights, &x, &dy)?.write(&output)
+        }
+        Command::Summary { model, json } => {
+            use bitgrad::models::Model;
+            let m = bitgrad::io::keras::read_model(&model)?;
+            let summary = m.build(1, bitgrad::layers::Mode::Inference)?.summary();
+            if json {
+                println!("{}", summary.to_json());
+            } else {
+                print!("{}", summary.table());
             }
             Ok(())
         }

@@ -1,6 +1,7 @@
 //! Files: tensors in safetensors files, written so that a failure never leaves a partial file.
 
 pub mod keras;
+pub mod npy;
 pub mod safetensors;
 
 use crate::error::{Error, Result};

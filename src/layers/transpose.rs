@@ -1,7 +1,7 @@
 //! `QuantConv2DTranspose` and `QuantConv3DTranspose` (Larq), and with no quantizers Keras'
 //! `Conv*DTranspose`.
 
-use super::{precision_of, BuildContext, Layer, QuantArgs, QuantLayer};
+use super::{precision_of, BuildContext, Layer, MacCount, QuantArgs, QuantLayer};
 use crate::error::{Error, Result};
 use crate::graph::{ConvOptions, DataFormat, Graph, Padding, ValueId};
 
@@ -107,6 +107,16 @@ impl Layer for QuantConvTranspose {
             .get(self.kernel_size.len().wrapping_sub(1))
             .copied()
             .unwrap_or("QuantConvTranspose")
+    }
+
+    fn macs(&self) -> MacCount {
+        // Keras' Conv1D/2DTranspose subclass Conv1D/2D, so Larq counts them as those: each
+        // kernel weight once per output pixel. (Conv3DTranspose, like Conv3D, is not counted.)
+        if self.kernel_size.len() <= 2 {
+            MacCount::PerOutputPixel
+        } else {
+            MacCount::Unknown
+        }
     }
 
     fn input_precision(&self) -> Option<u32> {

@@ -3,6 +3,7 @@
 //! merges), and subclassing (implement [`Model`] for your own type and compose layers in
 //! [`Model::call`]). [`Built::summary`] gives Larq's `models.summary`.
 
+pub mod execute;
 pub mod summary;
 pub mod zoo;
 

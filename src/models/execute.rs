@@ -1,0 +1,102 @@
+//! Running a model once with weights from a file: inference ([`infer`]) and the training-mode
+//! gradients of `sum(output * upstream)` ([`gradients`]), what `bitgrad run` and `bitgrad grad`
+//! do. Inputs are checked against the model (shape, and NaN, which is reported rather than
+//! propagated).
+
+use std::path::Path;
+
+use super::{Built, Model};
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::graph::{ParamStore, Plan, ValueId};
+use crate::io::keras::load_weights;
+use crate::io::safetensors::TensorFile;
+use crate::layers::Mode;
+use crate::tensor::HostTensor;
+
+/// Checks that `x` (named `what` in errors) is a batch of the model's single input: its shape
+/// after the batch axis equals the model's, and every value is a number.
+pub fn check_input(model: &dyn Model, what: &str, x: &HostTensor) -> Result<()> {
+    let inputs = model.inputs();
+    let [(name, shape)] = inputs.as_slice() else {
+        return Err(Error::invalid("run", "model", format!("takes {} inputs; the command line feeds one", inputs.len())));
+    };
+    let dims = x.shape().dims();
+    if dims.is_empty() || dims[0] == 0 || &dims[1..] != shape.as_slice() {
+        return Err(Error::invalid(
+            "run",
+            "input",
+            format!("{what} has shape {dims:?}; the model's input `{name}` takes [batch, {}]", join(shape)),
+        ));
+    }
+    if let Some(i) = x.as_f32()?.iter().position(|v| v.is_nan()) {
+        return Err(Error::invalid("run", "input", format!("{what} has NaN at element {i}")));
+    }
+    Ok(())
+}
+
+fn join(shape: &[usize]) -> String {
+    shape.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")
+}
+
+/// Builds `model` for `x`'s batch in `mode` with the weights in `weights`, and plans `outputs`
+/// (chosen from the built model) on `device`.
+fn planned(
+    model: &dyn Model,
+    device: &Device,
+    weights: &Path,
+    x: &HostTensor,
+    mode: Mode,
+    outputs: impl FnOnce(&mut Built) -> Result<Vec<ValueId>>,
+) -> Result<(Plan, Vec<ValueId>)> {
+    let mut built = super::build(model, x.shape().dims()[0], mode)?;
+    let mut params = ParamStore::new();
+    load_weights(&built, &mut params, device, weights)?;
+    let outs = outputs(&mut built)?;
+    let mut plan = Plan::new(device, built.graph(), &outs, &mut params)?;
+    plan.feed(&model.inputs()[0].0, x)?;
+    Ok((plan, outs))
+}
+
+/// The model's output for `x` in inference mode (BatchNorm with its moving statistics).
+pub fn infer(model: &dyn Model, device: &Device, weights: &Path, x: &HostTensor) -> Result<HostTensor> {
+    check_input(model, "the input", x)?;
+    let (mut plan, outs) = planned(model, device, weights, x, Mode::Inference, |b| Ok(vec![b.outputs[0]]))?;
+    plan.run()?;
+    plan.fetch(outs[0])
+}
+
+/// The training-mode gradients (BatchNorm with batch statistics) of `sum(output * upstream)`:
+/// under `input` for the input, and under its name for every trainable weight.
+pub fn gradients(model: &dyn Model, device: &Device, weights: &Path, x: &HostTensor, upstream: &HostTensor) -> Result<TensorFile> {
+    check_input(model, "the input", x)?;
+    let mut names = vec!["input".to_string()];
+    let (mut plan, outs) = planned(model, device, weights, x, Mode::Training, |b| {
+        let y = b.outputs[0];
+        let ys = b.graph().value(y).shape.clone();
+        if upstream.shape() != &ys {
+            return Err(Error::invalid(
+                "grad",
+                "upstream",
+                format!("has shape {:?}; the model's output for this input has {:?}", upstream.shape().dims(), ys.dims()),
+            ));
+        }
+        let trainable: Vec<(String, ValueId)> =
+            b.network.ctx.weights.iter().filter(|w| w.trainable).map(|w| (w.name.clone(), w.variable)).collect();
+        let input = b.inputs[0];
+        let g = &mut b.network.graph;
+        let dy = g.constant(upstream.clone())?;
+        let weighted = g.mul(y, dy)?;
+        let axes: Vec<usize> = (0..ys.rank()).collect();
+        let loss = g.sum(weighted, &axes, false)?;
+        let wrt: Vec<ValueId> = std::iter::once(input).chain(trainable.iter().map(|(_, v)| *v)).collect();
+        names.extend(trainable.into_iter().map(|(n, _)| n));
+        g.backward(loss, &wrt)
+    })?;
+    plan.run()?;
+    let mut file = TensorFile::default();
+    for (name, v) in names.into_iter().zip(outs) {
+        file.tensors.insert(name, plan.fetch(v)?);
+    }
+    Ok(file)
+}

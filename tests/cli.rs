@@ -1,0 +1,177 @@
+//! The command line over the Keras fixtures of tests/fixtures/keras (from the real Larq):
+//! `run`, `grad` and `summary` on the CPU and the GPU, and bad input: a one-line error naming the
+//! file, a non-zero exit code, and no output file left behind.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use bitgrad::io::{npy, safetensors::TensorFile};
+
+const MODELS: [&str; 5] = ["guide_mlp", "tutorial_cnn", "shortcut_functional", "sequence_1d", "upsampling"];
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keras").join(name)
+}
+
+fn devices() -> Vec<&'static str> {
+    if common::gpu().is_some() {
+        vec!["cpu", "gpu"]
+    } else {
+        vec!["cpu"]
+    }
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("bitgrad-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs `bitgrad args...`; returns (success, stdout, stderr).
+fn bitgrad(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_bitgrad")).args(args).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn close(what: &str, got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{what}");
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1.0);
+    for (i, (a, e)) in got.iter().zip(want).enumerate() {
+        assert!((a - e).abs() <= 1e-4 * scale, "{what}[{i}]: {a} vs Larq's {e}");
+    }
+}
+
+#[test]
+fn summary_prints_larqs_tables() {
+    for name in MODELS {
+        let (ok, out, err) = bitgrad(&["summary", s(&fixture(&format!("{name}.json")))]);
+        assert!(ok, "{name}: {err}");
+        assert_eq!(out, std::fs::read_to_string(fixture(&format!("{name}.summary.txt"))).unwrap(), "{name}");
+    }
+    let (ok, out, _) = bitgrad(&["summary", s(&fixture("guide_mlp.json")), "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(ok && v["total_params"] == 660, "{out}");
+}
+
+#[test]
+fn run_and_grad_compute_what_larq_computes() {
+    let dir = scratch("ok");
+    for name in MODELS {
+        let data = TensorFile::read(&fixture(&format!("{name}.data.safetensors"))).unwrap();
+        let (model, weights) = (fixture(&format!("{name}.json")), fixture(&format!("{name}.safetensors")));
+        let (input, upstream) = (fixture(&format!("{name}.input.npy")), fixture(&format!("{name}.upstream.npy")));
+        for device in devices() {
+            let y = dir.join(format!("{name}-{device}.npy"));
+            let (ok, _, err) =
+                bitgrad(&["run", s(&model), "--weights", s(&weights), "--input", s(&input), "--output", s(&y), "--device", device]);
+            assert!(ok, "{name} run on {device}: {err}");
+            let got = npy::read(&y).unwrap();
+            assert_eq!(got.shape(), data.tensors["output"].shape());
+            close(&format!("{name} run on {device}"), got.as_f32().unwrap(), data.tensors["output"].as_f32().unwrap());
+
+            let g = dir.join(format!("{name}-{device}.safetensors"));
+            let (ok, _, err) = bitgrad(&[
+                "grad",
+                s(&model),
+                "--weights",
+                s(&weights),
+                "--input",
+                s(&input),
+                "--upstream",
+                s(&upstream),
+                "--output",
+                s(&g),
+                "--device",
+                device,
+            ]);
+            assert!(ok, "{name} grad on {device}: {err}");
+            let grads = TensorFile::read(&g).unwrap();
+            let want: Vec<&String> = data.tensors.keys().filter(|k| k.starts_with("grad/")).collect();
+            assert_eq!(grads.tensors.len(), want.len(), "{name}: {:?}", grads.tensors.keys().collect::<Vec<_>>());
+            for key in want {
+                let short = key.strip_prefix("grad/").unwrap();
+                let got = grads.tensors.get(short).unwrap_or_else(|| panic!("{name}: no `{short}`"));
+                close(&format!("{name} grad {short} on {device}"), got.as_f32().unwrap(), data.tensors[key].as_f32().unwrap());
+            }
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_input_is_one_line_naming_the_file_with_no_output_left() {
+    let dir = scratch("bad");
+    let (model, weights, input) = (fixture("guide_mlp.json"), fixture("guide_mlp.safetensors"), fixture("guide_mlp.input.npy"));
+    let write = |name: &str, bytes: &[u8]| {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    };
+    let json = std::fs::read(&model).unwrap();
+    let npy_bytes = std::fs::read(&input).unwrap();
+    let broken_json = write("broken.json", &json[..json.len() / 2]);
+    let truncated_npy = write("truncated.npy", &npy_bytes[..npy_bytes.len() - 8]);
+    let not_npy = write("text.npy", b"hello");
+    let x = npy::read(&input).unwrap();
+    let wrong_shape = dir.join("wrong_shape.npy");
+    npy::write(&wrong_shape, &bitgrad::HostTensor::f32([3, 36], x.as_f32().unwrap().to_vec()).unwrap()).unwrap();
+    let mut nan = x.as_f32().unwrap().to_vec();
+    nan[5] = f32::NAN;
+    let with_nan = dir.join("nan.npy");
+    npy::write(&with_nan, &bitgrad::HostTensor::f32(x.shape().dims().to_vec(), nan).unwrap()).unwrap();
+    let mut f64_bytes = npy_bytes.clone();
+    let at = f64_bytes.windows(3).position(|w| w == b"<f4").unwrap();
+    f64_bytes[at + 2] = b'8';
+    let doubles = write("doubles.npy", &f64_bytes);
+    let mut partial = TensorFile::read(&weights).unwrap();
+    partial.tensors.remove("quant_dense_1/kernel");
+    let missing_weights = dir.join("missing.safetensors");
+    partial.write(&missing_weights).unwrap();
+    let truncated_weights = write("truncated.safetensors", &std::fs::read(&weights).unwrap()[..100]);
+    let cases: Vec<(PathBuf, PathBuf, PathBuf, &str)> = vec![
+        (broken_json.clone(), weights.clone(), input.clone(), "not JSON"),
+        (dir.join("absent.json"), weights.clone(), input.clone(), "absent.json"),
+        (model.clone(), weights.clone(), truncated_npy, "needs 432 bytes of data"),
+        (model.clone(), weights.clone(), not_npy, "not a .npy file"),
+        (model.clone(), weights.clone(), wrong_shape.clone(), "has shape [3, 36]; the model's input `input` takes [batch, 6, 6, 1]"),
+        (model.clone(), weights.clone(), with_nan, "has NaN at element 5"),
+        (model.clone(), weights.clone(), doubles, "is not little-endian float32"),
+        (model.clone(), missing_weights, input.clone(), "missing tensors: quant_dense_1/kernel"),
+        (model.clone(), truncated_weights, input.clone(), "not a safetensors file"),
+    ];
+    let out = dir.join("y.npy");
+    for (m, w, x, want) in cases {
+        let (ok, stdout, err) = bitgrad(&["run", s(&m), "--weights", s(&w), "--input", s(&x), "--output", s(&out), "--device", "cpu"]);
+        assert!(!ok && stdout.is_empty(), "{want}: succeeded");
+        assert!(err.starts_with("error: ") && err.trim_end().lines().count() == 1 && err.contains(want), "want `{want}`: {err}");
+        assert!(!out.exists(), "{want}: an output file was left");
+    }
+    // A gradient request with an upstream of the wrong shape names it, too.
+    let g = dir.join("g.safetensors");
+    let (ok, _, err) = bitgrad(&[
+        "grad",
+        s(&model),
+        "--weights",
+        s(&weights),
+        "--input",
+        s(&input),
+        "--upstream",
+        s(&wrong_shape),
+        "--output",
+        s(&g),
+        "--device",
+        "cpu",
+    ]);
+    assert!(!ok && err.contains("upstream") && err.contains("[3, 36]") && !g.exists(), "{err}");
+    let leftovers: Vec<_> =
+        std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().contains(".tmp")).collect();
+    assert!(leftovers.is_empty());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
