@@ -72,6 +72,9 @@ pub fn from_keras(v: &Value) -> Result<Box<dyn Constraint>> {
     };
     match class {
         "weight_clip" | "WeightClip" => {
+            if let Some(k) = config.and_then(Value::as_object).and_then(|c| c.keys().find(|k| *k != "clip_value")) {
+                return Err(Error::invalid("WeightClip", "config", format!("`{k}` is not a parameter of weight_clip")));
+            }
             let clip = match config.and_then(|c| c.get("clip_value")) {
                 None => 1.0,
                 Some(c) => c.as_f64().ok_or_else(|| Error::invalid("WeightClip", "clip_value", format!("{c} is not a number")))? as f32,

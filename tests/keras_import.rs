@@ -77,9 +77,16 @@ fn unsupported_or_malformed_configs_are_errors_naming_the_layer_and_field() {
         ),
         (
             edited(|v| v["config"]["layers"][2]["config"]["kernel_quantizer"]["config"]["clip_value"] = "x".into()),
-            "field `kernel_quantizer` (SteSign): field `clip_value`: expected a finite number",
+            "layer `quant_dense` (QuantDense): field `kernel_quantizer`: SteSign: invalid `clip_value`: \"x\" is not a number",
         ),
-        (edited(|v| v["config"]["layers"][2]["config"]["kernel_constraint"] = "max_norm".into()), "constraint `max_norm` is not supported"),
+        (
+            edited(|v| v["config"]["layers"][2]["config"]["kernel_quantizer"]["config"]["beta"] = 5.into()),
+            "field `kernel_quantizer`: SteSign: invalid `config`: `beta` is not a parameter of SteSign",
+        ),
+        (
+            edited(|v| v["config"]["layers"][2]["config"]["kernel_constraint"] = "max_norm".into()),
+            "field `kernel_constraint`: unknown constraint `max_norm (known: weight_clip)`",
+        ),
         (edited(|v| v["config"]["layers"][2]["config"]["dtype"] = "float16".into()), "field `dtype`: \"float16\" is not supported"),
         (edited(|v| v["config"]["layers"][2]["config"]["trainable"] = false.into()), "field `trainable`: false is not supported"),
         (edited(|v| v["class_name"] = "Graph".into()), "model class `Graph` is not Sequential or Functional"),

@@ -84,6 +84,10 @@ impl QuantLayer for QuantConv {
 }
 
 impl Layer for QuantConv {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn name(&self) -> &str {
         &self.name
     }

@@ -21,6 +21,10 @@ impl ActivationLayer {
 }
 
 impl Layer for ActivationLayer {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn name(&self) -> &str {
         &self.name
     }
@@ -55,6 +59,10 @@ impl Dropout {
 }
 
 impl Layer for Dropout {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn name(&self) -> &str {
         &self.name
     }

@@ -34,6 +34,10 @@ impl QuantLayer for QuantDense {
 }
 
 impl Layer for QuantDense {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn name(&self) -> &str {
         &self.name
     }

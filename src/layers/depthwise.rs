@@ -187,6 +187,10 @@ fn bias_and_activation(
 }
 
 impl Layer for QuantDepthwiseConv {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn name(&self) -> &str {
         &self.name
     }
@@ -247,6 +251,10 @@ impl QuantSeparableConv {
 }
 
 impl Layer for QuantSeparableConv {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn name(&self) -> &str {
         &self.name
     }

@@ -168,6 +168,10 @@ impl QuantLayer for QuantLocallyConnected {
 }
 
 impl Layer for QuantLocallyConnected {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn name(&self) -> &str {
         &self.name
     }

@@ -141,6 +141,11 @@ pub trait Layer {
     fn macs(&self) -> MacCount {
         MacCount::Unknown
     }
+    /// The layer as `Any`, for code that knows concrete layer types (the Keras JSON export);
+    /// `None` (the default) for layers it cannot know.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }
 
 /// The summary's input precision of a layer with this input quantizer.

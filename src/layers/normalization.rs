@@ -78,6 +78,10 @@ impl BatchNormalization {
 }
 
 impl Layer for BatchNormalization {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn name(&self) -> &str {
         &self.name
     }

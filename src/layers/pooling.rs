@@ -49,6 +49,10 @@ impl Pooling {
 }
 
 impl Layer for Pooling {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn name(&self) -> &str {
         &self.name
     }
@@ -149,6 +153,10 @@ impl GlobalPooling {
 }
 
 impl Layer for GlobalPooling {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn name(&self) -> &str {
         &self.name
     }

@@ -22,6 +22,10 @@ impl Flatten {
 }
 
 impl Layer for Flatten {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn name(&self) -> &str {
         &self.name
     }
@@ -67,6 +71,10 @@ impl Reshape {
 }
 
 impl Layer for Reshape {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn name(&self) -> &str {
         &self.name
     }
@@ -119,6 +127,10 @@ impl ZeroPadding {
 }
 
 impl Layer for ZeroPadding {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn name(&self) -> &str {
         &self.name
     }

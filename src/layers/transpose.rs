@@ -98,6 +98,10 @@ impl QuantLayer for QuantConvTranspose {
 }
 
 impl Layer for QuantConvTranspose {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn name(&self) -> &str {
         &self.name
     }

@@ -288,8 +288,9 @@ impl Quantizer {
         json!({ "class_name": self.class_name(), "config": config })
     }
 
-    /// Reads a quantizer from Keras JSON: an alias string or `{"class_name", "config"}` (extra
-    /// Keras keys such as `name`, `trainable`, `dtype` and `metrics` are accepted and ignored).
+    /// Reads a quantizer from Keras JSON: an alias string or `{"class_name", "config"}`. The Keras
+    /// layer keys `name`, `trainable`, `dtype` and `metrics` are accepted and ignored; any other
+    /// key that is not one of the quantizer's parameters is an error.
     pub fn from_keras(v: &Value) -> Result<Self> {
         if let Some(name) = v.as_str() {
             return Self::from_name(name);
@@ -366,6 +367,20 @@ impl Quantizer {
                 }
             }
             Quantizer::ApproxSign | Quantizer::NoOp { .. } | Quantizer::Custom(_) => {}
+        }
+        // A parameter this quantizer does not have would otherwise be silently dropped.
+        let known: &[&str] = match &q {
+            Quantizer::SteSign { .. } | Quantizer::SteHeaviside { .. } | Quantizer::MagnitudeAwareSign { .. } => &["clip_value"],
+            Quantizer::SwishSign { .. } => &["beta"],
+            Quantizer::SteTern { .. } => &["threshold_value", "ternary_weight_networks", "clip_value"],
+            Quantizer::DoReFa { .. } => &["k_bit", "mode"],
+            Quantizer::NoOp { .. } => &["precision"],
+            Quantizer::ApproxSign | Quantizer::Custom(_) => &[],
+        };
+        if let Some(k) =
+            config.keys().find(|k| !known.contains(&k.as_str()) && !["name", "trainable", "dtype", "metrics"].contains(&k.as_str()))
+        {
+            return Err(Error::invalid(class_static(class), "config", format!("`{k}` is not a parameter of {class}")));
         }
         q.validate()?;
         Ok(q)

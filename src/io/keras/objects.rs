@@ -8,11 +8,11 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::fields::{kind, Fields};
-use crate::constraints::{Constraint, WeightClip};
+use crate::constraints::Constraint;
 use crate::error::Result;
 use crate::graph::{DataFormat, Padding};
 use crate::layers::{Activation, Initializer, Regularizer};
-use crate::quantizers::{DoReFaMode, Quantizer};
+use crate::quantizers::Quantizer;
 
 /// A serialized object: its class name and its config (empty for a plain string).
 fn class_and_config(f: &Fields, field: &str, v: &Value) -> Result<(String, Fields)> {
@@ -34,59 +34,13 @@ fn class_and_config(f: &Fields, field: &str, v: &Value) -> Result<(String, Field
 /// A Larq quantizer field (`input_quantizer`, `kernel_quantizer`, ...); `null` is none.
 pub fn quantizer(f: &mut Fields, field: &str) -> Result<Option<Quantizer>> {
     let Some(v) = f.take(field) else { return Ok(None) };
-    let (class, mut c) = class_and_config(f, field, &v)?;
-    let q = match Quantizer::from_name(&class) {
-        Ok(q) => q,
-        Err(_) if class == "NoOp" || class == "noop" => Quantizer::NoOp { precision: 1 },
-        Err(e) => return Err(f.error(field, e)),
-    };
-    // Larq's quantizers are Keras layers: these fields only name them.
-    c.ignore(&["name", "trainable"]);
-    c.only("dtype", &["float32".into()])?;
-    let q = match q {
-        Quantizer::SteSign { clip_value } => Quantizer::SteSign { clip_value: Some(c.number("clip_value", clip_value.unwrap_or(1.0))?) },
-        Quantizer::SteHeaviside { clip_value } => {
-            Quantizer::SteHeaviside { clip_value: Some(c.number("clip_value", clip_value.unwrap_or(1.0))?) }
-        }
-        Quantizer::MagnitudeAwareSign { clip_value } => {
-            Quantizer::MagnitudeAwareSign { clip_value: Some(c.number("clip_value", clip_value.unwrap_or(1.0))?) }
-        }
-        Quantizer::SwishSign { beta } => Quantizer::SwishSign { beta: c.number("beta", beta)? },
-        Quantizer::SteTern { threshold_value, ternary_weight_networks, clip_value } => Quantizer::SteTern {
-            threshold_value: c.number("threshold_value", threshold_value)?,
-            ternary_weight_networks: c.boolean("ternary_weight_networks", ternary_weight_networks)?,
-            clip_value: Some(c.number("clip_value", clip_value.unwrap_or(1.0))?),
-        },
-        Quantizer::DoReFa { k_bit, mode } => {
-            let k_bit = c.count("k_bit", k_bit as usize)?;
-            let mode = match c.string("mode", if mode == DoReFaMode::Weights { "weights" } else { "activations" })?.as_str() {
-                "activations" => DoReFaMode::Activations,
-                "weights" => DoReFaMode::Weights,
-                other => return Err(c.error("mode", format!("`{other}` is not activations or weights"))),
-            };
-            Quantizer::DoReFa { k_bit: u32::try_from(k_bit).map_err(|_| c.error("k_bit", "is too large"))?, mode }
-        }
-        Quantizer::NoOp { .. } => {
-            let precision = c.required_count("precision")?;
-            Quantizer::NoOp { precision: u32::try_from(precision).map_err(|_| c.error("precision", "is too large"))? }
-        }
-        other => other,
-    };
-    c.done()?;
-    q.validate().map_err(|e| f.error(field, e))?;
-    Ok(Some(q))
+    Quantizer::from_keras(&v).map(Some).map_err(|e| f.error(field, e))
 }
 
 /// A constraint field: Larq's `weight_clip` (the one bitgrad has); `null` is none.
 pub fn constraint(f: &mut Fields, field: &str) -> Result<Option<Arc<dyn Constraint>>> {
     let Some(v) = f.take(field) else { return Ok(None) };
-    let (class, mut c) = class_and_config(f, field, &v)?;
-    if class != "weight_clip" && class != "WeightClip" {
-        return Err(f.error(field, format!("constraint `{class}` is not supported (bitgrad has weight_clip)")));
-    }
-    let clip = WeightClip::new(c.number("clip_value", 1.0)?).map_err(|e| f.error(field, e))?;
-    c.done()?;
-    Ok(Some(Arc::new(clip)))
+    crate::constraints::from_keras(&v).map(|c| Some(Arc::from(c))).map_err(|e| f.error(field, e))
 }
 
 /// An initializer field, or `default` when absent.
