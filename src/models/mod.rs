@@ -32,6 +32,20 @@ pub struct LayerRecord {
     pub macs: MacCount,
 }
 
+/// One top-level layer call, kept when [`Network::calls`] is set (what the Keras JSON export
+/// needs to write a model's layers and wiring).
+#[derive(Debug)]
+pub struct LayerCall {
+    /// The layer's name.
+    pub name: String,
+    /// Its Keras config, or why it has none (a custom layer).
+    pub config: Result<serde_json::Value>,
+    /// The values it was applied to.
+    pub inputs: Vec<ValueId>,
+    /// Its output.
+    pub output: ValueId,
+}
+
 /// A graph under construction with the layers applied to it so far.
 #[derive(Debug)]
 pub struct Network {
@@ -47,12 +61,22 @@ pub struct Network {
     /// Per top-level layer name: the address of the layer object and how often it was applied,
     /// which tells a shared layer applied again from another layer reusing its name.
     applied: std::collections::HashMap<String, (usize, usize)>,
+    /// Every top-level layer call with its Keras config, when set to `Some` before building.
+    pub calls: Option<Vec<LayerCall>>,
 }
 
 impl Network {
     /// An empty network for `batch`-sized inputs.
     pub fn new(batch: usize, mode: Mode) -> Self {
-        Network { graph: Graph::new(), ctx: BuildContext::new(mode), layers: Vec::new(), batch, depth: 0, applied: Default::default() }
+        Network {
+            graph: Graph::new(),
+            ctx: BuildContext::new(mode),
+            layers: Vec::new(),
+            batch,
+            depth: 0,
+            applied: Default::default(),
+            calls: None,
+        }
     }
 
     /// A model input of per-sample shape `shape` (the batch axis is prepended).
@@ -72,6 +96,7 @@ impl Network {
         self.depth -= 1;
         let y = y.map_err(|e| wrap(layer.name(), layer.class(), e))?;
         self.record(layer.name(), layer.class(), layer.input_precision(), layer.macs(), start, y);
+        self.keep_call(layer.name(), || crate::io::keras::export::layer_config(layer), &[x], y);
         Ok(y)
     }
 
@@ -80,7 +105,17 @@ impl Network {
         let start = self.begin(&layer.name, layer.class(), layer as *const Merge as usize)?;
         let y = layer.build(&mut self.graph, inputs).map_err(|e| wrap(&layer.name, layer.class(), e))?;
         self.record(&layer.name, layer.class(), None, MacCount::Unknown, start, y);
+        self.keep_call(&layer.name, || Ok(crate::io::keras::export::merge_config(layer)), inputs, y);
         Ok(y)
+    }
+
+    /// Keeps a top-level call when [`Network::calls`] asks for them.
+    fn keep_call(&mut self, name: &str, config: impl FnOnce() -> Result<serde_json::Value>, inputs: &[ValueId], output: ValueId) {
+        if self.depth == 0 {
+            if let Some(calls) = &mut self.calls {
+                calls.push(LayerCall { name: name.to_string(), config: config(), inputs: inputs.to_vec(), output });
+            }
+        }
     }
 
     /// Counts the application of the layer object at address `id` named `name` (at the top
@@ -182,7 +217,19 @@ pub fn build(model: &dyn Model, batch: usize, mode: Mode) -> Result<Built> {
     if batch == 0 {
         return Err(Error::invalid("model", "batch", "must be positive"));
     }
-    let mut net = Network::new(batch, mode);
+    build_in(model, Network::new(batch, mode))
+}
+
+/// Builds `model` for one sample in inference mode keeping every top-level layer call with its
+/// Keras config ([`Network::calls`]), for the Keras JSON export.
+pub fn build_with_calls(model: &dyn Model) -> Result<Built> {
+    let mut net = Network::new(1, Mode::Inference);
+    net.calls = Some(Vec::new());
+    build_in(model, net)
+}
+
+fn build_in(model: &dyn Model, mut net: Network) -> Result<Built> {
+    let mode = net.ctx.mode;
     net.ctx.seed = model.seed();
     let mut inputs = Vec::new();
     for (name, shape) in model.inputs() {

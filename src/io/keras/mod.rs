@@ -3,6 +3,7 @@
 //! quantizers and constraints given as objects or names. Anything bitgrad does not support is
 //! an error naming the layer and the field.
 
+pub mod export;
 mod fields;
 mod layers;
 mod objects;

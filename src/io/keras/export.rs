@@ -1,0 +1,325 @@
+//! Writing models as the Keras JSON that [`super::model_from_json`] (and tf_keras with Larq's
+//! custom objects) reads: each built-in layer's config, and the model's wiring recorded while
+//! building it ([`crate::models::build_with_calls`]). A chain from the input is written as a
+//! `Sequential` model unless the model lists its inputs (a functional model); anything else as
+//! `Functional`. A layer bitgrad cannot express in Keras JSON (a custom layer, explicit
+//! padding) is an error naming it.
+
+use std::collections::HashMap;
+
+use serde_json::{json, Map, Value};
+
+use crate::error::{Error, Result};
+use crate::graph::{DataFormat, Padding, ValueId};
+use crate::layers::{
+    Activation, ActivationLayer, BatchNormalization, Dropout, Flatten, GlobalPooling, Initializer, Layer, Merge, MergeKind, Pooling,
+    QuantArgs, QuantConv, QuantConvTranspose, QuantDense, QuantDepthwiseConv, QuantLocallyConnected, QuantSeparableConv, Regularizer,
+    Reshape, ZeroPadding,
+};
+use crate::models::{build_with_calls, Model};
+use crate::quantizers::Quantizer;
+
+/// The model as Keras JSON text.
+pub fn model_to_json(model: &dyn Model) -> Result<String> {
+    let built = build_with_calls(model)?;
+    let calls = built.network.calls.as_ref().expect("build_with_calls keeps the calls");
+    let inputs = model.inputs();
+    let mut configs = Vec::new();
+    for c in calls {
+        let mut config = c.config.as_ref().map_err(|e| Error::invalid("export", "layer", format!("`{}`: {e}", c.name)))?.clone();
+        // A global pooling's Keras class carries its spatial rank, which only its input shows.
+        if let Some(class) = config["class_name"].as_str().filter(|k| k.starts_with("Global") && !k.ends_with('D')) {
+            let rank = built.graph().value(c.inputs[0]).shape.rank();
+            config["class_name"] = json!(format!("{class}{}D", rank.saturating_sub(2)));
+        }
+        configs.push(config);
+    }
+    let input_entry = |name: &str, shape: &[usize]| {
+        let mut batch: Vec<Value> = vec![Value::Null];
+        batch.extend(shape.iter().map(|&d| json!(d)));
+        json!({"class_name": "InputLayer", "config": {"batch_input_shape": batch, "dtype": "float32", "sparse": false, "ragged": false, "name": name}})
+    };
+    // A chain: one input, each call reading the previous output, the last call the output.
+    let chain = !model.lists_inputs()
+        && inputs.len() == 1
+        && built.outputs.len() == 1
+        && calls.iter().enumerate().all(|(i, c)| c.inputs == [if i == 0 { built.inputs[0] } else { calls[i - 1].output }])
+        && calls.last().is_some_and(|c| c.output == built.outputs[0]);
+    let model_json = if chain {
+        let mut layers = vec![input_entry(&inputs[0].0, &inputs[0].1)];
+        layers.extend(configs);
+        json!({"class_name": "Sequential", "config": {"name": model.name(), "layers": layers}, "backend": "tensorflow"})
+    } else {
+        // Which (layer, call) produced each value.
+        let mut producer: HashMap<ValueId, (String, usize)> = HashMap::new();
+        let mut layers: Vec<Value> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        for ((name, shape), &x) in inputs.iter().zip(&built.inputs) {
+            producer.insert(x, (name.clone(), 0));
+            let mut e = input_entry(name, shape);
+            e["name"] = json!(name);
+            e["inbound_nodes"] = json!([]);
+            index.insert(name.clone(), layers.len());
+            layers.push(e);
+        }
+        for (c, config) in calls.iter().zip(configs) {
+            let node: Vec<Value> =
+                c.inputs
+                    .iter()
+                    .map(|x| {
+                        producer.get(x).map(|(l, k)| json!([l, k, 0, {}])).ok_or_else(|| {
+                            Error::invalid("export", "layer", format!("`{}` reads a value no layer or input produced", c.name))
+                        })
+                    })
+                    .collect::<Result<_>>()?;
+            let i = match index.get(&c.name) {
+                Some(&i) => i,
+                None => {
+                    let mut e = config;
+                    e["name"] = json!(c.name);
+                    e["inbound_nodes"] = json!([]);
+                    index.insert(c.name.clone(), layers.len());
+                    layers.push(e);
+                    layers.len() - 1
+                }
+            };
+            let calls_so_far = layers[i]["inbound_nodes"].as_array().map_or(0, Vec::len);
+            layers[i]["inbound_nodes"].as_array_mut().expect("set above").push(Value::Array(node));
+            producer.insert(c.output, (c.name.clone(), calls_so_far));
+        }
+        let ends = |values: &[ValueId]| -> Result<Vec<Value>> {
+            values
+                .iter()
+                .map(|v| match producer.get(v) {
+                    Some((l, 0)) => Ok(json!([l, 0, 0])),
+                    _ => Err(Error::invalid("export", "outputs", "a model output must be the first call of a layer or an input")),
+                })
+                .collect()
+        };
+        json!({"class_name": "Functional", "config": {
+            "name": model.name(), "layers": layers, "input_layers": ends(&built.inputs)?, "output_layers": ends(&built.outputs)?,
+        }, "backend": "tensorflow"})
+    };
+    Ok(serde_json::to_string(&model_json).expect("JSON values serialize"))
+}
+
+/// A merge layer's `{"class_name", "config"}`.
+pub fn merge_config(m: &Merge) -> Value {
+    let mut c = base(&m.name);
+    if let MergeKind::Concatenate { axis } = m.kind {
+        c.insert("axis".into(), json!(axis));
+    }
+    json!({"class_name": m.class(), "config": c})
+}
+
+/// A built-in layer's `{"class_name", "config"}`; an error for layers Keras JSON cannot hold.
+pub fn layer_config(layer: &dyn Layer) -> Result<Value> {
+    let unknown = || {
+        Error::invalid(
+            "export",
+            "layer",
+            format!("`{}` ({}) is not a built-in layer, so it has no Keras config", layer.name(), layer.class()),
+        )
+    };
+    let any = layer.as_any().ok_or_else(unknown)?;
+    let mut c = base(layer.name());
+    let mut put = |k: &str, v: Value| {
+        c.insert(k.into(), v);
+    };
+    if let Some(l) = any.downcast_ref::<QuantDense>() {
+        put("units", json!(l.units));
+        quant_args(&mut c, &l.args)?;
+    } else if let Some(l) = any.downcast_ref::<QuantConv>() {
+        put("filters", json!(l.filters));
+        put("kernel_size", json!(l.kernel_size));
+        put("strides", json!(l.strides));
+        put("padding", padding(&l.padding, l.name.as_str())?);
+        put("data_format", data_format(l.data_format));
+        put("dilation_rate", json!(l.dilation_rate));
+        put("groups", json!(l.groups));
+        put("pad_values", json!(l.pad_values));
+        quant_args(&mut c, &l.args)?;
+    } else if let Some(l) = any.downcast_ref::<QuantConvTranspose>() {
+        put("filters", json!(l.filters));
+        put("kernel_size", json!(l.kernel_size));
+        put("strides", json!(l.strides));
+        put("padding", padding(&l.padding, l.name.as_str())?);
+        put("output_padding", json!(l.output_padding));
+        put("data_format", data_format(l.data_format));
+        put("dilation_rate", json!(l.dilation_rate));
+        quant_args(&mut c, &l.args)?;
+    } else if let Some(l) = any.downcast_ref::<QuantLocallyConnected>() {
+        put("filters", json!(l.filters));
+        put("kernel_size", json!(l.kernel_size));
+        put("strides", json!(l.strides));
+        put("padding", padding(&l.padding, l.name.as_str())?);
+        put("data_format", data_format(l.data_format));
+        put("implementation", json!(l.implementation));
+        quant_args(&mut c, &l.args)?;
+    } else if let Some(l) = any.downcast_ref::<QuantDepthwiseConv>() {
+        depthwise(&mut c, &l.name, &l.opts)?;
+    } else if let Some(l) = any.downcast_ref::<QuantSeparableConv>() {
+        c.insert("filters".into(), json!(l.filters));
+        depthwise(&mut c, &l.name, &l.opts)?;
+        c.insert("pointwise_quantizer".into(), quantizer(&l.pointwise_quantizer));
+        c.insert("pointwise_initializer".into(), initializer(&l.pointwise_initializer));
+        c.insert("pointwise_constraint".into(), l.pointwise_constraint.as_ref().map_or(Value::Null, |k| k.to_keras()));
+        c.insert("pointwise_regularizer".into(), regularizer(&l.pointwise_regularizer));
+    } else if let Some(l) = any.downcast_ref::<BatchNormalization>() {
+        put("axis", json!(l.axis));
+        put("momentum", json!(l.momentum));
+        put("epsilon", json!(l.epsilon));
+        put("center", json!(l.center));
+        put("scale", json!(l.scale));
+        put("beta_initializer", initializer(&l.beta_initializer));
+        put("gamma_initializer", initializer(&l.gamma_initializer));
+        put("moving_mean_initializer", initializer(&l.moving_mean_initializer));
+        put("moving_variance_initializer", initializer(&l.moving_variance_initializer));
+        put("beta_regularizer", regularizer(&l.beta_regularizer));
+        put("gamma_regularizer", regularizer(&l.gamma_regularizer));
+    } else if let Some(l) = any.downcast_ref::<Pooling>() {
+        put("pool_size", json!(l.pool_size));
+        put("strides", json!(l.strides));
+        put("padding", padding(&l.padding, l.name.as_str())?);
+        put("data_format", data_format(l.data_format));
+    } else if let Some(l) = any.downcast_ref::<GlobalPooling>() {
+        put("data_format", data_format(l.data_format));
+        put("keepdims", json!(l.keepdims));
+    } else if let Some(l) = any.downcast_ref::<Flatten>() {
+        put("data_format", data_format(l.data_format));
+    } else if let Some(l) = any.downcast_ref::<Reshape>() {
+        put("target_shape", json!(l.target_shape.iter().map(|d| d.map_or(-1, |d| d as i64)).collect::<Vec<_>>()));
+    } else if let Some(l) = any.downcast_ref::<ZeroPadding>() {
+        // Keras' ZeroPadding1D takes one (before, after) pair and no data format.
+        if let [(a, b)] = l.padding[..] {
+            put("padding", json!([a, b]));
+        } else {
+            put("padding", json!(l.padding.iter().map(|&(a, b)| [a, b]).collect::<Vec<_>>()));
+            put("data_format", data_format(l.data_format));
+        }
+    } else if let Some(l) = any.downcast_ref::<ActivationLayer>() {
+        put("activation", activation(&l.activation, &l.name)?);
+    } else if let Some(l) = any.downcast_ref::<Dropout>() {
+        put("rate", json!(l.rate));
+        put("seed", json!(l.seed));
+    } else {
+        return Err(unknown());
+    }
+    Ok(json!({"class_name": layer.class(), "config": c}))
+}
+
+/// The fields every layer has.
+fn base(name: &str) -> Map<String, Value> {
+    let mut c = Map::new();
+    c.insert("name".into(), json!(name));
+    c.insert("trainable".into(), json!(true));
+    c.insert("dtype".into(), json!("float32"));
+    c
+}
+
+fn quant_args(c: &mut Map<String, Value>, a: &QuantArgs) -> Result<()> {
+    let name = c["name"].as_str().unwrap_or_default().to_string();
+    c.insert("activation".into(), activation(&a.activation, &name)?);
+    c.insert("use_bias".into(), json!(a.use_bias));
+    c.insert("kernel_initializer".into(), initializer(&a.kernel_initializer));
+    c.insert("bias_initializer".into(), initializer(&a.bias_initializer));
+    c.insert("kernel_regularizer".into(), regularizer(&a.kernel_regularizer));
+    c.insert("bias_regularizer".into(), regularizer(&a.bias_regularizer));
+    c.insert("activity_regularizer".into(), regularizer(&a.activity_regularizer));
+    c.insert("kernel_constraint".into(), a.kernel_constraint.as_ref().map_or(Value::Null, |k| k.to_keras()));
+    c.insert("bias_constraint".into(), a.bias_constraint.as_ref().map_or(Value::Null, |k| k.to_keras()));
+    c.insert("input_quantizer".into(), quantizer(&a.input_quantizer));
+    c.insert("kernel_quantizer".into(), quantizer(&a.kernel_quantizer));
+    if let Some(m) = &a.metrics {
+        c.insert("metrics".into(), json!(m));
+    }
+    Ok(())
+}
+
+fn depthwise(c: &mut Map<String, Value>, name: &str, o: &crate::layers::DepthwiseOptions) -> Result<()> {
+    c.insert("kernel_size".into(), json!(o.kernel_size));
+    c.insert("strides".into(), json!(o.strides));
+    c.insert("padding".into(), padding(&o.padding, name)?);
+    c.insert("dilation_rate".into(), json!(o.dilation_rate));
+    c.insert("data_format".into(), data_format(o.data_format));
+    c.insert("depth_multiplier".into(), json!(o.depth_multiplier));
+    c.insert("activation".into(), activation(&o.activation, name)?);
+    c.insert("use_bias".into(), json!(o.use_bias));
+    c.insert("depthwise_initializer".into(), initializer(&o.depthwise_initializer));
+    c.insert("bias_initializer".into(), initializer(&Initializer::Zeros));
+    c.insert("depthwise_constraint".into(), o.depthwise_constraint.as_ref().map_or(Value::Null, |k| k.to_keras()));
+    c.insert("depthwise_regularizer".into(), regularizer(&o.depthwise_regularizer));
+    c.insert("bias_regularizer".into(), regularizer(&o.bias_regularizer));
+    c.insert("activity_regularizer".into(), regularizer(&o.activity_regularizer));
+    c.insert("pad_values".into(), json!(o.pad_values));
+    c.insert("input_quantizer".into(), quantizer(&o.input_quantizer));
+    c.insert("depthwise_quantizer".into(), quantizer(&o.depthwise_quantizer));
+    if let Some(m) = &o.metrics {
+        c.insert("metrics".into(), json!(m));
+    }
+    Ok(())
+}
+
+fn quantizer(q: &Option<Quantizer>) -> Value {
+    q.as_ref().map_or(Value::Null, Quantizer::to_keras)
+}
+
+fn initializer(i: &Initializer) -> Value {
+    let (class, config) = match *i {
+        Initializer::GlorotUniform => ("GlorotUniform", json!({})),
+        Initializer::GlorotNormal => ("GlorotNormal", json!({})),
+        Initializer::HeNormal => ("HeNormal", json!({})),
+        Initializer::HeUniform => ("HeUniform", json!({})),
+        Initializer::Zeros => ("Zeros", json!({})),
+        Initializer::Ones => ("Ones", json!({})),
+        Initializer::Constant(v) => ("Constant", json!({ "value": v })),
+        Initializer::RandomUniform { minval, maxval } => ("RandomUniform", json!({ "minval": minval, "maxval": maxval })),
+        Initializer::RandomNormal { mean, stddev } => ("RandomNormal", json!({ "mean": mean, "stddev": stddev })),
+    };
+    json!({"class_name": class, "config": config})
+}
+
+fn regularizer(r: &Option<Regularizer>) -> Value {
+    match r {
+        None => Value::Null,
+        Some(r) => json!({"class_name": "L1L2", "config": {"l1": r.l1, "l2": r.l2}}),
+    }
+}
+
+fn activation(a: &Activation, layer: &str) -> Result<Value> {
+    Ok(match a {
+        Activation::Linear => json!("linear"),
+        Activation::Relu => json!("relu"),
+        Activation::Sigmoid => json!("sigmoid"),
+        Activation::Tanh => json!("tanh"),
+        Activation::Softmax => json!("softmax"),
+        Activation::HardTanh => json!("hard_tanh"),
+        Activation::LeakyTanh { alpha } if *alpha == 0.2 => json!("leaky_tanh"),
+        Activation::LeakyTanh { alpha } => {
+            return Err(Error::invalid("export", "activation", format!("layer `{layer}`: leaky_tanh with alpha {alpha} has no Keras name")))
+        }
+        Activation::Quantizer(q) => q.to_keras(),
+    })
+}
+
+fn padding(p: &Padding, layer: &str) -> Result<Value> {
+    Ok(json!(match p {
+        Padding::Valid => "valid",
+        Padding::Same => "same",
+        Padding::Causal => "causal",
+        Padding::Explicit(_) => {
+            return Err(Error::invalid(
+                "export",
+                "padding",
+                format!("layer `{layer}`: explicit padding has no Keras form (use ZeroPadding)"),
+            ));
+        }
+    }))
+}
+
+fn data_format(f: DataFormat) -> Value {
+    json!(match f {
+        DataFormat::ChannelsLast => "channels_last",
+        DataFormat::ChannelsFirst => "channels_first",
+    })
+}
