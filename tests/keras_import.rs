@@ -11,7 +11,20 @@ use bitgrad::layers::Mode;
 use bitgrad::models::Model;
 use bitgrad::{Device, HostTensor, ParamStore, Plan};
 
-const MODELS: [&str; 5] = ["guide_mlp", "tutorial_cnn", "shortcut_functional", "sequence_1d", "upsampling"];
+const MODELS: [&str; 12] = [
+    "guide_mlp",
+    "tutorial_cnn",
+    "shortcut_functional",
+    "sequence_1d",
+    "upsampling",
+    "volumes",
+    "channels_first",
+    "gated_functional",
+    "shared_conv",
+    "dorefa_mlp",
+    "depthwise_stack",
+    "transposed_1d",
+];
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keras").join(name)

@@ -19,8 +19,9 @@ use crate::graph::{ConvGeometry, ConvOptions, DataFormat, Graph, Padding, ValueI
 ///
 /// Implementations 2 and 3 map their stored kernel onto implementation 1's with one constant
 /// index map ([`Graph::take`]), whose adjoint sends the gradient back (masked entries get 0).
-/// The bias has one value per output position: `[out..., filters]` (`[filters, out...]`
-/// channels-first).
+/// The bias has one value per output position, stored `[out..., filters]` as Keras stores it
+/// in both layouts (a channels-first layer reads it reshaped to `[filters, out...]`, as Keras'
+/// `bias_add` does).
 #[derive(Clone, Debug)]
 pub struct QuantLocallyConnected {
     /// Layer name, prefix of its variables.
@@ -239,14 +240,11 @@ impl Layer for QuantLocallyConnected {
         };
         let y = if self.args.use_bias {
             let mut dims = geom.output.clone();
-            match self.data_format {
-                DataFormat::ChannelsLast => dims.push(self.filters),
-                DataFormat::ChannelsFirst => dims.insert(0, self.filters),
-            }
+            dims.push(self.filters);
             let spec = WeightSpec {
                 layer: &self.name,
                 weight: "bias",
-                shape: crate::Shape::new(dims),
+                shape: crate::Shape::new(dims.clone()),
                 initializer: self.args.bias_initializer,
                 quantizer: None,
                 constraint: self.args.bias_constraint.clone(),
@@ -256,6 +254,15 @@ impl Layer for QuantLocallyConnected {
                 trainable: true,
             };
             let (b, _) = add_weight(g, ctx, spec)?;
+            // Keras declares the bias [out..., filters] in both layouts, and its bias_add reads a
+            // channels-first one by reshaping (not transposing) it to [filters, out...].
+            let b = match self.data_format {
+                DataFormat::ChannelsLast => b,
+                DataFormat::ChannelsFirst => {
+                    dims.rotate_right(1);
+                    g.reshape(b, dims)?
+                }
+            };
             g.add(y, b)?
         } else {
             y

@@ -1,6 +1,6 @@
 //! Keras' `MaxPooling1D/2D/3D`, `AveragePooling1D/2D/3D` and the global poolings, built from
 //! im2col and reductions (so their gradients come from those ops', except max pooling's, which
-//! follows TensorFlow's first-maximum rule).
+//! follows TensorFlow's rules for ties).
 
 use super::{BuildContext, Layer, MacCount};
 use crate::error::{Error, Result};
@@ -90,7 +90,7 @@ impl Layer for Pooling {
         let cols = g.im2col(x, &geom, pad)?;
         let cols = g.reshape(cols, [rows, taps, c])?;
         let y = match self.kind {
-            PoolingKind::Max => max_first_gradient(g, cols, taps)?,
+            PoolingKind::Max => max_pool(g, cols, taps, r == 3)?,
             PoolingKind::Average if geom.reads_padding() => {
                 // Divide by the number of real (unpadded) positions in each window.
                 let ones = g.fill(geom.with_channels(1).image_shape(), 1.0)?;
@@ -106,11 +106,12 @@ impl Layer for Pooling {
     }
 }
 
-/// The maximum of `cols` `[rows, taps, c]` over its taps, whose gradient goes to the first
-/// maximal tap of each window only, as TensorFlow's `MaxPoolGrad` routes it. (A plain reduce-max
-/// splits it among ties, as `tf.reduce_max` does; after binarized layers, windows full of equal
-/// values are the rule, so the difference matters.)
-fn max_first_gradient(g: &mut Graph, cols: ValueId, taps: usize) -> Result<ValueId> {
+/// The maximum of `cols` `[rows, taps, c]` over its taps, with TensorFlow's gradients for ties:
+/// 1-D and 2-D max pooling (`MaxPoolGrad`) send a window's gradient to its first maximal tap
+/// only, 3-D max pooling (`MaxPool3DGrad`) sends all of it to every maximal tap. (A plain
+/// reduce-max splits it among ties, as `tf.reduce_max` does; after binarized layers, windows
+/// full of equal values are the rule, so the difference matters.)
+fn max_pool(g: &mut Graph, cols: ValueId, taps: usize, every_tie: bool) -> Result<ValueId> {
     let y = g.max(cols, &[1], false)?;
     g.override_gradient(y, &[cols], move |g, dy| {
         let (rows, c) = {
@@ -119,13 +120,16 @@ fn max_first_gradient(g: &mut Graph, cols: ValueId, taps: usize) -> Result<Value
         };
         let y_k = g.reshape(y, [rows, 1, c])?;
         let is_max = g.binary(BinaryOp::Eq, cols, y_k)?;
+        let dy = g.reshape(dy, [rows, 1, c])?;
+        if every_tie {
+            return Ok(vec![Some(g.mul(is_max, dy)?)]);
+        }
         // Among the maximal taps, the first has the highest rank `taps - t`.
         let rank: Vec<f32> = (0..taps).map(|t| (taps - t) as f32).collect();
         let rank = g.constant(HostTensor::f32([1, taps, 1], rank)?)?;
         let ranked = g.mul(is_max, rank)?;
         let best = g.max(ranked, &[1], true)?;
         let first = g.binary(BinaryOp::Eq, ranked, best)?;
-        let dy = g.reshape(dy, [rows, 1, c])?;
         Ok(vec![Some(g.mul(first, dy)?)])
     })?;
     Ok(y)
