@@ -408,7 +408,7 @@ fn checkpoints_keep_only_the_best_epochs_when_asked() {
     t.fit(&blobs(64, 4), None, &opts).unwrap();
     let mut files: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
     files.sort();
-    assert_eq!(files, ["best-1.safetensors"]);
+    assert_eq!(files, ["best-1.json", "best-1.safetensors"]);
     let bad = ModelCheckpoint { monitor: "val_acc".into(), save_best_only: true, ..ModelCheckpoint::new(dir.join("x.safetensors")) };
     let e = t.fit(&blobs(64, 4), None, &FitOptions { checkpoint: Some(bad), ..opts }).unwrap_err().to_string();
     assert!(e.contains("val_acc") && e.contains("val_accuracy"), "{e}");
@@ -469,5 +469,44 @@ fn bad_trainer_state_files_are_named_errors_and_change_nothing() {
     let mut left: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
     left.retain(|n| n.contains(".tmp"));
     assert!(left.is_empty(), "{left:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_checkpoint_of_model_json_and_state_resumes_exactly() {
+    let dir = scratch_dir("checkpoint");
+    let data = blobs(100, 1);
+    let opts = |epochs| FitOptions { epochs, batch_size: 24, shuffle_seed: Some(3), ..FitOptions::default() };
+    let d = Device::cpu();
+    let mut straight = adam_trainer(&d);
+    let whole = straight.fit(&data, None, &opts(2)).unwrap();
+    let mut first = adam_trainer(&d);
+    first.fit(&data, None, &opts(1)).unwrap();
+    let (json, state) = (dir.join("model.json"), dir.join("state.safetensors"));
+    first.save_checkpoint(&json, &state).unwrap();
+    let mut resumed = Trainer::from_checkpoint(
+        &json,
+        &state,
+        Loss::SparseCategoricalCrossentropy { from_logits: false },
+        Arc::new(Adam::new(0.01)),
+        &[Metric::Accuracy],
+        &d,
+    )
+    .unwrap();
+    let rest = resumed.fit(&data, None, &opts(1)).unwrap();
+    assert_eq!(rest.epochs[0].values["loss"].to_bits(), whole.epochs[1].values["loss"].to_bits(), "bit for bit on the CPU");
+    // Another optimizer does not fit the saved slots.
+    let e = Trainer::from_checkpoint(
+        &json,
+        &state,
+        Loss::SparseCategoricalCrossentropy { from_logits: false },
+        Arc::new(Sgd::new(0.1)),
+        &[],
+        &d,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(e.contains("state.safetensors") && e.contains("adam/"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -20,8 +20,9 @@ pub struct EarlyStopping {
 
 /// Keras' `ModelCheckpoint`: after each epoch, saves the trainer's state (weights, statistics,
 /// optimizer slots and counters; see [`super::Trainer::save_state`]) to `path`, where `{epoch}`
-/// is replaced by the epoch's number from 1. With `save_best_only`, only when `monitor`
-/// improved on every earlier epoch.
+/// is replaced by the epoch's number from 1, and the model as Keras JSON beside it (the same
+/// name with `.json`; see [`super::Trainer::save_checkpoint`]). With `save_best_only`, only when
+/// `monitor` improved on every earlier epoch.
 #[derive(Clone, Debug)]
 pub struct ModelCheckpoint {
     /// The file to write; `{epoch}` in it becomes the epoch number.
@@ -30,12 +31,16 @@ pub struct ModelCheckpoint {
     pub monitor: String,
     /// Save only epochs that improve `monitor`.
     pub save_best_only: bool,
+    /// Save the state only, without the model's JSON (for models with custom layers, which have
+    /// no Keras config).
+    pub save_weights_only: bool,
 }
 
 impl ModelCheckpoint {
-    /// Saves every epoch to `path` (Keras' defaults: monitor `val_loss`, not best only).
+    /// Saves every epoch to `path` (Keras' defaults: monitor `val_loss`, not best only, the
+    /// model too).
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        ModelCheckpoint { path: path.into(), monitor: "val_loss".into(), save_best_only: false }
+        ModelCheckpoint { path: path.into(), monitor: "val_loss".into(), save_best_only: false, save_weights_only: false }
     }
 
     /// The file for `epoch` (from 0).

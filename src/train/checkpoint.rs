@@ -89,3 +89,31 @@ impl Trainer {
         Ok(())
     }
 }
+
+impl Trainer {
+    /// Saves a checkpoint: the model as Keras JSON in `json` (see
+    /// [`crate::io::keras::export::model_to_json`]) and the state in `state` (see
+    /// [`Trainer::save_state`]).
+    pub fn save_checkpoint(&mut self, json: &Path, state: &Path) -> Result<()> {
+        let text = crate::io::keras::export::model_to_json(self.model.as_ref())?;
+        crate::io::write_atomically(json, text.as_bytes())?;
+        self.save_state(state)
+    }
+
+    /// A trainer from a checkpoint written by [`Trainer::save_checkpoint`], compiled with the
+    /// loss, optimizer and metrics given (the same ones as before, for the state to fit), which
+    /// continues exactly where the saved one stopped.
+    pub fn from_checkpoint(
+        json: &Path,
+        state: &Path,
+        loss: super::Loss,
+        optimizer: std::sync::Arc<dyn super::optimizers::Optimizer>,
+        metrics: &[super::Metric],
+        device: &crate::device::Device,
+    ) -> Result<Trainer> {
+        let model = crate::io::keras::read_model(json)?;
+        let mut t = Trainer::compile(model, loss, optimizer, metrics, device)?;
+        t.load_state(state)?;
+        Ok(t)
+    }
+}

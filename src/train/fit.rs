@@ -480,7 +480,12 @@ impl Trainer {
             if let Some(c) = &opts.checkpoint {
                 let save = !c.save_best_only || checkpoint_best.improves(&c.monitor, monitored(&log.values, &c.monitor)?, log.epoch, 0.0);
                 if save {
-                    self.save_state(&c.path_for(log.epoch))?;
+                    let state = c.path_for(log.epoch);
+                    if c.save_weights_only {
+                        self.save_state(&state)?;
+                    } else {
+                        self.save_checkpoint(&state.with_extension("json"), &state)?;
+                    }
                 }
             }
             let stop = match &opts.early_stopping {
