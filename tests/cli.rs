@@ -4,29 +4,12 @@
 
 mod common;
 
+use common::{keras_fixture, KERAS_MODELS};
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use bitgrad::io::{npy, safetensors::TensorFile};
-
-const MODELS: [&str; 12] = [
-    "guide_mlp",
-    "tutorial_cnn",
-    "shortcut_functional",
-    "sequence_1d",
-    "upsampling",
-    "volumes",
-    "channels_first",
-    "gated_functional",
-    "shared_conv",
-    "dorefa_mlp",
-    "depthwise_stack",
-    "transposed_1d",
-];
-
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keras").join(name)
-}
 
 fn devices() -> Vec<&'static str> {
     if common::gpu().is_some() {
@@ -63,15 +46,15 @@ fn close(what: &str, got: &[f32], want: &[f32]) {
 
 #[test]
 fn summary_prints_larqs_tables() {
-    for name in MODELS {
-        let (ok, out, err) = bitgrad(&["summary", s(&fixture(&format!("{name}.json")))]);
+    for name in KERAS_MODELS {
+        let (ok, out, err) = bitgrad(&["summary", s(&keras_fixture(&format!("{name}.json")))]);
         assert!(ok, "{name}: {err}");
         // Larq's own summary fails on 3-D convolutions with binary input (no fixture for them).
-        if let Ok(want) = std::fs::read_to_string(fixture(&format!("{name}.summary.txt"))) {
+        if let Ok(want) = std::fs::read_to_string(keras_fixture(&format!("{name}.summary.txt"))) {
             assert_eq!(out, want, "{name}");
         }
     }
-    let (ok, out, _) = bitgrad(&["summary", s(&fixture("guide_mlp.json")), "--json"]);
+    let (ok, out, _) = bitgrad(&["summary", s(&keras_fixture("guide_mlp.json")), "--json"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert!(ok && v["total_params"] == 660, "{out}");
 }
@@ -79,10 +62,10 @@ fn summary_prints_larqs_tables() {
 #[test]
 fn run_and_grad_compute_what_larq_computes() {
     let dir = scratch("ok");
-    for name in MODELS {
-        let data = TensorFile::read(&fixture(&format!("{name}.data.safetensors"))).unwrap();
-        let (model, weights) = (fixture(&format!("{name}.json")), fixture(&format!("{name}.safetensors")));
-        let (input, upstream) = (fixture(&format!("{name}.input.npy")), fixture(&format!("{name}.upstream.npy")));
+    for name in KERAS_MODELS {
+        let data = TensorFile::read(&keras_fixture(&format!("{name}.data.safetensors"))).unwrap();
+        let (model, weights) = (keras_fixture(&format!("{name}.json")), keras_fixture(&format!("{name}.safetensors")));
+        let (input, upstream) = (keras_fixture(&format!("{name}.input.npy")), keras_fixture(&format!("{name}.upstream.npy")));
         for device in devices() {
             let y = dir.join(format!("{name}-{device}.npy"));
             let (ok, _, err) =
@@ -124,7 +107,8 @@ fn run_and_grad_compute_what_larq_computes() {
 #[test]
 fn bad_input_is_one_line_naming_the_file_with_no_output_left() {
     let dir = scratch("bad");
-    let (model, weights, input) = (fixture("guide_mlp.json"), fixture("guide_mlp.safetensors"), fixture("guide_mlp.input.npy"));
+    let (model, weights, input) =
+        (keras_fixture("guide_mlp.json"), keras_fixture("guide_mlp.safetensors"), keras_fixture("guide_mlp.input.npy"));
     let write = |name: &str, bytes: &[u8]| {
         let p = dir.join(name);
         std::fs::write(&p, bytes).unwrap();

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use common::{keras_fixture, KERAS_MODELS};
 
 use bitgrad::io::keras::{load_weights, read_model};
 use bitgrad::io::safetensors::TensorFile;
@@ -11,35 +11,16 @@ use bitgrad::layers::Mode;
 use bitgrad::models::Model;
 use bitgrad::{Device, HostTensor, ParamStore, Plan};
 
-const MODELS: [&str; 12] = [
-    "guide_mlp",
-    "tutorial_cnn",
-    "shortcut_functional",
-    "sequence_1d",
-    "upsampling",
-    "volumes",
-    "channels_first",
-    "gated_functional",
-    "shared_conv",
-    "dorefa_mlp",
-    "depthwise_stack",
-    "transposed_1d",
-];
-
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keras").join(name)
-}
-
 fn devices() -> Vec<Device> {
     std::iter::once(Device::cpu()).chain(common::gpu().cloned()).collect()
 }
 
 /// Runs the imported model on `x` in inference mode.
 fn infer(name: &str, device: &Device, x: &HostTensor) -> HostTensor {
-    let model = read_model(&fixture(&format!("{name}.json"))).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let model = read_model(&keras_fixture(&format!("{name}.json"))).unwrap_or_else(|e| panic!("{name}: {e}"));
     let built = model.build(x.shape().dims()[0], Mode::Inference).unwrap_or_else(|e| panic!("{name}: {e}"));
     let mut params = ParamStore::new();
-    load_weights(&built, &mut params, device, &fixture(&format!("{name}.safetensors"))).unwrap_or_else(|e| panic!("{name}: {e}"));
+    load_weights(&built, &mut params, device, &keras_fixture(&format!("{name}.safetensors"))).unwrap_or_else(|e| panic!("{name}: {e}"));
     let mut plan = Plan::new(device, built.graph(), &built.outputs, &mut params).unwrap();
     plan.feed(&model.inputs()[0].0, x).unwrap();
     plan.run().unwrap();
@@ -48,8 +29,8 @@ fn infer(name: &str, device: &Device, x: &HostTensor) -> HostTensor {
 
 #[test]
 fn imported_models_compute_what_larq_computes() {
-    for name in MODELS {
-        let data = TensorFile::read(&fixture(&format!("{name}.data.safetensors"))).unwrap();
+    for name in KERAS_MODELS {
+        let data = TensorFile::read(&keras_fixture(&format!("{name}.data.safetensors"))).unwrap();
         let (x, want) = (&data.tensors["input"], &data.tensors["output"]);
         for d in devices() {
             let got = infer(name, &d, x);
@@ -63,7 +44,7 @@ fn imported_models_compute_what_larq_computes() {
 
 /// The guide model's JSON with `edit` applied to its parsed form.
 fn edited(edit: impl Fn(&mut serde_json::Value)) -> String {
-    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixture("guide_mlp.json")).unwrap()).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(keras_fixture("guide_mlp.json")).unwrap()).unwrap();
     edit(&mut v);
     v.to_string()
 }
@@ -116,9 +97,9 @@ fn unsupported_or_malformed_configs_are_errors_naming_the_layer_and_field() {
 fn weights_must_match_the_model_by_name_and_shape() {
     let dir = std::env::temp_dir().join(format!("bitgrad-keras-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let model = read_model(&fixture("guide_mlp.json")).unwrap();
+    let model = read_model(&keras_fixture("guide_mlp.json")).unwrap();
     let built = model.build(2, Mode::Inference).unwrap();
-    let good = TensorFile::read(&fixture("guide_mlp.safetensors")).unwrap();
+    let good = TensorFile::read(&keras_fixture("guide_mlp.safetensors")).unwrap();
     let kernel = good.tensors["quant_dense/kernel"].clone();
     let mut missing = good.clone();
     missing.tensors.remove("quant_dense/bias");
@@ -143,10 +124,10 @@ fn weights_must_match_the_model_by_name_and_shape() {
 
 #[test]
 fn training_mode_gradients_equal_larqs() {
-    for name in MODELS {
-        let data = TensorFile::read(&fixture(&format!("{name}.data.safetensors"))).unwrap();
+    for name in KERAS_MODELS {
+        let data = TensorFile::read(&keras_fixture(&format!("{name}.data.safetensors"))).unwrap();
         let x = &data.tensors["input"];
-        let model = read_model(&fixture(&format!("{name}.json"))).unwrap();
+        let model = read_model(&keras_fixture(&format!("{name}.json"))).unwrap();
         let mut built = model.build(x.shape().dims()[0], Mode::Training).unwrap();
         let weights: Vec<(String, bitgrad::ValueId)> =
             built.network.ctx.weights.iter().filter(|w| w.trainable).map(|w| (w.name.clone(), w.variable)).collect();
@@ -163,7 +144,7 @@ fn training_mode_gradients_equal_larqs() {
             let mut params = ParamStore::new();
             // Weights first, so the plan finds them instead of initialising its own.
             let inference = model.build(1, Mode::Inference).unwrap();
-            load_weights(&inference, &mut params, &d, &fixture(&format!("{name}.safetensors"))).unwrap();
+            load_weights(&inference, &mut params, &d, &keras_fixture(&format!("{name}.safetensors"))).unwrap();
             let mut plan = Plan::new(&d, built.graph(), &grads, &mut params).unwrap();
             plan.feed(&model.inputs()[0].0, x).unwrap();
             plan.run().unwrap();
@@ -183,19 +164,19 @@ fn training_mode_gradients_equal_larqs() {
 #[test]
 fn exported_json_imports_back_to_the_same_model() {
     use bitgrad::io::keras::{export::model_to_json, model_from_json};
-    for name in MODELS {
-        let model = read_model(&fixture(&format!("{name}.json"))).unwrap();
+    for name in KERAS_MODELS {
+        let model = read_model(&keras_fixture(&format!("{name}.json"))).unwrap();
         let text = model_to_json(&model).unwrap_or_else(|e| panic!("{name}: {e}"));
         let back = model_from_json("exported.json", &text).unwrap_or_else(|e| panic!("{name}: {e}\n{text}"));
         let (a, b) = (model.build(1, Mode::Inference).unwrap().summary(), back.build(1, Mode::Inference).unwrap().summary());
         assert_eq!(a.table(), b.table(), "{name}");
         assert_eq!(model_to_json(&back).unwrap(), text, "{name}: a second round trip changes nothing");
         // Same function: the exported model with Larq's weights computes Larq's output.
-        let data = TensorFile::read(&fixture(&format!("{name}.data.safetensors"))).unwrap();
+        let data = TensorFile::read(&keras_fixture(&format!("{name}.data.safetensors"))).unwrap();
         let x = &data.tensors["input"];
         let built = back.build(x.shape().dims()[0], Mode::Inference).unwrap();
         let mut params = ParamStore::new();
-        load_weights(&built, &mut params, &Device::cpu(), &fixture(&format!("{name}.safetensors"))).unwrap();
+        load_weights(&built, &mut params, &Device::cpu(), &keras_fixture(&format!("{name}.safetensors"))).unwrap();
         let mut plan = Plan::new(&Device::cpu(), built.graph(), &built.outputs, &mut params).unwrap();
         plan.feed(&back.inputs()[0].0, x).unwrap();
         plan.run().unwrap();

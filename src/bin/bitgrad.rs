@@ -38,42 +38,24 @@ enum Command {
     /// Inference: run a Keras model (JSON from `model.to_json()`) with its weights on a batch of
     /// inputs; BatchNorm uses its moving statistics.
     Run {
-        /// The model's JSON.
-        model: std::path::PathBuf,
-        /// Its weights (safetensors, keyed by Keras weight name without ":0").
-        #[arg(long)]
-        weights: std::path::PathBuf,
-        /// The inputs: a float32 .npy file, C order, batch first.
-        #[arg(long)]
-        input: std::path::PathBuf,
+        #[command(flatten)]
+        on: ModelInput,
         /// Where to write the outputs (.npy).
         #[arg(long)]
         output: std::path::PathBuf,
-        /// Run on `cpu` (reference backend) or `gpu` (best adapter).
-        #[arg(long, default_value = "gpu")]
-        device: String,
     },
     /// Gradients: a training-mode forward (BatchNorm with batch statistics) with loss
     /// sum(output * upstream); writes the gradient of the input under `input` and of every
     /// trainable weight under its Keras name.
     Grad {
-        /// The model's JSON.
-        model: std::path::PathBuf,
-        /// Its weights (safetensors, keyed by Keras weight name without ":0").
-        #[arg(long)]
-        weights: std::path::PathBuf,
-        /// The inputs: a float32 .npy file, C order, batch first.
-        #[arg(long)]
-        input: std::path::PathBuf,
+        #[command(flatten)]
+        on: ModelInput,
         /// The upstream gradient, shaped as the output (.npy).
         #[arg(long)]
         upstream: std::path::PathBuf,
         /// Where to write the gradients (.safetensors).
         #[arg(long)]
         output: std::path::PathBuf,
-        /// Run on `cpu` (reference backend) or `gpu` (best adapter).
-        #[arg(long, default_value = "gpu")]
-        device: String,
     },
     /// Larq's summary tables of a Keras model (JSON from `model.to_json()`).
     Summary {
@@ -83,6 +65,29 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// A Keras model, its weights, a batch of inputs and the device: what `run` and `grad` take.
+#[derive(clap::Args)]
+struct ModelInput {
+    /// The model's JSON (from `model.to_json()`).
+    model: std::path::PathBuf,
+    /// Its weights (safetensors, keyed by Keras weight name without ":0").
+    #[arg(long)]
+    weights: std::path::PathBuf,
+    /// The inputs: a float32 .npy file, C order, batch first.
+    #[arg(long)]
+    input: std::path::PathBuf,
+    /// Run on `cpu` (reference backend) or `gpu` (best adapter).
+    #[arg(long, default_value = "gpu")]
+    device: String,
+}
+
+impl ModelInput {
+    /// The model, the inputs and the device.
+    fn load(&self) -> bitgrad::Result<(bitgrad::io::keras::KerasModel, bitgrad::HostTensor, bitgrad::Device)> {
+        Ok((bitgrad::io::keras::read_model(&self.model)?, bitgrad::io::npy::read(&self.input)?, device(&self.device)?))
+    }
 }
 
 #[derive(clap::Args)]
@@ -171,17 +176,14 @@ fn run(cli: Cli) -> bitgrad::Result<()> {
             }
             Ok(())
         }
-        Command::Run { model, weights, input, output, device: name } => {
-            let m = bitgrad::io::keras::read_model(&model)?;
-            let x = bitgrad::io::npy::read(&input)?;
-            let y = bitgrad::models::execute::infer(&m, &device(&name)?, &weights, &x)?;
-            bitgrad::io::npy::write(&output, &y)
+        Command::Run { on, output } => {
+            let (model, x, d) = on.load()?;
+            bitgrad::io::npy::write(&output, &bitgrad::models::execute::infer(&model, &d, &on.weights, &x)?)
         }
-        Command::Grad { model, weights, input, upstream, output, device: name } => {
-            let m = bitgrad::io::keras::read_model(&model)?;
-            let x = bitgrad::io::npy::read(&input)?;
+        Command::Grad { on, upstream, output } => {
+            let (model, x, d) = on.load()?;
             let dy = bitgrad::io::npy::read(&upstream)?;
-            bitgrad::models::execute::gradients(&m, &device(&name)?, &weights, &x, &dy)?.write(&output)
+            bitgrad::models::execute::gradients(&model, &d, &on.weights, &x, &dy)?.write(&output)
         }
         Command::Summary { model, json } => {
             use bitgrad::models::Model;

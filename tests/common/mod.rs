@@ -136,3 +136,25 @@ pub fn check_case(what: &str, case: &Case, tol: Tol) {
         assert_close(&format!("{what} output {i}"), g, c, tol);
     }
 }
+
+/// The Keras models of tests/fixtures/keras (written from the real Larq by
+/// tests/fixtures/gen_keras.py).
+pub const KERAS_MODELS: [&str; 12] = [
+    "guide_mlp",
+    "tutorial_cnn",
+    "shortcut_functional",
+    "sequence_1d",
+    "upsampling",
+    "volumes",
+    "channels_first",
+    "gated_functional",
+    "shared_conv",
+    "dorefa_mlp",
+    "depthwise_stack",
+    "transposed_1d",
+];
+
+/// A file of tests/fixtures/keras.
+pub fn keras_fixture(name: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keras").join(name)
+}
