@@ -180,7 +180,7 @@ pub struct Trainer {
     /// Hyperparameter schedules that override the optimizer's own (Larq's
     /// `HyperparameterScheduler` callback).
     pub schedulers: Vec<HyperparameterScheduler>,
-    pub(super) plans: HashMap<(bool, usize), Step>,
+    plans: HashMap<(bool, usize), Step>,
     pub(super) step: usize,
     pub(super) epoch: usize,
 }
