@@ -36,7 +36,7 @@ pub fn from_bytes(file: &str, bytes: &[u8]) -> Result<HostTensor> {
         return Err(bad("Fortran-ordered arrays are not supported; save np.ascontiguousarray(x)".into()));
     }
     let shape_text = field("shape")?;
-    let close = shape_text.find(')').ok_or_else(|| bad("malformed shape".into()))?;
+    let close = shape_text.find(')').filter(|_| shape_text.starts_with('(')).ok_or_else(|| bad("malformed shape".into()))?;
     let dims = shape_text[1..close]
         .split(',')
         .map(str::trim)

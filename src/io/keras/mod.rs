@@ -211,7 +211,13 @@ fn functional(file: &str, name: &str, items: &[Value], inputs: &Value, outputs: 
         let mut values: HashMap<(usize, usize), ValueId> = input_layers.iter().zip(xs).map(|(&l, &x)| ((l, 0), x)).collect();
         let mut calls = vec![0usize; entries.len()];
         for call in &order {
-            let ins: Vec<ValueId> = call.inputs.iter().map(|k| values[k]).collect();
+            let ins = call.inputs.iter().map(|k| values.get(k).copied()).collect::<Option<Vec<ValueId>>>().ok_or_else(|| {
+                Error::invalid(
+                    "Functional",
+                    "inbound_nodes",
+                    format!("a call of `{}` reads a value never computed", entries[call.layer].name),
+                )
+            })?;
             let y = match &entries[call.layer].layer {
                 Imported::Layer(l) => {
                     if ins.len() != 1 {
@@ -224,12 +230,26 @@ fn functional(file: &str, name: &str, items: &[Value], inputs: &Value, outputs: 
                     net.apply(l.as_ref(), ins[0])?
                 }
                 Imported::Merge(m) => net.merge(m, &ins)?,
-                Imported::Input(_) => unreachable!("inputs have no inbound calls"),
+                Imported::Input(_) => {
+                    return Err(Error::invalid(
+                        "Functional",
+                        "inbound_nodes",
+                        format!("input `{}` cannot be called on values", entries[call.layer].name),
+                    ))
+                }
             };
             values.insert((call.layer, calls[call.layer]), y);
             calls[call.layer] += 1;
         }
-        Ok(output_layers.iter().map(|&l| values[&(l, 0)]).collect())
+        output_layers
+            .iter()
+            .map(|&l| {
+                values
+                    .get(&(l, 0))
+                    .copied()
+                    .ok_or_else(|| Error::invalid("Functional", "output_layers", format!("output `{}` is never computed", entries[l].name)))
+            })
+            .collect()
     }))
 }
 
