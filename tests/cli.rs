@@ -32,6 +32,29 @@ fn bitgrad(args: &[&str]) -> (bool, String, String) {
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
 
+/// Runs `bitgrad run` on these files.
+fn run(model: &Path, weights: &Path, input: &Path, output: &Path, device: &str) -> (bool, String, String) {
+    bitgrad(&["run", s(model), "--weights", s(weights), "--input", s(input), "--output", s(output), "--device", device])
+}
+
+/// Runs `bitgrad grad` on these files.
+fn grad(model: &Path, weights: &Path, input: &Path, upstream: &Path, output: &Path, device: &str) -> (bool, String, String) {
+    bitgrad(&[
+        "grad",
+        s(model),
+        "--weights",
+        s(weights),
+        "--input",
+        s(input),
+        "--upstream",
+        s(upstream),
+        "--output",
+        s(output),
+        "--device",
+        device,
+    ])
+}
+
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -68,28 +91,14 @@ fn run_and_grad_compute_what_larq_computes() {
         let (input, upstream) = (keras_fixture(&format!("{name}.input.npy")), keras_fixture(&format!("{name}.upstream.npy")));
         for device in devices() {
             let y = dir.join(format!("{name}-{device}.npy"));
-            let (ok, _, err) =
-                bitgrad(&["run", s(&model), "--weights", s(&weights), "--input", s(&input), "--output", s(&y), "--device", device]);
+            let (ok, _, err) = run(&model, &weights, &input, &y, device);
             assert!(ok, "{name} run on {device}: {err}");
             let got = npy::read(&y).unwrap();
             assert_eq!(got.shape(), data.tensors["output"].shape());
             close(&format!("{name} run on {device}"), got.as_f32().unwrap(), data.tensors["output"].as_f32().unwrap());
 
             let g = dir.join(format!("{name}-{device}.safetensors"));
-            let (ok, _, err) = bitgrad(&[
-                "grad",
-                s(&model),
-                "--weights",
-                s(&weights),
-                "--input",
-                s(&input),
-                "--upstream",
-                s(&upstream),
-                "--output",
-                s(&g),
-                "--device",
-                device,
-            ]);
+            let (ok, _, err) = grad(&model, &weights, &input, &upstream, &g, device);
             assert!(ok, "{name} grad on {device}: {err}");
             let grads = TensorFile::read(&g).unwrap();
             let want: Vec<&String> = data.tensors.keys().filter(|k| k.starts_with("grad/")).collect();
@@ -148,27 +157,14 @@ fn bad_input_is_one_line_naming_the_file_with_no_output_left() {
     ];
     let out = dir.join("y.npy");
     for (m, w, x, want) in cases {
-        let (ok, stdout, err) = bitgrad(&["run", s(&m), "--weights", s(&w), "--input", s(&x), "--output", s(&out), "--device", "cpu"]);
+        let (ok, stdout, err) = run(&m, &w, &x, &out, "cpu");
         assert!(!ok && stdout.is_empty(), "{want}: succeeded");
         assert!(err.starts_with("error: ") && err.trim_end().lines().count() == 1 && err.contains(want), "want `{want}`: {err}");
         assert!(!out.exists(), "{want}: an output file was left");
     }
     // A gradient request with an upstream of the wrong shape names it, too.
     let g = dir.join("g.safetensors");
-    let (ok, _, err) = bitgrad(&[
-        "grad",
-        s(&model),
-        "--weights",
-        s(&weights),
-        "--input",
-        s(&input),
-        "--upstream",
-        s(&wrong_shape),
-        "--output",
-        s(&g),
-        "--device",
-        "cpu",
-    ]);
+    let (ok, _, err) = grad(&model, &weights, &input, &wrong_shape, &g, "cpu");
     assert!(!ok && err.contains("upstream") && err.contains("[3, 36]") && !g.exists(), "{err}");
     let leftovers: Vec<_> =
         std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().contains(".tmp")).collect();
