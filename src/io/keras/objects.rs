@@ -92,11 +92,7 @@ pub fn activation(f: &mut Fields) -> Result<Activation> {
             Some(Value::String(s)) => Activation::from_name(s).map_err(|e| f.error("activation", e)),
             _ => Err(f.error("activation", "a function without a name")),
         },
-        Some(v) => {
-            let mut holder = Fields::new(f.file(), f.what().to_string(), &serde_json::json!({ "activation": v }))?;
-            let q = quantizer(&mut holder, "activation")?.expect("not null");
-            Ok(Activation::Quantizer(q))
-        }
+        Some(v) => Quantizer::from_keras(&v).map(Activation::Quantizer).map_err(|e| f.error("activation", e)),
     }
 }
 
