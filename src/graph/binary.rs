@@ -7,9 +7,10 @@
 //! gradient rule expands them inside the backward kernels: float GEMMs against the unpacked ±1
 //! values, then `apply_mask`.
 
-use super::op::{Epilogue, Op, PackMode};
+use super::op::{words_for, Epilogue, Op, PackMode};
 use super::{Graph, ValueId};
 use crate::error::{Error, Result};
+use crate::tensor::DType;
 
 /// Packed signs of `x` and, with a clip value, its packed straight-through mask.
 pub(crate) struct PackedSigns {
@@ -40,9 +41,26 @@ impl Graph {
     /// and `dw = (sign(x)^T @ dy) * [|w| <= kernel_clip]` (a `None` clip passes the gradient
     /// everywhere), the SteSign rule of Larq. Between forward and backward only packed signs and
     /// masks are kept.
+    ///
+    /// `w` may instead be the kernel's packed signs, `u32 [N, words(K)]` (a packed export's
+    /// layout, [`crate::layers::packed_kernel_shape`]): they are read as they are, and get no
+    /// gradient.
     pub fn binary_matmul(&mut self, x: ValueId, w: ValueId, input_clip: Option<f32>, kernel_clip: Option<f32>) -> Result<ValueId> {
         let (xs, ws) = (self.value(x).shape.clone(), self.value(w).shape.clone());
         let k = *xs.dims().last().ok_or_else(|| Error::invalid("binary_matmul", "x", "needs rank >= 2"))?;
+        if self.value(w).dtype == DType::U32 {
+            if xs.rank() < 2 || !matches!(ws.dims(), [_, kw] if *kw == words_for(k)) {
+                return Err(Error::shapes("binary_matmul", xs.dims(), ws.dims(), "packed kernel needs x [.., M, K] and bits [N, words(K)]"));
+            }
+            let px = self.pack_signs(x, input_clip)?;
+            let y = self.push1(Op::XnorGemm { k, epilogue: Epilogue::Plain }, &[px.bits, w])?;
+            self.override_gradient(y, &[x, w], move |g, dy| {
+                let w_signs = g.bit_unpack(w, k, PackMode::Sign)?; // [N, K]
+                let dx = g.matmul(dy, w_signs)?;
+                Ok(vec![Some(g.straight_through(&px, dx)?), None])
+            })?;
+            return Ok(y);
+        }
         let rw = ws.rank();
         let batched = rw > 2;
         if xs.rank() < 2 || rw < 2 || ws.dims()[rw - 2] != k || (batched && ws.dims()[..rw - 2] != xs.dims()[..xs.rank() - 2]) {

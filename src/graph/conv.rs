@@ -3,6 +3,7 @@
 //! connected, in 1, 2 or 3 spatial dimensions, channels-last or channels-first.
 
 use super::op::{words_for, Epilogue, Op, PackMode};
+use super::binary::PackedSigns;
 use super::{Graph, ValueId};
 use crate::error::{Error, Result};
 use crate::tensor::{DType, Shape};
@@ -295,6 +296,26 @@ impl Graph {
         Ok((ci, ks.dims()[r + 1]))
     }
 
+    /// Like [`Graph::check_kernel`] for a kernel's packed signs `[filters, kernel..., words(C/groups)]`.
+    fn check_packed_kernel(&self, bits: ValueId, geom: &ConvGeometry, groups: usize) -> Result<(usize, usize)> {
+        let ks = &self.value(bits).shape;
+        let r = geom.kernel.len();
+        if groups == 0 || geom.channels % groups != 0 {
+            return Err(Error::invalid("conv", "groups", format!("{groups} must divide the {} input channels", geom.channels)));
+        }
+        let ci = geom.channels / groups;
+        let d = ks.dims();
+        if !(d.len() == r + 2 && d[1..=r] == geom.kernel[..] && d[r + 1] == words_for(ci) && d[0] % groups == 0) {
+            return Err(Error::shapes(
+                "binary_conv",
+                d,
+                &geom.kernel,
+                format!("packed kernel must be [filters (a multiple of {groups}), kernel..., words(channels/groups = {ci})]"),
+            ));
+        }
+        Ok((ci, d[0]))
+    }
+
     /// Binary convolution on packed bits: `sign(x) * sign(kernel)` for `x` (channels last or
     /// first) and a Keras kernel `[k..., C, O]`, with Larq's straight-through gradients (1 where
     /// |v| <= clip; `None` passes everything). Activations are sign-packed along channels per
@@ -305,6 +326,10 @@ impl Graph {
     /// re-gathers the patches from the packed image. Groups (and depthwise, groups = C) pack each
     /// group's channels separately and run as the batch axis of the XNOR GEMM; channels-first
     /// input is permuted to channels-last around the packed computation.
+    ///
+    /// `kernel` may instead be its packed signs, `u32 [O, k..., words(C/groups)]` (a packed
+    /// export's layout, [`crate::layers::packed_kernel_shape`]), read as they are; it then gets
+    /// no gradient.
     pub fn binary_conv(
         &mut self,
         x: ValueId,
@@ -330,7 +355,8 @@ impl Graph {
         let geom =
             ConvGeometry::new(&self.value(x).shape.clone(), &opts.kernel, &opts.strides, &opts.dilation, &opts.padding, opts.format)?;
         let groups = opts.groups;
-        let (ci, o) = self.check_kernel(kernel, &geom, groups)?;
+        let packed = self.value(kernel).dtype == DType::U32;
+        let (ci, o) = if packed { self.check_packed_kernel(kernel, &geom, groups)? } else { self.check_kernel(kernel, &geom, groups)? };
         let (cog, ciw, taps, rows) = (o / groups, words_for(ci), geom.taps(), geom.batch * geom.out_pixels());
         // Activations: each group's ci channels packed per pixel, [N, in..., groups, ciw]; the
         // image of words [N, in..., groups * ciw] is what im2col gathers.
@@ -346,10 +372,15 @@ impl Graph {
         let word_geom = geom.with_channels(groups * ciw);
         let cols = self.im2col(image, &word_geom, 1.0)?;
         let cols = self.group_major(cols, rows, taps, groups, ciw)?; // [groups, rows, taps * ciw]
-                                                                     // Weights: [taps, ci, groups, cog] -> [groups, cog, taps, ci], packed along ci per tap.
-        let w = self.reshape(kernel, [taps, ci, groups, cog])?;
-        let w = self.permute(w, &[2, 3, 0, 1])?;
-        let pw = self.pack_signs(w, kernel_clip)?;
+        // Weights as [groups, cog, taps, ciw], packed along ci per tap: a packed kernel
+        // [o, k..., ciw] already is; a latent one [taps, ci, groups, cog] is permuted and packed.
+        let pw = if packed {
+            PackedSigns { bits: self.reshape(kernel, [groups, cog, taps, ciw])?, mask: None }
+        } else {
+            let w = self.reshape(kernel, [taps, ci, groups, cog])?;
+            let w = self.permute(w, &[2, 3, 0, 1])?;
+            self.pack_signs(w, kernel_clip)?
+        };
         let wb = self.reshape(pw.bits, [groups, cog, taps * ciw])?;
         let y = self.push1(Op::XnorGemm { k: taps * ci, epilogue: Epilogue::Plain }, &[cols, wb])?; // [groups, rows, cog]
         let y = self.permute(y, &[1, 0, 2])?;
@@ -359,9 +390,10 @@ impl Graph {
             // A padded tap read +1 for every channel, adding sum_c sign(w[tap, c, o]); remove it:
             // (valid - 1) @ tap_sums = -(sum over padded taps).
             let padded = self.padded_taps(&geom)?;
-            let signs = self.unary(super::UnaryOp::Sign, kernel)?;
-            let tap_sums = self.sum(signs, &[geom.kernel.len()], false)?;
-            let tap_sums = self.reshape(tap_sums, [taps, o])?;
+            let signs = self.bit_unpack(pw.bits, ci, PackMode::Sign)?; // [groups, cog, taps, ci]
+            let tap_sums = self.sum(signs, &[3], false)?;
+            let tap_sums = self.reshape(tap_sums, [o, taps])?;
+            let tap_sums = self.transpose(tap_sums)?;
             let correction = self.matmul(padded, tap_sums)?;
             y = self.add(y, correction)?;
         }
@@ -380,6 +412,9 @@ impl Graph {
             let dx = gr.reshape(dx, by_group.clone())?;
             let dx = gr.straight_through(&px, dx)?;
             let dx = gr.reshape(dx, x_shape.clone())?;
+            if packed {
+                return Ok(vec![Some(dx), None]);
+            }
             // dw: patches of signs re-gathered from the packed image; padded taps count 0 when
             // padding with zeros.
             let cols = gr.im2col(image, &word_geom, 1.0)?;

@@ -208,6 +208,17 @@ impl Graph {
         Ok(self.add_value(shape, DType::F32, Source::Variable { name: name.to_string(), init }))
     }
 
+    /// Declares a `u32` variable holding packed bits (a packed export's binary kernel). It has
+    /// no initializer: a plan needs its value in the parameter store.
+    pub fn packed_variable(&mut self, name: &str, shape: impl Into<Shape>) -> Result<ValueId> {
+        let shape = shape.into();
+        shape.validate("packed_variable")?;
+        if self.find_variable(name).is_some() {
+            return Err(Error::invalid("variable", "name", format!("a variable named `{name}` already exists")));
+        }
+        Ok(self.add_value(shape, DType::U32, Source::Variable { name: name.to_string(), init: Init::Zeros }))
+    }
+
     /// Declares a constant: data fixed at build time, uploaded once by each plan that reads it.
     pub fn constant(&mut self, data: HostTensor) -> Result<ValueId> {
         data.shape().validate("constant")?;

@@ -15,7 +15,7 @@ use crate::backend::{cpu, gpu};
 use crate::device::{lock, Device, GpuContext, Storage, Tensor};
 use crate::error::{Error, Result};
 use crate::kernels::{BufferView, Dispatch};
-use crate::tensor::{HostTensor, TensorData};
+use crate::tensor::{DType, HostTensor, TensorData};
 
 /// Named persistent tensors (latent weights, statistics, optimizer slots) shared by the plans
 /// of one model. A plan creates the variables it needs but does not find here, from their
@@ -399,6 +399,13 @@ fn bind_variable(device: &Device, graph: &Graph, id: ValueId, name: &str, init: 
             });
         }
         return Ok(t.clone());
+    }
+    if v.dtype != DType::F32 {
+        return Err(Error::invalid(
+            "variable",
+            "value",
+            format!("packed variable `{name}` has no initializer; load it (a packed export's kernel) before planning"),
+        ));
     }
     // Initialisation is itself a one-node graph, so both backends draw the same numbers.
     let mut g = Graph::new();

@@ -1,7 +1,9 @@
-//! Files: tensors in safetensors files, written so that a failure never leaves a partial file.
+//! Files: Keras models, tensors in safetensors and .npy files, packed exports; written so that a
+//! failure never leaves a partial file.
 
 pub mod keras;
 pub mod npy;
+pub mod packed;
 pub mod safetensors;
 
 use crate::error::{Error, Result};

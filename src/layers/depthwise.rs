@@ -139,7 +139,7 @@ fn depthwise_stage(g: &mut Graph, name: &str, o: &DepthwiseOptions, x: ValueId, 
     };
     let y = match (&o.input_quantizer, &o.depthwise_quantizer) {
         (Some(Quantizer::SteSign { clip_value: ci }), Some(Quantizer::SteSign { clip_value: ck })) => {
-            let wg = g.reshape(w, grouped)?;
+            let wg = g.reshape(super::binary_operand(g, w, wq), grouped)?;
             g.binary_conv(x, wg, &conv, o.pad_values, *ci, *ck)?
         }
         (iq, _) => {

@@ -229,7 +229,7 @@ impl Layer for QuantLocallyConnected {
         let padded = map.as_ref().is_some_and(|m| m.contains(&-1));
         let y = match self.args.packed_clips().filter(|_| !padded) {
             Some((ci, ck)) => {
-                let w = as_patches(g, w)?;
+                let w = as_patches(g, super::binary_operand(g, w, wq))?;
                 g.binary_locally_connected(x, w, &opts, ci, ck)?
             }
             None => {

@@ -85,6 +85,9 @@ pub struct BuildContext {
     /// The model's seed, mixed into every initializer's per-name seed (0 keeps the per-name
     /// seeds themselves); see [`crate::models::Model::seed`].
     pub seed: u64,
+    /// Weights with a ±1 quantizer are packed-bit variables (a model loaded from a packed
+    /// export, for inference only); see [`add_weight`].
+    pub packed: bool,
 }
 
 impl BuildContext {
@@ -179,12 +182,25 @@ pub struct WeightSpec<'a> {
 
 /// Creates the weight's variable, records it (precision, constraint) and any warning, applies
 /// its quantizer with metrics, and returns (latent variable, value the forward pass uses).
+///
+/// In a packed model ([`BuildContext::packed`]) a weight of rank 2 or more with a ±1 quantizer
+/// is instead a `u32` variable of packed signs in [`packed_kernel_shape`], returned with its ±1
+/// values: (packed variable, ±1 kernel). It is not trainable.
 pub fn add_weight(g: &mut Graph, ctx: &mut BuildContext, spec: WeightSpec) -> Result<(ValueId, ValueId)> {
     let name = format!("{}/{}", spec.layer, spec.weight);
+    let packed = ctx.packed && spec.shape.rank() >= 2 && spec.quantizer.is_some_and(crate::quantizers::Quantizer::is_binary_sign);
     if ctx.application > 0 {
         if let Some(w) = ctx.weights.iter().find(|w| w.name == name).map(|w| w.variable) {
-            return reuse_weight(g, &spec, &name, w);
+            return match packed {
+                true => Ok((w, unpack_kernel(g, w, &spec.shape)?)),
+                false => reuse_weight(g, &spec, &name, w),
+            };
         }
+    }
+    if packed {
+        let bits = g.packed_variable(&name, packed_kernel_shape(&spec.shape))?;
+        ctx.weights.push(Weight { variable: bits, name, precision: 1, constraint: None, trainable: false });
+        return Ok((bits, unpack_kernel(g, bits, &spec.shape)?));
     }
     let w = g.variable(
         &name,
@@ -211,6 +227,37 @@ pub fn add_weight(g: &mut Graph, ctx: &mut BuildContext, spec: WeightSpec) -> Re
     let (wq, flips) = q.apply_to_kernel(g, w, &name, metrics.as_deref())?;
     ctx.metrics.extend(flips.into_iter().map(|f| (format!("flip_ratio/{name}"), f)));
     Ok((w, wq))
+}
+
+/// Where a packed export keeps a ±1 kernel of `shape` `[d0, .., d(r-2), out]`: the output axis
+/// first, then the other axes with the signs of the last of them packed 32 to a word (bit set =
+/// -1): `[out, d0, .., words(d(r-2))]`. A dense kernel `[K, N]` becomes `[N, words(K)]` and a
+/// convolution's `[k.., ci, co]` becomes `[co, k.., words(ci)]`: the operands the XNOR-popcount
+/// products take, so they read the file's bits as they are.
+pub fn packed_kernel_shape(shape: &crate::Shape) -> crate::Shape {
+    let d = shape.dims();
+    let r = d.len();
+    let mut p = vec![d[r - 1]];
+    p.extend(&d[..r - 2]);
+    p.push(crate::graph::op::words_for(d[r - 2]));
+    crate::Shape::new(p)
+}
+
+/// The ±1 kernel of `shape` from its packed signs (see [`packed_kernel_shape`]).
+pub(crate) fn unpack_kernel(g: &mut Graph, bits: ValueId, shape: &crate::Shape) -> Result<ValueId> {
+    let r = shape.rank();
+    let signs = g.bit_unpack(bits, shape.dims()[r - 2], crate::graph::PackMode::Sign)?; // [out, d0, .., d(r-2)]
+    let perm: Vec<usize> = (1..r).chain([0]).collect();
+    g.permute(signs, &perm)
+}
+
+/// The kernel a layer's own binary product packs: the latent weights, or in a packed model (where
+/// `w` holds packed bits in another layout) their ±1 values `signs`.
+pub(crate) fn binary_operand(g: &Graph, w: ValueId, signs: ValueId) -> ValueId {
+    match g.value(w).dtype {
+        crate::DType::U32 => signs,
+        _ => w,
+    }
 }
 
 /// A shared layer's weight on a later application: the same variable, quantized again for this
@@ -265,16 +312,23 @@ pub(crate) fn add_bias(g: &mut Graph, ctx: &mut BuildContext, y: ValueId, bias: 
         regularizer: bias.regularizer,
         trainable: true,
     };
-    let (b, _) = add_weight(g, ctx, spec)?;
-    let b = match bias.channels_first_spatial {
-        None => b,
-        Some(r) => {
-            let mut d = vec![bias.channels];
-            d.extend(std::iter::repeat_n(1, r));
-            g.reshape(b, d)?
-        }
-    };
+    let b = channel_weight(g, ctx, spec, bias.channels_first_spatial)?;
     g.add(y, b)
+}
+
+/// Creates a per-channel weight `[C]` and returns it shaped to broadcast along the channel axis
+/// (last, or second with `channels_first_spatial` = `Some(spatial axes)`).
+pub(crate) fn channel_weight(g: &mut Graph, ctx: &mut BuildContext, spec: WeightSpec, channels_first_spatial: Option<usize>) -> Result<ValueId> {
+    let channels = spec.shape.dims()[0];
+    let (w, _) = add_weight(g, ctx, spec)?;
+    match channels_first_spatial {
+        None => Ok(w),
+        Some(r) => {
+            let mut d = vec![channels];
+            d.extend(std::iter::repeat_n(1, r));
+            g.reshape(w, d)
+        }
+    }
 }
 
 /// A stable seed for a variable, from its name (FNV-1a), so that initialisation does not

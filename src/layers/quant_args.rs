@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::{add_bias, add_weight, Activation, Bias, BuildContext, Initializer, Regularizer, WeightSpec};
+use super::{add_bias, add_weight, channel_weight, Activation, Bias, BuildContext, Initializer, Regularizer, WeightSpec};
 use crate::constraints::Constraint;
 use crate::error::Result;
 use crate::graph::{Graph, ValueId};
@@ -38,6 +38,10 @@ pub struct QuantArgs {
     pub activity_regularizer: Option<Regularizer>,
     /// Kernel quantizer metrics (`["flip_ratio"]`); `None` uses the enclosing metrics scope.
     pub metrics: Option<Vec<String>>,
+    /// Multiply each output channel by a weight `layer/scale` (initially 1) before the bias: what
+    /// a packed export folds a following BatchNormalization and a magnitude-aware kernel scale
+    /// into. Not a Keras argument (the JSON field `output_scale` is bitgrad's).
+    pub output_scale: bool,
 }
 
 impl Default for QuantArgs {
@@ -55,6 +59,7 @@ impl Default for QuantArgs {
             bias_regularizer: None,
             activity_regularizer: None,
             metrics: None,
+            output_scale: false,
         }
     }
 }
@@ -94,8 +99,8 @@ impl QuantArgs {
         add_weight(g, ctx, spec)
     }
 
-    /// Adds the per-channel bias (if used; `channels_first_spatial` as in [`Bias`]), then the
-    /// activation.
+    /// Multiplies by the output scale and adds the per-channel bias (each if used;
+    /// `channels_first_spatial` as in [`Bias`]), then applies the activation.
     pub(crate) fn finish(
         &self,
         g: &mut Graph,
@@ -105,6 +110,24 @@ impl QuantArgs {
         channels: usize,
         channels_first_spatial: Option<usize>,
     ) -> Result<ValueId> {
+        let y = if self.output_scale {
+            let spec = WeightSpec {
+                layer,
+                weight: "scale",
+                shape: crate::Shape::new([channels]),
+                initializer: Initializer::Ones,
+                quantizer: None,
+                constraint: None,
+                constraint_argument: "",
+                metrics: None,
+                regularizer: None,
+                trainable: true,
+            };
+            let s = channel_weight(g, ctx, spec, channels_first_spatial)?;
+            g.mul(y, s)?
+        } else {
+            y
+        };
         let y = if self.use_bias {
             let bias = Bias {
                 layer,

@@ -156,7 +156,7 @@ impl Layer for QuantConvTranspose {
             groups: 1,
         };
         let y = match self.args.packed_clips() {
-            Some((ci, ck)) => g.binary_conv_transpose(x, w, &opts, &output, ci, ck)?,
+            Some((ci, ck)) => g.binary_conv_transpose(x, super::binary_operand(g, w, wq), &opts, &output, ci, ck)?,
             None => {
                 let xq = self.args.quantize_input(g, x)?;
                 g.conv_transpose(xq, wq, &opts, &output)?

@@ -10,6 +10,7 @@ use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::graph::{ParamStore, Plan, ValueId};
 use crate::io::keras::load_weights;
+use crate::io::packed::PackedModel;
 use crate::io::safetensors::TensorFile;
 use crate::layers::Mode;
 use crate::tensor::HostTensor;
@@ -49,9 +50,22 @@ fn planned(
     mode: Mode,
     outputs: impl FnOnce(&mut Built) -> Result<Vec<ValueId>>,
 ) -> Result<(Plan, Vec<ValueId>)> {
-    let mut built = super::build(model, x.shape().dims()[0], mode)?;
+    let built = super::build(model, x.shape().dims()[0], mode)?;
+    plan_with(model, built, device, x, |b, params| load_weights(b, params, device, weights), outputs)
+}
+
+/// Plans `outputs` of a built model on `device` after `load` put its weights into the parameter
+/// store, and feeds `x`.
+fn plan_with(
+    model: &dyn Model,
+    mut built: Built,
+    device: &Device,
+    x: &HostTensor,
+    load: impl FnOnce(&Built, &mut ParamStore) -> Result<()>,
+    outputs: impl FnOnce(&mut Built) -> Result<Vec<ValueId>>,
+) -> Result<(Plan, Vec<ValueId>)> {
     let mut params = ParamStore::new();
-    load_weights(&built, &mut params, device, weights)?;
+    load(&built, &mut params)?;
     let outs = outputs(&mut built)?;
     let mut plan = Plan::new(device, built.graph(), &outs, &mut params)?;
     plan.feed(&model.inputs()[0].0, x)?;
@@ -62,6 +76,16 @@ fn planned(
 pub fn infer(model: &dyn Model, device: &Device, weights: &Path, x: &HostTensor) -> Result<HostTensor> {
     check_input(model, "the input", x)?;
     let (mut plan, outs) = planned(model, device, weights, x, Mode::Inference, |b| Ok(vec![b.outputs[0]]))?;
+    plan.run()?;
+    plan.fetch(outs[0])
+}
+
+/// A packed export's output for `x` ([`crate::io::packed`]): the products of binarized operands
+/// run on its packed kernels.
+pub fn infer_packed(packed: &PackedModel, device: &Device, x: &HostTensor) -> Result<HostTensor> {
+    check_input(&packed.model, "the input", x)?;
+    let built = super::build_packed(&packed.model, x.shape().dims()[0])?;
+    let (mut plan, outs) = plan_with(&packed.model, built, device, x, |_, params| packed.load(params, device), |b| Ok(vec![b.outputs[0]]))?;
     plan.run()?;
     plan.fetch(outs[0])
 }

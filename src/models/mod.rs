@@ -220,6 +220,18 @@ pub fn build(model: &dyn Model, batch: usize, mode: Mode) -> Result<Built> {
     build_in(model, Network::new(batch, mode))
 }
 
+/// Builds `model` for inference on `batch`-sized inputs with the weights of a packed export
+/// ([`crate::io::packed`]): every ±1-quantized kernel is a variable of packed bits
+/// ([`BuildContext::packed`]).
+pub fn build_packed(model: &dyn Model, batch: usize) -> Result<Built> {
+    if batch == 0 {
+        return Err(Error::invalid("model", "batch", "must be positive"));
+    }
+    let mut net = Network::new(batch, Mode::Inference);
+    net.ctx.packed = true;
+    build_in(model, net)
+}
+
 /// Builds `model` for one sample in inference mode keeping every top-level layer call with its
 /// Keras config ([`Network::calls`]), for the Keras JSON export.
 pub fn build_with_calls(model: &dyn Model) -> Result<Built> {

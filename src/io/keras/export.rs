@@ -16,73 +16,120 @@ use crate::layers::{
     QuantArgs, QuantConv, QuantConvTranspose, QuantDense, QuantDepthwiseConv, QuantLocallyConnected, QuantSeparableConv, Regularizer,
     Reshape, ZeroPadding,
 };
-use crate::models::{build_with_calls, Model};
+use crate::models::{build_with_calls, Built, Model};
 use crate::quantizers::Quantizer;
 
 /// The model as Keras JSON text.
 pub fn model_to_json(model: &dyn Model) -> Result<String> {
-    let built = build_with_calls(model)?;
-    let calls = built.network.calls.as_ref().expect("build_with_calls keeps the calls");
-    let inputs = model.inputs();
-    let mut configs = Vec::new();
-    for c in calls {
-        let mut config = c.config.as_ref().map_err(|e| Error::invalid("export", "layer", format!("`{}`: {e}", c.name)))?.clone();
-        // A global pooling's Keras class carries its spatial rank, which only its input shows.
-        if let Some(class) = config["class_name"].as_str().filter(|k| k.starts_with("Global") && !k.ends_with('D')) {
-            let rank = built.graph().value(c.inputs[0]).shape.rank();
-            config["class_name"] = json!(format!("{class}{}D", rank.saturating_sub(2)));
+    Wiring::of(model)?.0.to_json()
+}
+
+/// One layer call of a [`Wiring`].
+#[derive(Clone, Debug)]
+pub struct Call {
+    /// The layer's name.
+    pub name: String,
+    /// Its `{"class_name", "config"}`.
+    pub config: Value,
+    /// The values it reads.
+    pub inputs: Vec<ValueId>,
+    /// The value it writes.
+    pub output: ValueId,
+}
+
+/// What a model's Keras JSON says: its layer calls with their configs, in order, and its
+/// inputs and outputs. Values are those of the model built for one sample.
+#[derive(Clone, Debug)]
+pub struct Wiring {
+    /// The model's name.
+    pub name: String,
+    /// Name, per-sample shape and value of each input.
+    pub inputs: Vec<(String, Vec<usize>, ValueId)>,
+    /// The output values.
+    pub outputs: Vec<ValueId>,
+    /// The layer calls.
+    pub calls: Vec<Call>,
+    /// Whether the model lists its inputs (then it is written as `Functional` even as a chain).
+    pub lists_inputs: bool,
+}
+
+impl Wiring {
+    /// The wiring of `model`, and the model built (for one sample, in inference mode) to find it.
+    pub fn of(model: &dyn Model) -> Result<(Wiring, Built)> {
+        let built = build_with_calls(model)?;
+        let recorded = built.network.calls.as_ref().expect("build_with_calls keeps the calls");
+        let mut calls = Vec::new();
+        for c in recorded {
+            let mut config = c.config.as_ref().map_err(|e| Error::invalid("export", "layer", format!("`{}`: {e}", c.name)))?.clone();
+            // A global pooling's Keras class carries its spatial rank, which only its input shows.
+            if let Some(class) = config["class_name"].as_str().filter(|k| k.starts_with("Global") && !k.ends_with('D')) {
+                let rank = built.graph().value(c.inputs[0]).shape.rank();
+                config["class_name"] = json!(format!("{class}{}D", rank.saturating_sub(2)));
+            }
+            calls.push(Call { name: c.name.clone(), config, inputs: c.inputs.clone(), output: c.output });
         }
-        configs.push(config);
+        let inputs = model.inputs().into_iter().zip(&built.inputs).map(|((n, s), &v)| (n, s, v)).collect();
+        let wiring =
+            Wiring { name: model.name().to_string(), inputs, outputs: built.outputs.clone(), calls, lists_inputs: model.lists_inputs() };
+        Ok((wiring, built))
     }
-    let input_entry = |name: &str, shape: &[usize]| {
-        let mut batch: Vec<Value> = vec![Value::Null];
-        batch.extend(shape.iter().map(|&d| json!(d)));
-        json!({"class_name": "InputLayer", "config": {"batch_input_shape": batch, "dtype": "float32", "sparse": false, "ragged": false, "name": name}})
-    };
-    // A chain: one input, each call reading the previous output, the last call the output.
-    let chain = !model.lists_inputs()
-        && inputs.len() == 1
-        && built.outputs.len() == 1
-        && calls.iter().enumerate().all(|(i, c)| c.inputs == [if i == 0 { built.inputs[0] } else { calls[i - 1].output }])
-        && calls.last().is_some_and(|c| c.output == built.outputs[0]);
-    let model_json = if chain {
-        let mut layers = vec![input_entry(&inputs[0].0, &inputs[0].1)];
-        layers.extend(configs);
-        json!({"class_name": "Sequential", "config": {"name": model.name(), "layers": layers}, "backend": "tensorflow"})
-    } else {
-        // Which (layer, call) produced each value.
+
+    /// The Keras JSON text; an error when a call reads a value no layer or input produced (a
+    /// functional model's graph op outside any layer), or an output is a shared layer's later call.
+    pub fn to_json(&self) -> Result<String> {
+        let input_entry = |name: &str, shape: &[usize]| {
+            let mut batch: Vec<Value> = vec![Value::Null];
+            batch.extend(shape.iter().map(|&d| json!(d)));
+            json!({"class_name": "InputLayer", "config": {"batch_input_shape": batch, "dtype": "float32", "sparse": false, "ragged": false, "name": name}})
+        };
+        let calls = &self.calls;
+        // A chain: one input, each call reading the previous output, the last call the output.
+        let chain = !self.lists_inputs
+            && self.inputs.len() == 1
+            && self.outputs.len() == 1
+            && calls.iter().enumerate().all(|(i, c)| c.inputs == [if i == 0 { self.inputs[0].2 } else { calls[i - 1].output }])
+            && calls.last().is_some_and(|c| c.output == self.outputs[0]);
+        let model_json = if chain {
+            let mut layers = vec![input_entry(&self.inputs[0].0, &self.inputs[0].1)];
+            layers.extend(calls.iter().map(|c| c.config.clone()));
+            json!({"class_name": "Sequential", "config": {"name": self.name, "layers": layers}, "backend": "tensorflow"})
+        } else {
+            self.functional(input_entry)?
+        };
+        Ok(serde_json::to_string(&model_json).expect("JSON values serialize"))
+    }
+
+    fn functional(&self, input_entry: impl Fn(&str, &[usize]) -> Value) -> Result<Value> {
+        // Which (layer, call) produced each value. Calls come in build order, so every value a
+        // call reads was produced before it.
         let mut producer: HashMap<ValueId, (String, usize)> = HashMap::new();
         let mut layers: Vec<Value> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
-        for ((name, shape), &x) in inputs.iter().zip(&built.inputs) {
-            producer.insert(x, (name.clone(), 0));
+        for (name, shape, x) in &self.inputs {
+            producer.insert(*x, (name.clone(), 0));
             let mut e = input_entry(name, shape);
             e["name"] = json!(name);
             e["inbound_nodes"] = json!([]);
             index.insert(name.clone(), layers.len());
             layers.push(e);
         }
-        for (c, config) in calls.iter().zip(configs) {
-            let node: Vec<Value> =
-                c.inputs
-                    .iter()
-                    .map(|x| {
-                        producer.get(x).map(|(l, k)| json!([l, k, 0, {}])).ok_or_else(|| {
-                            Error::invalid("export", "layer", format!("`{}` reads a value no layer or input produced", c.name))
-                        })
+        for c in &self.calls {
+            let node: Vec<Value> = c
+                .inputs
+                .iter()
+                .map(|x| {
+                    producer.get(x).map(|(l, k)| json!([l, k, 0, {}])).ok_or_else(|| {
+                        Error::invalid("export", "layer", format!("`{}` reads a value no layer or input produced", c.name))
                     })
-                    .collect::<Result<_>>()?;
-            let i = match index.get(&c.name) {
-                Some(&i) => i,
-                None => {
-                    let mut e = config;
-                    e["name"] = json!(c.name);
-                    e["inbound_nodes"] = json!([]);
-                    index.insert(c.name.clone(), layers.len());
-                    layers.push(e);
-                    layers.len() - 1
-                }
-            };
+                })
+                .collect::<Result<_>>()?;
+            let i = *index.entry(c.name.clone()).or_insert_with(|| {
+                let mut e = c.config.clone();
+                e["name"] = json!(c.name);
+                e["inbound_nodes"] = json!([]);
+                layers.push(e);
+                layers.len() - 1
+            });
             let calls_so_far = layers[i]["inbound_nodes"].as_array().map_or(0, Vec::len);
             layers[i]["inbound_nodes"].as_array_mut().expect("set above").push(Value::Array(node));
             producer.insert(c.output, (c.name.clone(), calls_so_far));
@@ -96,11 +143,11 @@ pub fn model_to_json(model: &dyn Model) -> Result<String> {
                 })
                 .collect()
         };
-        json!({"class_name": "Functional", "config": {
-            "name": model.name(), "layers": layers, "input_layers": ends(&built.inputs)?, "output_layers": ends(&built.outputs)?,
-        }, "backend": "tensorflow"})
-    };
-    Ok(serde_json::to_string(&model_json).expect("JSON values serialize"))
+        let inputs: Vec<ValueId> = self.inputs.iter().map(|i| i.2).collect();
+        Ok(json!({"class_name": "Functional", "config": {
+            "name": self.name, "layers": layers, "input_layers": ends(&inputs)?, "output_layers": ends(&self.outputs)?,
+        }, "backend": "tensorflow"}))
+    }
 }
 
 /// A merge layer's `{"class_name", "config"}`.
@@ -232,6 +279,9 @@ fn quant_args(c: &mut Map<String, Value>, a: &QuantArgs) -> Result<()> {
     c.insert("kernel_quantizer".into(), quantizer(&a.kernel_quantizer));
     if let Some(m) = &a.metrics {
         c.insert("metrics".into(), json!(m));
+    }
+    if a.output_scale {
+        c.insert("output_scale".into(), json!(true));
     }
     Ok(())
 }

@@ -229,6 +229,8 @@ fn quant_args(f: &mut Fields, quant: bool) -> Result<QuantArgs> {
     a.kernel_regularizer = regularizer(f, "kernel_regularizer")?;
     a.bias_regularizer = regularizer(f, "bias_regularizer")?;
     a.activity_regularizer = regularizer(f, "activity_regularizer")?;
+    // bitgrad's own field, written by the packed export (see `QuantArgs::output_scale`).
+    a.output_scale = f.boolean("output_scale", false)?;
     if quant {
         a.input_quantizer = quantizer(f, "input_quantizer")?;
         a.kernel_quantizer = quantizer(f, "kernel_quantizer")?;

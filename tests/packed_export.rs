@@ -1,0 +1,121 @@
+//! Packed export: every fixture model from the real Larq exported with packed kernels and folded
+//! BatchNormalization, read back and run on the CPU and the GPU, computes Larq's output; the
+//! files are as small as the bits say; damaged files are named errors.
+
+mod common;
+
+use common::{keras_fixture, KERAS_MODELS};
+
+use bitgrad::io::keras::read_model;
+use bitgrad::io::packed::{export, PackReport, PackedModel};
+use bitgrad::io::safetensors::TensorFile;
+use bitgrad::models::execute::infer_packed;
+use bitgrad::{Device, HostTensor};
+
+fn devices() -> Vec<Device> {
+    std::iter::once(Device::cpu()).chain(common::gpu().cloned()).collect()
+}
+
+/// The fixture model `name` exported, and what the export did.
+fn exported(name: &str) -> (TensorFile, PackReport) {
+    let model = read_model(&keras_fixture(&format!("{name}.json"))).unwrap();
+    let weights = TensorFile::read(&keras_fixture(&format!("{name}.safetensors"))).unwrap();
+    export(&model, &weights, name).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// Folding BatchNormalization reorders a few f32 operations, so outputs match Larq's to a
+/// little more than the float model's 1e-4.
+fn assert_near(what: &str, got: &HostTensor, want: &HostTensor) {
+    assert_eq!(got.shape(), want.shape(), "{what}");
+    for (i, (a, e)) in got.as_f32().unwrap().iter().zip(want.as_f32().unwrap()).enumerate() {
+        assert!((a - e).abs() <= 2e-4 + 2e-4 * e.abs(), "{what}: output {i}: {a} vs Larq's {e}");
+    }
+}
+
+#[test]
+fn packed_models_compute_what_larq_computes() {
+    for name in KERAS_MODELS {
+        let (file, report) = exported(name);
+        let bytes = file.to_bytes().unwrap();
+        let packed = PackedModel::from_file(name, TensorFile::from_bytes(name, &bytes).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        eprintln!("{name}: {} kernels packed, {:?} folded, {} -> {} bytes", report.packed.len(), report.folded, report.float_bytes, report.packed_bytes);
+        let data = TensorFile::read(&keras_fixture(&format!("{name}.data.safetensors"))).unwrap();
+        for d in devices() {
+            let got = infer_packed(&packed, &d, &data.tensors["input"]).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_near(&format!("{name} on {}", d.describe()), &got, &data.tensors["output"]);
+        }
+    }
+}
+
+/// The value `v` comes from, looking through reshapes.
+fn origin(g: &bitgrad::Graph, mut v: bitgrad::ValueId) -> bitgrad::ValueId {
+    while let bitgrad::graph::Source::Node(n) = g.value(v).source {
+        match &g.nodes()[n].op {
+            bitgrad::graph::Op::Reshape { .. } => v = g.nodes()[n].inputs[0],
+            _ => break,
+        }
+    }
+    v
+}
+
+#[test]
+fn binarized_products_read_the_files_bits_as_they_are() {
+    // The tutorial CNN's binary layers (a convolution, two dense) and the guide MLP's second
+    // dense layer take sign-quantized inputs: each XNOR product's kernel operand is a packed
+    // variable loaded from the file, not signs packed again at run time.
+    for (name, products) in [("tutorial_cnn", 3), ("guide_mlp", 1)] {
+        let (file, _) = exported(name);
+        let packed = PackedModel::from_file(name, file).unwrap();
+        let built = bitgrad::models::build_packed(&packed.model, 2).unwrap();
+        let g = built.graph();
+        let mut kernels = Vec::new();
+        for n in g.nodes().iter().filter(|n| matches!(n.op, bitgrad::graph::Op::XnorGemm { .. })) {
+            let k = origin(g, n.inputs[1]);
+            let v = g.value(k);
+            assert_eq!(v.dtype, bitgrad::DType::U32, "{name}: an XNOR product's kernel is not packed bits");
+            match &v.source {
+                bitgrad::graph::Source::Variable { name: var, .. } => kernels.push(var.clone()),
+                s => panic!("{name}: an XNOR product's kernel comes from {s:?}, not the file"),
+            }
+        }
+        assert_eq!(kernels.len(), products, "{name}: {kernels:?}");
+        assert!(kernels.iter().all(|k| packed.file.tensors[k].dtype() == bitgrad::DType::U32));
+    }
+}
+
+/// The Larq MNIST CNN of the main job with its initial weights.
+fn main_job_cnn() -> (bitgrad::models::Sequential, TensorFile) {
+    let model = bitgrad::models::zoo::larq_mnist_cnn();
+    let built = bitgrad::models::build(&model, 1, bitgrad::layers::Mode::Inference).unwrap();
+    let mut params = bitgrad::ParamStore::new();
+    bitgrad::Plan::new(&Device::cpu(), built.graph(), &built.outputs, &mut params).unwrap();
+    let mut weights = TensorFile::default();
+    for w in &built.network.ctx.weights {
+        weights.tensors.insert(w.name.clone(), params.get(&w.name).unwrap().download().unwrap());
+    }
+    (model, weights)
+}
+
+#[test]
+fn packed_kernels_are_32_times_smaller() {
+    // The main job's CNN: 3x3 kernels over 32 and 64 channels and dense kernels over 576 and
+    // 64 features pack 32 signs a word exactly; the first convolution reads one channel, so
+    // each of its 1-bit taps takes a word (no saving), and it stays a float-input layer.
+    let (model, weights) = main_job_cnn();
+    let (file, report) = export(&model, &weights, "initial weights").unwrap();
+    for k in &report.packed {
+        let t = &file.tensors[&k.name];
+        assert_eq!(k.packed_bytes, 4 * t.shape().numel(), "{}", k.name);
+        let ratio = if k.name == "quant_conv2d/kernel" { 1 } else { 32 };
+        assert_eq!(k.float_bytes, ratio * k.packed_bytes, "{}: {} -> {} bytes", k.name, k.float_bytes, k.packed_bytes);
+    }
+    assert_eq!(report.packed.len(), 5, "{:?}", report.packed);
+    // The BatchNormalizations after max pooling stay (a negative scale would not commute with
+    // the maximum); the three after a convolution or dense layer fold.
+    assert_eq!(report.folded.len(), 3, "{:?}", report.folded);
+    // Tensors 25x smaller (the float first kernel and per-channel vectors remain); the file
+    // also carries the model's Keras JSON.
+    assert!(report.packed_bytes * 24 < report.float_bytes, "{} tensor bytes packed vs {} as f32", report.packed_bytes, report.float_bytes);
+    let (bytes, float) = (file.to_bytes().unwrap().len(), weights.to_bytes().unwrap().len());
+    assert!(bytes * 15 < float, "{bytes} bytes packed vs {float} as f32");
+}
