@@ -171,3 +171,57 @@ fn bad_input_is_one_line_naming_the_file_with_no_output_left() {
     assert!(leftovers.is_empty());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn export_writes_a_packed_model_that_run_runs() {
+    let dir = scratch("export");
+    for name in KERAS_MODELS {
+        let data = TensorFile::read(&keras_fixture(&format!("{name}.data.safetensors"))).unwrap();
+        let (model, weights) = (keras_fixture(&format!("{name}.json")), keras_fixture(&format!("{name}.safetensors")));
+        let packed = dir.join(format!("{name}.packed.safetensors"));
+        let (ok, out, err) = bitgrad(&["export", s(&model), "--weights", s(&weights), "--output", s(&packed)]);
+        assert!(ok && out.starts_with("packed ") && out.contains("files: "), "{name} export: {err}{out}");
+        for device in devices() {
+            let y = dir.join(format!("{name}-{device}.npy"));
+            let input = keras_fixture(&format!("{name}.input.npy"));
+            let (ok, _, err) = bitgrad(&["run", s(&packed), "--input", s(&input), "--output", s(&y), "--device", device]);
+            assert!(ok, "{name} run packed on {device}: {err}");
+            let got = npy::read(&y).unwrap();
+            assert_eq!(got.shape(), data.tensors["output"].shape());
+            // Folded BatchNormalization reorders a few f32 operations: 2e-4 of the scale.
+            let (got, want) = (got.as_f32().unwrap(), data.tensors["output"].as_f32().unwrap());
+            let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1.0);
+            for (i, (a, e)) in got.iter().zip(want).enumerate() {
+                assert!((a - e).abs() <= 2e-4 * scale, "{name} packed on {device}[{i}]: {a} vs Larq's {e}");
+            }
+        }
+    }
+    // Bad input: one line naming the problem, no output file.
+    let (model, weights, input) =
+        (keras_fixture("tutorial_cnn.json"), keras_fixture("tutorial_cnn.safetensors"), keras_fixture("tutorial_cnn.input.npy"));
+    let packed = dir.join("tutorial_cnn.packed.safetensors");
+    let other_weights = keras_fixture("guide_mlp.safetensors");
+    let truncated = dir.join("truncated.safetensors");
+    std::fs::write(&truncated, &std::fs::read(&packed).unwrap()[..200]).unwrap();
+    let y = dir.join("y.npy");
+    let out = dir.join("out.safetensors");
+    let cases: Vec<(Vec<&str>, &str, &Path)> = vec![
+        (vec!["export", s(&model), "--weights", s(&other_weights), "--output", s(&out)], "missing tensors", &out),
+        (vec!["run", s(&packed), "--weights", s(&weights), "--input", s(&input), "--output", s(&y)], "drop --weights", &y),
+        (vec!["run", s(&weights), "--input", s(&input), "--output", s(&y)], "not a packed export", &y),
+        (vec!["run", s(&truncated), "--input", s(&input), "--output", s(&y)], "not a safetensors file", &y),
+        (vec!["run", s(&model), "--input", s(&input), "--output", s(&y)], "give its weights with --weights", &y),
+        (
+            vec!["grad", s(&packed), "--input", s(&input), "--upstream", s(&input), "--output", s(&out)],
+            "a packed export runs inference only",
+            &out,
+        ),
+    ];
+    for (args, want, output) in cases {
+        let (ok, stdout, err) = bitgrad(&args);
+        assert!(!ok && stdout.is_empty(), "{want}: succeeded");
+        assert!(err.starts_with("error: ") && err.trim_end().lines().count() == 1 && err.contains(want), "want `{want}`: {err}");
+        assert!(!output.exists(), "{want}: an output file was left");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

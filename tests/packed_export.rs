@@ -38,7 +38,13 @@ fn packed_models_compute_what_larq_computes() {
         let (file, report) = exported(name);
         let bytes = file.to_bytes().unwrap();
         let packed = PackedModel::from_file(name, TensorFile::from_bytes(name, &bytes).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"));
-        eprintln!("{name}: {} kernels packed, {:?} folded, {} -> {} bytes", report.packed.len(), report.folded, report.float_bytes, report.packed_bytes);
+        eprintln!(
+            "{name}: {} kernels packed, {:?} folded, {} -> {} bytes",
+            report.packed.len(),
+            report.folded,
+            report.float_bytes,
+            report.packed_bytes
+        );
         let data = TensorFile::read(&keras_fixture(&format!("{name}.data.safetensors"))).unwrap();
         for d in devices() {
             let got = infer_packed(&packed, &d, &data.tensors["input"]).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -118,4 +124,57 @@ fn packed_kernels_are_32_times_smaller() {
     assert!(report.packed_bytes * 24 < report.float_bytes, "{} tensor bytes packed vs {} as f32", report.packed_bytes, report.float_bytes);
     let (bytes, float) = (file.to_bytes().unwrap().len(), weights.to_bytes().unwrap().len());
     assert!(bytes * 15 < float, "{bytes} bytes packed vs {float} as f32");
+}
+
+#[test]
+fn damaged_packed_files_are_errors_naming_the_problem() {
+    let (file, _) = exported("tutorial_cnn");
+    type Edit<'a> = &'a dyn Fn(&mut TensorFile);
+    let damaged = |edit: Edit| {
+        let mut f = file.clone();
+        edit(&mut f);
+        PackedModel::from_file("m.safetensors", f).err().map(|e| e.to_string()).unwrap_or_default()
+    };
+    let cases: Vec<(Edit, &str)> = vec![
+        (&|f| drop(f.metadata.remove("format")), "not a packed export"),
+        (&|f| drop(f.metadata.insert("version".into(), "2".into())), "this bitgrad reads version 1"),
+        (&|f| drop(f.metadata.remove("model")), "no `model` in its metadata"),
+        (&|f| drop(f.metadata.insert("model".into(), "{\"class_name\": \"Sequential\"".into())), "not JSON"),
+        (&|f| drop(f.tensors.remove("quant_dense_2/kernel")), "missing tensors: quant_dense_2/kernel"),
+        (&|f| drop(f.tensors.insert("extra".into(), HostTensor::f32([1], vec![0.0]).unwrap())), "tensors the model does not have: extra"),
+        (
+            &|f| {
+                let n = f.tensors["quant_dense_2/kernel"].shape().numel();
+                f.tensors.insert("quant_dense_2/kernel".into(), HostTensor::f32([n], vec![0.0; n]).unwrap());
+            },
+            "tensor `quant_dense_2/kernel` is F32",
+        ),
+        (&|f| drop(f.tensors.insert("quant_dense_2/scale".into(), HostTensor::f32([2], vec![1.0; 2]).unwrap())), "`quant_dense_2/scale`"),
+    ];
+    for (edit, want) in cases {
+        let e = damaged(edit);
+        assert!(e.contains("m.safetensors") && e.contains(want), "want `{want}`: {e:?}");
+    }
+    // A float weights file is not a packed model, and the export checks its weights.
+    let weights = TensorFile::read(&keras_fixture("tutorial_cnn.safetensors")).unwrap();
+    assert!(PackedModel::from_file("w", weights.clone()).is_err_and(|e| e.to_string().contains("not a packed export")));
+    let model = read_model(&keras_fixture("tutorial_cnn.json")).unwrap();
+    let mut partial = weights.clone();
+    partial.tensors.remove("batch_normalization_1/moving_mean");
+    let e = export(&model, &partial, "w.safetensors").unwrap_err().to_string();
+    assert!(e.contains("w.safetensors") && e.contains("missing tensors: batch_normalization_1/moving_mean"), "{e}");
+}
+
+#[test]
+fn a_trainer_checkpoint_exports_like_its_weights() {
+    // A trainer state holds optimizer slots and metric sums besides the weights: the export
+    // takes the weights and leaves the rest.
+    let (model, weights) = main_job_cnn();
+    let mut state = weights.clone();
+    state.tensors.insert("adam/m/quant_dense/kernel".into(), HostTensor::f32([1], vec![0.5]).unwrap());
+    state.metadata.insert("format".into(), bitgrad::train::checkpoint::FORMAT.into());
+    assert_eq!(export(&model, &state, "state").unwrap(), export(&model, &weights, "weights").unwrap());
+    // Any other file with extra tensors is refused.
+    state.metadata.clear();
+    assert!(export(&model, &state, "state").is_err_and(|e| e.to_string().contains("adam/m/quant_dense/kernel")));
 }

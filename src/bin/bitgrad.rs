@@ -35,8 +35,9 @@ enum Command {
     /// Train a BNN on Fashion-MNIST (the main job): Larq's user-guide MLP and MNIST tutorial CNN
     /// with Larq's recipe (Adam, batch 64), or bitgrad's better recipe.
     Train(TrainArgs),
-    /// Inference: run a Keras model (JSON from `model.to_json()`) with its weights on a batch of
-    /// inputs; BatchNorm uses its moving statistics.
+    /// Inference: run a Keras model (JSON from `model.to_json()`) with its weights, or a packed
+    /// export (.safetensors, no --weights), on a batch of inputs; BatchNorm uses its moving
+    /// statistics.
     Run {
         #[command(flatten)]
         on: ModelInput,
@@ -57,6 +58,20 @@ enum Command {
         #[arg(long)]
         output: std::path::PathBuf,
     },
+    /// Packed export for inference: ±1 kernels as packed bits, BatchNormalization folded into the
+    /// layer before it; prints what was packed and folded and the sizes. `bitgrad run` runs the
+    /// file.
+    Export {
+        /// The model's JSON (from `model.to_json()`).
+        model: std::path::PathBuf,
+        /// Its latent weights (safetensors keyed by Keras weight name, or a state saved by
+        /// `bitgrad train --checkpoint`).
+        #[arg(long)]
+        weights: std::path::PathBuf,
+        /// Where to write the packed model (.safetensors).
+        #[arg(long)]
+        output: std::path::PathBuf,
+    },
     /// Larq's summary tables of a Keras model (JSON from `model.to_json()`).
     Summary {
         /// The model's JSON.
@@ -70,11 +85,12 @@ enum Command {
 /// A Keras model, its weights, a batch of inputs and the device: what `run` and `grad` take.
 #[derive(clap::Args)]
 struct ModelInput {
-    /// The model's JSON (from `model.to_json()`).
+    /// The model's JSON (from `model.to_json()`), or for `run` a packed export (.safetensors).
     model: std::path::PathBuf,
-    /// Its weights (safetensors, keyed by Keras weight name without ":0").
+    /// Its weights (safetensors, keyed by Keras weight name without ":0", or a state saved by
+    /// `bitgrad train --checkpoint`); not for a packed export, which holds its own.
     #[arg(long)]
-    weights: std::path::PathBuf,
+    weights: Option<std::path::PathBuf>,
     /// The inputs: a float32 .npy file, C order, batch first.
     #[arg(long)]
     input: std::path::PathBuf,
@@ -84,9 +100,35 @@ struct ModelInput {
 }
 
 impl ModelInput {
-    /// The model, the inputs and the device.
-    fn load(&self) -> bitgrad::Result<(bitgrad::io::keras::KerasModel, bitgrad::HostTensor, bitgrad::Device)> {
-        Ok((bitgrad::io::keras::read_model(&self.model)?, bitgrad::io::npy::read(&self.input)?, device(&self.device)?))
+    /// Whether the model is a packed export (by its extension).
+    fn is_packed(&self) -> bool {
+        self.model.extension().is_some_and(|e| e == "safetensors")
+    }
+
+    /// The Keras model, its weights file, the inputs and the device.
+    fn load(&self) -> bitgrad::Result<(bitgrad::io::keras::KerasModel, &std::path::Path, bitgrad::HostTensor, bitgrad::Device)> {
+        let weights = self.weights.as_deref().ok_or_else(|| {
+            let why = match self.is_packed() {
+                true => "a packed export runs inference only (`bitgrad run`)".to_string(),
+                false => format!("`{}` is a Keras model; give its weights with --weights", self.model.display()),
+            };
+            bitgrad::Error::invalid("command line", "--weights", why)
+        })?;
+        Ok((bitgrad::io::keras::read_model(&self.model)?, weights, bitgrad::io::npy::read(&self.input)?, device(&self.device)?))
+    }
+
+    /// The model's output in inference mode.
+    fn infer(&self) -> bitgrad::Result<bitgrad::HostTensor> {
+        if !self.is_packed() {
+            let (model, weights, x, d) = self.load()?;
+            return bitgrad::models::execute::infer(&model, &d, weights, &x);
+        }
+        if let Some(w) = &self.weights {
+            let why = format!("`{}` is a packed export, which holds its weights; drop --weights {}", self.model.display(), w.display());
+            return Err(bitgrad::Error::invalid("command line", "--weights", why));
+        }
+        let packed = bitgrad::io::packed::PackedModel::read(&self.model)?;
+        bitgrad::models::execute::infer_packed(&packed, &device(&self.device)?, &bitgrad::io::npy::read(&self.input)?)
     }
 }
 
@@ -176,14 +218,19 @@ fn run(cli: Cli) -> bitgrad::Result<()> {
             }
             Ok(())
         }
-        Command::Run { on, output } => {
-            let (model, x, d) = on.load()?;
-            bitgrad::io::npy::write(&output, &bitgrad::models::execute::infer(&model, &d, &on.weights, &x)?)
-        }
+        Command::Run { on, output } => bitgrad::io::npy::write(&output, &on.infer()?),
         Command::Grad { on, upstream, output } => {
-            let (model, x, d) = on.load()?;
+            let (model, weights, x, d) = on.load()?;
             let dy = bitgrad::io::npy::read(&upstream)?;
-            bitgrad::models::execute::gradients(&model, &d, &on.weights, &x, &dy)?.write(&output)
+            bitgrad::models::execute::gradients(&model, &d, weights, &x, &dy)?.write(&output)
+        }
+        Command::Export { model, weights, output } => {
+            let m = bitgrad::io::keras::read_model(&model)?;
+            let latent = bitgrad::io::safetensors::TensorFile::read(&weights)?;
+            let (file, report) = bitgrad::io::packed::export(&m, &latent, &weights.display().to_string())?;
+            file.write(&output)?;
+            print!("{}", export_report(&report, &weights, &output)?);
+            Ok(())
         }
         Command::Summary { model, json } => {
             use bitgrad::models::Model;
@@ -349,4 +396,30 @@ fn print_profile(times: &[bitgrad::graph::KernelTime]) {
     for (i, t) in slowest.iter().take(10) {
         println!("  #{i:<4} {:<32} {:>14} {:>10.3} ms", t.kernel, format!("{:?}", t.workgroups), t.ns / 1e6);
     }
+}
+
+/// What `bitgrad export` prints: the kernels packed, the layers folded, the weights left in f32,
+/// and the sizes of the two files.
+fn export_report(r: &bitgrad::io::packed::PackReport, weights: &std::path::Path, output: &std::path::Path) -> bitgrad::Result<String> {
+    use std::fmt::Write;
+    let size = |p: &std::path::Path| {
+        std::fs::metadata(p).map(|m| m.len()).map_err(|source| bitgrad::Error::Io { path: p.display().to_string(), source })
+    };
+    let mut out = String::new();
+    let (f, p): (usize, usize) = (r.packed.iter().map(|k| k.float_bytes).sum(), r.packed.iter().map(|k| k.packed_bytes).sum());
+    let _ = writeln!(out, "packed {} binary kernels: {f} B as f32 -> {p} B as bits ({:.1}x)", r.packed.len(), f as f64 / p.max(1) as f64);
+    for k in &r.packed {
+        let _ = writeln!(out, "  {:<40} {:>10} B -> {:>9} B", k.name, k.float_bytes, k.packed_bytes);
+    }
+    for (bn, into) in &r.folded {
+        let _ = writeln!(out, "folded {bn} into {into}");
+    }
+    if !r.kept_float.is_empty() {
+        let _ = writeln!(out, "kept as f32 (quantizers without a ±1 output): {}", r.kept_float.join(", "));
+    }
+    let (a, b) = (size(weights)?, size(output)?);
+    let _ =
+        writeln!(out, "tensors: {} B -> {} B ({:.1}x)", r.float_bytes, r.packed_bytes, r.float_bytes as f64 / r.packed_bytes.max(1) as f64);
+    let _ = writeln!(out, "files: {} {a} B -> {} {b} B ({:.1}x smaller)", weights.display(), output.display(), a as f64 / b.max(1) as f64);
+    Ok(out)
 }

@@ -50,7 +50,12 @@ impl Graph {
         let k = *xs.dims().last().ok_or_else(|| Error::invalid("binary_matmul", "x", "needs rank >= 2"))?;
         if self.value(w).dtype == DType::U32 {
             if xs.rank() < 2 || !matches!(ws.dims(), [_, kw] if *kw == words_for(k)) {
-                return Err(Error::shapes("binary_matmul", xs.dims(), ws.dims(), "packed kernel needs x [.., M, K] and bits [N, words(K)]"));
+                return Err(Error::shapes(
+                    "binary_matmul",
+                    xs.dims(),
+                    ws.dims(),
+                    "packed kernel needs x [.., M, K] and bits [N, words(K)]",
+                ));
             }
             let px = self.pack_signs(x, input_clip)?;
             let y = self.push1(Op::XnorGemm { k, epilogue: Epilogue::Plain }, &[px.bits, w])?;

@@ -2,8 +2,8 @@
 //! and matrix products: float, binary (packed XNOR), grouped/depthwise, transposed and locally
 //! connected, in 1, 2 or 3 spatial dimensions, channels-last or channels-first.
 
-use super::op::{words_for, Epilogue, Op, PackMode};
 use super::binary::PackedSigns;
+use super::op::{words_for, Epilogue, Op, PackMode};
 use super::{Graph, ValueId};
 use crate::error::{Error, Result};
 use crate::tensor::{DType, Shape};
@@ -372,8 +372,8 @@ impl Graph {
         let word_geom = geom.with_channels(groups * ciw);
         let cols = self.im2col(image, &word_geom, 1.0)?;
         let cols = self.group_major(cols, rows, taps, groups, ciw)?; // [groups, rows, taps * ciw]
-        // Weights as [groups, cog, taps, ciw], packed along ci per tap: a packed kernel
-        // [o, k..., ciw] already is; a latent one [taps, ci, groups, cog] is permuted and packed.
+                                                                     // Weights as [groups, cog, taps, ciw], packed along ci per tap: a packed kernel
+                                                                     // [o, k..., ciw] already is; a latent one [taps, ci, groups, cog] is permuted and packed.
         let pw = if packed {
             PackedSigns { bits: self.reshape(kernel, [groups, cog, taps, ciw])?, mask: None }
         } else {

@@ -68,7 +68,8 @@ pub struct PackReport {
 /// `file` names them in errors), and what it did.
 pub fn export(model: &dyn Model, weights: &TensorFile, file: &str) -> Result<(TensorFile, PackReport)> {
     let (mut wiring, built) = Wiring::of(model)?;
-    weights.check(file, &expected(&built), &Expected::new())?;
+    let weights = &crate::train::checkpoint::model_weights(weights.clone(), &built.weights());
+    weights.check(file, &built.weights(), &Expected::new())?;
     let mut report = PackReport::default();
     let mut tensors: BTreeMap<String, HostTensor> = BTreeMap::new(); // folded values, by name
     let shared = shared_layers(&wiring);
@@ -87,11 +88,19 @@ pub fn export(model: &dyn Model, weights: &TensorFile, file: &str) -> Result<(Te
         let want = &packed.graph().value(w.variable).shape;
         let t = match tensors.remove(&w.name) {
             Some(t) => t,
-            None => weights.tensors.get(&w.name).cloned().ok_or_else(|| Error::invalid("export", "weights", format!("no tensor `{}`", w.name)))?,
+            None => weights
+                .tensors
+                .get(&w.name)
+                .cloned()
+                .ok_or_else(|| Error::invalid("export", "weights", format!("no tensor `{}`", w.name)))?,
         };
         let t = if packed.graph().value(w.variable).dtype == DType::U32 {
             let bits = pack(&t)?;
-            report.packed.push(PackedKernel { name: w.name.clone(), float_bytes: 4 * t.shape().numel(), packed_bytes: 4 * bits.shape().numel() });
+            report.packed.push(PackedKernel {
+                name: w.name.clone(),
+                float_bytes: 4 * t.shape().numel(),
+                packed_bytes: 4 * bits.shape().numel(),
+            });
             bits
         } else {
             if latent.get(w.name.as_str()).is_some_and(|&p| p < 32) {
@@ -100,7 +109,11 @@ pub fn export(model: &dyn Model, weights: &TensorFile, file: &str) -> Result<(Te
             t
         };
         if t.shape() != want {
-            return Err(Error::invalid("export", "weights", format!("`{}` came out {:?}, the packed model takes {:?}", w.name, t.shape(), want)));
+            return Err(Error::invalid(
+                "export",
+                "weights",
+                format!("`{}` came out {:?}, the packed model takes {:?}", w.name, t.shape(), want),
+            ));
         }
         report.packed_bytes += 4 * t.shape().numel();
         tensors.insert(w.name.clone(), t);
@@ -108,20 +121,6 @@ pub fn export(model: &dyn Model, weights: &TensorFile, file: &str) -> Result<(Te
     report.float_bytes = weights.tensors.values().map(|t| 4 * t.shape().numel()).sum();
     let metadata = BTreeMap::from([("format".into(), FORMAT.into()), ("version".into(), VERSION.into()), ("model".into(), json)]);
     Ok((TensorFile { tensors, metadata }, report))
-}
-
-/// Name, shape and type of every weight of a built model.
-fn expected(built: &Built) -> Expected {
-    built
-        .network
-        .ctx
-        .weights
-        .iter()
-        .map(|w| {
-            let v = built.graph().value(w.variable);
-            (w.name.clone(), (v.shape.clone(), v.dtype))
-        })
-        .collect()
 }
 
 /// Names of layers called more than once: their weights serve every call, so nothing is folded
@@ -139,10 +138,16 @@ fn shared_layers(wiring: &Wiring) -> Vec<String> {
 fn foldable(class: &str) -> Option<bool> {
     match class {
         "QuantDense" | "Dense" | "QuantConv1D" | "QuantConv2D" | "QuantConv3D" | "Conv1D" | "Conv2D" | "Conv3D" => Some(true),
-        "QuantConv1DTranspose" | "QuantConv2DTranspose" | "QuantConv3DTranspose" | "Conv1DTranspose" | "Conv2DTranspose"
-        | "Conv3DTranspose" | "QuantLocallyConnected1D" | "QuantLocallyConnected2D" | "LocallyConnected1D" | "LocallyConnected2D" => {
-            Some(false)
-        }
+        "QuantConv1DTranspose"
+        | "QuantConv2DTranspose"
+        | "QuantConv3DTranspose"
+        | "Conv1DTranspose"
+        | "Conv2DTranspose"
+        | "Conv3DTranspose"
+        | "QuantLocallyConnected1D"
+        | "QuantLocallyConnected2D"
+        | "LocallyConnected1D"
+        | "LocallyConnected2D" => Some(false),
         _ => None,
     }
 }
@@ -177,7 +182,9 @@ fn scale_and_bias(call: &Call, weights: &TensorFile, folded: &BTreeMap<String, H
 /// into the layer's scale and the kernel quantizer becomes `ste_sign`.
 fn fold_magnitude(call: &mut Call, weights: &TensorFile, folded: &mut BTreeMap<String, HostTensor>) -> Result<()> {
     let class = call.config["class_name"].as_str().unwrap_or_default();
-    if foldable(class) != Some(true) || !matches!(quantizer_at(&call.config, "kernel_quantizer"), Some(Quantizer::MagnitudeAwareSign { .. })) {
+    if foldable(class) != Some(true)
+        || !matches!(quantizer_at(&call.config, "kernel_quantizer"), Some(Quantizer::MagnitudeAwareSign { .. }))
+    {
         return Ok(());
     }
     let kernel = &weights.tensors[&format!("{}/kernel", call.name)];
@@ -251,7 +258,8 @@ fn fold_target(wiring: &Wiring, built: &Built, shared: &[String], i: usize) -> O
     let x = bn.inputs[0];
     let j = wiring.calls.iter().position(|c| c.output == x)?;
     let layer = &wiring.calls[j];
-    let readers = wiring.calls.iter().flat_map(|c| &c.inputs).filter(|&&v| v == x).count() + wiring.outputs.iter().filter(|&&v| v == x).count();
+    let readers =
+        wiring.calls.iter().flat_map(|c| &c.inputs).filter(|&&v| v == x).count() + wiring.outputs.iter().filter(|&&v| v == x).count();
     let rank = built.graph().value(x).shape.rank();
     let axis = match &bn.config["config"]["axis"] {
         Value::Array(a) if a.len() == 1 => a[0].as_i64(),
@@ -318,7 +326,7 @@ impl PackedModel {
         let json = file.metadata.get("model").ok_or_else(|| bad("no `model` in its metadata".into()))?;
         let model = model_from_json(&format!("{name} (its model)"), json)?;
         let built = build_packed(&model, 1)?;
-        file.check(name, &expected(&built), &Expected::new())?;
+        file.check(name, &built.weights(), &Expected::new())?;
         Ok(PackedModel { model, file })
     }
 

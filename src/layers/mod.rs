@@ -318,7 +318,12 @@ pub(crate) fn add_bias(g: &mut Graph, ctx: &mut BuildContext, y: ValueId, bias: 
 
 /// Creates a per-channel weight `[C]` and returns it shaped to broadcast along the channel axis
 /// (last, or second with `channels_first_spatial` = `Some(spatial axes)`).
-pub(crate) fn channel_weight(g: &mut Graph, ctx: &mut BuildContext, spec: WeightSpec, channels_first_spatial: Option<usize>) -> Result<ValueId> {
+pub(crate) fn channel_weight(
+    g: &mut Graph,
+    ctx: &mut BuildContext,
+    spec: WeightSpec,
+    channels_first_spatial: Option<usize>,
+) -> Result<ValueId> {
     let channels = spec.shape.dims()[0];
     let (w, _) = add_weight(g, ctx, spec)?;
     match channels_first_spatial {

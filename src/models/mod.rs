@@ -285,6 +285,12 @@ impl Built {
         &self.network.graph
     }
 
+    /// Name, shape and type of every weight (what a weights file for the model holds).
+    pub fn weights(&self) -> crate::io::safetensors::Expected {
+        let g = self.graph();
+        self.network.ctx.weights.iter().map(|w| (w.name.clone(), (g.value(w.variable).shape.clone(), g.value(w.variable).dtype))).collect()
+    }
+
     /// Larq's summary of the model.
     pub fn summary(&self) -> Summary {
         Summary::new(&self.name, &self.network)

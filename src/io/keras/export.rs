@@ -114,15 +114,15 @@ impl Wiring {
             layers.push(e);
         }
         for c in &self.calls {
-            let node: Vec<Value> = c
-                .inputs
-                .iter()
-                .map(|x| {
-                    producer.get(x).map(|(l, k)| json!([l, k, 0, {}])).ok_or_else(|| {
-                        Error::invalid("export", "layer", format!("`{}` reads a value no layer or input produced", c.name))
+            let node: Vec<Value> =
+                c.inputs
+                    .iter()
+                    .map(|x| {
+                        producer.get(x).map(|(l, k)| json!([l, k, 0, {}])).ok_or_else(|| {
+                            Error::invalid("export", "layer", format!("`{}` reads a value no layer or input produced", c.name))
+                        })
                     })
-                })
-                .collect::<Result<_>>()?;
+                    .collect::<Result<_>>()?;
             let i = *index.entry(c.name.clone()).or_insert_with(|| {
                 let mut e = c.config.clone();
                 e["name"] = json!(c.name);

@@ -285,17 +285,8 @@ fn inbound_nodes(file: &str, e: &Entry, v: &Value) -> Result<Vec<Vec<(String, us
 /// weight name without ":0" (`quant_dense/kernel`, `batch_normalization/moving_mean`), which
 /// must hold every weight of the model with its shape and nothing else.
 pub fn load_weights(built: &Built, params: &mut ParamStore, device: &Device, path: &Path) -> Result<()> {
-    let file = TensorFile::read(path)?;
-    let expected: Expected = built
-        .network
-        .ctx
-        .weights
-        .iter()
-        .map(|w| {
-            let v = built.graph().value(w.variable);
-            (w.name.clone(), (v.shape.clone(), v.dtype))
-        })
-        .collect();
+    let expected = built.weights();
+    let file = crate::train::checkpoint::model_weights(TensorFile::read(path)?, &expected);
     file.check(&path.display().to_string(), &expected, &Expected::new())?;
     file.store(params, device)
 }
