@@ -203,18 +203,7 @@ impl Layer for ScaledSoftsign {
 
     fn build(&self, g: &mut Graph, x: ValueId, ctx: &mut BuildContext) -> bitgrad::Result<ValueId> {
         let c = *g.value(x).shape.dims().last().unwrap();
-        let spec = WeightSpec {
-            layer: &self.name,
-            weight: "scale",
-            shape: bitgrad::Shape::new([c]),
-            initializer: Initializer::Constant(1.5),
-            quantizer: None,
-            constraint: None,
-            constraint_argument: "",
-            metrics: None,
-            regularizer: None,
-            trainable: true,
-        };
+        let spec = WeightSpec::plain(&self.name, "scale", [c], Initializer::Constant(1.5));
         let (scale, _) = add_weight(g, ctx, spec)?;
         let y = self.op.apply(g, x)?;
         g.mul(y, scale)

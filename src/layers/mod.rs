@@ -180,6 +180,25 @@ pub struct WeightSpec<'a> {
     pub trainable: bool,
 }
 
+impl<'a> WeightSpec<'a> {
+    /// A trainable float weight `layer/weight`: no quantizer, constraint, regularizer or
+    /// metrics (set fields on the result for more).
+    pub fn plain(layer: &'a str, weight: &'a str, shape: impl Into<crate::Shape>, initializer: Initializer) -> Self {
+        WeightSpec {
+            layer,
+            weight,
+            shape: shape.into(),
+            initializer,
+            quantizer: None,
+            constraint: None,
+            constraint_argument: "",
+            metrics: None,
+            regularizer: None,
+            trainable: true,
+        }
+    }
+}
+
 /// Creates the weight's variable, records it (precision, constraint) and any warning, applies
 /// its quantizer with metrics, and returns (latent variable, value the forward pass uses).
 ///
@@ -301,16 +320,10 @@ pub(crate) struct Bias<'a> {
 /// Creates the bias and adds it to `y` along the channel axis.
 pub(crate) fn add_bias(g: &mut Graph, ctx: &mut BuildContext, y: ValueId, bias: Bias) -> Result<ValueId> {
     let spec = WeightSpec {
-        layer: bias.layer,
-        weight: "bias",
-        shape: crate::Shape::new([bias.channels]),
-        initializer: bias.initializer,
-        quantizer: None,
         constraint: bias.constraint,
         constraint_argument: "bias_constraint",
-        metrics: None,
         regularizer: bias.regularizer,
-        trainable: true,
+        ..WeightSpec::plain(bias.layer, "bias", [bias.channels], bias.initializer)
     };
     let b = channel_weight(g, ctx, spec, bias.channels_first_spatial)?;
     g.add(y, b)

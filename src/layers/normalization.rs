@@ -62,18 +62,7 @@ impl BatchNormalization {
 
     /// A per-feature weight `layer/name` of `c` values: trainable, no regularizer.
     fn spec<'a>(&'a self, name: &'a str, c: usize, initializer: Initializer) -> WeightSpec<'a> {
-        WeightSpec {
-            layer: &self.name,
-            weight: name,
-            shape: crate::Shape::new([c]),
-            initializer,
-            quantizer: None,
-            constraint: None,
-            constraint_argument: "",
-            metrics: None,
-            regularizer: None,
-            trainable: true,
-        }
+        WeightSpec::plain(&self.name, name, [c], initializer)
     }
 }
 

@@ -111,18 +111,7 @@ impl QuantArgs {
         channels_first_spatial: Option<usize>,
     ) -> Result<ValueId> {
         let y = if self.output_scale {
-            let spec = WeightSpec {
-                layer,
-                weight: "scale",
-                shape: crate::Shape::new([channels]),
-                initializer: Initializer::Ones,
-                quantizer: None,
-                constraint: None,
-                constraint_argument: "",
-                metrics: None,
-                regularizer: None,
-                trainable: true,
-            };
+            let spec = WeightSpec::plain(layer, "scale", [channels], Initializer::Ones);
             let s = channel_weight(g, ctx, spec, channels_first_spatial)?;
             g.mul(y, s)?
         } else {
