@@ -2,7 +2,7 @@
 //! accumulation. Every GPU kernel is tested against these functions.
 
 use crate::error::{Error, Result};
-use crate::graph::op::{broadcast_strides, words_for, MatMulDims, XnorDims};
+use crate::graph::op::{broadcast_strides, words_for, FakeQuantPart, FakeQuantSpec, MatMulDims, XnorDims};
 use crate::graph::{BinaryOp, ConvGeometry, Distribution, Epilogue, Op, PackMode, QuantFn, ReduceOp, UnaryOp};
 use crate::tensor::{Shape, TensorData};
 
@@ -172,6 +172,11 @@ pub fn eval(op: &Op, inputs: &[(&Shape, &TensorData)], out_shape: &Shape) -> Res
             let stat = if q.needs_stat() { f(1)? } else { &[][..] };
             let dy = f(inputs.len() - 1)?;
             TensorData::F32(x.iter().zip(dy).enumerate().map(|(i, (&v, &g))| quantize_grad(*q, v, stat_at(stat, i), g)).collect())
+        }
+        Op::FakeQuant { spec, part } => {
+            let (x, min, max) = (f(0)?, f(1)?, f(2)?);
+            let ranges: Vec<Nudged> = min.iter().zip(max).map(|(&lo, &hi)| Nudged::new(*spec, lo, hi)).collect();
+            TensorData::F32(x.iter().enumerate().map(|(i, &v)| ranges[i % ranges.len()].eval(*spec, *part, v)).collect())
         }
         Op::Im2Col { geom, pad_value } => match inputs[0].1 {
             TensorData::F32(v) => TensorData::F32(im2col(geom, v, *pad_value)),
@@ -424,6 +429,63 @@ fn tf_sign(v: f32) -> f32 {
 
 fn passes(v: f32, clip: Option<f32>) -> bool {
     clip.is_none_or(|c| v.abs() <= c)
+}
+
+/// TensorFlow's nudged quantization range for `[min, max]` (`Nudge` in its fake-quant kernels),
+/// computed in f32 in TensorFlow's order; `shaders/fake_quant.wgsl` mirrors it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Nudged {
+    /// `(max - min) / (quant_max - quant_min)`.
+    pub scale: f32,
+    /// `(quant_max - quant_min) / (max - min)`, computed as such (not `1 / scale`).
+    pub inv_scale: f32,
+    /// The zero point, an integer in `[quant_min, quant_max]`.
+    pub zero_point: f32,
+    /// `(quant_min - zero_point) * scale`.
+    pub min: f32,
+    /// `(quant_max - zero_point) * scale`.
+    pub max: f32,
+    /// min = max = 0: the value is 0 and the input's gradient passes everywhere.
+    pub empty: bool,
+}
+
+impl Nudged {
+    /// The nudged range of `[min, max]` for `spec`.
+    pub fn new(spec: FakeQuantSpec, min: f32, max: f32) -> Nudged {
+        let quant_min = if spec.narrow_range { 1.0f32 } else { 0.0 };
+        let quant_max = ((1u32 << spec.num_bits) - 1) as f32;
+        let scale = (max - min) / (quant_max - quant_min);
+        let inv_scale = (quant_max - quant_min) / (max - min);
+        let from_min = quant_min - min / scale;
+        // std::round: halves away from zero (from_min >= quant_min >= 0 here).
+        let zero_point = if from_min < quant_min {
+            quant_min
+        } else if from_min > quant_max {
+            quant_max
+        } else {
+            from_min.round()
+        };
+        let empty = min == 0.0 && max == 0.0;
+        Nudged { scale, inv_scale, zero_point, min: (quant_min - zero_point) * scale, max: (quant_max - zero_point) * scale, empty }
+    }
+
+    /// The value or mask `part` at `x`.
+    pub fn eval(&self, spec: FakeQuantSpec, part: FakeQuantPart, x: f32) -> f32 {
+        let flag = |b: bool| if b { 1.0 } else { 0.0 };
+        match part {
+            FakeQuantPart::Value if self.empty => 0.0,
+            FakeQuantPart::Value => {
+                let quant_zero = (-self.min * self.inv_scale + 0.5).floor();
+                let shifted = x.min(self.max).max(self.min) - self.min;
+                // TensorFlow's per-tensor kernel divides, its per-channel kernel multiplies.
+                let units = if spec.per_channel { shifted * self.inv_scale } else { shifted / self.scale };
+                (units - quant_zero + 0.5).floor() * self.scale
+            }
+            FakeQuantPart::InRange => flag(self.empty || (x >= self.min && x <= self.max)),
+            FakeQuantPart::BelowMin => flag(!self.empty && x < self.min),
+            FakeQuantPart::AboveMax => flag(!self.empty && x > self.max),
+        }
+    }
 }
 
 /// The quantizer functions, as `shaders/quantize.wgsl` defines them (Larq 0.14's operations).

@@ -3,7 +3,8 @@
 use crate::graph::op::{broadcast_strides, MatMulDims, XnorDims};
 use crate::graph::{Op, QuantFn};
 use crate::kernels::{
-    bitpack, custom_quantize, elementwise, gather, gemm, im2col, layout, quantize, random, reduce, softmax, xnor_gemm, BufferView, Dispatch,
+    bitpack, custom_quantize, elementwise, fake_quant, gather, gemm, im2col, layout, quantize, random, reduce, softmax, xnor_gemm,
+    BufferView, Dispatch,
 };
 use crate::tensor::{DType, Shape};
 use crate::Result;
@@ -100,6 +101,7 @@ pub fn record(
         Op::QuantizeGrad { f } => {
             quantize::quantize_grad(*f, shapes[0].numel(), x(0), f.needs_stat().then(|| x(1)), x(inputs.len() - 1), o())
         }
+        Op::FakeQuant { spec, part } => fake_quant::fake_quant(*spec, *part, shapes[0].numel(), shapes[1].numel(), [x(0), x(1), x(2)], o()),
         Op::Im2Col { geom, pad_value } => {
             // Packed images pad with +1, which is the all-zero word.
             let pad_word = if dtypes[0] == DType::U32 { 0 } else { pad_value.to_bits() };

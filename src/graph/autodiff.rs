@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use super::op::{BinaryOp, Op, ReduceOp, UnaryOp};
+use super::op::{BinaryOp, FakeQuantPart, Op, ReduceOp, UnaryOp};
 use super::{Graph, Node, ValueId};
 use crate::error::{Error, Result};
 use crate::tensor::{DType, Shape};
@@ -235,6 +235,23 @@ impl Graph {
                 }
                 grads
             }
+            // Straight through inside the nudged range; the range's gradients sum what falls
+            // below and above it (TensorFlow's FakeQuantWithMinMaxVars[PerChannel]Gradient).
+            Op::FakeQuant { spec, part: FakeQuantPart::Value } => {
+                let mut mask = |part| self.push1(Op::FakeQuant { spec: *spec, part }, &node.inputs);
+                let (inside, below, above) =
+                    (mask(FakeQuantPart::InRange)?, mask(FakeQuantPart::BelowMin)?, mask(FakeQuantPart::AboveMax)?);
+                let dx = self.mul(dy, inside)?;
+                let mut range = |m: ValueId, of: ValueId| -> Result<ValueId> {
+                    let g = self.mul(dy, m)?;
+                    let target = self.value(of).shape.clone();
+                    self.sum_to(g, &target)
+                };
+                let (dmin, dmax) = (range(below, x(1))?, range(above, x(2))?);
+                vec![Some(dx), Some(dmin), Some(dmax)]
+            }
+            // The masks are piecewise constant.
+            Op::FakeQuant { .. } => vec![None, None, None],
             Op::QuantizeGrad { .. } => {
                 return Err(Error::NotDifferentiable { op: "quantize_grad", reason: "second derivatives are not supported".into() })
             }

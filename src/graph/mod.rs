@@ -12,7 +12,9 @@ pub mod op;
 mod plan;
 
 pub use conv::{ConvGeometry, ConvOptions, DataFormat, Padding};
-pub use op::{BinaryOp, Distribution, Epilogue, MatMulDims, Op, PackMode, QuantFn, ReduceOp, UnaryOp, XnorDims};
+pub use op::{
+    BinaryOp, Distribution, Epilogue, FakeQuantPart, FakeQuantSpec, MatMulDims, Op, PackMode, QuantFn, ReduceOp, UnaryOp, XnorDims,
+};
 pub use plan::{KernelTime, ParamStore, Plan, PlanMemory};
 
 use crate::error::{Error, Result};
@@ -476,6 +478,13 @@ impl Graph {
     /// Packs the last axis of `x` into u32 words of sign bits or clip-mask bits.
     pub fn bit_pack(&mut self, x: ValueId, mode: PackMode) -> Result<ValueId> {
         self.push1(Op::BitPack { mode }, &[x])
+    }
+
+    /// TensorFlow's fake quantization of `x` to the range `[min, max]` (`[1]` each, or `[C]` for the
+    /// last axis with `spec.per_channel`), nudged so that 0 is a level; straight-through inside
+    /// the range, with gradients for `min` and `max` from what falls outside it.
+    pub fn fake_quant(&mut self, x: ValueId, min: ValueId, max: ValueId, spec: FakeQuantSpec) -> Result<ValueId> {
+        self.push1(Op::FakeQuant { spec, part: FakeQuantPart::Value }, &[x, min, max])
     }
 
     /// Expands packed bits back to f32 (±1 for signs, 1/0 for masks).

@@ -266,6 +266,34 @@ pub enum Distribution {
     },
 }
 
+/// TensorFlow's fake quantization (`tf.quantization.fake_quant_with_min_max_vars` and its
+/// `_per_channel` variant), which TF-MOT's quantizers use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FakeQuantSpec {
+    /// Bits, 2..=16: integer levels `[narrow_range as u32, 2^num_bits - 1]`.
+    pub num_bits: u32,
+    /// Leave out the lowest level (symmetric ranges).
+    pub narrow_range: bool,
+    /// One range per last-axis channel (`min`, `max` of shape `[C]`) rather than one (`[1]`).
+    /// TensorFlow's two kernels also round differently (the per-tensor one divides by the scale,
+    /// the per-channel one multiplies by its inverse), so a one-channel per-axis range is not the
+    /// same as a per-tensor one.
+    pub per_channel: bool,
+}
+
+/// What an [`Op::FakeQuant`] computes: the value, or one of the masks its gradients need.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FakeQuantPart {
+    /// The fake-quantized value.
+    Value,
+    /// 1 where `nudged_min <= x <= nudged_max` (the gradient of the input), else 0.
+    InRange,
+    /// 1 where `x < nudged_min` (summed, the gradient of `min`), else 0.
+    BelowMin,
+    /// 1 where `x > nudged_max` (summed, the gradient of `max`), else 0.
+    AboveMax,
+}
+
 /// One operation in a [`crate::Graph`].
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
@@ -375,6 +403,14 @@ pub enum Op {
         /// The function.
         f: QuantFn,
     },
+    /// Fake quantization: `(x, min, max) -> f32` shaped as `x`, with `min` and `max` of shape
+    /// `[1]`, or `[C]` (the last axis of `x`) when per channel.
+    FakeQuant {
+        /// Bits, narrow range, per channel.
+        spec: FakeQuantSpec,
+        /// The value or a gradient mask.
+        part: FakeQuantPart,
+    },
     /// Image patches as rows: `(image [N, in..., C] or [N, C, in...]) -> [N, out..., taps..., C]`,
     /// for f32 values or packed words. Padded positions hold `pad_value` (f32) or +1 (packed).
     Im2Col {
@@ -437,6 +473,7 @@ impl Op {
             Op::XnorGemm { .. } => "xnor_gemm",
             Op::Quantize { .. } => "quantize",
             Op::QuantizeGrad { .. } => "quantize_grad",
+            Op::FakeQuant { .. } => "fake_quant",
             Op::Im2Col { .. } => "im2col",
             Op::Col2Im { .. } => "col2im",
             Op::Random { .. } => "random",
@@ -454,6 +491,7 @@ impl Op {
             Op::Quantize { f } => 1 + usize::from(f.needs_stat()),
             Op::QuantizeGrad { f } => 2 + usize::from(f.needs_stat()),
             Op::ApplyMask => 2,
+            Op::FakeQuant { .. } => 3,
             Op::XnorGemm { epilogue: Epilogue::Plain, .. } => 2,
             Op::XnorGemm { .. } => 4,
             Op::Unary(_)
@@ -676,6 +714,23 @@ impl Op {
                     let dy = inputs.len() - 1;
                     want(dy, "dy", DType::F32)?;
                     same_shape(name, x, inputs[dy].0)?;
+                }
+                (x.clone(), DType::F32)
+            }
+            Op::FakeQuant { spec, .. } => {
+                want(0, "x", DType::F32)?;
+                want(1, "min", DType::F32)?;
+                want(2, "max", DType::F32)?;
+                if !(2..=16).contains(&spec.num_bits) {
+                    return Err(Error::invalid(name, "num_bits", format!("{} is not in 2..=16", spec.num_bits)));
+                }
+                let x = inputs[0].0;
+                let channels = if spec.per_channel { x.dims().last().copied().unwrap_or(1) } else { 1 };
+                for (i, what) in [(1, "min"), (2, "max")] {
+                    if inputs[i].0.dims() != [channels] {
+                        let want = if spec.per_channel { "one value per last-axis channel" } else { "shape [1]" };
+                        return Err(Error::shapes(name, x.dims(), inputs[i].0.dims(), format!("`{what}` must have {want}")));
+                    }
                 }
                 (x.clone(), DType::F32)
             }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 pub mod bitpack;
 pub mod custom_quantize;
 pub mod elementwise;
+pub mod fake_quant;
 pub mod gather;
 pub mod gemm;
 pub mod im2col;
@@ -47,6 +48,7 @@ pub const ALL_SHADERS: &[&Shader] = &[
     &xnor_gemm::SHADER,
     &im2col::SHADER,
     &quantize::SHADER,
+    &fake_quant::SHADER,
     &custom_quantize::SHADER,
     &xnor_gemm::GEMV_SHADER,
     &xnor_gemm::GEMV_SUBGROUP_SHADER,
