@@ -31,6 +31,7 @@ pub mod io;
 pub mod kernels;
 pub mod layers;
 pub mod models;
+pub mod qat;
 pub mod quantizers;
 pub mod tensor;
 pub mod train;
