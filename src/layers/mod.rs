@@ -51,6 +51,10 @@ pub struct Weight {
     pub constraint: Option<Arc<dyn Constraint>>,
     /// Updated by the optimizer (false for BatchNormalization's moving statistics).
     pub trainable: bool,
+    /// A weights file may leave it out, and it keeps its initial value: the ranges of
+    /// quantization-aware training, absent from the float model's weights a quantized model
+    /// starts from.
+    pub optional: bool,
 }
 
 /// Whether a graph is built for training or for inference (BatchNormalization and Dropout
@@ -88,6 +92,9 @@ pub struct BuildContext {
     /// Weights with a ±1 quantizer are packed-bit variables (a model loaded from a packed
     /// export, for inference only); see [`add_weight`].
     pub packed: bool,
+    /// The layer being built and its quantization-aware-training config: [`add_weight`]
+    /// fake-quantizes the weights the config names (see [`crate::qat`]).
+    pub quantize: Option<(String, std::sync::Arc<dyn crate::qat::QuantizeConfig>)>,
 }
 
 impl BuildContext {
@@ -212,13 +219,16 @@ pub fn add_weight(g: &mut Graph, ctx: &mut BuildContext, spec: WeightSpec) -> Re
         if let Some(w) = ctx.weights.iter().find(|w| w.name == name).map(|w| w.variable) {
             return match packed {
                 true => Ok((w, unpack_kernel(g, w, &spec.shape)?)),
-                false => reuse_weight(g, &spec, &name, w),
+                false => {
+                    let (w, wq) = reuse_weight(g, &spec, &name, w)?;
+                    Ok((w, fake_quantize_weight(g, ctx, &spec, wq)?))
+                }
             };
         }
     }
     if packed {
         let bits = g.packed_variable(&name, packed_kernel_shape(&spec.shape))?;
-        ctx.weights.push(Weight { variable: bits, name, precision: 1, constraint: None, trainable: false });
+        ctx.weights.push(Weight { variable: bits, name, precision: 1, constraint: None, trainable: false, optional: false });
         return Ok((bits, unpack_kernel(g, bits, &spec.shape)?));
     }
     let w = g.variable(
@@ -232,6 +242,7 @@ pub fn add_weight(g: &mut Graph, ctx: &mut BuildContext, spec: WeightSpec) -> Re
         precision: spec.quantizer.map_or(32, crate::quantizers::Quantizer::precision),
         constraint: spec.constraint.clone(),
         trainable: spec.trainable,
+        optional: false,
     });
     if let Some(r) = spec.regularizer {
         // Keras regularizes the latent weight, not its quantized value.
@@ -241,11 +252,26 @@ pub fn add_weight(g: &mut Graph, ctx: &mut BuildContext, spec: WeightSpec) -> Re
     if let Some(warning) = crate::quantizers::starved_weights_warning(spec.quantizer, spec.constraint_argument, spec.constraint.is_some()) {
         ctx.warnings.push(format!("layer `{}`: {warning}", spec.layer));
     }
-    let Some(q) = spec.quantizer else { return Ok((w, w)) };
-    let metrics: Option<Vec<&str>> = spec.metrics.map(|m| m.iter().map(String::as_str).collect());
-    let (wq, flips) = q.apply_to_kernel(g, w, &name, metrics.as_deref())?;
-    ctx.metrics.extend(flips.into_iter().map(|f| (format!("flip_ratio/{name}"), f)));
-    Ok((w, wq))
+    let wq = match spec.quantizer {
+        None => w,
+        Some(q) => {
+            let metrics: Option<Vec<&str>> = spec.metrics.map(|m| m.iter().map(String::as_str).collect());
+            let (wq, flips) = q.apply_to_kernel(g, w, &name, metrics.as_deref())?;
+            ctx.metrics.extend(flips.into_iter().map(|f| (format!("flip_ratio/{name}"), f)));
+            wq
+        }
+    };
+    Ok((w, fake_quantize_weight(g, ctx, &spec, wq)?))
+}
+
+/// `wq` fake-quantized when the layer being built has a quantization-aware-training config that
+/// names this weight ([`BuildContext::quantize`]); `wq` itself otherwise.
+fn fake_quantize_weight(g: &mut Graph, ctx: &mut BuildContext, spec: &WeightSpec, wq: ValueId) -> Result<ValueId> {
+    let Some(q) = ctx.quantize.as_ref().filter(|(layer, _)| layer == spec.layer).and_then(|(_, c)| c.weight_quantizer(spec.weight)) else {
+        return Ok(wq);
+    };
+    let state = q.build(g, ctx, &spec.shape, spec.layer, spec.weight)?;
+    q.apply(g, ctx, wq, &state)
 }
 
 /// Where a packed export keeps a ±1 kernel of `shape` `[d0, .., d(r-2), out]`: the output axis

@@ -63,6 +63,9 @@ pub struct Network {
     applied: std::collections::HashMap<String, (usize, usize)>,
     /// Every top-level layer call with its Keras config, when set to `Some` before building.
     pub calls: Option<Vec<LayerCall>>,
+    /// What to fake-quantize while a quantized model ([`crate::qat::QuantizedModel`]) applies
+    /// its layers.
+    pub qat: Option<std::sync::Arc<crate::qat::QuantizePlan>>,
 }
 
 impl Network {
@@ -76,6 +79,7 @@ impl Network {
             depth: 0,
             applied: Default::default(),
             calls: None,
+            qat: None,
         }
     }
 
@@ -91,10 +95,21 @@ impl Network {
     pub fn apply(&mut self, layer: &dyn Layer, x: ValueId) -> Result<ValueId> {
         let id = layer as *const dyn Layer as *const u8 as usize;
         let start = self.begin(layer.name(), layer.class(), id)?;
+        let quantize = match (&self.qat, self.depth) {
+            (Some(plan), 0) => plan.config_for(layer).map_err(|e| wrap(layer.name(), layer.class(), e))?.map(|c| (plan.clone(), c)),
+            _ => None,
+        };
+        self.ctx.quantize = quantize.as_ref().map(|(_, c)| (layer.name().to_string(), c.clone()));
         self.depth += 1;
         let y = layer.build(&mut self.graph, x, &mut self.ctx);
         self.depth -= 1;
-        let y = y.map_err(|e| wrap(layer.name(), layer.class(), e))?;
+        self.ctx.quantize = None;
+        let mut y = y.map_err(|e| wrap(layer.name(), layer.class(), e))?;
+        if let Some((plan, config)) = quantize {
+            y = plan
+                .quantize_output(&mut self.graph, &mut self.ctx, layer.name(), config.as_ref(), y)
+                .map_err(|e| wrap(layer.name(), layer.class(), e))?;
+        }
         self.record(layer.name(), layer.class(), layer.input_precision(), layer.macs(), start, y);
         self.keep_call(layer.name(), || crate::io::keras::export::layer_config(layer), &[x], y);
         Ok(y)
@@ -103,7 +118,14 @@ impl Network {
     /// Applies a merge layer (`Add`, `Multiply`, `Concatenate`) to `inputs`.
     pub fn merge(&mut self, layer: &Merge, inputs: &[ValueId]) -> Result<ValueId> {
         let start = self.begin(&layer.name, layer.class(), layer as *const Merge as usize)?;
-        let y = layer.build(&mut self.graph, inputs).map_err(|e| wrap(&layer.name, layer.class(), e))?;
+        let mut y = layer.build(&mut self.graph, inputs).map_err(|e| wrap(&layer.name, layer.class(), e))?;
+        if let Some(plan) = self.qat.clone().filter(|_| self.depth == 0) {
+            if let Some(config) = plan.merge_config() {
+                y = plan
+                    .quantize_output(&mut self.graph, &mut self.ctx, &layer.name, config.as_ref(), y)
+                    .map_err(|e| wrap(&layer.name, layer.class(), e))?;
+            }
+        }
         self.record(&layer.name, layer.class(), None, MacCount::Unknown, start, y);
         self.keep_call(&layer.name, || Ok(crate::io::keras::export::merge_config(layer)), inputs, y);
         Ok(y)
@@ -285,10 +307,20 @@ impl Built {
         &self.network.graph
     }
 
-    /// Name, shape and type of every weight (what a weights file for the model holds).
+    /// Name, shape and type of every weight a weights file for the model must hold.
     pub fn weights(&self) -> crate::io::safetensors::Expected {
+        self.weights_where(false)
+    }
+
+    /// Those it may hold as well ([`crate::layers::Weight::optional`]).
+    pub fn optional_weights(&self) -> crate::io::safetensors::Expected {
+        self.weights_where(true)
+    }
+
+    fn weights_where(&self, optional: bool) -> crate::io::safetensors::Expected {
         let g = self.graph();
-        self.network.ctx.weights.iter().map(|w| (w.name.clone(), (g.value(w.variable).shape.clone(), g.value(w.variable).dtype))).collect()
+        let entry = |w: &crate::layers::Weight| (w.name.clone(), (g.value(w.variable).shape.clone(), g.value(w.variable).dtype));
+        self.network.ctx.weights.iter().filter(|w| w.optional == optional).map(entry).collect()
     }
 
     /// Larq's summary of the model.

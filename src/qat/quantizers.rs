@@ -98,7 +98,15 @@ impl Settings {
 /// computed in f64 and rounded to f32, as TensorFlow's `assign_moving_average` does.
 const EMA_DECAY: f64 = 0.999;
 
-fn build_range(s: &Settings, rule: Rule, g: &mut Graph, ctx: &mut BuildContext, shape: &Shape, layer: &str, tensor: &str) -> Result<Vec<ValueId>> {
+fn build_range(
+    s: &Settings,
+    rule: Rule,
+    g: &mut Graph,
+    ctx: &mut BuildContext,
+    shape: &Shape,
+    layer: &str,
+    tensor: &str,
+) -> Result<Vec<ValueId>> {
     let class = match rule {
         Rule::LastValue => "LastValueQuantizer",
         Rule::MovingAverage => "MovingAverageQuantizer",
@@ -111,7 +119,11 @@ fn build_range(s: &Settings, rule: Rule, g: &mut Graph, ctx: &mut BuildContext, 
     for (end, value) in [("min", -init), ("max", init)] {
         let weight = format!("{tensor}_{end}");
         let spec = WeightSpec { trainable: false, ..WeightSpec::plain(layer, &weight, [channels], Initializer::Constant(value)) };
-        state.push(add_weight(g, ctx, spec)?.0);
+        let var = add_weight(g, ctx, spec)?.0;
+        if let Some(w) = ctx.weights.iter_mut().find(|w| w.variable == var) {
+            w.optional = true;
+        }
+        state.push(var);
     }
     Ok(state)
 }

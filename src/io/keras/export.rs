@@ -169,6 +169,10 @@ pub fn layer_config(layer: &dyn Layer) -> Result<Value> {
         )
     };
     let any = layer.as_any().ok_or_else(unknown)?;
+    // An annotation for quantization-aware training is not part of the layer's Keras config.
+    if let Some(a) = any.downcast_ref::<crate::qat::QuantizeAnnotate>() {
+        return layer_config(a.layer());
+    }
     let mut c = base(layer.name());
     let mut put = |k: &str, v: Value| {
         c.insert(k.into(), v);

@@ -18,7 +18,7 @@ use self::layers::{entry, Entry, Imported};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::graph::{ParamStore, ValueId};
-use crate::io::safetensors::{Expected, TensorFile};
+use crate::io::safetensors::TensorFile;
 use crate::models::{Built, Functional, Model, Network, Sequential};
 
 /// A model read from Keras JSON.
@@ -285,8 +285,10 @@ fn inbound_nodes(file: &str, e: &Entry, v: &Value) -> Result<Vec<Vec<(String, us
 /// weight name without ":0" (`quant_dense/kernel`, `batch_normalization/moving_mean`), which
 /// must hold every weight of the model with its shape and nothing else.
 pub fn load_weights(built: &Built, params: &mut ParamStore, device: &Device, path: &Path) -> Result<()> {
-    let expected = built.weights();
-    let file = crate::train::checkpoint::model_weights(TensorFile::read(path)?, &expected);
-    file.check(&path.display().to_string(), &expected, &Expected::new())?;
+    let (expected, optional) = (built.weights(), built.optional_weights());
+    let mut wanted = expected.clone();
+    wanted.extend(optional.clone());
+    let file = crate::train::checkpoint::model_weights(TensorFile::read(path)?, &wanted);
+    file.check(&path.display().to_string(), &expected, &optional)?;
     file.store(params, device)
 }
