@@ -99,8 +99,14 @@ fn optimizer_updates_match_keras_and_larq() {
         let mut g = Graph::new();
         let w = g.variable("w", [5, 3], bitgrad::Init::Zeros).unwrap();
         let grad = g.input("grad", [5, 3], DType::F32).unwrap();
-        let weight =
-            Weight { variable: w, name: "w".into(), precision: if name == "bop" { 1 } else { 32 }, constraint: None, trainable: true };
+        let weight = Weight {
+            variable: w,
+            name: "w".into(),
+            precision: if name == "bop" { 1 } else { 32 },
+            constraint: None,
+            trainable: true,
+            optional: false,
+        };
         opt.prepare(&[&weight]).unwrap();
         let mut u = Updates::default();
         let new = opt.update(&mut g, &mut u, &weight, grad).unwrap();
@@ -150,6 +156,7 @@ fn case_optimizer_reports_larqs_errors() {
         precision,
         constraint: None,
         trainable: true,
+        optional: false,
     };
     let (k, b) = (mk(&mut g, "k", 1), mk(&mut g, "b", 32));
     let binary: Predicate = Arc::new(Bop::is_binary_variable);
