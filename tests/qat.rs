@@ -170,3 +170,184 @@ fn quantized_models_match_tf_model_optimization() {
         }
     }
 }
+
+mod api {
+    use std::sync::Arc;
+
+    use bitgrad::layers::{Activation, Flatten, Layer, Mode, QuantDense, QuantLayer, QuantLocallyConnected};
+    use bitgrad::models::{Built, Model, Network, Sequential};
+    use bitgrad::qat::{
+        quantize_annotate_layer, quantize_apply, quantize_model, LayerQuantizeConfig, MovingAverageQuantizer, NoOpQuantizeConfig,
+        QuantizeConfig, Scheme,
+    };
+    use bitgrad::quantizers::Quantizer as LarqQuantizer;
+    use bitgrad::{Device, Graph, HostTensor, ParamStore, Plan, ValueId};
+
+    fn names(built: &Built) -> Vec<String> {
+        built.network.ctx.weights.iter().map(|w| w.name.clone()).collect()
+    }
+
+    fn has(built: &Built, name: &str) -> bool {
+        names(built).iter().any(|n| n == name)
+    }
+
+    #[test]
+    fn quantize_apply_quantizes_only_annotated_layers() {
+        let noop: Arc<dyn QuantizeConfig> = Arc::new(NoOpQuantizeConfig);
+        let model = Sequential::new("m", &[6])
+            .add(quantize_annotate_layer(QuantDense::new("a", 5), None))
+            .add(QuantDense::new("b", 4))
+            .add(quantize_annotate_layer(QuantDense::new("c", 3), Some(noop)));
+        let q = quantize_apply(model, Scheme::default_8bit()).unwrap();
+        let built = q.build(2, Mode::Training).unwrap();
+        for n in ["a/kernel_min", "a/kernel_max", "a/post_activation_min", "a/post_activation_max"] {
+            assert!(has(&built, n), "{n} missing: {:?}", names(&built));
+        }
+        let extra: Vec<String> = names(&built).into_iter().filter(|n| n.contains("_min") && !n.starts_with("a/")).collect();
+        assert!(extra.is_empty(), "only `a` is quantized, and no input quantizer: {extra:?}");
+    }
+
+    /// A layer bitgrad does not know: y = 2x.
+    struct Double;
+
+    impl Layer for Double {
+        fn name(&self) -> &str {
+            "double"
+        }
+
+        fn build(&self, g: &mut Graph, x: ValueId, _: &mut bitgrad::layers::BuildContext) -> bitgrad::Result<ValueId> {
+            g.scale(x, 2.0)
+        }
+    }
+
+    #[test]
+    fn unsupported_layers_need_a_config_and_custom_configs_work() {
+        let e = quantize_model(Sequential::new("m", &[6]).add(QuantDense::new("d", 4)).add(Double)).err().unwrap().to_string();
+        assert!(e.contains("`double`") && e.contains("quantize_annotate_layer") && e.contains("NoOpQuantizeConfig"), "{e}");
+        let lc = Sequential::new("m", &[6, 2]).add(QuantLocallyConnected::new("local", 2, &[3]));
+        let e = quantize_model(lc).err().unwrap().to_string();
+        assert!(e.contains("`local`") && e.contains("QuantLocallyConnected1D"), "{e}");
+        // With a config of its own the custom layer's output is quantized.
+        let config: Arc<dyn QuantizeConfig> = Arc::new(LayerQuantizeConfig {
+            output: Some(Arc::new(MovingAverageQuantizer::new(8, false, false, false))),
+            ..Default::default()
+        });
+        let model = Sequential::new("m", &[6]).add(QuantDense::new("d", 4)).add(quantize_annotate_layer(Double, Some(config)));
+        let built = quantize_model(model).unwrap().build(1, Mode::Inference).unwrap();
+        assert!(has(&built, "double/output_min") && has(&built, "quantize_layer/quantize_layer_min"), "{:?}", names(&built));
+    }
+
+    /// A subclassed model: its own struct holds the layers and applies them.
+    struct TwoDense {
+        first: QuantDense,
+        second: QuantDense,
+    }
+
+    impl Model for TwoDense {
+        fn name(&self) -> &str {
+            "two_dense"
+        }
+
+        fn inputs(&self) -> Vec<(String, Vec<usize>)> {
+            vec![("x".into(), vec![6])]
+        }
+
+        fn call(&self, net: &mut Network, inputs: &[ValueId]) -> bitgrad::Result<Vec<ValueId>> {
+            let h = net.apply(&self.first, inputs[0])?;
+            Ok(vec![net.apply(&self.second, h)?])
+        }
+    }
+
+    #[test]
+    fn subclassed_models_quantize_and_their_outputs_take_256_levels_at_most() {
+        let model = TwoDense { first: QuantDense::new("first", 16).activation(Activation::Relu), second: QuantDense::new("second", 8) };
+        let q = quantize_model(model).unwrap();
+        let infer = q.build(64, Mode::Inference).unwrap();
+        for n in ["first/kernel_min", "second/post_activation_max", "quantize_layer/quantize_layer_max"] {
+            assert!(has(&infer, n), "{n}: {:?}", names(&infer));
+        }
+        let mut params = ParamStore::new();
+        let mut plan = Plan::new(&Device::cpu(), infer.graph(), &infer.outputs, &mut params).unwrap();
+        let x: Vec<f32> = (0..64 * 6).map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0).collect();
+        plan.feed("x", &HostTensor::f32([64, 6], x).unwrap()).unwrap();
+        plan.run().unwrap();
+        let y = plan.fetch(infer.outputs[0]).unwrap();
+        // On the initial range [-6, 6] an 8-bit output takes multiples of 12/255.
+        let step = 12.0f32 / 255.0;
+        for v in y.as_f32().unwrap() {
+            let levels = v / step;
+            assert!((levels - levels.round()).abs() < 1e-3, "{v} is not on the 8-bit grid of [-6, 6]");
+        }
+    }
+
+    #[test]
+    fn binary_layers_mix_with_8_bit_first_and_last_layers() {
+        let ste = || LarqQuantizer::SteSign { clip_value: Some(1.0) };
+        let model = Sequential::new("mixed", &[4, 4, 1])
+            .add(Flatten::new("flatten"))
+            .add(QuantDense::new("first", 32))
+            .add(QuantDense::new("binary", 32).input_quantizer(ste()).kernel_quantizer(ste()))
+            .add(QuantDense::new("last", 10));
+        let q = quantize_model(model).unwrap();
+        let mut built = q.build(8, Mode::Training).unwrap();
+        assert!(has(&built, "first/kernel_min") && has(&built, "last/kernel_min"));
+        assert!(!names(&built).iter().any(|n| n.starts_with("binary/") && n.contains("_min")), "the binary layer keeps its own quantizers");
+        // A training step with gradients for every trainable weight runs on both paths.
+        let trainable: Vec<ValueId> = built.network.ctx.weights.iter().filter(|w| w.trainable).map(|w| w.variable).collect();
+        let y = built.outputs[0];
+        let g = &mut built.network.graph;
+        let loss = g.sum(y, &[0, 1], false).unwrap();
+        let grads = g.backward(loss, &trainable).unwrap();
+        let mut params = ParamStore::new();
+        let mut plan = Plan::new(&Device::cpu(), built.graph(), &grads, &mut params).unwrap();
+        plan.feed("input", &HostTensor::f32([8, 4, 4, 1], vec![0.25; 128]).unwrap()).unwrap();
+        plan.run().unwrap();
+        for g in grads {
+            assert!(plan.fetch(g).unwrap().as_f32().unwrap().iter().all(|v| v.is_finite()));
+        }
+    }
+
+    #[test]
+    fn the_n_bit_scheme_sets_weight_and_activation_widths() {
+        let dense = QuantDense::new("d", 3);
+        let config = Scheme::n_bit(4, 8).config_for(&dense).unwrap();
+        assert_eq!(config.weight_quantizer("kernel").unwrap().num_bits(), 4);
+        assert_eq!(config.activation_quantizer().unwrap().num_bits(), 8);
+        let e = quantize_apply(bitgrad::qat::quantize_annotate_model(Sequential::new("m", &[3]).add(dense)), Scheme::n_bit(17, 8));
+        assert!(e.err().unwrap().to_string().contains("17"));
+    }
+}
+
+#[test]
+fn per_axis_ranges_are_each_channels_own() {
+    // TF-MOT's MovingAverage and AllValues quantizers cannot quantize per axis; here a per-axis
+    // quantizer keeps, per channel, exactly the range a per-tensor one keeps for that channel.
+    let (rows, channels) = (5, 3);
+    let x: Vec<f32> = (0..rows * channels).map(|i| ((i * 29 % 31) as f32 - 13.0) / 7.0 + (i % channels) as f32).collect();
+    let kinds: [fn(bool) -> Box<dyn Quantizer>; 2] = [
+        |axis| Box::new(MovingAverageQuantizer::new(8, axis, false, false)),
+        |axis| Box::new(AllValuesQuantizer::new(6, axis, true, false)),
+    ];
+    for make in kinds {
+        let mut params = ParamStore::new();
+        let (g, outs) = graph(make(true).as_ref(), &[rows, channels], Mode::Training);
+        let mut plan = Plan::new(&Device::cpu(), &g, &outs, &mut params).unwrap();
+        plan.feed("x", &HostTensor::f32([rows, channels], x.clone()).unwrap()).unwrap();
+        plan.feed("dy", &HostTensor::f32([rows, channels], vec![1.0; rows * channels]).unwrap()).unwrap();
+        plan.run().unwrap();
+        let per_axis = [params.get("layer/t_min").unwrap().download().unwrap(), params.get("layer/t_max").unwrap().download().unwrap()];
+        for c in 0..channels {
+            let column: Vec<f32> = (0..rows).map(|r| x[r * channels + c]).collect();
+            let mut p = ParamStore::new();
+            let (g, outs) = graph(make(false).as_ref(), &[rows, 1], Mode::Training);
+            let mut plan = Plan::new(&Device::cpu(), &g, &outs, &mut p).unwrap();
+            plan.feed("x", &HostTensor::f32([rows, 1], column).unwrap()).unwrap();
+            plan.feed("dy", &HostTensor::f32([rows, 1], vec![1.0; rows]).unwrap()).unwrap();
+            plan.run().unwrap();
+            for (i, end) in ["t_min", "t_max"].iter().enumerate() {
+                let own = p.get(&format!("layer/{end}")).unwrap().download().unwrap().as_f32().unwrap()[0];
+                assert_eq!(per_axis[i].as_f32().unwrap()[c], own, "{end} of channel {c}");
+            }
+        }
+    }
+}
