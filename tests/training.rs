@@ -517,3 +517,19 @@ fn a_checkpoint_of_model_json_and_state_resumes_exactly() {
     assert!(e.contains("state.safetensors") && e.contains("adam/"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn accuracy_takes_the_first_of_tied_scores_as_keras_argmax_does() {
+    // All-zero weights score every class the same: argmax picks class 0, so only the samples
+    // labelled 0 count (Keras' sparse_categorical_accuracy); in_top_k counts ties as in.
+    use bitgrad::layers::Initializer;
+    let model = Sequential::new("flat", &[2])
+        .add(QuantDense::new("d", 3).kernel_initializer(Initializer::Zeros))
+        .add(ActivationLayer::new("softmax", Activation::Softmax));
+    let loss = Loss::SparseCategoricalCrossentropy { from_logits: false };
+    let metrics = [Metric::Accuracy, Metric::TopK(2)];
+    let mut t = Trainer::compile(model, loss, Arc::new(Adam::new(1e-3)), &metrics, &Device::cpu()).unwrap();
+    let data = Dataset::new(&[2], vec![0.5; 8], vec![0, 1, 2, 0]).unwrap();
+    let m = t.evaluate(&data, 4).unwrap();
+    assert_eq!((m["accuracy"], m["top_2"]), (0.5, 1.0), "{m:?}");
+}

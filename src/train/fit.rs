@@ -26,8 +26,8 @@ use crate::tensor::{DType, HostTensor, TensorData};
 /// A metric computed in the step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Metric {
-    /// Fraction of samples whose labelled class scores highest (ties count as correct, as
-    /// `in_top_k` counts them).
+    /// Fraction of samples whose labelled class is the argmax of the scores (Keras'
+    /// `sparse_categorical_accuracy`: among tied scores the first class wins).
     Accuracy,
     /// Fraction of samples whose labelled class is among the `k` highest scores.
     TopK(usize),
@@ -322,7 +322,18 @@ impl Trainer {
             let at_label = g.sum(picked, &[1], true)?;
             let above = g.binary(BinaryOp::Gt, pred, at_label)?;
             let rank = g.sum(above, &[1], false)?;
+            // argmax picks the first of tied scores: a tie with an earlier class also ranks
+            // above the label (in_top_k, for top-k, counts ties as in).
+            let earlier: Vec<f32> = (0..classes * classes).map(|i| if i % classes < i / classes { 1.0 } else { 0.0 }).collect();
+            let earlier = g.constant(HostTensor::f32([classes, classes], earlier)?)?;
+            let earlier = g.matmul(onehot, earlier)?; // [n, classes]: 1 for classes before the label
+            let at_least = g.binary(BinaryOp::Ge, pred, at_label)?;
+            let tied = g.sub(at_least, above)?;
+            let ties_before = g.mul(tied, earlier)?;
+            let ties_before = g.sum(ties_before, &[1], false)?;
+            let argmax_rank = g.add(rank, ties_before)?;
             for m in &self.metrics {
+                let rank = if *m == Metric::Accuracy { argmax_rank } else { rank };
                 let k = g.fill([1], m.k() as f32 - 0.5)?;
                 let hit = g.binary(BinaryOp::Gt, k, rank)?;
                 let hits = g.sum(hit, &[0], false)?;
