@@ -351,3 +351,88 @@ fn per_axis_ranges_are_each_channels_own() {
         }
     }
 }
+
+/// The fixture model `name` quantized with `scheme` and trained one step on the CPU: the model and
+/// its weights with their ranges.
+fn trained(name: &str, scheme: bitgrad::qat::Scheme) -> (bitgrad::qat::QuantizedModel, bitgrad::io::safetensors::TensorFile) {
+    use bitgrad::io::keras::{load_weights, read_model};
+    use bitgrad::io::safetensors::TensorFile;
+    use bitgrad::models::Model;
+    let model = read_model(&qat_fixture(&format!("{name}.json"))).unwrap();
+    let q = bitgrad::qat::quantize_apply(bitgrad::qat::quantize_annotate_model(model), scheme).unwrap();
+    let data = TensorFile::read(&qat_fixture(&format!("{name}.data.safetensors"))).unwrap();
+    let train = q.build(4, Mode::Training).unwrap();
+    let mut params = ParamStore::new();
+    load_weights(&train, &mut params, &Device::cpu(), &qat_fixture(&format!("{name}.safetensors"))).unwrap();
+    let mut plan = Plan::new(&Device::cpu(), train.graph(), &train.outputs, &mut params).unwrap();
+    plan.feed(&q.inputs()[0].0, &data.tensors["input"]).unwrap();
+    plan.run().unwrap();
+    let mut file = TensorFile::default();
+    for w in &train.network.ctx.weights {
+        file.tensors.insert(w.name.clone(), params.get(&w.name).unwrap().download().unwrap());
+    }
+    (q, file)
+}
+
+#[test]
+fn integer_exports_are_4_to_8_times_smaller_and_infer_bit_for_bit() {
+    use bitgrad::io::safetensors::TensorFile;
+    use bitgrad::models::execute::infer_with;
+    use bitgrad::qat::export::{export, QuantizedExport};
+    use bitgrad::qat::Scheme;
+    for name in ["qat_cnn", "qat_branches"] {
+        let x = TensorFile::read(&qat_fixture(&format!("{name}.data.safetensors"))).unwrap().tensors["input_inference"].clone();
+        for (scheme, ratio) in [(Scheme::default_8bit(), 4), (Scheme::n_bit(4, 8), 8)] {
+            let (q, weights) = trained(name, scheme);
+            let (file, report) = export(&q, &weights, name).unwrap();
+            assert!(!report.coded.is_empty());
+            for w in &report.coded {
+                // Codes take bits/32 of the f32 bytes, rounded up to a word.
+                let n = w.float_bytes / 4;
+                assert_eq!(w.bits, scheme.weight_bits);
+                assert_eq!(w.code_bytes, 4 * (n * w.bits as usize).div_ceil(32), "{name} {}", w.name);
+                assert!(w.float_bytes + 4 * ratio > ratio * w.code_bytes, "{name} {}: {} -> {} bytes", w.name, w.float_bytes, w.code_bytes);
+            }
+            let bytes = file.to_bytes().unwrap();
+            let back =
+                QuantizedExport::from_file(name, TensorFile::from_bytes(name, &bytes).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"));
+            for device in [Some(Device::cpu()), gpu().cloned()].into_iter().flatten() {
+                let want = infer_with(&q, &device, &weights, "trained", &x).unwrap();
+                let got = infer_with(&back.model, &device, &back.weights, name, &x).unwrap();
+                assert_bits(
+                    &format!("{name} {scheme:?} from its export on {}, against the trained model there", device.describe()),
+                    &got,
+                    want.as_f32().unwrap(),
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn damaged_integer_exports_are_named_errors() {
+    use bitgrad::io::safetensors::TensorFile;
+    use bitgrad::qat::export::{export, QuantizedExport};
+    let (q, weights) = trained("qat_cnn", bitgrad::qat::Scheme::default_8bit());
+    let (file, _) = export(&q, &weights, "w").unwrap();
+    let err = |edit: &dyn Fn(&mut TensorFile)| {
+        let mut f = file.clone();
+        edit(&mut f);
+        QuantizedExport::from_file("e.safetensors", f).err().map(|e| e.to_string()).unwrap_or_default()
+    };
+    let cases: Vec<(&dyn Fn(&mut TensorFile), &str)> = vec![
+        (&|f| drop(f.metadata.remove("format")), "not an integer export"),
+        (&|f| drop(f.metadata.insert("weight_bits".into(), "x".into())), "`weight_bits` is not a number"),
+        (&|f| drop(f.tensors.remove("dense/kernel/scale")), "`dense/kernel`: missing `dense/kernel/scale`"),
+        (&|f| drop(f.tensors.insert("dense/kernel".into(), HostTensor::u32([3], vec![0; 3]).unwrap())), "3 words for 80 values"),
+        (&|f| drop(f.tensors.remove("dense/bias")), "missing tensors: dense/bias"),
+    ];
+    for (edit, want) in cases {
+        let e = err(edit);
+        assert!(e.contains("e.safetensors") && e.contains(want), "want `{want}`: {e:?}");
+    }
+    // Ranges are part of what an export needs.
+    let mut partial = weights.clone();
+    partial.tensors.remove("dense/kernel_min");
+    assert!(export(&q, &partial, "w").is_err_and(|e| e.to_string().contains("dense/kernel_min")));
+}

@@ -469,18 +469,22 @@ impl Nudged {
         Nudged { scale, inv_scale, zero_point, min: (quant_min - zero_point) * scale, max: (quant_max - zero_point) * scale, empty }
     }
 
+    /// The integer level of `x` relative to the zero point, in `[quant_min - zero_point,
+    /// quant_max - zero_point]`: the fake-quantized value is `level * scale`.
+    pub fn level(&self, spec: FakeQuantSpec, x: f32) -> f32 {
+        let quant_zero = (-self.min * self.inv_scale + 0.5).floor();
+        let shifted = x.min(self.max).max(self.min) - self.min;
+        // TensorFlow's per-tensor kernel divides, its per-channel kernel multiplies.
+        let units = if spec.per_channel { shifted * self.inv_scale } else { shifted / self.scale };
+        (units - quant_zero + 0.5).floor()
+    }
+
     /// The value or mask `part` at `x`.
     pub fn eval(&self, spec: FakeQuantSpec, part: FakeQuantPart, x: f32) -> f32 {
         let flag = |b: bool| if b { 1.0 } else { 0.0 };
         match part {
             FakeQuantPart::Value if self.empty => 0.0,
-            FakeQuantPart::Value => {
-                let quant_zero = (-self.min * self.inv_scale + 0.5).floor();
-                let shifted = x.min(self.max).max(self.min) - self.min;
-                // TensorFlow's per-tensor kernel divides, its per-channel kernel multiplies.
-                let units = if spec.per_channel { shifted * self.inv_scale } else { shifted / self.scale };
-                (units - quant_zero + 0.5).floor() * self.scale
-            }
+            FakeQuantPart::Value => self.level(spec, x) * self.scale,
             FakeQuantPart::InRange => flag(self.empty || (x >= self.min && x <= self.max)),
             FakeQuantPart::BelowMin => flag(!self.empty && x < self.min),
             FakeQuantPart::AboveMax => flag(!self.empty && x > self.max),

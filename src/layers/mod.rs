@@ -95,6 +95,8 @@ pub struct BuildContext {
     /// The layer being built and its quantization-aware-training config: [`add_weight`]
     /// fake-quantizes the weights the config names (see [`crate::qat`]).
     pub quantize: Option<(String, std::sync::Arc<dyn crate::qat::QuantizeConfig>)>,
+    /// The weights fake-quantized so far: (weight name, its quantizer, its state variables).
+    pub fake_quantized: Vec<(String, std::sync::Arc<dyn crate::qat::Quantizer>, Vec<ValueId>)>,
 }
 
 impl BuildContext {
@@ -271,6 +273,10 @@ fn fake_quantize_weight(g: &mut Graph, ctx: &mut BuildContext, spec: &WeightSpec
         return Ok(wq);
     };
     let state = q.build(g, ctx, &spec.shape, spec.layer, spec.weight)?;
+    let name = format!("{}/{}", spec.layer, spec.weight);
+    if !ctx.fake_quantized.iter().any(|(n, _, _)| *n == name) {
+        ctx.fake_quantized.push((name, q.clone(), state.clone()));
+    }
     q.apply(g, ctx, wq, &state)
 }
 

@@ -80,6 +80,17 @@ pub fn infer(model: &dyn Model, device: &Device, weights: &Path, x: &HostTensor)
     plan.fetch(outs[0])
 }
 
+/// The model's output for `x` in inference mode with weights already in memory (`name` names
+/// them in errors).
+pub fn infer_with(model: &dyn Model, device: &Device, weights: &TensorFile, name: &str, x: &HostTensor) -> Result<HostTensor> {
+    check_input(model, "the input", x)?;
+    let built = super::build(model, x.shape().dims()[0], Mode::Inference)?;
+    let load = |b: &Built, params: &mut ParamStore| crate::io::keras::load_tensors(b, params, device, weights.clone(), name);
+    let (mut plan, outs) = plan_with(model, built, device, x, load, |b| Ok(vec![b.outputs[0]]))?;
+    plan.run()?;
+    plan.fetch(outs[0])
+}
+
 /// A packed export's output for `x` ([`crate::io::packed`]): the products of binarized operands
 /// run on its packed kernels.
 pub fn infer_packed(packed: &PackedModel, device: &Device, x: &HostTensor) -> Result<HostTensor> {

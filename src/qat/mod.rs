@@ -14,6 +14,7 @@
 //!   fake-quantized 8-bit ones.
 
 pub mod config;
+pub mod export;
 pub mod quantizers;
 pub mod scheme;
 

@@ -31,6 +31,11 @@ pub trait Quantizer: Debug + Send + Sync {
     fn apply(&self, g: &mut Graph, ctx: &mut BuildContext, x: ValueId, state: &[ValueId]) -> Result<ValueId>;
     /// Bits of the quantized values (for summaries and exports).
     fn num_bits(&self) -> u32;
+    /// The TensorFlow fake quantization this quantizer applies with its `(min, max)` state, if
+    /// it is one: what lets an integer export ([`super::export`]) store its values as codes.
+    fn fake_quant_spec(&self) -> Option<FakeQuantSpec> {
+        None
+    }
 }
 
 /// The settings the three built-in quantizers share (TF-MOT's arguments).
@@ -216,6 +221,10 @@ macro_rules! range_quantizer {
 
             fn num_bits(&self) -> u32 {
                 self.0.num_bits
+            }
+
+            fn fake_quant_spec(&self) -> Option<FakeQuantSpec> {
+                Some(self.0.spec())
             }
         }
     };

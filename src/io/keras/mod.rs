@@ -285,10 +285,15 @@ fn inbound_nodes(file: &str, e: &Entry, v: &Value) -> Result<Vec<Vec<(String, us
 /// weight name without ":0" (`quant_dense/kernel`, `batch_normalization/moving_mean`), which
 /// must hold every weight of the model with its shape and nothing else.
 pub fn load_weights(built: &Built, params: &mut ParamStore, device: &Device, path: &Path) -> Result<()> {
+    load_tensors(built, params, device, TensorFile::read(path)?, &path.display().to_string())
+}
+
+/// [`load_weights`] from tensors in memory; `file` names them in errors.
+pub fn load_tensors(built: &Built, params: &mut ParamStore, device: &Device, file: TensorFile, name: &str) -> Result<()> {
     let (expected, optional) = (built.weights(), built.optional_weights());
     let mut wanted = expected.clone();
     wanted.extend(optional.clone());
-    let file = crate::train::checkpoint::model_weights(TensorFile::read(path)?, &wanted);
-    file.check(&path.display().to_string(), &expected, &optional)?;
+    let file = crate::train::checkpoint::model_weights(file, &wanted);
+    file.check(name, &expected, &optional)?;
     file.store(params, device)
 }
