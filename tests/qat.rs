@@ -415,12 +415,13 @@ fn damaged_integer_exports_are_named_errors() {
     use bitgrad::qat::export::{export, QuantizedExport};
     let (q, weights) = trained("qat_cnn", bitgrad::qat::Scheme::default_8bit());
     let (file, _) = export(&q, &weights, "w").unwrap();
-    let err = |edit: &dyn Fn(&mut TensorFile)| {
+    type Edit<'a> = &'a dyn Fn(&mut TensorFile);
+    let err = |edit: Edit| {
         let mut f = file.clone();
         edit(&mut f);
         QuantizedExport::from_file("e.safetensors", f).err().map(|e| e.to_string()).unwrap_or_default()
     };
-    let cases: Vec<(&dyn Fn(&mut TensorFile), &str)> = vec![
+    let cases: Vec<(Edit, &str)> = vec![
         (&|f| drop(f.metadata.remove("format")), "not an integer export"),
         (&|f| drop(f.metadata.insert("weight_bits".into(), "x".into())), "`weight_bits` is not a number"),
         (&|f| drop(f.tensors.remove("dense/kernel/scale")), "`dense/kernel`: missing `dense/kernel/scale`"),
