@@ -437,3 +437,66 @@ fn damaged_integer_exports_are_named_errors() {
     partial.tensors.remove("dense/kernel_min");
     assert!(export(&q, &partial, "w").is_err_and(|e| e.to_string().contains("dense/kernel_min")));
 }
+
+#[test]
+fn batch_norm_folds_into_the_layer_before_it() {
+    use bitgrad::layers::{Activation, ActivationLayer, BatchNormalization, Flatten, QuantConv, QuantDense};
+    use bitgrad::models::{Model, Sequential};
+    use bitgrad::qat::{quantize_annotate_model, quantize_apply, Scheme};
+    let float = || {
+        Sequential::new("m", &[5, 5, 2])
+            .add(QuantConv::new("conv2d", 3, &[3, 3]))
+            .add(BatchNormalization::new("batch_normalization"))
+            .add(ActivationLayer::new("relu", Activation::Relu))
+            .add(Flatten::new("flatten"))
+            .add(QuantDense::new("dense", 4))
+            .add(BatchNormalization::new("batch_normalization_1"))
+    };
+    let device = Device::cpu();
+    // Float weights, with moving statistics away from their initial values.
+    let mut params = ParamStore::new();
+    let f = bitgrad::models::build(&float(), 6, Mode::Inference).unwrap();
+    let mut float_plan = Plan::new(&device, f.graph(), &f.outputs, &mut params).unwrap();
+    for (name, c, lo) in [("batch_normalization", 3, 0.5f32), ("batch_normalization_1", 4, 0.2)] {
+        let vals = |k: f32| HostTensor::f32([c], (0..c).map(|i| lo + k * i as f32).collect()).unwrap();
+        params.get(&format!("{name}/moving_mean")).unwrap().write(&vals(0.3)).unwrap();
+        params.get(&format!("{name}/moving_variance")).unwrap().write(&vals(0.7)).unwrap();
+        params.get(&format!("{name}/gamma")).unwrap().write(&vals(-0.4)).unwrap();
+    }
+    let x = HostTensor::f32([6, 5, 5, 2], (0..300).map(|i| ((i * 53 % 97) as f32 / 48.0) - 1.0).collect()).unwrap();
+    float_plan.feed("input", &x).unwrap();
+    float_plan.run().unwrap();
+    let float_y = float_plan.fetch(f.outputs[0]).unwrap();
+
+    let q = quantize_apply(quantize_annotate_model(float()), Scheme::n_bit(16, 16).with_batch_norm_folding()).unwrap();
+    let train = q.build(6, Mode::Training).unwrap();
+    let names: Vec<&str> = train.network.ctx.weights.iter().map(|w| w.name.as_str()).collect();
+    for n in ["conv2d/kernel_min", "batch_normalization/gamma", "batch_normalization_1/output_min", "relu/output_min"] {
+        assert!(names.contains(&n), "{n}: {names:?}");
+    }
+    for n in ["conv2d/post_activation_min", "batch_normalization/output_min", "dense/post_activation_min"] {
+        assert!(!names.contains(&n), "{n} should not exist: {names:?}");
+    }
+    let before = params.get("batch_normalization/moving_mean").unwrap().download().unwrap();
+    let mut plan = Plan::new(&device, train.graph(), &train.outputs, &mut params).unwrap();
+    plan.feed("input", &x).unwrap();
+    plan.run().unwrap();
+    // Frozen statistics; the kernel's range is that of kernel * gamma / sqrt(var + eps) per channel.
+    assert_eq!(params.get("batch_normalization/moving_mean").unwrap().download().unwrap(), before);
+    let kernel = params.get("conv2d/kernel").unwrap().download().unwrap();
+    let (k, kmax) = (kernel.as_f32().unwrap(), params.get("conv2d/kernel_max").unwrap().download().unwrap());
+    for c in 0..3 {
+        let s = (-0.4 * c as f32 + 0.5) / (0.7 * c as f32 + 0.5 + 1e-3).sqrt();
+        let most = k.iter().skip(c).step_by(3).map(|w| (w * s).abs()).fold(0f32, f32::max);
+        assert!((kmax.as_f32().unwrap()[c] - most).abs() <= 1e-5 * most, "channel {c}: {} vs {most}", kmax.as_f32().unwrap()[c]);
+    }
+    // At 16 bits the folded, quantized model computes what the float one does.
+    let infer = q.build(6, Mode::Inference).unwrap();
+    let mut plan = Plan::new(&device, infer.graph(), &infer.outputs, &mut params).unwrap();
+    plan.feed("input", &x).unwrap();
+    plan.run().unwrap();
+    let y = plan.fetch(infer.outputs[0]).unwrap();
+    for (a, e) in y.as_f32().unwrap().iter().zip(float_y.as_f32().unwrap()) {
+        assert!((a - e).abs() <= 2e-3 * (1.0 + e.abs()), "{a} vs float {e}");
+    }
+}

@@ -97,6 +97,10 @@ pub struct BuildContext {
     pub quantize: Option<(String, std::sync::Arc<dyn crate::qat::QuantizeConfig>)>,
     /// The weights fake-quantized so far: (weight name, its quantizer, its state variables).
     pub fake_quantized: Vec<(String, std::sync::Arc<dyn crate::qat::Quantizer>, Vec<ValueId>)>,
+    /// The layer being built and the per-output-channel scale of a BatchNormalization folded
+    /// into it: [`add_weight`] multiplies its `kernel` and `bias` by it (before fake
+    /// quantization).
+    pub fold: Option<(String, ValueId)>,
 }
 
 impl BuildContext {
@@ -269,6 +273,10 @@ pub fn add_weight(g: &mut Graph, ctx: &mut BuildContext, spec: WeightSpec) -> Re
 /// `wq` fake-quantized when the layer being built has a quantization-aware-training config that
 /// names this weight ([`BuildContext::quantize`]); `wq` itself otherwise.
 fn fake_quantize_weight(g: &mut Graph, ctx: &mut BuildContext, spec: &WeightSpec, wq: ValueId) -> Result<ValueId> {
+    let wq = match &ctx.fold {
+        Some((layer, scale)) if layer == spec.layer && matches!(spec.weight, "kernel" | "bias") => g.mul(wq, *scale)?,
+        _ => wq,
+    };
     let Some(q) = ctx.quantize.as_ref().filter(|(layer, _)| layer == spec.layer).and_then(|(_, c)| c.weight_quantizer(spec.weight)) else {
         return Ok(wq);
     };

@@ -60,6 +60,42 @@ impl BatchNormalization {
         Error::invalid("BatchNormalization", arg, format!("layer `{}`: {why}", self.name))
     }
 
+    /// Creates the weights for `c` features: gamma (if `scale`), beta (if `center`), the moving
+    /// mean and the moving variance.
+    fn add_weights(&self, g: &mut Graph, ctx: &mut BuildContext, c: usize) -> Result<(Option<ValueId>, Option<ValueId>, ValueId, ValueId)> {
+        let mut add = |spec: WeightSpec| add_weight(g, ctx, spec).map(|(w, _)| w);
+        let gamma = match self.scale {
+            true => Some(add(WeightSpec { regularizer: self.gamma_regularizer, ..self.spec("gamma", c, self.gamma_initializer) })?),
+            false => None,
+        };
+        let beta = match self.center {
+            true => Some(add(WeightSpec { regularizer: self.beta_regularizer, ..self.spec("beta", c, self.beta_initializer) })?),
+            false => None,
+        };
+        let moving_mean = add(WeightSpec { trainable: false, ..self.spec("moving_mean", c, self.moving_mean_initializer) })?;
+        let moving_var = add(WeightSpec { trainable: false, ..self.spec("moving_variance", c, self.moving_variance_initializer) })?;
+        Ok((gamma, beta, moving_mean, moving_var))
+    }
+
+    /// Creates the weights for `c` features and returns the inference transform from the moving
+    /// statistics as `x * scale + shift`, both `[c]`: `scale = gamma / sqrt(var + epsilon)`,
+    /// `shift = beta - mean * scale` (what folding the layer into a product before it needs).
+    pub fn frozen_affine(&self, g: &mut Graph, ctx: &mut BuildContext, c: usize) -> Result<(ValueId, ValueId)> {
+        let (gamma, beta, mean, var) = self.add_weights(g, ctx, c)?;
+        let var = g.unary(UnaryOp::Offset(self.epsilon), var)?;
+        let std = g.unary(UnaryOp::Sqrt, var)?;
+        let mut scale = g.unary(UnaryOp::Recip, std)?;
+        if let Some(gamma) = gamma {
+            scale = g.mul(scale, gamma)?;
+        }
+        let moved = g.mul(mean, scale)?;
+        let shift = match beta {
+            Some(beta) => g.sub(beta, moved)?,
+            None => g.unary(UnaryOp::Neg, moved)?,
+        };
+        Ok((scale, shift))
+    }
+
     /// A per-feature weight `layer/name` of `c` values: trainable, no regularizer.
     fn spec<'a>(&'a self, name: &'a str, c: usize, initializer: Initializer) -> WeightSpec<'a> {
         WeightSpec::plain(&self.name, name, [c], initializer)
@@ -98,19 +134,7 @@ impl Layer for BatchNormalization {
         let c = xs.dims()[axis];
         // Per-feature tensors broadcast as [1, .., C, .., 1].
         let bshape: Vec<usize> = (0..xs.rank()).map(|d| if d == axis { c } else { 1 }).collect();
-        let mut add = |spec: WeightSpec| add_weight(g, ctx, spec).map(|(w, _)| w);
-        let gamma = if self.scale {
-            Some(add(WeightSpec { regularizer: self.gamma_regularizer, ..self.spec("gamma", c, self.gamma_initializer) })?)
-        } else {
-            None
-        };
-        let beta = if self.center {
-            Some(add(WeightSpec { regularizer: self.beta_regularizer, ..self.spec("beta", c, self.beta_initializer) })?)
-        } else {
-            None
-        };
-        let moving_mean = add(WeightSpec { trainable: false, ..self.spec("moving_mean", c, self.moving_mean_initializer) })?;
-        let moving_var = add(WeightSpec { trainable: false, ..self.spec("moving_variance", c, self.moving_variance_initializer) })?;
+        let (gamma, beta, moving_mean, moving_var) = self.add_weights(g, ctx, c)?;
         let reduce: Vec<usize> = (0..xs.rank()).filter(|&d| d != axis).collect();
         let (mean, var) = match ctx.mode {
             Mode::Training => {

@@ -101,7 +101,15 @@ impl Network {
         };
         self.ctx.quantize = quantize.as_ref().map(|(_, c)| (layer.name().to_string(), c.clone()));
         self.depth += 1;
-        let y = layer.build(&mut self.graph, x, &mut self.ctx);
+        let y = match &quantize {
+            // A BatchNormalization folded into the layer before it passes its input through.
+            Some((plan, _)) if plan.is_folded(layer.name()) => Ok(x),
+            Some((plan, _)) => match plan.fold_for(layer.name()) {
+                Some(fold) => plan.apply_folded(&mut self.graph, &mut self.ctx, layer, fold, x),
+                None => layer.build(&mut self.graph, x, &mut self.ctx),
+            },
+            None => layer.build(&mut self.graph, x, &mut self.ctx),
+        };
         self.depth -= 1;
         self.ctx.quantize = None;
         let mut y = y.map_err(|e| wrap(layer.name(), layer.class(), e))?;

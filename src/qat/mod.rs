@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use crate::error::Result;
 use crate::graph::{Graph, ValueId};
-use crate::layers::{BuildContext, Layer, MacCount};
+use crate::layers::{BatchNormalization, BuildContext, Layer, MacCount};
 use crate::models::{build_with_calls, Model, Network};
 
 /// A layer marked for quantization, with its own config or the scheme's (TF-MOT's
@@ -118,6 +118,19 @@ pub struct QuantizePlan {
     /// their output quantizes it after them (TF-MOT's Conv/Dense + BatchNormalization and
     /// + ReLU patterns).
     fused: HashSet<String>,
+    /// BatchNormalizations folded into the layer before them, by that layer's name.
+    folds: HashMap<String, Fold>,
+}
+
+/// A BatchNormalization folded into the layer before it.
+#[derive(Debug)]
+pub struct Fold {
+    /// The BatchNormalization (its weights are created when the layer is applied).
+    pub norm: BatchNormalization,
+    /// The layer's output channels.
+    pub channels: usize,
+    /// `Some(spatial axes)` when the channel axis is second.
+    pub channels_first_spatial: Option<usize>,
 }
 
 impl QuantizePlan {
@@ -133,6 +146,30 @@ impl QuantizePlan {
             true => self.scheme.config_for(layer).map(Some),
             false => Ok(None),
         }
+    }
+
+    /// The BatchNormalization folded into layer `layer`, if any.
+    pub fn fold_for(&self, layer: &str) -> Option<&Fold> {
+        self.folds.get(layer)
+    }
+
+    /// Whether layer `layer` is a BatchNormalization folded into the layer before it (it then
+    /// passes its input through, quantized as its config says).
+    pub fn is_folded(&self, layer: &str) -> bool {
+        self.folds.values().any(|f| f.norm.name == layer)
+    }
+
+    /// Applies `layer` to `x` with the BatchNormalization `fold` folded into it.
+    pub fn apply_folded(&self, g: &mut Graph, ctx: &mut BuildContext, layer: &dyn Layer, fold: &Fold, x: ValueId) -> Result<ValueId> {
+        let (scale, shift) = fold.norm.frozen_affine(g, ctx, fold.channels)?;
+        ctx.fold = Some((layer.name().to_string(), scale));
+        let y = layer.build(g, x, ctx);
+        ctx.fold = None;
+        let shift = match fold.channels_first_spatial {
+            None => shift,
+            Some(r) => g.reshape(shift, std::iter::once(fold.channels).chain(std::iter::repeat_n(1, r)).collect::<Vec<_>>())?,
+        };
+        g.add(y?, shift)
     }
 
     /// The config of a merge layer, if merges are quantized.
@@ -220,8 +257,9 @@ impl Model for QuantizedModel {
 /// scheme does not know, without a config of its own, is an error naming it.
 pub fn quantize_apply(model: impl Model + 'static, scheme: Scheme) -> Result<QuantizedModel> {
     let all_layers = (&model as &dyn std::any::Any).is::<AnnotatedModel>();
-    let fused = fused_layers(&model)?;
-    let plan = Arc::new(QuantizePlan { scheme, all_layers, fused });
+    // Folding needs the BatchNormalization quantized too, so it applies to models quantized whole.
+    let (fused, folds) = patterns(&model, scheme.fold_batch_norm && all_layers)?;
+    let plan = Arc::new(QuantizePlan { scheme, all_layers, fused, folds });
     let quantized = QuantizedModel { inner: Box::new(model), plan };
     // Building once reports unsupported layers now rather than at the first training step.
     build_with_calls(&quantized)?;
@@ -235,8 +273,9 @@ pub fn quantize_model(model: impl Model + 'static) -> Result<QuantizedModel> {
 
 /// Layers whose output only one layer reads, which quantizes after them instead: a Dense or
 /// convolution with a linear activation followed by BatchNormalization, or one of those or a
-/// BatchNormalization followed by an Activation layer.
-fn fused_layers(model: &dyn Model) -> Result<HashSet<String>> {
+/// BatchNormalization followed by an Activation layer; and, with `fold`, the BatchNormalizations
+/// to fold into the Dense or Conv layer before them.
+fn patterns(model: &dyn Model, fold: bool) -> Result<(HashSet<String>, HashMap<String, Fold>)> {
     let built = build_with_calls(model)?;
     let calls = built.network.calls.as_ref().expect("build_with_calls keeps the calls");
     // (class, activation) of a call; "linear" for layers without an activation.
@@ -260,7 +299,7 @@ fn fused_layers(model: &dyn Model) -> Result<HashSet<String>> {
             || k.starts_with("DepthwiseConv")
             || k.starts_with("SeparableConv")
     };
-    let mut fused = HashSet::new();
+    let (mut fused, mut folds) = (HashSet::new(), HashMap::new());
     for c in calls {
         let (kind, activation) = class(c);
         let [reader] = readers.get(&c.output).map(Vec::as_slice).unwrap_or_default() else { continue };
@@ -274,6 +313,34 @@ fn fused_layers(model: &dyn Model) -> Result<HashSet<String>> {
         {
             fused.insert(c.name.clone());
         }
+        if fold && next == "BatchNormalization" {
+            if let Some(f) = foldable(c, &calls[*reader], built.graph().value(c.output).shape.dims())? {
+                folds.insert(c.name.clone(), f);
+            }
+        }
     }
-    Ok(fused)
+    Ok((fused, folds))
+}
+
+/// The fold of the BatchNormalization call `norm` into the call `layer` before it, when `layer`
+/// is a float Dense or Conv layer (its kernel's last axis is its output channel) and `norm`
+/// normalizes that channel axis of its output `out`.
+fn foldable(layer: &crate::models::LayerCall, norm: &crate::models::LayerCall, out: &[usize]) -> Result<Option<Fold>> {
+    let (Ok(lc), Ok(nc)) = (&layer.config, &norm.config) else { return Ok(None) };
+    let class = lc["class_name"].as_str().unwrap_or_default();
+    let class = class.strip_prefix("Quant").unwrap_or(class);
+    let larq = ["input_quantizer", "kernel_quantizer"].iter().any(|k| lc["config"].get(*k).is_some_and(|q| !q.is_null()));
+    if !(class == "Dense" || matches!(class, "Conv1D" | "Conv2D" | "Conv3D")) || larq {
+        return Ok(None);
+    }
+    let Some(norm) = crate::io::keras::layer_from_config(nc)? else { return Ok(None) };
+    let Some(norm) = norm.as_any().and_then(|a| a.downcast_ref::<BatchNormalization>()).cloned() else { return Ok(None) };
+    let rank = out.len() as isize;
+    let axis = if norm.axis < 0 { norm.axis + rank } else { norm.axis };
+    let first = lc["config"]["data_format"] == "channels_first";
+    let channel_axis = if first { 1 } else { rank - 1 };
+    if axis != channel_axis {
+        return Ok(None);
+    }
+    Ok(Some(Fold { norm, channels: out[channel_axis as usize], channels_first_spatial: first.then_some(out.len() - 2) }))
 }

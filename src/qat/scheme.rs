@@ -28,6 +28,9 @@ pub struct Scheme {
     pub weight_bits: u32,
     /// Bits of activations, outputs and inputs.
     pub activation_bits: u32,
+    /// Fold a BatchNormalization that follows a Dense or Conv layer into it while training
+    /// (see [`Scheme::with_batch_norm_folding`]).
+    pub fold_batch_norm: bool,
 }
 
 impl Default for Scheme {
@@ -39,12 +42,23 @@ impl Default for Scheme {
 impl Scheme {
     /// TF-MOT's default scheme: 8-bit weights and activations.
     pub fn default_8bit() -> Self {
-        Scheme { weight_bits: 8, activation_bits: 8 }
+        Scheme { weight_bits: 8, activation_bits: 8, fold_batch_norm: false }
     }
 
     /// TF-MOT's n-bit scheme.
     pub fn n_bit(weight_bits: u32, activation_bits: u32) -> Self {
-        Scheme { weight_bits, activation_bits }
+        Scheme { weight_bits, activation_bits, fold_batch_norm: false }
+    }
+
+    /// The scheme with BatchNormalization folded into the Dense or Conv layer before it (the
+    /// layer's only reader, over its channel axis): the layer computes with the fake-quantized
+    /// kernel `kernel * gamma / sqrt(moving_var + eps)` and adds `(bias - moving_mean) * that +
+    /// beta`, so training sees the quantized kernel that inference deploys. The statistics are
+    /// frozen (the moving ones, not updated): fold when fine-tuning a trained float model.
+    /// TF-MOT removed its folding; this is the frozen-statistics variant of it.
+    pub fn with_batch_norm_folding(mut self) -> Self {
+        self.fold_batch_norm = true;
+        self
     }
 
     fn weights(&self, per_axis: bool) -> Arc<dyn Quantizer> {

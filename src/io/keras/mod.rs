@@ -60,6 +60,15 @@ impl Model for KerasModel {
     }
 }
 
+/// The layer a Keras layer config (`{"class_name", "config"}`) describes, as bitgrad builds it;
+/// `None` for input and merge layers.
+pub fn layer_from_config(v: &Value) -> Result<Option<Box<dyn crate::layers::Layer>>> {
+    Ok(match entry("a layer config", 0, v)?.layer {
+        Imported::Layer(l) => Some(l),
+        _ => None,
+    })
+}
+
 /// Reads a model from a JSON file.
 pub fn read_model(path: &Path) -> Result<KerasModel> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
