@@ -379,13 +379,15 @@ pub(crate) fn channel_weight(
 ) -> Result<ValueId> {
     let channels = spec.shape.dims()[0];
     let (w, _) = add_weight(g, ctx, spec)?;
+    along_channels(g, w, channels, channels_first_spatial)
+}
+
+/// A per-channel vector `v` (`[channels]`) shaped to broadcast along the channel axis: as it is
+/// when channels are last, `[channels, 1, ..]` with `Some(spatial axes)` when they are second.
+pub(crate) fn along_channels(g: &mut Graph, v: ValueId, channels: usize, channels_first_spatial: Option<usize>) -> Result<ValueId> {
     match channels_first_spatial {
-        None => Ok(w),
-        Some(r) => {
-            let mut d = vec![channels];
-            d.extend(std::iter::repeat_n(1, r));
-            g.reshape(w, d)
-        }
+        None => Ok(v),
+        Some(r) => g.reshape(v, std::iter::once(channels).chain(std::iter::repeat_n(1, r)).collect::<Vec<_>>()),
     }
 }
 

@@ -165,10 +165,7 @@ impl QuantizePlan {
         ctx.fold = Some((layer.name().to_string(), scale));
         let y = layer.build(g, x, ctx);
         ctx.fold = None;
-        let shift = match fold.channels_first_spatial {
-            None => shift,
-            Some(r) => g.reshape(shift, std::iter::once(fold.channels).chain(std::iter::repeat_n(1, r)).collect::<Vec<_>>())?,
-        };
+        let shift = crate::layers::along_channels(g, shift, fold.channels, fold.channels_first_spatial)?;
         g.add(y?, shift)
     }
 
