@@ -1,16 +1,19 @@
 //! Quantization-aware training as TF Model Optimization's guide does it: a float CNN trained on
 //! Fashion-MNIST, then `quantize_model` (8-bit weights and activations) and one epoch of
 //! fine-tuning, and the same with 4-bit weights and 8-bit activations (`Scheme::n_bit(4, 8)`).
-//! Prints the test accuracy of each.
+//! Prints the test accuracy of each, then writes each quantized model's integer export and
+//! reports its size and the accuracy of the model read back from it.
 //!
 //! `cargo run --release --example qat_fashion_mnist [-- --epochs N] [--limit N] [--data DIR]`
 //! (`--limit` trains on the first N training images; the test set is always whole).
 
 use std::sync::Arc;
 
+use bitgrad::io::safetensors::TensorFile;
 use bitgrad::layers::Mode;
 use bitgrad::layers::{Activation, ActivationLayer, BatchNormalization, Flatten, Pooling, PoolingKind, QuantConv, QuantDense, QuantLayer};
 use bitgrad::models::Sequential;
+use bitgrad::qat::export::{export, QuantizedExport};
 use bitgrad::qat::{quantize_annotate_model, quantize_apply, quantize_model, Scheme};
 use bitgrad::train::optimizers::Adam;
 use bitgrad::train::{data, FitOptions, Loss, Metric, Trainer};
@@ -56,7 +59,8 @@ fn main() -> bitgrad::Result<()> {
     println!("float: test accuracy {:.2}% after {epochs} epochs", 100.0 * float_accuracy);
 
     let mut rows = vec![("float".to_string(), float_accuracy, None)];
-    let fine_tune = |what: &str, model: bitgrad::qat::QuantizedModel, float: &Trainer| -> bitgrad::Result<(String, f64, Option<f64>)> {
+    type Row = (String, f64, Option<f64>);
+    let fine_tune = |what: &str, model: bitgrad::qat::QuantizedModel, float: &Trainer| -> bitgrad::Result<(Trainer, Row)> {
         let mut q = Trainer::compile(model, loss, Arc::new(Adam::new(1e-4)), &[Metric::Accuracy], &device)?;
         // Start from the float model's weights and statistics (not its optimizer state); the
         // quantization ranges start from their initializers.
@@ -68,11 +72,41 @@ fn main() -> bitgrad::Result<()> {
         q.fit(&train, None, &opts(1))?;
         let after = q.evaluate(&test, 256)?["accuracy"];
         println!("{what}: {:.2}% before fine-tuning, {:.2}% after one epoch", 100.0 * before, 100.0 * after);
-        Ok((what.to_string(), after, Some(before)))
+        Ok((q, (what.to_string(), after, Some(before))))
     };
-    rows.push(fine_tune("8-bit weights and activations (quantize_model)", quantize_model(float_cnn())?, &float)?);
+    let (q8, row) = fine_tune("8-bit weights and activations (quantize_model)", quantize_model(float_cnn())?, &float)?;
+    rows.push(row);
     let n_bit = quantize_apply(quantize_annotate_model(float_cnn()), Scheme::n_bit(4, 8))?;
-    rows.push(fine_tune("4-bit weights, 8-bit activations (Scheme::n_bit(4, 8))", n_bit, &float)?);
+    let (q4, row) = fine_tune("4-bit weights, 8-bit activations (Scheme::n_bit(4, 8))", n_bit, &float)?;
+    rows.push(row);
+    for (bits, mut q, model) in
+        [(8, q8, quantize_model(float_cnn())?), (4, q4, quantize_apply(quantize_annotate_model(float_cnn()), Scheme::n_bit(4, 8))?)]
+    {
+        // The integer export of the fine-tuned weights, and its accuracy read back.
+        let mut weights = TensorFile::default();
+        let built = bitgrad::models::build(&model, 1, Mode::Inference)?;
+        for name in built.weights().keys().chain(built.optional_weights().keys()) {
+            weights.tensors.insert(name.clone(), q.params.get(name).expect("trained").download()?);
+        }
+        let (file, report) = export(&model, &weights, "the fine-tuned weights")?;
+        let (coded_f32, coded): (usize, usize) =
+            report.coded.iter().fold((0, 0), |(a, b), w| (a + w.float_bytes, b + w.code_bytes + w.range_bytes));
+        let bytes = file.to_bytes()?.len();
+        let back = QuantizedExport::from_file("export", TensorFile::from_bytes("export", &file.to_bytes()?)?)?;
+        let mut check = Trainer::compile(back.model, loss, Arc::new(Adam::new(1e-4)), &[Metric::Accuracy], &device)?;
+        for (name, t) in &back.weights.tensors {
+            check.params.insert(name.clone(), device.upload(t)?);
+        }
+        let from_export = check.evaluate(&test, 256)?["accuracy"];
+        let trained = q.evaluate(&test, 256)?["accuracy"];
+        println!(
+            "{bits}-bit export: kernels {coded_f32} B as f32 -> {coded} B as codes with scales and zero points ({:.1}x); file {bytes} B, all tensors as f32 {} B; test accuracy from the export {:.2}% (trained model {:.2}%)",
+            coded_f32 as f64 / coded as f64,
+            report.float_bytes,
+            100.0 * from_export,
+            100.0 * trained
+        );
+    }
     println!("\n| model | test accuracy | before fine-tuning |\n|---|---|---|");
     for (what, acc, before) in rows {
         println!("| {what} | {:.2}% | {} |", 100.0 * acc, before.map_or("-".to_string(), |b| format!("{:.2}%", 100.0 * b)));
