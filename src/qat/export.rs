@@ -240,7 +240,7 @@ mod tests {
     #[test]
     fn codes_round_trip_for_every_width() {
         for bits in 2..=16u32 {
-            let codes: Vec<u32> = (0..37u32).map(|i| (i * 2654435761u32) >> (32 - bits)).collect();
+            let codes: Vec<u32> = (0..37u32).map(|i| i.wrapping_mul(2654435761) >> (32 - bits)).collect();
             let words = pack_codes(&codes, bits);
             assert_eq!(words.len(), (37 * bits as usize).div_ceil(32));
             assert_eq!(unpack_codes(&words, bits, 37), codes, "{bits} bits");
