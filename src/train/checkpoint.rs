@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use super::fit::Trainer;
 use crate::error::{Error, Result};
@@ -36,25 +37,35 @@ fn variables(g: &Graph) -> Expected {
         .collect()
 }
 
+/// The training step's graph, the variables a state must hold (the training step's) and those
+/// it may hold as well (the evaluation step's).
+pub(crate) type StateVariables = (Graph, Expected, Expected);
+
 impl Trainer {
-    /// The variables a state must hold (the training step's) and those it may hold as well (the
-    /// evaluation step's).
-    fn state_variables(&self) -> Result<(Graph, Expected, Expected)> {
+    /// The trainer's [`StateVariables`], recorded on first use: the model, loss and optimizer
+    /// never change after `compile`.
+    fn state_variables(&mut self) -> Result<Arc<StateVariables>> {
+        if let Some(s) = &self.state_variables {
+            return Ok(s.clone());
+        }
         let (train, _, _) = self.record_graph(true, 1)?;
         let (eval, _, _) = self.record_graph(false, 1)?;
         let required = variables(&train);
         let optional = variables(&eval).into_iter().filter(|(n, _)| !required.contains_key(n)).collect();
-        Ok((train, required, optional))
+        let s = Arc::new((train, required, optional));
+        self.state_variables = Some(s.clone());
+        Ok(s)
     }
 
     /// Writes the state to `path` (a safetensors file, written atomically). Variables that no
     /// step has created yet are initialised first, so a trainer saved before `fit` holds its
     /// initial weights.
     pub fn save_state(&mut self, path: &Path) -> Result<()> {
-        let (train, required, optional) = self.state_variables()?;
+        let state = self.state_variables()?;
+        let (train, required, optional) = (&state.0, &state.1, &state.2);
         if required.keys().any(|n| self.params.get(n).is_none()) {
             // Planning binds (and so initialises) every variable; nothing runs.
-            Plan::new(&self.device().clone(), &train, &[], &mut self.params)?;
+            Plan::new(&self.device().clone(), train, &[], &mut self.params)?;
         }
         let mut file = TensorFile::default();
         for name in required.keys().chain(optional.keys()) {
@@ -89,8 +100,8 @@ impl Trainer {
             file.metadata.get(key).and_then(|v| v.parse().ok()).ok_or_else(|| bad(format!("metadata `{key}` is missing or not a count")))
         };
         let (step, epoch) = (counter("step")?, counter("epoch")?);
-        let (_, required, optional) = self.state_variables()?;
-        file.check(&name, &required, &optional)?;
+        let state = self.state_variables()?;
+        file.check(&name, &state.1, &state.2)?;
         let device = self.device().clone();
         file.store(&mut self.params, &device)?;
         self.step = step;

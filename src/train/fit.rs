@@ -183,6 +183,8 @@ pub struct Trainer {
     plans: HashMap<(bool, usize), Step>,
     pub(super) step: usize,
     pub(super) epoch: usize,
+    /// The variables a saved state holds, recorded once (see `checkpoint.rs`).
+    pub(super) state_variables: Option<Arc<super::checkpoint::StateVariables>>,
 }
 
 impl Trainer {
@@ -215,6 +217,7 @@ impl Trainer {
             plans: HashMap::new(),
             step: 0,
             epoch: 0,
+            state_variables: None,
         })
     }
 
