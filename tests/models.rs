@@ -309,6 +309,9 @@ fn regularization_penalties_enter_the_loss() {
         + 0.5 * bias.iter().map(|b| b * b).sum::<f32>();
     assert!((got - want).abs() < 1e-5, "penalty {got}, expected {want}");
     assert!(Regularizer::from_name("l3").unwrap_err().to_string().contains("l1_l2"));
+    // Keras' class L1L2 defaults to no penalty, its name `l1_l2` to 0.01 each.
+    assert_eq!(Regularizer::from_name("L1L2").unwrap(), Regularizer::l1_l2(0.0, 0.0));
+    assert_eq!(Regularizer::from_name("l1_l2").unwrap(), Regularizer::l1_l2(0.01, 0.01));
 }
 
 #[test]

@@ -44,15 +44,22 @@ const TRUNCATION_STD: f32 = 0.879_625_7;
 impl Initializer {
     /// By Keras name, with Keras' defaults.
     pub fn from_name(name: &str) -> Result<Self> {
-        Ok(match name {
-            "glorot_uniform" => Initializer::GlorotUniform,
-            "glorot_normal" => Initializer::GlorotNormal,
-            "he_normal" => Initializer::HeNormal,
-            "he_uniform" => Initializer::HeUniform,
-            "zeros" => Initializer::Zeros,
-            "ones" => Initializer::Ones,
-            "random_uniform" => Initializer::RandomUniform { minval: -0.05, maxval: 0.05 },
-            "random_normal" => Initializer::RandomNormal { mean: 0.0, stddev: 0.05 },
+        Self::from_keras(name, |_, default| Ok(default))
+    }
+
+    /// By Keras class (`GlorotUniform`, ...) or name (`glorot_uniform`, ...), reading each
+    /// parameter through `param(name, Keras' default)`.
+    pub fn from_keras(class: &str, mut param: impl FnMut(&str, f32) -> Result<f32>) -> Result<Self> {
+        Ok(match class {
+            "GlorotUniform" | "glorot_uniform" => Initializer::GlorotUniform,
+            "GlorotNormal" | "glorot_normal" => Initializer::GlorotNormal,
+            "HeNormal" | "he_normal" => Initializer::HeNormal,
+            "HeUniform" | "he_uniform" => Initializer::HeUniform,
+            "Zeros" | "zeros" => Initializer::Zeros,
+            "Ones" | "ones" => Initializer::Ones,
+            "Constant" | "constant" => Initializer::Constant(param("value", 0.0)?),
+            "RandomUniform" | "random_uniform" => Initializer::RandomUniform { minval: param("minval", -0.05)?, maxval: param("maxval", 0.05)? },
+            "RandomNormal" | "random_normal" => Initializer::RandomNormal { mean: param("mean", 0.0)?, stddev: param("stddev", 0.05)? },
             other => {
                 return Err(Error::Unknown {
                     kind: "initializer",

@@ -30,10 +30,18 @@ impl Regularizer {
 
     /// By Keras name, with Keras' default factor 0.01.
     pub fn from_name(name: &str) -> Result<Self> {
-        match name {
-            "l1" => Ok(Self::l1(0.01)),
-            "l2" => Ok(Self::l2(0.01)),
-            "l1_l2" => Ok(Self::l1_l2(0.01, 0.01)),
+        Self::from_keras(name, |_, default| Ok(default))
+    }
+
+    /// By Keras class (`L1`, `L2`, `L1L2`) or name, reading each parameter through
+    /// `param(name, Keras' default)`. Keras' defaults differ between the class `L1L2` (0, 0)
+    /// and the name `l1_l2` (0.01, 0.01).
+    pub fn from_keras(class: &str, mut param: impl FnMut(&str, f32) -> Result<f32>) -> Result<Self> {
+        match class {
+            "L1" | "l1" => Ok(Self::l1(param("l1", 0.01)?)),
+            "L2" | "l2" => Ok(Self::l2(param("l2", 0.01)?)),
+            "L1L2" => Ok(Self::l1_l2(param("l1", 0.0)?, param("l2", 0.0)?)),
+            "l1_l2" => Ok(Self::l1_l2(param("l1", 0.01)?, param("l2", 0.01)?)),
             other => Err(Error::Unknown { kind: "regularizer", name: format!("{other} (known: l1, l2, l1_l2)") }),
         }
     }

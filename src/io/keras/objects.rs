@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::fields::{kind, Fields};
 use crate::constraints::Constraint;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::graph::{DataFormat, Padding};
 use crate::layers::{Activation, Initializer, Regularizer};
 use crate::quantizers::Quantizer;
@@ -50,19 +50,9 @@ pub fn initializer(f: &mut Fields, field: &str, default: Initializer) -> Result<
     // The seed of a Keras initializer is not a bitgrad seed (see Model::seed); initial values
     // matter only when training from scratch.
     c.ignore(&["seed"]);
-    let init = match class.as_str() {
-        "GlorotUniform" | "glorot_uniform" => Initializer::GlorotUniform,
-        "GlorotNormal" | "glorot_normal" => Initializer::GlorotNormal,
-        "HeNormal" | "he_normal" => Initializer::HeNormal,
-        "HeUniform" | "he_uniform" => Initializer::HeUniform,
-        "Zeros" | "zeros" => Initializer::Zeros,
-        "Ones" | "ones" => Initializer::Ones,
-        "Constant" | "constant" => Initializer::Constant(c.number("value", 0.0)?),
-        "RandomUniform" | "random_uniform" => {
-            Initializer::RandomUniform { minval: c.number("minval", -0.05)?, maxval: c.number("maxval", 0.05)? }
-        }
-        "RandomNormal" | "random_normal" => Initializer::RandomNormal { mean: c.number("mean", 0.0)?, stddev: c.number("stddev", 0.05)? },
-        other => return Err(f.error(field, format!("initializer `{other}` is not supported"))),
+    let init = match Initializer::from_keras(&class, |k, default| c.number(k, default)) {
+        Err(Error::Unknown { .. }) => return Err(f.error(field, format!("initializer `{class}` is not supported"))),
+        other => other?,
     };
     c.done()?;
     Ok(init)
@@ -72,11 +62,9 @@ pub fn initializer(f: &mut Fields, field: &str, default: Initializer) -> Result<
 pub fn regularizer(f: &mut Fields, field: &str) -> Result<Option<Regularizer>> {
     let Some(v) = f.take(field) else { return Ok(None) };
     let (class, mut c) = class_and_config(f, field, &v)?;
-    let r = match class.as_str() {
-        "L1" | "l1" => Regularizer::l1(c.number("l1", 0.01)?),
-        "L2" | "l2" => Regularizer::l2(c.number("l2", 0.01)?),
-        "L1L2" | "l1_l2" => Regularizer::l1_l2(c.number("l1", 0.0)?, c.number("l2", 0.0)?),
-        other => return Err(f.error(field, format!("regularizer `{other}` is not supported"))),
+    let r = match Regularizer::from_keras(&class, |k, default| c.number(k, default)) {
+        Err(Error::Unknown { .. }) => return Err(f.error(field, format!("regularizer `{class}` is not supported"))),
+        other => other?,
     };
     c.done()?;
     Ok(Some(r))
