@@ -85,7 +85,7 @@ fn main() -> bitgrad::Result<()> {
         // The integer export of the fine-tuned weights, and its accuracy read back.
         let mut weights = TensorFile::default();
         let built = bitgrad::models::build(&model, 1, Mode::Inference)?;
-        for name in built.weights().keys().chain(built.optional_weights().keys()) {
+        for name in built.all_weights().keys() {
             weights.tensors.insert(name.clone(), q.params.get(name).expect("trained").download()?);
         }
         let (file, report) = export(&model, &weights, "the fine-tuned weights")?;

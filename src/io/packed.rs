@@ -315,14 +315,7 @@ impl PackedModel {
     /// errors.
     pub fn from_file(name: &str, file: TensorFile) -> Result<Self> {
         let bad = |reason: String| Error::BadFile { file: name.to_string(), reason };
-        match file.metadata.get("format") {
-            Some(f) if f == FORMAT => {}
-            _ => return Err(bad(format!("not a packed export (its metadata has no `format` = `{FORMAT}`)"))),
-        }
-        match file.metadata.get("version") {
-            Some(v) if v == VERSION => {}
-            v => return Err(bad(format!("packed format version {v:?}; this bitgrad reads version {VERSION}"))),
-        }
+        file.check_format(name, "a packed export", FORMAT, VERSION)?;
         let json = file.metadata.get("model").ok_or_else(|| bad("no `model` in its metadata".into()))?;
         let model = model_from_json(&format!("{name} (its model)"), json)?;
         let built = build_packed(&model, 1)?;

@@ -101,6 +101,20 @@ impl TensorFile {
         Ok(())
     }
 
+    /// Checks that the file's metadata names `format` at `version` (bitgrad's own file kinds:
+    /// trainer states, packed and integer exports); `what` names the kind in errors ("a packed
+    /// export").
+    pub fn check_format(&self, file: &str, what: &str, format: &str, version: &str) -> Result<()> {
+        let bad = |reason: String| Error::BadFile { file: file.to_string(), reason };
+        if self.metadata.get("format").map(String::as_str) != Some(format) {
+            return Err(bad(format!("not {what} (its metadata has no `format` = `{format}`)")));
+        }
+        match self.metadata.get("version") {
+            Some(v) if v == version => Ok(()),
+            v => Err(bad(format!("{what} of version {v:?}; this bitgrad reads version {version}"))),
+        }
+    }
+
     /// Puts the tensors into `params` on `device`: tensors already there (which plans may hold)
     /// are overwritten in place, the others uploaded.
     pub fn store(&self, params: &mut ParamStore, device: &Device) -> Result<()> {

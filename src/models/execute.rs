@@ -75,15 +75,18 @@ fn plan_with(
 /// The model's output for `x` in inference mode (BatchNorm with its moving statistics).
 pub fn infer(model: &dyn Model, device: &Device, weights: &Path, x: &HostTensor) -> Result<HostTensor> {
     check_input(model, "the input", x)?;
-    let (mut plan, outs) = planned(model, device, weights, x, Mode::Inference, |b| Ok(vec![b.outputs[0]]))?;
-    plan.run()?;
-    plan.fetch(outs[0])
+    infer_checked(model, device, &TensorFile::read(weights)?, &weights.display().to_string(), x)
 }
 
 /// The model's output for `x` in inference mode with weights already in memory (`name` names
 /// them in errors).
 pub fn infer_with(model: &dyn Model, device: &Device, weights: &TensorFile, name: &str, x: &HostTensor) -> Result<HostTensor> {
     check_input(model, "the input", x)?;
+    infer_checked(model, device, weights, name, x)
+}
+
+/// [`infer_with`] for an input already checked.
+fn infer_checked(model: &dyn Model, device: &Device, weights: &TensorFile, name: &str, x: &HostTensor) -> Result<HostTensor> {
     let built = super::build(model, x.shape().dims()[0], Mode::Inference)?;
     let load = |b: &Built, params: &mut ParamStore| crate::io::keras::load_tensors(b, params, device, weights.clone(), name);
     let (mut plan, outs) = plan_with(model, built, device, x, load, |b| Ok(vec![b.outputs[0]]))?;

@@ -317,18 +317,23 @@ impl Built {
 
     /// Name, shape and type of every weight a weights file for the model must hold.
     pub fn weights(&self) -> crate::io::safetensors::Expected {
-        self.weights_where(false)
+        self.weights_where(Some(false))
     }
 
     /// Those it may hold as well ([`crate::layers::Weight::optional`]).
     pub fn optional_weights(&self) -> crate::io::safetensors::Expected {
-        self.weights_where(true)
+        self.weights_where(Some(true))
     }
 
-    fn weights_where(&self, optional: bool) -> crate::io::safetensors::Expected {
+    /// Every weight, optional or not.
+    pub fn all_weights(&self) -> crate::io::safetensors::Expected {
+        self.weights_where(None)
+    }
+
+    fn weights_where(&self, optional: Option<bool>) -> crate::io::safetensors::Expected {
         let g = self.graph();
         let entry = |w: &crate::layers::Weight| (w.name.clone(), (g.value(w.variable).shape.clone(), g.value(w.variable).dtype));
-        self.network.ctx.weights.iter().filter(|w| w.optional == optional).map(entry).collect()
+        self.network.ctx.weights.iter().filter(|w| optional.is_none_or(|o| w.optional == o)).map(entry).collect()
     }
 
     /// Larq's summary of the model.

@@ -68,8 +68,7 @@ pub fn export(model: &QuantizedModel, weights: &TensorFile, file: &str) -> Resul
         ));
     }
     let built = build(model, 1, Mode::Inference)?;
-    let mut all = built.weights();
-    all.extend(built.optional_weights());
+    let all = built.all_weights();
     let weights = crate::train::checkpoint::model_weights(weights.clone(), &all);
     weights.check(file, &all, &Expected::new())?;
     let mut out = weights.tensors.clone();
@@ -173,12 +172,7 @@ impl QuantizedExport {
     pub fn from_file(name: &str, file: TensorFile) -> Result<Self> {
         let bad = |reason: String| Error::BadFile { file: name.to_string(), reason };
         let meta = |key: &str| file.metadata.get(key).ok_or_else(|| bad(format!("no `{key}` in its metadata")));
-        if meta("format").ok().map(String::as_str) != Some(FORMAT) {
-            return Err(bad(format!("not an integer export (its metadata has no `format` = `{FORMAT}`)")));
-        }
-        if meta("version")? != VERSION {
-            return Err(bad(format!("integer export version {}; this bitgrad reads version {VERSION}", meta("version")?)));
-        }
+        file.check_format(name, "an integer export", FORMAT, VERSION)?;
         let bits = |key: &str| meta(key)?.parse::<u32>().map_err(|_| bad(format!("`{key}` is not a number")));
         let scheme = Scheme::n_bit(bits("weight_bits")?, bits("activation_bits")?);
         let keras = model_from_json(&format!("{name} (its model)"), meta("model")?)?;
@@ -192,9 +186,7 @@ impl QuantizedExport {
             tensors.insert(w.clone(), decoded);
         }
         let weights = TensorFile { tensors, metadata: BTreeMap::new() };
-        let mut all = built.weights();
-        all.extend(built.optional_weights());
-        weights.check(name, &all, &Expected::new())?;
+        weights.check(name, &built.all_weights(), &Expected::new())?;
         Ok(QuantizedExport { model, weights })
     }
 }

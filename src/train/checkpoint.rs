@@ -90,12 +90,7 @@ impl Trainer {
         let file = TensorFile::read(path)?;
         let name = path.display().to_string();
         let bad = |reason: String| Error::BadFile { file: name.clone(), reason };
-        if file.metadata.get("format").map(String::as_str) != Some(FORMAT) {
-            return Err(bad(format!("not a bitgrad trainer state (its metadata has no format `{FORMAT}`)")));
-        }
-        if file.metadata.get("version").map(String::as_str) != Some(VERSION) {
-            return Err(bad(format!("trainer state version {:?}; this bitgrad reads version {VERSION}", file.metadata.get("version"))));
-        }
+        file.check_format(&name, "a bitgrad trainer state", FORMAT, VERSION)?;
         let counter = |key: &str| -> Result<usize> {
             file.metadata.get(key).and_then(|v| v.parse().ok()).ok_or_else(|| bad(format!("metadata `{key}` is missing or not a count")))
         };
