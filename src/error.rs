@@ -97,6 +97,15 @@ pub enum Error {
         /// The adapter's name.
         adapter: String,
     },
+    /// A blocking call was made where it cannot block: in the browser, GPU work completes only
+    /// when control returns to the event loop.
+    #[error("`{call}` would block the browser's event loop waiting for the GPU; use {instead}")]
+    WouldBlock {
+        /// The blocking call.
+        call: &'static str,
+        /// What to use in its place.
+        instead: &'static str,
+    },
     /// Creating the logical device failed.
     #[error("requesting a device from adapter `{adapter}` failed: {source}")]
     RequestDevice {

@@ -45,24 +45,34 @@ pub struct GpuContext {
     pub subgroup_kernels: bool,
     modules: Mutex<HashMap<&'static str, Arc<wgpu::ShaderModule>>>,
     pipelines: Mutex<HashMap<Kernel, Arc<wgpu::ComputePipeline>>>,
+    /// In the browser, error scopes resolve only after control returns to the event loop: the
+    /// scopes of [`GpuContext::scoped`] wait here, with their context, until the next readback.
+    #[cfg(target_arch = "wasm32")]
+    deferred: Mutex<Vec<(String, ScopeErrors)>>,
 }
 
+/// The errors two popped error scopes (validation, out of memory) captured.
+#[cfg(target_arch = "wasm32")]
+type ScopeErrors = std::pin::Pin<Box<dyn std::future::Future<Output = Option<wgpu::Error>>>>;
+
 impl GpuContext {
-    pub(crate) fn new(opts: &GpuOptions) -> Result<Self> {
-        let (_instance, adapter) = choose_adapter()?;
+    pub(crate) async fn new(opts: &GpuOptions) -> Result<Self> {
+        let (_instance, adapter) = choose_adapter().await?;
         let summary = AdapterSummary::of(&adapter.get_info());
         if summary.is_software() {
             log::warn!("no hardware GPU adapter found; using the software adapter {} ({:?})", summary.name, summary.backend);
         }
         let features = WANTED_FEATURES & adapter.features();
         let limits = adapter.limits();
-        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-            label: Some("bitgrad"),
-            required_features: features,
-            required_limits: limits.clone(),
-            ..Default::default()
-        }))
-        .map_err(|source| Error::RequestDevice { adapter: summary.name.clone(), source })?;
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("bitgrad"),
+                required_features: features,
+                required_limits: limits.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|source| Error::RequestDevice { adapter: summary.name.clone(), source })?;
         // Everything bitgrad does runs inside error scopes; anything that escapes them is logged
         // rather than aborting the process (wgpu's default handler panics).
         device.on_uncaptured_error(Arc::new(|e| log::error!("uncaptured wgpu error: {e}")));
@@ -77,6 +87,8 @@ impl GpuContext {
             subgroup_kernels,
             modules: Mutex::default(),
             pipelines: Mutex::default(),
+            #[cfg(target_arch = "wasm32")]
+            deferred: Mutex::default(),
         })
     }
 
@@ -96,16 +108,41 @@ impl GpuContext {
 
     /// Runs `f` inside validation and out-of-memory error scopes; a captured wgpu error becomes
     /// [`Error::Wgpu`] with `context`. Use it around your own wgpu calls on this device.
+    ///
+    /// In the browser the scopes' results arrive later: an error captured here is returned by the
+    /// next readback (`*_async` fetches and downloads) instead, still with `context`.
     pub fn scoped<T>(&self, context: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let result = f();
-        let v = pollster::block_on(validation.pop());
-        let o = pollster::block_on(oom.pop());
-        if let Some(e) = v.or(o) {
+        // Popping takes effect at once; only the results are futures.
+        let (v, o) = (validation.pop(), oom.pop());
+        let errors = async move { v.await.or(o.await) };
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(e) = pollster::block_on(errors) {
             return Err(Error::Wgpu { context: context.to_string(), message: e.to_string() });
         }
+        #[cfg(target_arch = "wasm32")]
+        self.deferred.lock().unwrap_or_else(|e| e.into_inner()).push((context.to_string(), Box::pin(errors)));
         result
+    }
+
+    /// The first error the deferred scopes of [`GpuContext::scoped`] captured (browser only).
+    async fn deferred_errors(&self) -> Result<()> {
+        #[cfg(target_arch = "wasm32")]
+        {
+            let pending = std::mem::take(&mut *self.deferred.lock().unwrap_or_else(|e| e.into_inner()));
+            let mut first = None;
+            for (context, errors) in pending {
+                if let Some(e) = errors.await {
+                    first.get_or_insert(Error::Wgpu { context, message: e.to_string() });
+                }
+            }
+            if let Some(e) = first {
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 
     /// Checks a storage binding against the adapter's limit.
@@ -200,7 +237,7 @@ impl GpuContext {
         Ok(m)
     }
 
-    /// Waits for all submitted work.
+    /// Waits for all submitted work (natively; the browser runs it on its own).
     pub(crate) fn wait(&self) -> Result<()> {
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
@@ -208,8 +245,10 @@ impl GpuContext {
             .map_err(|e| Error::Wgpu { context: "waiting for the GPU".into(), message: e.to_string() })
     }
 
-    /// Copies the first `bytes` of `src` to host memory, waiting for prior work.
-    pub(crate) fn read(&self, src: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+    /// Copies the first `bytes` of `src` to host memory once prior work is done. Natively the
+    /// GPU is polled here; in the browser the mapping completes when control returns to the
+    /// event loop.
+    pub(crate) async fn read(&self, src: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
         let staging = self.scoped("creating a readback buffer", || {
             Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("readback"),
@@ -225,13 +264,14 @@ impl GpuContext {
             Ok(())
         })?;
         let slice = staging.slice(..);
-        let (tx, rx) = std::sync::mpsc::channel();
+        let (tx, rx) = futures_channel::oneshot::channel();
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
         self.wait()?;
-        let mapped = rx.recv().map_err(|e| Error::Wgpu { context: "mapping a readback buffer".into(), message: e.to_string() })?;
-        mapped.map_err(|e| Error::Wgpu { context: "mapping a readback buffer".into(), message: e.to_string() })?;
+        let mapped = rx.await.map_err(|e| Error::Wgpu { context: "mapping a readback buffer".into(), message: e.to_string() });
+        self.deferred_errors().await?;
+        mapped?.map_err(|e| Error::Wgpu { context: "mapping a readback buffer".into(), message: e.to_string() })?;
         let data = slice
             .get_mapped_range()
             .map_err(|e| Error::Wgpu { context: "reading a mapped buffer".into(), message: e.to_string() })?

@@ -7,8 +7,11 @@ mod gpu;
 mod select;
 
 pub use gpu::{GpuContext, GpuOptions};
-pub use select::{list_adapters, AdapterSummary};
+#[cfg(not(target_arch = "wasm32"))]
+pub use select::list_adapters;
+pub use select::AdapterSummary;
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
@@ -46,7 +49,13 @@ impl Device {
 
     /// [`Device::gpu`] with explicit options.
     pub fn gpu_with(opts: &GpuOptions) -> Result<Self> {
-        Ok(Device::Gpu(Arc::new(GpuContext::new(opts)?)))
+        block("Device::gpu", "Device::gpu_async", Self::gpu_async(opts))
+    }
+
+    /// [`Device::gpu_with`] without blocking, as the browser needs (there the adapter is the one
+    /// `navigator.gpu` offers).
+    pub async fn gpu_async(opts: &GpuOptions) -> Result<Self> {
+        Ok(Device::Gpu(Arc::new(GpuContext::new(opts).await?)))
     }
 
     /// A GPU device if one can be had, else the CPU backend (with the reason logged).
@@ -158,9 +167,14 @@ impl Tensor {
 
     /// Copies the elements to host memory (waits for the GPU).
     pub fn download(&self) -> Result<HostTensor> {
+        block("Tensor::download", "Tensor::download_async", self.download_async())
+    }
+
+    /// [`Tensor::download`] without blocking, as the browser needs.
+    pub async fn download_async(&self) -> Result<HostTensor> {
         let data = match &self.storage {
             Storage::Cpu(d) => lock(d).clone(),
-            Storage::Gpu { buffer, ctx } => TensorData::from_bytes(self.dtype, &ctx.read(buffer, self.byte_size())?),
+            Storage::Gpu { buffer, ctx } => TensorData::from_bytes(self.dtype, &ctx.read(buffer, self.byte_size()).await?),
         };
         HostTensor::new(self.shape.clone(), data)
     }
@@ -184,6 +198,26 @@ impl Tensor {
 
     pub(crate) fn byte_size(&self) -> u64 {
         (self.shape.numel() * self.dtype.size()) as u64
+    }
+}
+
+/// Finishes a device future from synchronous code: natively by blocking on it. In the browser
+/// GPU work completes only after control returns to the event loop, so there a future that is
+/// not already complete (any GPU readback) is [`Error::WouldBlock`] naming `call` and what to
+/// use `instead`; CPU work completes at once and is returned.
+pub(crate) fn block<T>(call: &'static str, instead: &'static str, fut: impl Future<Output = Result<T>>) -> Result<T> {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = (call, instead);
+        pollster::block_on(fut)
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        let mut fut = std::pin::pin!(fut);
+        match fut.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
+            std::task::Poll::Ready(r) => r,
+            std::task::Poll::Pending => Err(Error::WouldBlock { call, instead }),
+        }
     }
 }
 

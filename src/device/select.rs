@@ -40,7 +40,9 @@ fn instance() -> wgpu::Instance {
     wgpu::Instance::new(desc)
 }
 
-/// Every adapter wgpu can see, best first (the order [`crate::Device::gpu`] chooses in).
+/// Every adapter wgpu can see, best first (the order [`crate::Device::gpu`] chooses in). Not in
+/// the browser, which offers one adapter: the one [`crate::Device::gpu_async`] gets.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn list_adapters() -> Vec<AdapterSummary> {
     let instance = instance();
     let mut adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
@@ -65,10 +67,16 @@ fn rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
     (kind, api)
 }
 
+#[cfg(not(target_arch = "wasm32"))]
+const NO_ADAPTER_HINT: &str =
+    "wgpu found no adapter; on Debian/Ubuntu without a GPU, `apt-get install mesa-vulkan-drivers libvulkan1` provides lavapipe";
+#[cfg(target_arch = "wasm32")]
+const NO_ADAPTER_HINT: &str = "this browser offers no WebGPU adapter (navigator.gpu is missing or returned none)";
+
 /// The adapter [`crate::Device::gpu`] uses.
-pub(crate) fn choose_adapter() -> Result<(wgpu::Instance, wgpu::Adapter)> {
+pub(crate) async fn choose_adapter() -> Result<(wgpu::Instance, wgpu::Adapter)> {
     let instance = instance();
-    let mut adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+    let mut adapters = instance.enumerate_adapters(wgpu::Backends::all()).await;
     adapters.retain(|a| a.get_info().backend != wgpu::Backend::Noop);
     let seen: Vec<String> = adapters.iter().map(|a| format!("{} ({:?})", a.get_info().name, a.get_info().backend)).collect();
     if let Some(want) = std::env::var("BITGRAD_ADAPTER").ok().filter(|s| !s.is_empty()) {
@@ -79,11 +87,6 @@ pub(crate) fn choose_adapter() -> Result<(wgpu::Instance, wgpu::Adapter)> {
         }
     }
     adapters.sort_by_key(|a| std::cmp::Reverse(rank(&a.get_info())));
-    let adapter = adapters.into_iter().next().ok_or_else(|| {
-        Error::NoAdapter(
-            "wgpu found no adapter; on Debian/Ubuntu without a GPU, `apt-get install mesa-vulkan-drivers libvulkan1` provides lavapipe"
-                .into(),
-        )
-    })?;
+    let adapter = adapters.into_iter().next().ok_or_else(|| Error::NoAdapter(NO_ADAPTER_HINT.into()))?;
     Ok((instance, adapter))
 }

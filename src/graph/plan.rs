@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use super::{Graph, Init, Source, ValueId};
 use crate::backend::{cpu, gpu};
-use crate::device::{lock, Device, GpuContext, Storage, Tensor};
+use crate::device::{block, lock, Device, GpuContext, Storage, Tensor};
 use crate::error::{Error, Result};
 use crate::kernels::{BufferView, Dispatch};
 use crate::tensor::{DType, HostTensor, TensorData};
@@ -296,10 +296,15 @@ impl Plan {
 
     /// Copies an output (or an input or variable) of the last run to host memory.
     pub fn fetch(&self, id: ValueId) -> Result<HostTensor> {
+        block("Plan::fetch", "Plan::fetch_async", self.fetch_async(id))
+    }
+
+    /// [`Plan::fetch`] without blocking, as the browser needs.
+    pub async fn fetch_async(&self, id: ValueId) -> Result<HostTensor> {
         self.readable(id)?;
         let v = self.graph.value(id);
         if let Some((_, t)) = self.variables.iter().find(|(vid, _)| *vid == id) {
-            return t.download();
+            return t.download_async().await;
         }
         let data = match &self.exec {
             Exec::Cpu(c) => c
@@ -310,7 +315,7 @@ impl Plan {
                 .ok_or_else(|| Error::invalid("Plan::fetch", "value", format!("{id:?} has no value yet: call run first")))?,
             Exec::Gpu(g) => {
                 let view = &g.views[&id];
-                TensorData::from_bytes(v.dtype, &g.ctx.read(&view.buffer, view.size)?)
+                TensorData::from_bytes(v.dtype, &g.ctx.read(&view.buffer, view.size).await?)
             }
         };
         HostTensor::new(v.shape.clone(), data)
@@ -673,7 +678,11 @@ impl GpuExec {
             ctx.queue.submit([enc.finish()]);
             Ok(resolved)
         })?;
-        let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&ctx.read(&resolved, bytes)?);
+        let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&block(
+            "Plan::profile",
+            "GPU timestamps natively (not offered in the browser)",
+            ctx.read(&resolved, bytes),
+        )?);
         let period = ctx.queue.get_timestamp_period() as f64;
         Ok(kernels
             .iter()

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use super::{Built, Model};
-use crate::device::Device;
+use crate::device::{block, Device};
 use crate::error::{Error, Result};
 use crate::graph::{ParamStore, Plan, ValueId};
 use crate::io::keras::load_weights;
@@ -97,11 +97,16 @@ fn infer_checked(model: &dyn Model, device: &Device, weights: &TensorFile, name:
 /// A packed export's output for `x` ([`crate::io::packed`]): the products of binarized operands
 /// run on its packed kernels.
 pub fn infer_packed(packed: &PackedModel, device: &Device, x: &HostTensor) -> Result<HostTensor> {
+    block("infer_packed", "infer_packed_async", infer_packed_async(packed, device, x))
+}
+
+/// [`infer_packed`] without blocking, as the browser needs.
+pub async fn infer_packed_async(packed: &PackedModel, device: &Device, x: &HostTensor) -> Result<HostTensor> {
     check_input(&packed.model, "the input", x)?;
     let built = super::build_packed(&packed.model, x.shape().dims()[0])?;
     let (mut plan, outs) = plan_with(&packed.model, built, device, x, |_, params| packed.load(params, device), |b| Ok(vec![b.outputs[0]]))?;
     plan.run()?;
-    plan.fetch(outs[0])
+    plan.fetch_async(outs[0]).await
 }
 
 /// The training-mode gradients (BatchNorm with batch statistics) of `sum(output * upstream)`:

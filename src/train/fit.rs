@@ -16,7 +16,7 @@ use super::data::{shuffled, Dataset};
 use super::losses::Loss;
 use super::optimizers::{Optimizer, Updates};
 use super::schedules::{Every, HyperparameterScheduler};
-use crate::device::Device;
+use crate::device::{block, Device};
 use crate::error::{Error, Result};
 use crate::graph::{BinaryOp, Graph, Init, KernelTime, ParamStore, Plan, PlanMemory, ValueId};
 use crate::layers::Mode;
@@ -421,20 +421,47 @@ impl Trainer {
     /// Reads the metric sums of one mode (variables shared by all its plans) and returns the
     /// means over samples.
     fn read_metrics(&self, train: bool) -> Result<BTreeMap<String, f64>> {
+        block("Trainer::fit", "a loop of Trainer::train_on_batch_async", self.read_metrics_async(train))
+    }
+
+    async fn read_metrics_async(&self, train: bool) -> Result<BTreeMap<String, f64>> {
         let Some(step) = self.plans.iter().find(|((t, _), _)| *t == train).map(|(_, s)| s) else {
             return Ok(BTreeMap::new());
         };
-        let count = step.plan.fetch(step.count)?.as_f32()?[0] as f64;
+        let count = step.plan.fetch_async(step.count).await?.as_f32()?[0] as f64;
         let mut out = BTreeMap::new();
         for (name, v) in &step.sums {
-            let sum = step.plan.fetch(*v)?.as_f32()?[0] as f64;
+            let sum = step.plan.fetch_async(*v).await?.as_f32()?[0] as f64;
             out.insert(name.clone(), if count > 0.0 { sum / count } else { 0.0 });
         }
         Ok(out)
     }
 
+    /// Keras' `train_on_batch`: one optimizer step on the samples of `data` at `indices`;
+    /// returns the loss and metrics of that batch alone.
+    pub fn train_on_batch(&mut self, data: &Dataset, indices: &[usize]) -> Result<BTreeMap<String, f64>> {
+        block("Trainer::train_on_batch", "Trainer::train_on_batch_async", self.train_on_batch_async(data, indices))
+    }
+
+    /// [`Trainer::train_on_batch`] without blocking, as the browser needs: the step is
+    /// submitted at once, the metrics are read back when the GPU has finished it.
+    pub async fn train_on_batch_async(&mut self, data: &Dataset, indices: &[usize]) -> Result<BTreeMap<String, f64>> {
+        if indices.is_empty() {
+            return Err(Error::invalid("train_on_batch", "indices", "no samples"));
+        }
+        if let Some(&i) = indices.iter().find(|&&i| i >= data.len()) {
+            return Err(Error::invalid("train_on_batch", "indices", format!("sample {i} is not below the {} samples", data.len())));
+        }
+        self.run_batch(true, data, indices, true)?;
+        self.read_metrics_async(true).await
+    }
+
     /// Keras' `fit`: trains on `data` and returns the per-epoch history.
     pub fn fit(&mut self, data: &Dataset, validation: Option<&Dataset>, opts: &FitOptions) -> Result<History> {
+        if cfg!(target_arch = "wasm32") {
+            // Epoch timing needs a clock std does not have there, and every readback would block.
+            return Err(Error::WouldBlock { call: "Trainer::fit", instead: "a loop of Trainer::train_on_batch_async" });
+        }
         if opts.batch_size == 0 || opts.epochs == 0 {
             return Err(Error::invalid("fit", "batch_size/epochs", "must be positive"));
         }
@@ -520,6 +547,11 @@ impl Trainer {
 
     /// Keras' `evaluate`: the loss and metrics over `data` in inference mode.
     pub fn evaluate(&mut self, data: &Dataset, batch_size: usize) -> Result<BTreeMap<String, f64>> {
+        block("Trainer::evaluate", "Trainer::evaluate_async", self.evaluate_async(data, batch_size))
+    }
+
+    /// [`Trainer::evaluate`] without blocking, as the browser needs.
+    pub async fn evaluate_async(&mut self, data: &Dataset, batch_size: usize) -> Result<BTreeMap<String, f64>> {
         if batch_size == 0 || data.is_empty() {
             return Err(Error::invalid("evaluate", "data/batch_size", "needs samples and a positive batch size"));
         }
@@ -527,12 +559,17 @@ impl Trainer {
         for (i, b) in order.chunks(batch_size).enumerate() {
             self.run_batch(false, data, b, i == 0)?;
         }
-        self.read_metrics(false)
+        self.read_metrics_async(false).await
     }
 
     /// Keras' `predict`: the model's outputs for `data`'s samples in inference mode, batch after
     /// batch, concatenated.
     pub fn predict(&mut self, data: &Dataset, batch_size: usize) -> Result<Vec<f32>> {
+        block("Trainer::predict", "Trainer::predict_async", self.predict_async(data, batch_size))
+    }
+
+    /// [`Trainer::predict`] without blocking, as the browser needs.
+    pub async fn predict_async(&mut self, data: &Dataset, batch_size: usize) -> Result<Vec<f32>> {
         if batch_size == 0 {
             return Err(Error::invalid("predict", "batch_size", "must be positive"));
         }
@@ -541,7 +578,7 @@ impl Trainer {
         for b in order.chunks(batch_size) {
             self.run_batch(false, data, b, true)?;
             let step = &self.plans[&(false, b.len())];
-            out.extend_from_slice(step.plan.fetch(step.output)?.as_f32()?);
+            out.extend_from_slice(step.plan.fetch_async(step.output).await?.as_f32()?);
         }
         Ok(out)
     }
