@@ -30,6 +30,12 @@ struct Params {
 
 const WG: u32 = 256u;
 
+// A quiet NaN made at run time: browsers' WGSL compilers reject a non-finite constant
+// expression such as bitcast<f32>(0x7fc00000u) (naga accepts it), so the bits depend on a uniform.
+fn nan() -> f32 {
+    return bitcast<f32>(0x7fc00000u | (p.n & 0u));
+}
+
 fn flat_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * WG;
 }
@@ -61,7 +67,7 @@ fn unary_f(op: u32, x: f32) -> f32 {
         case 12u: { return x + p.alpha; }
         case 13u: { return min(max(x, p.alpha), p.beta); }
         case 14u: { return trunc(x); }
-        default: { return bitcast<f32>(0x7fc00000u); }
+        default: { return nan(); }
     }
 }
 
@@ -82,7 +88,7 @@ fn unary_grad_f(op: u32, x: f32, dy: f32) -> f32 {
         case 12u: { return dy; }
         case 13u: { return select(0.0, dy, x >= p.alpha && x <= p.beta); }
         case 14u: { return 0.0; }
-        default: { return bitcast<f32>(0x7fc00000u); }
+        default: { return nan(); }
     }
 }
 
@@ -97,7 +103,7 @@ fn binary_f(op: u32, x: f32, y: f32) -> f32 {
         case 6u: { return select(0.0, 1.0, x >= y); }
         case 7u: { return select(0.0, 1.0, x > y); }
         case 8u: { return select(0.0, 1.0, x == y); }
-        default: { return bitcast<f32>(0x7fc00000u); }
+        default: { return nan(); }
     }
 }
 

@@ -24,13 +24,19 @@ struct Params {
 
 const WG: u32 = 256u;
 
+// A quiet NaN made at run time: browsers' WGSL compilers reject a non-finite constant
+// expression such as bitcast<f32>(0x7fc00000u) (naga accepts it), so the bits depend on a uniform.
+fn nan() -> f32 {
+    return bitcast<f32>(0x7fc00000u | (p.m & 0u));
+}
+
 @compute @workgroup_size(256)
 fn gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * WG;
     if (i >= p.m * p.inner) { return; }
     let row = idx[i / p.inner];
     if (row < 0 || u32(row) >= p.rows) {
-        out[i] = bitcast<f32>(0x7fc00000u);
+        out[i] = nan();
         return;
     }
     out[i] = src[u32(row) * p.inner + i % p.inner];

@@ -65,8 +65,10 @@ fn red_offset(j: u32) -> u32 {
     return off;
 }
 
+// -inf for max, 0 for sums. The bits depend on a uniform because browsers' WGSL compilers
+// reject an infinite constant expression (naga accepts it).
 fn identity() -> f32 {
-    return select(0.0, bitcast<f32>(0xff800000u), p.op == 2u);
+    return select(0.0, bitcast<f32>(0xff800000u | (p.op & 0u)), p.op == 2u);
 }
 
 fn finish(acc: f32) -> f32 {

@@ -23,12 +23,17 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 
 const WG: u32 = 64u;
-const NAN_BITS: u32 = 0x7fc00000u;
 var<workgroup> part: array<f32, 64>;
+
+// A quiet NaN made at run time: browsers' WGSL compilers reject a non-finite constant
+// expression such as bitcast<f32>(0x7fc00000u) (naga accepts it), so the bits depend on a uniform.
+fn nan() -> f32 {
+    return bitcast<f32>(0x7fc00000u | (p.rows & 0u));
+}
 
 // Max and sum-of-exp over one row; called by every thread of the workgroup (uniform flow).
 fn row_max(base: u32, lid: u32) -> f32 {
-    var m = bitcast<f32>(0xff800000u);
+    var m = bitcast<f32>(0xff800000u | (p.rows & 0u)); // -inf, at run time like nan()
     for (var j = lid; j < p.cols; j += WG) {
         m = max(m, x[base + j]);
     }
@@ -85,7 +90,7 @@ fn xent(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if (lid == 0u) {
         let label = labels[row];
         if (label < 0 || u32(label) >= p.cols) {
-            out[row] = bitcast<f32>(NAN_BITS);
+            out[row] = nan();
         } else {
             out[row] = log(s) + m - x[base + u32(label)];
         }
@@ -105,6 +110,6 @@ fn xent_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     for (var j = lid; j < p.cols; j += WG) {
         let onehot = select(0.0, 1.0, valid && u32(label) == j);
         let d = (exp(x[base + j] - m) / s - onehot) * g;
-        out[base + j] = select(bitcast<f32>(NAN_BITS), d, valid);
+        out[base + j] = select(nan(), d, valid);
     }
 }

@@ -43,6 +43,8 @@ pub use graph::{
     ReduceOp, UnaryOp, ValueId,
 };
 pub use tensor::{DType, HostTensor, Shape, TensorData};
+/// The wgpu that [`GpuContext`] exposes, for your own calls on bitgrad's device.
+pub use wgpu;
 
 /// The README's examples, compiled as doctests so that they cannot drift from the API.
 #[cfg(doctest)]

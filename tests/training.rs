@@ -298,6 +298,11 @@ fn idx_files_parse_and_bad_ones_are_named_errors() {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     std::io::Write::write_all(&mut gz, &raw).unwrap();
     assert_eq!(Idx::parse(&gz.finish().unwrap(), "images.gz").unwrap(), idx);
+    assert_eq!(idx.to_bytes(), raw, "to_bytes inverts parse");
+    let first = idx.first(1);
+    assert_eq!((first.dims.clone(), first.data.clone()), (vec![1, 2, 3], (0..6).collect::<Vec<u8>>()));
+    assert_eq!(Idx::parse(&first.to_bytes(), "first").unwrap(), first);
+    assert_eq!(idx.first(5), idx, "fewer entries than asked: all of them");
     let labels = Idx::parse(&[0, 0, 8, 1, 0, 0, 0, 2, 1, 0], "labels").unwrap();
     let d = Dataset::from_idx(&idx, &labels, "set").unwrap();
     assert_eq!((d.sample_shape.clone(), d.x[0], d.x[11]), (vec![2, 3, 1], -1.0, 11.0 / 127.5 - 1.0));

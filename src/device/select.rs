@@ -17,8 +17,14 @@ pub struct AdapterSummary {
 
 impl AdapterSummary {
     pub(crate) fn of(info: &wgpu::AdapterInfo) -> Self {
+        // Browsers may withhold the description wgpu takes the name from.
+        let name = match (info.name.is_empty(), info.backend) {
+            (false, _) => info.name.clone(),
+            (true, wgpu::Backend::BrowserWebGpu) => "the browser's WebGPU adapter".to_string(),
+            (true, _) => "an unnamed adapter".to_string(),
+        };
         AdapterSummary {
-            name: info.name.clone(),
+            name,
             backend: info.backend,
             device_type: info.device_type,
             driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),

@@ -166,6 +166,44 @@ mod tests {
         }
     }
 
+    /// Browsers' WGSL compilers (Tint in Chromium) refuse a constant expression that evaluates
+    /// to NaN or infinity, such as `bitcast<f32>(0x7fc00000u)`, which naga accepts: no shader may
+    /// bitcast constant bits (a literal or a `const`) to a non-finite f32, or hold such a literal.
+    #[test]
+    fn no_shader_has_a_non_finite_constant() {
+        use naga::{Expression, Literal};
+        for shader in ALL_SHADERS {
+            let module = parse(shader);
+            let global = &module.global_expressions;
+            let bits = |e: &Expression| match e {
+                Expression::Literal(Literal::U32(b)) => Some(*b),
+                Expression::Literal(Literal::I32(b)) => Some(*b as u32),
+                _ => None,
+            };
+            let functions = module.functions.iter().map(|(_, f)| f).chain(module.entry_points.iter().map(|e| &e.function));
+            for f in functions {
+                for (_, e) in f.expressions.iter() {
+                    let value = match e {
+                        Expression::Literal(Literal::F32(v)) => Some(*v),
+                        Expression::As { expr, kind: naga::ScalarKind::Float, convert: None } => match &f.expressions[*expr] {
+                            Expression::Constant(c) => bits(&global[module.constants[*c].init]),
+                            operand => bits(operand),
+                        }
+                        .map(f32::from_bits),
+                        _ => None,
+                    };
+                    if let Some(v) = value {
+                        assert!(
+                            v.is_finite(),
+                            "{}.wgsl has the constant {v}: browsers reject it; derive it from a runtime value",
+                            shader.name
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn params_structs_match_wgsl_layout() {
         for shader in ALL_SHADERS {

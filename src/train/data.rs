@@ -58,6 +58,24 @@ impl Idx {
         Ok(Idx { dims, data: body.to_vec() })
     }
 
+    /// The file's bytes (uncompressed): the inverse of [`Idx::parse`].
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = vec![0, 0, 0x08, self.dims.len() as u8];
+        for &d in &self.dims {
+            out.extend_from_slice(&(d as u32).to_be_bytes());
+        }
+        out.extend_from_slice(&self.data);
+        out
+    }
+
+    /// The first `n` entries along the first axis (all of them when there are fewer).
+    pub fn first(&self, n: usize) -> Idx {
+        let mut dims = self.dims.clone();
+        dims[0] = dims[0].min(n);
+        let len = dims.iter().product();
+        Idx { dims, data: self.data[..len].to_vec() }
+    }
+
     /// Reads and parses an IDX file.
     pub fn read(path: &Path) -> Result<Idx> {
         let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
