@@ -323,6 +323,43 @@ fn idx_files_parse_and_bad_ones_are_named_errors() {
 }
 
 #[test]
+fn train_on_batch_is_one_step_of_fit_and_reports_that_batch() {
+    let data = blobs(24, 2);
+    let all: Vec<usize> = (0..24).collect();
+    for d in devices() {
+        let compile = || {
+            let loss = Loss::SparseCategoricalCrossentropy { from_logits: false };
+            Trainer::compile(small_bnn(), loss, Arc::new(Adam::new(0.01)), &[Metric::Accuracy], &d).unwrap()
+        };
+        let (mut fitted, mut stepped) = (compile(), compile());
+        let opts = FitOptions { epochs: 1, batch_size: 24, shuffle_seed: None, verbose: false, ..FitOptions::default() };
+        let epoch = fitted.fit(&data, None, &opts).unwrap().epochs.remove(0).values;
+        let batch = stepped.train_on_batch(&data, &all).unwrap();
+        assert_eq!((batch["loss"], batch["accuracy"]), (epoch["loss"], epoch["accuracy"]), "{}", d.describe());
+        assert_eq!(stepped.steps(), 1);
+        for name in ["dense/kernel", "bn/moving_mean", "adam/dense/kernel/m"] {
+            let (a, b) = (fitted.params.get(name).unwrap().download().unwrap(), stepped.params.get(name).unwrap().download().unwrap());
+            assert_eq!(a, b, "{name} after one step, {}", d.describe());
+        }
+        // A batch reports its own metrics, not a running mean: with a zero learning rate the
+        // second batch's figures are what a fresh trainer reports for it first.
+        let frozen = || {
+            let loss = Loss::SparseCategoricalCrossentropy { from_logits: false };
+            Trainer::compile(small_bnn(), loss, Arc::new(Sgd::new(0.0)), &[Metric::Accuracy], &d).unwrap()
+        };
+        let mut twice = frozen();
+        twice.train_on_batch(&data, &all).unwrap();
+        assert_eq!(twice.train_on_batch(&data, &all[..8]).unwrap(), frozen().train_on_batch(&data, &all[..8]).unwrap());
+        stepped.train_on_batch(&data, &all[..8]).unwrap();
+        for (bad, what) in [(&[][..], "no samples"), (&[3, 24][..], "sample 24")] {
+            let e = stepped.train_on_batch(&data, bad).unwrap_err().to_string();
+            assert!(e.contains("train_on_batch") && e.contains(what), "{e}");
+        }
+        assert_eq!(stepped.steps(), 2, "refused batches take no step");
+    }
+}
+
+#[test]
 fn a_profiled_step_times_every_dispatch_and_is_a_real_step() {
     let data = blobs(40, 5);
     let compile = |d: &Device| {
