@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs a software Vulkan driver when no Vulkan device is present, then
 # runs formatting, lints and every test with the GPU tests executing for real (on lavapipe when
-# there is no GPU). Usage: bash scripts/test.sh
+# there is no GPU), then the browser build's tests in headless Chromium (scripts/web.sh test,
+# which installs its own toolchain). Usage: bash scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,8 +17,11 @@ export BITGRAD_REQUIRE_GPU=1
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+cargo fmt --manifest-path web/Cargo.toml -- --check
 echo "== cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --locked --all-targets
 cargo test --locked --doc
+echo "== the browser build: wasm32 + WebGPU in headless Chromium"
+bash scripts/web.sh test
