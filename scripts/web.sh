@@ -19,8 +19,9 @@ missing_packages() {
 }
 
 # The rustup toolchain has no wasm32 standard library; Debian's rustc-web builds it from source.
+# Warnings fail the build, as clippy -D warnings does natively (the wasm-only code paths).
 wasm_cargo() {
-    PATH=/usr/bin:$PATH RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$root/target/wasm" \
+    PATH=/usr/bin:$PATH RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$root/target/wasm" RUSTFLAGS=-Dwarnings \
         /usr/bin/cargo "$1" --release --locked --manifest-path web/Cargo.toml --target wasm32-unknown-unknown \
         -Zbuild-std=std,panic_abort "${@:2}"
 }

@@ -232,7 +232,7 @@ async function main() {
   clearCanvas();
   if (!navigator.gpu) {
     setState("no-webgpu", "This browser has no WebGPU (navigator.gpu is missing), so bitgrad cannot run here. " +
-      "Use a recent Chrome or Edge, Safari 26, or Firefox 141+ (on Linux, Chromium with --enable-unsafe-webgpu).");
+      "Use a browser with WebGPU enabled, such as a recent Chrome or Edge (on Linux, Chromium started with --enable-unsafe-webgpu).");
     return;
   }
   await init();

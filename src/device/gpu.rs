@@ -123,7 +123,20 @@ impl GpuContext {
             return Err(Error::Wgpu { context: context.to_string(), message: e.to_string() });
         }
         #[cfg(target_arch = "wasm32")]
-        self.deferred.lock().unwrap_or_else(|e| e.into_inner()).push((context.to_string(), Box::pin(errors)));
+        {
+            let mut deferred = self.deferred.lock().unwrap_or_else(|e| e.into_inner());
+            // Forget the scopes that have come back clean, so steps run without a readback do
+            // not pile them up; keep errors until a readback returns them.
+            deferred.retain_mut(|(_, errors)| match errors.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
+                std::task::Poll::Pending => true,
+                std::task::Poll::Ready(None) => false,
+                std::task::Poll::Ready(Some(e)) => {
+                    *errors = Box::pin(std::future::ready(Some(e)));
+                    true
+                }
+            });
+            deferred.push((context.to_string(), Box::pin(errors)));
+        }
         result
     }
 

@@ -99,6 +99,19 @@ try {
 
   await page.screenshot({ path: resolve(OUT, "demo.png"), fullPage: true });
   console.log(`screenshot: ${resolve(OUT, "demo.png")}`);
+
+  // Without the WebGPU flag, Chromium on Linux offers no adapter: the page must say so.
+  const plain = await chromium.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", args: FLAGS.slice(1) });
+  try {
+    const p = await plain.newPage();
+    await p.goto(`http://127.0.0.1:${server.address().port}/`);
+    await p.waitForFunction(() => document.body.dataset.state !== "loading", null, { timeout: 120_000 });
+    const [st, text] = await p.evaluate(() => [document.body.dataset.state, document.getElementById("status").textContent]);
+    console.log(`without WebGPU: ${st}: ${text}`);
+    check(st === "no-webgpu" && text.includes("WebGPU"), `without WebGPU the page said ${st}: ${text}`);
+  } finally {
+    await plain.close();
+  }
   status = 0;
 } catch (e) {
   console.error(`FAILED: ${e.message}`);
