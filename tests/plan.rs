@@ -328,3 +328,23 @@ fn poisoning_touches_only_transient_buffers() {
     plan.run().unwrap();
     assert_eq!(plan.fetch(y).unwrap().as_f32().unwrap(), &(0..12).map(|i| -(i as f32)).collect::<Vec<_>>()[..]);
 }
+
+#[test]
+fn async_forms_give_what_the_blocking_calls_give() {
+    for device in std::iter::once(Device::cpu()).chain(gpu().cloned()) {
+        let (g, loss, vars) = sgd_graph(23);
+        let mut params = ParamStore::new();
+        let mut plan = Plan::new(&device, &g, &[loss], &mut params).unwrap();
+        feed_batch(&mut plan, 23, 5);
+        for _ in 0..3 {
+            plan.run().unwrap();
+        }
+        device.synchronize().unwrap();
+        pollster::block_on(device.synchronize_async()).unwrap();
+        let fetched = pollster::block_on(plan.fetch_async(loss)).unwrap();
+        assert_eq!(fetched, plan.fetch(loss).unwrap(), "{}", device.describe());
+        let w = params.get("w").unwrap();
+        assert_eq!(pollster::block_on(w.download_async()).unwrap(), w.download().unwrap());
+        assert_eq!(pollster::block_on(plan.fetch_async(vars[1])).unwrap(), params.get("b").unwrap().download().unwrap());
+    }
+}

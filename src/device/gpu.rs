@@ -258,6 +258,19 @@ impl GpuContext {
             .map_err(|e| Error::Wgpu { context: "waiting for the GPU".into(), message: e.to_string() })
     }
 
+    /// Resolves when all work submitted so far has finished: natively after polling the device,
+    /// in the browser when the queue reports it done. Errors deferred by `scoped` come back here.
+    pub(crate) async fn finish(&self) -> Result<()> {
+        let (tx, rx) = futures_channel::oneshot::channel();
+        self.queue.on_submitted_work_done(move || {
+            let _ = tx.send(());
+        });
+        self.wait()?;
+        let done = rx.await.map_err(|e| Error::Wgpu { context: "waiting for the GPU".into(), message: e.to_string() });
+        self.deferred_errors().await?;
+        done
+    }
+
     /// Copies the first `bytes` of `src` to host memory once prior work is done. Natively the
     /// GPU is polled here; in the browser the mapping completes when control returns to the
     /// event loop.

@@ -106,9 +106,14 @@ impl Device {
 
     /// Waits until all submitted GPU work has finished (no-op on the CPU).
     pub fn synchronize(&self) -> Result<()> {
+        block("Device::synchronize", "Device::synchronize_async", self.synchronize_async())
+    }
+
+    /// [`Device::synchronize`] without blocking, as the browser needs.
+    pub async fn synchronize_async(&self) -> Result<()> {
         match self {
             Device::Cpu => Ok(()),
-            Device::Gpu(g) => g.wait(),
+            Device::Gpu(g) => g.finish().await,
         }
     }
 }

@@ -66,6 +66,9 @@ async fn blocking_calls_are_named_errors() {
     }
     let y = plan.fetch_async(y).await.unwrap();
     assert_eq!(y.as_f32().unwrap(), [-1.0, -1.0, 1.0, 1.0]);
+    assert!(matches!(device.synchronize(), Err(Error::WouldBlock { call: "Device::synchronize", .. })));
+    plan.run().unwrap();
+    device.synchronize_async().await.unwrap();
 }
 
 #[wasm_bindgen_test]
