@@ -20,6 +20,8 @@ cargo fmt --all -- --check
 cargo fmt --manifest-path web/Cargo.toml -- --check
 echo "== cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
+# The browser crate compiles natively too; sharing target/ reuses the main crate's dependencies.
+CARGO_TARGET_DIR=target cargo clippy --manifest-path web/Cargo.toml --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --locked --all-targets
 cargo test --locked --doc
