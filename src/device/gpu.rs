@@ -110,7 +110,8 @@ impl GpuContext {
     /// [`Error::Wgpu`] with `context`. Use it around your own wgpu calls on this device.
     ///
     /// In the browser the scopes' results arrive later: an error captured here is returned by the
-    /// next readback (`*_async` fetches and downloads) instead, still with `context`.
+    /// next readback (`*_async` fetches and downloads) or `Device::synchronize_async` instead,
+    /// still with `context`.
     pub fn scoped<T>(&self, context: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
