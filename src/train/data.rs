@@ -71,7 +71,9 @@ impl Idx {
     /// The first `n` entries along the first axis (all of them when there are fewer).
     pub fn first(&self, n: usize) -> Idx {
         let mut dims = self.dims.clone();
-        dims[0] = dims[0].min(n);
+        if let Some(d0) = dims.first_mut() {
+            *d0 = (*d0).min(n);
+        }
         let len = dims.iter().product();
         Idx { dims, data: self.data[..len].to_vec() }
     }

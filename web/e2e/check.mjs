@@ -13,6 +13,7 @@ import { serve } from "./serve.mjs";
 
 const OUT = resolve(fileURLToPath(import.meta.url), "../../out");
 const BATCHES = Number(process.env.E2E_BATCHES ?? 40);
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const FLAGS = ["--enable-unsafe-webgpu", "--no-sandbox", "--disable-quic", "--no-first-run", "--disable-background-networking",
   "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"];
 
@@ -24,7 +25,7 @@ const argmax = (v) => v.indexOf(Math.max(...v));
 
 await mkdir(OUT, { recursive: true });
 const server = await serve();
-const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", args: FLAGS });
+const browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
 const page = await browser.newPage({ viewport: { width: 1100, height: 1000 }, acceptDownloads: true });
 const logs = [];
 page.on("console", (m) => logs.push(`console.${m.type()}: ${m.text()}`));
@@ -101,7 +102,7 @@ try {
   console.log(`screenshot: ${resolve(OUT, "demo.png")}`);
 
   // Without the WebGPU flag, Chromium on Linux offers no adapter: the page must say so.
-  const plain = await chromium.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", args: FLAGS.slice(1) });
+  const plain = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS.filter((f) => f !== "--enable-unsafe-webgpu") });
   try {
     const p = await plain.newPage();
     await p.goto(`http://127.0.0.1:${server.address().port}/`);

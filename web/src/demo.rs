@@ -46,16 +46,16 @@ fn js(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
 }
 
-/// `[-1, 1]` model inputs from ink values in `[0, 1]` (the scale of the training data:
+/// One `[-1, 1]` model input from ink values in `[0, 1]` (the scale of the training data:
 /// `byte / 127.5 - 1`), checked to be one image.
-fn image(pixels: &[f32]) -> Result<HostTensor, JsError> {
+fn image(pixels: &[f32]) -> Result<Dataset, JsError> {
     if pixels.len() != PIXELS {
         return Err(JsError::new(&format!("an image has {PIXELS} pixels (28 x 28), not {}", pixels.len())));
     }
     if let Some(i) = pixels.iter().position(|p| !(0.0..=1.0).contains(p)) {
         return Err(JsError::new(&format!("pixel {i} is {}; ink values lie in [0, 1]", pixels[i])));
     }
-    HostTensor::f32([1, 28, 28, 1], pixels.iter().map(|p| p * 2.0 - 1.0).collect()).map_err(js)
+    Dataset::new(&[28, 28, 1], pixels.iter().map(|p| p * 2.0 - 1.0).collect(), vec![0]).map_err(js)
 }
 
 #[wasm_bindgen]
@@ -132,11 +132,7 @@ impl Demo {
     pub async fn classify(&self, pixels: Vec<f32>) -> Result<Vec<f32>, JsError> {
         let x = image(&pixels)?;
         let mut s = self.take()?;
-        let data = Dataset::new(&[28, 28, 1], x.as_f32().map_err(js)?.to_vec(), vec![0]).map_err(js);
-        let result = match data {
-            Ok(d) => s.trainer.predict_async(&d, 1).await.map_err(js),
-            Err(e) => Err(e),
-        };
+        let result = s.trainer.predict_async(&x, 1).await.map_err(js);
         self.put(s);
         result
     }
@@ -186,6 +182,7 @@ impl Demo {
     /// Class scores of the loaded packed model for one image of ink values in `[0, 1]`.
     pub async fn classify_packed(&self, pixels: Vec<f32>) -> Result<Vec<f32>, JsError> {
         let x = image(&pixels)?;
+        let x = HostTensor::f32([1, 28, 28, 1], x.x).map_err(js)?;
         let s = self.take()?;
         let result = match &s.packed {
             Some(p) => infer_packed_async(p, &s.device, &x).await.map_err(js).and_then(|y| y.as_f32().map(<[f32]>::to_vec).map_err(js)),
