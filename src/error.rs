@@ -76,7 +76,9 @@ pub enum Error {
     #[error("no GPU adapter found: {0}")]
     NoAdapter(String),
     /// The chosen adapter cannot satisfy a request.
-    #[error("{what} needs {needed} but adapter `{adapter}` allows at most {limit} ({limit_name})")]
+    #[error(
+        "{what} needs {needed} but adapter `{adapter}` allows at most {limit} ({limit_name}); a smaller batch needs less (inference splits a batch to fit by itself)"
+    )]
     LimitExceeded {
         /// The buffer, value or dispatch that is too large.
         what: String,

@@ -27,6 +27,13 @@ impl DType {
     }
 }
 
+/// Size arithmetic that must not wrap: `value` is a checked sum or product (`None` when it
+/// overflowed), which becomes an error naming `op` and `arg`. Shapes derived from files pass
+/// through this, so an absurd size is refused instead of wrapping to a small one.
+pub fn checked_size(op: &'static str, arg: &'static str, value: Option<usize>) -> Result<usize> {
+    value.ok_or_else(|| Error::invalid(op, arg, "the size it implies overflows (more than 2^64 elements)"))
+}
+
 /// A tensor shape: a list of dimension sizes, row-major (last dimension contiguous).
 #[derive(Clone, PartialEq, Eq, Hash, Default)]
 pub struct Shape(Vec<usize>);

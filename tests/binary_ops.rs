@@ -183,7 +183,7 @@ fn small_m_xnor_kernels_agree_with_and_without_subgroups() {
         ctx.adapter.get_info().subgroup_min_size,
         ctx.adapter.get_info().subgroup_max_size
     );
-    let fallback = Device::gpu_with(&bitgrad::GpuOptions { subgroups: false }).unwrap();
+    let fallback = Device::gpu_with(&bitgrad::GpuOptions { subgroups: false, ..Default::default() }).unwrap();
     assert!(!fallback.gpu_context().unwrap().subgroup_kernels);
     for m in [1, 3, 7] {
         for (n, k) in [(1, 1), (33, 100), (100, 257), (64, 32)] {

@@ -41,7 +41,8 @@ enum Command {
     Run {
         #[command(flatten)]
         on: ModelInput,
-        /// Where to write the outputs (.npy).
+        /// Where to write the output (.npy); for a model with several outputs a .safetensors
+        /// file, one tensor per output named by its layer.
         #[arg(long)]
         output: std::path::PathBuf,
     },
@@ -117,18 +118,26 @@ impl ModelInput {
         Ok((bitgrad::io::keras::read_model(&self.model)?, weights, bitgrad::io::npy::read(&self.input)?, device(&self.device)?))
     }
 
-    /// The model's output in inference mode.
-    fn infer(&self) -> bitgrad::Result<bitgrad::HostTensor> {
+    /// The files read, for checking that no output replaces one.
+    fn inputs(&self) -> Vec<(&'static str, &std::path::Path)> {
+        let mut v = vec![("MODEL", self.model.as_path()), ("--input", self.input.as_path())];
+        v.extend(self.weights.as_deref().map(|w| ("--weights", w)));
+        v
+    }
+
+    /// The model's outputs in inference mode, named by their layers.
+    fn infer(&self) -> bitgrad::Result<Vec<(String, bitgrad::HostTensor)>> {
         if !self.is_packed() {
             let (model, weights, x, d) = self.load()?;
-            return bitgrad::models::execute::infer(&model, &d, weights, &x);
+            let file = bitgrad::io::safetensors::TensorFile::read(weights)?;
+            return bitgrad::models::execute::infer_outputs(&model, &d, &file, &weights.display().to_string(), &x);
         }
         if let Some(w) = &self.weights {
             let why = format!("`{}` is a packed export, which holds its weights; drop --weights {}", self.model.display(), w.display());
             return Err(bitgrad::Error::invalid("command line", "--weights", why));
         }
         let packed = bitgrad::io::packed::PackedModel::read(&self.model)?;
-        bitgrad::models::execute::infer_packed(&packed, &device(&self.device)?, &bitgrad::io::npy::read(&self.input)?)
+        bitgrad::models::execute::infer_packed_outputs(&packed, &device(&self.device)?, &bitgrad::io::npy::read(&self.input)?)
     }
 }
 
@@ -175,6 +184,14 @@ struct TrainArgs {
 }
 
 fn main() {
+    // Rust ignores SIGPIPE, so writing to a closed pipe (`bitgrad summary m.json | head -1`)
+    // would be an error or a panic in print!; restoring the default makes bitgrad end quietly
+    // there, as Unix tools do. Files are written atomically, so nothing is left half-written.
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to the default, before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     if let Err(e) = run(Cli::parse()) {
         eprintln!("error: {e}");
@@ -218,13 +235,20 @@ fn run(cli: Cli) -> bitgrad::Result<()> {
             }
             Ok(())
         }
-        Command::Run { on, output } => bitgrad::io::npy::write(&output, &on.infer()?),
+        Command::Run { on, output } => {
+            bitgrad::io::check_outputs(&on.inputs(), &[("--output", &output)])?;
+            write_outputs(&output, on.infer()?)
+        }
         Command::Grad { on, upstream, output } => {
+            let mut inputs = on.inputs();
+            inputs.push(("--upstream", &upstream));
+            bitgrad::io::check_outputs(&inputs, &[("--output", &output)])?;
             let (model, weights, x, d) = on.load()?;
             let dy = bitgrad::io::npy::read(&upstream)?;
             bitgrad::models::execute::gradients(&model, &d, weights, &x, &dy)?.write(&output)
         }
         Command::Export { model, weights, output } => {
+            bitgrad::io::check_outputs(&[("MODEL", &model), ("--weights", &weights)], &[("--output", &output)])?;
             let m = bitgrad::io::keras::read_model(&model)?;
             let latent = bitgrad::io::safetensors::TensorFile::read(&weights)?;
             let (file, report) = bitgrad::io::packed::export(&m, &latent, &weights.display().to_string())?;
@@ -244,22 +268,27 @@ fn run(cli: Cli) -> bitgrad::Result<()> {
             Ok(())
         }
         Command::Bench { device: name, all, min_time, json, no_subgroups } => {
-            if !(min_time.is_finite() && min_time >= 0.0) {
-                return Err(bitgrad::Error::invalid("bench", "--min-time", format!("{min_time} must be a non-negative number of seconds")));
+            let min_time = std::time::Duration::try_from_secs_f64(min_time).map_err(|_| {
+                bitgrad::Error::invalid(
+                    "bench",
+                    "--min-time",
+                    format!("{min_time} must be a non-negative number of seconds a timer can hold"),
+                )
+            })?;
+            if let Some(path) = &json {
+                bitgrad::io::check_outputs(&[], &[("--json", path)])?;
             }
             let d = match name.as_str() {
-                "gpu" if no_subgroups => bitgrad::Device::gpu_with(&bitgrad::GpuOptions { subgroups: false })?,
+                "gpu" if no_subgroups => bitgrad::Device::gpu_with(&bitgrad::GpuOptions { subgroups: false, ..Default::default() })?,
                 _ => device(&name)?,
             };
             eprintln!("benchmarking on {}", d.describe());
-            let opts = bitgrad::bench::SuiteOptions { all, min_time: std::time::Duration::from_secs_f64(min_time) };
+            let opts = bitgrad::bench::SuiteOptions { all, min_time };
             let results = bitgrad::bench::suite(&d, opts, |what| eprintln!("  {what}"))?;
             print!("{}", bitgrad::bench::table(&results));
             let text = serde_json::to_string_pretty(&results).expect("measurements serialize");
             match json {
-                Some(path) => {
-                    std::fs::write(&path, text + "\n").map_err(|source| bitgrad::Error::Io { path: path.display().to_string(), source })?
-                }
+                Some(path) => bitgrad::io::write_atomically(&path, (text + "\n").as_bytes())?,
                 None => println!("{text}"),
             }
             Ok(())
@@ -274,6 +303,21 @@ fn train(args: TrainArgs) -> bitgrad::Result<()> {
     use bitgrad::train::{FitOptions, Loss, Metric, Schedule, Trainer};
     use std::sync::Arc;
 
+    if args.batch_size == 0 {
+        return Err(bitgrad::Error::invalid("train", "--batch-size", "must be at least 1"));
+    }
+    if args.epochs == Some(0) {
+        return Err(bitgrad::Error::invalid("train", "--epochs", "must be at least 1"));
+    }
+    let models: Vec<&str> = match args.model.as_str() {
+        "both" => vec!["mlp", "cnn"],
+        "mlp" | "cnn" => vec![args.model.as_str()],
+        other => return Err(bitgrad::Error::invalid("train", "--model", format!("`{other}` is not one of mlp, cnn, both"))),
+    };
+    if args.resume.is_some() && models.len() > 1 {
+        return Err(bitgrad::Error::invalid("train", "--resume", "resumes one model; pass --model mlp or cnn"));
+    }
+    check_train_outputs(&args, &models)?;
     let d = device(&args.device)?;
     let (train, test) = bitgrad::train::data::load_mnist_format(&args.data)?;
     let train = match args.limit {
@@ -282,11 +326,6 @@ fn train(args: TrainArgs) -> bitgrad::Result<()> {
     };
     eprintln!("device: {}", d.describe());
     eprintln!("data: {} ({} train, {} test)", args.data.display(), train.len(), test.len());
-    let models: Vec<&str> = match args.model.as_str() {
-        "both" => vec!["mlp", "cnn"],
-        "mlp" | "cnn" => vec![args.model.as_str()],
-        other => return Err(bitgrad::Error::invalid("train", "--model", format!("`{other}` is not one of mlp, cnn, both"))),
-    };
     for which in models {
         let epochs = args.epochs.unwrap_or(if which == "mlp" { 5 } else { 3 });
         let steps = epochs * train.len().div_ceil(args.batch_size);
@@ -315,9 +354,6 @@ fn train(args: TrainArgs) -> bitgrad::Result<()> {
             Trainer::compile(model, Loss::SparseCategoricalCrossentropy { from_logits: false }, optimizer, &[Metric::Accuracy], &d)?;
         let mut done = 0;
         if let Some(path) = &args.resume {
-            if args.model == "both" {
-                return Err(bitgrad::Error::invalid("train", "--resume", "resumes one model; pass --model mlp or cnn"));
-            }
             trainer.load_state(path)?;
             done = trainer.epochs_done();
             eprintln!("resumed from {} after epoch {done}", path.display());
@@ -336,10 +372,14 @@ fn train(args: TrainArgs) -> bitgrad::Result<()> {
             checkpoint: args.checkpoint.as_ref().map(|p| bitgrad::train::ModelCheckpoint::new(per_model(p, which))),
             ..FitOptions::default()
         };
+        // Everything after training is checked before it: the test set's labels (and its plan),
+        // and the training step's buffers (fit plans them first).
+        trainer.check_dataset(&test, "the test set")?;
+        let memory = trainer.step_memory(args.batch_size.min(train.len()))?;
         let history = trainer.fit(&train, None, &opts)?;
         let test_metrics = trainer.evaluate(&test, 256)?;
         let rate = history.mean_images_per_second();
-        if let Some(m) = trainer.step_memory(args.batch_size)? {
+        if let Some(m) = memory {
             eprintln!(
                 "step memory: {:.1} MiB transient (pooled; {:.1} MiB unpooled) + {:.1} MiB inputs + {:.1} MiB weights, statistics and slots",
                 m.pooled_bytes as f64 / 1048576.0,
@@ -362,6 +402,64 @@ fn train(args: TrainArgs) -> bitgrad::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Checks what `train` will write before anything runs: `--checkpoint` names a `.safetensors`
+/// file (its model JSON goes beside it), and no history, state or JSON file of any model and
+/// epoch is another of them or the state `--resume` reads.
+fn check_train_outputs(args: &TrainArgs, models: &[&str]) -> bitgrad::Result<()> {
+    if let Some(c) = &args.checkpoint {
+        bitgrad::io::check_output_path("--checkpoint", c)?;
+        if c.extension().is_none_or(|e| e != "safetensors") {
+            return Err(bitgrad::Error::invalid(
+                "train",
+                "--checkpoint",
+                format!("`{}` must end in .safetensors (the model's JSON is written beside it, as .json)", c.display()),
+            ));
+        }
+    }
+    if let Some(h) = &args.history {
+        bitgrad::io::check_output_path("--history", h)?;
+    }
+    let mut files: Vec<(&'static str, std::path::PathBuf)> = Vec::new();
+    for which in models {
+        let epochs = args.epochs.unwrap_or(if *which == "mlp" { 5 } else { 3 });
+        if let Some(h) = &args.history {
+            files.push(("--history", per_model(h, which)));
+        }
+        if let Some(c) = &args.checkpoint {
+            let checkpoint = bitgrad::train::ModelCheckpoint::new(per_model(c, which));
+            let per_epoch = c.to_string_lossy().contains("{epoch}");
+            for e in 0..if per_epoch { epochs } else { 1 } {
+                files.extend(checkpoint.files_for(e).into_iter().map(|p| ("--checkpoint", p)));
+            }
+        }
+    }
+    let outputs: Vec<(&'static str, &std::path::Path)> = files.iter().map(|(w, p)| (*w, p.as_path())).collect();
+    let inputs: Vec<(&'static str, &std::path::Path)> = args.resume.iter().map(|r| ("--resume", r.as_path())).collect();
+    bitgrad::io::check_outputs(&inputs, &outputs)
+}
+
+/// Writes `run`'s outputs: one as `.npy`, or all of them into a `.safetensors` file keyed by
+/// output name.
+fn write_outputs(path: &std::path::Path, mut outputs: Vec<(String, bitgrad::HostTensor)>) -> bitgrad::Result<()> {
+    if path.extension().is_some_and(|e| e == "safetensors") {
+        let file = bitgrad::io::safetensors::TensorFile { tensors: outputs.into_iter().collect(), ..Default::default() };
+        return file.write(path);
+    }
+    if outputs.len() != 1 {
+        let names: Vec<String> = outputs.iter().map(|(n, _)| format!("`{n}`")).collect();
+        return Err(bitgrad::Error::invalid(
+            "run",
+            "--output",
+            format!(
+                "the model has {} outputs ({}); write them all with --output FILE.safetensors (one tensor per output, named by its layer)",
+                names.len(),
+                names.join(", ")
+            ),
+        ));
+    }
+    bitgrad::io::npy::write(path, &outputs.remove(0).1)
 }
 
 /// `path` with `-MODEL` inserted before its extension (`.json` when it has none).

@@ -18,11 +18,15 @@ const WANTED_FEATURES: wgpu::Features = wgpu::Features::SUBGROUP.union(wgpu::Fea
 pub struct GpuOptions {
     /// Use kernel variants with subgroup operations where the adapter has them (default true).
     pub subgroups: bool,
+    /// Bind at most this many bytes per storage buffer even where the adapter allows more
+    /// (default `None`: the adapter's limit): leaves memory to others, and shows on any adapter
+    /// how bitgrad behaves on a smaller one.
+    pub max_binding_bytes: Option<u64>,
 }
 
 impl Default for GpuOptions {
     fn default() -> Self {
-        GpuOptions { subgroups: true }
+        GpuOptions { subgroups: true, max_binding_bytes: None }
     }
 }
 
@@ -63,7 +67,10 @@ impl GpuContext {
             log::warn!("no hardware GPU adapter found; using the software adapter {} ({:?})", summary.name, summary.backend);
         }
         let features = WANTED_FEATURES & adapter.features();
-        let limits = adapter.limits();
+        let mut limits = adapter.limits();
+        if let Some(cap) = opts.max_binding_bytes {
+            limits.max_storage_buffer_binding_size = limits.max_storage_buffer_binding_size.min(cap);
+        }
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("bitgrad"),

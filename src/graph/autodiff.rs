@@ -47,6 +47,8 @@ impl Graph {
             let seed = self.fill(self.value(loss).shape.clone(), 1.0)?;
             grads.insert(loss, seed);
         }
+        // Gradient nodes carry the layer tag of the node they differentiate.
+        let outer = self.layer.clone();
         for idx in (0..forward_nodes).rev() {
             let node = self.nodes[idx].clone();
             let Some(out) = node.output else { continue };
@@ -54,6 +56,7 @@ impl Graph {
             if !needs[out.index()] {
                 continue;
             }
+            self.set_layer(node.layer.clone());
             // An overridden value sends its gradient where its rule says, not through its op.
             let (targets, dxs) = match self.overrides.get(&out).cloned() {
                 Some(o) => {
@@ -93,6 +96,7 @@ impl Graph {
                 grads.insert(input, total);
             }
         }
+        self.set_layer(outer);
         wrt.iter()
             .map(|w| match grads.get(w) {
                 Some(&g) => Ok(g),

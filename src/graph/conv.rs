@@ -6,7 +6,7 @@ use super::binary::PackedSigns;
 use super::op::{words_for, Epilogue, Op, PackMode};
 use super::{Graph, ValueId};
 use crate::error::{Error, Result};
-use crate::tensor::{DType, Shape};
+use crate::tensor::{checked_size, DType, Shape};
 
 /// Keras padding modes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,16 +87,19 @@ impl ConvGeometry {
             DataFormat::ChannelsLast => (d[r + 1], d[1..=r].to_vec()),
             DataFormat::ChannelsFirst => (d[1], d[2..].to_vec()),
         };
-        let eff: Vec<usize> = (0..r).map(|i| (kernel[i] - 1) * dilation[i] + 1).collect();
+        let eff = (0..r)
+            .map(|i| checked_size(op, "dilation_rate", (kernel[i] - 1).checked_mul(dilation[i]).and_then(|e| e.checked_add(1))))
+            .collect::<Result<Vec<usize>>>()?;
         let pads: Vec<(usize, usize)> = match padding {
             Padding::Valid => vec![(0, 0); r],
             Padding::Same => (0..r)
                 .map(|i| {
                     let out = input[i].div_ceil(strides[i]);
-                    let total = ((out - 1) * strides[i] + eff[i]).saturating_sub(input[i]);
-                    (total / 2, total - total / 2)
+                    let span = (out - 1).checked_mul(strides[i]).and_then(|s| s.checked_add(eff[i]));
+                    let total = checked_size(op, "kernel_size", span)?.saturating_sub(input[i]);
+                    Ok((total / 2, total - total / 2))
                 })
-                .collect(),
+                .collect::<Result<_>>()?,
             Padding::Causal if r == 1 => vec![(eff[0] - 1, 0)],
             Padding::Causal => return Err(Error::invalid(op, "padding", "causal padding exists only for 1-D convolutions")),
             Padding::Explicit(p) if p.len() == r => p.clone(),
@@ -104,7 +107,7 @@ impl ConvGeometry {
         };
         let mut output = Vec::with_capacity(r);
         for i in 0..r {
-            let padded = input[i] + pads[i].0 + pads[i].1;
+            let padded = checked_size(op, "padding", input[i].checked_add(pads[i].0).and_then(|n| n.checked_add(pads[i].1)))?;
             if padded < eff[i] {
                 return Err(Error::invalid(
                     op,

@@ -18,7 +18,7 @@ pub use op::{
 pub use plan::{KernelTime, ParamStore, Plan, PlanMemory};
 
 use crate::error::{Error, Result};
-use crate::tensor::{DType, HostTensor, Shape};
+use crate::tensor::{checked_size, DType, HostTensor, Shape};
 
 /// Handle to a value in a [`Graph`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -102,6 +102,8 @@ pub struct Node {
     pub inputs: Vec<ValueId>,
     /// Its result, if it has one ([`Op::Assign`] has none).
     pub output: Option<ValueId>,
+    /// The model layer that recorded it (for errors that must name something a user wrote).
+    pub layer: Option<std::sync::Arc<str>>,
 }
 
 /// How the gradient of one value reaches chosen inputs, replacing the rules of the ops that
@@ -143,12 +145,25 @@ pub struct Graph {
     values: Vec<Value>,
     nodes: Vec<Node>,
     overrides: std::collections::HashMap<ValueId, GradientOverride>,
+    /// The layer new nodes are recorded for (see [`Node::layer`]).
+    layer: Option<std::sync::Arc<str>>,
 }
 
 impl Graph {
     /// An empty graph.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The layer new nodes are tagged with (see [`Graph::set_layer`]).
+    pub fn layer(&self) -> Option<&std::sync::Arc<str>> {
+        self.layer.as_ref()
+    }
+
+    /// Tags the nodes recorded from now on as recorded by `layer` (`None`: by no layer), and
+    /// returns the previous tag for the caller to restore.
+    pub fn set_layer(&mut self, layer: Option<std::sync::Arc<str>>) -> Option<std::sync::Arc<str>> {
+        std::mem::replace(&mut self.layer, layer)
     }
 
     /// All values.
@@ -244,7 +259,7 @@ impl Graph {
         }
         let node = self.nodes.len();
         let output = out.map(|(shape, dtype)| self.add_value(shape, dtype, Source::Node(node)));
-        self.nodes.push(Node { op, inputs: inputs.to_vec(), output });
+        self.nodes.push(Node { op, inputs: inputs.to_vec(), output, layer: self.layer.clone() });
         Ok(output)
     }
 
@@ -383,16 +398,25 @@ impl Graph {
         if pads.len() != xs.rank() {
             return Err(Error::shapes("pad", xs.dims(), &[pads.len()], "needs one (before, after) pair per axis"));
         }
-        let shape: Vec<usize> = xs.dims().iter().zip(pads).map(|(d, (b, a))| d + b + a).collect();
-        let offset: Vec<isize> = pads.iter().map(|&(b, _)| -(b as isize)).collect();
+        let shape = xs
+            .dims()
+            .iter()
+            .zip(pads)
+            .map(|(d, (b, a))| checked_size("pad", "pads", d.checked_add(*b).and_then(|n| n.checked_add(*a))))
+            .collect::<Result<Vec<usize>>>()?;
+        let offset = pads
+            .iter()
+            .map(|&(b, _)| isize::try_from(b).map(|b| -b).map_err(|_| Error::invalid("pad", "pads", format!("{b} is too large"))))
+            .collect::<Result<Vec<isize>>>()?;
         self.window(x, &offset, shape)
     }
 
     /// `x[start .. start + shape]`; the slice must lie inside `x`.
     pub fn slice(&mut self, x: ValueId, start: &[usize], shape: impl Into<Shape>) -> Result<ValueId> {
         let (xs, shape) = (self.check(x)?.shape.clone(), shape.into());
-        let fits =
-            start.len() == xs.rank() && shape.rank() == xs.rank() && (0..xs.rank()).all(|d| start[d] + shape.dims()[d] <= xs.dims()[d]);
+        let fits = start.len() == xs.rank()
+            && shape.rank() == xs.rank()
+            && (0..xs.rank()).all(|d| start[d].checked_add(shape.dims()[d]).is_some_and(|end| end <= xs.dims()[d]));
         if !fits {
             return Err(Error::shapes("slice", xs.dims(), shape.dims(), format!("a slice at {start:?} must lie inside x")));
         }

@@ -488,7 +488,10 @@ impl GpuExec {
             Source::Input { name } => format!("input `{name}`"),
             Source::Variable { name, .. } => format!("variable `{name}`"),
             Source::Constant { .. } => "constant".to_string(),
-            Source::Node(n) => format!("output of node {n} ({})", graph.nodes[*n].op.name()),
+            Source::Node(n) => match &graph.nodes[*n].layer {
+                Some(layer) => format!("layer `{layer}` (its {} output)", graph.nodes[*n].op.name()),
+                None => format!("output of node {n} ({})", graph.nodes[*n].op.name()),
+            },
         };
         let mut views: HashMap<ValueId, BufferView> = HashMap::new();
         let mut memory = PlanMemory::default();

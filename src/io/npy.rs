@@ -43,12 +43,13 @@ pub fn from_bytes(file: &str, bytes: &[u8]) -> Result<HostTensor> {
         .filter(|s| !s.is_empty())
         .map(|s| s.parse::<usize>().map_err(|_| bad(format!("malformed shape {}", &shape_text[..=close]))))
         .collect::<Result<Vec<usize>>>()?;
-    let count = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).ok_or_else(|| bad("the shape is too large".into()))?;
+    let size = dims.iter().try_fold(4usize, |n, &d| n.checked_mul(d)).ok_or_else(|| bad(format!("shape {dims:?} is too large")))?;
     let data = &bytes[end..];
-    if data.len() != count * 4 {
-        return Err(bad(format!("shape {dims:?} needs {} bytes of data, the file has {}", count * 4, data.len())));
+    if data.len() != size {
+        return Err(bad(format!("shape {dims:?} needs {size} bytes of data, the file has {}", data.len())));
     }
-    let values = data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    let values: Vec<f32> = data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    super::check_finite(file, "the array", &values)?;
     HostTensor::f32(dims, values).map_err(|e| bad(e.to_string()))
 }
 
@@ -73,7 +74,7 @@ pub fn to_bytes(t: &HostTensor) -> Result<Vec<u8>> {
 
 /// Reads a float32 `.npy` file.
 pub fn read(path: &Path) -> Result<HostTensor> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+    let bytes = super::read_file(path)?;
     from_bytes(&path.display().to_string(), &bytes)
 }
 

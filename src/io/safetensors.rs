@@ -56,7 +56,11 @@ impl TensorFile {
             let data = view.data();
             let words = || data.chunks_exact(4).map(|c| [c[0], c[1], c[2], c[3]]);
             let data = match view.dtype() {
-                Dtype::F32 => TensorData::F32(words().map(f32::from_le_bytes).collect()),
+                Dtype::F32 => {
+                    let values: Vec<f32> = words().map(f32::from_le_bytes).collect();
+                    super::check_finite(file, &format!("tensor `{name}`"), &values)?;
+                    TensorData::F32(values)
+                }
                 Dtype::I32 => TensorData::I32(words().map(i32::from_le_bytes).collect()),
                 Dtype::U32 => TensorData::U32(words().map(u32::from_le_bytes).collect()),
                 other => return Err(bad(format!("tensor `{name}` is {other:?}; bitgrad reads F32, I32 and U32"))),
@@ -132,7 +136,7 @@ impl TensorFile {
 
     /// Reads and parses a file.
     pub fn read(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+        let bytes = super::read_file(path)?;
         Self::from_bytes(&path.display().to_string(), &bytes)
     }
 }

@@ -86,7 +86,9 @@ impl Layer for Reshape {
     fn build(&self, g: &mut Graph, x: ValueId, _ctx: &mut BuildContext) -> Result<ValueId> {
         let d = g.value(x).shape.dims().to_vec();
         let per_sample: usize = d.iter().skip(1).product();
-        let known: usize = self.target_shape.iter().flatten().product();
+        let known = self.target_shape.iter().flatten().try_fold(1usize, |n, &t| n.checked_mul(t)).ok_or_else(|| {
+            Error::invalid("Reshape", "target_shape", format!("layer `{}`: {:?} holds more than 2^64 values", self.name, self.target_shape))
+        })?;
         let unknown = self.target_shape.iter().filter(|t| t.is_none()).count();
         let fits = match unknown {
             0 => known == per_sample,

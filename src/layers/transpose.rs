@@ -53,17 +53,20 @@ impl QuantConvTranspose {
     /// Output spatial size of axis `i` for input size `n` (Keras' `deconv_output_length`).
     fn output_length(&self, i: usize, n: usize) -> Result<usize> {
         let (k, s) = (self.kernel_size[i], self.strides[i]);
-        let eff = (k - 1) * self.dilation_rate[i] + 1;
+        let overflow = || self.bad("kernel_size", "the output size overflows".into());
+        let eff = (k - 1).checked_mul(self.dilation_rate[i]).and_then(|e| e.checked_add(1)).ok_or_else(overflow)?;
         let pad = match self.padding {
             Padding::Valid => 0,
             Padding::Same => eff / 2,
             _ => return Err(self.bad("padding", "must be valid or same".into())),
         };
+        let scaled = n.checked_mul(s).ok_or_else(overflow)?;
         Ok(match (&self.output_padding, &self.padding) {
-            (None, Padding::Valid) => n * s + eff.saturating_sub(s),
-            (None, _) => n * s,
+            (None, Padding::Valid) => scaled.checked_add(eff.saturating_sub(s)).ok_or_else(overflow)?,
+            (None, _) => scaled,
             (Some(op), _) => {
-                ((n - 1) * s + eff + op[i]).checked_sub(2 * pad).ok_or_else(|| self.bad("kernel_size", "output would be empty".into()))?
+                let full = (scaled - s).checked_add(eff).and_then(|l| l.checked_add(op[i])).ok_or_else(overflow)?;
+                full.checked_sub(2 * pad).ok_or_else(|| self.bad("kernel_size", "output would be empty".into()))?
             }
         })
     }

@@ -51,62 +51,148 @@ fn planned(
     outputs: impl FnOnce(&mut Built) -> Result<Vec<ValueId>>,
 ) -> Result<(Plan, Vec<ValueId>)> {
     let built = super::build(model, x.shape().dims()[0], mode)?;
-    plan_with(model, built, device, x, |b, params| load_weights(b, params, device, weights), outputs)
+    let (mut plan, outs) = plan_with(built, device, |b, params| load_weights(b, params, device, weights), outputs)?;
+    plan.feed(&model.inputs()[0].0, x)?;
+    Ok((plan, outs))
 }
 
 /// Plans `outputs` of a built model on `device` after `load` put its weights into the parameter
-/// store, and feeds `x`.
+/// store.
 fn plan_with(
-    model: &dyn Model,
     mut built: Built,
     device: &Device,
-    x: &HostTensor,
     load: impl FnOnce(&Built, &mut ParamStore) -> Result<()>,
     outputs: impl FnOnce(&mut Built) -> Result<Vec<ValueId>>,
 ) -> Result<(Plan, Vec<ValueId>)> {
     let mut params = ParamStore::new();
     load(&built, &mut params)?;
     let outs = outputs(&mut built)?;
-    let mut plan = Plan::new(device, built.graph(), &outs, &mut params)?;
-    plan.feed(&model.inputs()[0].0, x)?;
+    let plan = Plan::new(device, built.graph(), &outs, &mut params)?;
     Ok((plan, outs))
 }
 
-/// The model's output for `x` in inference mode (BatchNorm with its moving statistics).
+/// A plan of a model's outputs for some batch size, the output values and their names.
+type Planned = (Plan, Vec<ValueId>, Vec<String>);
+
+/// Runs an inference plan over the batch `x` fed as `input`, and returns each output named.
+/// `plan_for(batch)` plans for a batch size; when the adapter's limits refuse the whole batch
+/// it is halved until a plan fits and the batch runs in chunks of that size (samples are
+/// independent in inference, so the outputs are the same).
+async fn run_in_chunks(
+    input: &str,
+    x: &HostTensor,
+    plan_for: &mut dyn FnMut(usize) -> Result<Planned>,
+) -> Result<Vec<(String, HostTensor)>> {
+    let n = x.shape().dims()[0];
+    let mut chunk = n;
+    let mut current = loop {
+        match plan_for(chunk) {
+            Err(Error::LimitExceeded { .. }) if chunk > 1 => chunk = chunk.div_ceil(2),
+            other => break other?,
+        }
+    };
+    let per: usize = x.shape().dims()[1..].iter().product();
+    let values = x.as_f32()?;
+    let mut parts: Vec<(Vec<usize>, Vec<f32>)> = Vec::new();
+    let mut start = 0;
+    while start < n {
+        let end = (start + chunk).min(n);
+        if end - start != chunk {
+            current = plan_for(end - start)?;
+        }
+        let (plan, outs, _) = &mut current;
+        let mut dims = x.shape().dims().to_vec();
+        dims[0] = end - start;
+        plan.feed(input, &HostTensor::f32(dims, values[start * per..end * per].to_vec())?)?;
+        plan.run()?;
+        for (k, &o) in outs.iter().enumerate() {
+            let t = plan.fetch_async(o).await?;
+            if parts.len() <= k {
+                parts.push((t.shape().dims().to_vec(), Vec::new()));
+            } else {
+                parts[k].0[0] += t.shape().dims()[0];
+            }
+            parts[k].1.extend_from_slice(t.as_f32()?);
+        }
+        start = end;
+    }
+    let names = current.2;
+    names.into_iter().zip(parts).map(|(name, (dims, v))| Ok((name, HostTensor::f32(dims, v)?))).collect()
+}
+
+/// The single output of `outputs`, or an error naming them all when there are several.
+fn single(call: &str, instead: &str, mut outputs: Vec<(String, HostTensor)>) -> Result<HostTensor> {
+    if outputs.len() == 1 {
+        return Ok(outputs.remove(0).1);
+    }
+    let names: Vec<String> = outputs.iter().map(|(n, _)| format!("`{n}`")).collect();
+    Err(Error::invalid(
+        "run",
+        "model",
+        format!("has {} outputs ({}); {call} returns one, {instead} returns each", names.len(), names.join(", ")),
+    ))
+}
+
+/// The model's output for `x` in inference mode (BatchNorm with its moving statistics); a
+/// model with several outputs is an error (see [`infer_outputs`]).
 pub fn infer(model: &dyn Model, device: &Device, weights: &Path, x: &HostTensor) -> Result<HostTensor> {
-    check_input(model, "the input", x)?;
-    infer_checked(model, device, &TensorFile::read(weights)?, &weights.display().to_string(), x)
+    infer_with(model, device, &TensorFile::read(weights)?, &weights.display().to_string(), x)
 }
 
 /// The model's output for `x` in inference mode with weights already in memory (`name` names
 /// them in errors).
 pub fn infer_with(model: &dyn Model, device: &Device, weights: &TensorFile, name: &str, x: &HostTensor) -> Result<HostTensor> {
-    check_input(model, "the input", x)?;
-    infer_checked(model, device, weights, name, x)
+    single("infer", "infer_outputs", infer_outputs(model, device, weights, name, x)?)
 }
 
-/// [`infer_with`] for an input already checked.
-fn infer_checked(model: &dyn Model, device: &Device, weights: &TensorFile, name: &str, x: &HostTensor) -> Result<HostTensor> {
-    let built = super::build(model, x.shape().dims()[0], Mode::Inference)?;
-    let load = |b: &Built, params: &mut ParamStore| crate::io::keras::load_tensors(b, params, device, weights.clone(), name);
-    let (mut plan, outs) = plan_with(model, built, device, x, load, |b| Ok(vec![b.outputs[0]]))?;
-    plan.run()?;
-    plan.fetch(outs[0])
+/// Every output of the model for `x` in inference mode, named by the layers producing them
+/// ([`Built::output_names`]), in the model's order. A batch larger than the adapter can bind at
+/// once runs in chunks.
+pub fn infer_outputs(
+    model: &dyn Model,
+    device: &Device,
+    weights: &TensorFile,
+    name: &str,
+    x: &HostTensor,
+) -> Result<Vec<(String, HostTensor)>> {
+    check_input(model, "the input", x)?;
+    let mut plan_for = |batch: usize| -> Result<Planned> {
+        let built = super::build(model, batch, Mode::Inference)?;
+        let names = built.output_names();
+        let load = |b: &Built, params: &mut ParamStore| crate::io::keras::load_tensors(b, params, device, weights.clone(), name);
+        let (plan, outs) = plan_with(built, device, load, |b| Ok(b.outputs.clone()))?;
+        Ok((plan, outs, names))
+    };
+    block("infer_outputs", "Plan::fetch_async", run_in_chunks(&model.inputs()[0].0, x, &mut plan_for))
 }
 
 /// A packed export's output for `x` ([`crate::io::packed`]): the products of binarized operands
-/// run on its packed kernels.
+/// run on its packed kernels. A model with several outputs is an error (see
+/// [`infer_packed_outputs_async`]).
 pub fn infer_packed(packed: &PackedModel, device: &Device, x: &HostTensor) -> Result<HostTensor> {
     block("infer_packed", "infer_packed_async", infer_packed_async(packed, device, x))
 }
 
 /// [`infer_packed`] without blocking, as the browser needs.
 pub async fn infer_packed_async(packed: &PackedModel, device: &Device, x: &HostTensor) -> Result<HostTensor> {
+    single("infer_packed", "infer_packed_outputs", infer_packed_outputs_async(packed, device, x).await?)
+}
+
+/// Every output of a packed export for `x`, named as [`infer_outputs`] names them.
+pub fn infer_packed_outputs(packed: &PackedModel, device: &Device, x: &HostTensor) -> Result<Vec<(String, HostTensor)>> {
+    block("infer_packed_outputs", "infer_packed_outputs_async", infer_packed_outputs_async(packed, device, x))
+}
+
+/// [`infer_packed_outputs`] without blocking, as the browser needs.
+pub async fn infer_packed_outputs_async(packed: &PackedModel, device: &Device, x: &HostTensor) -> Result<Vec<(String, HostTensor)>> {
     check_input(&packed.model, "the input", x)?;
-    let built = super::build_packed(&packed.model, x.shape().dims()[0])?;
-    let (mut plan, outs) = plan_with(&packed.model, built, device, x, |_, params| packed.load(params, device), |b| Ok(vec![b.outputs[0]]))?;
-    plan.run()?;
-    plan.fetch_async(outs[0]).await
+    let mut plan_for = |batch: usize| -> Result<Planned> {
+        let built = super::build_packed(&packed.model, batch)?;
+        let names = built.output_names();
+        let (plan, outs) = plan_with(built, device, |_, params| packed.load(params, device), |b| Ok(b.outputs.clone()))?;
+        Ok((plan, outs, names))
+    };
+    run_in_chunks(&packed.model.inputs()[0].0, x, &mut plan_for).await
 }
 
 /// The training-mode gradients (BatchNorm with batch statistics) of `sum(output * upstream)`:
@@ -115,6 +201,14 @@ pub fn gradients(model: &dyn Model, device: &Device, weights: &Path, x: &HostTen
     check_input(model, "the input", x)?;
     let mut names = vec!["input".to_string()];
     let (mut plan, outs) = planned(model, device, weights, x, Mode::Training, |b| {
+        if b.outputs.len() != 1 {
+            let names: Vec<String> = b.output_names().iter().map(|n| format!("`{n}`")).collect();
+            return Err(Error::invalid(
+                "grad",
+                "model",
+                format!("has {} outputs ({}); gradients take a model with one output", names.len(), names.join(", ")),
+            ));
+        }
         let y = b.outputs[0];
         let ys = b.graph().value(y).shape.clone();
         if upstream.shape() != &ys {

@@ -66,6 +66,8 @@ pub struct Network {
     /// What to fake-quantize while a quantized model ([`crate::qat::QuantizedModel`]) applies
     /// its layers.
     pub qat: Option<std::sync::Arc<crate::qat::QuantizePlan>>,
+    /// The top-level layer that produced each value a layer call returned (names outputs).
+    produced_by: std::collections::HashMap<ValueId, String>,
 }
 
 impl Network {
@@ -80,6 +82,7 @@ impl Network {
             applied: Default::default(),
             calls: None,
             qat: None,
+            produced_by: Default::default(),
         }
     }
 
@@ -100,6 +103,7 @@ impl Network {
             _ => None,
         };
         self.ctx.quantize = quantize.as_ref().map(|(_, c)| (layer.name().to_string(), c.clone()));
+        let outer = self.graph.set_layer(self.layer_tag(layer.name()));
         self.depth += 1;
         let y = match &quantize {
             // A BatchNormalization folded into the layer before it passes its input through.
@@ -112,12 +116,12 @@ impl Network {
         };
         self.depth -= 1;
         self.ctx.quantize = None;
-        let mut y = y.map_err(|e| wrap(layer.name(), layer.class(), e))?;
-        if let Some((plan, config)) = quantize {
-            y = plan
-                .quantize_output(&mut self.graph, &mut self.ctx, layer.name(), config.as_ref(), y)
-                .map_err(|e| wrap(layer.name(), layer.class(), e))?;
-        }
+        let y = y.and_then(|y| match quantize {
+            Some((plan, config)) => plan.quantize_output(&mut self.graph, &mut self.ctx, layer.name(), config.as_ref(), y),
+            None => Ok(y),
+        });
+        self.graph.set_layer(outer);
+        let y = y.map_err(|e| wrap(layer.name(), layer.class(), e))?;
         self.record(layer.name(), layer.class(), layer.input_precision(), layer.macs(), start, y);
         self.keep_call(layer.name(), || crate::io::keras::export::layer_config(layer), &[x], y);
         Ok(y)
@@ -126,14 +130,16 @@ impl Network {
     /// Applies a merge layer (`Add`, `Multiply`, `Concatenate`) to `inputs`.
     pub fn merge(&mut self, layer: &Merge, inputs: &[ValueId]) -> Result<ValueId> {
         let start = self.begin(&layer.name, layer.class(), layer as *const Merge as usize)?;
-        let mut y = layer.build(&mut self.graph, inputs).map_err(|e| wrap(&layer.name, layer.class(), e))?;
-        if let Some(plan) = self.qat.clone().filter(|_| self.depth == 0) {
-            if let Some(config) = plan.merge_config() {
-                y = plan
-                    .quantize_output(&mut self.graph, &mut self.ctx, &layer.name, config.as_ref(), y)
-                    .map_err(|e| wrap(&layer.name, layer.class(), e))?;
-            }
-        }
+        let outer = self.graph.set_layer(self.layer_tag(&layer.name));
+        let y = layer.build(&mut self.graph, inputs).and_then(|y| match self.qat.clone().filter(|_| self.depth == 0) {
+            Some(plan) => match plan.merge_config() {
+                Some(config) => plan.quantize_output(&mut self.graph, &mut self.ctx, &layer.name, config.as_ref(), y),
+                None => Ok(y),
+            },
+            None => Ok(y),
+        });
+        self.graph.set_layer(outer);
+        let y = y.map_err(|e| wrap(&layer.name, layer.class(), e))?;
         self.record(&layer.name, layer.class(), None, MacCount::Unknown, start, y);
         self.keep_call(&layer.name, || Ok(crate::io::keras::export::merge_config(layer)), inputs, y);
         Ok(y)
@@ -177,12 +183,22 @@ impl Network {
         Ok(self.ctx.weights.len())
     }
 
+    /// The tag for nodes a layer records: its own name at the top level; a layer applied inside
+    /// another keeps the outer one's, as its rows in the summary do.
+    fn layer_tag(&self, name: &str) -> Option<std::sync::Arc<str>> {
+        match self.depth {
+            0 => Some(std::sync::Arc::from(name)),
+            _ => self.graph.layer().cloned(),
+        }
+    }
+
     fn record(&mut self, name: &str, class: &str, input_precision: Option<u32>, macs: MacCount, start: usize, y: ValueId) {
         // Layers applied inside another layer's build belong to it, as in Keras.
         if self.depth > 0 {
             return;
         }
         let shape = self.graph.value(y).shape.dims().to_vec();
+        self.produced_by.insert(y, name.to_string());
         if self.ctx.application > 0 {
             // A shared layer keeps one row, its shape if every application agrees.
             self.ctx.application = 0;
@@ -284,6 +300,9 @@ fn build_in(model: &dyn Model, mut net: Network) -> Result<Built> {
         inputs.push(x);
     }
     let outputs = model.call(&mut net, &inputs)?;
+    if outputs.is_empty() {
+        return Err(Error::invalid("model", "outputs", format!("model `{}` has no outputs", model.name())));
+    }
     if mode == Mode::Training {
         if let Some(step) = net.ctx.step {
             let next = net.graph.unary(crate::graph::UnaryOp::Offset(1.0), step)?;
@@ -310,6 +329,16 @@ pub struct Built {
 }
 
 impl Built {
+    /// The name of each output: the layer that produced it (Keras' `output_names`), or
+    /// `output_<i>` for a value no layer returned (an input passed through).
+    pub fn output_names(&self) -> Vec<String> {
+        self.outputs
+            .iter()
+            .enumerate()
+            .map(|(i, v)| self.network.produced_by.get(v).cloned().unwrap_or_else(|| format!("output_{i}")))
+            .collect()
+    }
+
     /// The graph.
     pub fn graph(&self) -> &Graph {
         &self.network.graph

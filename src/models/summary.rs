@@ -337,10 +337,12 @@ fn ascii_table(title: &str, rows: &[Vec<String>], numbers: bool) -> String {
             out.push('|');
             for (c, w) in widths.iter().enumerate() {
                 let text = cells.get(c).and_then(|l| l.get(line)).copied().unwrap_or("");
+                // Padded by hand: format's width argument panics above 65,535 and names can be longer.
+                let fill = " ".repeat(w - text.chars().count());
                 if numbers && c > 0 {
-                    out.push_str(&format!(" {text:>w$} "));
+                    out.push_str(&format!(" {fill}{text} "));
                 } else {
-                    out.push_str(&format!(" {text:<w$} "));
+                    out.push_str(&format!(" {text}{fill} "));
                 }
             }
             out.push_str("|\n");

@@ -47,6 +47,44 @@ impl ModelCheckpoint {
     pub fn path_for(&self, epoch: usize) -> PathBuf {
         PathBuf::from(self.path.to_string_lossy().replace("{epoch}", &(epoch + 1).to_string()))
     }
+
+    /// The files a save after `epoch` (from 0) writes: the state, and the model's JSON beside it
+    /// unless `save_weights_only`.
+    pub fn files_for(&self, epoch: usize) -> Vec<PathBuf> {
+        let state = self.path_for(epoch);
+        match self.save_weights_only {
+            true => vec![state],
+            false => vec![state.with_extension("json"), state],
+        }
+    }
+
+    /// Checks, before training, that the saves of epochs `0..epochs` can be written without
+    /// harm: the state file ends in `.safetensors` (so the model's JSON beside it, which takes
+    /// the same name with `.json`, is a different file), and every folder exists and is writable.
+    pub fn check(&self, epochs: usize) -> Result<()> {
+        let state = self.path_for(0);
+        if state.extension().is_none_or(|e| e != "safetensors") {
+            return Err(Error::invalid(
+                "ModelCheckpoint",
+                "path",
+                format!(
+                    "`{}` must end in .safetensors: the state is a safetensors file and the model's JSON is written beside it as `{}`",
+                    self.path.display(),
+                    state.with_extension("json").display()
+                ),
+            ));
+        }
+        // `{epoch}` may also stand in a folder's name, so every epoch's folder is checked.
+        for e in 0..epochs.max(1) {
+            let files = self.files_for(e);
+            let outputs: Vec<(&'static str, &std::path::Path)> = files.iter().map(|p| ("checkpoint", p.as_path())).collect();
+            crate::io::check_outputs(&[], &outputs)?;
+            if !self.path.to_string_lossy().contains("{epoch}") {
+                break;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The best value of a monitored name so far (lower is better for names containing "loss", as

@@ -25,37 +25,47 @@ pub struct Idx {
 impl Idx {
     /// Parses IDX bytes (gzip-compressed when they start with the gzip magic). Only the unsigned
     /// byte type (0x08), which MNIST-format files use, is accepted. `what` names the source in
-    /// errors.
+    /// errors. A compressed file is inflated only as far as its header declares, so a small
+    /// file cannot expand into more memory than its stated size; data after that is an error.
     pub fn parse(bytes: &[u8], what: &str) -> Result<Idx> {
-        let bad = |why: String| Error::BadFile { file: what.to_string(), reason: why };
-        let raw;
-        let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
-            let mut out = Vec::new();
-            flate2::read::GzDecoder::new(bytes).read_to_end(&mut out).map_err(|e| bad(format!("gzip: {e}")))?;
-            raw = out;
-            &raw[..]
+        if bytes.starts_with(&[0x1f, 0x8b]) {
+            Idx::parse_from(flate2::read::GzDecoder::new(bytes), what, "gzip: ")
         } else {
-            bytes
-        };
-        if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 {
+            Idx::parse_from(bytes, what, "")
+        }
+    }
+
+    /// Reads one IDX file from `r`: header, exactly the data it declares, then the end.
+    fn parse_from(mut r: impl Read, what: &str, codec: &str) -> Result<Idx> {
+        let bad = |why: String| Error::BadFile { file: what.to_string(), reason: why };
+        let io = |e: std::io::Error| bad(format!("{codec}{e}"));
+        let mut head = Vec::new();
+        r.by_ref().take(4).read_to_end(&mut head).map_err(io)?;
+        if head.len() < 4 || head[0] != 0 || head[1] != 0 {
             return Err(bad("not an IDX file (the magic number must start with two zero bytes)".into()));
         }
-        if bytes[2] != 0x08 {
-            return Err(bad(format!("element type {:#04x} is not unsigned bytes (0x08)", bytes[2])));
+        if head[2] != 0x08 {
+            return Err(bad(format!("element type {:#04x} is not unsigned bytes (0x08)", head[2])));
         }
-        let rank = bytes[3] as usize;
+        let rank = head[3] as usize;
         let header = 4 + 4 * rank;
-        if rank == 0 || bytes.len() < header {
-            return Err(bad(format!("header of rank {rank} needs {header} bytes, the file has {}", bytes.len())));
+        let mut sizes = Vec::new();
+        r.by_ref().take(4 * rank as u64).read_to_end(&mut sizes).map_err(io)?;
+        if rank == 0 || sizes.len() < 4 * rank {
+            return Err(bad(format!("header of rank {rank} needs {header} bytes, the file has {}", 4 + sizes.len())));
         }
-        let dims: Vec<usize> =
-            (0..rank).map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize).collect();
+        let dims: Vec<usize> = sizes.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize).collect();
         let n = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| bad(format!("dimensions {dims:?} overflow")))?;
-        let body = &bytes[header..];
-        if body.len() != n {
-            return Err(bad(format!("dimensions {dims:?} need {n} data bytes, the file has {}", body.len())));
+        let mut data = Vec::new();
+        r.by_ref().take(n as u64).read_to_end(&mut data).map_err(io)?;
+        if data.len() != n {
+            return Err(bad(format!("dimensions {dims:?} need {n} data bytes, the file has {}", data.len())));
         }
-        Ok(Idx { dims, data: body.to_vec() })
+        let mut more = [0u8; 1];
+        if r.read(&mut more).map_err(io)? > 0 {
+            return Err(bad(format!("data after the {n} bytes its dimensions {dims:?} declare")));
+        }
+        Ok(Idx { dims, data })
     }
 
     /// The file's bytes (uncompressed): the inverse of [`Idx::parse`].
@@ -80,7 +90,7 @@ impl Idx {
 
     /// Reads and parses an IDX file.
     pub fn read(path: &Path) -> Result<Idx> {
-        let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+        let bytes = crate::io::read_file(path)?;
         Idx::parse(&bytes, &path.display().to_string())
     }
 }

@@ -147,10 +147,10 @@ impl History {
     }
 
     /// Writes [`History::to_json`] or [`History::to_csv`] (by the file's extension, `.csv` or
-    /// anything else for JSON).
+    /// anything else for JSON), atomically (see [`crate::io::write_atomically`]).
     pub fn write(&self, path: &std::path::Path) -> Result<()> {
         let text = if path.extension().is_some_and(|e| e == "csv") { self.to_csv() } else { self.to_json() };
-        std::fs::write(path, text).map_err(|source| Error::Io { path: path.display().to_string(), source })
+        crate::io::write_atomically(path, text.as_bytes())
     }
 }
 
@@ -456,7 +456,55 @@ impl Trainer {
         self.read_metrics_async(true).await
     }
 
-    /// Keras' `fit`: trains on `data` and returns the per-epoch history.
+    /// The largest batch of at most `batch` samples whose inference step fits the adapter
+    /// (planned, so the step is ready): a batch whose buffers exceed the adapter's limits is
+    /// halved until one fits. Inference treats samples independently, so any split gives the
+    /// same outputs and metrics.
+    fn inference_batch(&mut self, batch: usize) -> Result<usize> {
+        let mut b = batch.max(1);
+        loop {
+            match self.planned(false, b) {
+                Ok(_) => return Ok(b),
+                Err(Error::LimitExceeded { .. }) if b > 1 => b = b.div_ceil(2),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Plans the training step for `batch` samples, turning a batch the adapter cannot hold into
+    /// an error that says so (a training step runs its whole batch at once).
+    fn plan_training(&mut self, batch: usize) -> Result<()> {
+        match self.planned(true, batch) {
+            Ok(_) => Ok(()),
+            Err(e @ Error::LimitExceeded { .. }) => Err(Error::invalid(
+                "fit",
+                "batch_size",
+                format!("a training step of {batch} samples does not fit the adapter: {e}; train with a smaller batch size"),
+            )),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Checks a data set against the model before any step runs: every label names one of the
+    /// model's classes. `what` names the set in
+    /// errors (`"the test set"`). Plans the inference step to learn the class count.
+    pub fn check_dataset(&mut self, data: &Dataset, what: &str) -> Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        let b = self.inference_batch(1)?;
+        let classes = *self.planned(false, b)?.output_dims.last().unwrap_or(&1);
+        let all: Vec<usize> = (0..data.len()).collect();
+        check_labels(&data.y, &all, classes).map_err(|e| match e {
+            Error::InvalidArgument { reason, .. } => Error::invalid("fit", "labels", format!("{what}: {reason}")),
+            e => e,
+        })
+    }
+
+    /// Keras' `fit`: trains on `data` and returns the per-epoch history. Everything the run
+    /// needs is checked before the first step: the data sets' labels, the training
+    /// steps' (full and last partial batch) and validation's buffers against the adapter, and
+    /// the checkpoint's path and folder.
     pub fn fit(&mut self, data: &Dataset, validation: Option<&Dataset>, opts: &FitOptions) -> Result<History> {
         if cfg!(target_arch = "wasm32") {
             // Epoch timing needs a clock std does not have there, and every readback would block.
@@ -470,6 +518,18 @@ impl Trainer {
         let validation = held_out.as_ref().or(validation);
         if train.is_empty() {
             return Err(Error::invalid("fit", "data", "no training samples"));
+        }
+        self.check_dataset(&train, "the training set")?;
+        if let Some(val) = validation {
+            self.check_dataset(val, "the validation set")?;
+            self.inference_batch(opts.batch_size.min(val.len().max(1)))?;
+        }
+        self.plan_training(opts.batch_size.min(train.len()))?;
+        if train.len() > opts.batch_size && train.len() % opts.batch_size != 0 {
+            self.plan_training(train.len() % opts.batch_size)?;
+        }
+        if let Some(c) = &opts.checkpoint {
+            c.check(opts.epochs + self.epoch)?;
         }
         let mut history = History::default();
         let (mut es_best, mut checkpoint_best) = (Best::default(), Best::default());
@@ -555,6 +615,7 @@ impl Trainer {
         if batch_size == 0 || data.is_empty() {
             return Err(Error::invalid("evaluate", "data/batch_size", "needs samples and a positive batch size"));
         }
+        let batch_size = self.inference_batch(batch_size.min(data.len()))?;
         let order: Vec<usize> = (0..data.len()).collect();
         for (i, b) in order.chunks(batch_size).enumerate() {
             self.run_batch(false, data, b, i == 0)?;
@@ -573,6 +634,10 @@ impl Trainer {
         if batch_size == 0 {
             return Err(Error::invalid("predict", "batch_size", "must be positive"));
         }
+        if data.is_empty() {
+            return Ok(Vec::new());
+        }
+        let batch_size = self.inference_batch(batch_size.min(data.len()))?;
         let order: Vec<usize> = (0..data.len()).collect();
         let mut out = Vec::new();
         for b in order.chunks(batch_size) {

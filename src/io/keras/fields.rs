@@ -6,6 +6,10 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 
+/// The largest count (size, stride, padding, rate, index) a config may hold: kernels index
+/// elements with u32, and no adapter binds more.
+pub const MAX_COUNT: usize = u32::MAX as usize;
+
 /// A config object being read, and what it belongs to (for errors).
 pub struct Fields {
     /// The file, for errors.
@@ -43,6 +47,11 @@ impl Fields {
     /// Takes a field; JSON `null` counts as absent.
     pub fn take(&mut self, field: &str) -> Option<Value> {
         self.map.remove(field).filter(|v| !v.is_null())
+    }
+
+    /// Whether `field` is present and not `null`.
+    pub fn has(&self, field: &str) -> bool {
+        self.map.get(field).is_some_and(|v| !v.is_null())
     }
 
     /// Takes a required field.
@@ -127,10 +136,14 @@ impl Fields {
         }
     }
 
-    /// `v` as a non-negative integer (Keras writes some as floats, like `1.0`).
+    /// `v` as a non-negative integer (Keras writes some as floats, like `1.0`) of at most
+    /// [`MAX_COUNT`]: a size, stride or count beyond what a u32 index can address is refused
+    /// here, at import, so that no later shape arithmetic sees it.
     pub fn as_count(&self, field: &str, v: &Value) -> Result<usize> {
-        match v.as_u64().or_else(|| v.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64)) {
-            Some(n) => usize::try_from(n).map_err(|_| self.error(field, format!("{n} is too large"))),
+        let exact = v.as_u64().or_else(|| v.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 1.8e19).map(|f| f as u64));
+        match exact {
+            Some(n) if n <= MAX_COUNT as u64 => Ok(n as usize),
+            Some(n) => Err(self.error(field, format!("{n} is larger than {MAX_COUNT}, the most a u32 index can address"))),
             None => Err(self.error(field, format!("expected a non-negative integer, found {}", kind(v)))),
         }
     }

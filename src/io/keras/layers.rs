@@ -139,7 +139,10 @@ fn layer(class: &str, name: &str, f: &mut Fields, input_shape: &Option<Vec<usize
             l.strides = f.counts("strides", r, Some(1))?;
             l.padding = padding(f, false)?;
             l.data_format = data_format(f)?;
-            l.implementation = f.count("implementation", 1)? as u32;
+            l.implementation = match f.count("implementation", 1)? {
+                n @ 1..=3 => n as u32,
+                n => return Err(f.error("implementation", format!("{n} must be 1, 2 or 3"))),
+            };
             l.args = quant_args(f, quant)?;
             one(Box::new(l))
         }
@@ -204,7 +207,13 @@ fn layer(class: &str, name: &str, f: &mut Fields, input_shape: &Option<Vec<usize
             let data_format = data_format(f)?;
             one(Box::new(ZeroPadding { name: name.to_string(), padding, data_format }))
         }
-        "Activation" => one(Box::new(ActivationLayer::new(name, activation(f)?))),
+        "Activation" => {
+            // Keras requires it; a missing one must not quietly become linear.
+            if !f.has("activation") {
+                return Err(f.error("activation", "is required"));
+            }
+            one(Box::new(ActivationLayer::new(name, activation(f)?)))
+        }
         "Dropout" => {
             f.only("noise_shape", &[])?;
             let rate = f.number("rate", 0.5)?;

@@ -71,7 +71,7 @@ pub fn layer_from_config(v: &Value) -> Result<Option<Box<dyn crate::layers::Laye
 
 /// Reads a model from a JSON file.
 pub fn read_model(path: &Path) -> Result<KerasModel> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+    let text = crate::io::read_text(path)?;
     model_from_json(&path.display().to_string(), &text)
 }
 
@@ -202,6 +202,11 @@ fn functional(file: &str, name: &str, items: &[Value], inputs: &Value, outputs: 
     };
     let input_layers = ends("input_layers", inputs)?;
     let output_layers = ends("output_layers", outputs)?;
+    for (field, list) in [("input_layers", &input_layers), ("output_layers", &output_layers)] {
+        if list.is_empty() {
+            return Err(bad(format!("`{field}` is empty: a model needs at least one")));
+        }
+    }
     let mut input_specs = Vec::new();
     for &l in &input_layers {
         match &entries[l].layer {
