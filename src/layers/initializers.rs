@@ -77,8 +77,9 @@ impl Initializer {
             0 => (1.0, 1.0),
             1 => (d[0] as f32, d[0] as f32),
             r => {
-                let receptive: usize = d[..r - 2].iter().product();
-                ((d[r - 2] * receptive) as f32, (d[r - 1] * receptive) as f32)
+                // In floats: a shape too large to create still gets fans (the variable refuses it).
+                let receptive: f64 = d[..r - 2].iter().map(|&k| k as f64).product();
+                ((d[r - 2] as f64 * receptive) as f32, (d[r - 1] as f64 * receptive) as f32)
             }
         }
     }
