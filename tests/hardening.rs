@@ -583,7 +583,7 @@ fn mutate_json(v: &mut Value, rng: &mut Rng) {
     fn visit(v: &mut Value, target: &mut usize, rng: &mut Rng) -> bool {
         if *target == 0 {
             *v = match rng.below(8) {
-                0 | 1 | 2 => json!(EDGES[rng.below(EDGES.len())]),
+                0..=2 => json!(EDGES[rng.below(EDGES.len())]),
                 3 => json!(-(rng.below(1 << 20) as i64) - 1),
                 4 => json!(1e300),
                 5 => Value::Null,
