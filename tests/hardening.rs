@@ -615,7 +615,13 @@ fn mutate_json(v: &mut Value, rng: &mut Rng) {
 
 /// Runs `check` on `cases` mutations of each of `seeds` and reports how many were accepted; a
 /// panic inside fails the test with the case that caused it.
-fn survive<T>(what: &str, seeds: &[T], cases: usize, mut mutate: impl FnMut(&T, &mut Rng) -> Vec<u8>, check: impl Fn(&[u8]) -> bool) {
+fn survive<T>(
+    what: &str,
+    seeds: &[T],
+    cases: usize,
+    mut mutate: impl FnMut(&T, &mut Rng) -> Vec<u8>,
+    mut check: impl FnMut(&[u8]) -> bool,
+) {
     let mut rng = Rng(0x5eed ^ what.len() as u64);
     let mut accepted = 0;
     for i in 0..cases {
@@ -729,6 +735,30 @@ fn mutated_packed_exports_load_or_fail_cleanly() {
         |bytes| {
             let file = TensorFile::from_bytes("p", bytes).unwrap();
             PackedModel::from_file("p", file).is_ok_and(|p| bitgrad::models::build_packed(&p.model, 1).is_ok())
+        },
+    );
+}
+
+#[test]
+fn mutated_trainer_states_restore_or_fail_cleanly() {
+    use bitgrad::layers::QuantDense;
+    use bitgrad::train::{optimizers::Adam, Loss, Metric, Trainer};
+    let model = bitgrad::models::Sequential::new("small", &[3]).add(QuantDense::new("d", 2));
+    let loss = Loss::SparseCategoricalCrossentropy { from_logits: true };
+    let cpu = bitgrad::Device::cpu();
+    let mut t = Trainer::compile(model, loss, std::sync::Arc::new(Adam::new(1e-3)), &[Metric::Accuracy], &cpu).unwrap();
+    let dir = scratch("state");
+    let path = dir.join("state.safetensors");
+    t.save_state(&path).unwrap();
+    let seeds = vec![std::fs::read(&path).unwrap()];
+    survive(
+        "trainer_state",
+        &seeds,
+        1500,
+        |b, rng| mutate_bytes(b, rng),
+        |bytes| {
+            std::fs::write(&path, bytes).unwrap();
+            t.load_state(&path).is_ok()
         },
     );
 }

@@ -43,6 +43,10 @@ impl ModelCheckpoint {
         ModelCheckpoint { path: path.into(), monitor: "val_loss".into(), save_best_only: false, save_weights_only: false }
     }
 
+    /// How many epochs' paths [`ModelCheckpoint::check`] checks when `{epoch}` numbers them
+    /// (a bound, so an absurd epoch count cannot make the check itself endless).
+    pub const CHECKED_EPOCHS: usize = 10_000;
+
     /// The file for `epoch` (from 0).
     pub fn path_for(&self, epoch: usize) -> PathBuf {
         PathBuf::from(self.path.to_string_lossy().replace("{epoch}", &(epoch + 1).to_string()))
@@ -75,7 +79,7 @@ impl ModelCheckpoint {
             ));
         }
         // `{epoch}` may also stand in a folder's name, so every epoch's folder is checked.
-        for e in 0..epochs.max(1) {
+        for e in 0..epochs.clamp(1, Self::CHECKED_EPOCHS) {
             let files = self.files_for(e);
             let outputs: Vec<(&'static str, &std::path::Path)> = files.iter().map(|p| ("checkpoint", p.as_path())).collect();
             crate::io::check_outputs(&[], &outputs)?;

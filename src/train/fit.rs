@@ -529,7 +529,7 @@ impl Trainer {
             self.plan_training(train.len() % opts.batch_size)?;
         }
         if let Some(c) = &opts.checkpoint {
-            c.check(opts.epochs + self.epoch)?;
+            c.check(opts.epochs.saturating_add(self.epoch))?;
         }
         let mut history = History::default();
         let (mut es_best, mut checkpoint_best) = (Best::default(), Best::default());
