@@ -272,7 +272,7 @@ fn run(cli: Cli) -> bitgrad::Result<()> {
                 bitgrad::Error::invalid(
                     "bench",
                     "--min-time",
-                    format!("{min_time} must be a non-negative number of seconds a timer can hold"),
+                    format!("{min_time:e} must be a non-negative number of seconds a timer can hold"),
                 )
             })?;
             if let Some(path) = &json {

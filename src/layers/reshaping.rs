@@ -87,7 +87,8 @@ impl Layer for Reshape {
         let d = g.value(x).shape.dims().to_vec();
         let per_sample: usize = d.iter().skip(1).product();
         let known = self.target_shape.iter().flatten().try_fold(1usize, |n, &t| n.checked_mul(t)).ok_or_else(|| {
-            Error::invalid("Reshape", "target_shape", format!("layer `{}`: {:?} holds more than 2^64 values", self.name, self.target_shape))
+            let shown: Vec<String> = self.target_shape.iter().map(|t| t.map_or("-1".to_string(), |t| t.to_string())).collect();
+            Error::invalid("Reshape", "target_shape", format!("[{}] holds more than 2^64 values", shown.join(", ")))
         })?;
         let unknown = self.target_shape.iter().filter(|t| t.is_none()).count();
         let fits = match unknown {
