@@ -4,10 +4,9 @@
 
 mod common;
 
-use common::{keras_fixture, KERAS_MODELS};
+use common::{bitgrad, keras_fixture, scratch, KERAS_MODELS};
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use bitgrad::io::{npy, safetensors::TensorFile};
 
@@ -17,19 +16,6 @@ fn devices() -> Vec<&'static str> {
     } else {
         vec!["cpu"]
     }
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("bitgrad-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Runs `bitgrad args...`; returns (success, stdout, stderr).
-fn bitgrad(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_bitgrad")).args(args).output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
 
 /// Runs `bitgrad run` on these files.

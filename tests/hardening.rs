@@ -5,9 +5,9 @@
 
 mod common;
 
-use common::keras_fixture;
+use common::{bitgrad, keras_fixture, scratch};
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use bitgrad::io::keras::model_from_json;
@@ -18,19 +18,6 @@ use bitgrad::models::Model;
 use bitgrad::train::data::Idx;
 use bitgrad::HostTensor;
 use serde_json::{json, Value};
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("bitgrad-hardening-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Runs `bitgrad args...`; returns (success, stdout, stderr).
-fn bitgrad(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_bitgrad")).args(args).output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
-}
 
 /// A failed command: one `error:` line containing every one of `want`, and no panic.
 fn refused(args: &[&str], want: &[&str]) -> String {

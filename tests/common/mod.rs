@@ -2,6 +2,7 @@
 //! backends, and comparisons that print index, actual, expected and difference.
 #![allow(dead_code)]
 
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use bitgrad::backend::cpu::random_bits;
@@ -30,6 +31,20 @@ pub fn gpu() -> Option<&'static Device> {
             }
         })
         .as_ref()
+}
+
+/// A fresh, empty scratch folder `bitgrad-<name>-<pid>` under the temporary folder.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("bitgrad-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs the `bitgrad` command line with `args`; returns (success, stdout, stderr).
+pub fn bitgrad(args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bitgrad")).args(args).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
 
 /// Every unary function, with parameters that exercise them.
