@@ -76,9 +76,7 @@ pub enum Error {
     #[error("no GPU adapter found: {0}")]
     NoAdapter(String),
     /// The chosen adapter cannot satisfy a request.
-    #[error(
-        "{what} needs {needed} but adapter `{adapter}` allows at most {limit} ({limit_name}); a smaller batch needs less (inference splits a batch to fit by itself)"
-    )]
+    #[error("{what} needs {needed} but adapter `{adapter}` allows at most {limit} ({limit_name}){advice}")]
     LimitExceeded {
         /// The buffer, value or dispatch that is too large.
         what: String,
@@ -90,6 +88,8 @@ pub enum Error {
         limit_name: &'static str,
         /// The adapter's name.
         adapter: String,
+        /// What to change, when something can (empty, or text starting "; ").
+        advice: &'static str,
     },
     /// The adapter lacks an optional feature that the request needs.
     #[error("adapter `{adapter}` does not support {feature}")]

@@ -7,7 +7,7 @@ mod common;
 
 use common::{bitgrad, keras_fixture, scratch};
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use bitgrad::io::keras::model_from_json;
@@ -24,7 +24,7 @@ fn refused(args: &[&str], want: &[&str]) -> String {
     let (ok, _, err) = bitgrad(args);
     assert!(!ok, "{args:?} succeeded; stderr: {err}");
     assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
-    let line = err.lines().find(|l| l.starts_with("error: ")).unwrap_or_else(|| panic!("{args:?}: no error line in {err}"));
+    let line = err.lines().rev().find(|l| l.starts_with("error: ")).unwrap_or_else(|| panic!("{args:?}: no error line in {err}"));
     for w in want {
         assert!(line.contains(w), "{args:?}: `{w}` not in: {line}");
     }
@@ -202,14 +202,20 @@ fn an_activation_layer_needs_its_activation() {
     assert!(e.contains("`activation`") && e.contains("required"), "{e}");
 }
 
+/// The shortcut_functional fixture with other `output_layers`, written into `dir`: (model, its
+/// weights, its input).
+fn with_outputs(dir: &Path, outputs: Value) -> (PathBuf, PathBuf, PathBuf) {
+    let mut m = fixture_json("shortcut_functional");
+    m["config"]["output_layers"] = outputs;
+    let model = dir.join("outputs.json");
+    std::fs::write(&model, m.to_string()).unwrap();
+    (model, keras_fixture("shortcut_functional.safetensors"), keras_fixture("shortcut_functional.input.npy"))
+}
+
 #[test]
 fn run_writes_every_output_of_a_model_with_two() {
     let dir = scratch("outputs");
-    let mut m = fixture_json("shortcut_functional");
-    m["config"]["output_layers"] = json!([["dense", 0, 0], ["global_average_pooling2d", 0, 0]]);
-    let model = dir.join("two.json");
-    std::fs::write(&model, m.to_string()).unwrap();
-    let (weights, input) = (keras_fixture("shortcut_functional.safetensors"), keras_fixture("shortcut_functional.input.npy"));
+    let (model, weights, input) = with_outputs(&dir, json!([["dense", 0, 0], ["global_average_pooling2d", 0, 0]]));
     let base = ["run", s(&model), "--weights", s(&weights), "--input", s(&input), "--device", "cpu", "--output"];
     let npy_out = dir.join("y.npy");
     let mut a = base.to_vec();
@@ -235,8 +241,30 @@ fn run_writes_every_output_of_a_model_with_two() {
     refused(&args, &["2 outputs"]);
 }
 
+/// `bytes` with every occurrence of the f32 `from` (little-endian) replaced by `to`: bitgrad
+/// writes no non-finite value, so tests make such files by patching finite ones.
+fn patched(bytes: Vec<u8>, from: f32, to: f32) -> Vec<u8> {
+    let (f, t) = (from.to_le_bytes(), to.to_le_bytes());
+    let mut b = bytes;
+    let hits: Vec<usize> = (0..b.len().saturating_sub(3)).filter(|&i| b[i..i + 4] == f).collect();
+    assert!(!hits.is_empty(), "no {from} to patch");
+    for i in hits {
+        b[i..i + 4].copy_from_slice(&t);
+    }
+    b
+}
+
+/// `t` with element `at` set to the marker value `patched` looks for.
+fn marked(t: &HostTensor, at: usize) -> HostTensor {
+    let mut v = t.as_f32().unwrap().to_vec();
+    v[at] = MARK;
+    HostTensor::f32(t.shape().dims().to_vec(), v).unwrap()
+}
+
+const MARK: f32 = 12345.678;
+
 #[test]
-fn non_finite_values_are_refused_by_every_reader() {
+fn non_finite_values_are_refused_by_every_reader_and_never_written() {
     let dir = scratch("finite");
     let (model, weights, input, up) = (
         keras_fixture("guide_mlp.json"),
@@ -245,49 +273,36 @@ fn non_finite_values_are_refused_by_every_reader() {
         keras_fixture("guide_mlp.upstream.npy"),
     );
     let mut w = TensorFile::read(&weights).unwrap();
-    let kernel = w.tensors["quant_dense/kernel"].clone();
-    let mut v = kernel.as_f32().unwrap().to_vec();
-    v[3] = f32::INFINITY;
-    w.tensors.insert("quant_dense/kernel".into(), HostTensor::f32(kernel.shape().dims().to_vec(), v).unwrap());
+    let kernel = marked(&w.tensors["quant_dense/kernel"], 3);
+    w.tensors.insert("quant_dense/kernel".into(), kernel);
     let bad_weights = dir.join("inf.safetensors");
-    std::fs::write(&bad_weights, w.to_bytes().unwrap()).unwrap();
+    std::fs::write(&bad_weights, patched(w.to_bytes().unwrap(), MARK, f32::INFINITY)).unwrap();
     let out = dir.join("y.npy");
     refused(
         &["run", s(&model), "--weights", s(&bad_weights), "--input", s(&input), "--output", s(&out), "--device", "cpu"],
         &["inf.safetensors", "`quant_dense/kernel`", "inf at element 3"],
     );
-    let x = npy::read(&up).unwrap();
-    let mut v = x.as_f32().unwrap().to_vec();
-    v[1] = f32::NAN;
+    let x = marked(&npy::read(&up).unwrap(), 1);
     let bad_up = dir.join("nan.npy");
-    std::fs::write(&bad_up, npy::to_bytes(&HostTensor::f32(x.shape().dims().to_vec(), v.clone()).unwrap()).unwrap()).unwrap();
+    std::fs::write(&bad_up, patched(npy::to_bytes(&x).unwrap(), MARK, f32::NAN)).unwrap();
     let g = dir.join("g.safetensors");
-    refused(
-        &[
-            "grad",
-            s(&model),
-            "--weights",
-            s(&weights),
-            "--input",
-            s(&input),
-            "--upstream",
-            s(&bad_up),
-            "--output",
-            s(&g),
-            "--device",
-            "cpu",
-        ],
-        &["nan.npy", "NaN at element 1"],
-    );
-    v[1] = f32::NEG_INFINITY;
+    let grad =
+        ["grad", s(&model), "--weights", s(&weights), "--input", s(&input), "--upstream", s(&bad_up), "--output", s(&g), "--device", "cpu"];
+    refused(&grad, &["nan.npy", "NaN at element 1"]);
     let inf_in = dir.join("inf_in.npy");
-    std::fs::write(&inf_in, npy::to_bytes(&HostTensor::f32(x.shape().dims().to_vec(), v).unwrap()).unwrap()).unwrap();
+    std::fs::write(&inf_in, patched(npy::to_bytes(&x).unwrap(), MARK, f32::NEG_INFINITY)).unwrap();
     assert!(npy::read(&inf_in).unwrap_err().to_string().contains("-inf at element 1"));
     // A trainer state is a safetensors file: the same reader, the same rule.
     let mut state = TensorFile::default();
-    state.tensors.insert("w".into(), HostTensor::f32([2], vec![0.0, f32::NAN]).unwrap());
-    let e = TensorFile::from_bytes("state.safetensors", &state.to_bytes().unwrap()).unwrap_err().to_string();
+    state.tensors.insert("w".into(), HostTensor::f32([2], vec![0.0, MARK]).unwrap());
+    let e = TensorFile::from_bytes("state.safetensors", &patched(state.to_bytes().unwrap(), MARK, f32::NAN)).unwrap_err().to_string();
     assert!(e.contains("state.safetensors") && e.contains("`w`") && e.contains("NaN"), "{e}");
+    // What would not read back is not written (a diverged run's state, an infinite output).
+    state.tensors.insert("w".into(), HostTensor::f32([2], vec![0.0, f32::NAN]).unwrap());
+    let e = state.write(&dir.join("diverged.safetensors")).unwrap_err().to_string();
+    assert!(e.contains("`w`") && e.contains("NaN") && !dir.join("diverged.safetensors").exists(), "{e}");
+    let e = npy::to_bytes(&HostTensor::f32([2], vec![f32::INFINITY, 0.0]).unwrap()).unwrap_err().to_string();
+    assert!(e.contains("inf at element 0"), "{e}");
 }
 
 // 3. Lost data.
@@ -375,12 +390,17 @@ fn the_atomic_writer_creates_its_temporary_file_exclusively_and_cleans_up() {
     // other files stay.
     let stale = dir.join(".y.bin.4194305.abcdefabcdef.tmp");
     let other = dir.join(".z.bin.4194305.abcdefabcdef.tmp");
-    std::fs::write(&stale, b"partial").unwrap();
-    std::fs::write(&other, b"partial").unwrap();
+    // `.y.bin.5.<pid>...` is y.bin.5's, even though `5` could be read as a pid.
+    let longer = dir.join(".y.bin.5.4194305.abcdefabcdef.tmp");
+    for f in [&stale, &other, &longer] {
+        std::fs::write(f, b"partial").unwrap();
+    }
     bitgrad::io::write_atomically(&target, b"newer").unwrap();
-    assert!(!stale.exists() && other.exists());
+    assert!(!stale.exists() && other.exists() && longer.exists());
     let mut left = listing(&dir);
-    left.retain(|n| n.starts_with(".y.bin.") && !n.starts_with(&format!(".y.bin.{}.tmp", std::process::id())));
+    left.retain(|n| {
+        n.starts_with(".y.bin.") && !n.starts_with(".y.bin.5.") && !n.starts_with(&format!(".y.bin.{}.tmp", std::process::id()))
+    });
     assert!(left.is_empty(), "{left:?}");
     // A failed write (the target is a folder) leaves nothing behind.
     let folder = dir.join("folder");
@@ -389,7 +409,8 @@ fn the_atomic_writer_creates_its_temporary_file_exclusively_and_cleans_up() {
     let e = bitgrad::io::write_atomically(&dir.join("sub/"), b"x").unwrap_err().to_string();
     assert!(e.contains("names a directory"), "{e}");
     assert!(!dir.join("sub").exists());
-    let temporaries: Vec<String> = listing(&dir).into_iter().filter(|n| n.ends_with(".tmp") && !n.contains("z.bin")).collect();
+    let temporaries: Vec<String> =
+        listing(&dir).into_iter().filter(|n| n.ends_with(".tmp") && !n.contains("z.bin") && !n.contains("y.bin.5")).collect();
     assert!(temporaries.len() <= 1, "{temporaries:?}"); // only the planted link
 }
 
@@ -466,6 +487,7 @@ fn a_training_batch_over_the_adapter_limit_fails_before_training_naming_the_laye
     let data = bitgrad::train::data::Dataset::new(&[2], common::uniform(3, 512, 1.0), (0..256).map(|i| i % 4).collect()).unwrap();
     let e = t.fit(&data, None, &FitOptions { epochs: 1, batch_size: 256, ..FitOptions::default() }).unwrap_err().to_string();
     assert!(e.contains("batch_size") && e.contains("256 samples") && e.contains("layer `wide`"), "{e}");
+    eprintln!("the refusal: {e}");
     assert_eq!(t.epochs_done(), 0);
     // Inference on the same device splits its batch, and gives what one batch gives on the CPU.
     let cpu = bitgrad::Device::cpu();
@@ -726,14 +748,17 @@ fn mutated_packed_exports_load_or_fail_cleanly() {
     );
 }
 
+/// A trainer of a 3-input dense layer of 2 logits on the CPU.
+fn small_cpu_trainer() -> bitgrad::train::Trainer {
+    use bitgrad::train::{optimizers::Adam, Loss, Metric, Trainer};
+    let model = bitgrad::models::Sequential::new("small", &[3]).add(bitgrad::layers::QuantDense::new("d", 2));
+    let loss = Loss::SparseCategoricalCrossentropy { from_logits: true };
+    Trainer::compile(model, loss, std::sync::Arc::new(Adam::new(1e-3)), &[Metric::Accuracy], &bitgrad::Device::cpu()).unwrap()
+}
+
 #[test]
 fn mutated_trainer_states_restore_or_fail_cleanly() {
-    use bitgrad::layers::QuantDense;
-    use bitgrad::train::{optimizers::Adam, Loss, Metric, Trainer};
-    let model = bitgrad::models::Sequential::new("small", &[3]).add(QuantDense::new("d", 2));
-    let loss = Loss::SparseCategoricalCrossentropy { from_logits: true };
-    let cpu = bitgrad::Device::cpu();
-    let mut t = Trainer::compile(model, loss, std::sync::Arc::new(Adam::new(1e-3)), &[Metric::Accuracy], &cpu).unwrap();
+    let mut t = small_cpu_trainer();
     let dir = scratch("state");
     let path = dir.join("state.safetensors");
     t.save_state(&path).unwrap();
@@ -748,4 +773,101 @@ fn mutated_trainer_states_restore_or_fail_cleanly() {
             t.load_state(&path).is_ok()
         },
     );
+}
+
+#[test]
+fn size_arithmetic_through_the_rust_api_is_checked() {
+    use bitgrad::graph::{ConvGeometry, DataFormat, Padding};
+    use bitgrad::{DType, Graph, Shape};
+    let image = Shape::new([1, 8, 8, 1]);
+    let huge = usize::MAX / 2 + 1;
+    for (dilation, padding) in [([huge, 1], Padding::Valid), ([1, 1], Padding::Explicit(vec![(usize::MAX, 1), (0, 0)]))] {
+        let e = ConvGeometry::new(&image, &[3, 3], &[1, 1], &dilation, &padding, DataFormat::ChannelsLast).unwrap_err().to_string();
+        assert!(e.contains("overflows"), "{e}");
+    }
+    let e = ConvGeometry::new(&image, &[3, 3], &[huge, 1], &[1, 1], &Padding::Same, DataFormat::ChannelsLast);
+    assert!(e.is_ok_and(|g| g.output == vec![1, 8]), "same padding with a huge stride");
+    let mut g = Graph::new();
+    let x = g.input("x", [2, 3], DType::F32).unwrap();
+    let e = g.pad(x, &[(0, 0), (usize::MAX, 1)]).unwrap_err().to_string();
+    assert!(e.contains("pad") && e.contains("overflows"), "{e}");
+    assert!(g.slice(x, &[0, usize::MAX], [1, 2]).is_err());
+    // A transposed convolution whose output size overflows, built from Rust.
+    let mut t = bitgrad::layers::QuantConvTranspose::new("t", 2, &[3, 3]);
+    t.strides = vec![huge, huge];
+    let m = bitgrad::models::Sequential::new("m", &[4, 4, 1]).add(t);
+    let e = m.build(1, Mode::Inference).err().unwrap().to_string();
+    assert!(e.contains("`t`") && e.contains("overflows"), "{e}");
+}
+
+#[test]
+fn a_second_gzip_member_after_an_idx_file_is_refused() {
+    let raw = Idx { dims: vec![4], data: vec![1, 2, 3, 4] }.to_bytes();
+    let gz = |b: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut e, b).unwrap();
+        e.finish().unwrap()
+    };
+    let mut two = gz(&raw);
+    assert_eq!(Idx::parse(&two, "one.gz").unwrap().data, [1, 2, 3, 4]);
+    two.extend(gz(b"more"));
+    let e = Idx::parse(&two, "two.gz").unwrap_err().to_string();
+    assert!(e.contains("data after the compressed IDX file"), "{e}");
+}
+
+#[test]
+fn a_checkpoint_may_save_over_the_state_it_resumed_from_but_nothing_else_may() {
+    let dir = scratch("resume");
+    tiny_mnist(&dir, &[0, 1, 2, 3]);
+    let ck = dir.join("ck.safetensors");
+    let state = dir.join("ck-mlp.safetensors");
+    let (ok, _, err) = bitgrad(&train_args(&dir, &["--checkpoint", s(&ck)]));
+    assert!(ok, "{err}");
+    let before = std::fs::read(&state).unwrap();
+    let mut a = train_args(&dir, &["--checkpoint", s(&ck), "--resume", s(&state)]);
+    a[6] = "2";
+    let (ok, _, err) = bitgrad(&a);
+    assert!(ok, "{err}");
+    assert_ne!(std::fs::read(&state).unwrap(), before, "the second epoch's state replaced the first's");
+    let history = dir.join("h.safetensors");
+    let resumed = dir.join("h-mlp.safetensors");
+    std::fs::copy(&state, &resumed).unwrap();
+    let mut a = train_args(&dir, &["--history", s(&history), "--resume", s(&resumed)]);
+    a[6] = "3";
+    refused(&a, &["--history", "--resume"]);
+}
+
+#[test]
+fn several_outputs_of_one_layer_get_distinct_names() {
+    let dir = scratch("names");
+    let (model, weights, input) = with_outputs(&dir, json!([["dense", 0, 0], ["dense", 0, 0]]));
+    let out = dir.join("y.safetensors");
+    let (ok, _, err) = bitgrad(&["run", s(&model), "--weights", s(&weights), "--input", s(&input), "--output", s(&out), "--device", "cpu"]);
+    assert!(ok, "{err}");
+    let got = TensorFile::read(&out).unwrap();
+    assert_eq!(got.tensors.keys().collect::<Vec<_>>(), ["dense", "dense_1"]);
+    assert_eq!(got.tensors["dense"], got.tensors["dense_1"]);
+}
+
+#[test]
+fn what_the_callbacks_need_is_checked_before_training() {
+    use bitgrad::train::{EarlyStopping, FitOptions, ModelCheckpoint};
+    let mut t = small_cpu_trainer();
+    let data = bitgrad::train::data::Dataset::new(&[3], common::uniform(1, 24, 1.0), vec![0, 1, 0, 1, 1, 0, 1, 0]).unwrap();
+    let empty = bitgrad::train::data::Dataset { sample_shape: vec![3], x: vec![], y: vec![] };
+    let e = t.fit(&data, Some(&empty), &FitOptions { epochs: 1, batch_size: 4, ..FitOptions::default() }).unwrap_err().to_string();
+    assert!(e.contains("validation set has no samples"), "{e}");
+    let es = EarlyStopping { monitor: "val_acc".into(), patience: 1, min_delta: 0.0 };
+    let e = t.fit(&data, Some(&data), &FitOptions { epochs: 1, batch_size: 4, early_stopping: Some(es), ..FitOptions::default() });
+    let e = e.unwrap_err().to_string();
+    assert!(e.contains("val_acc") && e.contains("val_accuracy"), "{e}");
+    let dir = scratch("monitor");
+    let c = ModelCheckpoint { monitor: "val_los".into(), save_best_only: true, ..ModelCheckpoint::new(dir.join("c.safetensors")) };
+    let e = t.fit(&data, Some(&data), &FitOptions { epochs: 1, batch_size: 4, checkpoint: Some(c), ..FitOptions::default() });
+    assert!(e.unwrap_err().to_string().contains("val_los"));
+    assert_eq!(t.epochs_done(), 0, "nothing trained");
+    // A state without the model's JSON may take any name.
+    let c = ModelCheckpoint { save_weights_only: true, ..ModelCheckpoint::new(dir.join("weights.bin")) };
+    t.fit(&data, None, &FitOptions { epochs: 1, batch_size: 4, checkpoint: Some(c), ..FitOptions::default() }).unwrap();
+    assert!(dir.join("weights.bin").exists());
 }

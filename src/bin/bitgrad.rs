@@ -324,8 +324,14 @@ fn train(args: TrainArgs) -> bitgrad::Result<()> {
         Some(n) => train.take(n),
         None => train,
     };
+    if train.is_empty() {
+        return Err(bitgrad::Error::invalid("train", "--limit", "leaves no training samples"));
+    }
     eprintln!("device: {}", d.describe());
     eprintln!("data: {} ({} train, {} test)", args.data.display(), train.len(), test.len());
+    // Every model is compiled and checked before any trains, so nothing a later model needs
+    // can fail after an earlier one has spent its time.
+    let mut runs = Vec::new();
     for which in models {
         let epochs = args.epochs.unwrap_or(if which == "mlp" { 5 } else { 3 });
         let steps = epochs.saturating_mul(train.len().div_ceil(args.batch_size));
@@ -362,6 +368,11 @@ fn train(args: TrainArgs) -> bitgrad::Result<()> {
             print_profile(&trainer.profile_step(&train, args.batch_size)?);
             continue;
         }
+        // What follows training is checked before it: the data sets' labels (and the test
+        // plan), and the training step's buffers.
+        trainer.check_dataset(&train, "the training set")?;
+        trainer.check_dataset(&test, "the test set")?;
+        let memory = trainer.step_memory(args.batch_size.min(train.len()))?;
         let opts = FitOptions {
             epochs: epochs.checked_sub(done).filter(|&e| e > 0).ok_or_else(|| {
                 bitgrad::Error::invalid("train", "--epochs", format!("{epochs} in all, but the resumed state has {done} done already"))
@@ -372,10 +383,9 @@ fn train(args: TrainArgs) -> bitgrad::Result<()> {
             checkpoint: args.checkpoint.as_ref().map(|p| bitgrad::train::ModelCheckpoint::new(per_model(p, which))),
             ..FitOptions::default()
         };
-        // Everything after training is checked before it: the test set's labels (and its plan),
-        // and the training step's buffers (fit plans them first).
-        trainer.check_dataset(&test, "the test set")?;
-        let memory = trainer.step_memory(args.batch_size.min(train.len()))?;
+        runs.push((which, trainer, opts, memory));
+    }
+    for (which, mut trainer, opts, memory) in runs {
         let history = trainer.fit(&train, None, &opts)?;
         let test_metrics = trainer.evaluate(&test, 256)?;
         let rate = history.mean_images_per_second();
@@ -406,7 +416,8 @@ fn train(args: TrainArgs) -> bitgrad::Result<()> {
 
 /// Checks what `train` will write before anything runs: `--checkpoint` names a `.safetensors`
 /// file (its model JSON goes beside it), and no history, state or JSON file of any model and
-/// epoch is another of them or the state `--resume` reads.
+/// epoch is another of them or a data file, nor (but for a checkpoint's state) the state
+/// `--resume` reads.
 fn check_train_outputs(args: &TrainArgs, models: &[&str]) -> bitgrad::Result<()> {
     if let Some(c) = &args.checkpoint {
         bitgrad::io::check_output_path("--checkpoint", c)?;
@@ -421,30 +432,38 @@ fn check_train_outputs(args: &TrainArgs, models: &[&str]) -> bitgrad::Result<()>
     if let Some(h) = &args.history {
         bitgrad::io::check_output_path("--history", h)?;
     }
-    let mut files: Vec<(&'static str, std::path::PathBuf)> = Vec::new();
+    // (option, file, whether it is a checkpoint's state)
+    let mut files: Vec<(&'static str, std::path::PathBuf, bool)> = Vec::new();
     for which in models {
         let epochs = args.epochs.unwrap_or(if *which == "mlp" { 5 } else { 3 });
         if let Some(h) = &args.history {
-            files.push(("--history", per_model(h, which)));
+            files.push(("--history", per_model(h, which), false));
         }
         if let Some(c) = &args.checkpoint {
             let checkpoint = bitgrad::train::ModelCheckpoint::new(per_model(c, which));
             let per_epoch = c.to_string_lossy().contains("{epoch}");
             for e in 0..if per_epoch { epochs.min(bitgrad::train::ModelCheckpoint::CHECKED_EPOCHS) } else { 1 } {
-                files.extend(checkpoint.files_for(e).into_iter().map(|p| ("--checkpoint", p)));
+                let state = checkpoint.path_for(e);
+                files.extend(checkpoint.files_for(e).into_iter().map(|p| ("--checkpoint", p.clone(), p == state)));
             }
         }
     }
-    let outputs: Vec<(&'static str, &std::path::Path)> = files.iter().map(|(w, p)| (*w, p.as_path())).collect();
     let data: Vec<std::path::PathBuf> =
         ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
             .iter()
             .flat_map(|f| [args.data.join(f), args.data.join(format!("{f}.gz"))])
             .filter(|p| p.exists())
             .collect();
-    let mut inputs: Vec<(&'static str, &std::path::Path)> = args.resume.iter().map(|r| ("--resume", r.as_path())).collect();
-    inputs.extend(data.iter().map(|p| ("--data", p.as_path())));
-    bitgrad::io::check_outputs(&inputs, &outputs)
+    let inputs: Vec<(&'static str, &std::path::Path)> = data.iter().map(|p| ("--data", p.as_path())).collect();
+    let outputs: Vec<(&'static str, &std::path::Path)> = files.iter().map(|(w, p, _)| (*w, p.as_path())).collect();
+    bitgrad::io::check_outputs(&inputs, &outputs)?;
+    // The state `--resume` reads is in memory before training, so a checkpoint may save over it
+    // (continue and keep saving); nothing else may.
+    if let Some(r) = &args.resume {
+        let others: Vec<(&'static str, &std::path::Path)> = files.iter().filter(|f| !f.2).map(|(w, p, _)| (*w, p.as_path())).collect();
+        bitgrad::io::check_outputs(&[("--resume", r.as_path())], &others)?;
+    }
+    Ok(())
 }
 
 /// Writes `run`'s outputs: one as `.npy`, or all of them into a `.safetensors` file keyed by

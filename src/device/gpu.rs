@@ -166,8 +166,8 @@ impl GpuContext {
         Ok(())
     }
 
-    /// Checks a storage binding against the adapter's limit.
-    pub(crate) fn check_binding(&self, what: impl FnOnce() -> String, bytes: u64) -> Result<()> {
+    /// Checks a storage binding against the adapter's limit; `advice` says what to change.
+    pub(crate) fn check_binding(&self, what: impl FnOnce() -> String, bytes: u64, advice: &'static str) -> Result<()> {
         let limit = self.limits.max_storage_buffer_binding_size;
         if bytes > limit {
             return Err(Error::LimitExceeded {
@@ -176,6 +176,7 @@ impl GpuContext {
                 limit,
                 limit_name: "max_storage_buffer_binding_size",
                 adapter: self.summary.name.clone(),
+                advice,
             });
         }
         Ok(())
@@ -192,6 +193,7 @@ impl GpuContext {
                 limit,
                 limit_name: "max_buffer_size",
                 adapter: self.summary.name.clone(),
+                advice: "",
             });
         }
         self.scoped(&format!("creating buffer `{label}`"), || {

@@ -496,13 +496,13 @@ impl GpuExec {
         let mut views: HashMap<ValueId, BufferView> = HashMap::new();
         let mut memory = PlanMemory::default();
         for &id in inputs {
-            ctx.check_binding(|| name_of(id), bytes(id))?;
+            ctx.check_binding(|| name_of(id), bytes(id), BATCH_ADVICE)?;
             let b = ctx.buffer(&name_of(id), bytes(id))?;
             memory.input_bytes += b.size();
             views.insert(id, BufferView { buffer: Arc::new(b), size: bytes(id) });
         }
         for (id, t) in variables {
-            ctx.check_binding(|| name_of(*id), bytes(*id))?;
+            ctx.check_binding(|| name_of(*id), bytes(*id), "")?;
             let Storage::Gpu { buffer, .. } = &t.storage else { unreachable!("bind_variable checked the device") };
             views.insert(*id, BufferView { buffer: buffer.clone(), size: bytes(*id) });
         }
@@ -539,7 +539,7 @@ impl GpuExec {
                 continue;
             }
             let need = bytes(out);
-            ctx.check_binding(|| name_of(out), need)?;
+            ctx.check_binding(|| name_of(out), need, BATCH_ADVICE)?;
             memory.unpooled_bytes += need;
             let free = |(_, (_, busy)): &(usize, &(u64, Option<usize>))| busy.is_none_or(|b| b < pos);
             let best_fit =
@@ -585,7 +585,11 @@ impl GpuExec {
             let step =
                 gpu::record(&node.op, gpu::Caps { subgroups: ctx.subgroup_kernels }, &shapes, &dtypes, &ins, out.as_ref(), out_shape)?;
             if let gpu::Step::Dispatch(d) = &step {
-                check_grid(ctx, d, node.op.name())?;
+                let op = match &node.layer {
+                    Some(layer) => format!("layer `{layer}`'s {}", node.op.name()),
+                    None => node.op.name().to_string(),
+                };
+                check_grid(ctx, d, &op)?;
             }
             recorded.push(step);
         }
@@ -710,6 +714,9 @@ pub struct KernelTime {
     pub ns: f64,
 }
 
+/// What to change when a value that grows with the batch exceeds a limit.
+const BATCH_ADVICE: &str = "; a smaller batch needs less (inference splits a batch to fit by itself)";
+
 fn check_grid(ctx: &GpuContext, d: &Dispatch, op: &str) -> Result<()> {
     let limit = ctx.limits.max_compute_workgroups_per_dimension.min(crate::kernels::MAX_GROUPS_PER_DIM);
     if let Some(&w) = d.workgroups.iter().find(|&&w| w > limit) {
@@ -719,6 +726,7 @@ fn check_grid(ctx: &GpuContext, d: &Dispatch, op: &str) -> Result<()> {
             limit: limit as u64,
             limit_name: "max_compute_workgroups_per_dimension",
             adapter: ctx.summary.name.clone(),
+            advice: BATCH_ADVICE,
         });
     }
     Ok(())

@@ -41,12 +41,31 @@ pub fn read_text(path: &Path) -> Result<String> {
 /// inputs and upstream gradients): every float must be finite. A NaN or infinity in a file is
 /// refused with the file, the tensor and the element named, rather than carried into results.
 pub fn check_finite(file: &str, tensor: &str, values: &[f32]) -> Result<()> {
-    match values.iter().position(|v| !v.is_finite()) {
+    match first_non_finite(values) {
         None => Ok(()),
-        Some(i) => Err(Error::BadFile {
+        Some((i, v)) => Err(Error::BadFile {
             file: file.to_string(),
-            reason: format!("{tensor} has {} at element {i}; bitgrad reads only finite values", values[i]),
+            reason: format!("{tensor} has {v} at element {i}; bitgrad reads only finite values"),
         }),
+    }
+}
+
+/// The position and value of the first NaN or infinity.
+fn first_non_finite(values: &[f32]) -> Option<(usize, f32)> {
+    values.iter().position(|v| !v.is_finite()).map(|i| (i, values[i]))
+}
+
+/// The writing side of [`check_finite`]: bitgrad writes no file it would refuse to read, so a
+/// NaN or infinity (a run that diverged) is an error naming the tensor rather than a file that
+/// cannot be loaded again.
+pub fn check_finite_to_write(tensor: &str, values: &[f32]) -> Result<()> {
+    match first_non_finite(values) {
+        None => Ok(()),
+        Some((i, v)) => Err(Error::invalid(
+            "write",
+            "tensor",
+            format!("{tensor} has {v} at element {i}; bitgrad writes only finite values (has training diverged?)"),
+        )),
     }
 }
 
@@ -65,29 +84,60 @@ pub fn check_output_path(what: &'static str, path: &Path) -> Result<()> {
 }
 
 /// Checks before any work that a command's outputs can be written where asked: the folder of
-/// each exists and is a folder, no output is (after resolving links and `..`) one of the
-/// command's inputs, and no two outputs are the same file. `inputs` and `outputs` are
-/// (option, path) pairs; errors name both options.
+/// each exists and is writable, no output is (after resolving links and `..`, or as the same
+/// file under another name) one of the command's inputs, and no two outputs are the same file.
+/// `inputs` and `outputs` are (option, path) pairs; errors name both options.
 pub fn check_outputs(inputs: &[(&'static str, &Path)], outputs: &[(&'static str, &Path)]) -> Result<()> {
-    let mut seen: Vec<(&'static str, &str, PathBuf)> = inputs.iter().map(|&(what, p)| (what, "input", resolved(p))).collect();
+    use std::collections::{HashMap, HashSet};
+    let mut seen: HashMap<FileId, (&'static str, &str)> = HashMap::new();
+    for &(what, p) in inputs {
+        seen.entry(FileId::of(p)).or_insert((what, "input"));
+    }
+    let mut probed: HashSet<PathBuf> = HashSet::new();
     for &(what, path) in outputs {
         check_output_path(what, path)?;
         let dir = folder(path);
-        if !dir.is_dir() {
-            return Err(Error::invalid("write", what, format!("the folder `{}` of `{}` does not exist", dir.display(), path.display())));
+        if !probed.contains(&dir) {
+            if !dir.is_dir() {
+                return Err(Error::invalid(
+                    "write",
+                    what,
+                    format!("the folder `{}` of `{}` does not exist", dir.display(), path.display()),
+                ));
+            }
+            probe_writable(&dir)
+                .map_err(|e| Error::invalid("write", what, format!("cannot write in the folder `{}`: {e}", dir.display())))?;
+            probed.insert(dir);
         }
-        probe_writable(&dir).map_err(|e| Error::invalid("write", what, format!("cannot write in the folder `{}`: {e}", dir.display())))?;
-        let r = resolved(path);
-        if let Some((other, role, _)) = seen.iter().find(|(_, _, p)| *p == r) {
+        if let Some((other, role)) = seen.insert(FileId::of(path), (what, "output")) {
             return Err(Error::invalid(
                 "write",
                 what,
                 format!("`{}` is also the {role} {other}; writing it would overwrite that file", path.display()),
             ));
         }
-        seen.push((what, "output", r));
     }
     Ok(())
+}
+
+/// What makes two paths the same file: an existing file's device and inode (so hard links and
+/// other spellings agree), else the resolved path of a file not written yet.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum FileId {
+    #[cfg(unix)]
+    Inode(u64, u64),
+    Path(PathBuf),
+}
+
+impl FileId {
+    fn of(path: &Path) -> FileId {
+        #[cfg(unix)]
+        if let Ok(m) = std::fs::metadata(path) {
+            use std::os::unix::fs::MetadataExt;
+            return FileId::Inode(m.dev(), m.ino());
+        }
+        FileId::Path(resolved(path))
+    }
 }
 
 /// The folder a path's file lives in (`.` for a bare name).
@@ -184,8 +234,13 @@ fn remove_stale_temporaries(dir: &Path, prefix: &str) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
-        let Some(rest) = name.strip_prefix(prefix).filter(|r| r.ends_with(".tmp")) else { continue };
-        let Some(pid) = rest.split('.').next().and_then(|p| p.parse::<u32>().ok()) else { continue };
+        // Exactly `<pid>.<12 random characters>.tmp`: `.a.` must not match `.a.5.<pid>...` (a.5's).
+        let Some(rest) = name.strip_prefix(prefix).and_then(|r| r.strip_suffix(".tmp")) else { continue };
+        let Some((pid, random)) = rest.split_once('.') else { continue };
+        if random.len() != 12 || !random.chars().all(|c| c.is_ascii_alphanumeric()) {
+            continue;
+        }
+        let Ok(pid) = pid.parse::<u32>() else { continue };
         let is_file = entry.file_type().is_ok_and(|t| t.is_file());
         if is_file && pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
             let _ = std::fs::remove_file(entry.path());

@@ -56,6 +56,7 @@ pub fn from_bytes(file: &str, bytes: &[u8]) -> Result<HostTensor> {
 /// The bytes of a version 1.0 `.npy` file holding `t` (float32).
 pub fn to_bytes(t: &HostTensor) -> Result<Vec<u8>> {
     let values = t.as_f32()?;
+    super::check_finite_to_write("the array", values)?;
     let dims: Vec<String> = t.shape().dims().iter().map(usize::to_string).collect();
     let shape = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
     let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");

@@ -31,6 +31,9 @@ impl TensorFile {
             .tensors
             .iter()
             .map(|(name, t)| {
+                if let TensorData::F32(v) = t.data() {
+                    super::check_finite_to_write(&format!("tensor `{name}`"), v)?;
+                }
                 let dtype = match t.dtype() {
                     DType::F32 => Dtype::F32,
                     DType::I32 => Dtype::I32,

@@ -330,13 +330,15 @@ pub struct Built {
 
 impl Built {
     /// The name of each output: the layer that produced it (Keras' `output_names`), or
-    /// `output_<i>` for a value no layer returned (an input passed through).
+    /// `output_<i>` for a value no layer returned (an input passed through); a name taken by an
+    /// earlier output gets `_<i>` appended, so the names are distinct.
     pub fn output_names(&self) -> Vec<String> {
-        self.outputs
-            .iter()
-            .enumerate()
-            .map(|(i, v)| self.network.produced_by.get(v).cloned().unwrap_or_else(|| format!("output_{i}")))
-            .collect()
+        let mut names: Vec<String> = Vec::new();
+        for (i, v) in self.outputs.iter().enumerate() {
+            let name = self.network.produced_by.get(v).cloned().unwrap_or_else(|| format!("output_{i}"));
+            names.push(if names.contains(&name) { format!("{name}_{i}") } else { name });
+        }
+        names
     }
 
     /// The graph.

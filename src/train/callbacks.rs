@@ -63,11 +63,12 @@ impl ModelCheckpoint {
     }
 
     /// Checks, before training, that the saves of epochs `0..epochs` can be written without
-    /// harm: the state file ends in `.safetensors` (so the model's JSON beside it, which takes
-    /// the same name with `.json`, is a different file), and every folder exists and is writable.
+    /// harm: unless `save_weights_only`, the state file ends in `.safetensors` (so the model's
+    /// JSON beside it, which takes the same name with `.json`, is a different file), and every
+    /// folder exists and is writable.
     pub fn check(&self, epochs: usize) -> Result<()> {
         let state = self.path_for(0);
-        if state.extension().is_none_or(|e| e != "safetensors") {
+        if !self.save_weights_only && state.extension().is_none_or(|e| e != "safetensors") {
             return Err(Error::invalid(
                 "ModelCheckpoint",
                 "path",

@@ -29,7 +29,13 @@ impl Idx {
     /// file cannot expand into more memory than its stated size; data after that is an error.
     pub fn parse(bytes: &[u8], what: &str) -> Result<Idx> {
         if bytes.starts_with(&[0x1f, 0x8b]) {
-            Idx::parse_from(flate2::read::GzDecoder::new(bytes), what, "gzip: ")
+            let mut gz = flate2::bufread::GzDecoder::new(bytes);
+            let idx = Idx::parse_from(&mut gz, what, "gzip: ")?;
+            // Another gzip member or anything else after the compressed data.
+            if !gz.into_inner().is_empty() {
+                return Err(Error::BadFile { file: what.to_string(), reason: "data after the compressed IDX file".into() });
+            }
+            Ok(idx)
         } else {
             Idx::parse_from(bytes, what, "")
         }

@@ -520,15 +520,30 @@ impl Trainer {
             return Err(Error::invalid("fit", "data", "no training samples"));
         }
         self.check_dataset(&train, "the training set")?;
+        let mut logged: BTreeMap<String, f64> = BTreeMap::new();
         if let Some(val) = validation {
+            if val.is_empty() {
+                return Err(Error::invalid("fit", "validation", "the validation set has no samples (is validation_split too small?)"));
+            }
             self.check_dataset(val, "the validation set")?;
-            self.inference_batch(opts.batch_size.min(val.len().max(1)))?;
+            let b = self.inference_batch(opts.batch_size.min(val.len()))?;
+            logged.extend(self.plans[&(false, b)].sums.iter().map(|(n, _)| (format!("val_{n}"), 0.0)));
         }
-        self.plan_training(opts.batch_size.min(train.len()))?;
+        let full = opts.batch_size.min(train.len());
+        self.plan_training(full)?;
         if train.len() > opts.batch_size && train.len() % opts.batch_size != 0 {
             self.plan_training(train.len() % opts.batch_size)?;
         }
+        let step = &self.plans[&(true, full)];
+        logged.extend(step.sums.iter().chain(&step.flips).map(|(n, _)| (n.clone(), 0.0)));
+        // The names the callbacks watch must be logged, or they would fail after an epoch.
+        if let Some(es) = &opts.early_stopping {
+            monitored(&logged, &es.monitor)?;
+        }
         if let Some(c) = &opts.checkpoint {
+            if c.save_best_only {
+                monitored(&logged, &c.monitor)?;
+            }
             c.check(opts.epochs.saturating_add(self.epoch))?;
         }
         let mut history = History::default();
