@@ -871,3 +871,14 @@ fn what_the_callbacks_need_is_checked_before_training() {
     t.fit(&data, None, &FitOptions { epochs: 1, batch_size: 4, checkpoint: Some(c), ..FitOptions::default() }).unwrap();
     assert!(dir.join("weights.bin").exists());
 }
+
+#[test]
+fn an_absurd_locally_connected_kernel_is_refused_before_its_index_map_is_built() {
+    // Found by the keras_json fuzzer as a slow input: a 3 kB file whose implementation-2 kernel
+    // would have 4e10 entries, on whose index map the build spent seconds before refusing it.
+    let mut m = fixture_json("upsampling");
+    config_of(&mut m, "zero_padding2d")["padding"] = json!([[1, 0], [0, 27771]]);
+    config_of(&mut m, "quant_locally_connected2d")["implementation"] = json!(2);
+    let e = build_error(&m).unwrap();
+    assert!(e.contains("`kernel_size`") && e.contains("would hold more than 2^32-1 elements"), "{e}");
+}

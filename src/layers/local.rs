@@ -206,6 +206,18 @@ impl Layer for QuantLocallyConnected {
             .map_err(|e| self.bad("kernel_size", format!("input {:?}: {e}", xs.dims())))?;
         let (p, taps, c) = (geom.out_pixels(), geom.taps(), geom.channels);
         let impl1 = crate::Shape::new([p, taps * c, self.filters]);
+        // The index map has an entry per element of implementation 1's kernel, and
+        // implementation 2 stores more than that: both sizes are refused before the map is made
+        // if no kernel of that size can exist.
+        let too_large = |shape: &crate::Shape| {
+            shape
+                .validate("QuantLocallyConnected")
+                .map_err(|_| self.bad("kernel_size", format!("its kernel {shape:?} would hold more than 2^32-1 elements")))
+        };
+        too_large(&impl1)?;
+        if self.implementation == 2 {
+            too_large(&crate::Shape::new(self.stored_shape(&geom, &[])))?;
+        }
         let map = (self.implementation != 1).then(|| self.kernel_map(&geom));
         let stored = match &map {
             Some(m) => crate::Shape::new(self.stored_shape(&geom, m)),
