@@ -333,7 +333,7 @@ fn train(args: TrainArgs) -> bitgrad::Result<()> {
     // can fail after an earlier one has spent its time.
     let mut runs = Vec::new();
     for which in models {
-        let epochs = args.epochs.unwrap_or(if which == "mlp" { 5 } else { 3 });
+        let epochs = epochs_of(&args, which);
         let steps = epochs.saturating_mul(train.len().div_ceil(args.batch_size));
         let (model, optimizer): (bitgrad::models::Sequential, Arc<dyn Optimizer>) = match (which, args.recipe.as_str()) {
             ("mlp", "larq") => (zoo::larq_guide_mlp().with_seed(args.seed), Arc::new(Adam::new(1e-3))),
@@ -414,6 +414,12 @@ fn train(args: TrainArgs) -> bitgrad::Result<()> {
     Ok(())
 }
 
+/// The epochs `which` trains for in all: `--epochs`, else 5 for the MLP and 3 for the CNN (as in
+/// the reference figures).
+fn epochs_of(args: &TrainArgs, which: &str) -> usize {
+    args.epochs.unwrap_or(if which == "mlp" { 5 } else { 3 })
+}
+
 /// Checks what `train` will write before anything runs: `--checkpoint` names a `.safetensors`
 /// file (its model JSON goes beside it), and no history, state or JSON file of any model and
 /// epoch is another of them or a data file, nor (but for a checkpoint's state) the state
@@ -421,13 +427,7 @@ fn train(args: TrainArgs) -> bitgrad::Result<()> {
 fn check_train_outputs(args: &TrainArgs, models: &[&str]) -> bitgrad::Result<()> {
     if let Some(c) = &args.checkpoint {
         bitgrad::io::check_output_path("--checkpoint", c)?;
-        if c.extension().is_none_or(|e| e != "safetensors") {
-            return Err(bitgrad::Error::invalid(
-                "train",
-                "--checkpoint",
-                format!("`{}` must end in .safetensors (the model's JSON is written beside it, as .json)", c.display()),
-            ));
-        }
+        bitgrad::train::ModelCheckpoint::new(c.clone()).check_name("--checkpoint")?;
     }
     if let Some(h) = &args.history {
         bitgrad::io::check_output_path("--history", h)?;
@@ -435,7 +435,7 @@ fn check_train_outputs(args: &TrainArgs, models: &[&str]) -> bitgrad::Result<()>
     // (option, file, whether it is a checkpoint's state)
     let mut files: Vec<(&'static str, std::path::PathBuf, bool)> = Vec::new();
     for which in models {
-        let epochs = args.epochs.unwrap_or(if *which == "mlp" { 5 } else { 3 });
+        let epochs = epochs_of(args, which);
         if let Some(h) = &args.history {
             files.push(("--history", per_model(h, which), false));
         }
@@ -448,12 +448,11 @@ fn check_train_outputs(args: &TrainArgs, models: &[&str]) -> bitgrad::Result<()>
             }
         }
     }
-    let data: Vec<std::path::PathBuf> =
-        ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
-            .iter()
-            .flat_map(|f| [args.data.join(f), args.data.join(format!("{f}.gz"))])
-            .filter(|p| p.exists())
-            .collect();
+    let data: Vec<std::path::PathBuf> = bitgrad::train::data::MNIST_FORMAT_FILES
+        .iter()
+        .flat_map(|f| [args.data.join(f), args.data.join(format!("{f}.gz"))])
+        .filter(|p| p.exists())
+        .collect();
     let inputs: Vec<(&'static str, &std::path::Path)> = data.iter().map(|p| ("--data", p.as_path())).collect();
     let outputs: Vec<(&'static str, &std::path::Path)> = files.iter().map(|(w, p, _)| (*w, p.as_path())).collect();
     bitgrad::io::check_outputs(&inputs, &outputs)?;

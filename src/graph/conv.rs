@@ -54,6 +54,12 @@ pub struct ConvGeometry {
     pub format: DataFormat,
 }
 
+/// The span `(kernel - 1) * dilation + 1` a dilated kernel of `kernel` taps covers (`kernel` at
+/// least 1), or `None` when it overflows.
+pub fn dilated_size(kernel: usize, dilation: usize) -> Option<usize> {
+    (kernel - 1).checked_mul(dilation).and_then(|e| e.checked_add(1))
+}
+
 impl ConvGeometry {
     /// The geometry of a convolution of an image of shape `image` (`[N, spatial..., C]` or
     /// `[N, C, spatial...]`) with the given kernel sizes, strides, dilation and padding.
@@ -87,9 +93,8 @@ impl ConvGeometry {
             DataFormat::ChannelsLast => (d[r + 1], d[1..=r].to_vec()),
             DataFormat::ChannelsFirst => (d[1], d[2..].to_vec()),
         };
-        let eff = (0..r)
-            .map(|i| checked_size(op, "dilation_rate", (kernel[i] - 1).checked_mul(dilation[i]).and_then(|e| e.checked_add(1))))
-            .collect::<Result<Vec<usize>>>()?;
+        let eff =
+            (0..r).map(|i| checked_size(op, "dilation_rate", dilated_size(kernel[i], dilation[i]))).collect::<Result<Vec<usize>>>()?;
         let pads: Vec<(usize, usize)> = match padding {
             Padding::Valid => vec![(0, 0); r],
             Padding::Same => (0..r)

@@ -20,11 +20,11 @@ pub fn read_file(path: &Path) -> Result<Vec<u8>> {
     }
     let mut file = std::fs::File::open(path).map_err(io)?;
     // Checked again on the open handle: the path may have been replaced in between.
-    let len = file.metadata().map_err(io)?;
-    if !len.is_file() {
+    let meta = file.metadata().map_err(io)?;
+    if !meta.is_file() {
         return Err(not_regular());
     }
-    let mut bytes = Vec::with_capacity(usize::try_from(len.len()).unwrap_or(0));
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
     std::io::Read::read_to_end(&mut file, &mut bytes).map_err(io)?;
     Ok(bytes)
 }

@@ -54,7 +54,7 @@ impl QuantConvTranspose {
     fn output_length(&self, i: usize, n: usize) -> Result<usize> {
         let (k, s) = (self.kernel_size[i], self.strides[i]);
         let overflow = || self.bad("kernel_size", "the output size overflows".into());
-        let eff = (k - 1).checked_mul(self.dilation_rate[i]).and_then(|e| e.checked_add(1)).ok_or_else(overflow)?;
+        let eff = crate::graph::conv::dilated_size(k, self.dilation_rate[i]).ok_or_else(overflow)?;
         let pad = match self.padding {
             Padding::Valid => 0,
             Padding::Same => eff / 2,

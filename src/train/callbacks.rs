@@ -62,16 +62,15 @@ impl ModelCheckpoint {
         }
     }
 
-    /// Checks, before training, that the saves of epochs `0..epochs` can be written without
-    /// harm: unless `save_weights_only`, the state file ends in `.safetensors` (so the model's
-    /// JSON beside it, which takes the same name with `.json`, is a different file), and every
-    /// folder exists and is writable.
-    pub fn check(&self, epochs: usize) -> Result<()> {
+    /// Checks the rule on the name alone: unless `save_weights_only`, the state file ends in
+    /// `.safetensors`, so that the model's JSON beside it (the same name with `.json`) is another
+    /// file. `arg` names the setting in the error (`path`, or a command-line option).
+    pub fn check_name(&self, arg: &'static str) -> Result<()> {
         let state = self.path_for(0);
         if !self.save_weights_only && state.extension().is_none_or(|e| e != "safetensors") {
             return Err(Error::invalid(
                 "ModelCheckpoint",
-                "path",
+                arg,
                 format!(
                     "`{}` must end in .safetensors: the state is a safetensors file and the model's JSON is written beside it as `{}`",
                     self.path.display(),
@@ -79,6 +78,14 @@ impl ModelCheckpoint {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// Checks, before training, that the saves of epochs `0..epochs` can be written without
+    /// harm: the name follows [`ModelCheckpoint::check_name`], and every folder exists and is
+    /// writable.
+    pub fn check(&self, epochs: usize) -> Result<()> {
+        self.check_name("path")?;
         // `{epoch}` may also stand in a folder's name, so every epoch's folder is checked.
         for e in 0..epochs.clamp(1, Self::CHECKED_EPOCHS) {
             let files = self.files_for(e);

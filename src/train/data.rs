@@ -188,7 +188,12 @@ impl Dataset {
     }
 }
 
-/// The train and test sets of an MNIST-format directory (`train-images-idx3-ubyte[.gz]`, ...).
+/// The files of an MNIST-format directory, each also accepted gzipped (`.gz`): training images
+/// and labels, test images and labels.
+pub const MNIST_FORMAT_FILES: [&str; 4] =
+    ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"];
+
+/// The train and test sets of an MNIST-format directory ([`MNIST_FORMAT_FILES`]).
 pub fn load_mnist_format(dir: &Path) -> Result<(Dataset, Dataset)> {
     let find = |stem: &str| -> Result<PathBuf> {
         [dir.join(format!("{stem}.gz")), dir.join(stem)].into_iter().find(|p| p.exists()).ok_or_else(|| Error::BadFile {
@@ -204,7 +209,8 @@ pub fn load_mnist_format(dir: &Path) -> Result<(Dataset, Dataset)> {
         let (pi, pl) = (find(images)?, find(labels)?);
         Dataset::from_idx(&Idx::read(&pi)?, &Idx::read(&pl)?, &format!("{} and {}", pi.display(), pl.display()))
     };
-    Ok((set("train-images-idx3-ubyte", "train-labels-idx1-ubyte")?, set("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")?))
+    let [train_images, train_labels, test_images, test_labels] = MNIST_FORMAT_FILES;
+    Ok((set(train_images, train_labels)?, set(test_images, test_labels)?))
 }
 
 /// A seeded permutation of `0..n`: the same seed gives the same order on every platform.

@@ -486,14 +486,13 @@ impl Trainer {
     }
 
     /// Checks a data set against the model before any step runs: every label names one of the
-    /// model's classes. `what` names the set in
-    /// errors (`"the test set"`). Plans the inference step to learn the class count.
+    /// model's classes. `what` names the set in errors (`"the test set"`). Plans the inference
+    /// step of one sample to learn the class count.
     pub fn check_dataset(&mut self, data: &Dataset, what: &str) -> Result<()> {
         if data.is_empty() {
             return Ok(());
         }
-        let b = self.inference_batch(1)?;
-        let classes = *self.planned(false, b)?.output_dims.last().unwrap_or(&1);
+        let classes = *self.planned(false, 1)?.output_dims.last().unwrap_or(&1);
         let all: Vec<usize> = (0..data.len()).collect();
         check_labels(&data.y, &all, classes).map_err(|e| match e {
             Error::InvalidArgument { reason, .. } => Error::invalid("fit", "labels", format!("{what}: {reason}")),
