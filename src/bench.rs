@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::backend::cpu::random_bits;
+use crate::graph::ops::random::random_bits;
 use crate::error::Result;
 use crate::tensor::{DType, HostTensor};
 use crate::{Device, Graph, PackMode, ParamStore, Plan};

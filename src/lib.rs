@@ -21,7 +21,6 @@
 //! # Ok(()) }
 //! ```
 
-pub mod backend;
 pub mod bench;
 pub mod constraints;
 pub mod device;
@@ -33,15 +32,17 @@ pub mod layers;
 pub mod models;
 pub mod qat;
 pub mod quantizers;
+pub mod runtime;
 pub mod tensor;
 pub mod train;
 
 pub use device::{Device, GpuContext, GpuOptions, Tensor};
 pub use error::{Error, Result};
 pub use graph::{
-    BinaryOp, ConvGeometry, ConvOptions, DataFormat, Distribution, Epilogue, Graph, Init, Op, PackMode, Padding, ParamStore, Plan,
-    ReduceOp, UnaryOp, ValueId,
+    BinaryOp, ConvGeometry, ConvOptions, DataFormat, Distribution, Epilogue, Graph, Init, Op, PackMode, Padding, ReduceOp, UnaryOp,
+    ValueId,
 };
+pub use runtime::{ParamStore, Plan};
 pub use tensor::{DType, HostTensor, Shape, TensorData};
 /// The wgpu that [`GpuContext`] exposes, for your own calls on bitgrad's device.
 pub use wgpu;

@@ -9,13 +9,13 @@ mod autodiff;
 mod binary;
 pub mod conv;
 pub mod op;
-mod plan;
+pub mod ops;
 
 pub use conv::{ConvGeometry, ConvOptions, DataFormat, Padding};
 pub use op::{
     BinaryOp, Distribution, Epilogue, FakeQuantPart, FakeQuantSpec, MatMulDims, Op, PackMode, QuantFn, ReduceOp, UnaryOp, XnorDims,
 };
-pub use plan::{KernelTime, ParamStore, Plan, PlanMemory};
+pub use ops::custom_quantize::CustomFn;
 
 use crate::error::{Error, Result};
 use crate::tensor::{checked_size, DType, HostTensor, Shape};
@@ -142,8 +142,8 @@ impl std::fmt::Debug for GradientOverride {
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct Graph {
-    values: Vec<Value>,
-    nodes: Vec<Node>,
+    pub(crate) values: Vec<Value>,
+    pub(crate) nodes: Vec<Node>,
     overrides: std::collections::HashMap<ValueId, GradientOverride>,
     /// The layer new nodes are recorded for (see [`Node::layer`]).
     layer: Option<std::sync::Arc<str>>,
@@ -181,7 +181,7 @@ impl Graph {
         &self.values[id.index()]
     }
 
-    fn check(&self, id: ValueId) -> Result<&Value> {
+    pub(crate) fn check(&self, id: ValueId) -> Result<&Value> {
         self.values.get(id.index()).ok_or_else(|| Error::Unknown { kind: "value", name: format!("{id:?}") })
     }
 
@@ -263,7 +263,7 @@ impl Graph {
         Ok(output)
     }
 
-    fn push1(&mut self, op: Op, inputs: &[ValueId]) -> Result<ValueId> {
+    pub(crate) fn push1(&mut self, op: Op, inputs: &[ValueId]) -> Result<ValueId> {
         Ok(self.push(op, inputs)?.expect("ops other than assign have an output"))
     }
 
@@ -338,7 +338,7 @@ impl Graph {
     pub fn matmul_t(&mut self, a: ValueId, b: ValueId, trans_a: bool, trans_b: bool) -> Result<ValueId> {
         let (sa, sb) = (self.check(a)?.shape.clone(), self.check(b)?.shape.clone());
         let d = op::MatMulDims::new(&sa, &sb, trans_a, trans_b)?;
-        let splits = if trans_a && !trans_b { k_splits(&d) } else { 1 };
+        let splits = if trans_a && !trans_b { ops::gemm::k_splits(&d) } else { 1 };
         if splits == 1 {
             return self.push1(Op::MatMul { trans_a, trans_b }, &[a, b]);
         }
@@ -499,6 +499,11 @@ impl Graph {
         self.push1(Op::Quantize { f }, &inputs)
     }
 
+    /// A user-defined quantizer function of `x` (see [`crate::quantizers::CustomQuantizer`]).
+    pub fn custom_quantize(&mut self, f: std::sync::Arc<ops::custom_quantize::CustomFn>, x: ValueId) -> Result<ValueId> {
+        self.push1(Op::CustomQuantize { f }, &[x])
+    }
+
     /// Packs the last axis of `x` into u32 words of sign bits or clip-mask bits.
     pub fn bit_pack(&mut self, x: ValueId, mode: PackMode) -> Result<ValueId> {
         self.push1(Op::BitPack { mode }, &[x])
@@ -581,16 +586,3 @@ impl Graph {
     }
 }
 
-/// How many K chunks [`Graph::matmul_t`] splits a product into: enough for about 64 output
-/// tiles of 64x64, each chunk at least 256 long, a divisor of K (so the chunks are reshapes);
-/// 1 (no split) when the output already has the tiles or no divisor fits.
-fn k_splits(d: &op::MatMulDims) -> usize {
-    const TILES: usize = 64;
-    const MIN_CHUNK: usize = 256;
-    let tiles = d.batch * d.m.div_ceil(64) * d.n.div_ceil(64);
-    if tiles >= TILES / 2 {
-        return 1;
-    }
-    let most = TILES.div_ceil(tiles).min(d.k / MIN_CHUNK);
-    (2..=most).rev().find(|s| d.k % s == 0).unwrap_or(1)
-}

@@ -1,298 +1,28 @@
-//! The closed set of operations a graph can hold, and their shape rules.
+//! The closed set of operations a graph can hold.
 //!
-//! `Op` is a closed enum on purpose: the CPU backend, the GPU backend and autodiff each match on
-//! it exhaustively, so adding an op fails to compile until all three handle it.
+//! `Op` is a closed enum on purpose: shape inference, autodiff, the CPU reference and the GPU
+//! recorder each match on it exhaustively, and every arm is a one-line delegation into the op's
+//! family (`super::ops`), so adding an op fails to compile until its family handles all four.
 
-use super::conv::{check_image, ConvGeometry};
+use std::sync::Arc;
+
+use super::ops::custom_quantize::CustomFn;
+use super::ops::{self, Gpu, Grads};
+use super::{Graph, Node, ValueId};
 use crate::error::{Error, Result};
-use crate::tensor::{DType, Shape};
+use crate::kernels::Step;
+use crate::tensor::{DType, Shape, TensorData};
 
-/// Elementwise functions of one `f32` operand. Parameters are part of the op.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum UnaryOp {
-    /// `-x`
-    Neg,
-    /// `|x|`
-    Abs,
-    /// `e^x`
-    Exp,
-    /// natural logarithm
-    Log,
-    /// square root
-    Sqrt,
-    /// `x * x`
-    Square,
-    /// `1 / x`
-    Recip,
-    /// `max(x, 0)`
-    Relu,
-    /// `1 / (1 + e^-x)`
-    Sigmoid,
-    /// hyperbolic tangent
-    Tanh,
-    /// Larq's sign: +1 for x >= 0 (sign(0) = +1), -1 otherwise. Its true derivative is 0.
-    Sign,
-    /// `x * s`
-    Scale(f32),
-    /// `x + c`
-    Offset(f32),
-    /// `min(max(x, lo), hi)`; the gradient passes where lo <= x <= hi (inclusive, as TensorFlow).
-    Clip(f32, f32),
-    /// Rounds toward zero (a float-to-integer cast); derivative 0.
-    Trunc,
-}
-
-impl UnaryOp {
-    /// Numeric code shared with `shaders/elementwise.wgsl`.
-    pub(crate) fn code(self) -> u32 {
-        match self {
-            UnaryOp::Neg => 0,
-            UnaryOp::Abs => 1,
-            UnaryOp::Exp => 2,
-            UnaryOp::Log => 3,
-            UnaryOp::Sqrt => 4,
-            UnaryOp::Square => 5,
-            UnaryOp::Recip => 6,
-            UnaryOp::Relu => 7,
-            UnaryOp::Sigmoid => 8,
-            UnaryOp::Tanh => 9,
-            UnaryOp::Sign => 10,
-            UnaryOp::Scale(_) => 11,
-            UnaryOp::Offset(_) => 12,
-            UnaryOp::Clip(..) => 13,
-            UnaryOp::Trunc => 14,
-        }
-    }
-
-    /// The op's two scalar parameters (unused ones are 0).
-    pub(crate) fn params(self) -> (f32, f32) {
-        match self {
-            UnaryOp::Scale(s) => (s, 0.0),
-            UnaryOp::Offset(c) => (c, 0.0),
-            UnaryOp::Clip(lo, hi) => (lo, hi),
-            _ => (0.0, 0.0),
-        }
-    }
-}
-
-/// Elementwise functions of two `f32` operands with NumPy broadcasting.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum BinaryOp {
-    /// `a + b`
-    Add,
-    /// `a - b`
-    Sub,
-    /// `a * b`
-    Mul,
-    /// `a / b`
-    Div,
-    /// `max(a, b)`
-    Max,
-    /// `min(a, b)`
-    Min,
-    /// 1.0 where `a >= b`, else 0.0 (no gradient)
-    Ge,
-    /// 1.0 where `a > b`, else 0.0 (no gradient)
-    Gt,
-    /// 1.0 where `a == b`, else 0.0 (no gradient)
-    Eq,
-}
-
-impl BinaryOp {
-    /// Numeric code shared with `shaders/elementwise.wgsl`.
-    pub(crate) fn code(self) -> u32 {
-        self as u32
-    }
-}
-
-/// Reductions over a set of axes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ReduceOp {
-    /// Sum.
-    Sum,
-    /// Arithmetic mean.
-    Mean,
-    /// Maximum.
-    Max,
-}
-
-impl ReduceOp {
-    /// Numeric code shared with `shaders/reduce.wgsl`.
-    pub(crate) fn code(self) -> u32 {
-        self as u32
-    }
-}
-
-/// What a packed bit means (see `shaders/bitpack.wgsl`).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum PackMode {
-    /// Sign bits: 1 for x < 0 (-1), 0 for x >= 0 (+1), Larq Compute Engine convention.
-    Sign,
-    /// Straight-through mask: 1 where |x| <= clip (inclusive).
-    ClipMask(f32),
-}
-
-impl PackMode {
-    /// Code and clip value shared with `shaders/bitpack.wgsl`.
-    pub(crate) fn params(self) -> (u32, f32) {
-        match self {
-            PackMode::Sign => (0, 0.0),
-            PackMode::ClipMask(c) => (1, c),
-        }
-    }
-}
-
-/// One of Larq's quantizer functions with its parameters: the elementwise part of a quantizer.
-/// Statistics that some quantizers need (see [`QuantFn::needs_stat`]) are computed by graph
-/// reductions and passed as a second operand; no gradient flows into them.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum QuantFn {
-    /// sign(x), gradient 1 where |x| <= clip (`None`: everywhere).
-    SteSign {
-        /// Straight-through window.
-        clip: Option<f32>,
-    },
-    /// sign(x), gradient 2 - 2|x| where |x| <= 1.
-    ApproxSign,
-    /// 1 for x > 0 else 0, gradient 1 where |x| <= clip.
-    SteHeaviside {
-        /// Straight-through window.
-        clip: Option<f32>,
-    },
-    /// sign(x), gradient b(2 - bx tanh(bx/2)) / (1 + cosh(bx)).
-    SwishSign {
-        /// Sharpness.
-        beta: f32,
-    },
-    /// s * sign(x) with a per-channel scale `s` (the statistic), gradient s where |x| <= clip:
-    /// MagnitudeAwareSign.
-    ScaledSign {
-        /// Straight-through window.
-        clip: Option<f32>,
-    },
-    /// sign(sign(x + D) + sign(x - D)) with TensorFlow's sign (0 at 0), gradient 1 where
-    /// |x| <= clip; D is `threshold`, or the statistic when `None` (ternary weight networks).
-    SteTern {
-        /// Fixed threshold, or `None` to read it from the statistic.
-        threshold: Option<f32>,
-        /// Straight-through window.
-        clip: Option<f32>,
-    },
-    /// round(clip(x, 0, 1) * n) / n, gradient 1 on [0, 1].
-    DoReFaActivations {
-        /// n = 2^k_bit - 1.
-        levels: u32,
-    },
-    /// 2 round(n (tanh(x) / (2m) + 1/2)) / n - 1 with m = max|tanh(x)| (the statistic),
-    /// gradient (1 - tanh(x)^2) / m.
-    DoReFaWeights {
-        /// n = 2^k_bit - 1.
-        levels: u32,
-    },
-    /// x, gradient 1.
-    Identity,
-    /// A user-defined quantizer, by its id in the registry of
-    /// [`CustomQuantizer`](crate::quantizers::CustomQuantizer)s.
-    Custom {
-        /// Registry id.
-        id: u32,
-    },
-}
-
-impl QuantFn {
-    /// True when the function reads a statistic operand.
-    pub fn needs_stat(self) -> bool {
-        matches!(self, QuantFn::ScaledSign { .. } | QuantFn::SteTern { threshold: None, .. } | QuantFn::DoReFaWeights { .. })
-    }
-
-    /// Code and parameters shared with `shaders/quantize.wgsl`: (code, clip, a, levels).
-    pub(crate) fn params(self) -> (u32, f32, f32, f32) {
-        let clip = |c: Option<f32>| c.unwrap_or(f32::INFINITY);
-        match self {
-            QuantFn::SteSign { clip: c } => (0, clip(c), 0.0, 0.0),
-            QuantFn::ApproxSign => (1, 1.0, 0.0, 0.0),
-            QuantFn::SteHeaviside { clip: c } => (2, clip(c), 0.0, 0.0),
-            QuantFn::SwishSign { beta } => (3, f32::INFINITY, beta, 0.0),
-            QuantFn::ScaledSign { clip: c } => (4, clip(c), 0.0, 0.0),
-            QuantFn::SteTern { threshold, clip: c } => (5, clip(c), threshold.unwrap_or(0.0), 0.0),
-            QuantFn::DoReFaActivations { levels } => (6, 1.0, 0.0, levels as f32),
-            QuantFn::DoReFaWeights { levels } => (7, f32::INFINITY, 0.0, levels as f32),
-            QuantFn::Identity | QuantFn::Custom { .. } => (8, f32::INFINITY, 0.0, 0.0),
-        }
-    }
-}
-
-/// What an XNOR GEMM writes (see `shaders/xnor_gemm.wgsl`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Epilogue {
-    /// The integer dot product as f32.
-    Plain,
-    /// `dot * scale[n] + bias[n]`: takes two extra f32 [N] operands.
-    Affine,
-    /// Sign bits of `dot * scale[n] + bias[n]` packed along N: takes two extra f32 [N] operands
-    /// and produces u32 words, ready for the next binary layer.
-    Binarize,
-}
-
-/// Number of u32 words holding `k` packed bits.
-pub fn words_for(k: usize) -> usize {
-    k.div_ceil(32)
-}
-
-/// Distributions for random tensors. Both backends draw the same numbers for the same seed:
-/// uniform draws bit-exactly, normal draws within transcendental-function rounding.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Distribution {
-    /// Uniform on `[low, high)`.
-    Uniform {
-        /// Lower bound (inclusive).
-        low: f32,
-        /// Upper bound (exclusive).
-        high: f32,
-    },
-    /// Normal with the given mean and standard deviation (Box-Muller).
-    Normal {
-        /// Mean.
-        mean: f32,
-        /// Standard deviation.
-        std: f32,
-    },
-    /// Normal truncated at two standard deviations (Keras' `TruncatedNormal`).
-    TruncatedNormal {
-        /// Mean.
-        mean: f32,
-        /// Standard deviation of the untruncated normal.
-        std: f32,
-    },
-}
-
-/// TensorFlow's fake quantization (`tf.quantization.fake_quant_with_min_max_vars` and its
-/// `_per_channel` variant), which TF-MOT's quantizers use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FakeQuantSpec {
-    /// Bits, 2..=16: integer levels `[narrow_range as u32, 2^num_bits - 1]`.
-    pub num_bits: u32,
-    /// Leave out the lowest level (symmetric ranges).
-    pub narrow_range: bool,
-    /// One range per last-axis channel (`min`, `max` of shape `[C]`) rather than one (`[1]`).
-    /// TensorFlow's two kernels also round differently (the per-tensor one divides by the scale,
-    /// the per-channel one multiplies by its inverse), so a one-channel per-axis range is not the
-    /// same as a per-tensor one.
-    pub per_channel: bool,
-}
-
-/// What an [`Op::FakeQuant`] computes: the value, or one of the masks its gradients need.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FakeQuantPart {
-    /// The fake-quantized value.
-    Value,
-    /// 1 where `nudged_min <= x <= nudged_max` (the gradient of the input), else 0.
-    InRange,
-    /// 1 where `x < nudged_min` (summed, the gradient of `min`), else 0.
-    BelowMin,
-    /// 1 where `x > nudged_max` (summed, the gradient of `max`), else 0.
-    AboveMax,
-}
+pub use super::conv::ConvGeometry;
+pub use super::ops::bitpack::{words_for, PackMode};
+pub use super::ops::elementwise::{BinaryOp, UnaryOp};
+pub use super::ops::fake_quant::{FakeQuantPart, FakeQuantSpec};
+pub use super::ops::gemm::MatMulDims;
+pub use super::ops::layout::permuted_shape;
+pub use super::ops::random::Distribution;
+pub use super::ops::reduce::{reduced_shape, ReduceOp};
+pub use super::ops::quantize::QuantFn;
+pub use super::ops::xnor::{Epilogue, XnorDims};
 
 /// One operation in a [`crate::Graph`].
 #[derive(Clone, Debug, PartialEq)]
@@ -403,6 +133,16 @@ pub enum Op {
         /// The function.
         f: QuantFn,
     },
+    /// A user-defined quantizer function: `(x) -> q(x)`.
+    CustomQuantize {
+        /// The function, held by the op.
+        f: Arc<CustomFn>,
+    },
+    /// Its pseudo-gradient: `(x, dy) -> dq/dx * dy`.
+    CustomQuantizeGrad {
+        /// The function, held by the op.
+        f: Arc<CustomFn>,
+    },
     /// Fake quantization: `(x, min, max) -> f32` shaped as `x`, with `min` and `max` of shape
     /// `[1]`, or `[C]` (the last axis of `x`) when per channel.
     FakeQuant {
@@ -473,6 +213,8 @@ impl Op {
             Op::XnorGemm { .. } => "xnor_gemm",
             Op::Quantize { .. } => "quantize",
             Op::QuantizeGrad { .. } => "quantize_grad",
+            Op::CustomQuantize { .. } => "custom_quantize",
+            Op::CustomQuantizeGrad { .. } => "custom_quantize_grad",
             Op::FakeQuant { .. } => "fake_quant",
             Op::Im2Col { .. } => "im2col",
             Op::Col2Im { .. } => "col2im",
@@ -490,7 +232,7 @@ impl Op {
             Op::BitPack { .. } | Op::BitUnpack { .. } | Op::Im2Col { .. } | Op::Col2Im { .. } => 1,
             Op::Quantize { f } => 1 + usize::from(f.needs_stat()),
             Op::QuantizeGrad { f } => 2 + usize::from(f.needs_stat()),
-            Op::ApplyMask => 2,
+            Op::ApplyMask | Op::CustomQuantizeGrad { .. } => 2,
             Op::FakeQuant { .. } => 3,
             Op::XnorGemm { epilogue: Epilogue::Plain, .. } => 2,
             Op::XnorGemm { .. } => 4,
@@ -500,7 +242,8 @@ impl Op {
             | Op::Broadcast { .. }
             | Op::Window { .. }
             | Op::Reshape { .. }
-            | Op::Softmax => 1,
+            | Op::Softmax
+            | Op::CustomQuantize { .. } => 1,
             Op::UnaryGrad(_)
             | Op::Binary(_)
             | Op::MatMul { .. }
@@ -516,294 +259,157 @@ impl Op {
     /// Output shape and dtype from input shapes and dtypes, or `None` for ops with no output
     /// ([`Op::Assign`]). Every rule violation is an error naming the op and the shapes.
     pub fn infer(&self, inputs: &[(&Shape, DType)]) -> Result<Option<(Shape, DType)>> {
+        use ops::*;
         let name = self.name();
         if inputs.len() != self.arity() {
             return Err(Error::invalid(name, "inputs", format!("takes {} inputs, got {}", self.arity(), inputs.len())));
         }
-        let want = |i: usize, operand: &'static str, dtype: DType| -> Result<()> {
-            if inputs[i].1 != dtype {
-                return Err(Error::DTypeMismatch { op: name, operand, expected: dtype, got: inputs[i].1 });
-            }
-            Ok(())
-        };
+        let a = &Operands { name, inputs };
         let out = match self {
-            Op::Unary(_) | Op::Softmax => {
-                want(0, "x", DType::F32)?;
-                (inputs[0].0.clone(), DType::F32)
-            }
-            Op::UnaryGrad(_) => {
-                want(0, "x", DType::F32)?;
-                want(1, "dy", DType::F32)?;
-                same_shape(name, inputs[0].0, inputs[1].0)?;
-                (inputs[0].0.clone(), DType::F32)
-            }
-            Op::Binary(_) => {
-                want(0, "a", DType::F32)?;
-                want(1, "b", DType::F32)?;
-                (broadcast_shapes(name, inputs[0].0, inputs[1].0)?, DType::F32)
-            }
-            Op::Reduce { axes, keep_dims, .. } => {
-                want(0, "x", DType::F32)?;
-                (reduced_shape(name, inputs[0].0, axes, *keep_dims)?, DType::F32)
-            }
-            Op::MatMul { trans_a, trans_b } => {
-                want(0, "a", DType::F32)?;
-                want(1, "b", DType::F32)?;
-                let d = MatMulDims::new(inputs[0].0, inputs[1].0, *trans_a, *trans_b)?;
-                (d.out_shape, DType::F32)
-            }
-            Op::Permute { perm } => (permuted_shape(name, inputs[0].0, perm)?, inputs[0].1),
-            Op::Broadcast { shape } => {
-                let b = broadcast_shapes(name, inputs[0].0, shape)?;
-                if &b != shape {
-                    return Err(Error::shapes(name, inputs[0].0.dims(), shape.dims(), "cannot broadcast to the target shape"));
-                }
-                (shape.clone(), inputs[0].1)
-            }
-            Op::Window { offset, shape } => {
-                shape.validate(name)?;
-                if shape.rank() != inputs[0].0.rank() || offset.len() != shape.rank() {
-                    return Err(Error::shapes(
-                        name,
-                        inputs[0].0.dims(),
-                        shape.dims(),
-                        format!("offset {offset:?} and shape need x's rank"),
-                    ));
-                }
-                (shape.clone(), inputs[0].1)
-            }
-            Op::Reshape { shape } => {
-                shape.validate(name)?;
-                if shape.numel() != inputs[0].0.numel() {
-                    return Err(Error::shapes(name, inputs[0].0.dims(), shape.dims(), "element counts differ"));
-                }
-                (shape.clone(), inputs[0].1)
-            }
-            Op::Gather => {
-                want(0, "table", DType::F32)?;
-                want(1, "idx", DType::I32)?;
-                let (t, i) = (inputs[0].0, inputs[1].0);
-                if t.rank() < 1 || i.rank() != 1 {
-                    return Err(Error::shapes(name, t.dims(), i.dims(), "needs a table of rank >= 1 and rank-1 indices"));
-                }
-                let mut d = vec![i.dims()[0]];
-                d.extend_from_slice(&t.dims()[1..]);
-                (Shape::new(d), DType::F32)
-            }
-            Op::Take { shape } => {
-                want(0, "x", DType::F32)?;
-                want(1, "idx", DType::I32)?;
-                shape.validate(name)?;
-                if inputs[1].0.rank() != 1 || inputs[1].0.numel() != shape.numel() {
-                    return Err(Error::shapes(name, inputs[1].0.dims(), shape.dims(), "needs one index per output element"));
-                }
-                (shape.clone(), DType::F32)
-            }
-            Op::GatherGrad { rows } => {
-                want(0, "idx", DType::I32)?;
-                want(1, "dy", DType::F32)?;
-                let (i, dy) = (inputs[0].0, inputs[1].0);
-                if i.rank() != 1 || dy.rank() < 1 || dy.dims()[0] != i.dims()[0] || *rows == 0 {
-                    return Err(Error::shapes(name, i.dims(), dy.dims(), "needs idx [M] and dy [M, ...], rows > 0"));
-                }
-                let mut d = vec![*rows];
-                d.extend_from_slice(&dy.dims()[1..]);
-                (Shape::new(d), DType::F32)
-            }
-            Op::SoftmaxCrossEntropy => {
-                want(0, "logits", DType::F32)?;
-                want(1, "labels", DType::I32)?;
-                let (l, y) = (inputs[0].0, inputs[1].0);
-                if l.rank() != 2 || y.dims() != [l.dims()[0]] {
-                    return Err(Error::shapes(name, l.dims(), y.dims(), "needs logits [N, C] and labels [N]"));
-                }
-                (y.clone(), DType::F32)
-            }
-            Op::SoftmaxCrossEntropyGrad => {
-                want(0, "logits", DType::F32)?;
-                want(1, "labels", DType::I32)?;
-                want(2, "dloss", DType::F32)?;
-                let (l, y, g) = (inputs[0].0, inputs[1].0, inputs[2].0);
-                if l.rank() != 2 || y.dims() != [l.dims()[0]] || g != y {
-                    return Err(Error::shapes(name, l.dims(), g.dims(), "needs logits [N, C], labels [N], dloss [N]"));
-                }
-                (l.clone(), DType::F32)
-            }
-            Op::BitPack { mode } => {
-                want(0, "x", DType::F32)?;
-                if let PackMode::ClipMask(c) = mode {
-                    if c.is_nan() || *c < 0.0 {
-                        return Err(Error::invalid(name, "clip", format!("{c} must be >= 0")));
-                    }
-                }
-                let x = inputs[0].0;
-                let mut d = x.dims().to_vec();
-                let last = d.last_mut().ok_or_else(|| Error::invalid(name, "x", "needs rank >= 1"))?;
-                *last = words_for(*last);
-                (Shape::new(d), DType::U32)
-            }
-            Op::BitUnpack { k, .. } => {
-                want(0, "bits", DType::U32)?;
-                let mut d = inputs[0].0.dims().to_vec();
-                match d.last_mut() {
-                    Some(w) if *k > 0 && *w == words_for(*k) => *w = *k,
-                    _ => {
-                        return Err(Error::invalid(
-                            name,
-                            "k",
-                            format!("{k} bits do not fill the last axis of {:?} (ceil(k/32) words)", inputs[0].0),
-                        ))
-                    }
-                }
-                (Shape::new(d), DType::F32)
-            }
-            Op::ApplyMask => {
-                want(0, "mask", DType::U32)?;
-                want(1, "dy", DType::F32)?;
-                let (m, dy) = (inputs[0].0, inputs[1].0);
-                let ok = m.rank() == dy.rank()
-                    && m.rank() >= 1
-                    && m.dims()[..m.rank() - 1] == dy.dims()[..dy.rank() - 1]
-                    && m.dims()[m.rank() - 1] == words_for(dy.dims()[dy.rank() - 1]);
-                if !ok {
-                    return Err(Error::shapes(name, m.dims(), dy.dims(), "mask must be dy's shape with the last axis packed 32 per word"));
-                }
-                (dy.clone(), DType::F32)
-            }
-            Op::XnorGemm { k, epilogue } => {
-                want(0, "a", DType::U32)?;
-                want(1, "b", DType::U32)?;
-                let d = XnorDims::new(inputs[0].0, inputs[1].0, *k)?;
-                if *epilogue != Epilogue::Plain {
-                    want(2, "scale", DType::F32)?;
-                    want(3, "bias", DType::F32)?;
-                    for (i, operand) in [(2, "scale"), (3, "bias")] {
-                        if inputs[i].0.dims() != [d.n] {
-                            return Err(Error::shapes(
-                                name,
-                                inputs[i].0.dims(),
-                                &[d.n],
-                                format!("`{operand}` must have one value per output column"),
-                            ));
-                        }
-                    }
-                }
-                let mut out = inputs[0].0.dims().to_vec();
-                let r = out.len();
-                out[r - 1] = if *epilogue == Epilogue::Binarize { words_for(d.n) } else { d.n };
-                (Shape::new(out), if *epilogue == Epilogue::Binarize { DType::U32 } else { DType::F32 })
-            }
-            Op::Quantize { f } | Op::QuantizeGrad { f } => {
-                want(0, "x", DType::F32)?;
-                let x = inputs[0].0;
-                if f.needs_stat() {
-                    want(1, "stat", DType::F32)?;
-                    let st = inputs[1].0;
-                    let len = st.numel();
-                    let last = x.dims().last().copied().unwrap_or(1);
-                    if st.rank() != 1 || (len != 1 && len != last) {
-                        return Err(Error::shapes(
-                            name,
-                            x.dims(),
-                            st.dims(),
-                            "the statistic must be [1] or one value per last-axis channel",
-                        ));
-                    }
-                }
-                if matches!(self, Op::QuantizeGrad { .. }) {
-                    let dy = inputs.len() - 1;
-                    want(dy, "dy", DType::F32)?;
-                    same_shape(name, x, inputs[dy].0)?;
-                }
-                (x.clone(), DType::F32)
-            }
-            Op::FakeQuant { spec, .. } => {
-                want(0, "x", DType::F32)?;
-                want(1, "min", DType::F32)?;
-                want(2, "max", DType::F32)?;
-                if !(2..=16).contains(&spec.num_bits) {
-                    return Err(Error::invalid(name, "num_bits", format!("{} is not in 2..=16", spec.num_bits)));
-                }
-                let x = inputs[0].0;
-                let channels = if spec.per_channel { x.dims().last().copied().unwrap_or(1) } else { 1 };
-                for (i, what) in [(1, "min"), (2, "max")] {
-                    if inputs[i].0.dims() != [channels] {
-                        let want = if spec.per_channel { "one value per last-axis channel" } else { "shape [1]" };
-                        return Err(Error::shapes(name, x.dims(), inputs[i].0.dims(), format!("`{what}` must have {want}")));
-                    }
-                }
-                (x.clone(), DType::F32)
-            }
-            Op::Im2Col { geom, pad_value } => {
-                check_image(name, geom, inputs[0].0, inputs[0].1)?;
-                if inputs[0].1 == DType::U32 && *pad_value != 1.0 {
-                    return Err(Error::invalid(
-                        name,
-                        "pad_value",
-                        format!("packed bits pad with +1 only, not {pad_value}; zero padding needs a correction term"),
-                    ));
-                }
-                (geom.cols_shape(), inputs[0].1)
-            }
-            Op::Col2Im { geom } => {
-                want(0, "cols", DType::F32)?;
-                if inputs[0].0 != &geom.cols_shape() {
-                    return Err(Error::shapes(
-                        name,
-                        inputs[0].0.dims(),
-                        geom.cols_shape().dims(),
-                        "cols do not match the convolution geometry",
-                    ));
-                }
-                (geom.image_shape(), DType::F32)
-            }
-            Op::Random { shape, dist, streamed, .. } => {
-                shape.validate(name)?;
-                if *streamed {
-                    want(0, "stream", DType::F32)?;
-                    if inputs[0].0.numel() != 1 {
-                        return Err(Error::shapes(name, inputs[0].0.dims(), &[1], "the stream is one counter"));
-                    }
-                }
-                match *dist {
-                    Distribution::Uniform { low, high } if low >= high || !low.is_finite() || !high.is_finite() => {
-                        return Err(Error::invalid(name, "dist", format!("uniform bounds [{low}, {high}) are empty or not finite")))
-                    }
-                    Distribution::Normal { mean, std } | Distribution::TruncatedNormal { mean, std }
-                        if std < 0.0 || !mean.is_finite() || !std.is_finite() =>
-                    {
-                        return Err(Error::invalid(name, "dist", format!("normal std {std} must be finite and >= 0")))
-                    }
-                    _ => {}
-                }
-                (shape.clone(), DType::F32)
-            }
-            Op::Fill { shape, .. } => {
-                shape.validate(name)?;
-                (shape.clone(), DType::F32)
-            }
-            Op::Assign => {
-                if inputs[0].0 != inputs[1].0 || inputs[0].1 != inputs[1].1 {
-                    return Err(Error::shapes(
-                        name,
-                        inputs[0].0.dims(),
-                        inputs[1].0.dims(),
-                        "variable and value must have the same shape and dtype",
-                    ));
-                }
-                return Ok(None);
-            }
-        };
+            Op::Unary(_) => elementwise::infer_unary(a),
+            Op::UnaryGrad(_) => elementwise::infer_unary_grad(a),
+            Op::Binary(_) => elementwise::infer_binary(a),
+            Op::Fill { shape, .. } => elementwise::infer_fill(a, shape),
+            Op::Reduce { axes, keep_dims, .. } => reduce::infer(axes, *keep_dims, a),
+            Op::MatMul { trans_a, trans_b } => gemm::infer(*trans_a, *trans_b, a),
+            Op::Permute { perm } => layout::infer_permute(perm, a),
+            Op::Broadcast { shape } => layout::infer_broadcast(shape, a),
+            Op::Window { offset, shape } => layout::infer_window(offset, shape, a),
+            Op::Reshape { shape } => layout::infer_reshape(shape, a),
+            Op::Assign => return layout::infer_assign(a).map(|()| None),
+            Op::Gather => gather::infer_gather(a),
+            Op::Take { shape } => gather::infer_take(shape, a),
+            Op::GatherGrad { rows } => gather::infer_gather_grad(*rows, a),
+            Op::Softmax => softmax::infer_softmax(a),
+            Op::SoftmaxCrossEntropy => softmax::infer_xent(a),
+            Op::SoftmaxCrossEntropyGrad => softmax::infer_xent_grad(a),
+            Op::BitPack { mode } => bitpack::infer_pack(*mode, a),
+            Op::BitUnpack { k, .. } => bitpack::infer_unpack(*k, a),
+            Op::ApplyMask => bitpack::infer_apply_mask(a),
+            Op::XnorGemm { k, epilogue } => xnor::infer(*k, *epilogue, a),
+            Op::Quantize { f } => quantize::infer(*f, false, a),
+            Op::QuantizeGrad { f } => quantize::infer(*f, true, a),
+            Op::CustomQuantize { .. } => custom_quantize::infer(false, a),
+            Op::CustomQuantizeGrad { .. } => custom_quantize::infer(true, a),
+            Op::FakeQuant { spec, .. } => fake_quant::infer(*spec, a),
+            Op::Im2Col { geom, pad_value } => im2col::infer_im2col(geom, *pad_value, a),
+            Op::Col2Im { geom } => im2col::infer_col2im(geom, a),
+            Op::Random { dist, shape, streamed, .. } => random::infer(*dist, shape, *streamed, a),
+        }?;
         out.0.validate(name)?;
         Ok(Some(out))
     }
-}
 
-fn same_shape(op: &'static str, a: &Shape, b: &Shape) -> Result<()> {
-    if a != b {
-        return Err(Error::shapes(op, a.dims(), b.dims(), "shapes must be equal"));
+    /// Gradients of one node's inputs given the gradient `dy` of its output `y`, appended to
+    /// `g`. `None` means "no gradient flows to this input" (integer operands, comparisons).
+    pub(crate) fn backward(&self, g: &mut Graph, node: &Node, y: ValueId, dy: ValueId) -> Result<Grads> {
+        use ops::*;
+        let r = &Grad { node, y, dy };
+        let second = || Err(Error::NotDifferentiable { op: self.name(), reason: "second derivatives are not supported".into() });
+        match self {
+            Op::Unary(u) => elementwise::backward_unary(g, *u, r),
+            Op::Binary(b) => elementwise::backward_binary(g, *b, r),
+            Op::Fill { .. } => Ok(vec![]),
+            Op::Reduce { op, axes, keep_dims } => reduce::backward(g, *op, axes, *keep_dims, r),
+            Op::MatMul { trans_a, trans_b } => gemm::backward(g, *trans_a, *trans_b, r),
+            Op::Permute { perm } => layout::backward_permute(g, perm, r),
+            Op::Broadcast { .. } => layout::backward_broadcast(g, r),
+            Op::Window { offset, .. } => layout::backward_window(g, offset, r),
+            Op::Reshape { .. } => layout::backward_reshape(g, r),
+            Op::Assign => Ok(vec![None, None]),
+            Op::Gather => gather::backward_gather(g, r),
+            Op::Take { .. } => gather::backward_take(g, r),
+            Op::GatherGrad { .. } => gather::backward_gather_grad(g, r),
+            Op::Softmax => softmax::backward_softmax(g, r),
+            Op::SoftmaxCrossEntropy => softmax::backward_xent(g, r),
+            Op::BitPack { .. } | Op::BitUnpack { .. } | Op::XnorGemm { .. } => Err(Error::NotDifferentiable {
+                op: self.name(),
+                reason: "packed bits carry no gradient; a quantizer defines the pseudo-gradient of binarized values".into(),
+            }),
+            Op::ApplyMask => bitpack::backward_apply_mask(g, r),
+            Op::Quantize { f } => quantize::backward(g, *f, r),
+            Op::CustomQuantize { f } => custom_quantize::backward(g, f, r),
+            Op::FakeQuant { spec, part } => fake_quant::backward(g, *spec, *part, r),
+            Op::Im2Col { geom, .. } => im2col::backward_im2col(g, geom, r),
+            Op::Col2Im { geom } => im2col::backward_col2im(g, geom, r),
+            Op::Random { streamed, .. } => Ok(vec![None; usize::from(*streamed)]),
+            Op::UnaryGrad(_) | Op::SoftmaxCrossEntropyGrad | Op::QuantizeGrad { .. } | Op::CustomQuantizeGrad { .. } => second(),
+        }
     }
-    Ok(())
+
+    /// Evaluates the op on host data with the CPU reference, producing `out_shape`.
+    /// [`Op::Assign`] is executed by the plan, which owns the variables.
+    pub fn eval(&self, inputs: &[(&Shape, &TensorData)], out_shape: &Shape) -> Result<TensorData> {
+        use ops::*;
+        let h = &Host { name: self.name(), inputs, out_shape };
+        match self {
+            Op::Unary(u) => elementwise::eval_unary(*u, h),
+            Op::UnaryGrad(u) => elementwise::eval_unary_grad(*u, h),
+            Op::Binary(b) => elementwise::eval_binary(*b, h),
+            Op::Fill { value, shape } => elementwise::eval_fill(*value, shape),
+            Op::Reduce { op, axes, .. } => reduce::eval(*op, axes, h),
+            Op::MatMul { trans_a, trans_b } => gemm::eval(*trans_a, *trans_b, h),
+            Op::Permute { perm } => layout::eval_permute(perm, h),
+            Op::Broadcast { shape } => layout::eval_broadcast(shape, h),
+            Op::Window { offset, shape } => layout::eval_window(offset, shape, h),
+            Op::Reshape { .. } => layout::eval_reshape(h),
+            Op::Assign => Err(Error::invalid("cpu::eval", "op", "assign is executed by the plan")),
+            Op::Gather => gather::eval_gather(h),
+            Op::Take { .. } => gather::eval_take(h),
+            Op::GatherGrad { rows } => gather::eval_gather_grad(*rows, h),
+            Op::Softmax => softmax::eval_softmax(h),
+            Op::SoftmaxCrossEntropy => softmax::eval_xent(h),
+            Op::SoftmaxCrossEntropyGrad => softmax::eval_xent_grad(h),
+            Op::BitPack { mode } => bitpack::eval_pack(*mode, h),
+            Op::BitUnpack { k, mode } => bitpack::eval_unpack(*k, *mode, h),
+            Op::ApplyMask => bitpack::eval_apply_mask(h),
+            Op::XnorGemm { k, epilogue } => xnor::eval(*k, *epilogue, h),
+            Op::Quantize { f } => quantize::eval(*f, h),
+            Op::QuantizeGrad { f } => quantize::eval_grad(*f, h),
+            Op::CustomQuantize { f } => custom_quantize::eval(f, h),
+            Op::CustomQuantizeGrad { f } => custom_quantize::eval_grad(f, h),
+            Op::FakeQuant { spec, part } => fake_quant::eval(*spec, *part, h),
+            Op::Im2Col { geom, pad_value } => im2col::eval_im2col(geom, *pad_value, h),
+            Op::Col2Im { geom } => im2col::eval_col2im(geom, h),
+            Op::Random { dist, seed, shape, streamed } => random::eval(*dist, *seed, shape, *streamed, h),
+        }
+    }
+
+    /// Records the op as a GPU dispatch or buffer copy over the operands in `d`.
+    pub(crate) fn record(&self, d: &Gpu) -> Result<Step> {
+        use ops::*;
+        match self {
+            Op::Unary(u) => elementwise::record_unary(*u, d),
+            Op::UnaryGrad(u) => elementwise::record_unary_grad(*u, d),
+            Op::Binary(b) => elementwise::record_binary(*b, d),
+            Op::Fill { value, shape } => elementwise::record_fill(*value, shape, d),
+            Op::Reduce { op, axes, .. } => reduce::record(*op, axes, d),
+            Op::MatMul { trans_a, trans_b } => gemm::record(*trans_a, *trans_b, d),
+            Op::Permute { perm } => layout::record_permute(perm, d),
+            Op::Broadcast { shape } => layout::record_broadcast(shape, d),
+            Op::Window { offset, shape } => layout::record_window(offset, shape, d),
+            Op::Reshape { .. } => layout::record_reshape(d),
+            Op::Assign => layout::record_assign(d),
+            Op::Gather => gather::record_gather(d),
+            Op::Take { shape } => gather::record_take(shape, d),
+            Op::GatherGrad { rows } => gather::record_gather_grad(*rows, d),
+            Op::Softmax => softmax::record_softmax(d),
+            Op::SoftmaxCrossEntropy => softmax::record_xent(d),
+            Op::SoftmaxCrossEntropyGrad => softmax::record_xent_grad(d),
+            Op::BitPack { mode } => bitpack::record_pack(*mode, d),
+            Op::BitUnpack { k, mode } => bitpack::record_unpack(*k, *mode, d),
+            Op::ApplyMask => bitpack::record_apply_mask(d),
+            Op::XnorGemm { k, epilogue } => xnor::record(*k, *epilogue, d),
+            Op::Quantize { f } => quantize::record(*f, d),
+            Op::QuantizeGrad { f } => quantize::record_grad(*f, d),
+            Op::CustomQuantize { f } => custom_quantize::record(f, d),
+            Op::CustomQuantizeGrad { f } => custom_quantize::record_grad(f, d),
+            Op::FakeQuant { spec, part } => fake_quant::record(*spec, *part, d),
+            Op::Im2Col { geom, pad_value } => im2col::record_im2col(geom, *pad_value, d),
+            Op::Col2Im { geom } => im2col::record_col2im(geom, d),
+            Op::Random { dist, seed, shape, streamed } => random::record(*dist, *seed, shape, *streamed, d),
+        }
+    }
 }
 
 /// NumPy broadcasting of two shapes (aligned at the last axis).
@@ -836,145 +442,4 @@ pub fn broadcast_strides(x: &Shape, out: &Shape) -> Vec<usize> {
     let xs = x.strides();
     let off = out.rank() - x.rank();
     (0..out.rank()).map(|i| if i < off || x.dims()[i - off] == 1 { 0 } else { xs[i - off] }).collect()
-}
-
-/// Shape after reducing `axes` of `x`.
-pub fn reduced_shape(op: &'static str, x: &Shape, axes: &[usize], keep_dims: bool) -> Result<Shape> {
-    if axes.windows(2).any(|w| w[0] >= w[1]) || axes.iter().any(|&a| a >= x.rank()) {
-        return Err(Error::invalid(op, "axes", format!("{axes:?} must be sorted, distinct and below rank {} of {x:?}", x.rank())));
-    }
-    let dims = x
-        .dims()
-        .iter()
-        .enumerate()
-        .filter_map(|(i, &d)| match (axes.contains(&i), keep_dims) {
-            (false, _) => Some(d),
-            (true, true) => Some(1),
-            (true, false) => None,
-        })
-        .collect::<Vec<_>>();
-    Ok(Shape::new(dims))
-}
-
-pub(crate) fn permuted_shape(op: &'static str, x: &Shape, perm: &[usize]) -> Result<Shape> {
-    let mut seen = vec![false; x.rank()];
-    if perm.len() != x.rank() || perm.iter().any(|&p| p >= x.rank() || std::mem::replace(&mut seen[p], true)) {
-        return Err(Error::invalid(op, "perm", format!("{perm:?} is not a permutation of the {} axes of {x:?}", x.rank())));
-    }
-    Ok(Shape::new(perm.iter().map(|&p| x.dims()[p]).collect::<Vec<_>>()))
-}
-
-/// The sizes of a batched matrix product, derived once and shared by both backends.
-#[derive(Clone, Debug, PartialEq)]
-pub struct MatMulDims {
-    /// Rows of the output.
-    pub m: usize,
-    /// Columns of the output.
-    pub n: usize,
-    /// Reduction length.
-    pub k: usize,
-    /// Number of output matrices (product of the broadcast batch axes).
-    pub batch: usize,
-    /// Broadcast batch axes of the output.
-    pub batch_shape: Vec<usize>,
-    /// Per batch axis, how many matrices to step in `a` (0 where `a` is broadcast).
-    pub a_batch_strides: Vec<usize>,
-    /// Per batch axis, how many matrices to step in `b` (0 where `b` is broadcast).
-    pub b_batch_strides: Vec<usize>,
-    /// Output shape.
-    pub out_shape: Shape,
-}
-
-impl MatMulDims {
-    /// Checks and derives the sizes of `op(a) @ op(b)`.
-    pub fn new(a: &Shape, b: &Shape, trans_a: bool, trans_b: bool) -> Result<Self> {
-        if a.rank() < 2 || b.rank() < 2 {
-            return Err(Error::shapes("matmul", a.dims(), b.dims(), "operands need rank >= 2"));
-        }
-        let (ra, rb) = (a.rank(), b.rank());
-        let (m, ka) = if trans_a { (a.dims()[ra - 1], a.dims()[ra - 2]) } else { (a.dims()[ra - 2], a.dims()[ra - 1]) };
-        let (kb, n) = if trans_b { (b.dims()[rb - 1], b.dims()[rb - 2]) } else { (b.dims()[rb - 2], b.dims()[rb - 1]) };
-        if ka != kb {
-            return Err(Error::shapes(
-                "matmul",
-                a.dims(),
-                b.dims(),
-                format!("inner sizes differ ({ka} vs {kb}; trans_a={trans_a}, trans_b={trans_b})"),
-            ));
-        }
-        let ba = Shape::new(&a.dims()[..ra - 2]);
-        let bb = Shape::new(&b.dims()[..rb - 2]);
-        let bo = broadcast_shapes("matmul", &ba, &bb)?;
-        let (sa, sb) = (broadcast_strides(&ba, &bo), broadcast_strides(&bb, &bo));
-        let batch = bo.numel();
-        let mut out = bo.dims().to_vec();
-        out.extend([m, n]);
-        Ok(MatMulDims {
-            m,
-            n,
-            k: ka,
-            batch,
-            batch_shape: bo.dims().to_vec(),
-            a_batch_strides: sa,
-            b_batch_strides: sb,
-            out_shape: Shape::new(out),
-        })
-    }
-
-    /// Which `a` and `b` matrices output matrix `i` multiplies.
-    pub fn operand_matrices(&self, i: usize) -> (usize, usize) {
-        let (mut ia, mut ib, mut rem) = (0, 0, i);
-        for d in (0..self.batch_shape.len()).rev() {
-            let c = rem % self.batch_shape[d];
-            rem /= self.batch_shape[d];
-            ia += c * self.a_batch_strides[d];
-            ib += c * self.b_batch_strides[d];
-        }
-        (ia, ib)
-    }
-}
-
-/// The sizes of an XNOR GEMM, derived once and shared by both backends.
-#[derive(Clone, Debug, PartialEq)]
-pub struct XnorDims {
-    /// Rows of A and of the output.
-    pub m: usize,
-    /// Rows of B, columns of the output.
-    pub n: usize,
-    /// Real bits per row.
-    pub k: usize,
-    /// Words per row (at least ceil(k/32); padding bits are 0 in both operands).
-    pub words: usize,
-    /// Number of output matrices.
-    pub batch: usize,
-    /// True when B has the same batch axes as A; false when one B serves every batch.
-    pub b_batched: bool,
-}
-
-impl XnorDims {
-    /// Checks and derives the sizes of `xnor(a, b)` over `k` bits.
-    pub fn new(a: &Shape, b: &Shape, k: usize) -> Result<Self> {
-        let op = "xnor_gemm";
-        if a.rank() < 2 || b.rank() < 2 {
-            return Err(Error::shapes(op, a.dims(), b.dims(), "operands need rank >= 2"));
-        }
-        let (ra, rb) = (a.rank(), b.rank());
-        let words = a.dims()[ra - 1];
-        if k == 0 || words < words_for(k) || b.dims()[rb - 1] != words {
-            return Err(Error::shapes(
-                op,
-                a.dims(),
-                b.dims(),
-                format!("both last axes must hold the same number of words, at least ceil(k/32) = {} for k = {k}", words_for(k)),
-            ));
-        }
-        let b_batched = rb > 2;
-        if b_batched && a.dims()[..ra - 2] != b.dims()[..rb - 2] {
-            return Err(Error::shapes(op, a.dims(), b.dims(), "a batched B must have A's batch axes"));
-        }
-        if k >= 1 << 24 {
-            return Err(Error::invalid(op, "k", format!("{k} bits: dot products must stay exact in f32 (k < 2^24)")));
-        }
-        Ok(XnorDims { m: a.dims()[ra - 2], n: b.dims()[rb - 2], k, words, batch: a.dims()[..ra - 2].iter().product(), b_batched })
-    }
 }

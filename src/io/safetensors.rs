@@ -9,7 +9,7 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::graph::ParamStore;
+use crate::runtime::ParamStore;
 use crate::tensor::{DType, HostTensor, Shape, TensorData};
 
 /// Shape and type of expected tensors, by name.

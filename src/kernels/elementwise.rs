@@ -3,8 +3,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{dims8, grid_1d, params_layout, BufferView, Dispatch, Kernel, Shader};
-use crate::graph::{BinaryOp, UnaryOp};
+use super::{params_layout, Kernel, Shader};
 
 /// The kernel family.
 pub const SHADER: Shader =
@@ -18,7 +17,8 @@ pub const BINARY: Kernel = Kernel { shader: "elementwise", entry: "binary" };
 /// `y = value`.
 pub const FILL: Kernel = Kernel { shader: "elementwise", entry: "fill" };
 
-const WG: usize = 256;
+/// Invocations per workgroup (`WG` in the shader).
+pub const WG: usize = 256;
 
 /// Mirror of the WGSL `Params`.
 #[repr(C)]
@@ -49,45 +49,3 @@ pub struct Params {
 }
 params_layout!(Params { n, op, rank, _pad0, alpha, beta, _pad1, _pad2, shape, a_strides, b_strides });
 
-/// `out = op(x)` over `n` elements.
-pub fn unary(op: UnaryOp, n: usize, x: &BufferView, out: &BufferView) -> Dispatch {
-    let (alpha, beta) = op.params();
-    let p = Params { n: n as u32, op: op.code(), alpha, beta, ..Default::default() };
-    Dispatch::new(UNARY, &p, &[(1, x), (3, out)], grid_1d(n, WG))
-}
-
-/// `out = op'(x) * dy` over `n` elements.
-pub fn unary_grad(op: UnaryOp, n: usize, x: &BufferView, dy: &BufferView, out: &BufferView) -> Dispatch {
-    let (alpha, beta) = op.params();
-    let p = Params { n: n as u32, op: op.code(), alpha, beta, ..Default::default() };
-    Dispatch::new(UNARY_GRAD, &p, &[(1, x), (2, dy), (3, out)], grid_1d(n, WG))
-}
-
-/// `out = op(a, b)` where `a_strides`/`b_strides` map output coordinates to operand elements.
-pub fn binary(
-    op: BinaryOp,
-    out_shape: &[usize],
-    a_strides: &[usize],
-    b_strides: &[usize],
-    a: &BufferView,
-    b: &BufferView,
-    out: &BufferView,
-) -> Dispatch {
-    let n = out_shape.iter().product::<usize>();
-    let p = Params {
-        n: n as u32,
-        op: op.code(),
-        rank: out_shape.len() as u32,
-        shape: dims8(out_shape),
-        a_strides: dims8(a_strides),
-        b_strides: dims8(b_strides),
-        ..Default::default()
-    };
-    Dispatch::new(BINARY, &p, &[(1, a), (2, b), (3, out)], grid_1d(n, WG))
-}
-
-/// `out[..n] = value`.
-pub fn fill(value: f32, n: usize, out: &BufferView) -> Dispatch {
-    let p = Params { n: n as u32, alpha: value, ..Default::default() };
-    Dispatch::new(FILL, &p, &[(3, out)], grid_1d(n, WG))
-}

@@ -2,14 +2,16 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{grid_1d, params_layout, BufferView, Dispatch, Kernel, Shader};
-use crate::graph::{FakeQuantPart, FakeQuantSpec};
+use super::{params_layout, Kernel, Shader};
 
 /// The kernel family.
 pub const SHADER: Shader =
     Shader { name: "fake_quant", source: include_str!("../../shaders/fake_quant.wgsl"), params_layout, subgroups: false };
 /// The value or a mask.
 pub const FAKE_QUANT: Kernel = Kernel { shader: "fake_quant", entry: "fake_quant" };
+
+/// Invocations per workgroup (`WG` in the shader).
+pub const WG: usize = 256;
 
 /// Mirror of the WGSL `Params`.
 #[repr(C)]
@@ -34,30 +36,3 @@ pub struct Params {
 }
 params_layout!(Params { n, channels, part, per_channel, quant_min, quant_max, _pad0, _pad1 });
 
-/// `out = part(x; min, max)` for `n` elements and `channels` ranges.
-pub fn fake_quant(
-    spec: FakeQuantSpec,
-    part: FakeQuantPart,
-    n: usize,
-    channels: usize,
-    [x, min, max]: [&BufferView; 3],
-    out: &BufferView,
-) -> Dispatch {
-    let part = match part {
-        FakeQuantPart::Value => 0,
-        FakeQuantPart::InRange => 1,
-        FakeQuantPart::BelowMin => 2,
-        FakeQuantPart::AboveMax => 3,
-    };
-    let params = Params {
-        n: n as u32,
-        channels: channels as u32,
-        part,
-        per_channel: u32::from(spec.per_channel),
-        quant_min: if spec.narrow_range { 1.0 } else { 0.0 },
-        quant_max: ((1u32 << spec.num_bits) - 1) as f32,
-        _pad0: 0,
-        _pad1: 0,
-    };
-    Dispatch::new(FAKE_QUANT, &params, &[(1, x), (2, min), (3, max), (4, out)], grid_1d(n, 256))
-}

@@ -2,8 +2,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{dims8, params_layout, BufferView, Dispatch, Kernel, Shader};
-use crate::graph::MatMulDims;
+use super::{params_layout, Kernel, Shader};
 
 /// The kernel family.
 pub const SHADER: Shader = Shader { name: "gemm", source: include_str!("../../shaders/gemm.wgsl"), params_layout, subgroups: false };
@@ -15,7 +14,10 @@ pub const GEMV: Kernel = Kernel { shader: "gemm", entry: "gemv" };
 /// Below this many rows the one-thread-per-column kernel beats 64-row tiles.
 pub const SMALL_M: usize = 8;
 
-const TILE: usize = 64;
+/// Output tile edge of `MATMUL` (64x64 tiles, 4x4 per invocation).
+pub const TILE: usize = 64;
+/// Output columns per `GEMV` workgroup.
+pub const GEMV_COLUMNS: usize = 256;
 
 /// Mirror of the WGSL `Params`.
 #[repr(C)]
@@ -46,24 +48,3 @@ pub struct Params {
 }
 params_layout!(Params { m, n, k, batch_rank, trans_a, trans_b, _pad0, _pad1, batch_shape, a_batch_strides, b_batch_strides });
 
-/// `c = op(a) @ op(b)` for the sizes in `d`, choosing the kernel shape by M.
-pub fn matmul(d: &MatMulDims, trans_a: bool, trans_b: bool, a: &BufferView, b: &BufferView, c: &BufferView) -> Dispatch {
-    let p = Params {
-        m: d.m as u32,
-        n: d.n as u32,
-        k: d.k as u32,
-        batch_rank: d.batch_shape.len() as u32,
-        trans_a: trans_a as u32,
-        trans_b: trans_b as u32,
-        batch_shape: dims8(&d.batch_shape),
-        a_batch_strides: dims8(&d.a_batch_strides),
-        b_batch_strides: dims8(&d.b_batch_strides),
-        ..Default::default()
-    };
-    let (kernel, workgroups) = if d.m < SMALL_M {
-        (GEMV, [d.n.div_ceil(256) as u32, d.m as u32, d.batch as u32])
-    } else {
-        (MATMUL, [d.n.div_ceil(TILE) as u32, d.m.div_ceil(TILE) as u32, d.batch as u32])
-    };
-    Dispatch::new(kernel, &p, &[(1, a), (2, b), (3, c)], workgroups)
-}

@@ -2,8 +2,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{grid_1d, params_layout, BufferView, Dispatch, Kernel, Shader};
-use crate::graph::{ConvGeometry, DataFormat};
+use super::{params_layout, Kernel, Shader};
 
 /// The kernel family.
 pub const SHADER: Shader = Shader { name: "im2col", source: include_str!("../../shaders/im2col.wgsl"), params_layout, subgroups: false };
@@ -11,6 +10,9 @@ pub const SHADER: Shader = Shader { name: "im2col", source: include_str!("../../
 pub const IM2COL: Kernel = Kernel { shader: "im2col", entry: "im2col" };
 /// One thread per image element.
 pub const COL2IM: Kernel = Kernel { shader: "im2col", entry: "col2im" };
+
+/// Invocations per workgroup (`WG` in the shader).
+pub const WG: usize = 256;
 
 /// Mirror of the WGSL `Params`.
 #[repr(C)]
@@ -77,47 +79,3 @@ params_layout!(Params {
     spatial_strides
 });
 
-fn vec4(v: &[usize]) -> [u32; 4] {
-    let mut out = [0; 4];
-    v.iter().enumerate().for_each(|(i, &x)| out[i] = x as u32);
-    out
-}
-
-fn params(g: &ConvGeometry, n: usize, pad_word: u32, run: usize) -> Params {
-    let (sn, ss, sc) = g.image_strides();
-    Params {
-        run: run as u32,
-        _pad0: 0,
-        _pad1: 0,
-        _pad2: 0,
-        n: n as u32,
-        rank: g.kernel.len() as u32,
-        channels: g.channels as u32,
-        pad_word,
-        batch_stride: sn as u32,
-        channel_stride: sc as u32,
-        taps: g.taps() as u32,
-        out_pixels: g.out_pixels() as u32,
-        input: vec4(&g.input),
-        output: vec4(&g.output),
-        kernel: vec4(&g.kernel),
-        strides: vec4(&g.strides),
-        dilation: vec4(&g.dilation),
-        pad_begin: vec4(&g.pad_begin),
-        spatial_strides: vec4(&ss),
-    }
-}
-
-/// Gathers patches of `image` into `cols`; padded positions get the raw word `pad_word`.
-pub fn im2col(g: &ConvGeometry, pad_word: u32, image: &BufferView, cols: &BufferView) -> Dispatch {
-    let n = g.cols_shape().numel();
-    // Runs of 4 channels need them contiguous (channels last) and a whole number of runs per pixel.
-    let run = if g.format == DataFormat::ChannelsLast && g.channels % 4 == 0 { 4 } else { 1 };
-    Dispatch::new(IM2COL, &params(g, n, pad_word, run), &[(1, image), (3, cols)], grid_1d(n / run, 256))
-}
-
-/// Sums patches back into an f32 image.
-pub fn col2im(g: &ConvGeometry, cols: &BufferView, image: &BufferView) -> Dispatch {
-    let n = g.image_shape().numel();
-    Dispatch::new(COL2IM, &params(g, n, 0, 1), &[(2, cols), (3, image)], grid_1d(n, 256))
-}

@@ -110,6 +110,28 @@ impl Dispatch {
     }
 }
 
+/// One unit of recorded GPU work.
+#[derive(Clone, Debug)]
+pub enum Step {
+    /// A compute dispatch.
+    Dispatch(Dispatch),
+    /// A whole-value buffer copy (reshape, assign). Source and destination are always different
+    /// buffers: the planner never gives two simultaneously live values the same buffer.
+    Copy {
+        /// Source.
+        src: BufferView,
+        /// Destination.
+        dst: BufferView,
+    },
+}
+
+/// What the adapter lets a recorder choose.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Caps {
+    /// Subgroup kernel variants may be used.
+    pub subgroups: bool,
+}
+
 /// Most workgroups per grid dimension that every WebGPU adapter accepts.
 pub const MAX_GROUPS_PER_DIM: u32 = 65535;
 

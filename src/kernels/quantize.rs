@@ -2,8 +2,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{grid_1d, params_layout, BufferView, Dispatch, Kernel, Shader};
-use crate::graph::QuantFn;
+use super::{params_layout, Kernel, Shader};
 
 /// The kernel family.
 pub const SHADER: Shader =
@@ -12,6 +11,9 @@ pub const SHADER: Shader =
 pub const QUANTIZE: Kernel = Kernel { shader: "quantize", entry: "quantize" };
 /// dq/dx * dy.
 pub const QUANTIZE_GRAD: Kernel = Kernel { shader: "quantize", entry: "quantize_grad" };
+
+/// Invocations per workgroup (`WG` in the shader).
+pub const WG: usize = 256;
 
 /// Mirror of the WGSL `Params`.
 #[repr(C)]
@@ -36,18 +38,3 @@ pub struct Params {
 }
 params_layout!(Params { n, code, stat_len, has_stat, clip, a, levels, _pad0 });
 
-fn params(f: QuantFn, n: usize, stat: Option<&BufferView>) -> Params {
-    let (code, clip, a, levels) = f.params();
-    let stat_len = stat.map_or(1, |s| (s.size / 4) as u32);
-    Params { n: n as u32, code, stat_len, has_stat: u32::from(stat.is_some()), clip, a, levels, _pad0: 0 }
-}
-
-/// `out = q(x)`; without a statistic, `x` is bound in its slot (it is never read there).
-pub fn quantize(f: QuantFn, n: usize, x: &BufferView, stat: Option<&BufferView>, out: &BufferView) -> Dispatch {
-    Dispatch::new(QUANTIZE, &params(f, n, stat), &[(1, x), (2, stat.unwrap_or(x)), (4, out)], grid_1d(n, 256))
-}
-
-/// `out = dq/dx * dy`.
-pub fn quantize_grad(f: QuantFn, n: usize, x: &BufferView, stat: Option<&BufferView>, dy: &BufferView, out: &BufferView) -> Dispatch {
-    Dispatch::new(QUANTIZE_GRAD, &params(f, n, stat), &[(1, x), (2, stat.unwrap_or(x)), (3, dy), (4, out)], grid_1d(n, 256))
-}

@@ -2,8 +2,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{grid_1d, params_layout, BufferView, Dispatch, Kernel, Shader};
-use crate::graph::Distribution;
+use super::{params_layout, Kernel, Shader};
 
 /// The kernel family.
 pub const SHADER: Shader = Shader { name: "random", source: include_str!("../../shaders/random.wgsl"), params_layout, subgroups: false };
@@ -11,6 +10,9 @@ pub const SHADER: Shader = Shader { name: "random", source: include_str!("../../
 pub const RANDOM: Kernel = Kernel { shader: "random", entry: "random" };
 /// Fills a tensor with draws whose seed also depends on a stream value.
 pub const RANDOM_STREAMED: Kernel = Kernel { shader: "random", entry: "random_streamed" };
+
+/// Invocations per workgroup (`WG` in the shader).
+pub const WG: usize = 256;
 
 /// Mirror of the WGSL `Params`.
 #[repr(C)]
@@ -35,21 +37,3 @@ pub struct Params {
 }
 params_layout!(Params { n, dist, seed_lo, seed_hi, a, b, _pad0, _pad1 });
 
-/// `n` draws from `dist` with `seed`.
-pub fn random(dist: Distribution, seed: u64, n: usize, out: &BufferView) -> Dispatch {
-    Dispatch::new(RANDOM, &params(dist, seed, n), &[(1, out)], grid_1d(n, 256))
-}
-
-/// `n` draws from `dist` with `seed` mixed with the value in `stream` (see `cpu::stream_seed`).
-pub fn random_streamed(dist: Distribution, seed: u64, n: usize, stream: &BufferView, out: &BufferView) -> Dispatch {
-    Dispatch::new(RANDOM_STREAMED, &params(dist, seed, n), &[(1, out), (2, stream)], grid_1d(n, 256))
-}
-
-fn params(dist: Distribution, seed: u64, n: usize) -> Params {
-    let (code, a, b) = match dist {
-        Distribution::Uniform { low, high } => (0, low, high),
-        Distribution::Normal { mean, std } => (1, mean, std),
-        Distribution::TruncatedNormal { mean, std } => (2, mean, std),
-    };
-    Params { n: n as u32, dist: code, seed_lo: seed as u32, seed_hi: (seed >> 32) as u32, a, b, ..Default::default() }
-}

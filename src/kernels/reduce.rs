@@ -2,8 +2,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{dims8, grid_1d, params_layout, BufferView, Dispatch, Kernel, Shader};
-use crate::graph::ReduceOp;
+use super::{params_layout, Kernel, Shader};
 
 /// The kernel family.
 pub const SHADER: Shader = Shader { name: "reduce", source: include_str!("../../shaders/reduce.wgsl"), params_layout, subgroups: false };
@@ -47,31 +46,3 @@ pub struct Params {
 }
 params_layout!(Params { n_out, n_red, out_rank, red_rank, op, _pad0, _pad1, _pad2, out_shape, out_strides, red_shape, red_strides });
 
-/// Reduces `x` (of shape `shape`) over `axes` into `out`.
-pub fn reduce(op: ReduceOp, shape: &[usize], axes: &[usize], x: &BufferView, out: &BufferView) -> Dispatch {
-    let strides = crate::tensor::Shape::new(shape).strides();
-    let split = |keep: bool| -> (Vec<usize>, Vec<usize>) {
-        (0..shape.len()).filter(|i| axes.contains(i) != keep).map(|i| (shape[i], strides[i])).unzip()
-    };
-    let (os, ost) = split(true);
-    let (rs, rst) = split(false);
-    let n_out = os.iter().product::<usize>();
-    let n_red = rs.iter().product::<usize>();
-    let p = Params {
-        n_out: n_out as u32,
-        n_red: n_red as u32,
-        out_rank: os.len() as u32,
-        red_rank: rs.len() as u32,
-        op: op.code(),
-        out_shape: dims8(&os),
-        out_strides: dims8(&ost),
-        red_shape: dims8(&rs),
-        red_strides: dims8(&rst),
-        ..Default::default()
-    };
-    if n_red <= SHORT {
-        Dispatch::new(REDUCE_EACH, &p, &[(1, x), (2, out)], grid_1d(n_out, 64))
-    } else {
-        Dispatch::new(REDUCE, &p, &[(1, x), (2, out)], grid_1d(n_out, 1))
-    }
-}

@@ -5,9 +5,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{params_layout, BufferView, Dispatch, Kernel, Shader};
-use crate::graph::op::words_for;
-use crate::graph::{Epilogue, XnorDims};
+use super::{params_layout, Kernel, Shader};
 
 /// The kernel family.
 pub const SHADER: Shader = Shader {
@@ -55,6 +53,10 @@ const fn gemv_kernels(shader: &'static str) -> [Kernel; 3] {
 
 /// Below this many rows the lane-split kernel keeps more of the GPU busy than 64-row tiles.
 pub const SMALL_M: usize = 8;
+/// Output tile edge of the tiled kernels.
+pub const TILE: usize = 64;
+/// Output columns per small-M workgroup.
+pub const GEMV_COLUMNS: usize = 32;
 
 /// Mirror of the WGSL `Params`.
 #[repr(C)]
@@ -79,46 +81,3 @@ pub struct Params {
 }
 params_layout!(Params { m, n, k, words, a_batch_stride, b_batch_stride, out_words, _pad0 });
 
-/// Operands of one XNOR GEMM dispatch.
-pub struct Operands<'a> {
-    /// Packed A.
-    pub a: &'a BufferView,
-    /// Packed B.
-    pub b: &'a BufferView,
-    /// Per-column scale and bias (affine and binarize).
-    pub scale_bias: Option<(&'a BufferView, &'a BufferView)>,
-    /// Output (f32, or packed words when binarizing).
-    pub out: &'a BufferView,
-}
-
-/// The dispatch for `d` with `epilogue`, choosing the kernel shape by M, and for small M the
-/// subgroup variant when `subgroups` (the adapter has subgroups of at least 8 invocations).
-pub fn xnor_gemm(d: &XnorDims, epilogue: Epilogue, ops: Operands, subgroups: bool) -> Dispatch {
-    let p = Params {
-        m: d.m as u32,
-        n: d.n as u32,
-        k: d.k as u32,
-        words: d.words as u32,
-        a_batch_stride: (d.m * d.words) as u32,
-        b_batch_stride: if d.b_batched { (d.n * d.words) as u32 } else { 0 },
-        out_words: words_for(d.n) as u32,
-        _pad0: 0,
-    };
-    let e = match epilogue {
-        Epilogue::Plain => 0,
-        Epilogue::Affine => 1,
-        Epilogue::Binarize => 2,
-    };
-    let out_binding = if epilogue == Epilogue::Binarize { 6 } else { 5 };
-    let mut bindings = vec![(1, ops.a), (2, ops.b), (out_binding, ops.out)];
-    if let Some((scale, bias)) = ops.scale_bias {
-        bindings.extend([(3, scale), (4, bias)]);
-    }
-    let (kernel, workgroups) = if d.m < SMALL_M {
-        let kernels = if subgroups { GEMV_SUBGROUP } else { GEMV };
-        (kernels[e], [d.n.div_ceil(32) as u32, d.m as u32, d.batch as u32])
-    } else {
-        (TILED[e], [d.n.div_ceil(64) as u32, d.m.div_ceil(64) as u32, d.batch as u32])
-    };
-    Dispatch::new(kernel, &p, &bindings, workgroups)
-}

@@ -4,12 +4,10 @@
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
+use crate::graph::CustomFn;
 use crate::kernels::custom_quantize;
 
-/// A function of one f32.
-pub type ForwardFn = dyn Fn(f32) -> f32 + Send + Sync;
-/// A gradient: (x, upstream) -> downstream.
-pub type GradientFn = dyn Fn(f32, f32) -> f32 + Send + Sync;
+pub use crate::graph::ops::custom_quantize::{ForwardFn, GradientFn};
 
 /// A user-defined quantizer. The WGSL must define `fn forward(x: f32) -> f32` and
 /// `fn gradient(x: f32, dy: f32) -> f32` (helper functions may follow); the Rust closures compute
@@ -36,9 +34,7 @@ pub struct CustomQuantizer {
     name: String,
     precision: u32,
     id: u32,
-    pub(crate) shader: &'static str,
-    pub(crate) cpu_forward: Box<ForwardFn>,
-    pub(crate) cpu_gradient: Box<GradientFn>,
+    function: Arc<CustomFn>,
 }
 
 impl std::fmt::Debug for CustomQuantizer {
@@ -103,9 +99,7 @@ impl CustomQuantizer {
             name: name.to_string(),
             precision,
             id: registry.len() as u32,
-            shader: custom_quantize::register(name, source),
-            cpu_forward: Box::new(cpu_forward),
-            cpu_gradient: Box::new(cpu_gradient),
+            function: CustomFn::new(name, custom_quantize::register(name, source), Box::new(cpu_forward), Box::new(cpu_gradient)),
         });
         registry.push(q.clone());
         Ok(q)
@@ -121,7 +115,12 @@ impl CustomQuantizer {
         self.precision
     }
 
-    /// Registry id, used by [`crate::QuantFn::Custom`].
+    /// The function the quantizer's op holds (`Op::CustomQuantize`).
+    pub fn function(&self) -> Arc<CustomFn> {
+        self.function.clone()
+    }
+
+    /// Registry id, in order of definition.
     pub fn id(&self) -> u32 {
         self.id
     }

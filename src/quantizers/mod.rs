@@ -243,7 +243,7 @@ impl Quantizer {
                 }
             }
             Quantizer::NoOp { .. } => g.quantize(QuantFn::Identity, x, None),
-            Quantizer::Custom(ref c) => g.quantize(QuantFn::Custom { id: c.id() }, x, None),
+            Quantizer::Custom(ref c) => g.custom_quantize(c.function(), x),
         }
     }
 

@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use super::fit::Trainer;
 use crate::error::{Error, Result};
-use crate::graph::{Graph, Plan, Source};
+use crate::graph::{Graph, Source};
+use crate::runtime::Plan;
 use crate::io::safetensors::{Expected, TensorFile};
 
 /// The `format` metadata entry of a trainer state file.

@@ -17,7 +17,8 @@ use self::fields::{kind, Fields};
 use self::layers::{entry, Entry, Imported};
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::graph::{ParamStore, ValueId};
+use crate::graph::ValueId;
+use crate::runtime::ParamStore;
 use crate::io::safetensors::TensorFile;
 use crate::models::{Built, Functional, Model, Network, Sequential};
 

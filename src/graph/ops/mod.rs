@@ -1,0 +1,234 @@
+//! The op families. Each module owns a family of [`Op`](super::Op) variants end to end: its
+//! parameter types, shape inference, backward rule, CPU reference and GPU recording, next to the
+//! WGSL family it records (`shaders/<family>.wgsl`, mirrored by `crate::kernels::<family>`).
+//! The closed `Op` enum's matches (`Op::infer`, `Op::backward`, `Op::eval`, `Op::record`) are
+//! one-line delegations into these modules, so a family without one of the four fails to compile.
+
+use super::{Graph, Node, ValueId};
+use crate::error::{Error, Result};
+use crate::kernels::{BufferView, Caps};
+use crate::tensor::{DType, Shape, TensorData};
+
+pub mod bitpack;
+pub mod custom_quantize;
+pub mod elementwise;
+pub mod fake_quant;
+pub mod gather;
+pub mod gemm;
+pub mod im2col;
+pub mod layout;
+pub mod quantize;
+pub mod random;
+pub mod reduce;
+pub mod softmax;
+pub mod xnor;
+
+/// Declares an enum whose variants are numbered, in declaration order, by codes that its WGSL
+/// family names as constants (`<PREFIX><VARIANT>` in upper snake case, e.g. `UNARY_EXP`), with
+/// `ALL`: every variant with example parameters. The op tests iterate `ALL` and a test compares
+/// the codes with the WGSL constants, so a new variant can be neither untested nor unknown to
+/// the shader.
+macro_rules! coded {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident in $prefix:literal {
+            $(
+                $(#[$vmeta:meta])*
+                $variant:ident $( ( $($tty:ty),* ) )? $( { $( $(#[$fmeta:meta])* $field:ident : $fty:ty ),* $(,)? } )? $( = $example:expr )?
+            ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        pub enum $name {
+            $( $(#[$vmeta])* $variant $( ( $($tty),* ) )? $( { $( $(#[$fmeta])* $field : $fty ),* } )? ),*
+        }
+
+        impl $name {
+            /// Every variant, with example parameters, in code order.
+            pub const ALL: &'static [$name] = &[ $( $crate::graph::ops::coded!(@example $name $variant $($example)?) ),* ];
+            /// Prefix of this enum's code constants in its WGSL family.
+            pub const WGSL_PREFIX: &'static str = $prefix;
+
+            /// The code the WGSL family knows this variant by: its declaration index.
+            pub const fn code(&self) -> u32 {
+                #[allow(non_camel_case_types, dead_code)]
+                enum Index { $($variant),* }
+                match self { $( $name::$variant { .. } => Index::$variant as u32 ),* }
+            }
+
+            /// The variant's name, as declared.
+            pub const fn variant_name(&self) -> &'static str {
+                match self { $( $name::$variant { .. } => stringify!($variant) ),* }
+            }
+        }
+    };
+    (@example $name:ident $variant:ident) => { $name::$variant };
+    (@example $name:ident $variant:ident $example:expr) => { $example };
+}
+pub(crate) use coded;
+
+/// Operand shapes and dtypes, as shape inference sees them.
+pub struct Operands<'a> {
+    /// The op's name, for errors.
+    pub name: &'static str,
+    /// Shape and dtype of each input.
+    pub inputs: &'a [(&'a Shape, DType)],
+}
+
+impl Operands<'_> {
+    /// Shape of input `i`.
+    pub fn shape(&self, i: usize) -> &Shape {
+        self.inputs[i].0
+    }
+
+    /// Fails unless input `i` (called `operand`) has `dtype`.
+    pub fn want(&self, i: usize, operand: &'static str, dtype: DType) -> Result<()> {
+        if self.inputs[i].1 != dtype {
+            return Err(Error::DTypeMismatch { op: self.name, operand, expected: dtype, got: self.inputs[i].1 });
+        }
+        Ok(())
+    }
+
+    /// Fails unless inputs `i` and `j` have the same shape.
+    pub fn same_shape(&self, i: usize, j: usize) -> Result<()> {
+        same_shape(self.name, self.shape(i), self.shape(j))
+    }
+}
+
+pub(crate) fn same_shape(op: &'static str, a: &Shape, b: &Shape) -> Result<()> {
+    if a != b {
+        return Err(Error::shapes(op, a.dims(), b.dims(), "shapes must be equal"));
+    }
+    Ok(())
+}
+
+/// What a backward rule sees: the node, its output `y` and the output's gradient `dy`.
+pub struct Grad<'a> {
+    /// The forward node.
+    pub node: &'a Node,
+    /// Its output.
+    pub y: ValueId,
+    /// The gradient of the output.
+    pub dy: ValueId,
+}
+
+impl Grad<'_> {
+    /// Input `i` of the node.
+    pub fn x(&self, i: usize) -> ValueId {
+        self.node.inputs[i]
+    }
+
+    /// Shape of input `i`.
+    pub fn shape(&self, g: &Graph, i: usize) -> Shape {
+        g.value(self.node.inputs[i]).shape.clone()
+    }
+}
+
+/// Gradients of a node's inputs; `None`: no gradient flows to that input.
+pub type Grads = Vec<Option<ValueId>>;
+
+/// Host operands, as the CPU reference sees them.
+pub struct Host<'a> {
+    /// The op's name, for errors.
+    pub name: &'static str,
+    /// Shape and data of each input.
+    pub inputs: &'a [(&'a Shape, &'a TensorData)],
+    /// The output's shape.
+    pub out_shape: &'a Shape,
+}
+
+impl Host<'_> {
+    /// Shape of input `i`.
+    pub fn shape(&self, i: usize) -> &Shape {
+        self.inputs[i].0
+    }
+
+    /// Input `i` as f32 values.
+    pub fn f32(&self, i: usize) -> Result<&[f32]> {
+        match self.inputs[i].1 {
+            TensorData::F32(v) => Ok(v),
+            d => Err(Error::DTypeMismatch { op: self.name, operand: "input", expected: DType::F32, got: d.dtype() }),
+        }
+    }
+
+    /// Input `i` as packed words.
+    pub fn u32(&self, i: usize) -> Result<&[u32]> {
+        match self.inputs[i].1 {
+            TensorData::U32(v) => Ok(v),
+            d => Err(Error::DTypeMismatch { op: self.name, operand: "bits", expected: DType::U32, got: d.dtype() }),
+        }
+    }
+
+    /// Input `i` as indices.
+    pub fn i32(&self, i: usize) -> Result<&[i32]> {
+        match self.inputs[i].1 {
+            TensorData::I32(v) => Ok(v),
+            d => Err(Error::DTypeMismatch { op: self.name, operand: "indices", expected: DType::I32, got: d.dtype() }),
+        }
+    }
+}
+
+/// GPU operands, as the recorder sees them: shapes, dtypes and buffers of the inputs, and the
+/// output's buffer and shape (none for an assignment).
+pub struct Gpu<'a> {
+    /// The op's name, for errors.
+    pub name: &'static str,
+    /// What the adapter lets the recorder choose.
+    pub caps: Caps,
+    /// Shape of each input.
+    pub shapes: &'a [&'a Shape],
+    /// Dtype of each input.
+    pub dtypes: &'a [DType],
+    /// Buffer of each input.
+    pub inputs: &'a [BufferView],
+    /// The output's buffer and shape.
+    pub out: Option<(&'a BufferView, &'a Shape)>,
+}
+
+impl Gpu<'_> {
+    /// Buffer of input `i`.
+    pub fn x(&self, i: usize) -> &BufferView {
+        &self.inputs[i]
+    }
+
+    /// Shape of input `i`.
+    pub fn shape(&self, i: usize) -> &Shape {
+        self.shapes[i]
+    }
+
+    /// The output's buffer.
+    pub fn out(&self) -> Result<&BufferView> {
+        self.out.map(|o| o.0).ok_or_else(|| Error::invalid(self.name, "output", "the op has no output buffer"))
+    }
+
+    /// The output's shape.
+    pub fn out_shape(&self) -> Result<&Shape> {
+        self.out.map(|o| o.1).ok_or_else(|| Error::invalid(self.name, "output", "the op has no output shape"))
+    }
+}
+
+/// The last axis of `s` (rank >= 1 is checked by shape inference).
+pub(crate) fn last_axis(name: &'static str, s: &Shape) -> Result<usize> {
+    s.dims().last().copied().ok_or_else(|| Error::invalid(name, "x", "needs rank >= 1"))
+}
+
+/// Offsets into two operands for flat output index `i`, given per-axis strides.
+pub(crate) fn offsets(i: usize, dims: &[usize], sa: &[usize], sb: &[usize]) -> (usize, usize) {
+    let (mut rem, mut ia, mut ib) = (i, 0, 0);
+    for d in (0..dims.len()).rev() {
+        let c = rem % dims[d];
+        rem /= dims[d];
+        ia += c * sa[d];
+        ib += c * sb[d];
+    }
+    (ia, ib)
+}
+
+/// Larq's sign: +1 for x >= 0.
+pub(crate) fn sign(x: f32) -> f32 {
+    if x >= 0.0 {
+        1.0
+    } else {
+        -1.0
+    }
+}
