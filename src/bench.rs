@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::graph::ops::random::random_bits;
 use crate::error::Result;
+use crate::graph::ops::random::random_bits;
 use crate::tensor::{DType, HostTensor};
 use crate::{Device, Graph, PackMode, ParamStore, Plan};
 

@@ -39,8 +39,7 @@ pub mod train;
 pub use device::{Device, GpuContext, GpuOptions, Tensor};
 pub use error::{Error, Result};
 pub use graph::{
-    BinaryOp, ConvGeometry, ConvOptions, DataFormat, Distribution, Epilogue, Graph, Init, Op, PackMode, Padding, ReduceOp, UnaryOp,
-    ValueId,
+    BinaryOp, ConvGeometry, ConvOptions, DataFormat, Distribution, Epilogue, Graph, Init, Op, PackMode, Padding, ReduceOp, UnaryOp, ValueId,
 };
 pub use runtime::{ParamStore, Plan};
 pub use tensor::{DType, HostTensor, Shape, TensorData};

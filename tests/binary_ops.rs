@@ -51,7 +51,7 @@ fn packing_follows_the_larq_compute_engine_convention() {
 fn bit_pack_and_unpack_match_cpu_bit_exactly() {
     // K below, at and above one word, and not a multiple of 32.
     for shape in [vec![1, 1], vec![3, 31], vec![5, 32], vec![7, 33], vec![2, 3, 100], vec![1, 1000]] {
-        for mode in [PackMode::Sign, PackMode::ClipMask(0.5), PackMode::ClipMask(0.0)] {
+        for mode in PackMode::ALL.iter().copied().chain([PackMode::ClipMask(0.0)]) {
             check_case(&format!("pack {shape:?} {mode:?}"), &pack_case(&shape, mode, 3), EXACT);
         }
     }
@@ -189,7 +189,7 @@ fn small_m_xnor_kernels_agree_with_and_without_subgroups() {
         for (n, k) in [(1, 1), (33, 100), (100, 257), (64, 32)] {
             let scale: Vec<f32> = (0..n).map(|i| [0.5, -1.0, 2.0][i % 3]).collect();
             let bias: Vec<f32> = (0..n).map(|i| (i as f32 - n as f32 / 3.0) * 0.5).collect();
-            for epilogue in [Epilogue::Plain, Epilogue::Affine, Epilogue::Binarize] {
+            for &epilogue in Epilogue::ALL {
                 let (s, b) = if epilogue == Epilogue::Plain { (None, None) } else { (Some(scale.clone()), Some(bias.clone())) };
                 let c = xnor_case(&[m, k], &[n, k], epilogue, s, b);
                 let cpu = run_on(&Device::cpu(), &c, 1).unwrap();

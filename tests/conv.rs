@@ -195,7 +195,7 @@ fn im2col_and_col2im_match_cpu_for_floats_and_packed_words() {
         let mut g = Graph::new();
         let w = g.input("w", &c.image[..], DType::U32).unwrap();
         let cols = g.im2col(w, &geom, 1.0).unwrap();
-        let words = (0..n as u32).map(|i| bitgrad::backend::cpu::random_bits(5, i)).collect();
+        let words = (0..n as u32).map(|i| bitgrad::graph::ops::random::random_bits(5, i)).collect();
         let case = Case { graph: g, outputs: vec![cols], feeds: vec![("w", HostTensor::u32(&c.image[..], words).unwrap())] };
         check_case(&format!("{} im2col u32", c.name), &case, Tol { abs: 0.0, rel: 0.0 });
     }

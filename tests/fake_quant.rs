@@ -90,7 +90,7 @@ fn the_f32_trap_and_the_worked_vectors() {
     // 4 bits on [-1, 1]: in f32 the zero point from min is 7.4999995, so it rounds to 7 and the
     // nudged range is [-0.9333334, 1.0666667]; an f64 computation gets 8.
     let spec = FakeQuantSpec { num_bits: 4, narrow_range: false, per_channel: false };
-    let n = bitgrad::backend::cpu::Nudged::new(spec, -1.0, 1.0);
+    let n = bitgrad::graph::ops::fake_quant::Nudged::new(spec, -1.0, 1.0);
     assert_eq!((n.zero_point, n.min, n.max), (7.0, -0.9333334, 1.0666667));
     let f = fixtures().into_iter().find(|f| f.name.starts_with("8-bit wide [-1")).unwrap();
     assert_eq!(f.tensors[4], [-1.0, -1.0, -0.0078125, 0.0, 0.0, 0.0078125, 0.015625, 0.5, 0.9921875, 0.9921875]);

@@ -40,7 +40,7 @@ fn unary_input(op: UnaryOp, n: usize, seed: u64) -> Vec<f32> {
 
 #[test]
 fn unary_matches_cpu() {
-    for (k, op) in UNARY_OPS.into_iter().enumerate() {
+    for (k, &op) in UnaryOp::ALL.iter().enumerate() {
         for shape in [vec![1], vec![37], vec![3, 257]] {
             let n = shape.iter().product();
             let x = HostTensor::f32(&shape[..], unary_input(op, n, k as u64)).unwrap();
@@ -51,7 +51,7 @@ fn unary_matches_cpu() {
 
 #[test]
 fn unary_grad_matches_cpu() {
-    for (k, op) in UNARY_OPS.into_iter().enumerate() {
+    for (k, &op) in UnaryOp::ALL.iter().enumerate() {
         for shape in [vec![1], vec![3, 257]] {
             let n = shape.iter().product();
             let x = HostTensor::f32(&shape[..], unary_input(op, n, k as u64)).unwrap();
@@ -63,17 +63,6 @@ fn unary_grad_matches_cpu() {
 
 #[test]
 fn binary_broadcast_matches_cpu() {
-    let ops = [
-        BinaryOp::Add,
-        BinaryOp::Sub,
-        BinaryOp::Mul,
-        BinaryOp::Div,
-        BinaryOp::Max,
-        BinaryOp::Min,
-        BinaryOp::Ge,
-        BinaryOp::Gt,
-        BinaryOp::Eq,
-    ];
     let pairs: [(&[usize], &[usize]); 6] = [
         (&[1], &[13]),
         (&[5, 1, 7], &[3, 1]),
@@ -82,7 +71,7 @@ fn binary_broadcast_matches_cpu() {
         (&[4, 1], &[1, 6]),
         (&[2, 1, 3, 1, 2], &[4, 3, 5, 1]),
     ];
-    for (k, op) in ops.into_iter().enumerate() {
+    for (k, &op) in BinaryOp::ALL.iter().enumerate() {
         for (sa, sb) in pairs {
             let a = f32s(sa, k as u64, 2.0);
             let mut b = f32s(sb, 50 + k as u64, 2.0);
@@ -105,7 +94,7 @@ fn binary_broadcast_matches_cpu() {
 #[test]
 fn reduce_matches_cpu() {
     let shapes: [&[usize]; 3] = [&[1], &[257], &[7, 13, 5]];
-    for op in [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max] {
+    for &op in ReduceOp::ALL {
         for shape in shapes {
             let rank = shape.len();
             // Every non-empty subset of axes, with and without keep_dims.
@@ -166,7 +155,7 @@ fn layout_ops_match_cpu_bit_exactly() {
         check_case(&format!("permute {perm:?}"), &case(Op::Permute { perm: perm.clone() }, vec![x.clone()]), Tol { abs: 0.0, rel: 0.0 });
     }
     // Integer and packed-bit tensors move as raw bits.
-    let words = HostTensor::u32([33, 65], (0..33 * 65).map(|i| bitgrad::backend::cpu::random_bits(3, i)).collect()).unwrap();
+    let words = HostTensor::u32([33, 65], (0..33 * 65).map(|i| bitgrad::graph::ops::random::random_bits(3, i)).collect()).unwrap();
     check_case("transpose u32", &case(Op::Permute { perm: vec![1, 0] }, vec![words.clone()]), Tol { abs: 0.0, rel: 0.0 });
     let ints = HostTensor::i32([4, 1, 3], ints(4, 12, 1000)).unwrap();
     check_case("broadcast i32", &case(Op::Broadcast { shape: Shape::new([2, 4, 5, 3]) }, vec![ints]), Tol { abs: 0.0, rel: 0.0 });
@@ -357,4 +346,55 @@ fn streamed_random_draws_change_with_the_stream() {
     assert_eq!(a0, p0, "stream 0 is the unstreamed draw");
     assert_eq!(a1, a1_again, "a stream value always gives the same draw");
     assert!(a0.iter().zip(&a1).filter(|(x, y)| x != y).count() > 60, "another stream value gives other numbers");
+}
+
+/// Every quantizer function (`QuantFn::ALL`) and its pseudo-gradient, with a per-channel
+/// statistic where the function reads one, on inputs that include 0 and the clip bounds.
+#[test]
+fn quantize_functions_match_cpu() {
+    for (k, &f) in bitgrad::graph::QuantFn::ALL.iter().enumerate() {
+        for shape in [vec![1], vec![5, 37]] {
+            let n: usize = shape.iter().product();
+            let x = HostTensor::f32(&shape[..], with_edges(uniform(10 + k as u64, n, 1.5), &[0.0, -0.0, 1.0, -1.0, 0.05])).unwrap();
+            let mut inputs = vec![x];
+            if f.needs_stat() {
+                let c = *shape.last().unwrap();
+                inputs.push(HostTensor::f32([c], uniform(20 + k as u64, c, 1.0).iter().map(|v| v.abs() + 0.1).collect()).unwrap());
+            }
+            check_case(&format!("quantize {f:?} {shape:?}"), &case(Op::Quantize { f }, inputs.clone()), ELEMENTWISE);
+            inputs.push(f32s(&shape, 30 + k as u64, 2.0));
+            check_case(&format!("quantize_grad {f:?} {shape:?}"), &case(Op::QuantizeGrad { f }, inputs), ELEMENTWISE);
+        }
+    }
+}
+
+/// Every part of TensorFlow's fake quantization (`FakeQuantPart::ALL`), per tensor and per
+/// channel, bit for bit.
+#[test]
+fn fake_quant_parts_match_cpu() {
+    use bitgrad::graph::{FakeQuantPart, FakeQuantSpec};
+    for &part in FakeQuantPart::ALL {
+        for per_channel in [false, true] {
+            let spec = FakeQuantSpec { num_bits: 4, narrow_range: per_channel, per_channel };
+            let c = if per_channel { 7 } else { 1 };
+            let x = f32s(&[9, 7], 40, 2.0);
+            let min = HostTensor::f32([c], vec![-1.0; c]).unwrap();
+            let max = HostTensor::f32([c], (0..c).map(|i| 0.5 + i as f32 * 0.25).collect()).unwrap();
+            let op = Op::FakeQuant { spec, part };
+            check_case(&format!("fake_quant {part:?} per_channel {per_channel}"), &case(op, vec![x, min, max]), Tol { abs: 0.0, rel: 0.0 });
+        }
+    }
+}
+
+/// Every distribution (`Distribution::ALL`), plain and streamed.
+#[test]
+fn every_distribution_matches_cpu() {
+    for &dist in Distribution::ALL {
+        // Normal draws go through log, sqrt and cos, which differ by a few ulp between backends.
+        let tol = if matches!(dist, Distribution::Uniform { .. }) { ELEMENTWISE } else { Tol { abs: 1e-5, rel: 1e-5 } };
+        let plain = Op::Random { dist, seed: 11, shape: Shape::new([3, 67]), streamed: false };
+        check_case(&format!("{dist:?}"), &case(plain, vec![]), tol);
+        let streamed = Op::Random { dist, seed: 11, shape: Shape::new([3, 67]), streamed: true };
+        check_case(&format!("streamed {dist:?}"), &case(streamed, vec![HostTensor::f32([1], vec![7.0]).unwrap()]), tol);
+    }
 }

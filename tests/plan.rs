@@ -234,7 +234,7 @@ fn wgpu_validation_errors_are_returned_not_panicked() {
 #[test]
 fn upload_download_and_device_feeds_round_trip_exactly() {
     for device in [Some(Device::cpu()), gpu().cloned()].into_iter().flatten() {
-        let words = HostTensor::u32([3, 5], (0..15).map(|i| bitgrad::backend::cpu::random_bits(1, i)).collect()).unwrap();
+        let words = HostTensor::u32([3, 5], (0..15).map(|i| bitgrad::graph::ops::random::random_bits(1, i)).collect()).unwrap();
         let ints = HostTensor::i32([7], vec![i32::MIN, -1, 0, 1, i32::MAX, 3, -3]).unwrap();
         let floats = HostTensor::f32([2], vec![f32::MIN_POSITIVE, -0.0]).unwrap();
         for t in [&words, &ints, &floats] {

@@ -495,7 +495,7 @@ fn per_model(path: &std::path::Path, which: &str) -> std::path::PathBuf {
 }
 
 /// Per kernel (shader::entry): dispatches, total time and share of the step, slowest first.
-fn print_profile(times: &[bitgrad::graph::KernelTime]) {
+fn print_profile(times: &[bitgrad::runtime::KernelTime]) {
     let mut by_kernel: Vec<(String, usize, f64)> = Vec::new();
     for t in times {
         match by_kernel.iter_mut().find(|(k, _, _)| *k == t.kernel) {
@@ -513,7 +513,7 @@ fn print_profile(times: &[bitgrad::graph::KernelTime]) {
         println!("{kernel:<40} {n:>10} {:>10.3} {:>6.1}%", ns / 1e6, 100.0 * ns / total);
     }
     println!("{:<40} {:>10} {:>10.3} {:>6.1}%", "total", times.len(), total / 1e6, 100.0);
-    let mut slowest: Vec<(usize, &bitgrad::graph::KernelTime)> = times.iter().enumerate().collect();
+    let mut slowest: Vec<(usize, &bitgrad::runtime::KernelTime)> = times.iter().enumerate().collect();
     slowest.sort_by(|a, b| b.1.ns.total_cmp(&a.1.ns));
     println!("\nslowest dispatches (position in the step, workgroups x,y,z):");
     for (i, t) in slowest.iter().take(10) {

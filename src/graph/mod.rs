@@ -585,4 +585,3 @@ impl Graph {
         self.push(Op::Assign, &[variable, value]).map(|_| ())
     }
 }
-

@@ -19,9 +19,9 @@ pub use super::ops::elementwise::{BinaryOp, UnaryOp};
 pub use super::ops::fake_quant::{FakeQuantPart, FakeQuantSpec};
 pub use super::ops::gemm::MatMulDims;
 pub use super::ops::layout::permuted_shape;
+pub use super::ops::quantize::QuantFn;
 pub use super::ops::random::Distribution;
 pub use super::ops::reduce::{reduced_shape, ReduceOp};
-pub use super::ops::quantize::QuantFn;
 pub use super::ops::xnor::{Epilogue, XnorDims};
 
 /// One operation in a [`crate::Graph`].

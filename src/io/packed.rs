@@ -29,9 +29,9 @@ use super::safetensors::{Expected, TensorFile};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, PackMode};
-use crate::runtime::{ParamStore, Plan};
 use crate::models::{build_packed, Built, Model};
 use crate::quantizers::Quantizer;
+use crate::runtime::{ParamStore, Plan};
 use crate::tensor::{DType, HostTensor};
 
 /// The `format` metadata of a packed file.

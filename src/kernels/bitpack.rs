@@ -38,4 +38,3 @@ pub struct Params {
     pub _pad2: u32,
 }
 params_layout!(Params { rows, k, words, mode, clip, _pad0, _pad1, _pad2 });
-

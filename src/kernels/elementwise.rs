@@ -48,4 +48,3 @@ pub struct Params {
     pub b_strides: [[u32; 4]; 2],
 }
 params_layout!(Params { n, op, rank, _pad0, alpha, beta, _pad1, _pad2, shape, a_strides, b_strides });
-

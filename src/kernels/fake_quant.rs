@@ -35,4 +35,3 @@ pub struct Params {
     pub _pad1: u32,
 }
 params_layout!(Params { n, channels, part, per_channel, quant_min, quant_max, _pad0, _pad1 });
-

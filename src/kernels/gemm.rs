@@ -47,4 +47,3 @@ pub struct Params {
     pub b_batch_strides: [[u32; 4]; 2],
 }
 params_layout!(Params { m, n, k, batch_rank, trans_a, trans_b, _pad0, _pad1, batch_shape, a_batch_strides, b_batch_strides });
-

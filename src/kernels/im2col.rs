@@ -78,4 +78,3 @@ params_layout!(Params {
     pad_begin,
     spatial_strides
 });
-

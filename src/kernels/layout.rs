@@ -36,4 +36,3 @@ pub struct Params {
     pub offset: [[i32; 4]; 2],
 }
 params_layout!(Params { n, rank, _pad0, _pad1, shape, src_strides, src_shape, offset });
-

@@ -37,4 +37,3 @@ pub struct Params {
     pub _pad0: u32,
 }
 params_layout!(Params { n, code, stat_len, has_stat, clip, a, levels, _pad0 });
-

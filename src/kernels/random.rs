@@ -36,4 +36,3 @@ pub struct Params {
     pub _pad1: u32,
 }
 params_layout!(Params { n, dist, seed_lo, seed_hi, a, b, _pad0, _pad1 });
-

@@ -45,4 +45,3 @@ pub struct Params {
     pub red_strides: [[u32; 4]; 2],
 }
 params_layout!(Params { n_out, n_red, out_rank, red_rank, op, _pad0, _pad1, _pad2, out_shape, out_strides, red_shape, red_strides });
-

@@ -80,4 +80,3 @@ pub struct Params {
     pub _pad0: u32,
 }
 params_layout!(Params { m, n, k, words, a_batch_stride, b_batch_stride, out_words, _pad0 });
-

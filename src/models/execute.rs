@@ -9,11 +9,11 @@ use super::{Built, Model};
 use crate::device::{block, Device};
 use crate::error::{Error, Result};
 use crate::graph::ValueId;
-use crate::runtime::{ParamStore, Plan};
 use crate::io::keras::load_weights;
 use crate::io::packed::PackedModel;
 use crate::io::safetensors::TensorFile;
 use crate::layers::Mode;
+use crate::runtime::{ParamStore, Plan};
 use crate::tensor::HostTensor;
 
 /// Checks that `x` (named `what` in errors) is a batch of the model's single input: its shape

@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::{quantize_annotate_model, quantize_apply, QuantizedModel, Scheme};
-use crate::graph::ops::fake_quant::Nudged;
 use crate::error::{Error, Result};
+use crate::graph::ops::fake_quant::Nudged;
 use crate::graph::FakeQuantSpec;
 use crate::io::keras::{export::model_to_json, model_from_json};
 use crate::io::safetensors::{Expected, TensorFile};

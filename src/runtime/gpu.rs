@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::PlanMemory;
 use crate::device::{block, GpuContext, Storage, Tensor};
 use crate::error::{Error, Result};
 use crate::graph::ops::Gpu;
-use super::PlanMemory;
 use crate::graph::{Graph, Source, ValueId};
 use crate::kernels::{BufferView, Caps, Dispatch, Step};
 

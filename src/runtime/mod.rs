@@ -7,7 +7,6 @@
 //! device), uniform parameters and bind groups. `Plan::run` then only encodes the recorded steps
 //! into one command encoder and submits once; nothing is read back unless `fetch` asks.
 
-
 mod cpu;
 mod gpu;
 mod params;
@@ -289,4 +288,3 @@ impl Plan {
         Ok(Tensor::from_storage(v.shape.clone(), v.dtype, storage))
     }
 }
-

@@ -49,7 +49,14 @@ impl ParamStore {
 }
 
 /// Finds or creates the tensor behind a variable and checks it fits the graph.
-pub(super) fn bind_variable(device: &Device, graph: &Graph, id: ValueId, name: &str, init: &Init, params: &mut ParamStore) -> Result<Tensor> {
+pub(super) fn bind_variable(
+    device: &Device,
+    graph: &Graph,
+    id: ValueId,
+    name: &str,
+    init: &Init,
+    params: &mut ParamStore,
+) -> Result<Tensor> {
     let v = graph.value(id);
     if let Some(t) = params.get(name) {
         if t.shape() != &v.shape || t.dtype() != v.dtype {

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use super::fit::Trainer;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Source};
-use crate::runtime::Plan;
 use crate::io::safetensors::{Expected, TensorFile};
+use crate::runtime::Plan;
 
 /// The `format` metadata entry of a trainer state file.
 pub const FORMAT: &str = "bitgrad-trainer-state";

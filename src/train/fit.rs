@@ -19,9 +19,9 @@ use super::schedules::{Every, HyperparameterScheduler};
 use crate::device::{block, Device};
 use crate::error::{Error, Result};
 use crate::graph::{BinaryOp, Graph, Init, ValueId};
-use crate::runtime::{KernelTime, ParamStore, Plan, PlanMemory};
 use crate::layers::Mode;
 use crate::models::{self, Model};
+use crate::runtime::{KernelTime, ParamStore, Plan, PlanMemory};
 use crate::tensor::{DType, HostTensor, TensorData};
 
 /// A metric computed in the step.

@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use bitgrad::backend::cpu::random_bits;
-use bitgrad::{Device, Graph, HostTensor, ParamStore, Plan, Result, TensorData, UnaryOp, ValueId};
+use bitgrad::graph::ops::random::random_bits;
+use bitgrad::{Device, Graph, HostTensor, ParamStore, Plan, Result, TensorData, ValueId};
 
 /// Sentinel written into every transient GPU buffer before a test run: NaN as f32, -1 as i32,
 /// all bits set as packed words. An element a kernel forgets to write keeps it and fails.
@@ -46,25 +46,6 @@ pub fn bitgrad(args: &[&str]) -> (bool, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_bitgrad")).args(args).output().unwrap();
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
-
-/// Every unary function, with parameters that exercise them.
-pub const UNARY_OPS: [UnaryOp; 15] = [
-    UnaryOp::Neg,
-    UnaryOp::Abs,
-    UnaryOp::Exp,
-    UnaryOp::Log,
-    UnaryOp::Sqrt,
-    UnaryOp::Square,
-    UnaryOp::Recip,
-    UnaryOp::Relu,
-    UnaryOp::Sigmoid,
-    UnaryOp::Tanh,
-    UnaryOp::Sign,
-    UnaryOp::Scale(-2.5),
-    UnaryOp::Offset(0.75),
-    UnaryOp::Clip(-0.5, 1.0),
-    UnaryOp::Trunc,
-];
 
 /// `n` seeded values, uniform in [-scale, scale).
 pub fn uniform(seed: u64, n: usize, scale: f32) -> Vec<f32> {

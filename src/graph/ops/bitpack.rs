@@ -34,7 +34,6 @@ pub fn words_for(k: usize) -> usize {
     k.div_ceil(32)
 }
 
-
 pub(crate) fn infer_pack(mode: PackMode, a: &Operands) -> Result<(Shape, DType)> {
     a.want(0, "x", DType::F32)?;
     if let PackMode::ClipMask(c) = mode {
@@ -53,13 +52,7 @@ pub(crate) fn infer_unpack(k: usize, a: &Operands) -> Result<(Shape, DType)> {
     let mut d = a.shape(0).dims().to_vec();
     match d.last_mut() {
         Some(w) if k > 0 && *w == words_for(k) => *w = k,
-        _ => {
-            return Err(Error::invalid(
-                a.name,
-                "k",
-                format!("{k} bits do not fill the last axis of {:?} (ceil(k/32) words)", a.shape(0)),
-            ))
-        }
+        _ => return Err(Error::invalid(a.name, "k", format!("{k} bits do not fill the last axis of {:?} (ceil(k/32) words)", a.shape(0)))),
     }
     Ok((Shape::new(d), DType::F32))
 }

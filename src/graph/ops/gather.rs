@@ -49,9 +49,10 @@ pub(crate) fn backward_gather(g: &mut Graph, r: &Grad) -> Result<Grads> {
 /// Injective by construction (`Graph::take`), so the adjoint takes the inverse map.
 pub(crate) fn backward_take(g: &mut Graph, r: &Grad) -> Result<Grads> {
     let sx = r.shape(g, 0);
-    let idx = g.constant_data(r.x(1)).and_then(|t| t.as_i32().ok()).ok_or_else(|| {
-        Error::invalid("gradients", "take", "the gradient of take needs its indices as a constant (use Graph::take)")
-    })?;
+    let idx = g
+        .constant_data(r.x(1))
+        .and_then(|t| t.as_i32().ok())
+        .ok_or_else(|| Error::invalid("gradients", "take", "the gradient of take needs its indices as a constant (use Graph::take)"))?;
     let mut inverse = vec![-1i32; sx.numel()];
     for (i, &j) in idx.iter().enumerate() {
         if let Some(slot) = usize::try_from(j).ok().and_then(|j| inverse.get_mut(j)) {

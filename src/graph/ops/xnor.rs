@@ -67,7 +67,6 @@ impl XnorDims {
     }
 }
 
-
 pub(crate) fn infer(k: usize, epilogue: Epilogue, a: &Operands) -> Result<(Shape, DType)> {
     a.want(0, "a", DType::U32)?;
     a.want(1, "b", DType::U32)?;

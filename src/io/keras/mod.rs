@@ -18,9 +18,9 @@ use self::layers::{entry, Entry, Imported};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::graph::ValueId;
-use crate::runtime::ParamStore;
 use crate::io::safetensors::TensorFile;
 use crate::models::{Built, Functional, Model, Network, Sequential};
+use crate::runtime::ParamStore;
 
 /// A model read from Keras JSON.
 pub enum KerasModel {
