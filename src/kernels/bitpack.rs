@@ -7,13 +7,15 @@ use crate::graph::op::words_for;
 use crate::graph::PackMode;
 
 /// The kernel family.
-pub const SHADER: Shader = Shader { name: "bitpack", source: include_str!("../../shaders/bitpack.wgsl"), params_layout, subgroups: false };
+pub static SHADER: Shader = Shader::new("bitpack", include_str!("../../shaders/bitpack.wgsl"), params_layout, false);
 /// One thread per output word.
 pub const PACK: Kernel = Kernel { shader: "bitpack", entry: "pack" };
 /// One thread per output element.
 pub const UNPACK: Kernel = Kernel { shader: "bitpack", entry: "unpack" };
 /// One thread per output element.
 pub const MASKED: Kernel = Kernel { shader: "bitpack", entry: "masked" };
+/// Every entry point of the family.
+pub const KERNELS: &[Kernel] = &[PACK, UNPACK, MASKED];
 
 /// Mirror of the WGSL `Params`.
 #[repr(C)]

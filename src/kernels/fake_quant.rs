@@ -6,10 +6,11 @@ use super::{grid_1d, params_layout, BufferView, Dispatch, Kernel, Shader};
 use crate::graph::{FakeQuantPart, FakeQuantSpec};
 
 /// The kernel family.
-pub const SHADER: Shader =
-    Shader { name: "fake_quant", source: include_str!("../../shaders/fake_quant.wgsl"), params_layout, subgroups: false };
+pub static SHADER: Shader = Shader::new("fake_quant", include_str!("../../shaders/fake_quant.wgsl"), params_layout, false);
 /// The value or a mask.
 pub const FAKE_QUANT: Kernel = Kernel { shader: "fake_quant", entry: "fake_quant" };
+/// Every entry point of the family.
+pub const KERNELS: &[Kernel] = &[FAKE_QUANT];
 
 /// Mirror of the WGSL `Params`.
 #[repr(C)]

@@ -6,11 +6,13 @@ use super::{grid_1d, params_layout, BufferView, Dispatch, Kernel, Shader};
 use crate::graph::{ConvGeometry, DataFormat};
 
 /// The kernel family.
-pub const SHADER: Shader = Shader { name: "im2col", source: include_str!("../../shaders/im2col.wgsl"), params_layout, subgroups: false };
+pub static SHADER: Shader = Shader::new("im2col", include_str!("../../shaders/im2col.wgsl"), params_layout, false);
 /// One thread per patch element.
 pub const IM2COL: Kernel = Kernel { shader: "im2col", entry: "im2col" };
 /// One thread per image element.
 pub const COL2IM: Kernel = Kernel { shader: "im2col", entry: "col2im" };
+/// Every entry point of the family.
+pub const KERNELS: &[Kernel] = &[IM2COL, COL2IM];
 
 /// Mirror of the WGSL `Params`.
 #[repr(C)]

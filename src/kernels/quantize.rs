@@ -6,12 +6,13 @@ use super::{grid_1d, params_layout, BufferView, Dispatch, Kernel, Shader};
 use crate::graph::QuantFn;
 
 /// The kernel family.
-pub const SHADER: Shader =
-    Shader { name: "quantize", source: include_str!("../../shaders/quantize.wgsl"), params_layout, subgroups: false };
+pub static SHADER: Shader = Shader::new("quantize", include_str!("../../shaders/quantize.wgsl"), params_layout, false);
 /// q(x).
 pub const QUANTIZE: Kernel = Kernel { shader: "quantize", entry: "quantize" };
 /// dq/dx * dy.
 pub const QUANTIZE_GRAD: Kernel = Kernel { shader: "quantize", entry: "quantize_grad" };
+/// Every entry point of the family.
+pub const KERNELS: &[Kernel] = &[QUANTIZE, QUANTIZE_GRAD];
 
 /// Mirror of the WGSL `Params`.
 #[repr(C)]
