@@ -111,31 +111,24 @@ pub fn requires(file: &str) -> Vec<&str> {
 /// Panics on a part that is not in [`PARTS`] or a cycle of requirements: the shader tests
 /// assemble every family, so either is found before it ships.
 pub fn assemble(file: &str) -> String {
-    fn visit(name: &str, stack: &mut Vec<String>, order: &mut Vec<&'static str>) {
+    fn visit(name: &str, stack: &mut Vec<&'static str>, order: &mut Vec<(&'static str, &'static str)>) {
         let &(name, part) = PARTS.iter().find(|(n, _)| *n == name).unwrap_or_else(|| panic!("no WGSL part `{name}` (see kernels::PARTS)"));
-        if order.contains(&name) {
+        if order.iter().any(|(n, _)| *n == name) {
             return;
         }
-        assert!(!stack.iter().any(|s| s == name), "WGSL parts require each other in a cycle: {} -> {name}", stack.join(" -> "));
-        stack.push(name.to_string());
+        assert!(!stack.contains(&name), "WGSL parts require each other in a cycle: {} -> {name}", stack.join(" -> "));
+        stack.push(name);
         for dep in requires(part) {
             visit(dep, stack, order);
         }
         stack.pop();
-        order.push(name);
+        order.push((name, part));
     }
     let mut order = Vec::new();
     for name in requires(file) {
         visit(name, &mut Vec::new(), &mut order);
     }
-    let mut module = String::new();
-    for name in order {
-        let part = PARTS.iter().find(|(n, _)| *n == name).map(|(_, p)| *p).unwrap_or_default();
-        module.push_str(part);
-        module.push('\n');
-    }
-    module.push_str(file);
-    module
+    order.iter().flat_map(|(_, part)| [*part, "\n"]).chain([file]).collect()
 }
 
 /// One compute entry point.
