@@ -278,7 +278,8 @@ mod tests {
                 assert!(std::ptr::eq(k.source(), shader.source()), "{k:?}: pipelines would compile other bytes");
             }
         }
-        // Each part with what it requires; a part that requires nothing (common) alone, as written.
+        // Each part with the parts it requires: common and xnor_common require none, so they are
+        // validated alone, as written; xnor_gemv_lanes uses xnor_common's bindings.
         for (name, part) in PARTS {
             let module = validate(name, &assemble(part), false);
             assert!(module.entry_points.is_empty(), "{name} is a part: it has no entry points");
