@@ -1,3 +1,4 @@
+// requires: common
 // Bit packing along the last axis, Larq Compute Engine convention: 32 values per u32 word,
 // element j of a group in bit j (least significant first), bit 1 = -1 (x < 0), bit 0 = +1
 // (x >= 0, so sign(0) = +1). The same kernel packs the 1-bit straight-through masks that a
@@ -10,7 +11,8 @@
 //   3  dy    storage read        masked: f32 [rows, k]
 //   4  packed  storage read_write  pack: u32 [rows, words]
 //   5  out   storage read_write  unpack, masked: f32 [rows, k]
-// mode: 0 sign bits, 1 clip mask. Bits past k in a row's last word are 0.
+// mode: PACK_SIGN sign bits, PACK_CLIP_MASK clip mask (the code of `PackMode::params` in
+// src/graph/op.rs). Bits past k in a row's last word are 0.
 // Dispatch: pack one thread per word; unpack and masked one thread per element.
 
 struct Params {
@@ -31,14 +33,11 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> packed: array<u32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 
-const WG: u32 = 256u;
-
-fn flat_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * WG;
-}
+const PACK_SIGN: u32 = 0u;
+const PACK_CLIP_MASK: u32 = 1u;
 
 fn bit_of(v: f32) -> bool {
-    if (p.mode == 0u) { return v < 0.0; }
+    if (p.mode == PACK_SIGN) { return v < 0.0; }
     return abs(v) <= p.clip;
 }
 
@@ -47,9 +46,9 @@ fn bit_at(r: u32, c: u32) -> bool {
     return ((bits[r * p.words + c / 32u] >> (c % 32u)) & 1u) == 1u;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn pack(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let w = flat_id(gid, nwg);
+    let w = flat_index(gid, nwg);
     if (w >= p.rows * p.words) { return; }
     let r = w / p.words;
     let first = (w % p.words) * 32u;
@@ -62,21 +61,21 @@ fn pack(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     packed[w] = word;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn unpack(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat_id(gid, nwg);
+    let i = flat_index(gid, nwg);
     if (i >= p.rows * p.k) { return; }
     let b = bit_at(i / p.k, i % p.k);
-    if (p.mode == 0u) {
+    if (p.mode == PACK_SIGN) {
         out[i] = select(1.0, -1.0, b);
     } else {
         out[i] = select(0.0, 1.0, b);
     }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn masked(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat_id(gid, nwg);
+    let i = flat_index(gid, nwg);
     if (i >= p.rows * p.k) { return; }
     out[i] = select(0.0, dy[i], bit_at(i / p.k, i % p.k));
 }

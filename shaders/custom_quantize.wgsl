@@ -1,7 +1,9 @@
+// requires: common
 // Template for user-defined quantizers. The two functions between the USER FUNCTIONS markers
 // are replaced by the user's `fn forward(x: f32) -> f32` and `fn gradient(x: f32, dy: f32) -> f32`
 // (see `CustomQuantizer` in src/quantizers/custom.rs); as written here they are the identity
-// quantizer, so this file is valid WGSL on its own and is validated like every other shader.
+// quantizer, so this file, assembled after common.wgsl, is validated like every other shader.
+// The user's functions see the names of common.wgsl and of this file.
 //
 // Bindings (group 0):
 //   0  p    uniform Params
@@ -22,8 +24,6 @@ struct Params {
 @group(0) @binding(2) var<storage, read> dy: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
-const WG: u32 = 256u;
-
 // BEGIN USER FUNCTIONS
 fn forward(x: f32) -> f32 {
     return x;
@@ -34,16 +34,16 @@ fn gradient(x: f32, dy: f32) -> f32 {
 }
 // END USER FUNCTIONS
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn quantize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * WG;
+    let i = flat_index(gid, nwg);
     if (i >= p.n) { return; }
     out[i] = forward(x[i]);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn quantize_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * WG;
+    let i = flat_index(gid, nwg);
     if (i >= p.n) { return; }
     out[i] = gradient(x[i], dy[i]);
 }

@@ -1,3 +1,4 @@
+// requires: common
 // Elementwise kernels: unary functions, their gradients, broadcasting binary functions, fill.
 //
 // Bindings (group 0):
@@ -5,7 +6,8 @@
 //   1  a    storage read        unary: x | unary_grad: x | binary: lhs
 //   2  b    storage read        unary_grad: dy | binary: rhs
 //   3  out  storage read_write  result
-// Op codes mirror `UnaryOp::code` and `BinaryOp::code` in src/graph/op.rs.
+// Op codes (the UNARY_ and BINARY_ constants) mirror `UnaryOp::code` and `BinaryOp::code` in
+// src/graph/op.rs.
 // Dispatch: 1-D over `n` elements in workgroups of 256, folded into y past 65535 groups.
 
 struct Params {
@@ -28,23 +30,31 @@ struct Params {
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
-const WG: u32 = 256u;
+const UNARY_NEG: u32 = 0u;
+const UNARY_ABS: u32 = 1u;
+const UNARY_EXP: u32 = 2u;
+const UNARY_LOG: u32 = 3u;
+const UNARY_SQRT: u32 = 4u;
+const UNARY_SQUARE: u32 = 5u;
+const UNARY_RECIP: u32 = 6u;
+const UNARY_RELU: u32 = 7u;
+const UNARY_SIGMOID: u32 = 8u;
+const UNARY_TANH: u32 = 9u;
+const UNARY_SIGN: u32 = 10u;
+const UNARY_SCALE: u32 = 11u;
+const UNARY_OFFSET: u32 = 12u;
+const UNARY_CLIP: u32 = 13u;
+const UNARY_TRUNC: u32 = 14u;
 
-// A quiet NaN made at run time: browsers' WGSL compilers reject a non-finite constant
-// expression such as bitcast<f32>(0x7fc00000u) (naga accepts it), so the bits depend on a uniform.
-fn nan() -> f32 {
-    return bitcast<f32>(0x7fc00000u | (p.n & 0u));
-}
-
-fn flat_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * WG;
-}
-
-// tanh from exp of a non-positive argument: no overflow for large |x|.
-fn stable_tanh(x: f32) -> f32 {
-    let t = exp(-2.0 * abs(x));
-    return sign(x) * (1.0 - t) / (1.0 + t);
-}
+const BINARY_ADD: u32 = 0u;
+const BINARY_SUB: u32 = 1u;
+const BINARY_MUL: u32 = 2u;
+const BINARY_DIV: u32 = 3u;
+const BINARY_MAX: u32 = 4u;
+const BINARY_MIN: u32 = 5u;
+const BINARY_GE: u32 = 6u;
+const BINARY_GT: u32 = 7u;
+const BINARY_EQ: u32 = 8u;
 
 fn sigmoid(x: f32) -> f32 {
     return 1.0 / (1.0 + exp(-x));
@@ -52,96 +62,87 @@ fn sigmoid(x: f32) -> f32 {
 
 fn unary_f(op: u32, x: f32) -> f32 {
     switch op {
-        case 0u: { return -x; }
-        case 1u: { return abs(x); }
-        case 2u: { return exp(x); }
-        case 3u: { return log(x); }
-        case 4u: { return sqrt(x); }
-        case 5u: { return x * x; }
-        case 6u: { return 1.0 / x; }
-        case 7u: { return max(x, 0.0); }
-        case 8u: { return sigmoid(x); }
-        case 9u: { return stable_tanh(x); }
-        case 10u: { return select(-1.0, 1.0, x >= 0.0); }
-        case 11u: { return x * p.alpha; }
-        case 12u: { return x + p.alpha; }
-        case 13u: { return min(max(x, p.alpha), p.beta); }
-        case 14u: { return trunc(x); }
-        default: { return nan(); }
+        case UNARY_NEG: { return -x; }
+        case UNARY_ABS: { return abs(x); }
+        case UNARY_EXP: { return exp(x); }
+        case UNARY_LOG: { return log(x); }
+        case UNARY_SQRT: { return sqrt(x); }
+        case UNARY_SQUARE: { return x * x; }
+        case UNARY_RECIP: { return 1.0 / x; }
+        case UNARY_RELU: { return max(x, 0.0); }
+        case UNARY_SIGMOID: { return sigmoid(x); }
+        case UNARY_TANH: { return stable_tanh(x); }
+        case UNARY_SIGN: { return larq_sign(x); }
+        case UNARY_SCALE: { return x * p.alpha; }
+        case UNARY_OFFSET: { return x + p.alpha; }
+        case UNARY_CLIP: { return min(max(x, p.alpha), p.beta); }
+        case UNARY_TRUNC: { return trunc(x); }
+        default: { return nan(p.n); }
     }
 }
 
 fn unary_grad_f(op: u32, x: f32, dy: f32) -> f32 {
     switch op {
-        case 0u: { return -dy; }
-        case 1u: { return dy * sign(x); }
-        case 2u: { return dy * exp(x); }
-        case 3u: { return dy / x; }
-        case 4u: { return dy * 0.5 / sqrt(x); }
-        case 5u: { return dy * 2.0 * x; }
-        case 6u: { return -dy / (x * x); }
-        case 7u: { return select(0.0, dy, x > 0.0); }
-        case 8u: { let s = sigmoid(x); return dy * s * (1.0 - s); }
-        case 9u: { let t = stable_tanh(x); return dy * (1.0 - t * t); }
-        case 10u: { return 0.0; }
-        case 11u: { return dy * p.alpha; }
-        case 12u: { return dy; }
-        case 13u: { return select(0.0, dy, x >= p.alpha && x <= p.beta); }
-        case 14u: { return 0.0; }
-        default: { return nan(); }
+        case UNARY_NEG: { return -dy; }
+        case UNARY_ABS: { return dy * sign(x); }
+        case UNARY_EXP: { return dy * exp(x); }
+        case UNARY_LOG: { return dy / x; }
+        case UNARY_SQRT: { return dy * 0.5 / sqrt(x); }
+        case UNARY_SQUARE: { return dy * 2.0 * x; }
+        case UNARY_RECIP: { return -dy / (x * x); }
+        case UNARY_RELU: { return select(0.0, dy, x > 0.0); }
+        case UNARY_SIGMOID: { let s = sigmoid(x); return dy * s * (1.0 - s); }
+        case UNARY_TANH: { let t = stable_tanh(x); return dy * (1.0 - t * t); }
+        case UNARY_SIGN: { return 0.0; }
+        case UNARY_SCALE: { return dy * p.alpha; }
+        case UNARY_OFFSET: { return dy; }
+        case UNARY_CLIP: { return select(0.0, dy, x >= p.alpha && x <= p.beta); }
+        case UNARY_TRUNC: { return 0.0; }
+        default: { return nan(p.n); }
     }
 }
 
 fn binary_f(op: u32, x: f32, y: f32) -> f32 {
     switch op {
-        case 0u: { return x + y; }
-        case 1u: { return x - y; }
-        case 2u: { return x * y; }
-        case 3u: { return x / y; }
-        case 4u: { return max(x, y); }
-        case 5u: { return min(x, y); }
-        case 6u: { return select(0.0, 1.0, x >= y); }
-        case 7u: { return select(0.0, 1.0, x > y); }
-        case 8u: { return select(0.0, 1.0, x == y); }
-        default: { return nan(); }
+        case BINARY_ADD: { return x + y; }
+        case BINARY_SUB: { return x - y; }
+        case BINARY_MUL: { return x * y; }
+        case BINARY_DIV: { return x / y; }
+        case BINARY_MAX: { return max(x, y); }
+        case BINARY_MIN: { return min(x, y); }
+        case BINARY_GE: { return select(0.0, 1.0, x >= y); }
+        case BINARY_GT: { return select(0.0, 1.0, x > y); }
+        case BINARY_EQ: { return select(0.0, 1.0, x == y); }
+        default: { return nan(p.n); }
     }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn unary(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat_id(gid, nwg);
+    let i = flat_index(gid, nwg);
     if (i >= p.n) { return; }
     out[i] = unary_f(p.op, a[i]);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn unary_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat_id(gid, nwg);
+    let i = flat_index(gid, nwg);
     if (i >= p.n) { return; }
     out[i] = unary_grad_f(p.op, a[i], b[i]);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn binary(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat_id(gid, nwg);
+    let i = flat_index(gid, nwg);
     if (i >= p.n) { return; }
-    var rem = i;
-    var ia = 0u;
-    var ib = 0u;
-    for (var d = i32(p.rank) - 1; d >= 0; d--) {
-        let q = u32(d) / 4u;
-        let r = u32(d) % 4u;
-        let c = rem % p.shape[q][r];
-        rem = rem / p.shape[q][r];
-        ia += c * p.a_strides[q][r];
-        ib += c * p.b_strides[q][r];
-    }
+    let ia = strided_offset(i, p.rank, p.shape, p.a_strides);
+    let ib = strided_offset(i, p.rank, p.shape, p.b_strides);
     out[i] = binary_f(p.op, a[ia], b[ib]);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn fill(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat_id(gid, nwg);
+    let i = flat_index(gid, nwg);
     if (i >= p.n) { return; }
     out[i] = p.alpha;
 }

@@ -1,3 +1,4 @@
+// requires: common
 // TensorFlow's fake quantization (FakeQuantWithMinMaxVars and its PerChannel variant), in f32
 // and in TensorFlow's order of operations, and the masks its gradients use.
 //
@@ -6,8 +7,10 @@
 //   1  x    storage read        input
 //   2  lo   storage read        min, one value or one per last-axis channel (`channels`)
 //   3  hi   storage read        max, likewise
-//   4  out  storage read_write  part 0: the fake-quantized value | 1: 1 where nudged_min <= x <=
-//                               nudged_max | 2: 1 where x < nudged_min | 3: 1 where x > nudged_max
+//   4  out  storage read_write  FAKE_QUANT_VALUE: the fake-quantized value | FAKE_QUANT_IN_RANGE:
+//                               1 where nudged_min <= x <= nudged_max | FAKE_QUANT_BELOW_MIN: 1
+//                               where x < nudged_min | FAKE_QUANT_ABOVE_MAX: 1 where x > nudged_max
+// (`part`, as src/kernels/fake_quant.rs codes `FakeQuantPart`).
 // A range with min = max = 0 gives 0, and a gradient that passes everywhere (TensorFlow's rule).
 // Dispatch: 1-D over n elements, folded into y past 65535 groups.
 
@@ -30,7 +33,10 @@ struct Params {
 @group(0) @binding(3) var<storage, read> hi: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 
-const WG: u32 = 256u;
+const FAKE_QUANT_VALUE: u32 = 0u;
+const FAKE_QUANT_IN_RANGE: u32 = 1u;
+const FAKE_QUANT_BELOW_MIN: u32 = 2u;
+const FAKE_QUANT_ABOVE_MAX: u32 = 3u;
 
 struct Nudged {
     scale: f32,
@@ -58,23 +64,23 @@ fn nudge(min: f32, max: f32) -> Nudged {
     return Nudged(scale, inv_scale, (p.quant_min - zero_point) * scale, (p.quant_max - zero_point) * scale);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn fake_quant(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * WG;
+    let i = flat_index(gid, nwg);
     if (i >= p.n) { return; }
     let c = i % p.channels;
     let v = x[i];
     let empty = lo[c] == 0.0 && hi[c] == 0.0;
     let r = nudge(lo[c], hi[c]);
     switch p.part {
-        case 0u: {
+        case FAKE_QUANT_VALUE: {
             let quant_zero = floor(-r.min * r.inv_scale + 0.5);
             let shifted = max(min(v, r.max), r.min) - r.min;
             let units = select(shifted / r.scale, shifted * r.inv_scale, p.per_channel == 1u);
             out[i] = select(floor(units - quant_zero + 0.5) * r.scale, 0.0, empty);
         }
-        case 1u: { out[i] = select(0.0, 1.0, empty || (v >= r.min && v <= r.max)); }
-        case 2u: { out[i] = select(0.0, 1.0, !empty && v < r.min); }
-        default: { out[i] = select(0.0, 1.0, !empty && v > r.max); }
+        case FAKE_QUANT_IN_RANGE: { out[i] = select(0.0, 1.0, empty || (v >= r.min && v <= r.max)); }
+        case FAKE_QUANT_BELOW_MIN: { out[i] = select(0.0, 1.0, !empty && v < r.min); }
+        case FAKE_QUANT_ABOVE_MAX, default: { out[i] = select(0.0, 1.0, !empty && v > r.max); }
     }
 }

@@ -1,3 +1,4 @@
+// requires: common
 // Row gather along axis 0 and its gradient, and the flat index map `take`.
 //
 // Bindings (group 0):
@@ -22,29 +23,21 @@ struct Params {
 @group(0) @binding(2) var<storage, read> idx: array<i32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
-const WG: u32 = 256u;
-
-// A quiet NaN made at run time: browsers' WGSL compilers reject a non-finite constant
-// expression such as bitcast<f32>(0x7fc00000u) (naga accepts it), so the bits depend on a uniform.
-fn nan() -> f32 {
-    return bitcast<f32>(0x7fc00000u | (p.m & 0u));
-}
-
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * WG;
+    let i = flat_index(gid, nwg);
     if (i >= p.m * p.inner) { return; }
     let row = idx[i / p.inner];
     if (row < 0 || u32(row) >= p.rows) {
-        out[i] = nan();
+        out[i] = nan(p.m);
         return;
     }
     out[i] = src[u32(row) * p.inner + i % p.inner];
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn gather_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * WG;
+    let i = flat_index(gid, nwg);
     if (i >= p.rows * p.inner) { return; }
     let row = i32(i / p.inner);
     let c = i % p.inner;
@@ -59,9 +52,9 @@ fn gather_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
 
 // out[i] = src[idx[i]], or 0 where the index is outside src (-1 marks a position with no source,
 // such as a padded tap of a locally connected kernel).
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn take(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * WG;
+    let i = flat_index(gid, nwg);
     if (i >= p.m) { return; }
     let j = idx[i];
     if (j < 0 || u32(j) >= p.rows) {

@@ -1,3 +1,4 @@
+// requires: common
 // Tiled f32 matrix product C[b] = op(A[b]) @ op(B[b]) with broadcast batch axes.
 //
 // Bindings (group 0):
@@ -43,17 +44,8 @@ var<workgroup> b_tile: array<f32, 1024>; // [TK][TILE]
 
 // Element offsets of the A and B matrices that output matrix `batch` reads.
 fn operand_offsets(batch: u32) -> vec2<u32> {
-    var rem = batch;
-    var ma = 0u;
-    var mb = 0u;
-    for (var d = i32(p.batch_rank) - 1; d >= 0; d--) {
-        let q = u32(d) / 4u;
-        let r = u32(d) % 4u;
-        let cd = rem % p.batch_shape[q][r];
-        rem = rem / p.batch_shape[q][r];
-        ma += cd * p.a_batch_strides[q][r];
-        mb += cd * p.b_batch_strides[q][r];
-    }
+    let ma = strided_offset(batch, p.batch_rank, p.batch_shape, p.a_batch_strides);
+    let mb = strided_offset(batch, p.batch_rank, p.batch_shape, p.b_batch_strides);
     return vec2<u32>(ma * p.m * p.k, mb * p.k * p.n);
 }
 

@@ -1,3 +1,4 @@
+// requires: common
 // im2col and col2im for 1-, 2- and 3-D convolutions with strides, dilation and padding, on any
 // 4-byte element (f32 values, or u32 words of packed channel bits).
 //
@@ -42,11 +43,9 @@ struct Params {
 @group(0) @binding(2) var<storage, read> cols: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<u32>;
 
-const WG: u32 = 256u;
-
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let first = (gid.x + gid.y * nwg.x * WG) * p.run;
+    let first = flat_index(gid, nwg) * p.run;
     if (first >= p.n) { return; }
     let c = first % p.channels;
     var rest = first / p.channels;
@@ -72,9 +71,9 @@ fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * WG;
+    let i = flat_index(gid, nwg);
     if (i >= p.n) { return; }
     // i enumerates image elements in logical order (n, spatial..., c); the write goes through
     // the layout's strides.

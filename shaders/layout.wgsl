@@ -1,3 +1,4 @@
+// requires: common
 // Layout kernels for any 4-byte element type (f32, i32 and packed u32 words move as raw bits):
 // a strided gather-copy that implements permute and broadcast, and a window (slice or zero pad).
 //
@@ -24,26 +25,16 @@ struct Params {
 @group(0) @binding(1) var<storage, read> src: array<u32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<u32>;
 
-const WG: u32 = 256u;
-
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn strided_copy(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * WG;
+    let i = flat_index(gid, nwg);
     if (i >= p.n) { return; }
-    var rem = i;
-    var off = 0u;
-    for (var d = i32(p.rank) - 1; d >= 0; d--) {
-        let q = u32(d) / 4u;
-        let r = u32(d) % 4u;
-        off += (rem % p.shape[q][r]) * p.src_strides[q][r];
-        rem = rem / p.shape[q][r];
-    }
-    dst[i] = src[off];
+    dst[i] = src[strided_offset(i, p.rank, p.shape, p.src_strides)];
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn window(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * WG;
+    let i = flat_index(gid, nwg);
     if (i >= p.n) { return; }
     var rem = i;
     var off = 0u;

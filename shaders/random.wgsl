@@ -1,3 +1,4 @@
+// requires: common
 // Counter-based random numbers: element i of a tensor is a pure function of (seed, i), so any
 // backend, dispatch shape or thread order draws the same numbers. The CPU reference
 // (src/backend/cpu.rs, `random_bits`) implements the same hash.
@@ -7,9 +8,10 @@
 //   1  out     storage read_write  f32 [n]
 //   2  stream  storage read        f32 [1]  (random_streamed only: its integer value is mixed
 //                                           into the high seed word, as cpu::stream_seed does)
-// dist: 0 uniform on [a, b), 1 normal with mean a and standard deviation b (Box-Muller),
-// 2 the same normal truncated at two standard deviations (Keras' TruncatedNormal): out-of-range
-// draws are redrawn from fresh counters, up to 32 times, then clamped.
+// dist (as src/kernels/random.rs codes `Distribution`): DIST_UNIFORM on [a, b), DIST_NORMAL with
+// mean a and standard deviation b (Box-Muller), DIST_TRUNCATED_NORMAL the same normal truncated at
+// two standard deviations (Keras' TruncatedNormal): out-of-range draws are redrawn from fresh
+// counters, up to 32 times, then clamped.
 
 struct Params {
     n: u32,
@@ -26,7 +28,9 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<storage, read> stream: array<f32>;
 
-const WG: u32 = 256u;
+const DIST_UNIFORM: u32 = 0u;
+const DIST_NORMAL: u32 = 1u;
+const DIST_TRUNCATED_NORMAL: u32 = 2u;
 const TWO_PI: f32 = 6.283185307179586;
 
 // "lowbias32" integer hash (Wellons): full avalanche, cheap, identical in any language.
@@ -64,11 +68,11 @@ fn normal(key: u32, c: u32) -> f32 {
 }
 
 fn draw(key: u32, i: u32) -> f32 {
-    if (p.dist == 0u) {
+    if (p.dist == DIST_UNIFORM) {
         return p.a + (p.b - p.a) * unit(random_bits(key, i));
-    } else if (p.dist == 1u) {
+    } else if (p.dist == DIST_NORMAL) {
         return p.a + p.b * normal(key, i);
-    } else {
+    } else { // DIST_TRUNCATED_NORMAL
         var z = clamp(normal(key, i * ATTEMPTS), -2.0, 2.0);
         for (var a = 0u; a < ATTEMPTS; a++) {
             let d = normal(key, i * ATTEMPTS + a);
@@ -81,16 +85,16 @@ fn draw(key: u32, i: u32) -> f32 {
     }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn random(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * WG;
+    let i = flat_index(gid, nwg);
     if (i >= p.n) { return; }
     out[i] = draw(key_of(p.seed_lo, p.seed_hi), i);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn random_streamed(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * WG;
+    let i = flat_index(gid, nwg);
     if (i >= p.n) { return; }
     out[i] = draw(key_of(p.seed_lo, p.seed_hi ^ mix32(u32(stream[0]))), i);
 }

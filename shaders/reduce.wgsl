@@ -1,3 +1,4 @@
+// requires: common
 // Reductions (sum, mean, max) over any set of axes.
 //
 // Bindings (group 0):
@@ -10,7 +11,7 @@
 // reductions into few outputs: batch statistics, weight gradients). `reduce_each`: one thread per
 // output element, a plain loop (short reductions into many outputs: pooling windows), where a
 // workgroup per output would leave most of its threads idle at every barrier.
-// Op codes mirror `ReduceOp::code`: 0 sum, 1 mean, 2 max.
+// Op codes (the REDUCE_ constants) mirror `ReduceOp::code` in src/graph/op.rs.
 
 struct Params {
     n_out: u32,
@@ -31,53 +32,39 @@ struct Params {
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
-const WG: u32 = 64u;
-var<workgroup> part: array<f32, 64>;
+const REDUCE_SUM: u32 = 0u;
+const REDUCE_MEAN: u32 = 1u;
+const REDUCE_MAX: u32 = 2u;
+
+var<workgroup> part: array<f32, ROW_WG>;
 
 fn combine(op: u32, s: f32, v: f32) -> f32 {
-    if (op == 2u) { return max(s, v); }
+    if (op == REDUCE_MAX) { return max(s, v); }
     return s + v;
 }
 
 /// Input offset of output element `o`'s first reduced element.
 fn out_base(o: u32) -> u32 {
-    var rem = o;
-    var base = 0u;
-    for (var d = i32(p.out_rank) - 1; d >= 0; d--) {
-        let q = u32(d) / 4u;
-        let r = u32(d) % 4u;
-        base += (rem % p.out_shape[q][r]) * p.out_strides[q][r];
-        rem = rem / p.out_shape[q][r];
-    }
-    return base;
+    return strided_offset(o, p.out_rank, p.out_shape, p.out_strides);
 }
 
 /// Input offset of reduced element `j` relative to an output's base.
 fn red_offset(j: u32) -> u32 {
-    var rj = j;
-    var off = 0u;
-    for (var d = i32(p.red_rank) - 1; d >= 0; d--) {
-        let q = u32(d) / 4u;
-        let r = u32(d) % 4u;
-        off += (rj % p.red_shape[q][r]) * p.red_strides[q][r];
-        rj = rj / p.red_shape[q][r];
-    }
-    return off;
+    return strided_offset(j, p.red_rank, p.red_shape, p.red_strides);
 }
 
-// -inf for max, 0 for sums. The bits depend on a uniform because browsers' WGSL compilers
-// reject an infinite constant expression (naga accepts it).
+// -inf for max, 0 for sums (made at run time, see neg_inf).
 fn identity() -> f32 {
-    return select(0.0, bitcast<f32>(0xff800000u | (p.op & 0u)), p.op == 2u);
+    return select(0.0, neg_inf(p.op), p.op == REDUCE_MAX);
 }
 
 fn finish(acc: f32) -> f32 {
-    return select(acc, acc / f32(p.n_red), p.op == 1u);
+    return select(acc, acc / f32(p.n_red), p.op == REDUCE_MEAN);
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(ROW_WG)
 fn reduce_each(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let o = gid.x + gid.y * nwg.x * WG;
+    let o = grid_index(gid, nwg, ROW_WG);
     if (o >= p.n_out) { return; }
     let base = out_base(o);
     var acc = identity();
@@ -87,23 +74,23 @@ fn reduce_each(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     out[o] = finish(acc);
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(ROW_WG)
 fn reduce(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let o = wid.x + wid.y * nwg.x;
+    let o = grid_index(wid, nwg, 1u);
     // `o` is the same for the whole workgroup, so this return keeps barriers in uniform flow.
     if (o >= p.n_out) { return; }
     let base = out_base(o);
     var acc = identity();
-    for (var j = lid; j < p.n_red; j += WG) {
+    for (var j = lid; j < p.n_red; j += ROW_WG) {
         acc = combine(p.op, acc, x[base + red_offset(j)]);
     }
     part[lid] = acc;
     workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s = s / 2u) {
+    for (var s = ROW_WG / 2u; s > 0u; s = s / 2u) {
         if (lid < s) {
             part[lid] = combine(p.op, part[lid], part[lid + s]);
         }

@@ -1,3 +1,4 @@
+// requires: common
 // Softmax over the last axis and fused softmax cross-entropy with integer labels.
 //
 // Bindings (group 0):
@@ -22,24 +23,17 @@ struct Params {
 @group(0) @binding(3) var<storage, read> dloss: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 
-const WG: u32 = 64u;
-var<workgroup> part: array<f32, 64>;
-
-// A quiet NaN made at run time: browsers' WGSL compilers reject a non-finite constant
-// expression such as bitcast<f32>(0x7fc00000u) (naga accepts it), so the bits depend on a uniform.
-fn nan() -> f32 {
-    return bitcast<f32>(0x7fc00000u | (p.rows & 0u));
-}
+var<workgroup> part: array<f32, ROW_WG>;
 
 // Max and sum-of-exp over one row; called by every thread of the workgroup (uniform flow).
 fn row_max(base: u32, lid: u32) -> f32 {
-    var m = bitcast<f32>(0xff800000u | (p.rows & 0u)); // -inf, at run time like nan()
-    for (var j = lid; j < p.cols; j += WG) {
+    var m = neg_inf(p.rows);
+    for (var j = lid; j < p.cols; j += ROW_WG) {
         m = max(m, x[base + j]);
     }
     part[lid] = m;
     workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s = s / 2u) {
+    for (var s = ROW_WG / 2u; s > 0u; s = s / 2u) {
         if (lid < s) { part[lid] = max(part[lid], part[lid + s]); }
         workgroupBarrier();
     }
@@ -50,12 +44,12 @@ fn row_max(base: u32, lid: u32) -> f32 {
 
 fn row_sum_exp(base: u32, lid: u32, m: f32) -> f32 {
     var acc = 0.0;
-    for (var j = lid; j < p.cols; j += WG) {
+    for (var j = lid; j < p.cols; j += ROW_WG) {
         acc += exp(x[base + j] - m);
     }
     part[lid] = acc;
     workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s = s / 2u) {
+    for (var s = ROW_WG / 2u; s > 0u; s = s / 2u) {
         if (lid < s) { part[lid] = part[lid] + part[lid + s]; }
         workgroupBarrier();
     }
@@ -64,25 +58,21 @@ fn row_sum_exp(base: u32, lid: u32, m: f32) -> f32 {
     return r;
 }
 
-fn row_id(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return wid.x + wid.y * nwg.x;
-}
-
-@compute @workgroup_size(64)
+@compute @workgroup_size(ROW_WG)
 fn softmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let row = row_id(wid, nwg);
+    let row = grid_index(wid, nwg, 1u);
     if (row >= p.rows) { return; }
     let base = row * p.cols;
     let m = row_max(base, lid);
     let s = row_sum_exp(base, lid, m);
-    for (var j = lid; j < p.cols; j += WG) {
+    for (var j = lid; j < p.cols; j += ROW_WG) {
         out[base + j] = exp(x[base + j] - m) / s;
     }
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(ROW_WG)
 fn xent(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let row = row_id(wid, nwg);
+    let row = grid_index(wid, nwg, 1u);
     if (row >= p.rows) { return; }
     let base = row * p.cols;
     let m = row_max(base, lid);
@@ -90,16 +80,16 @@ fn xent(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if (lid == 0u) {
         let label = labels[row];
         if (label < 0 || u32(label) >= p.cols) {
-            out[row] = nan();
+            out[row] = nan(p.rows);
         } else {
             out[row] = log(s) + m - x[base + u32(label)];
         }
     }
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(ROW_WG)
 fn xent_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let row = row_id(wid, nwg);
+    let row = grid_index(wid, nwg, 1u);
     if (row >= p.rows) { return; }
     let base = row * p.cols;
     let m = row_max(base, lid);
@@ -107,9 +97,9 @@ fn xent_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     let label = labels[row];
     let valid = label >= 0 && u32(label) < p.cols;
     let g = dloss[row];
-    for (var j = lid; j < p.cols; j += WG) {
+    for (var j = lid; j < p.cols; j += ROW_WG) {
         let onehot = select(0.0, 1.0, valid && u32(label) == j);
         let d = (exp(x[base + j] - m) / s - onehot) * g;
-        out[base + j] = select(nan(), d, valid);
+        out[base + j] = select(nan(p.rows), d, valid);
     }
 }

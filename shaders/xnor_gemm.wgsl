@@ -1,9 +1,10 @@
+// requires: xnor_common
 // Packed XNOR-popcount matrix product: for rows of A and rows of B holding k sign bits packed
 // 32 per word (see bitpack.wgsl), dot = k - 2 * popcount(a XOR b), exact for any k < 2^24:
 // padding bits (past k, or inside a row where each convolution tap's channels were packed
 // separately) are 0 in both operands, so they XOR to 0 and never count.
 //
-// Params, bindings, dot_of and affine are in xnor_common.wgsl, which precedes this file.
+// Params, bindings, epilogue codes, dot_of and affine are in xnor_common.wgsl.
 // Bindings (group 0):
 //   0  p       uniform Params
 //   1  a       storage read        u32 [batch, m, words]

@@ -1,5 +1,6 @@
+// requires: xnor_common, xnor_gemv_lanes
 // Packed XNOR-popcount products for small m (batch-1 inference), without subgroup operations;
-// xnor_gemv_subgroup.wgsl is the same computation with a subgroup reduction. Preceded by
+// xnor_gemv_subgroup.wgsl is the same computation with a subgroup reduction. Uses
 // xnor_common.wgsl and xnor_gemv_lanes.wgsl; same bindings and epilogues as xnor_gemm.wgsl:
 //   0 p, 1 a [batch, m, words], 2 b [n, words] or [batch, n, words], 3 scale [n], 4 bias [n],
 //   5 c f32 [batch, m, n] (plain, affine), 6 c_bits u32 [batch, m, out_words] (binarize).

@@ -1,6 +1,7 @@
-// Shared by the small-M XNOR kernels (xnor_gemv.wgsl, xnor_gemv_subgroup.wgsl), which
-// src/kernels/xnor_gemm.rs assembles as xnor_common.wgsl, this file, then theirs: 8 lanes split
-// the K words of each output column and their partial popcounts are summed.
+// requires: xnor_common
+// Shared by the small-M XNOR kernels (xnor_gemv.wgsl, xnor_gemv_subgroup.wgsl), whose files name
+// it in their `// requires:` line: 8 lanes split the K words of each output column and their
+// partial popcounts are summed.
 
 // Sign bits of the workgroup's 32 columns (binarize).
 var<workgroup> bit_word: atomic<u32>;

@@ -1,7 +1,8 @@
+// requires: xnor_common, xnor_gemv_lanes
 // Packed XNOR-popcount products for small m (batch-1 inference) with a subgroup reduction; the
 // same computation as xnor_gemv.wgsl, used when the adapter has subgroups of at least 8
 // invocations (wgpu's SUBGROUP feature; naga 30 gates the builtins by that capability and does not
-// yet parse `enable subgroups;`). Preceded by xnor_common.wgsl and xnor_gemv_lanes.wgsl; same
+// yet parse `enable subgroups;`). Uses xnor_common.wgsl and xnor_gemv_lanes.wgsl; same
 // bindings and epilogues as xnor_gemm.wgsl.
 // Each workgroup of 256 computes 32 output columns of one row, 8 invocations per column. WebGPU
 // does not say which invocations share a subgroup, so nothing here assumes it: subgroup

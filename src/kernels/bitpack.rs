@@ -5,13 +5,15 @@ use bytemuck::{Pod, Zeroable};
 use super::{params_layout, Kernel, Shader};
 
 /// The kernel family.
-pub const SHADER: Shader = Shader { name: "bitpack", source: include_str!("../../shaders/bitpack.wgsl"), params_layout, subgroups: false };
+pub static SHADER: Shader = Shader::new("bitpack", include_str!("../../shaders/bitpack.wgsl"), params_layout, false);
 /// One thread per output word.
 pub const PACK: Kernel = Kernel { shader: "bitpack", entry: "pack" };
 /// One thread per output element.
 pub const UNPACK: Kernel = Kernel { shader: "bitpack", entry: "unpack" };
 /// One thread per output element.
 pub const MASKED: Kernel = Kernel { shader: "bitpack", entry: "masked" };
+/// Every entry point of the family.
+pub const KERNELS: &[Kernel] = &[PACK, UNPACK, MASKED];
 
 /// Invocations per workgroup (`WG` in the shader).
 pub const WG: usize = 256;

@@ -8,8 +8,10 @@ use bytemuck::{Pod, Zeroable};
 use super::{grid_1d, params_layout, BufferView, Dispatch, Kernel, Shader};
 
 /// The template (the identity quantizer as written).
-pub const SHADER: Shader =
-    Shader { name: "custom_quantize", source: include_str!("../../shaders/custom_quantize.wgsl"), params_layout, subgroups: false };
+pub static SHADER: Shader = Shader::new("custom_quantize", include_str!("../../shaders/custom_quantize.wgsl"), params_layout, false);
+/// The template's entry points; a registered shader has the same ones.
+pub const KERNELS: &[Kernel] =
+    &[Kernel { shader: "custom_quantize", entry: "quantize" }, Kernel { shader: "custom_quantize", entry: "quantize_grad" }];
 
 /// Where the user's functions go.
 pub const BEGIN_MARKER: &str = "// BEGIN USER FUNCTIONS";
@@ -35,12 +37,13 @@ params_layout!(Params { n, _pad0, _pad1, _pad2 });
 /// created from them at any time, and there is one per custom quantizer definition.
 static SOURCES: Mutex<Vec<(&'static str, &'static str)>> = Mutex::new(Vec::new());
 
-/// The template with the user's functions in place of the defaults.
+/// The module of the template with the user's functions in place of the defaults, assembled
+/// (see [`super::assemble`]) as every family is.
 pub fn splice(user_functions: &str) -> String {
-    let t = SHADER.source;
+    let t = SHADER.file;
     let start = t.find(BEGIN_MARKER).expect("template has the begin marker") + BEGIN_MARKER.len();
     let end = t.find(END_MARKER).expect("template has the end marker");
-    format!("{}\n{}\n{}", &t[..start], user_functions.trim_end(), &t[end..])
+    super::assemble(&format!("{}\n{}\n{}", &t[..start], user_functions.trim_end(), &t[end..]))
 }
 
 /// Registers a spliced source and returns its shader name.

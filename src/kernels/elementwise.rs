@@ -6,8 +6,7 @@ use bytemuck::{Pod, Zeroable};
 use super::{params_layout, Kernel, Shader};
 
 /// The kernel family.
-pub const SHADER: Shader =
-    Shader { name: "elementwise", source: include_str!("../../shaders/elementwise.wgsl"), params_layout, subgroups: false };
+pub static SHADER: Shader = Shader::new("elementwise", include_str!("../../shaders/elementwise.wgsl"), params_layout, false);
 /// `y = f(x)`.
 pub const UNARY: Kernel = Kernel { shader: "elementwise", entry: "unary" };
 /// `dx = f'(x) * dy`.
@@ -16,6 +15,8 @@ pub const UNARY_GRAD: Kernel = Kernel { shader: "elementwise", entry: "unary_gra
 pub const BINARY: Kernel = Kernel { shader: "elementwise", entry: "binary" };
 /// `y = value`.
 pub const FILL: Kernel = Kernel { shader: "elementwise", entry: "fill" };
+/// Every entry point of the family.
+pub const KERNELS: &[Kernel] = &[UNARY, UNARY_GRAD, BINARY, FILL];
 
 /// Invocations per workgroup (`WG` in the shader).
 pub const WG: usize = 256;

@@ -5,10 +5,11 @@ use bytemuck::{Pod, Zeroable};
 use super::{params_layout, Kernel, Shader};
 
 /// The kernel family.
-pub const SHADER: Shader =
-    Shader { name: "fake_quant", source: include_str!("../../shaders/fake_quant.wgsl"), params_layout, subgroups: false };
+pub static SHADER: Shader = Shader::new("fake_quant", include_str!("../../shaders/fake_quant.wgsl"), params_layout, false);
 /// The value or a mask.
 pub const FAKE_QUANT: Kernel = Kernel { shader: "fake_quant", entry: "fake_quant" };
+/// Every entry point of the family.
+pub const KERNELS: &[Kernel] = &[FAKE_QUANT];
 
 /// Invocations per workgroup (`WG` in the shader).
 pub const WG: usize = 256;

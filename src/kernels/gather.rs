@@ -5,7 +5,7 @@ use bytemuck::{Pod, Zeroable};
 use super::{grid_1d, params_layout, BufferView, Dispatch, Kernel, Shader};
 
 /// The kernel family.
-pub const SHADER: Shader = Shader { name: "gather", source: include_str!("../../shaders/gather.wgsl"), params_layout, subgroups: false };
+pub static SHADER: Shader = Shader::new("gather", include_str!("../../shaders/gather.wgsl"), params_layout, false);
 /// `out[i] = table[idx[i]]`.
 pub const GATHER: Kernel = Kernel { shader: "gather", entry: "gather" };
 /// `out[r] = sum of dy[j] where idx[j] == r`.
@@ -13,6 +13,8 @@ pub const GATHER_GRAD: Kernel = Kernel { shader: "gather", entry: "gather_grad" 
 
 /// `out[i] = x[idx[i]]`, 0 for an index outside `x`.
 pub const TAKE: Kernel = Kernel { shader: "gather", entry: "take" };
+/// Every entry point of the family.
+pub const KERNELS: &[Kernel] = &[GATHER, GATHER_GRAD, TAKE];
 
 /// Mirror of the WGSL `Params`.
 #[repr(C)]

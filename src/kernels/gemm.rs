@@ -5,11 +5,13 @@ use bytemuck::{Pod, Zeroable};
 use super::{params_layout, Kernel, Shader};
 
 /// The kernel family.
-pub const SHADER: Shader = Shader { name: "gemm", source: include_str!("../../shaders/gemm.wgsl"), params_layout, subgroups: false };
+pub static SHADER: Shader = Shader::new("gemm", include_str!("../../shaders/gemm.wgsl"), params_layout, false);
 /// 64x64 tiles, 4x4 per thread.
 pub const MATMUL: Kernel = Kernel { shader: "gemm", entry: "matmul" };
 /// One thread per output column, for small M.
 pub const GEMV: Kernel = Kernel { shader: "gemm", entry: "gemv" };
+/// Every entry point of the family.
+pub const KERNELS: &[Kernel] = &[MATMUL, GEMV];
 
 /// Below this many rows the one-thread-per-column kernel beats 64-row tiles.
 pub const SMALL_M: usize = 8;

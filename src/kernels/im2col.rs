@@ -5,11 +5,13 @@ use bytemuck::{Pod, Zeroable};
 use super::{params_layout, Kernel, Shader};
 
 /// The kernel family.
-pub const SHADER: Shader = Shader { name: "im2col", source: include_str!("../../shaders/im2col.wgsl"), params_layout, subgroups: false };
+pub static SHADER: Shader = Shader::new("im2col", include_str!("../../shaders/im2col.wgsl"), params_layout, false);
 /// One thread per patch element.
 pub const IM2COL: Kernel = Kernel { shader: "im2col", entry: "im2col" };
 /// One thread per image element.
 pub const COL2IM: Kernel = Kernel { shader: "im2col", entry: "col2im" };
+/// Every entry point of the family.
+pub const KERNELS: &[Kernel] = &[IM2COL, COL2IM];
 
 /// Invocations per workgroup (`WG` in the shader).
 pub const WG: usize = 256;

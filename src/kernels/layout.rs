@@ -5,11 +5,13 @@ use bytemuck::{Pod, Zeroable};
 use super::{params_layout, Kernel, Shader};
 
 /// The kernel family.
-pub const SHADER: Shader = Shader { name: "layout", source: include_str!("../../shaders/layout.wgsl"), params_layout, subgroups: false };
+pub static SHADER: Shader = Shader::new("layout", include_str!("../../shaders/layout.wgsl"), params_layout, false);
 /// `dst[i] = src[offset(i)]`.
 pub const STRIDED_COPY: Kernel = Kernel { shader: "layout", entry: "strided_copy" };
 /// `dst[i] = src[i + offset]` inside `src`, else 0.
 pub const WINDOW: Kernel = Kernel { shader: "layout", entry: "window" };
+/// Every entry point of the family.
+pub const KERNELS: &[Kernel] = &[STRIDED_COPY, WINDOW];
 
 /// Invocations per workgroup (`WG` in the shader).
 pub const WG: usize = 256;

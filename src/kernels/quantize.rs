@@ -5,12 +5,13 @@ use bytemuck::{Pod, Zeroable};
 use super::{params_layout, Kernel, Shader};
 
 /// The kernel family.
-pub const SHADER: Shader =
-    Shader { name: "quantize", source: include_str!("../../shaders/quantize.wgsl"), params_layout, subgroups: false };
+pub static SHADER: Shader = Shader::new("quantize", include_str!("../../shaders/quantize.wgsl"), params_layout, false);
 /// q(x).
 pub const QUANTIZE: Kernel = Kernel { shader: "quantize", entry: "quantize" };
 /// dq/dx * dy.
 pub const QUANTIZE_GRAD: Kernel = Kernel { shader: "quantize", entry: "quantize_grad" };
+/// Every entry point of the family.
+pub const KERNELS: &[Kernel] = &[QUANTIZE, QUANTIZE_GRAD];
 
 /// Invocations per workgroup (`WG` in the shader).
 pub const WG: usize = 256;

@@ -5,11 +5,13 @@ use bytemuck::{Pod, Zeroable};
 use super::{params_layout, Kernel, Shader};
 
 /// The kernel family.
-pub const SHADER: Shader = Shader { name: "random", source: include_str!("../../shaders/random.wgsl"), params_layout, subgroups: false };
+pub static SHADER: Shader = Shader::new("random", include_str!("../../shaders/random.wgsl"), params_layout, false);
 /// Fills a tensor with draws.
 pub const RANDOM: Kernel = Kernel { shader: "random", entry: "random" };
 /// Fills a tensor with draws whose seed also depends on a stream value.
 pub const RANDOM_STREAMED: Kernel = Kernel { shader: "random", entry: "random_streamed" };
+/// Every entry point of the family.
+pub const KERNELS: &[Kernel] = &[RANDOM, RANDOM_STREAMED];
 
 /// Invocations per workgroup (`WG` in the shader).
 pub const WG: usize = 256;

@@ -5,11 +5,13 @@ use bytemuck::{Pod, Zeroable};
 use super::{params_layout, Kernel, Shader};
 
 /// The kernel family.
-pub const SHADER: Shader = Shader { name: "reduce", source: include_str!("../../shaders/reduce.wgsl"), params_layout, subgroups: false };
+pub static SHADER: Shader = Shader::new("reduce", include_str!("../../shaders/reduce.wgsl"), params_layout, false);
 /// One workgroup per output element.
 pub const REDUCE: Kernel = Kernel { shader: "reduce", entry: "reduce" };
 /// One thread per output element.
 pub const REDUCE_EACH: Kernel = Kernel { shader: "reduce", entry: "reduce_each" };
+/// Every entry point of the family.
+pub const KERNELS: &[Kernel] = &[REDUCE, REDUCE_EACH];
 
 /// Up to this many elements per output, one thread per output beats a workgroup per output
 /// (whose 64 threads would mostly idle at its barriers).

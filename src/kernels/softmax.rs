@@ -5,13 +5,15 @@ use bytemuck::{Pod, Zeroable};
 use super::{grid_1d, params_layout, BufferView, Dispatch, Kernel, Shader};
 
 /// The kernel family.
-pub const SHADER: Shader = Shader { name: "softmax", source: include_str!("../../shaders/softmax.wgsl"), params_layout, subgroups: false };
+pub static SHADER: Shader = Shader::new("softmax", include_str!("../../shaders/softmax.wgsl"), params_layout, false);
 /// Softmax over rows.
 pub const SOFTMAX: Kernel = Kernel { shader: "softmax", entry: "softmax" };
 /// Per-row cross-entropy.
 pub const XENT: Kernel = Kernel { shader: "softmax", entry: "xent" };
 /// Gradient of the per-row cross-entropy.
 pub const XENT_GRAD: Kernel = Kernel { shader: "softmax", entry: "xent_grad" };
+/// Every entry point of the family.
+pub const KERNELS: &[Kernel] = &[SOFTMAX, XENT, XENT_GRAD];
 
 /// Mirror of the WGSL `Params`.
 #[repr(C)]

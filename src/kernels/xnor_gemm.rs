@@ -1,19 +1,14 @@
 //! `shaders/xnor_gemm.wgsl`: packed XNOR-popcount matrix products with plain, affine and
-//! re-binarizing epilogues, tiled for large M and lane-split for small M. Each shader source is
-//! `xnor_common.wgsl` (Params, bindings, epilogue helpers), for the small-M ones
-//! `xnor_gemv_lanes.wgsl` (the lane split), then the file with the entry points.
+//! re-binarizing epilogues, tiled for large M and lane-split for small M. The shader files share
+//! `xnor_common.wgsl` (Params, bindings, epilogue helpers) and, for the small-M ones,
+//! `xnor_gemv_lanes.wgsl` (the lane split), which their `// requires:` lines name.
 
 use bytemuck::{Pod, Zeroable};
 
 use super::{params_layout, Kernel, Shader};
 
 /// The kernel family.
-pub const SHADER: Shader = Shader {
-    name: "xnor_gemm",
-    source: concat!(include_str!("../../shaders/xnor_common.wgsl"), include_str!("../../shaders/xnor_gemm.wgsl")),
-    params_layout,
-    subgroups: false,
-};
+pub static SHADER: Shader = Shader::new("xnor_gemm", include_str!("../../shaders/xnor_gemm.wgsl"), params_layout, false);
 /// Tiled kernels by epilogue.
 pub const TILED: [Kernel; 3] = [
     Kernel { shader: "xnor_gemm", entry: "xnor_gemm" },
@@ -21,31 +16,17 @@ pub const TILED: [Kernel; 3] = [
     Kernel { shader: "xnor_gemm", entry: "xnor_gemm_binarize" },
 ];
 /// The small-M kernels (`shaders/xnor_gemv.wgsl`): workgroup-memory reduction.
-pub const GEMV_SHADER: Shader = Shader {
-    name: "xnor_gemv",
-    source: concat!(
-        include_str!("../../shaders/xnor_common.wgsl"),
-        include_str!("../../shaders/xnor_gemv_lanes.wgsl"),
-        include_str!("../../shaders/xnor_gemv.wgsl")
-    ),
-    params_layout,
-    subgroups: false,
-};
+pub static GEMV_SHADER: Shader = Shader::new("xnor_gemv", include_str!("../../shaders/xnor_gemv.wgsl"), params_layout, false);
 /// The small-M kernels with a subgroup reduction (`shaders/xnor_gemv_subgroup.wgsl`).
-pub const GEMV_SUBGROUP_SHADER: Shader = Shader {
-    name: "xnor_gemv_subgroup",
-    source: concat!(
-        include_str!("../../shaders/xnor_common.wgsl"),
-        include_str!("../../shaders/xnor_gemv_lanes.wgsl"),
-        include_str!("../../shaders/xnor_gemv_subgroup.wgsl")
-    ),
-    params_layout,
-    subgroups: true,
-};
+pub static GEMV_SUBGROUP_SHADER: Shader =
+    Shader::new("xnor_gemv_subgroup", include_str!("../../shaders/xnor_gemv_subgroup.wgsl"), params_layout, true);
 /// Small-M kernels by epilogue.
 pub const GEMV: [Kernel; 3] = gemv_kernels("xnor_gemv");
 /// Small-M kernels with subgroups, by epilogue.
 pub const GEMV_SUBGROUP: [Kernel; 3] = gemv_kernels("xnor_gemv_subgroup");
+/// Every entry point of the family's three shaders.
+pub const KERNELS: &[Kernel] =
+    &[TILED[0], TILED[1], TILED[2], GEMV[0], GEMV[1], GEMV[2], GEMV_SUBGROUP[0], GEMV_SUBGROUP[1], GEMV_SUBGROUP[2]];
 
 const fn gemv_kernels(shader: &'static str) -> [Kernel; 3] {
     [Kernel { shader, entry: "xnor_gemv" }, Kernel { shader, entry: "xnor_gemv_affine" }, Kernel { shader, entry: "xnor_gemv_binarize" }]
