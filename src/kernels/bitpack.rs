@@ -15,9 +15,6 @@ pub const MASKED: Kernel = Kernel { shader: "bitpack", entry: "masked" };
 /// Every entry point of the family.
 pub const KERNELS: &[Kernel] = &[PACK, UNPACK, MASKED];
 
-/// Invocations per workgroup (`WG` in the shader).
-pub const WG: usize = 256;
-
 /// Mirror of the WGSL `Params`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]

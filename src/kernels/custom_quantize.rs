@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{grid_1d, params_layout, BufferView, Dispatch, Kernel, Shader};
+use super::{grid_1d, params_layout, BufferView, Dispatch, Kernel, Shader, WG};
 
 /// The template (the identity quantizer as written).
 pub static SHADER: Shader = Shader::new("custom_quantize", include_str!("../../shaders/custom_quantize.wgsl"), params_layout, false);
@@ -62,11 +62,11 @@ pub fn source(shader: &str) -> Option<&'static str> {
 /// `out = forward(x)` with the registered shader.
 pub fn quantize(shader: &'static str, n: usize, x: &BufferView, out: &BufferView) -> Dispatch {
     let p = Params { n: n as u32, ..Default::default() };
-    Dispatch::new(Kernel { shader, entry: "quantize" }, &p, &[(1, x), (3, out)], grid_1d(n, 256))
+    Dispatch::new(Kernel { shader, entry: "quantize" }, &p, &[(1, x), (3, out)], grid_1d(n, WG))
 }
 
 /// `out = gradient(x, dy)` with the registered shader.
 pub fn quantize_grad(shader: &'static str, n: usize, x: &BufferView, dy: &BufferView, out: &BufferView) -> Dispatch {
     let p = Params { n: n as u32, ..Default::default() };
-    Dispatch::new(Kernel { shader, entry: "quantize_grad" }, &p, &[(1, x), (2, dy), (3, out)], grid_1d(n, 256))
+    Dispatch::new(Kernel { shader, entry: "quantize_grad" }, &p, &[(1, x), (2, dy), (3, out)], grid_1d(n, WG))
 }

@@ -18,9 +18,6 @@ pub const FILL: Kernel = Kernel { shader: "elementwise", entry: "fill" };
 /// Every entry point of the family.
 pub const KERNELS: &[Kernel] = &[UNARY, UNARY_GRAD, BINARY, FILL];
 
-/// Invocations per workgroup (`WG` in the shader).
-pub const WG: usize = 256;
-
 /// Mirror of the WGSL `Params`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]

@@ -11,9 +11,6 @@ pub const FAKE_QUANT: Kernel = Kernel { shader: "fake_quant", entry: "fake_quant
 /// Every entry point of the family.
 pub const KERNELS: &[Kernel] = &[FAKE_QUANT];
 
-/// Invocations per workgroup (`WG` in the shader).
-pub const WG: usize = 256;
-
 /// Mirror of the WGSL `Params`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]

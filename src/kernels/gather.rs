@@ -2,7 +2,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{grid_1d, params_layout, BufferView, Dispatch, Kernel, Shader};
+use super::{grid_1d, params_layout, BufferView, Dispatch, Kernel, Shader, WG};
 
 /// The kernel family.
 pub static SHADER: Shader = Shader::new("gather", include_str!("../../shaders/gather.wgsl"), params_layout, false);
@@ -34,17 +34,17 @@ params_layout!(Params { m, rows, inner, _pad0 });
 /// Gathers `m` rows of `inner` elements from a `rows`-row table.
 pub fn gather(m: usize, rows: usize, inner: usize, table: &BufferView, idx: &BufferView, out: &BufferView) -> Dispatch {
     let p = Params { m: m as u32, rows: rows as u32, inner: inner as u32, _pad0: 0 };
-    Dispatch::new(GATHER, &p, &[(1, table), (2, idx), (3, out)], grid_1d(m * inner, 256))
+    Dispatch::new(GATHER, &p, &[(1, table), (2, idx), (3, out)], grid_1d(m * inner, WG))
 }
 
 /// Accumulates `dy` rows into a `rows`-row table gradient.
 pub fn gather_grad(m: usize, rows: usize, inner: usize, idx: &BufferView, dy: &BufferView, out: &BufferView) -> Dispatch {
     let p = Params { m: m as u32, rows: rows as u32, inner: inner as u32, _pad0: 0 };
-    Dispatch::new(GATHER_GRAD, &p, &[(1, dy), (2, idx), (3, out)], grid_1d(rows * inner, 256))
+    Dispatch::new(GATHER_GRAD, &p, &[(1, dy), (2, idx), (3, out)], grid_1d(rows * inner, WG))
 }
 
 /// Picks `m` elements of the `len`-element `x` by flat index.
 pub fn take(m: usize, len: usize, x: &BufferView, idx: &BufferView, out: &BufferView) -> Dispatch {
     let p = Params { m: m as u32, rows: len as u32, inner: 1, _pad0: 0 };
-    Dispatch::new(TAKE, &p, &[(1, x), (2, idx), (3, out)], grid_1d(m, 256))
+    Dispatch::new(TAKE, &p, &[(1, x), (2, idx), (3, out)], grid_1d(m, WG))
 }

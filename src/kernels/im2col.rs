@@ -13,9 +13,6 @@ pub const COL2IM: Kernel = Kernel { shader: "im2col", entry: "col2im" };
 /// Every entry point of the family.
 pub const KERNELS: &[Kernel] = &[IM2COL, COL2IM];
 
-/// Invocations per workgroup (`WG` in the shader).
-pub const WG: usize = 256;
-
 /// Mirror of the WGSL `Params`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]

@@ -13,9 +13,6 @@ pub const WINDOW: Kernel = Kernel { shader: "layout", entry: "window" };
 /// Every entry point of the family.
 pub const KERNELS: &[Kernel] = &[STRIDED_COPY, WINDOW];
 
-/// Invocations per workgroup (`WG` in the shader).
-pub const WG: usize = 256;
-
 /// Mirror of the WGSL `Params`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]

@@ -209,6 +209,12 @@ pub struct Caps {
     pub subgroups: bool,
 }
 
+/// Threads per workgroup of the one-thread-per-element kernels (`WG` in `shaders/common.wgsl`).
+pub const WG: usize = 256;
+/// Threads per workgroup of the kernels whose workgroup cooperates on one output, and of
+/// `reduce_each` (`ROW_WG` in `shaders/common.wgsl`).
+pub const ROW_WG: usize = 64;
+
 /// Most workgroups per grid dimension that every WebGPU adapter accepts.
 pub const MAX_GROUPS_PER_DIM: u32 = 65535;
 
@@ -354,88 +360,6 @@ mod tests {
         assert_eq!(unique.len(), listed.len(), "a kernel is listed twice");
     }
 
-    /// `<FAMILY>_<VARIANT>` for each variant and its code.
-    fn named<T>(family: &str, variants: &[(&str, T)], code: impl Fn(&T) -> u32) -> Vec<(String, u32)> {
-        variants.iter().map(|(v, t)| (format!("{family}_{v}"), code(t))).collect()
-    }
-
-    /// The named constants of each shader equal the codes the Rust side sends today.
-    #[test]
-    fn wgsl_constants_match_rust_codes() {
-        use crate::graph::{BinaryOp, Epilogue, FakeQuantPart, PackMode, QuantFn, ReduceOp, UnaryOp};
-        use UnaryOp::*;
-        let unary = [
-            ("NEG", Neg),
-            ("ABS", Abs),
-            ("EXP", Exp),
-            ("LOG", Log),
-            ("SQRT", Sqrt),
-            ("SQUARE", Square),
-            ("RECIP", Recip),
-            ("RELU", Relu),
-            ("SIGMOID", Sigmoid),
-            ("TANH", Tanh),
-            ("SIGN", Sign),
-            ("SCALE", Scale(2.0)),
-            ("OFFSET", Offset(1.0)),
-            ("CLIP", Clip(-1.0, 1.0)),
-            ("TRUNC", Trunc),
-        ];
-        assert_eq!(wgsl_constants(&elementwise::SHADER, "UNARY_"), named("UNARY", &unary, |op| op.code()));
-        let binary = [
-            ("ADD", BinaryOp::Add),
-            ("SUB", BinaryOp::Sub),
-            ("MUL", BinaryOp::Mul),
-            ("DIV", BinaryOp::Div),
-            ("MAX", BinaryOp::Max),
-            ("MIN", BinaryOp::Min),
-            ("GE", BinaryOp::Ge),
-            ("GT", BinaryOp::Gt),
-            ("EQ", BinaryOp::Eq),
-        ];
-        assert_eq!(wgsl_constants(&elementwise::SHADER, "BINARY_"), named("BINARY", &binary, |op| op.code()));
-        let reduce = [("SUM", ReduceOp::Sum), ("MEAN", ReduceOp::Mean), ("MAX", ReduceOp::Max)];
-        assert_eq!(wgsl_constants(&reduce::SHADER, "REDUCE_"), named("REDUCE", &reduce, |op| op.code()));
-        let pack = [("SIGN", PackMode::Sign), ("CLIP_MASK", PackMode::ClipMask(1.0))];
-        assert_eq!(wgsl_constants(&bitpack::SHADER, "PACK_"), named("PACK", &pack, |m| m.params().0));
-        let quant = [
-            ("STE_SIGN", QuantFn::SteSign { clip: None }),
-            ("APPROX_SIGN", QuantFn::ApproxSign),
-            ("STE_HEAVISIDE", QuantFn::SteHeaviside { clip: None }),
-            ("SWISH_SIGN", QuantFn::SwishSign { beta: 5.0 }),
-            ("SCALED_SIGN", QuantFn::ScaledSign { clip: None }),
-            ("STE_TERN", QuantFn::SteTern { threshold: None, clip: None }),
-            ("DO_RE_FA_ACTIVATIONS", QuantFn::DoReFaActivations { levels: 3 }),
-            ("DO_RE_FA_WEIGHTS", QuantFn::DoReFaWeights { levels: 3 }),
-            ("IDENTITY", QuantFn::Identity),
-        ];
-        assert_eq!(wgsl_constants(&quantize::SHADER, "QUANT_"), named("QUANT", &quant, |f| f.params().0));
-        // The next three are coded by `match`es inside kernels::{xnor_gemm, fake_quant, random}'s
-        // dispatch functions, which have no accessor: Epilogue and FakeQuantPart are coded in
-        // declaration order there (checked through `as u32`), Distribution as listed below.
-        let epilogue = [("PLAIN", Epilogue::Plain), ("AFFINE", Epilogue::Affine), ("BINARIZE", Epilogue::Binarize)];
-        for shader in [&xnor_gemm::SHADER, &xnor_gemm::GEMV_SHADER, &xnor_gemm::GEMV_SUBGROUP_SHADER] {
-            assert_eq!(wgsl_constants(shader, "EPILOGUE_"), named("EPILOGUE", &epilogue, |e| *e as u32), "{}", shader.name);
-        }
-        // The code indexes the kernel lists by epilogue.
-        for (kernels, plain) in [(xnor_gemm::TILED, "xnor_gemm"), (xnor_gemm::GEMV, "xnor_gemv"), (xnor_gemm::GEMV_SUBGROUP, "xnor_gemv")] {
-            let entries: Vec<String> = ["", "_affine", "_binarize"].iter().map(|s| format!("{plain}{s}")).collect();
-            assert_eq!(kernels.map(|k| k.entry.to_string()).to_vec(), entries);
-        }
-        let parts = [
-            ("VALUE", FakeQuantPart::Value),
-            ("IN_RANGE", FakeQuantPart::InRange),
-            ("BELOW_MIN", FakeQuantPart::BelowMin),
-            ("ABOVE_MAX", FakeQuantPart::AboveMax),
-        ];
-        assert_eq!(wgsl_constants(&fake_quant::SHADER, "FAKE_QUANT_"), named("FAKE_QUANT", &parts, |p| *p as u32));
-        let dist = [("UNIFORM", 0), ("NORMAL", 1), ("TRUNCATED_NORMAL", 2)];
-        assert_eq!(wgsl_constants(&random::SHADER, "DIST_"), named("DIST", &dist, |c| *c));
-    }
-
-    /// Browsers' WGSL compilers (Tint in Chromium) refuse a constant expression that evaluates
-    /// to NaN or infinity, such as `bitcast<f32>(0x7fc00000u)`, which naga accepts: no shader may
-    /// bitcast constant bits (a literal or a `const`) to a non-finite f32, or hold such a literal.
     #[test]
     fn no_shader_has_a_non_finite_constant() {
         use naga::{Expression, Literal};
@@ -488,6 +412,23 @@ mod tests {
             let wgsl: Vec<(String, usize)> = ty.iter().map(|m| (m.name.clone().unwrap_or_default(), m.offset as usize)).collect();
             let rust: Vec<(String, usize)> = fields.iter().map(|(n, o)| (n.to_string(), *o)).collect();
             assert_eq!(rust, wgsl, "{}: field names/offsets differ", shader.name);
+        }
+    }
+
+    /// The dispatch sizes Rust computes use the workgroup sizes the shaders declare.
+    #[test]
+    fn workgroup_sizes_match_common_wgsl() {
+        let common = PARTS.iter().find(|(name, _)| *name == "common").expect("common part").1;
+        let module = naga::front::wgsl::parse_str(common).expect("common.wgsl parses");
+        let value = |name: &str| {
+            module.constants.iter().find(|(_, c)| c.name.as_deref() == Some(name)).map(|(_, c)| &module.global_expressions[c.init])
+        };
+        for (name, rust) in [("WG", WG), ("ROW_WG", ROW_WG)] {
+            let wgsl = value(name);
+            assert!(
+                matches!(wgsl, Some(naga::Expression::Literal(naga::Literal::U32(v))) if *v as usize == rust),
+                "common.wgsl's {name} is {wgsl:?}, Rust's {rust}"
+            );
         }
     }
 

@@ -13,9 +13,6 @@ pub const QUANTIZE_GRAD: Kernel = Kernel { shader: "quantize", entry: "quantize_
 /// Every entry point of the family.
 pub const KERNELS: &[Kernel] = &[QUANTIZE, QUANTIZE_GRAD];
 
-/// Invocations per workgroup (`WG` in the shader).
-pub const WG: usize = 256;
-
 /// Mirror of the WGSL `Params`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]

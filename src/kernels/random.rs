@@ -13,9 +13,6 @@ pub const RANDOM_STREAMED: Kernel = Kernel { shader: "random", entry: "random_st
 /// Every entry point of the family.
 pub const KERNELS: &[Kernel] = &[RANDOM, RANDOM_STREAMED];
 
-/// Invocations per workgroup (`WG` in the shader).
-pub const WG: usize = 256;
-
 /// Mirror of the WGSL `Params`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]

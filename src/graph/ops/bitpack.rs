@@ -4,8 +4,8 @@
 use super::{coded, last_axis, Gpu, Grad, Grads, Host, Operands};
 use crate::error::{Error, Result};
 use crate::graph::Graph;
-use crate::kernels::bitpack::{Params, MASKED, PACK, UNPACK, WG};
-use crate::kernels::{grid_1d, BufferView, Dispatch, Step};
+use crate::kernels::bitpack::{Params, MASKED, PACK, UNPACK};
+use crate::kernels::{grid_1d, BufferView, Dispatch, Step, WG};
 use crate::tensor::{DType, Shape, TensorData};
 
 coded! {

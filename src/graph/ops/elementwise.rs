@@ -9,8 +9,8 @@ use super::{coded, offsets, sign, Gpu, Grad, Grads, Host, Operands};
 use crate::error::Result;
 use crate::graph::op::{broadcast_shapes, broadcast_strides};
 use crate::graph::{Graph, Op};
-use crate::kernels::elementwise::{Params, BINARY, FILL, UNARY, UNARY_GRAD, WG};
-use crate::kernels::{dims8, grid_1d, Dispatch, Step};
+use crate::kernels::elementwise::{Params, BINARY, FILL, UNARY, UNARY_GRAD};
+use crate::kernels::{dims8, grid_1d, Dispatch, Step, WG};
 use crate::tensor::{DType, Shape, TensorData};
 
 coded! {

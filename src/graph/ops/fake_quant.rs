@@ -5,8 +5,8 @@
 use super::{coded, Gpu, Grad, Grads, Host, Operands};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Op, ValueId};
-use crate::kernels::fake_quant::{Params, FAKE_QUANT, WG};
-use crate::kernels::{grid_1d, BufferView, Dispatch, Step};
+use crate::kernels::fake_quant::{Params, FAKE_QUANT};
+use crate::kernels::{grid_1d, BufferView, Dispatch, Step, WG};
 use crate::tensor::{DType, Shape, TensorData};
 
 /// TensorFlow's fake quantization (`tf.quantization.fake_quant_with_min_max_vars` and its

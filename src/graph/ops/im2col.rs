@@ -5,8 +5,8 @@ use super::{Gpu, Grad, Grads, Host, Operands};
 use crate::error::{Error, Result};
 use crate::graph::conv::{check_image, ConvGeometry, DataFormat};
 use crate::graph::Graph;
-use crate::kernels::im2col::{Params, COL2IM, IM2COL, WG};
-use crate::kernels::{grid_1d, BufferView, Dispatch, Step};
+use crate::kernels::im2col::{Params, COL2IM, IM2COL};
+use crate::kernels::{grid_1d, BufferView, Dispatch, Step, WG};
 use crate::tensor::{DType, Shape, TensorData};
 
 pub(crate) fn infer_im2col(geom: &ConvGeometry, pad_value: f32, a: &Operands) -> Result<(Shape, DType)> {

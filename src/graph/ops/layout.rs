@@ -5,8 +5,8 @@ use super::{offsets, Gpu, Grad, Grads, Host, Operands};
 use crate::error::{Error, Result};
 use crate::graph::op::{broadcast_shapes, broadcast_strides};
 use crate::graph::{Graph, Op};
-use crate::kernels::layout::{Params, STRIDED_COPY, WG, WINDOW};
-use crate::kernels::{dims8, grid_1d, BufferView, Dispatch, Step};
+use crate::kernels::layout::{Params, STRIDED_COPY, WINDOW};
+use crate::kernels::{dims8, grid_1d, BufferView, Dispatch, Step, WG};
 use crate::tensor::{DType, Shape, TensorData};
 
 /// Shape of `x` with its axes permuted by `perm`.

@@ -232,3 +232,73 @@ pub(crate) fn sign(x: f32) -> f32 {
         -1.0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::{self, wgsl_constants, Shader};
+
+    /// `DoReFaWeights` -> `DO_RE_FA_WEIGHTS`.
+    fn upper_snake(name: &str) -> String {
+        let mut out = String::new();
+        for (i, c) in name.chars().enumerate() {
+            if c.is_ascii_uppercase() && i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_uppercase());
+        }
+        out
+    }
+
+    /// The WGSL constants with the enum's prefix are exactly its variants, with their codes.
+    fn check<T>(shader: &Shader, prefix: &str, all: &[T], name: impl Fn(&T) -> &'static str, code: impl Fn(&T) -> u32) {
+        let rust: Vec<(String, u32)> = all.iter().map(|v| (format!("{prefix}{}", upper_snake(name(v))), code(v))).collect();
+        assert_eq!(wgsl_constants(shader, prefix), rust, "{}.wgsl's {prefix}* constants", shader.name);
+    }
+
+    macro_rules! check_codes {
+        ($shader:expr, $enum:ty) => {
+            check($shader, <$enum>::WGSL_PREFIX, <$enum>::ALL, |v| v.variant_name(), |v| v.code())
+        };
+    }
+
+    /// Every code a family's WGSL switches on is a named constant equal to the Rust variant's
+    /// code, and every variant has one: reordering or adding a variant cannot silently change
+    /// what the GPU computes.
+    #[test]
+    fn wgsl_code_constants_match_the_enums() {
+        check_codes!(&kernels::elementwise::SHADER, elementwise::UnaryOp);
+        check_codes!(&kernels::elementwise::SHADER, elementwise::BinaryOp);
+        check_codes!(&kernels::reduce::SHADER, reduce::ReduceOp);
+        check_codes!(&kernels::bitpack::SHADER, bitpack::PackMode);
+        check_codes!(&kernels::quantize::SHADER, quantize::QuantFn);
+        check_codes!(&kernels::fake_quant::SHADER, fake_quant::FakeQuantPart);
+        check_codes!(&kernels::random::SHADER, random::Distribution);
+        for shader in [&kernels::xnor_gemm::SHADER, &kernels::xnor_gemm::GEMV_SHADER, &kernels::xnor_gemm::GEMV_SUBGROUP_SHADER] {
+            check_codes!(shader, xnor::Epilogue);
+        }
+    }
+
+    /// The XNOR kernels are one entry point per epilogue, indexed by its code.
+    #[test]
+    fn xnor_entry_points_follow_epilogue_codes() {
+        use kernels::xnor_gemm::{GEMV, GEMV_SUBGROUP, TILED};
+        for (list, stem) in [(TILED, "xnor_gemm"), (GEMV, "xnor_gemv"), (GEMV_SUBGROUP, "xnor_gemv")] {
+            for &e in xnor::Epilogue::ALL {
+                let suffix = match e {
+                    xnor::Epilogue::Plain => "",
+                    xnor::Epilogue::Affine => "_affine",
+                    xnor::Epilogue::Binarize => "_binarize",
+                };
+                assert_eq!(list[e.code() as usize].entry, format!("{stem}{suffix}"));
+            }
+        }
+    }
+
+    #[test]
+    fn upper_snake_case() {
+        assert_eq!(upper_snake("DoReFaWeights"), "DO_RE_FA_WEIGHTS");
+        assert_eq!(upper_snake("ClipMask"), "CLIP_MASK");
+        assert_eq!(upper_snake("Ge"), "GE");
+    }
+}

@@ -9,8 +9,8 @@
 use super::{coded, sign, Gpu, Grad, Grads, Host, Operands};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Op};
-use crate::kernels::quantize::{Params, QUANTIZE, QUANTIZE_GRAD, WG};
-use crate::kernels::{grid_1d, BufferView, Dispatch, Step};
+use crate::kernels::quantize::{Params, QUANTIZE, QUANTIZE_GRAD};
+use crate::kernels::{grid_1d, BufferView, Dispatch, Step, WG};
 use crate::tensor::{DType, Shape, TensorData};
 
 coded! {

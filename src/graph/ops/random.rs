@@ -3,8 +3,8 @@
 
 use super::{coded, Gpu, Host, Operands};
 use crate::error::{Error, Result};
-use crate::kernels::random::{Params, RANDOM, RANDOM_STREAMED, WG};
-use crate::kernels::{grid_1d, BufferView, Dispatch, Step};
+use crate::kernels::random::{Params, RANDOM, RANDOM_STREAMED};
+use crate::kernels::{grid_1d, BufferView, Dispatch, Step, WG};
 use crate::tensor::{DType, Shape, TensorData};
 
 coded! {

@@ -4,7 +4,7 @@ use super::{coded, offsets, Gpu, Grad, Grads, Host, Operands};
 use crate::error::{Error, Result};
 use crate::graph::{BinaryOp, Graph};
 use crate::kernels::reduce::{Params, REDUCE, REDUCE_EACH, SHORT};
-use crate::kernels::{dims8, grid_1d, Dispatch, Step};
+use crate::kernels::{dims8, grid_1d, Dispatch, Step, ROW_WG};
 use crate::tensor::{DType, Shape, TensorData};
 
 coded! {
@@ -115,7 +115,7 @@ pub(crate) fn record(op: ReduceOp, axes: &[usize], d: &Gpu) -> Result<Step> {
     };
     let (x, out) = (d.x(0), d.out()?);
     Ok(Step::Dispatch(if n_red <= SHORT {
-        Dispatch::new(REDUCE_EACH, &p, &[(1, x), (2, out)], grid_1d(n_out, 64))
+        Dispatch::new(REDUCE_EACH, &p, &[(1, x), (2, out)], grid_1d(n_out, ROW_WG))
     } else {
         Dispatch::new(REDUCE, &p, &[(1, x), (2, out)], grid_1d(n_out, 1))
     }))
