@@ -8,7 +8,7 @@ use wgpu::util::DeviceExt;
 
 use super::select::{choose_adapter, AdapterSummary};
 use crate::error::{Error, Result};
-use crate::kernels::Kernel;
+use crate::kernels::{Kernel, ShaderRef};
 
 /// Features used when the adapter has them.
 const WANTED_FEATURES: wgpu::Features = wgpu::Features::SUBGROUP.union(wgpu::Features::SHADER_F16).union(wgpu::Features::TIMESTAMP_QUERY);
@@ -47,7 +47,7 @@ pub struct GpuContext {
     /// Whether kernels with subgroup operations are used: the adapter has subgroups of at least
     /// 8 invocations and [`GpuOptions::subgroups`] allowed them.
     pub subgroup_kernels: bool,
-    modules: Mutex<HashMap<&'static str, Arc<wgpu::ShaderModule>>>,
+    modules: Mutex<HashMap<ShaderRef, Arc<wgpu::ShaderModule>>>,
     pipelines: Mutex<HashMap<Kernel, Arc<wgpu::ComputePipeline>>>,
     /// In the browser, error scopes resolve only after control returns to the event loop: the
     /// scopes of [`GpuContext::scoped`] wait here, with their context, until the next readback.
@@ -225,12 +225,12 @@ impl GpuContext {
     }
 
     /// The compute pipeline for `kernel`, compiled once per device.
-    pub(crate) fn pipeline(&self, kernel: Kernel) -> Result<Arc<wgpu::ComputePipeline>> {
-        if let Some(p) = self.pipelines.lock().unwrap_or_else(|e| e.into_inner()).get(&kernel) {
+    pub(crate) fn pipeline(&self, kernel: &Kernel) -> Result<Arc<wgpu::ComputePipeline>> {
+        if let Some(p) = self.pipelines.lock().unwrap_or_else(|e| e.into_inner()).get(kernel) {
             return Ok(p.clone());
         }
-        let module = self.module(kernel)?;
-        let label = format!("{}::{}", kernel.shader, kernel.entry);
+        let module = self.module(&kernel.shader)?;
+        let label = kernel.to_string();
         let pipeline = self.scoped(&format!("creating pipeline {label}"), || {
             Ok(Arc::new(self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(&label),
@@ -241,22 +241,22 @@ impl GpuContext {
                 cache: None,
             })))
         })?;
-        self.pipelines.lock().unwrap_or_else(|e| e.into_inner()).insert(kernel, pipeline.clone());
+        self.pipelines.lock().unwrap_or_else(|e| e.into_inner()).insert(kernel.clone(), pipeline.clone());
         Ok(pipeline)
     }
 
-    fn module(&self, kernel: Kernel) -> Result<Arc<wgpu::ShaderModule>> {
+    fn module(&self, shader: &ShaderRef) -> Result<Arc<wgpu::ShaderModule>> {
         let mut modules = self.modules.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(m) = modules.get(kernel.shader) {
+        if let Some(m) = modules.get(shader) {
             return Ok(m.clone());
         }
-        let m = self.scoped(&format!("compiling shaders/{}.wgsl", kernel.shader), || {
+        let m = self.scoped(&format!("compiling shaders/{}.wgsl", shader.name()), || {
             Ok(Arc::new(self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(kernel.shader),
-                source: wgpu::ShaderSource::Wgsl(kernel.source().into()),
+                label: Some(shader.name()),
+                source: wgpu::ShaderSource::Wgsl(shader.source().into()),
             })))
         })?;
-        modules.insert(kernel.shader, m.clone());
+        modules.insert(shader.clone(), m.clone());
         Ok(m)
     }
 

@@ -2,16 +2,16 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{params_layout, Kernel, Shader};
+use super::{params_layout, shader, Kernel, Shader};
 
 /// The kernel family.
-pub static SHADER: Shader = Shader::new("bitpack", include_str!("../../shaders/bitpack.wgsl"), params_layout, false);
+pub const SHADER: Shader = shader!("bitpack", "../../shaders/bitpack.wgsl", params_layout, false);
 /// One thread per output word.
-pub const PACK: Kernel = Kernel { shader: "bitpack", entry: "pack" };
+pub const PACK: Kernel = Kernel::new(&SHADER, "pack");
 /// One thread per output element.
-pub const UNPACK: Kernel = Kernel { shader: "bitpack", entry: "unpack" };
+pub const UNPACK: Kernel = Kernel::new(&SHADER, "unpack");
 /// One thread per output element.
-pub const MASKED: Kernel = Kernel { shader: "bitpack", entry: "masked" };
+pub const MASKED: Kernel = Kernel::new(&SHADER, "masked");
 /// Every entry point of the family.
 pub const KERNELS: &[Kernel] = &[PACK, UNPACK, MASKED];
 

@@ -1,17 +1,16 @@
 //! `shaders/custom_quantize.wgsl`: the template that user-defined quantizers are spliced into,
-//! and the registry of spliced shader sources.
+//! and the assembly of a user's module from it.
 
-use std::sync::Mutex;
+use std::sync::Arc;
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{grid_1d, params_layout, BufferView, Dispatch, Kernel, Shader, WG};
+use super::{grid_1d, params_layout, shader, BufferView, CustomShader, Dispatch, Kernel, Shader, ShaderRef, WG};
 
 /// The template (the identity quantizer as written).
-pub static SHADER: Shader = Shader::new("custom_quantize", include_str!("../../shaders/custom_quantize.wgsl"), params_layout, false);
+pub const SHADER: Shader = shader!("custom_quantize", "../../shaders/custom_quantize.wgsl", params_layout, false);
 /// The template's entry points; a registered shader has the same ones.
-pub const KERNELS: &[Kernel] =
-    &[Kernel { shader: "custom_quantize", entry: "quantize" }, Kernel { shader: "custom_quantize", entry: "quantize_grad" }];
+pub const KERNELS: &[Kernel] = &[Kernel::new(&SHADER, "quantize"), Kernel::new(&SHADER, "quantize_grad")];
 
 /// Where the user's functions go.
 pub const BEGIN_MARKER: &str = "// BEGIN USER FUNCTIONS";
@@ -33,12 +32,8 @@ pub struct Params {
 }
 params_layout!(Params { n, _pad0, _pad1, _pad2 });
 
-/// Spliced sources by shader name. Entries live for the whole process: a pipeline may be
-/// created from them at any time, and there is one per custom quantizer definition.
-static SOURCES: Mutex<Vec<(&'static str, &'static str)>> = Mutex::new(Vec::new());
-
-/// The module of the template with the user's functions in place of the defaults, assembled
-/// (see [`super::assemble`]) as every family is.
+/// The template's module with the user's functions in place of the defaults, assembled (see
+/// [`super::assemble`]) as every family is.
 pub fn splice(user_functions: &str) -> String {
     let t = SHADER.file;
     let start = t.find(BEGIN_MARKER).expect("template has the begin marker") + BEGIN_MARKER.len();
@@ -46,27 +41,20 @@ pub fn splice(user_functions: &str) -> String {
     super::assemble(&format!("{}\n{}\n{}", &t[..start], user_functions.trim_end(), &t[end..]))
 }
 
-/// Registers a spliced source and returns its shader name.
-pub fn register(name: &str, source: String) -> &'static str {
-    let mut sources = SOURCES.lock().unwrap_or_else(|e| e.into_inner());
-    let shader: &'static str = Box::leak(format!("custom_quantize:{}:{}", sources.len(), name).into_boxed_str());
-    sources.push((shader, Box::leak(source.into_boxed_str())));
-    shader
+/// The spliced module of the quantizer `name`, held by the ops that run it.
+pub fn module(name: &str, user_functions: &str) -> Arc<CustomShader> {
+    Arc::new(CustomShader { name: format!("custom quantizer {name}"), module: splice(user_functions) })
 }
 
-/// The source registered under `shader`.
-pub fn source(shader: &str) -> Option<&'static str> {
-    SOURCES.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|(n, _)| *n == shader).map(|(_, s)| *s)
-}
-
-/// `out = forward(x)` with the registered shader.
-pub fn quantize(shader: &'static str, n: usize, x: &BufferView, out: &BufferView) -> Dispatch {
+/// `out = forward(x)` with the quantizer's module.
+pub fn quantize(shader: &Arc<CustomShader>, n: usize, x: &BufferView, out: &BufferView) -> Dispatch {
     let p = Params { n: n as u32, ..Default::default() };
-    Dispatch::new(Kernel { shader, entry: "quantize" }, &p, &[(1, x), (3, out)], grid_1d(n, WG))
+    Dispatch::new(Kernel { shader: ShaderRef::Custom(shader.clone()), entry: "quantize" }, &p, &[(1, x), (3, out)], grid_1d(n, WG))
 }
 
-/// `out = gradient(x, dy)` with the registered shader.
-pub fn quantize_grad(shader: &'static str, n: usize, x: &BufferView, dy: &BufferView, out: &BufferView) -> Dispatch {
+/// `out = gradient(x, dy)` with the quantizer's module.
+pub fn quantize_grad(shader: &Arc<CustomShader>, n: usize, x: &BufferView, dy: &BufferView, out: &BufferView) -> Dispatch {
     let p = Params { n: n as u32, ..Default::default() };
-    Dispatch::new(Kernel { shader, entry: "quantize_grad" }, &p, &[(1, x), (2, dy), (3, out)], grid_1d(n, WG))
+    let kernel = Kernel { shader: ShaderRef::Custom(shader.clone()), entry: "quantize_grad" };
+    Dispatch::new(kernel, &p, &[(1, x), (2, dy), (3, out)], grid_1d(n, WG))
 }

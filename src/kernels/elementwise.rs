@@ -3,18 +3,18 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{params_layout, Kernel, Shader};
+use super::{params_layout, shader, Kernel, Shader};
 
 /// The kernel family.
-pub static SHADER: Shader = Shader::new("elementwise", include_str!("../../shaders/elementwise.wgsl"), params_layout, false);
+pub const SHADER: Shader = shader!("elementwise", "../../shaders/elementwise.wgsl", params_layout, false);
 /// `y = f(x)`.
-pub const UNARY: Kernel = Kernel { shader: "elementwise", entry: "unary" };
+pub const UNARY: Kernel = Kernel::new(&SHADER, "unary");
 /// `dx = f'(x) * dy`.
-pub const UNARY_GRAD: Kernel = Kernel { shader: "elementwise", entry: "unary_grad" };
+pub const UNARY_GRAD: Kernel = Kernel::new(&SHADER, "unary_grad");
 /// `y = f(a, b)` with broadcasting.
-pub const BINARY: Kernel = Kernel { shader: "elementwise", entry: "binary" };
+pub const BINARY: Kernel = Kernel::new(&SHADER, "binary");
 /// `y = value`.
-pub const FILL: Kernel = Kernel { shader: "elementwise", entry: "fill" };
+pub const FILL: Kernel = Kernel::new(&SHADER, "fill");
 /// Every entry point of the family.
 pub const KERNELS: &[Kernel] = &[UNARY, UNARY_GRAD, BINARY, FILL];
 

@@ -2,12 +2,12 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{params_layout, Kernel, Shader};
+use super::{params_layout, shader, Kernel, Shader};
 
 /// The kernel family.
-pub static SHADER: Shader = Shader::new("fake_quant", include_str!("../../shaders/fake_quant.wgsl"), params_layout, false);
+pub const SHADER: Shader = shader!("fake_quant", "../../shaders/fake_quant.wgsl", params_layout, false);
 /// The value or a mask.
-pub const FAKE_QUANT: Kernel = Kernel { shader: "fake_quant", entry: "fake_quant" };
+pub const FAKE_QUANT: Kernel = Kernel::new(&SHADER, "fake_quant");
 /// Every entry point of the family.
 pub const KERNELS: &[Kernel] = &[FAKE_QUANT];
 

@@ -2,17 +2,17 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{grid_1d, params_layout, BufferView, Dispatch, Kernel, Shader, WG};
+use super::{grid_1d, params_layout, shader, BufferView, Dispatch, Kernel, Shader, WG};
 
 /// The kernel family.
-pub static SHADER: Shader = Shader::new("gather", include_str!("../../shaders/gather.wgsl"), params_layout, false);
+pub const SHADER: Shader = shader!("gather", "../../shaders/gather.wgsl", params_layout, false);
 /// `out[i] = table[idx[i]]`.
-pub const GATHER: Kernel = Kernel { shader: "gather", entry: "gather" };
+pub const GATHER: Kernel = Kernel::new(&SHADER, "gather");
 /// `out[r] = sum of dy[j] where idx[j] == r`.
-pub const GATHER_GRAD: Kernel = Kernel { shader: "gather", entry: "gather_grad" };
+pub const GATHER_GRAD: Kernel = Kernel::new(&SHADER, "gather_grad");
 
 /// `out[i] = x[idx[i]]`, 0 for an index outside `x`.
-pub const TAKE: Kernel = Kernel { shader: "gather", entry: "take" };
+pub const TAKE: Kernel = Kernel::new(&SHADER, "take");
 /// Every entry point of the family.
 pub const KERNELS: &[Kernel] = &[GATHER, GATHER_GRAD, TAKE];
 

@@ -2,14 +2,14 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{params_layout, Kernel, Shader};
+use super::{params_layout, shader, Kernel, Shader};
 
 /// The kernel family.
-pub static SHADER: Shader = Shader::new("gemm", include_str!("../../shaders/gemm.wgsl"), params_layout, false);
+pub const SHADER: Shader = shader!("gemm", "../../shaders/gemm.wgsl", params_layout, false);
 /// 64x64 tiles, 4x4 per thread.
-pub const MATMUL: Kernel = Kernel { shader: "gemm", entry: "matmul" };
+pub const MATMUL: Kernel = Kernel::new(&SHADER, "matmul");
 /// One thread per output column, for small M.
-pub const GEMV: Kernel = Kernel { shader: "gemm", entry: "gemv" };
+pub const GEMV: Kernel = Kernel::new(&SHADER, "gemv");
 /// Every entry point of the family.
 pub const KERNELS: &[Kernel] = &[MATMUL, GEMV];
 

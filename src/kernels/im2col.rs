@@ -2,14 +2,14 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{params_layout, Kernel, Shader};
+use super::{params_layout, shader, Kernel, Shader};
 
 /// The kernel family.
-pub static SHADER: Shader = Shader::new("im2col", include_str!("../../shaders/im2col.wgsl"), params_layout, false);
+pub const SHADER: Shader = shader!("im2col", "../../shaders/im2col.wgsl", params_layout, false);
 /// One thread per patch element.
-pub const IM2COL: Kernel = Kernel { shader: "im2col", entry: "im2col" };
+pub const IM2COL: Kernel = Kernel::new(&SHADER, "im2col");
 /// One thread per image element.
-pub const COL2IM: Kernel = Kernel { shader: "im2col", entry: "col2im" };
+pub const COL2IM: Kernel = Kernel::new(&SHADER, "col2im");
 /// Every entry point of the family.
 pub const KERNELS: &[Kernel] = &[IM2COL, COL2IM];
 

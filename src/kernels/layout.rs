@@ -2,14 +2,14 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{params_layout, Kernel, Shader};
+use super::{params_layout, shader, Kernel, Shader};
 
 /// The kernel family.
-pub static SHADER: Shader = Shader::new("layout", include_str!("../../shaders/layout.wgsl"), params_layout, false);
+pub const SHADER: Shader = shader!("layout", "../../shaders/layout.wgsl", params_layout, false);
 /// `dst[i] = src[offset(i)]`.
-pub const STRIDED_COPY: Kernel = Kernel { shader: "layout", entry: "strided_copy" };
+pub const STRIDED_COPY: Kernel = Kernel::new(&SHADER, "strided_copy");
 /// `dst[i] = src[i + offset]` inside `src`, else 0.
-pub const WINDOW: Kernel = Kernel { shader: "layout", entry: "window" };
+pub const WINDOW: Kernel = Kernel::new(&SHADER, "window");
 /// Every entry point of the family.
 pub const KERNELS: &[Kernel] = &[STRIDED_COPY, WINDOW];
 

@@ -7,7 +7,7 @@
 //! `// requires: common` or `// requires: xnor_common, xnor_gemv_lanes`; [`assemble`] puts them
 //! before it, and [`Shader::source`] is the result that pipelines compile.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 pub mod bitpack;
 pub mod custom_quantize;
@@ -24,7 +24,8 @@ pub mod softmax;
 pub mod xnor_gemm;
 
 /// A WGSL kernel family: the file `shaders/<name>.wgsl` with its entry points, and the module
-/// that wgpu compiles from it (see [`assemble`]).
+/// that wgpu compiles from it (see [`assemble`]). Declared with [`shader!`] as a constant, so
+/// kernels can name it by reference ([`Kernel::new`]).
 #[derive(Debug)]
 pub struct Shader {
     /// File stem under `shaders/`.
@@ -36,19 +37,86 @@ pub struct Shader {
     /// True when the shader uses subgroup operations, so that only adapters with the SUBGROUP
     /// feature may compile it.
     pub subgroups: bool,
-    /// The assembled module, built on first use.
-    module: OnceLock<String>,
+    /// The assembled module, built on first use (a function so that `Shader` stays a constant).
+    pub module: fn() -> &'static str,
 }
 
 impl Shader {
-    /// The family `name` whose file is `file`.
-    pub const fn new(name: &'static str, file: &'static str, params_layout: fn() -> ParamsLayout, subgroups: bool) -> Self {
-        Shader { name, file, params_layout, subgroups, module: OnceLock::new() }
+    /// The WGSL module that pipelines compile: [`assemble`] of the family file, built once.
+    pub fn source(&self) -> &'static str {
+        (self.module)()
+    }
+}
+
+/// `shader!("name", "../../shaders/name.wgsl", params_layout, subgroups)`: the [`Shader`] of a
+/// family file, whose module is assembled once, on first use.
+macro_rules! shader {
+    ($name:literal, $path:literal, $params_layout:expr, $subgroups:expr) => {{
+        fn module() -> &'static str {
+            static MODULE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| $crate::kernels::assemble(include_str!($path)));
+            &MODULE
+        }
+        $crate::kernels::Shader { name: $name, file: include_str!($path), params_layout: $params_layout, subgroups: $subgroups, module }
+    }};
+}
+pub(crate) use shader;
+
+/// A module assembled at run time: a custom quantizer's (the template with the user's
+/// functions). The op that runs it holds it, so nothing outlives its users.
+#[derive(Debug)]
+pub struct CustomShader {
+    /// Name for labels and errors.
+    pub name: String,
+    /// The assembled module.
+    pub module: String,
+}
+
+/// Which module a kernel's entry point is in: a family's, or one assembled at run time.
+#[derive(Clone, Debug)]
+pub enum ShaderRef {
+    /// A kernel family.
+    Family(&'static Shader),
+    /// A run-time module, held by the op.
+    Custom(Arc<CustomShader>),
+}
+
+impl ShaderRef {
+    /// The shader's name (a family's file stem).
+    pub fn name(&self) -> &str {
+        match self {
+            ShaderRef::Family(s) => s.name,
+            ShaderRef::Custom(s) => &s.name,
+        }
     }
 
-    /// The WGSL module that pipelines compile: [`assemble`] of the family file, built once.
+    /// The WGSL module pipelines compile.
     pub fn source(&self) -> &str {
-        self.module.get_or_init(|| assemble(self.file))
+        match self {
+            ShaderRef::Family(s) => s.source(),
+            ShaderRef::Custom(s) => &s.module,
+        }
+    }
+}
+
+/// Families are one per name; a run-time module is itself.
+impl PartialEq for ShaderRef {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (ShaderRef::Family(a), ShaderRef::Family(b)) => a.name == b.name,
+            (ShaderRef::Custom(a), ShaderRef::Custom(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for ShaderRef {}
+
+impl std::hash::Hash for ShaderRef {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        match self {
+            ShaderRef::Family(s) => s.name.hash(state),
+            ShaderRef::Custom(s) => Arc::as_ptr(s).hash(state),
+        }
     }
 }
 
@@ -56,7 +124,7 @@ impl Shader {
 pub type ParamsLayout = (usize, Vec<(&'static str, usize)>);
 
 /// Every kernel family, for validation and pipeline warm-up.
-pub static ALL_SHADERS: &[&Shader] = &[
+pub const ALL_SHADERS: &[&Shader] = &[
     &elementwise::SHADER,
     &reduce::SHADER,
     &gemm::SHADER,
@@ -131,24 +199,30 @@ pub fn assemble(file: &str) -> String {
     order.iter().flat_map(|(_, part)| [*part, "\n"]).chain([file]).collect()
 }
 
-/// One compute entry point.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// One compute entry point, by a typed handle to its shader.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Kernel {
-    /// The family's shader.
-    pub shader: &'static str,
+    /// The shader holding the entry point.
+    pub shader: ShaderRef,
     /// The entry point name.
     pub entry: &'static str,
 }
 
 impl Kernel {
-    /// The WGSL module of this kernel's family, as pipelines compile it.
-    pub fn source(&self) -> &'static str {
-        ALL_SHADERS
-            .iter()
-            .find(|s| s.name == self.shader)
-            .map(|s| s.source())
-            .or_else(|| custom_quantize::source(self.shader))
-            .expect("every kernel names a listed or registered shader")
+    /// Entry point `entry` of the family `shader`.
+    pub const fn new(shader: &'static Shader, entry: &'static str) -> Kernel {
+        Kernel { shader: ShaderRef::Family(shader), entry }
+    }
+
+    /// The WGSL module of this kernel, as pipelines compile it.
+    pub fn source(&self) -> &str {
+        self.shader.source()
+    }
+}
+
+impl std::fmt::Display for Kernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}::{}", self.shader.name(), self.entry)
     }
 }
 
@@ -302,8 +376,8 @@ mod tests {
         }
         for kernels in ALL_KERNELS {
             for k in *kernels {
-                let shader = ALL_SHADERS.iter().find(|s| s.name == k.shader).unwrap_or_else(|| panic!("{k:?} names no shader"));
-                assert!(std::ptr::eq(k.source(), shader.source()), "{k:?}: pipelines would compile other bytes");
+                let shader = ALL_SHADERS.iter().find(|s| s.name == k.shader.name()).unwrap_or_else(|| panic!("{k} names no shader"));
+                assert!(std::ptr::eq(k.source(), shader.source()), "{k}: pipelines would compile other bytes");
             }
         }
         // Each part with the parts it requires: common and xnor_common require none, so they are
@@ -343,19 +417,19 @@ mod tests {
     /// every entry point of every shader is listed, so none can be left out of the lists.
     #[test]
     fn kernel_lists_and_entry_points_match() {
-        let listed: Vec<Kernel> = ALL_KERNELS.iter().flat_map(|k| k.iter().copied()).collect();
+        let listed: Vec<Kernel> = ALL_KERNELS.iter().flat_map(|k| k.iter().cloned()).collect();
         for k in &listed {
-            let shader = ALL_SHADERS.iter().find(|s| s.name == k.shader).unwrap_or_else(|| panic!("{k:?} names no shader"));
-            assert!(parse(shader).entry_points.iter().any(|e| e.name == k.entry), "{}::{} missing", k.shader, k.entry);
+            let shader = ALL_SHADERS.iter().find(|s| s.name == k.shader.name()).unwrap_or_else(|| panic!("{k} names no shader"));
+            assert!(parse(shader).entry_points.iter().any(|e| e.name == k.entry), "{k} missing");
         }
         for shader in ALL_SHADERS {
             for e in &parse(shader).entry_points {
-                let found = listed.iter().any(|k| k.shader == shader.name && k.entry == e.name);
+                let found = listed.iter().any(|k| k.shader.name() == shader.name && k.entry == e.name);
                 assert!(found, "{}::{} is in no KERNELS list", shader.name, e.name);
             }
         }
         let mut unique = listed.clone();
-        unique.sort_by_key(|k| (k.shader, k.entry));
+        unique.sort_by_key(|k| k.to_string());
         unique.dedup();
         assert_eq!(unique.len(), listed.len(), "a kernel is listed twice");
     }

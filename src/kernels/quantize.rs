@@ -2,14 +2,14 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{params_layout, Kernel, Shader};
+use super::{params_layout, shader, Kernel, Shader};
 
 /// The kernel family.
-pub static SHADER: Shader = Shader::new("quantize", include_str!("../../shaders/quantize.wgsl"), params_layout, false);
+pub const SHADER: Shader = shader!("quantize", "../../shaders/quantize.wgsl", params_layout, false);
 /// q(x).
-pub const QUANTIZE: Kernel = Kernel { shader: "quantize", entry: "quantize" };
+pub const QUANTIZE: Kernel = Kernel::new(&SHADER, "quantize");
 /// dq/dx * dy.
-pub const QUANTIZE_GRAD: Kernel = Kernel { shader: "quantize", entry: "quantize_grad" };
+pub const QUANTIZE_GRAD: Kernel = Kernel::new(&SHADER, "quantize_grad");
 /// Every entry point of the family.
 pub const KERNELS: &[Kernel] = &[QUANTIZE, QUANTIZE_GRAD];
 

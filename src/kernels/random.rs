@@ -2,14 +2,14 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{params_layout, Kernel, Shader};
+use super::{params_layout, shader, Kernel, Shader};
 
 /// The kernel family.
-pub static SHADER: Shader = Shader::new("random", include_str!("../../shaders/random.wgsl"), params_layout, false);
+pub const SHADER: Shader = shader!("random", "../../shaders/random.wgsl", params_layout, false);
 /// Fills a tensor with draws.
-pub const RANDOM: Kernel = Kernel { shader: "random", entry: "random" };
+pub const RANDOM: Kernel = Kernel::new(&SHADER, "random");
 /// Fills a tensor with draws whose seed also depends on a stream value.
-pub const RANDOM_STREAMED: Kernel = Kernel { shader: "random", entry: "random_streamed" };
+pub const RANDOM_STREAMED: Kernel = Kernel::new(&SHADER, "random_streamed");
 /// Every entry point of the family.
 pub const KERNELS: &[Kernel] = &[RANDOM, RANDOM_STREAMED];
 

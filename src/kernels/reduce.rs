@@ -2,14 +2,14 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{params_layout, Kernel, Shader};
+use super::{params_layout, shader, Kernel, Shader};
 
 /// The kernel family.
-pub static SHADER: Shader = Shader::new("reduce", include_str!("../../shaders/reduce.wgsl"), params_layout, false);
+pub const SHADER: Shader = shader!("reduce", "../../shaders/reduce.wgsl", params_layout, false);
 /// One workgroup per output element.
-pub const REDUCE: Kernel = Kernel { shader: "reduce", entry: "reduce" };
+pub const REDUCE: Kernel = Kernel::new(&SHADER, "reduce");
 /// One thread per output element.
-pub const REDUCE_EACH: Kernel = Kernel { shader: "reduce", entry: "reduce_each" };
+pub const REDUCE_EACH: Kernel = Kernel::new(&SHADER, "reduce_each");
 /// Every entry point of the family.
 pub const KERNELS: &[Kernel] = &[REDUCE, REDUCE_EACH];
 

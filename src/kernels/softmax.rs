@@ -2,16 +2,16 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{grid_1d, params_layout, BufferView, Dispatch, Kernel, Shader};
+use super::{grid_1d, params_layout, shader, BufferView, Dispatch, Kernel, Shader};
 
 /// The kernel family.
-pub static SHADER: Shader = Shader::new("softmax", include_str!("../../shaders/softmax.wgsl"), params_layout, false);
+pub const SHADER: Shader = shader!("softmax", "../../shaders/softmax.wgsl", params_layout, false);
 /// Softmax over rows.
-pub const SOFTMAX: Kernel = Kernel { shader: "softmax", entry: "softmax" };
+pub const SOFTMAX: Kernel = Kernel::new(&SHADER, "softmax");
 /// Per-row cross-entropy.
-pub const XENT: Kernel = Kernel { shader: "softmax", entry: "xent" };
+pub const XENT: Kernel = Kernel::new(&SHADER, "xent");
 /// Gradient of the per-row cross-entropy.
-pub const XENT_GRAD: Kernel = Kernel { shader: "softmax", entry: "xent_grad" };
+pub const XENT_GRAD: Kernel = Kernel::new(&SHADER, "xent_grad");
 /// Every entry point of the family.
 pub const KERNELS: &[Kernel] = &[SOFTMAX, XENT, XENT_GRAD];
 

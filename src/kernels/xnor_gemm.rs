@@ -5,31 +5,36 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{params_layout, Kernel, Shader};
+use super::{params_layout, shader, Kernel, Shader};
 
 /// The kernel family.
-pub static SHADER: Shader = Shader::new("xnor_gemm", include_str!("../../shaders/xnor_gemm.wgsl"), params_layout, false);
+pub const SHADER: Shader = shader!("xnor_gemm", "../../shaders/xnor_gemm.wgsl", params_layout, false);
 /// Tiled kernels by epilogue.
-pub const TILED: [Kernel; 3] = [
-    Kernel { shader: "xnor_gemm", entry: "xnor_gemm" },
-    Kernel { shader: "xnor_gemm", entry: "xnor_gemm_affine" },
-    Kernel { shader: "xnor_gemm", entry: "xnor_gemm_binarize" },
-];
+pub const TILED: [Kernel; 3] =
+    [Kernel::new(&SHADER, "xnor_gemm"), Kernel::new(&SHADER, "xnor_gemm_affine"), Kernel::new(&SHADER, "xnor_gemm_binarize")];
 /// The small-M kernels (`shaders/xnor_gemv.wgsl`): workgroup-memory reduction.
-pub static GEMV_SHADER: Shader = Shader::new("xnor_gemv", include_str!("../../shaders/xnor_gemv.wgsl"), params_layout, false);
+pub const GEMV_SHADER: Shader = shader!("xnor_gemv", "../../shaders/xnor_gemv.wgsl", params_layout, false);
 /// The small-M kernels with a subgroup reduction (`shaders/xnor_gemv_subgroup.wgsl`).
-pub static GEMV_SUBGROUP_SHADER: Shader =
-    Shader::new("xnor_gemv_subgroup", include_str!("../../shaders/xnor_gemv_subgroup.wgsl"), params_layout, true);
+pub const GEMV_SUBGROUP_SHADER: Shader = shader!("xnor_gemv_subgroup", "../../shaders/xnor_gemv_subgroup.wgsl", params_layout, true);
 /// Small-M kernels by epilogue.
-pub const GEMV: [Kernel; 3] = gemv_kernels("xnor_gemv");
+pub const GEMV: [Kernel; 3] = gemv_kernels(&GEMV_SHADER);
 /// Small-M kernels with subgroups, by epilogue.
-pub const GEMV_SUBGROUP: [Kernel; 3] = gemv_kernels("xnor_gemv_subgroup");
+pub const GEMV_SUBGROUP: [Kernel; 3] = gemv_kernels(&GEMV_SUBGROUP_SHADER);
 /// Every entry point of the family's three shaders.
-pub const KERNELS: &[Kernel] =
-    &[TILED[0], TILED[1], TILED[2], GEMV[0], GEMV[1], GEMV[2], GEMV_SUBGROUP[0], GEMV_SUBGROUP[1], GEMV_SUBGROUP[2]];
+pub const KERNELS: &[Kernel] = &[
+    Kernel::new(&SHADER, "xnor_gemm"),
+    Kernel::new(&SHADER, "xnor_gemm_affine"),
+    Kernel::new(&SHADER, "xnor_gemm_binarize"),
+    Kernel::new(&GEMV_SHADER, "xnor_gemv"),
+    Kernel::new(&GEMV_SHADER, "xnor_gemv_affine"),
+    Kernel::new(&GEMV_SHADER, "xnor_gemv_binarize"),
+    Kernel::new(&GEMV_SUBGROUP_SHADER, "xnor_gemv"),
+    Kernel::new(&GEMV_SUBGROUP_SHADER, "xnor_gemv_affine"),
+    Kernel::new(&GEMV_SUBGROUP_SHADER, "xnor_gemv_binarize"),
+];
 
-const fn gemv_kernels(shader: &'static str) -> [Kernel; 3] {
-    [Kernel { shader, entry: "xnor_gemv" }, Kernel { shader, entry: "xnor_gemv_affine" }, Kernel { shader, entry: "xnor_gemv_binarize" }]
+const fn gemv_kernels(shader: &'static Shader) -> [Kernel; 3] {
+    [Kernel::new(shader, "xnor_gemv"), Kernel::new(shader, "xnor_gemv_affine"), Kernel::new(shader, "xnor_gemv_binarize")]
 }
 
 /// Below this many rows the lane-split kernel keeps more of the GPU busy than 64-row tiles.

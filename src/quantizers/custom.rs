@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::graph::CustomFn;
-use crate::kernels::custom_quantize;
+use crate::kernels::{custom_quantize, CustomShader};
 
 pub use crate::graph::ops::custom_quantize::{ForwardFn, GradientFn};
 
@@ -33,7 +33,7 @@ pub use crate::graph::ops::custom_quantize::{ForwardFn, GradientFn};
 pub struct CustomQuantizer {
     name: String,
     precision: u32,
-    id: u32,
+
     function: Arc<CustomFn>,
 }
 
@@ -45,10 +45,12 @@ impl std::fmt::Debug for CustomQuantizer {
 
 impl PartialEq for CustomQuantizer {
     fn eq(&self, other: &Self) -> bool {
-        self.id == other.id
+        Arc::ptr_eq(&self.function, &other.function)
     }
 }
 
+/// Definitions by name, for reading Keras JSON that names them (as Keras' custom objects): a
+/// graph never looks a quantizer up here, its ops hold the function and module.
 static REGISTRY: Mutex<Vec<Arc<CustomQuantizer>>> = Mutex::new(Vec::new());
 
 impl CustomQuantizer {
@@ -94,13 +96,13 @@ impl CustomQuantizer {
         naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::default())
             .validate(&spliced)
             .map_err(|e| Error::Shader { name: shader_name.clone(), message: e.emit_to_string(&source) })?;
-        let mut registry = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+        let module = Arc::new(CustomShader { name: shader_name, module: source });
         let q = Arc::new(CustomQuantizer {
             name: name.to_string(),
             precision,
-            id: registry.len() as u32,
-            function: CustomFn::new(name, custom_quantize::register(name, source), Box::new(cpu_forward), Box::new(cpu_gradient)),
+            function: CustomFn::new(name, module, Box::new(cpu_forward), Box::new(cpu_gradient)),
         });
+        let mut registry = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
         registry.push(q.clone());
         Ok(q)
     }
@@ -119,16 +121,6 @@ impl CustomQuantizer {
     pub fn function(&self) -> Arc<CustomFn> {
         self.function.clone()
     }
-
-    /// Registry id, in order of definition.
-    pub fn id(&self) -> u32 {
-        self.id
-    }
-}
-
-/// The registered quantizer with this id.
-pub fn by_id(id: u32) -> Option<Arc<CustomQuantizer>> {
-    REGISTRY.lock().unwrap_or_else(|e| e.into_inner()).get(id as usize).cloned()
 }
 
 /// The latest registered quantizer with this class name.

@@ -213,7 +213,7 @@ impl GpuExec {
         let kernels: Vec<(crate::kernels::Kernel, [u32; 3])> = self
             .steps
             .iter()
-            .filter_map(|s| if let Encoded::Dispatch { kernel, workgroups, .. } = s { Some((*kernel, *workgroups)) } else { None })
+            .filter_map(|s| if let Encoded::Dispatch { kernel, workgroups, .. } = s { Some((kernel.clone(), *workgroups)) } else { None })
             .collect();
         let count = 2 * kernels.len() as u32;
         if count > wgpu::QUERY_SET_MAX_QUERIES {
@@ -256,7 +256,7 @@ impl GpuExec {
             .iter()
             .zip(ticks.chunks(2))
             .map(|((k, workgroups), t)| KernelTime {
-                kernel: format!("{}::{}", k.shader, k.entry),
+                kernel: k.to_string(),
                 workgroups: *workgroups,
                 ns: t[1].saturating_sub(t[0]) as f64 * period,
             })
@@ -282,7 +282,7 @@ pub(super) fn check_grid(ctx: &GpuContext, d: &Dispatch, op: &str) -> Result<()>
     let limit = ctx.limits.max_compute_workgroups_per_dimension.min(crate::kernels::MAX_GROUPS_PER_DIM);
     if let Some(&w) = d.workgroups.iter().find(|&&w| w > limit) {
         return Err(Error::LimitExceeded {
-            what: format!("{op} ({}::{}) dispatch", d.kernel.shader, d.kernel.entry),
+            what: format!("{op} ({}) dispatch", d.kernel),
             needed: w as u64,
             limit: limit as u64,
             limit_name: "max_compute_workgroups_per_dimension",
@@ -314,10 +314,10 @@ pub(super) fn encode_steps(ctx: &GpuContext, recorded: Vec<Step>) -> Result<(Vec
             Step::Copy { src, dst } => out.push(Encoded::Copy { src, dst }),
             Step::Dispatch(d) => {
                 dispatches += 1;
-                let pipeline = ctx.pipeline(d.kernel)?;
+                let pipeline = ctx.pipeline(&d.kernel)?;
                 let offset = offsets.next().expect("one offset per dispatch");
                 let uniforms = uniforms.as_ref().expect("dispatches have params");
-                let bind_group = ctx.scoped(&format!("binding {}::{}", d.kernel.shader, d.kernel.entry), || {
+                let bind_group = ctx.scoped(&format!("binding {}", d.kernel), || {
                     let layout = pipeline.get_bind_group_layout(0);
                     let mut entries = vec![wgpu::BindGroupEntry {
                         binding: 0,

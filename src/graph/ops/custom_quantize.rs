@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::{Gpu, Grad, Grads, Host, Operands};
 use crate::error::Result;
 use crate::graph::{Graph, Op};
-use crate::kernels::{custom_quantize, Step};
+use crate::kernels::{custom_quantize, CustomShader, Step};
 use crate::tensor::{DType, Shape, TensorData};
 
 /// The CPU forward of a custom quantizer.
@@ -20,15 +20,15 @@ pub type GradientFn = dyn Fn(f32, f32) -> f32 + Send + Sync;
 pub struct CustomFn {
     /// The quantizer's name.
     pub name: String,
-    /// The spliced WGSL module's shader name.
-    pub(crate) shader: &'static str,
+    /// The spliced WGSL module.
+    pub(crate) shader: Arc<CustomShader>,
     pub(crate) forward: Box<ForwardFn>,
     pub(crate) gradient: Box<GradientFn>,
 }
 
 impl CustomFn {
     /// A function from its spliced module and CPU pair.
-    pub(crate) fn new(name: &str, shader: &'static str, forward: Box<ForwardFn>, gradient: Box<GradientFn>) -> Arc<Self> {
+    pub(crate) fn new(name: &str, shader: Arc<CustomShader>, forward: Box<ForwardFn>, gradient: Box<GradientFn>) -> Arc<Self> {
         Arc::new(CustomFn { name: name.to_string(), shader, forward, gradient })
     }
 }
@@ -68,9 +68,9 @@ pub(crate) fn eval_grad(f: &CustomFn, h: &Host) -> Result<TensorData> {
 }
 
 pub(crate) fn record(f: &CustomFn, d: &Gpu) -> Result<Step> {
-    Ok(Step::Dispatch(custom_quantize::quantize(f.shader, d.shape(0).numel(), d.x(0), d.out()?)))
+    Ok(Step::Dispatch(custom_quantize::quantize(&f.shader, d.shape(0).numel(), d.x(0), d.out()?)))
 }
 
 pub(crate) fn record_grad(f: &CustomFn, d: &Gpu) -> Result<Step> {
-    Ok(Step::Dispatch(custom_quantize::quantize_grad(f.shader, d.shape(0).numel(), d.x(0), d.x(1), d.out()?)))
+    Ok(Step::Dispatch(custom_quantize::quantize_grad(&f.shader, d.shape(0).numel(), d.x(0), d.x(1), d.out()?)))
 }

@@ -158,9 +158,9 @@ fn xnor_gemm(d: &XnorDims, epilogue: Epilogue, ops: XnorOperands, subgroups: boo
     }
     let (kernel, workgroups) = if d.m < SMALL_M {
         let kernels = if subgroups { GEMV_SUBGROUP } else { GEMV };
-        (kernels[e], [d.n.div_ceil(GEMV_COLUMNS) as u32, d.m as u32, d.batch as u32])
+        (kernels[e].clone(), [d.n.div_ceil(GEMV_COLUMNS) as u32, d.m as u32, d.batch as u32])
     } else {
-        (TILED[e], [d.n.div_ceil(TILE) as u32, d.m.div_ceil(TILE) as u32, d.batch as u32])
+        (TILED[e].clone(), [d.n.div_ceil(TILE) as u32, d.m.div_ceil(TILE) as u32, d.batch as u32])
     };
     Dispatch::new(kernel, &p, &bindings, workgroups)
 }
