@@ -67,16 +67,13 @@ fn strip(text: &str) -> String {
                     i += 1;
                 }
             }
-        } else if (at(i) == 'r' || (at(i) == 'b' && at(i + 1) == 'r'))
-            && (i == 0 || !ident(c[i - 1]))
-            && {
-                let mut k = i + if at(i) == 'b' { 2 } else { 1 };
-                while at(k) == '#' {
-                    k += 1;
-                }
-                at(k) == '"'
+        } else if (at(i) == 'r' || (at(i) == 'b' && at(i + 1) == 'r')) && (i == 0 || !ident(c[i - 1])) && {
+            let mut k = i + if at(i) == 'b' { 2 } else { 1 };
+            while at(k) == '#' {
+                k += 1;
             }
-        {
+            at(k) == '"'
+        } {
             // A raw string: r"..", r#".."#, br"..".
             let mut k = i + if at(i) == 'b' { 2 } else { 1 };
             let mut hashes = 0;
@@ -314,7 +311,8 @@ fn check(files: &[(String, String)], reexported: &HashMap<String, String>) -> Ve
                     let mut here: Vec<String> = module_path.clone();
                     here.extend(inline.iter().map(|(n, _)| n.clone()));
                     let mut k = i;
-                    while t.get(k).is_some_and(|x| x.0 == Token::Ident("super".into())) && t.get(k + 1).is_some_and(|x| x.0 == Token::Path) {
+                    while t.get(k).is_some_and(|x| x.0 == Token::Ident("super".into())) && t.get(k + 1).is_some_and(|x| x.0 == Token::Path)
+                    {
                         here.pop();
                         k += 2;
                     }
@@ -413,8 +411,14 @@ fn the_checker_flags_the_old_cycles() {
     let files = vec![
         file("src/graph/plan.rs", "use crate::backend::{cpu, gpu};\n"),
         file("src/kernels/bitpack.rs", "use crate::graph::op::words_for;\nuse crate::graph::PackMode;\n"),
-        file("src/layers/mod.rs", "pub struct BuildContext {\n    pub quantize: Option<(String, std::sync::Arc<dyn crate::qat::QuantizeConfig>)>,\n}\n"),
-        file("src/models/mod.rs", "fn f() {\n        self.keep_call(layer.name(), || crate::io::keras::export::layer_config(layer), &[x], y);\n}\n"),
+        file(
+            "src/layers/mod.rs",
+            "pub struct BuildContext {\n    pub quantize: Option<(String, std::sync::Arc<dyn crate::qat::QuantizeConfig>)>,\n}\n",
+        ),
+        file(
+            "src/models/mod.rs",
+            "fn f() {\n        self.keep_call(layer.name(), || crate::io::keras::export::layer_config(layer), &[x], y);\n}\n",
+        ),
         file("src/models/other.rs", "pub qat: Option<std::sync::Arc<crate::qat::QuantizePlan>>,\n"),
         file("src/quantizers/mod.rs", "use crate::train::metrics::{scoped_metrics, FlipRatio, QUANTIZER_METRICS};\n"),
         file("src/io/packed.rs", "fn g() { let w = &crate::train::checkpoint::model_weights(weights.clone(), &built.weights()); }\n"),

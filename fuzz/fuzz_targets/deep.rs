@@ -6,7 +6,7 @@
 use bitgrad::io::packed::PackedModel;
 use bitgrad::io::safetensors::TensorFile;
 use bitgrad::layers::Mode;
-use bitgrad::models::execute::{infer_outputs, infer_packed_outputs};
+use bitgrad::io::execute::{infer_outputs, infer_packed_outputs};
 use bitgrad::models::Model;
 use bitgrad::{DType, Device, HostTensor, TensorData};
 use libfuzzer_sys::fuzz_target;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bitgrad::io::packed::{export, PackedModel};
 use bitgrad::io::safetensors::TensorFile;
-use bitgrad::models::execute::infer_packed_async;
+use bitgrad::io::execute::infer_packed_async;
 use bitgrad::models::zoo::larq_guide_mlp;
 use bitgrad::train::data::{Idx, FASHION_MNIST_CLASSES};
 use bitgrad::train::optimizers::Adam;
