@@ -474,7 +474,7 @@ fn layers_are_one_layer_by_identity_not_by_address() {
     let e = bitgrad::models::build(&twins, 1, Mode::Inference).unwrap_err().to_string();
     assert!(e.contains("layer `d` (QuantDense)") && e.contains("unique"), "{e}");
     eprintln!("the two layers' addresses: {:?}", addresses.borrow());
-    let e = Temporaries.build(1, Mode::Inference).err().expect("two layers named `d`").to_string();
+    let e = Temporaries.build(1, Mode::Inference).expect_err("two layers named `d`").to_string();
     assert!(e.contains("layer `d` (QuantDense)") && e.contains("unique"), "{e}");
 
     // One layer object applied twice, and a clone of it (the same identity), share its weights.
