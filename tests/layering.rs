@@ -369,19 +369,36 @@ fn source_tree() -> Vec<(String, String)> {
         .collect()
 }
 
-/// Files of the graph <-> backend/kernels cycle, whose removal another change makes.
+/// Where the graph <-> backend/kernels cycle still is; another change removes it.
 const PENDING: &[&str] = &["src/graph/", "src/kernels/", "src/backend/"];
 
-#[test]
-fn imports_point_down_the_layers() {
+/// Every upward import in `src/`, as report lines.
+fn upward_imports() -> Vec<(Violation, String)> {
     let files = source_tree();
     let lib = &files.iter().find(|(p, _)| p == "src/lib.rs").expect("src/lib.rs").1;
     let found = check(&files, &reexports(lib));
     let report: Vec<String> = found.iter().map(ToString::to_string).collect();
     eprintln!("{} upward import(s):\n{}", report.len(), report.join("\n"));
-    let outside: Vec<&String> =
-        found.iter().zip(&report).filter(|(v, _)| !PENDING.iter().any(|p| v.file.starts_with(p))).map(|(_, r)| r).collect();
-    assert!(outside.is_empty(), "imports pointing up the layers:\n{}", outside.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n"));
+    found.into_iter().zip(report).collect()
+}
+
+/// Outside the files of the pending lower-layer change, no import points up.
+#[test]
+fn imports_above_the_graph_point_down_the_layers() {
+    let outside: Vec<String> =
+        upward_imports().into_iter().filter(|(v, _)| !PENDING.iter().any(|p| v.file.starts_with(p))).map(|(_, r)| r).collect();
+    assert!(outside.is_empty(), "imports pointing up the layers:\n{}", outside.join("\n"));
+}
+
+/// No import points up anywhere. This fails, listing the graph <-> backend/kernels imports,
+/// until the change that removes that cycle is merged; ignored until then (a failing binary
+/// would stop `cargo test` before the others), run it with `cargo test --test layering --
+/// --ignored`, and drop the `ignore` (and [`PENDING`]) once it passes.
+#[test]
+#[ignore = "fails until the graph <-> backend/kernels cycle is removed (another change)"]
+fn imports_point_down_the_layers() {
+    let all: Vec<String> = upward_imports().into_iter().map(|(_, r)| r).collect();
+    assert!(all.is_empty(), "imports pointing up the layers:\n{}", all.join("\n"));
 }
 
 #[test]

@@ -140,7 +140,7 @@ impl Extensions {
     }
 
     /// The value of type `T`, created with its default on first use.
-    pub fn get_mut<T: std::any::Any + Send + Sync + Default + Clone>(&mut self) -> &mut T {
+    pub fn get_or_default<T: std::any::Any + Send + Sync + Default + Clone>(&mut self) -> &mut T {
         let entry = self.0.entry(std::any::TypeId::of::<T>()).or_insert_with(|| Arc::new(T::default()));
         if Arc::get_mut(entry).is_none() {
             // Shared with a clone of the context: copy it first.

@@ -269,7 +269,7 @@ impl WeightHook for FakeQuantize {
         };
         let Some(q) = self.config.weight_quantizer(spec.weight) else { return Ok(value) };
         let state = q.build(g, ctx, &spec.shape, spec.layer, spec.weight)?;
-        let done = ctx.extensions.get_mut::<FakeQuantized>();
+        let done = ctx.extensions.get_or_default::<FakeQuantized>();
         if !done.0.iter().any(|(n, _, _)| n == name) {
             done.0.push((name.to_string(), q.clone(), state.clone()));
         }

@@ -151,8 +151,8 @@ pub fn merge_config(m: &Merge) -> Value {
     super::layers::config_of(m, m.class(), &m.name).expect("merges have a class").expect("a merge's config cannot fail")
 }
 
-/// A built-in layer's `{"class_name", "config"}` (through its class in
-/// [`super::layers::CLASSES`]); an error for layers Keras JSON cannot hold. A layer that wraps
+/// A built-in layer's `{"class_name", "config"}` (written by its class's entry in the class
+/// table of `io/keras/layers.rs`); an error for layers Keras JSON cannot hold. A layer that wraps
 /// another ([`Layer::wrapped`], an annotation for quantization-aware training) has that one's.
 pub fn layer_config(layer: &dyn Layer) -> Result<Value> {
     if let Some(inner) = layer.wrapped() {

@@ -137,7 +137,7 @@ fn put(c: &mut Map<String, Value>, k: &str, v: Value) {
 pub static CLASSES: &[Class] = &[
     Class {
         names: &["InputLayer"],
-        // Read before Larq's classes were told apart, so `QuantInputLayer` has always read as one.
+        // `QuantInputLayer` has always been read as an InputLayer; kept so.
         larq: true,
         read: |r, f| {
             f.only("sparse", &[false.into()])?;
