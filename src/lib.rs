@@ -29,6 +29,7 @@ pub mod graph;
 pub mod io;
 pub mod kernels;
 pub mod layers;
+pub mod metrics;
 pub mod models;
 pub mod qat;
 pub mod quantizers;

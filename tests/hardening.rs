@@ -511,8 +511,8 @@ fn run_splits_a_batch_over_the_adapter_limit() {
     let mut dims = x.shape().dims().to_vec();
     dims[0] = rows;
     let big = HostTensor::f32(dims, big).unwrap();
-    let split = bitgrad::models::execute::infer_with(&model, &d, &weights, "w", &big).unwrap();
-    let whole = bitgrad::models::execute::infer_with(&model, &bitgrad::Device::cpu(), &weights, "w", &big).unwrap();
+    let split = bitgrad::io::execute::infer_with(&model, &d, &weights, "w", &big).unwrap();
+    let whole = bitgrad::io::execute::infer_with(&model, &bitgrad::Device::cpu(), &weights, "w", &big).unwrap();
     assert_eq!(split.shape(), whole.shape());
     assert!(split.as_f32().unwrap().iter().zip(whole.as_f32().unwrap()).all(|(a, b)| (a - b).abs() <= 1e-4));
 }
@@ -743,7 +743,7 @@ fn mutated_packed_exports_load_or_fail_cleanly() {
         },
         |bytes| {
             let file = TensorFile::from_bytes("p", bytes).unwrap();
-            PackedModel::from_file("p", file).is_ok_and(|p| bitgrad::models::build_packed(&p.model, 1).is_ok())
+            PackedModel::from_file("p", file).is_ok_and(|p| bitgrad::io::packed::build_packed(&p.model, 1).is_ok())
         },
     );
 }

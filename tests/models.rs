@@ -433,3 +433,61 @@ fn the_model_seed_sets_the_initial_weights() {
     let mean = seeded.iter().sum::<f32>() / seeded.len() as f32;
     assert!(mean.abs() < 0.01 * limit, "centred: mean {mean}");
 }
+
+/// A subclassed model that applies a fresh layer named `d` on every pass of `call`.
+struct Temporaries;
+
+impl Model for Temporaries {
+    fn name(&self) -> &str {
+        "temporaries"
+    }
+
+    fn inputs(&self) -> Vec<(String, Vec<usize>)> {
+        vec![("input".into(), vec![4])]
+    }
+
+    fn call(&self, net: &mut Network, x: &[ValueId]) -> bitgrad::Result<Vec<ValueId>> {
+        let mut h = x[0];
+        for _ in 0..2 {
+            h = net.apply(&QuantDense::new("d", 4), h)?;
+        }
+        Ok(vec![h])
+    }
+}
+
+#[test]
+fn layers_are_one_layer_by_identity_not_by_address() {
+    // Two distinct layers named alike, the first a temporary dropped before the second exists
+    // (so the second may take its place in memory): an error, never one silently shared layer.
+    let addresses = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let seen = addresses.clone();
+    let twins = Functional::new("twins", &[("x", &[4])], move |net, x| {
+        let y = {
+            let first = QuantDense::new("d", 4);
+            seen.borrow_mut().push(&first as *const QuantDense as usize);
+            net.apply(&first, x[0])?
+        };
+        let second = QuantDense::new("d", 4);
+        seen.borrow_mut().push(&second as *const QuantDense as usize);
+        Ok(vec![net.apply(&second, y)?])
+    });
+    let e = bitgrad::models::build(&twins, 1, Mode::Inference).unwrap_err().to_string();
+    assert!(e.contains("layer `d` (QuantDense)") && e.contains("unique"), "{e}");
+    eprintln!("the two layers' addresses: {:?}", addresses.borrow());
+    let e = Temporaries.build(1, Mode::Inference).expect_err("two layers named `d`").to_string();
+    assert!(e.contains("layer `d` (QuantDense)") && e.contains("unique"), "{e}");
+
+    // One layer object applied twice, and a clone of it (the same identity), share its weights.
+    let dense = QuantDense::new("d", 4).kernel_quantizer(q("ste_sign"));
+    assert_eq!(dense.id(), dense.clone().id());
+    assert_ne!(dense.id(), QuantDense::new("d", 4).id());
+    let shared = Functional::new("shared", &[("x", &[4])], move |net, x| {
+        let y = net.apply(&dense, x[0])?;
+        let z = net.apply(&dense.clone(), y)?;
+        Ok(vec![net.apply(&dense, z)?])
+    });
+    let built = bitgrad::models::build(&shared, 2, Mode::Training).unwrap();
+    let names: Vec<&str> = built.network.ctx.weights.iter().map(|w| w.name.as_str()).collect();
+    assert_eq!(names, ["d/kernel", "d/bias"], "one layer's weights");
+    assert_eq!(built.network.layers.iter().filter(|l| l.name == "d").count(), 1, "one summary row");
+}

@@ -6,10 +6,10 @@ mod common;
 
 use common::{keras_fixture, KERAS_MODELS};
 
+use bitgrad::io::execute::infer_packed;
 use bitgrad::io::keras::read_model;
 use bitgrad::io::packed::{export, PackReport, PackedModel};
 use bitgrad::io::safetensors::TensorFile;
-use bitgrad::models::execute::infer_packed;
 use bitgrad::{Device, HostTensor};
 
 fn devices() -> Vec<Device> {
@@ -72,7 +72,7 @@ fn binarized_products_read_the_files_bits_as_they_are() {
     for (name, products) in [("tutorial_cnn", 3), ("guide_mlp", 1)] {
         let (file, _) = exported(name);
         let packed = PackedModel::from_file(name, file).unwrap();
-        let built = bitgrad::models::build_packed(&packed.model, 2).unwrap();
+        let built = bitgrad::io::packed::build_packed(&packed.model, 2).unwrap();
         let g = built.graph();
         let mut kernels = Vec::new();
         for n in g.nodes().iter().filter(|n| matches!(n.op, bitgrad::graph::Op::XnorGemm { .. })) {

@@ -376,8 +376,8 @@ fn trained(name: &str, scheme: bitgrad::qat::Scheme) -> (bitgrad::qat::Quantized
 
 #[test]
 fn integer_exports_are_4_to_8_times_smaller_and_infer_bit_for_bit() {
+    use bitgrad::io::execute::infer_with;
     use bitgrad::io::safetensors::TensorFile;
-    use bitgrad::models::execute::infer_with;
     use bitgrad::qat::export::{export, QuantizedExport};
     use bitgrad::qat::Scheme;
     for name in ["qat_cnn", "qat_branches"] {

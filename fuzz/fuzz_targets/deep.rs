@@ -3,10 +3,10 @@
 //! error or a result, never a panic; a model that runs must give outputs of one shape both ways.
 #![no_main]
 
+use bitgrad::io::execute::{infer_outputs, infer_packed_outputs};
 use bitgrad::io::packed::PackedModel;
 use bitgrad::io::safetensors::TensorFile;
 use bitgrad::layers::Mode;
-use bitgrad::models::execute::{infer_outputs, infer_packed_outputs};
 use bitgrad::models::Model;
 use bitgrad::{DType, Device, HostTensor, TensorData};
 use libfuzzer_sys::fuzz_target;

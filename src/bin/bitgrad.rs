@@ -130,14 +130,14 @@ impl ModelInput {
         if !self.is_packed() {
             let (model, weights, x, d) = self.load()?;
             let file = bitgrad::io::safetensors::TensorFile::read(weights)?;
-            return bitgrad::models::execute::infer_outputs(&model, &d, &file, &weights.display().to_string(), &x);
+            return bitgrad::io::execute::infer_outputs(&model, &d, &file, &weights.display().to_string(), &x);
         }
         if let Some(w) = &self.weights {
             let why = format!("`{}` is a packed export, which holds its weights; drop --weights {}", self.model.display(), w.display());
             return Err(bitgrad::Error::invalid("command line", "--weights", why));
         }
         let packed = bitgrad::io::packed::PackedModel::read(&self.model)?;
-        bitgrad::models::execute::infer_packed_outputs(&packed, &device(&self.device)?, &bitgrad::io::npy::read(&self.input)?)
+        bitgrad::io::execute::infer_packed_outputs(&packed, &device(&self.device)?, &bitgrad::io::npy::read(&self.input)?)
     }
 }
 
@@ -245,7 +245,7 @@ fn run(cli: Cli) -> bitgrad::Result<()> {
             bitgrad::io::check_outputs(&inputs, &[("--output", &output)])?;
             let (model, weights, x, d) = on.load()?;
             let dy = bitgrad::io::npy::read(&upstream)?;
-            bitgrad::models::execute::gradients(&model, &d, weights, &x, &dy)?.write(&output)
+            bitgrad::io::execute::gradients(&model, &d, weights, &x, &dy)?.write(&output)
         }
         Command::Export { model, weights, output } => {
             bitgrad::io::check_outputs(&[("MODEL", &model), ("--weights", &weights)], &[("--output", &output)])?;

@@ -1,6 +1,8 @@
-//! Files: Keras models, tensors in safetensors and .npy files, packed exports; read only from
-//! regular files, and written so that a failure never leaves a partial file.
+//! Files: Keras models, tensors in safetensors and .npy files, packed exports, and running a
+//! model once with weights from a file ([`execute`]); read only from regular files, and written
+//! so that a failure never leaves a partial file.
 
+pub mod execute;
 pub mod keras;
 pub mod npy;
 pub mod packed;

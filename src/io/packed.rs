@@ -28,8 +28,9 @@ use super::keras::{model_from_json, KerasModel};
 use super::safetensors::{Expected, TensorFile};
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::graph::{Graph, PackMode};
-use crate::models::{build_packed, Built, Model};
+use crate::graph::{Graph, PackMode, ValueId};
+use crate::layers::{packed_kernel_shape, unpack_kernel, BuildContext, Mode, Weight, WeightHook, WeightSpec};
+use crate::models::{build_in, Built, Model, Network};
 use crate::quantizers::Quantizer;
 use crate::runtime::{ParamStore, Plan};
 use crate::tensor::{DType, HostTensor};
@@ -38,6 +39,52 @@ use crate::tensor::{DType, HostTensor};
 pub const FORMAT: &str = "bitgrad-packed";
 /// The `version` metadata this bitgrad writes and reads.
 pub const VERSION: &str = "1";
+
+/// Builds `model` for inference on `batch`-sized inputs with the weights of a packed export:
+/// every ±1-quantized kernel is a variable of packed bits ([`PackedWeights`]).
+pub fn build_packed(model: &dyn Model, batch: usize) -> Result<Built> {
+    if batch == 0 {
+        return Err(Error::invalid("model", "batch", "must be positive"));
+    }
+    let mut net = Network::new(batch, Mode::Inference);
+    net.ctx.hooks.push(std::sync::Arc::new(PackedWeights));
+    build_in(model, net)
+}
+
+/// The weight hook of a model built from a packed export ([`build_packed`]): a weight of rank 2
+/// or more with a ±1 quantizer is a `u32` variable of packed signs in [`packed_kernel_shape`]
+/// (`Graph::packed_variable`, which has no initializer: a plan refuses to run without the
+/// file's value), not trainable, and the forward pass reads its unpacked ±1 values.
+#[derive(Clone, Copy, Debug)]
+pub struct PackedWeights;
+
+impl WeightHook for PackedWeights {
+    fn declare(
+        &self,
+        g: &mut Graph,
+        ctx: &mut BuildContext,
+        spec: &WeightSpec,
+        name: &str,
+        existing: Option<ValueId>,
+    ) -> Result<Option<(ValueId, ValueId)>> {
+        if spec.shape.rank() < 2 || !spec.quantizer.is_some_and(Quantizer::is_binary_sign) {
+            return Ok(None);
+        }
+        if let Some(bits) = existing {
+            return Ok(Some((bits, unpack_kernel(g, bits, &spec.shape)?)));
+        }
+        let bits = g.packed_variable(name, packed_kernel_shape(&spec.shape))?;
+        ctx.weights.push(Weight {
+            variable: bits,
+            name: name.to_string(),
+            precision: 1,
+            constraint: None,
+            trainable: false,
+            optional: false,
+        });
+        Ok(Some((bits, unpack_kernel(g, bits, &spec.shape)?)))
+    }
+}
 
 /// A kernel stored as packed bits.
 #[derive(Clone, Debug, PartialEq)]
@@ -69,7 +116,7 @@ pub struct PackReport {
 /// `file` names them in errors), and what it did.
 pub fn export(model: &dyn Model, weights: &TensorFile, file: &str) -> Result<(TensorFile, PackReport)> {
     let (mut wiring, built) = Wiring::of(model)?;
-    let weights = &crate::train::checkpoint::model_weights(weights.clone(), &built.weights());
+    let weights = &crate::io::safetensors::model_weights(weights.clone(), &built.weights());
     weights.check(file, &built.weights(), &Expected::new())?;
     let mut report = PackReport::default();
     let mut tensors: BTreeMap<String, HostTensor> = BTreeMap::new(); // folded values, by name
@@ -300,7 +347,7 @@ fn pack(latent: &HostTensor) -> Result<HostTensor> {
 /// A packed export read back: the model as it runs from the file, and its tensors (checked
 /// against the model).
 pub struct PackedModel {
-    /// The model, built with [`crate::models::build_packed`].
+    /// The model, built with [`build_packed`].
     pub model: KerasModel,
     /// Its tensors.
     pub file: TensorFile,
@@ -325,7 +372,7 @@ impl PackedModel {
     }
 
     /// Puts the tensors into `params` on `device`, for a plan of the model built with
-    /// [`crate::models::build_packed`].
+    /// [`build_packed`].
     pub fn load(&self, params: &mut ParamStore, device: &Device) -> Result<()> {
         self.file.store(params, device)
     }

@@ -15,6 +15,18 @@ use crate::tensor::{DType, HostTensor, Shape, TensorData};
 /// Shape and type of expected tensors, by name.
 pub type Expected = BTreeMap<String, (Shape, DType)>;
 
+/// The `format` metadata entry of a trainer state file (`train::checkpoint::FORMAT`).
+pub const TRAINER_STATE_FORMAT: &str = "bitgrad-trainer-state";
+
+/// The tensors of `file` that a model with weights `expected` reads: a trainer state narrowed to
+/// them (so a checkpoint serves as the model's weights file), any other file as it is.
+pub fn model_weights(mut file: TensorFile, expected: &Expected) -> TensorFile {
+    if file.metadata.get("format").is_some_and(|f| f == TRAINER_STATE_FORMAT) {
+        file.tensors.retain(|name, _| expected.contains_key(name));
+    }
+    file
+}
+
 /// Tensors by name, and the file's free-form string metadata.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TensorFile {

@@ -30,6 +30,8 @@ pub struct QuantConv {
     pub pad_values: f32,
     /// Quantizers, activation, bias, initializers, constraints, regularizers, metrics.
     pub args: QuantArgs,
+    /// Its identity ([`Layer::id`](super::Layer::id)), kept by clones: a clone is the same layer.
+    pub id: super::LayerId,
 }
 
 impl QuantConv {
@@ -38,6 +40,7 @@ impl QuantConv {
     pub fn new(name: &str, filters: usize, kernel_size: &[usize]) -> Self {
         let r = kernel_size.len();
         QuantConv {
+            id: super::LayerId::new(),
             name: name.to_string(),
             filters,
             kernel_size: kernel_size.to_vec(),
@@ -84,6 +87,10 @@ impl QuantLayer for QuantConv {
 }
 
 impl Layer for QuantConv {
+    fn id(&self) -> Option<super::LayerId> {
+        Some(self.id)
+    }
+
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(self)
     }

@@ -11,16 +11,22 @@ pub struct ActivationLayer {
     pub name: String,
     /// The activation.
     pub activation: Activation,
+    /// Its identity ([`Layer::id`](super::Layer::id)), kept by clones: a clone is the same layer.
+    pub id: super::LayerId,
 }
 
 impl ActivationLayer {
     /// An activation layer.
     pub fn new(name: &str, activation: Activation) -> Self {
-        ActivationLayer { name: name.to_string(), activation }
+        ActivationLayer { id: super::LayerId::new(), name: name.to_string(), activation }
     }
 }
 
 impl Layer for ActivationLayer {
+    fn id(&self) -> Option<super::LayerId> {
+        Some(self.id)
+    }
+
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(self)
     }
@@ -49,16 +55,22 @@ pub struct Dropout {
     pub rate: f32,
     /// Seed of the masks.
     pub seed: u64,
+    /// Its identity ([`Layer::id`](super::Layer::id)), kept by clones: a clone is the same layer.
+    pub id: super::LayerId,
 }
 
 impl Dropout {
     /// A dropout layer.
     pub fn new(name: &str, rate: f32, seed: u64) -> Self {
-        Dropout { name: name.to_string(), rate, seed }
+        Dropout { id: super::LayerId::new(), name: name.to_string(), rate, seed }
     }
 }
 
 impl Layer for Dropout {
+    fn id(&self) -> Option<super::LayerId> {
+        Some(self.id)
+    }
+
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(self)
     }

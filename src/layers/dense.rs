@@ -18,12 +18,14 @@ pub struct QuantDense {
     pub units: usize,
     /// Quantizers, activation, bias, initializers, constraints, regularizers, metrics.
     pub args: QuantArgs,
+    /// Its identity ([`Layer::id`](super::Layer::id)), kept by clones: a clone is the same layer.
+    pub id: super::LayerId,
 }
 
 impl QuantDense {
     /// A layer with Keras' defaults: no quantizers, linear activation, bias, glorot_uniform.
     pub fn new(name: &str, units: usize) -> Self {
-        QuantDense { name: name.to_string(), units, args: QuantArgs::default() }
+        QuantDense { id: super::LayerId::new(), name: name.to_string(), units, args: QuantArgs::default() }
     }
 }
 
@@ -34,6 +36,10 @@ impl QuantLayer for QuantDense {
 }
 
 impl Layer for QuantDense {
+    fn id(&self) -> Option<super::LayerId> {
+        Some(self.id)
+    }
+
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(self)
     }

@@ -232,6 +232,8 @@ pub struct QuantSeparableConv {
     pub pointwise_constraint: Option<Arc<dyn Constraint>>,
     /// Penalty on the latent pointwise kernel, added to the loss.
     pub pointwise_regularizer: Option<Regularizer>,
+    /// Its identity ([`Layer::id`](super::Layer::id)), kept by clones: a clone is the same layer.
+    pub id: super::LayerId,
 }
 
 impl QuantSeparableConv {
@@ -239,6 +241,7 @@ impl QuantSeparableConv {
     /// pointwise quantizer, glorot_uniform pointwise kernel.
     pub fn new(name: &str, filters: usize, opts: DepthwiseOptions) -> Self {
         QuantSeparableConv {
+            id: super::LayerId::new(),
             name: name.to_string(),
             filters,
             opts,
@@ -251,6 +254,10 @@ impl QuantSeparableConv {
 }
 
 impl Layer for QuantSeparableConv {
+    fn id(&self) -> Option<super::LayerId> {
+        Some(self.id)
+    }
+
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(self)
     }

@@ -40,6 +40,8 @@ pub struct QuantLocallyConnected {
     pub implementation: u32,
     /// Quantizers, activation, bias, initializers, constraints, regularizers, metrics.
     pub args: QuantArgs,
+    /// Its identity ([`Layer::id`](super::Layer::id)), kept by clones: a clone is the same layer.
+    pub id: super::LayerId,
 }
 
 impl QuantLocallyConnected {
@@ -47,6 +49,7 @@ impl QuantLocallyConnected {
     /// implementation 1, no quantizers, linear, bias.
     pub fn new(name: &str, filters: usize, kernel_size: &[usize]) -> Self {
         QuantLocallyConnected {
+            id: super::LayerId::new(),
             name: name.to_string(),
             filters,
             kernel_size: kernel_size.to_vec(),
@@ -169,6 +172,10 @@ impl QuantLayer for QuantLocallyConnected {
 }
 
 impl Layer for QuantLocallyConnected {
+    fn id(&self) -> Option<super::LayerId> {
+        Some(self.id)
+    }
+
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(self)
     }

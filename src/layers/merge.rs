@@ -24,12 +24,14 @@ pub struct Merge {
     pub name: String,
     /// What it does.
     pub kind: MergeKind,
+    /// Its identity ([`Layer::id`](super::Layer::id)), kept by clones: a clone is the same layer.
+    pub id: super::LayerId,
 }
 
 impl Merge {
     /// A merge layer of this kind.
     pub fn new(name: &str, kind: MergeKind) -> Self {
-        Merge { name: name.to_string(), kind }
+        Merge { id: super::LayerId::new(), name: name.to_string(), kind }
     }
 
     /// The Keras class name.

@@ -36,7 +36,7 @@ use std::sync::Arc;
 use crate::constraints::Constraint;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, ValueId};
-use crate::train::metrics::FlipRatio;
+use crate::metrics::FlipRatio;
 
 /// A weight a layer created.
 #[derive(Clone, Debug)]
@@ -89,18 +89,72 @@ pub struct BuildContext {
     /// The model's seed, mixed into every initializer's per-name seed (0 keeps the per-name
     /// seeds themselves); see [`crate::models::Model::seed`].
     pub seed: u64,
-    /// Weights with a ±1 quantizer are packed-bit variables (a model loaded from a packed
-    /// export, for inference only); see [`add_weight`].
-    pub packed: bool,
-    /// The layer being built and its quantization-aware-training config: [`add_weight`]
-    /// fake-quantizes the weights the config names (see [`crate::qat`]).
-    pub quantize: Option<(String, std::sync::Arc<dyn crate::qat::QuantizeConfig>)>,
-    /// The weights fake-quantized so far: (weight name, its quantizer, its state variables).
-    pub fake_quantized: Vec<(String, std::sync::Arc<dyn crate::qat::Quantizer>, Vec<ValueId>)>,
-    /// The layer being built and the per-output-channel scale of a BatchNormalization folded
-    /// into it: [`add_weight`] multiplies its `kernel` and `bias` by it (before fake
-    /// quantization).
-    pub fold: Option<(String, ValueId)>,
+    /// What [`add_weight`] asks before it makes a weight and after it quantizes one, in order:
+    /// how a packed export declares its kernels, how quantization-aware training fake-quantizes
+    /// (and folds BatchNormalization into) a layer's weights. See [`WeightHook`].
+    pub hooks: Vec<Arc<dyn WeightHook>>,
+    /// What hooks keep per build (one value per type), such as the weights they fake-quantized.
+    pub extensions: Extensions,
+}
+
+/// Changes what [`add_weight`] makes of a weight, for code above the layers that builds models
+/// differently without the layers knowing: a packed export declares ±1 kernels as packed bits,
+/// quantization-aware training fake-quantizes the weights its config names and folds a
+/// BatchNormalization's scale into a kernel. Set on [`BuildContext::hooks`]; a hook sees every
+/// weight, of every layer, and leaves alone those it is not about.
+pub trait WeightHook: std::fmt::Debug + Send + Sync {
+    /// Declares the weight `name` (`layer/weight` of `spec`) in place of the float variable
+    /// [`add_weight`] would make: `Some((variable, value the forward pass uses))` is what
+    /// `add_weight` returns, and a hook that creates a variable records it in
+    /// [`BuildContext::weights`] itself. `existing` is the variable a shared layer's first
+    /// application made, on a later one. `None` (the default) leaves the weight to `add_weight`.
+    fn declare(
+        &self,
+        g: &mut Graph,
+        ctx: &mut BuildContext,
+        spec: &WeightSpec,
+        name: &str,
+        existing: Option<ValueId>,
+    ) -> Result<Option<(ValueId, ValueId)>> {
+        let _ = (g, ctx, spec, name, existing);
+        Ok(None)
+    }
+
+    /// The value the forward pass uses for the weight `name` in place of `value` (the latent
+    /// weight after its own quantizer); `value` itself by default.
+    fn value(&self, g: &mut Graph, ctx: &mut BuildContext, spec: &WeightSpec, name: &str, value: ValueId) -> Result<ValueId> {
+        let _ = (g, ctx, spec, name);
+        Ok(value)
+    }
+}
+
+/// What [`WeightHook`]s keep while a model is built, one value per type (a hook's own record
+/// type, such as the weights quantization-aware training fake-quantized).
+#[derive(Clone, Default)]
+pub struct Extensions(std::collections::HashMap<std::any::TypeId, Arc<dyn std::any::Any + Send + Sync>>);
+
+impl Extensions {
+    /// The value of type `T`, if one was kept.
+    pub fn get<T: std::any::Any + Send + Sync>(&self) -> Option<&T> {
+        self.0.get(&std::any::TypeId::of::<T>()).and_then(|v| v.downcast_ref())
+    }
+
+    /// The value of type `T`, created with its default on first use.
+    pub fn get_or_default<T: std::any::Any + Send + Sync + Default + Clone>(&mut self) -> &mut T {
+        let entry = self.0.entry(std::any::TypeId::of::<T>()).or_insert_with(|| Arc::new(T::default()));
+        if Arc::get_mut(entry).is_none() {
+            // Shared with a clone of the context: copy it first.
+            let copy: T = entry.downcast_ref::<T>().expect("kept under its own type").clone();
+            *entry = Arc::new(copy);
+        }
+        Arc::get_mut(entry).and_then(|v| v.downcast_mut()).expect("kept under its own type, unshared")
+    }
+}
+
+impl std::fmt::Debug for Extensions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Extensions({} kept)", self.0.len())
+    }
 }
 
 impl BuildContext {
@@ -162,6 +216,38 @@ pub trait Layer {
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         None
     }
+    /// The layer's identity, given when it was created and kept by its clones: a model applying
+    /// the same identity twice shares one layer's weights, and two identities with one name are
+    /// an error. `None` (the default, for layers without one) identifies the layer by its
+    /// address while the model is built.
+    fn id(&self) -> Option<LayerId> {
+        None
+    }
+    /// The layer this one wraps and builds exactly as (an annotation such as quantization-aware
+    /// training's), whose Keras config it has; `None` (the default) for other layers.
+    fn wrapped(&self) -> Option<&dyn Layer> {
+        None
+    }
+}
+
+/// A layer's identity ([`Layer::id`]): a number no other layer created in this process has;
+/// [`Clone`] keeps it, so a clone is the same layer (and shares its weights when applied).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LayerId(u64);
+
+impl LayerId {
+    /// A new identity.
+    pub fn new() -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        LayerId(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+impl Default for LayerId {
+    /// A new identity (so that `..Default::default()` and derived defaults give distinct ones).
+    fn default() -> Self {
+        LayerId::new()
+    }
 }
 
 /// The summary's input precision of a layer with this input quantizer.
@@ -215,27 +301,24 @@ impl<'a> WeightSpec<'a> {
 /// Creates the weight's variable, records it (precision, constraint) and any warning, applies
 /// its quantizer with metrics, and returns (latent variable, value the forward pass uses).
 ///
-/// In a packed model ([`BuildContext::packed`]) a weight of rank 2 or more with a ±1 quantizer
-/// is instead a `u32` variable of packed signs in [`packed_kernel_shape`], returned with its ±1
-/// values: (packed variable, ±1 kernel). It is not trainable.
+/// The context's [`WeightHook`]s may declare the weight instead (a packed export's ±1 kernel is a
+/// `u32` variable of packed signs in [`packed_kernel_shape`], returned with its ±1 values) and
+/// change the value the forward pass uses (quantization-aware training).
 pub fn add_weight(g: &mut Graph, ctx: &mut BuildContext, spec: WeightSpec) -> Result<(ValueId, ValueId)> {
     let name = format!("{}/{}", spec.layer, spec.weight);
-    let packed = ctx.packed && spec.shape.rank() >= 2 && spec.quantizer.is_some_and(crate::quantizers::Quantizer::is_binary_sign);
-    if ctx.application > 0 {
-        if let Some(w) = ctx.weights.iter().find(|w| w.name == name).map(|w| w.variable) {
-            return match packed {
-                true => Ok((w, unpack_kernel(g, w, &spec.shape)?)),
-                false => {
-                    let (w, wq) = reuse_weight(g, &spec, &name, w)?;
-                    Ok((w, fake_quantize_weight(g, ctx, &spec, wq)?))
-                }
-            };
+    let existing = match ctx.application {
+        0 => None,
+        _ => ctx.weights.iter().find(|w| w.name == name).map(|w| w.variable),
+    };
+    let hooks = ctx.hooks.clone();
+    for hook in &hooks {
+        if let Some(declared) = hook.declare(g, ctx, &spec, &name, existing)? {
+            return Ok(declared);
         }
     }
-    if packed {
-        let bits = g.packed_variable(&name, packed_kernel_shape(&spec.shape))?;
-        ctx.weights.push(Weight { variable: bits, name, precision: 1, constraint: None, trainable: false, optional: false });
-        return Ok((bits, unpack_kernel(g, bits, &spec.shape)?));
+    if let Some(w) = existing {
+        let (w, wq) = reuse_weight(g, &spec, &name, w)?;
+        return Ok((w, hooked_value(g, ctx, &spec, &name, wq)?));
     }
     let w = g.variable(
         &name,
@@ -267,25 +350,17 @@ pub fn add_weight(g: &mut Graph, ctx: &mut BuildContext, spec: WeightSpec) -> Re
             wq
         }
     };
-    Ok((w, fake_quantize_weight(g, ctx, &spec, wq)?))
+    Ok((w, hooked_value(g, ctx, &spec, &name, wq)?))
 }
 
-/// `wq` fake-quantized when the layer being built has a quantization-aware-training config that
-/// names this weight ([`BuildContext::quantize`]); `wq` itself otherwise.
-fn fake_quantize_weight(g: &mut Graph, ctx: &mut BuildContext, spec: &WeightSpec, wq: ValueId) -> Result<ValueId> {
-    let wq = match &ctx.fold {
-        Some((layer, scale)) if layer == spec.layer && matches!(spec.weight, "kernel" | "bias") => g.mul(wq, *scale)?,
-        _ => wq,
-    };
-    let Some(q) = ctx.quantize.as_ref().filter(|(layer, _)| layer == spec.layer).and_then(|(_, c)| c.weight_quantizer(spec.weight)) else {
-        return Ok(wq);
-    };
-    let state = q.build(g, ctx, &spec.shape, spec.layer, spec.weight)?;
-    let name = format!("{}/{}", spec.layer, spec.weight);
-    if !ctx.fake_quantized.iter().any(|(n, _, _)| *n == name) {
-        ctx.fake_quantized.push((name, q.clone(), state.clone()));
+/// `wq` as the context's hooks change it ([`WeightHook::value`]), in order.
+fn hooked_value(g: &mut Graph, ctx: &mut BuildContext, spec: &WeightSpec, name: &str, wq: ValueId) -> Result<ValueId> {
+    let hooks = ctx.hooks.clone();
+    let mut wq = wq;
+    for hook in &hooks {
+        wq = hook.value(g, ctx, spec, name, wq)?;
     }
-    q.apply(g, ctx, wq, &state)
+    Ok(wq)
 }
 
 /// Where a packed export keeps a ±1 kernel of `shape` `[d0, .., d(r-2), out]`: the output axis

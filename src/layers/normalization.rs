@@ -35,12 +35,15 @@ pub struct BatchNormalization {
     pub beta_regularizer: Option<Regularizer>,
     /// Penalty on gamma.
     pub gamma_regularizer: Option<Regularizer>,
+    /// Its identity ([`Layer::id`](super::Layer::id)), kept by clones: a clone is the same layer.
+    pub id: super::LayerId,
 }
 
 impl BatchNormalization {
     /// Keras' defaults.
     pub fn new(name: &str) -> Self {
         BatchNormalization {
+            id: super::LayerId::new(),
             name: name.to_string(),
             axis: -1,
             momentum: 0.99,
@@ -103,6 +106,10 @@ impl BatchNormalization {
 }
 
 impl Layer for BatchNormalization {
+    fn id(&self) -> Option<super::LayerId> {
+        Some(self.id)
+    }
+
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(self)
     }

@@ -32,12 +32,15 @@ pub struct Pooling {
     pub padding: Padding,
     /// Layout of input and output.
     pub data_format: DataFormat,
+    /// Its identity ([`Layer::id`](super::Layer::id)), kept by clones: a clone is the same layer.
+    pub id: super::LayerId,
 }
 
 impl Pooling {
     /// Keras' defaults: strides = pool size, valid, channels last.
     pub fn new(name: &str, kind: PoolingKind, pool_size: &[usize]) -> Self {
         Pooling {
+            id: super::LayerId::new(),
             name: name.to_string(),
             kind,
             pool_size: pool_size.to_vec(),
@@ -49,6 +52,10 @@ impl Pooling {
 }
 
 impl Layer for Pooling {
+    fn id(&self) -> Option<super::LayerId> {
+        Some(self.id)
+    }
+
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(self)
     }
@@ -147,16 +154,22 @@ pub struct GlobalPooling {
     pub data_format: DataFormat,
     /// Keep the spatial axes with size 1.
     pub keepdims: bool,
+    /// Its identity ([`Layer::id`](super::Layer::id)), kept by clones: a clone is the same layer.
+    pub id: super::LayerId,
 }
 
 impl GlobalPooling {
     /// Channels last, spatial axes dropped.
     pub fn new(name: &str, kind: PoolingKind) -> Self {
-        GlobalPooling { name: name.to_string(), kind, data_format: DataFormat::ChannelsLast, keepdims: false }
+        GlobalPooling { id: super::LayerId::new(), name: name.to_string(), kind, data_format: DataFormat::ChannelsLast, keepdims: false }
     }
 }
 
 impl Layer for GlobalPooling {
+    fn id(&self) -> Option<super::LayerId> {
+        Some(self.id)
+    }
+
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(self)
     }

@@ -12,16 +12,22 @@ pub struct Flatten {
     pub name: String,
     /// Layout of the input.
     pub data_format: DataFormat,
+    /// Its identity ([`Layer::id`](super::Layer::id)), kept by clones: a clone is the same layer.
+    pub id: super::LayerId,
 }
 
 impl Flatten {
     /// A channels-last flatten.
     pub fn new(name: &str) -> Self {
-        Flatten { name: name.to_string(), data_format: DataFormat::ChannelsLast }
+        Flatten { id: super::LayerId::new(), name: name.to_string(), data_format: DataFormat::ChannelsLast }
     }
 }
 
 impl Layer for Flatten {
+    fn id(&self) -> Option<super::LayerId> {
+        Some(self.id)
+    }
+
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(self)
     }
@@ -61,16 +67,22 @@ pub struct Reshape {
     pub name: String,
     /// Target shape without the batch axis.
     pub target_shape: Vec<Option<usize>>,
+    /// Its identity ([`Layer::id`](super::Layer::id)), kept by clones: a clone is the same layer.
+    pub id: super::LayerId,
 }
 
 impl Reshape {
     /// A reshape to `target_shape` (no unknown axis).
     pub fn new(name: &str, target_shape: &[usize]) -> Self {
-        Reshape { name: name.to_string(), target_shape: target_shape.iter().map(|&d| Some(d)).collect() }
+        Reshape { id: super::LayerId::new(), name: name.to_string(), target_shape: target_shape.iter().map(|&d| Some(d)).collect() }
     }
 }
 
 impl Layer for Reshape {
+    fn id(&self) -> Option<super::LayerId> {
+        Some(self.id)
+    }
+
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(self)
     }
@@ -120,16 +132,27 @@ pub struct ZeroPadding {
     pub padding: Vec<(usize, usize)>,
     /// Layout of the input.
     pub data_format: DataFormat,
+    /// Its identity ([`Layer::id`](super::Layer::id)), kept by clones: a clone is the same layer.
+    pub id: super::LayerId,
 }
 
 impl ZeroPadding {
     /// Symmetric padding of `p[i]` on spatial axis `i`, channels last.
     pub fn new(name: &str, p: &[usize]) -> Self {
-        ZeroPadding { name: name.to_string(), padding: p.iter().map(|&p| (p, p)).collect(), data_format: DataFormat::ChannelsLast }
+        ZeroPadding {
+            id: super::LayerId::new(),
+            name: name.to_string(),
+            padding: p.iter().map(|&p| (p, p)).collect(),
+            data_format: DataFormat::ChannelsLast,
+        }
     }
 }
 
 impl Layer for ZeroPadding {
+    fn id(&self) -> Option<super::LayerId> {
+        Some(self.id)
+    }
+
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(self)
     }

@@ -30,6 +30,8 @@ pub struct QuantConvTranspose {
     pub dilation_rate: Vec<usize>,
     /// Quantizers, activation, bias, initializers, constraints, regularizers, metrics.
     pub args: QuantArgs,
+    /// Its identity ([`Layer::id`](super::Layer::id)), kept by clones: a clone is the same layer.
+    pub id: super::LayerId,
 }
 
 impl QuantConvTranspose {
@@ -38,6 +40,7 @@ impl QuantConvTranspose {
     pub fn new(name: &str, filters: usize, kernel_size: &[usize]) -> Self {
         let r = kernel_size.len();
         QuantConvTranspose {
+            id: super::LayerId::new(),
             name: name.to_string(),
             filters,
             kernel_size: kernel_size.to_vec(),
@@ -101,6 +104,10 @@ impl QuantLayer for QuantConvTranspose {
 }
 
 impl Layer for QuantConvTranspose {
+    fn id(&self) -> Option<super::LayerId> {
+        Some(self.id)
+    }
+
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(self)
     }

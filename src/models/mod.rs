@@ -3,7 +3,6 @@
 //! merges), and subclassing (implement [`Model`] for your own type and compose layers in
 //! [`Model::call`]). [`Built::summary`] gives Larq's `models.summary`.
 
-pub mod execute;
 pub mod summary;
 pub mod zoo;
 
@@ -11,8 +10,12 @@ pub use summary::Summary;
 
 use crate::error::{Error, Result};
 use crate::graph::{Graph, ValueId};
-use crate::layers::{BuildContext, Layer, MacCount, Merge, Mode};
+use crate::layers::{BuildContext, Layer, LayerId, MacCount, Merge, Mode};
 use crate::tensor::{DType, Shape};
+
+/// Shape and type of named weights (what a weights file for a model must hold; the same map as
+/// `io::safetensors::Expected`).
+pub type WeightShapes = std::collections::BTreeMap<String, (Shape, DType)>;
 
 /// What the summary needs to know about one top-level layer.
 #[derive(Clone, Debug)]
@@ -58,14 +61,17 @@ pub struct Network {
     /// Batch size of the inputs.
     pub batch: usize,
     depth: usize,
-    /// Per top-level layer name: the address of the layer object and how often it was applied,
-    /// which tells a shared layer applied again from another layer reusing its name.
-    applied: std::collections::HashMap<String, (usize, usize)>,
+    /// Per top-level layer name: the layer's identity and how often it was applied, which tells
+    /// a shared layer applied again from another layer reusing its name.
+    applied: std::collections::HashMap<String, (Owner, usize)>,
     /// Every top-level layer call with its Keras config, when set to `Some` before building.
     pub calls: Option<Vec<LayerCall>>,
-    /// What to fake-quantize while a quantized model ([`crate::qat::QuantizedModel`]) applies
-    /// its layers.
-    pub qat: Option<std::sync::Arc<crate::qat::QuantizePlan>>,
+    /// What writes a call's Keras config into [`Network::calls`] (the Keras JSON export's
+    /// class table, set by whoever asks for the calls); without one a call's config is an error.
+    pub describe: Option<Describe>,
+    /// How top-level layers are applied while it is set: a quantized model
+    /// (`qat::QuantizedModel`) sets its plan while its call runs.
+    pub layer_hook: Option<std::sync::Arc<dyn LayerHook>>,
     /// The top-level layer that produced each value a layer call returned (names outputs).
     produced_by: std::collections::HashMap<ValueId, String>,
 }
@@ -81,7 +87,8 @@ impl Network {
             depth: 0,
             applied: Default::default(),
             calls: None,
-            qat: None,
+            describe: None,
+            layer_hook: None,
             produced_by: Default::default(),
         }
     }
@@ -93,71 +100,62 @@ impl Network {
         self.graph.input(name, Shape::new(d), DType::F32)
     }
 
-    /// Applies `layer` to `x`. Errors name the layer. Applying the same layer object again shares
-    /// its weights (Keras' shared layers); another layer with a name already used is an error.
+    /// Applies `layer` to `x`. Errors name the layer. Applying the same layer (the same
+    /// [`Layer::id`], or for a layer without one the same object) again shares its weights
+    /// (Keras' shared layers); another layer with a name already used is an error.
     pub fn apply(&mut self, layer: &dyn Layer, x: ValueId) -> Result<ValueId> {
-        let id = layer as *const dyn Layer as *const u8 as usize;
-        let start = self.begin(layer.name(), layer.class(), id)?;
-        let quantize = match (&self.qat, self.depth) {
-            (Some(plan), 0) => plan.config_for(layer).map_err(|e| wrap(layer.name(), layer.class(), e))?.map(|c| (plan.clone(), c)),
-            _ => None,
+        let owner = match layer.id() {
+            Some(id) => Owner::Layer(id),
+            None => Owner::Address(layer as *const dyn Layer as *const u8 as usize),
         };
-        self.ctx.quantize = quantize.as_ref().map(|(_, c)| (layer.name().to_string(), c.clone()));
+        let start = self.begin(layer.name(), layer.class(), owner)?;
         let outer = self.graph.set_layer(self.layer_tag(layer.name()));
+        let hook = self.layer_hook.clone().filter(|_| self.depth == 0);
         self.depth += 1;
-        let y = match &quantize {
-            // A BatchNormalization folded into the layer before it passes its input through.
-            Some((plan, _)) if plan.is_folded(layer.name()) => Ok(x),
-            Some((plan, _)) => match plan.fold_for(layer.name()) {
-                Some(fold) => plan.apply_folded(&mut self.graph, &mut self.ctx, layer, fold, x),
-                None => layer.build(&mut self.graph, x, &mut self.ctx),
-            },
+        let y = match hook {
+            Some(hook) => hook.apply(&mut self.graph, &mut self.ctx, layer, x),
             None => layer.build(&mut self.graph, x, &mut self.ctx),
         };
         self.depth -= 1;
-        self.ctx.quantize = None;
-        let y = y.and_then(|y| match quantize {
-            Some((plan, config)) => plan.quantize_output(&mut self.graph, &mut self.ctx, layer.name(), config.as_ref(), y),
-            None => Ok(y),
-        });
         self.graph.set_layer(outer);
         let y = y.map_err(|e| wrap(layer.name(), layer.class(), e))?;
         self.record(layer.name(), layer.class(), layer.input_precision(), layer.macs(), start, y);
-        self.keep_call(layer.name(), || crate::io::keras::export::layer_config(layer), &[x], y);
+        self.keep_call(layer.name(), Described::Layer(layer), &[x], y);
         Ok(y)
     }
 
     /// Applies a merge layer (`Add`, `Multiply`, `Concatenate`) to `inputs`.
     pub fn merge(&mut self, layer: &Merge, inputs: &[ValueId]) -> Result<ValueId> {
-        let start = self.begin(&layer.name, layer.class(), layer as *const Merge as usize)?;
+        let start = self.begin(&layer.name, layer.class(), Owner::Layer(layer.id))?;
         let outer = self.graph.set_layer(self.layer_tag(&layer.name));
-        let y = layer.build(&mut self.graph, inputs).and_then(|y| match self.qat.clone().filter(|_| self.depth == 0) {
-            Some(plan) => match plan.merge_config() {
-                Some(config) => plan.quantize_output(&mut self.graph, &mut self.ctx, &layer.name, config.as_ref(), y),
-                None => Ok(y),
-            },
+        let y = layer.build(&mut self.graph, inputs).and_then(|y| match self.layer_hook.clone().filter(|_| self.depth == 0) {
+            Some(hook) => hook.merged(&mut self.graph, &mut self.ctx, &layer.name, y),
             None => Ok(y),
         });
         self.graph.set_layer(outer);
         let y = y.map_err(|e| wrap(&layer.name, layer.class(), e))?;
         self.record(&layer.name, layer.class(), None, MacCount::Unknown, start, y);
-        self.keep_call(&layer.name, || Ok(crate::io::keras::export::merge_config(layer)), inputs, y);
+        self.keep_call(&layer.name, Described::Merge(layer), inputs, y);
         Ok(y)
     }
 
     /// Keeps a top-level call when [`Network::calls`] asks for them.
-    fn keep_call(&mut self, name: &str, config: impl FnOnce() -> Result<serde_json::Value>, inputs: &[ValueId], output: ValueId) {
+    fn keep_call(&mut self, name: &str, layer: Described, inputs: &[ValueId], output: ValueId) {
         if self.depth == 0 {
             if let Some(calls) = &mut self.calls {
-                calls.push(LayerCall { name: name.to_string(), config: config(), inputs: inputs.to_vec(), output });
+                let config = match self.describe {
+                    Some(describe) => describe(layer),
+                    None => Err(Error::invalid("export", "layer", "no Keras class table was given to describe the layer")),
+                };
+                calls.push(LayerCall { name: name.to_string(), config, inputs: inputs.to_vec(), output });
             }
         }
     }
 
-    /// Counts the application of the layer object at address `id` named `name` (at the top
-    /// level; nested layers belong to their parent) and sets [`BuildContext::application`];
-    /// returns the first weight index of the layer.
-    fn begin(&mut self, name: &str, class: &str, id: usize) -> Result<usize> {
+    /// Counts the application of the layer `id` named `name` (at the top level; nested layers
+    /// belong to their parent) and sets [`BuildContext::application`]; returns the first weight
+    /// index of the layer.
+    fn begin(&mut self, name: &str, class: &str, id: Owner) -> Result<usize> {
         if self.depth > 0 {
             return Ok(self.ctx.weights.len());
         }
@@ -220,6 +218,40 @@ impl Network {
     }
 }
 
+/// Who a top-level name belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Owner {
+    /// A layer with an identity.
+    Layer(LayerId),
+    /// A layer without one, by its address while the model is built.
+    Address(usize),
+    /// A model input, by position.
+    Input(usize),
+}
+
+/// What a [`Describe`] function writes the Keras config of.
+#[derive(Clone, Copy)]
+pub enum Described<'a> {
+    /// A layer of one input.
+    Layer(&'a dyn Layer),
+    /// A merge layer.
+    Merge(&'a Merge),
+}
+
+/// Writes a layer's Keras `{"class_name", "config"}`, or why it has none (a custom layer).
+pub type Describe = fn(Described) -> Result<serde_json::Value>;
+
+/// Changes how [`Network`] applies its top-level layers while set on
+/// [`Network::layer_hook`]. Quantization-aware training implements it (what to fake-quantize,
+/// BatchNormalization folding) without the models knowing of it.
+pub trait LayerHook: std::fmt::Debug + Send + Sync {
+    /// Applies the top-level layer `layer` to `x` and returns its output; errors are wrapped to
+    /// name the layer.
+    fn apply(&self, g: &mut Graph, ctx: &mut BuildContext, layer: &dyn Layer, x: ValueId) -> Result<ValueId>;
+    /// The value a model reads from the top-level merge layer `name` whose output is `y`.
+    fn merged(&self, g: &mut Graph, ctx: &mut BuildContext, name: &str, y: ValueId) -> Result<ValueId>;
+}
+
 fn wrap(layer: &str, class: &str, e: Error) -> Error {
     match e {
         Error::Layer { .. } => e,
@@ -266,35 +298,26 @@ pub fn build(model: &dyn Model, batch: usize, mode: Mode) -> Result<Built> {
     build_in(model, Network::new(batch, mode))
 }
 
-/// Builds `model` for inference on `batch`-sized inputs with the weights of a packed export
-/// ([`crate::io::packed`]): every ±1-quantized kernel is a variable of packed bits
-/// ([`BuildContext::packed`]).
-pub fn build_packed(model: &dyn Model, batch: usize) -> Result<Built> {
-    if batch == 0 {
-        return Err(Error::invalid("model", "batch", "must be positive"));
-    }
-    let mut net = Network::new(batch, Mode::Inference);
-    net.ctx.packed = true;
-    build_in(model, net)
-}
-
 /// Builds `model` for one sample in inference mode keeping every top-level layer call with its
-/// Keras config ([`Network::calls`]), for the Keras JSON export.
-pub fn build_with_calls(model: &dyn Model) -> Result<Built> {
+/// Keras config as `describe` writes it ([`Network::calls`]), for the Keras JSON export.
+pub fn build_with_calls(model: &dyn Model, describe: Describe) -> Result<Built> {
     let mut net = Network::new(1, Mode::Inference);
     net.calls = Some(Vec::new());
+    net.describe = Some(describe);
     build_in(model, net)
 }
 
-fn build_in(model: &dyn Model, mut net: Network) -> Result<Built> {
+/// Builds `model` into `net` (a network prepared by the caller: hooks set on its context, calls
+/// kept).
+pub fn build_in(model: &dyn Model, mut net: Network) -> Result<Built> {
     let mode = net.ctx.mode;
     net.ctx.seed = model.seed();
     let mut inputs = Vec::new();
     for (name, shape) in model.inputs() {
         let x = net.input(&name, &shape)?;
         if model.lists_inputs() {
-            // An input is keyed by its position, which no layer object's address can equal.
-            let start = net.begin(&name, "InputLayer", inputs.len())?;
+            // An input is keyed by its position.
+            let start = net.begin(&name, "InputLayer", Owner::Input(inputs.len()))?;
             net.record(&name, "InputLayer", None, MacCount::Unknown, start, x);
         }
         inputs.push(x);
@@ -347,21 +370,21 @@ impl Built {
     }
 
     /// Name, shape and type of every weight a weights file for the model must hold.
-    pub fn weights(&self) -> crate::io::safetensors::Expected {
+    pub fn weights(&self) -> WeightShapes {
         self.weights_where(Some(false))
     }
 
     /// Those it may hold as well ([`crate::layers::Weight::optional`]).
-    pub fn optional_weights(&self) -> crate::io::safetensors::Expected {
+    pub fn optional_weights(&self) -> WeightShapes {
         self.weights_where(Some(true))
     }
 
     /// Every weight, optional or not.
-    pub fn all_weights(&self) -> crate::io::safetensors::Expected {
+    pub fn all_weights(&self) -> WeightShapes {
         self.weights_where(None)
     }
 
-    fn weights_where(&self, optional: Option<bool>) -> crate::io::safetensors::Expected {
+    fn weights_where(&self, optional: Option<bool>) -> WeightShapes {
         let g = self.graph();
         let entry = |w: &crate::layers::Weight| (w.name.clone(), (g.value(w.variable).shape.clone(), g.value(w.variable).dtype));
         self.network.ctx.weights.iter().filter(|w| optional.is_none_or(|o| w.optional == o)).map(entry).collect()

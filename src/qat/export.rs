@@ -69,11 +69,11 @@ pub fn export(model: &QuantizedModel, weights: &TensorFile, file: &str) -> Resul
     }
     let built = build(model, 1, Mode::Inference)?;
     let all = built.all_weights();
-    let weights = crate::train::checkpoint::model_weights(weights.clone(), &all);
+    let weights = crate::io::safetensors::model_weights(weights.clone(), &all);
     weights.check(file, &all, &Expected::new())?;
     let mut out = weights.tensors.clone();
     let mut report = ExportReport { float_bytes: weights.tensors.values().map(|t| 4 * t.shape().numel()).sum(), ..Default::default() };
-    for (name, q, state) in &built.network.ctx.fake_quantized {
+    for (name, q, state) in super::fake_quantized(&built.network.ctx) {
         let Some(spec) = q.fake_quant_spec() else { continue };
         let var = |v| built.graph().value(v).source.clone();
         let range = |i: usize| -> Result<&[f32]> {
@@ -179,7 +179,7 @@ impl QuantizedExport {
         let model = quantize_apply(quantize_annotate_model(keras), scheme)?;
         let built = build(&model, 1, Mode::Inference)?;
         let mut tensors = file.tensors.clone();
-        for (w, q, _) in &built.network.ctx.fake_quantized {
+        for (w, q, _) in super::fake_quantized(&built.network.ctx) {
             let Some(spec) = q.fake_quant_spec() else { continue };
             let decoded =
                 decode(&built, w, spec, &mut tensors).map_err(|e| bad(format!("`{w}`: {e}")))?.map_err(|e| bad(format!("`{w}`: {e}")))?;

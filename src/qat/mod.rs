@@ -27,8 +27,8 @@ use std::sync::Arc;
 
 use crate::error::Result;
 use crate::graph::{Graph, ValueId};
-use crate::layers::{BatchNormalization, BuildContext, Layer, MacCount};
-use crate::models::{build_with_calls, Model, Network};
+use crate::layers::{BatchNormalization, BuildContext, Layer, LayerId, MacCount, WeightHook, WeightSpec};
+use crate::models::{build_with_calls, LayerHook, Model, Network};
 
 /// A layer marked for quantization, with its own config or the scheme's (TF-MOT's
 /// `QuantizeAnnotate` wrapper). It builds exactly as the layer it wraps.
@@ -74,6 +74,14 @@ impl Layer for QuantizeAnnotate {
 
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(self)
+    }
+
+    fn id(&self) -> Option<LayerId> {
+        self.layer.id()
+    }
+
+    fn wrapped(&self) -> Option<&dyn Layer> {
+        Some(self.layer.as_ref())
     }
 }
 
@@ -159,16 +167,6 @@ impl QuantizePlan {
         self.folds.values().any(|f| f.norm.name == layer)
     }
 
-    /// Applies `layer` to `x` with the BatchNormalization `fold` folded into it.
-    pub fn apply_folded(&self, g: &mut Graph, ctx: &mut BuildContext, layer: &dyn Layer, fold: &Fold, x: ValueId) -> Result<ValueId> {
-        let (scale, shift) = fold.norm.frozen_affine(g, ctx, fold.channels)?;
-        ctx.fold = Some((layer.name().to_string(), scale));
-        let y = layer.build(g, x, ctx);
-        ctx.fold = None;
-        let shift = crate::layers::along_channels(g, shift, fold.channels, fold.channels_first_spatial)?;
-        g.add(y?, shift)
-    }
-
     /// The config of a merge layer, if merges are quantized.
     pub fn merge_config(&self) -> Option<Arc<dyn QuantizeConfig>> {
         self.all_layers.then(|| self.scheme.merge_config())
@@ -196,6 +194,86 @@ impl QuantizePlan {
             }
         }
         Ok(y)
+    }
+}
+
+/// How a quantized model applies its top-level layers: a layer with a config builds with its
+/// weights fake-quantized ([`FakeQuantize`]) and, when a BatchNormalization is folded into it,
+/// with that one's scale in its kernel and bias and its shift after it; its activation and
+/// output are quantized after it.
+impl LayerHook for QuantizePlan {
+    fn apply(&self, g: &mut Graph, ctx: &mut BuildContext, layer: &dyn Layer, x: ValueId) -> Result<ValueId> {
+        let Some(config) = self.config_for(layer)? else { return layer.build(g, x, ctx) };
+        let name = layer.name();
+        // A BatchNormalization folded into the layer before it passes its input through.
+        let y = match (self.is_folded(name), self.fold_for(name)) {
+            (true, _) => x,
+            (false, fold) => {
+                let folded = match fold {
+                    Some(f) => Some((f, f.norm.frozen_affine(g, ctx, f.channels)?)),
+                    None => None,
+                };
+                let hook =
+                    FakeQuantize { layer: name.to_string(), config: config.clone(), fold_scale: folded.map(|(_, (scale, _))| scale) };
+                ctx.hooks.push(Arc::new(hook));
+                let y = layer.build(g, x, ctx);
+                ctx.hooks.pop();
+                match folded {
+                    Some((f, (_, shift))) => {
+                        let shift = crate::layers::along_channels(g, shift, f.channels, f.channels_first_spatial)?;
+                        g.add(y?, shift)?
+                    }
+                    None => y?,
+                }
+            }
+        };
+        self.quantize_output(g, ctx, name, config.as_ref(), y)
+    }
+
+    fn merged(&self, g: &mut Graph, ctx: &mut BuildContext, name: &str, y: ValueId) -> Result<ValueId> {
+        match self.merge_config() {
+            Some(config) => self.quantize_output(g, ctx, name, config.as_ref(), y),
+            None => Ok(y),
+        }
+    }
+}
+
+/// The weight hook of one layer a quantized model applies: multiplies its `kernel` and `bias`
+/// by the scale of a BatchNormalization folded into it (before fake quantization), then
+/// fake-quantizes the weights its config names, recording each in [`FakeQuantized`].
+#[derive(Debug)]
+struct FakeQuantize {
+    layer: String,
+    config: Arc<dyn QuantizeConfig>,
+    fold_scale: Option<ValueId>,
+}
+
+/// The weights fake-quantized while a model was built: (weight name, its quantizer, its state
+/// variables), kept in [`BuildContext::extensions`] (see [`fake_quantized`]).
+#[derive(Clone, Debug, Default)]
+pub struct FakeQuantized(pub Vec<(String, Arc<dyn Quantizer>, Vec<ValueId>)>);
+
+/// The weights fake-quantized while the model of `ctx` was built, in order.
+pub fn fake_quantized(ctx: &BuildContext) -> &[(String, Arc<dyn Quantizer>, Vec<ValueId>)] {
+    ctx.extensions.get::<FakeQuantized>().map_or(&[], |f| f.0.as_slice())
+}
+
+impl WeightHook for FakeQuantize {
+    fn value(&self, g: &mut Graph, ctx: &mut BuildContext, spec: &WeightSpec, name: &str, value: ValueId) -> Result<ValueId> {
+        if spec.layer != self.layer {
+            return Ok(value);
+        }
+        let value = match self.fold_scale {
+            Some(scale) if matches!(spec.weight, "kernel" | "bias") => g.mul(value, scale)?,
+            _ => value,
+        };
+        let Some(q) = self.config.weight_quantizer(spec.weight) else { return Ok(value) };
+        let state = q.build(g, ctx, &spec.shape, spec.layer, spec.weight)?;
+        let done = ctx.extensions.get_or_default::<FakeQuantized>();
+        if !done.0.iter().any(|(n, _, _)| n == name) {
+            done.0.push((name.to_string(), q.clone(), state.clone()));
+        }
+        q.apply(g, ctx, value, &state)
     }
 }
 
@@ -234,9 +312,9 @@ impl Model for QuantizedModel {
                 *x = q.apply(&mut net.graph, &mut net.ctx, *x, &state)?;
             }
         }
-        let previous = net.qat.replace(self.plan.clone());
+        let previous = net.layer_hook.replace(self.plan.clone());
         let outputs = self.inner.call(net, &xs);
-        net.qat = previous;
+        net.layer_hook = previous;
         outputs
     }
 
@@ -259,7 +337,7 @@ pub fn quantize_apply(model: impl Model + 'static, scheme: Scheme) -> Result<Qua
     let plan = Arc::new(QuantizePlan { scheme, all_layers, fused, folds });
     let quantized = QuantizedModel { inner: Box::new(model), plan };
     // Building once reports unsupported layers now rather than at the first training step.
-    build_with_calls(&quantized)?;
+    build_with_calls(&quantized, crate::io::keras::export::describe)?;
     Ok(quantized)
 }
 
@@ -273,7 +351,7 @@ pub fn quantize_model(model: impl Model + 'static) -> Result<QuantizedModel> {
 /// BatchNormalization followed by an Activation layer; and, with `fold`, the BatchNormalizations
 /// to fold into the Dense or Conv layer before them.
 fn patterns(model: &dyn Model, fold: bool) -> Result<(HashSet<String>, HashMap<String, Fold>)> {
-    let built = build_with_calls(model)?;
+    let built = build_with_calls(model, crate::io::keras::export::describe)?;
     let calls = built.network.calls.as_ref().expect("build_with_calls keeps the calls");
     // (class, activation) of a call; "linear" for layers without an activation.
     let class = |c: &crate::models::LayerCall| -> (String, String) {

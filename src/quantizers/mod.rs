@@ -23,7 +23,7 @@ use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
 use crate::graph::{BinaryOp, Graph, QuantFn, UnaryOp, ValueId};
-use crate::train::metrics::{scoped_metrics, FlipRatio, QUANTIZER_METRICS};
+use crate::metrics::{scoped_metrics, FlipRatio, QUANTIZER_METRICS};
 
 /// DoReFa's two modes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -14,18 +14,11 @@ use crate::io::safetensors::{Expected, TensorFile};
 use crate::runtime::Plan;
 
 /// The `format` metadata entry of a trainer state file.
-pub const FORMAT: &str = "bitgrad-trainer-state";
+pub const FORMAT: &str = crate::io::safetensors::TRAINER_STATE_FORMAT;
 /// Its version.
 pub const VERSION: &str = "1";
 
-/// The tensors of `file` that a model with weights `expected` reads: a trainer state narrowed to
-/// them (so a checkpoint serves as the model's weights file), any other file as it is.
-pub fn model_weights(mut file: TensorFile, expected: &Expected) -> TensorFile {
-    if file.metadata.get("format").is_some_and(|f| f == FORMAT) {
-        file.tensors.retain(|name, _| expected.contains_key(name));
-    }
-    file
-}
+pub use crate::io::safetensors::model_weights;
 
 /// Name, shape and type of every variable of `g`.
 fn variables(g: &Graph) -> Expected {

@@ -4,9 +4,9 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
+use bitgrad::io::execute::infer_packed_async;
 use bitgrad::io::packed::{export, PackedModel};
 use bitgrad::io::safetensors::TensorFile;
-use bitgrad::models::execute::infer_packed_async;
 use bitgrad::models::zoo::larq_guide_mlp;
 use bitgrad::train::data::{Idx, FASHION_MNIST_CLASSES};
 use bitgrad::train::optimizers::Adam;

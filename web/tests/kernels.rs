@@ -6,11 +6,11 @@
 #![cfg(target_arch = "wasm32")]
 
 use bitgrad::graph::QuantFn;
+use bitgrad::io::execute::infer_packed_async;
 use bitgrad::io::keras::model_from_json;
 use bitgrad::io::packed::{export, PackedModel};
 use bitgrad::io::safetensors::TensorFile;
 use bitgrad::layers::QuantLayer;
-use bitgrad::models::execute::infer_packed_async;
 use bitgrad::train::optimizers::Sgd;
 use bitgrad::train::{Dataset, Loss, Metric, Trainer};
 use bitgrad::{Device, Error, GpuOptions, Graph, ParamStore, Plan};

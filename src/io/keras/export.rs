@@ -11,12 +11,8 @@ use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
 use crate::graph::{DataFormat, Padding, ValueId};
-use crate::layers::{
-    Activation, ActivationLayer, BatchNormalization, Dropout, Flatten, GlobalPooling, Initializer, Layer, Merge, MergeKind, Pooling,
-    QuantArgs, QuantConv, QuantConvTranspose, QuantDense, QuantDepthwiseConv, QuantLocallyConnected, QuantSeparableConv, Regularizer,
-    Reshape, ZeroPadding,
-};
-use crate::models::{build_with_calls, Built, Model};
+use crate::layers::{Activation, DepthwiseOptions, Initializer, Layer, Merge, QuantArgs, Regularizer};
+use crate::models::{build_with_calls, Built, Described, Model};
 use crate::quantizers::Quantizer;
 
 /// The model as Keras JSON text.
@@ -56,7 +52,7 @@ pub struct Wiring {
 impl Wiring {
     /// The wiring of `model`, and the model built (for one sample, in inference mode) to find it.
     pub fn of(model: &dyn Model) -> Result<(Wiring, Built)> {
-        let built = build_with_calls(model)?;
+        let built = build_with_calls(model, describe)?;
         let recorded = built.network.calls.as_ref().expect("build_with_calls keeps the calls");
         let mut calls = Vec::new();
         for c in recorded {
@@ -152,15 +148,16 @@ impl Wiring {
 
 /// A merge layer's `{"class_name", "config"}`.
 pub fn merge_config(m: &Merge) -> Value {
-    let mut c = base(&m.name);
-    if let MergeKind::Concatenate { axis } = m.kind {
-        c.insert("axis".into(), json!(axis));
-    }
-    json!({"class_name": m.class(), "config": c})
+    super::layers::config_of(m, m.class(), &m.name).expect("merges have a class").expect("a merge's config cannot fail")
 }
 
-/// A built-in layer's `{"class_name", "config"}`; an error for layers Keras JSON cannot hold.
+/// A built-in layer's `{"class_name", "config"}` (written by its class's entry in the class
+/// table of `io/keras/layers.rs`); an error for layers Keras JSON cannot hold. A layer that wraps
+/// another ([`Layer::wrapped`], an annotation for quantization-aware training) has that one's.
 pub fn layer_config(layer: &dyn Layer) -> Result<Value> {
+    if let Some(inner) = layer.wrapped() {
+        return layer_config(inner);
+    }
     let unknown = || {
         Error::invalid(
             "export",
@@ -169,98 +166,19 @@ pub fn layer_config(layer: &dyn Layer) -> Result<Value> {
         )
     };
     let any = layer.as_any().ok_or_else(unknown)?;
-    // An annotation for quantization-aware training is not part of the layer's Keras config.
-    if let Some(a) = any.downcast_ref::<crate::qat::QuantizeAnnotate>() {
-        return layer_config(a.layer());
+    super::layers::config_of(any, layer.class(), layer.name()).ok_or_else(unknown)?
+}
+
+/// The Keras config of what a model applies: what [`crate::models::build_with_calls`] records.
+pub fn describe(applied: Described) -> Result<Value> {
+    match applied {
+        Described::Layer(l) => layer_config(l),
+        Described::Merge(m) => Ok(merge_config(m)),
     }
-    let mut c = base(layer.name());
-    let mut put = |k: &str, v: Value| {
-        c.insert(k.into(), v);
-    };
-    if let Some(l) = any.downcast_ref::<QuantDense>() {
-        put("units", json!(l.units));
-        quant_args(&mut c, &l.args)?;
-    } else if let Some(l) = any.downcast_ref::<QuantConv>() {
-        put("filters", json!(l.filters));
-        put("kernel_size", json!(l.kernel_size));
-        put("strides", json!(l.strides));
-        put("padding", padding(&l.padding, l.name.as_str())?);
-        put("data_format", data_format(l.data_format));
-        put("dilation_rate", json!(l.dilation_rate));
-        put("groups", json!(l.groups));
-        put("pad_values", json!(l.pad_values));
-        quant_args(&mut c, &l.args)?;
-    } else if let Some(l) = any.downcast_ref::<QuantConvTranspose>() {
-        put("filters", json!(l.filters));
-        put("kernel_size", json!(l.kernel_size));
-        put("strides", json!(l.strides));
-        put("padding", padding(&l.padding, l.name.as_str())?);
-        put("output_padding", json!(l.output_padding));
-        put("data_format", data_format(l.data_format));
-        put("dilation_rate", json!(l.dilation_rate));
-        quant_args(&mut c, &l.args)?;
-    } else if let Some(l) = any.downcast_ref::<QuantLocallyConnected>() {
-        put("filters", json!(l.filters));
-        put("kernel_size", json!(l.kernel_size));
-        put("strides", json!(l.strides));
-        put("padding", padding(&l.padding, l.name.as_str())?);
-        put("data_format", data_format(l.data_format));
-        put("implementation", json!(l.implementation));
-        quant_args(&mut c, &l.args)?;
-    } else if let Some(l) = any.downcast_ref::<QuantDepthwiseConv>() {
-        depthwise(&mut c, &l.name, &l.opts)?;
-    } else if let Some(l) = any.downcast_ref::<QuantSeparableConv>() {
-        c.insert("filters".into(), json!(l.filters));
-        depthwise(&mut c, &l.name, &l.opts)?;
-        c.insert("pointwise_quantizer".into(), quantizer(&l.pointwise_quantizer));
-        c.insert("pointwise_initializer".into(), initializer(&l.pointwise_initializer));
-        c.insert("pointwise_constraint".into(), l.pointwise_constraint.as_ref().map_or(Value::Null, |k| k.to_keras()));
-        c.insert("pointwise_regularizer".into(), regularizer(&l.pointwise_regularizer));
-    } else if let Some(l) = any.downcast_ref::<BatchNormalization>() {
-        put("axis", json!(l.axis));
-        put("momentum", json!(l.momentum));
-        put("epsilon", json!(l.epsilon));
-        put("center", json!(l.center));
-        put("scale", json!(l.scale));
-        put("beta_initializer", initializer(&l.beta_initializer));
-        put("gamma_initializer", initializer(&l.gamma_initializer));
-        put("moving_mean_initializer", initializer(&l.moving_mean_initializer));
-        put("moving_variance_initializer", initializer(&l.moving_variance_initializer));
-        put("beta_regularizer", regularizer(&l.beta_regularizer));
-        put("gamma_regularizer", regularizer(&l.gamma_regularizer));
-    } else if let Some(l) = any.downcast_ref::<Pooling>() {
-        put("pool_size", json!(l.pool_size));
-        put("strides", json!(l.strides));
-        put("padding", padding(&l.padding, l.name.as_str())?);
-        put("data_format", data_format(l.data_format));
-    } else if let Some(l) = any.downcast_ref::<GlobalPooling>() {
-        put("data_format", data_format(l.data_format));
-        put("keepdims", json!(l.keepdims));
-    } else if let Some(l) = any.downcast_ref::<Flatten>() {
-        put("data_format", data_format(l.data_format));
-    } else if let Some(l) = any.downcast_ref::<Reshape>() {
-        put("target_shape", json!(l.target_shape.iter().map(|d| d.map_or(-1, |d| d as i64)).collect::<Vec<_>>()));
-    } else if let Some(l) = any.downcast_ref::<ZeroPadding>() {
-        // Keras' ZeroPadding1D takes one (before, after) pair and no data format.
-        if let [(a, b)] = l.padding[..] {
-            put("padding", json!([a, b]));
-        } else {
-            put("padding", json!(l.padding.iter().map(|&(a, b)| [a, b]).collect::<Vec<_>>()));
-            put("data_format", data_format(l.data_format));
-        }
-    } else if let Some(l) = any.downcast_ref::<ActivationLayer>() {
-        put("activation", activation(&l.activation, &l.name)?);
-    } else if let Some(l) = any.downcast_ref::<Dropout>() {
-        put("rate", json!(l.rate));
-        put("seed", json!(l.seed));
-    } else {
-        return Err(unknown());
-    }
-    Ok(json!({"class_name": layer.class(), "config": c}))
 }
 
 /// The fields every layer has.
-fn base(name: &str) -> Map<String, Value> {
+pub(super) fn base(name: &str) -> Map<String, Value> {
     let mut c = Map::new();
     c.insert("name".into(), json!(name));
     c.insert("trainable".into(), json!(true));
@@ -268,7 +186,7 @@ fn base(name: &str) -> Map<String, Value> {
     c
 }
 
-fn quant_args(c: &mut Map<String, Value>, a: &QuantArgs) -> Result<()> {
+pub(super) fn quant_args(c: &mut Map<String, Value>, a: &QuantArgs) -> Result<()> {
     let name = c["name"].as_str().unwrap_or_default().to_string();
     c.insert("activation".into(), activation(&a.activation, &name)?);
     c.insert("use_bias".into(), json!(a.use_bias));
@@ -290,7 +208,7 @@ fn quant_args(c: &mut Map<String, Value>, a: &QuantArgs) -> Result<()> {
     Ok(())
 }
 
-fn depthwise(c: &mut Map<String, Value>, name: &str, o: &crate::layers::DepthwiseOptions) -> Result<()> {
+pub(super) fn depthwise(c: &mut Map<String, Value>, name: &str, o: &DepthwiseOptions) -> Result<()> {
     c.insert("kernel_size".into(), json!(o.kernel_size));
     c.insert("strides".into(), json!(o.strides));
     c.insert("padding".into(), padding(&o.padding, name)?);
@@ -314,11 +232,11 @@ fn depthwise(c: &mut Map<String, Value>, name: &str, o: &crate::layers::Depthwis
     Ok(())
 }
 
-fn quantizer(q: &Option<Quantizer>) -> Value {
+pub(super) fn quantizer(q: &Option<Quantizer>) -> Value {
     q.as_ref().map_or(Value::Null, Quantizer::to_keras)
 }
 
-fn initializer(i: &Initializer) -> Value {
+pub(super) fn initializer(i: &Initializer) -> Value {
     let (class, config) = match *i {
         Initializer::GlorotUniform => ("GlorotUniform", json!({})),
         Initializer::GlorotNormal => ("GlorotNormal", json!({})),
@@ -333,14 +251,14 @@ fn initializer(i: &Initializer) -> Value {
     json!({"class_name": class, "config": config})
 }
 
-fn regularizer(r: &Option<Regularizer>) -> Value {
+pub(super) fn regularizer(r: &Option<Regularizer>) -> Value {
     match r {
         None => Value::Null,
         Some(r) => json!({"class_name": "L1L2", "config": {"l1": r.l1, "l2": r.l2}}),
     }
 }
 
-fn activation(a: &Activation, layer: &str) -> Result<Value> {
+pub(super) fn activation(a: &Activation, layer: &str) -> Result<Value> {
     Ok(match a {
         Activation::Linear => json!("linear"),
         Activation::Relu => json!("relu"),
@@ -356,7 +274,7 @@ fn activation(a: &Activation, layer: &str) -> Result<Value> {
     })
 }
 
-fn padding(p: &Padding, layer: &str) -> Result<Value> {
+pub(super) fn padding(p: &Padding, layer: &str) -> Result<Value> {
     Ok(json!(match p {
         Padding::Valid => "valid",
         Padding::Same => "same",
@@ -371,7 +289,7 @@ fn padding(p: &Padding, layer: &str) -> Result<Value> {
     }))
 }
 
-fn data_format(f: DataFormat) -> Value {
+pub(super) fn data_format(f: DataFormat) -> Value {
     json!(match f {
         DataFormat::ChannelsLast => "channels_last",
         DataFormat::ChannelsFirst => "channels_first",

@@ -1,8 +1,11 @@
 //! One Keras layer config to a bitgrad layer, by class name. Each reader takes every field it
 //! understands; [`Fields::done`] then rejects the rest, naming the layer and the field.
 
-use serde_json::Value;
+use std::any::{Any, TypeId};
 
+use serde_json::{json, Map, Value};
+
+use super::export;
 use super::fields::{kind, Fields};
 use super::objects::{activation, constraint, data_format, initializer, padding, quantizer, regularizer};
 use crate::error::Result;
@@ -90,105 +93,278 @@ fn rank_of(class: &str, suffix: &str) -> Option<usize> {
     }
 }
 
-fn layer(class: &str, name: &str, f: &mut Fields, input_shape: &Option<Vec<usize>>) -> Result<Imported> {
-    let quant = class.starts_with("Quant");
-    let base = class.strip_prefix("Quant").unwrap_or(class);
-    let one = |l: Box<dyn Layer>| Ok(Imported::Layer(l));
-    match base {
-        "InputLayer" => {
+/// One Keras layer class (or a family of them, `Conv1D` to `Conv3D`), in one place: the Keras
+/// names it answers to, whether Larq has a `Quant` form of it, how a config becomes the layer
+/// and, for classes a model can hold, how the layer becomes its config again.
+pub struct Class {
+    /// The Keras class names, without Larq's `Quant` prefix.
+    pub names: &'static [&'static str],
+    /// Whether Larq's `Quant` form of the class is supported too.
+    pub larq: bool,
+    /// Reads a config (its fields after `name`, `trainable`, `dtype` and the input shape).
+    read: fn(&Read, &mut Fields) -> Result<Imported>,
+    /// The Rust type the class becomes and what writes its config fields; `None` for what is no
+    /// layer object (`InputLayer`).
+    write: Option<(fn() -> TypeId, Write)>,
+}
+
+/// What a class reader knows of the entry it reads.
+struct Read<'a> {
+    /// The Keras class name without `Quant`.
+    base: &'a str,
+    /// The layer name.
+    name: &'a str,
+    /// A Larq class (`Quant...`): its quantizer fields are read.
+    quant: bool,
+    /// The declared per-sample input shape.
+    input_shape: &'a Option<Vec<usize>>,
+}
+
+/// Writes a layer's config fields after the common ones ([`export::base`]); the layer is of the
+/// type its class registered.
+type Write = fn(&dyn Any, &mut Map<String, Value>) -> Result<()>;
+
+/// The layer of a class's registered type.
+fn this<T: 'static>(any: &dyn Any) -> &T {
+    any.downcast_ref().expect("a class writes only the type it registered")
+}
+
+fn put(c: &mut Map<String, Value>, k: &str, v: Value) {
+    c.insert(k.into(), v);
+}
+
+/// Every layer class bitgrad reads and writes.
+pub static CLASSES: &[Class] = &[
+    Class {
+        names: &["InputLayer"],
+        // `QuantInputLayer` has always been read as an InputLayer; kept so.
+        larq: true,
+        read: |r, f| {
             f.only("sparse", &[false.into()])?;
             f.only("ragged", &[false.into()])?;
             f.only("optional", &[false.into()])?;
-            input_shape.clone().map(Imported::Input).ok_or_else(|| f.error("batch_input_shape", "is required"))
-        }
-        "Dense" => {
-            let mut d = QuantDense::new(name, f.required_count("units")?);
-            d.args = quant_args(f, quant)?;
-            one(Box::new(d))
-        }
-        "Conv1D" | "Conv2D" | "Conv3D" => {
-            let r = rank_of(base, "").expect("matched");
-            let mut c = QuantConv::new(name, f.required_count("filters")?, &f.counts("kernel_size", r, None)?);
-            c.strides = f.counts("strides", r, Some(1))?;
-            c.padding = padding(f, r == 1)?;
+            r.input_shape.clone().map(Imported::Input).ok_or_else(|| f.error("batch_input_shape", "is required"))
+        },
+        write: None,
+    },
+    Class {
+        names: &["Dense"],
+        larq: true,
+        read: |r, f| {
+            let mut d = QuantDense::new(r.name, f.required_count("units")?);
+            d.args = quant_args(f, r.quant)?;
+            one(d)
+        },
+        write: Some((TypeId::of::<QuantDense>, |any, c| {
+            let l: &QuantDense = this(any);
+            put(c, "units", json!(l.units));
+            export::quant_args(c, &l.args)
+        })),
+    },
+    Class {
+        names: &["Conv1D", "Conv2D", "Conv3D"],
+        larq: true,
+        read: |r, f| {
+            let rank = rank_of(r.base, "").expect("matched");
+            let mut c = QuantConv::new(r.name, f.required_count("filters")?, &f.counts("kernel_size", rank, None)?);
+            c.strides = f.counts("strides", rank, Some(1))?;
+            c.padding = padding(f, rank == 1)?;
             c.data_format = data_format(f)?;
-            c.dilation_rate = f.counts("dilation_rate", r, Some(1))?;
+            c.dilation_rate = f.counts("dilation_rate", rank, Some(1))?;
             c.groups = f.count("groups", 1)?;
             c.pad_values = f.number("pad_values", 0.0)?;
-            c.args = quant_args(f, quant)?;
-            one(Box::new(c))
-        }
-        "Conv1DTranspose" | "Conv2DTranspose" | "Conv3DTranspose" => {
-            let r = rank_of(base, "Transpose").expect("matched");
-            let mut c = QuantConvTranspose::new(name, f.required_count("filters")?, &f.counts("kernel_size", r, None)?);
-            c.strides = f.counts("strides", r, Some(1))?;
+            c.args = quant_args(f, r.quant)?;
+            one(c)
+        },
+        write: Some((TypeId::of::<QuantConv>, |any, c| {
+            let l: &QuantConv = this(any);
+            put(c, "filters", json!(l.filters));
+            put(c, "kernel_size", json!(l.kernel_size));
+            put(c, "strides", json!(l.strides));
+            put(c, "padding", export::padding(&l.padding, &l.name)?);
+            put(c, "data_format", export::data_format(l.data_format));
+            put(c, "dilation_rate", json!(l.dilation_rate));
+            put(c, "groups", json!(l.groups));
+            put(c, "pad_values", json!(l.pad_values));
+            export::quant_args(c, &l.args)
+        })),
+    },
+    Class {
+        names: &["Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"],
+        larq: true,
+        read: |r, f| {
+            let rank = rank_of(r.base, "Transpose").expect("matched");
+            let mut c = QuantConvTranspose::new(r.name, f.required_count("filters")?, &f.counts("kernel_size", rank, None)?);
+            c.strides = f.counts("strides", rank, Some(1))?;
             c.padding = padding(f, false)?;
             c.output_padding = match f.take("output_padding") {
                 None => None,
-                Some(v) => Some(f.as_counts("output_padding", &v, r)?),
+                Some(v) => Some(f.as_counts("output_padding", &v, rank)?),
             };
             c.data_format = data_format(f)?;
-            c.dilation_rate = f.counts("dilation_rate", r, Some(1))?;
+            c.dilation_rate = f.counts("dilation_rate", rank, Some(1))?;
             f.only("groups", &[1.into()])?;
-            c.args = quant_args(f, quant)?;
-            one(Box::new(c))
-        }
-        "LocallyConnected1D" | "LocallyConnected2D" => {
-            let r = rank_of(base, "").expect("matched");
-            let mut l = QuantLocallyConnected::new(name, f.required_count("filters")?, &f.counts("kernel_size", r, None)?);
-            l.strides = f.counts("strides", r, Some(1))?;
+            c.args = quant_args(f, r.quant)?;
+            one(c)
+        },
+        write: Some((TypeId::of::<QuantConvTranspose>, |any, c| {
+            let l: &QuantConvTranspose = this(any);
+            put(c, "filters", json!(l.filters));
+            put(c, "kernel_size", json!(l.kernel_size));
+            put(c, "strides", json!(l.strides));
+            put(c, "padding", export::padding(&l.padding, &l.name)?);
+            put(c, "output_padding", json!(l.output_padding));
+            put(c, "data_format", export::data_format(l.data_format));
+            put(c, "dilation_rate", json!(l.dilation_rate));
+            export::quant_args(c, &l.args)
+        })),
+    },
+    Class {
+        names: &["LocallyConnected1D", "LocallyConnected2D"],
+        larq: true,
+        read: |r, f| {
+            let rank = rank_of(r.base, "").expect("matched");
+            let mut l = QuantLocallyConnected::new(r.name, f.required_count("filters")?, &f.counts("kernel_size", rank, None)?);
+            l.strides = f.counts("strides", rank, Some(1))?;
             l.padding = padding(f, false)?;
             l.data_format = data_format(f)?;
             l.implementation = match f.count("implementation", 1)? {
                 n @ 1..=3 => n as u32,
                 n => return Err(f.error("implementation", format!("{n} must be 1, 2 or 3"))),
             };
-            l.args = quant_args(f, quant)?;
-            one(Box::new(l))
-        }
-        "DepthwiseConv1D" | "DepthwiseConv2D" => {
-            let r = rank_of(base, "").expect("matched");
-            let opts = depthwise_options(f, r, quant)?;
-            one(Box::new(QuantDepthwiseConv { name: name.to_string(), opts }))
-        }
-        "SeparableConv1D" | "SeparableConv2D" => {
-            let r = rank_of(base, "").expect("matched");
+            l.args = quant_args(f, r.quant)?;
+            one(l)
+        },
+        write: Some((TypeId::of::<QuantLocallyConnected>, |any, c| {
+            let l: &QuantLocallyConnected = this(any);
+            put(c, "filters", json!(l.filters));
+            put(c, "kernel_size", json!(l.kernel_size));
+            put(c, "strides", json!(l.strides));
+            put(c, "padding", export::padding(&l.padding, &l.name)?);
+            put(c, "data_format", export::data_format(l.data_format));
+            put(c, "implementation", json!(l.implementation));
+            export::quant_args(c, &l.args)
+        })),
+    },
+    Class {
+        names: &["DepthwiseConv1D", "DepthwiseConv2D"],
+        larq: true,
+        read: |r, f| {
+            let rank = rank_of(r.base, "").expect("matched");
+            let opts = depthwise_options(f, rank, r.quant)?;
+            one(QuantDepthwiseConv { name: r.name.to_string(), opts })
+        },
+        write: Some((TypeId::of::<QuantDepthwiseConv>, |any, c| {
+            let l: &QuantDepthwiseConv = this(any);
+            export::depthwise(c, &l.name, &l.opts)
+        })),
+    },
+    Class {
+        names: &["SeparableConv1D", "SeparableConv2D"],
+        larq: true,
+        read: |r, f| {
+            let rank = rank_of(r.base, "").expect("matched");
             let filters = f.required_count("filters")?;
-            let opts = depthwise_options(f, r, quant)?;
-            let mut s = QuantSeparableConv::new(name, filters, opts);
-            s.pointwise_quantizer = if quant { quantizer(f, "pointwise_quantizer")? } else { None };
+            let opts = depthwise_options(f, rank, r.quant)?;
+            let mut s = QuantSeparableConv::new(r.name, filters, opts);
+            s.pointwise_quantizer = if r.quant { quantizer(f, "pointwise_quantizer")? } else { None };
             s.pointwise_initializer = initializer(f, "pointwise_initializer", Initializer::GlorotUniform)?;
             s.pointwise_constraint = constraint(f, "pointwise_constraint")?;
             s.pointwise_regularizer = regularizer(f, "pointwise_regularizer")?;
-            one(Box::new(s))
-        }
-        _ if quant => Err(f.error("class_name", format!("`{class}` is not a Larq layer bitgrad supports"))),
-        "BatchNormalization" => one(Box::new(batch_normalization(name, f)?)),
-        "MaxPooling1D" | "MaxPooling2D" | "MaxPooling3D" | "AveragePooling1D" | "AveragePooling2D" | "AveragePooling3D" => {
-            let r = rank_of(base, "").expect("matched");
-            let kind = if base.starts_with("Max") { PoolingKind::Max } else { PoolingKind::Average };
-            let mut p = Pooling::new(name, kind, &f.counts("pool_size", r, Some(2))?);
+            one(s)
+        },
+        write: Some((TypeId::of::<QuantSeparableConv>, |any, c| {
+            let l: &QuantSeparableConv = this(any);
+            put(c, "filters", json!(l.filters));
+            export::depthwise(c, &l.name, &l.opts)?;
+            put(c, "pointwise_quantizer", export::quantizer(&l.pointwise_quantizer));
+            put(c, "pointwise_initializer", export::initializer(&l.pointwise_initializer));
+            put(c, "pointwise_constraint", l.pointwise_constraint.as_ref().map_or(Value::Null, |k| k.to_keras()));
+            put(c, "pointwise_regularizer", export::regularizer(&l.pointwise_regularizer));
+            Ok(())
+        })),
+    },
+    Class {
+        names: &["BatchNormalization"],
+        larq: false,
+        read: |r, f| one(batch_normalization(r.name, f)?),
+        write: Some((TypeId::of::<BatchNormalization>, |any, c| {
+            let l: &BatchNormalization = this(any);
+            put(c, "axis", json!(l.axis));
+            put(c, "momentum", json!(l.momentum));
+            put(c, "epsilon", json!(l.epsilon));
+            put(c, "center", json!(l.center));
+            put(c, "scale", json!(l.scale));
+            put(c, "beta_initializer", export::initializer(&l.beta_initializer));
+            put(c, "gamma_initializer", export::initializer(&l.gamma_initializer));
+            put(c, "moving_mean_initializer", export::initializer(&l.moving_mean_initializer));
+            put(c, "moving_variance_initializer", export::initializer(&l.moving_variance_initializer));
+            put(c, "beta_regularizer", export::regularizer(&l.beta_regularizer));
+            put(c, "gamma_regularizer", export::regularizer(&l.gamma_regularizer));
+            Ok(())
+        })),
+    },
+    Class {
+        names: &["MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D", "AveragePooling2D", "AveragePooling3D"],
+        larq: false,
+        read: |r, f| {
+            let rank = rank_of(r.base, "").expect("matched");
+            let kind = if r.base.starts_with("Max") { PoolingKind::Max } else { PoolingKind::Average };
+            let mut p = Pooling::new(r.name, kind, &f.counts("pool_size", rank, Some(2))?);
             if let Some(s) = f.take("strides") {
-                p.strides = f.as_counts("strides", &s, r)?;
+                p.strides = f.as_counts("strides", &s, rank)?;
             }
             p.padding = padding(f, false)?;
             p.data_format = data_format(f)?;
-            one(Box::new(p))
-        }
-        "GlobalMaxPooling1D"
-        | "GlobalMaxPooling2D"
-        | "GlobalMaxPooling3D"
-        | "GlobalAveragePooling1D"
-        | "GlobalAveragePooling2D"
-        | "GlobalAveragePooling3D" => {
-            let kind = if base.starts_with("GlobalMax") { PoolingKind::Max } else { PoolingKind::Average };
-            let mut p = GlobalPooling::new(name, kind);
+            one(p)
+        },
+        write: Some((TypeId::of::<Pooling>, |any, c| {
+            let l: &Pooling = this(any);
+            put(c, "pool_size", json!(l.pool_size));
+            put(c, "strides", json!(l.strides));
+            put(c, "padding", export::padding(&l.padding, &l.name)?);
+            put(c, "data_format", export::data_format(l.data_format));
+            Ok(())
+        })),
+    },
+    Class {
+        names: &[
+            "GlobalMaxPooling1D",
+            "GlobalMaxPooling2D",
+            "GlobalMaxPooling3D",
+            "GlobalAveragePooling1D",
+            "GlobalAveragePooling2D",
+            "GlobalAveragePooling3D",
+        ],
+        larq: false,
+        read: |r, f| {
+            let kind = if r.base.starts_with("GlobalMax") { PoolingKind::Max } else { PoolingKind::Average };
+            let mut p = GlobalPooling::new(r.name, kind);
             p.data_format = data_format(f)?;
             p.keepdims = f.boolean("keepdims", false)?;
-            one(Box::new(p))
-        }
-        "Flatten" => one(Box::new(Flatten { name: name.to_string(), data_format: data_format(f)? })),
-        "Reshape" => {
+            one(p)
+        },
+        write: Some((TypeId::of::<GlobalPooling>, |any, c| {
+            let l: &GlobalPooling = this(any);
+            put(c, "data_format", export::data_format(l.data_format));
+            put(c, "keepdims", json!(l.keepdims));
+            Ok(())
+        })),
+    },
+    Class {
+        names: &["Flatten"],
+        larq: false,
+        read: |r, f| one(Flatten { data_format: data_format(f)?, ..Flatten::new(r.name) }),
+        write: Some((TypeId::of::<Flatten>, |any, c| {
+            let l: &Flatten = this(any);
+            put(c, "data_format", export::data_format(l.data_format));
+            Ok(())
+        })),
+    },
+    Class {
+        names: &["Reshape"],
+        larq: false,
+        read: |r, f| {
             let v = f.required("target_shape")?;
             let Value::Array(items) = &v else { return Err(f.error("target_shape", format!("expected a list, found {}", kind(&v)))) };
             let target_shape = items
@@ -198,33 +374,117 @@ fn layer(class: &str, name: &str, f: &mut Fields, input_shape: &Option<Vec<usize
                     _ => f.as_count("target_shape", d).map(Some),
                 })
                 .collect::<Result<Vec<_>>>()?;
-            one(Box::new(Reshape { name: name.to_string(), target_shape }))
-        }
-        "ZeroPadding1D" | "ZeroPadding2D" | "ZeroPadding3D" => {
-            let r = rank_of(base, "").expect("matched");
+            one(Reshape { target_shape, ..Reshape::new(r.name, &[]) })
+        },
+        write: Some((TypeId::of::<Reshape>, |any, c| {
+            let l: &Reshape = this(any);
+            put(c, "target_shape", json!(l.target_shape.iter().map(|d| d.map_or(-1, |d| d as i64)).collect::<Vec<_>>()));
+            Ok(())
+        })),
+    },
+    Class {
+        names: &["ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D"],
+        larq: false,
+        read: |r, f| {
+            let rank = rank_of(r.base, "").expect("matched");
             let v = f.take("padding").unwrap_or(Value::from(1));
-            let padding = zero_padding(f, &v, r)?;
+            let padding = zero_padding(f, &v, rank)?;
             let data_format = data_format(f)?;
-            one(Box::new(ZeroPadding { name: name.to_string(), padding, data_format }))
-        }
-        "Activation" => {
+            one(ZeroPadding { padding, data_format, ..ZeroPadding::new(r.name, &[]) })
+        },
+        write: Some((TypeId::of::<ZeroPadding>, |any, c| {
+            let l: &ZeroPadding = this(any);
+            // Keras' ZeroPadding1D takes one (before, after) pair and no data format.
+            if let [(a, b)] = l.padding[..] {
+                put(c, "padding", json!([a, b]));
+            } else {
+                put(c, "padding", json!(l.padding.iter().map(|&(a, b)| [a, b]).collect::<Vec<_>>()));
+                put(c, "data_format", export::data_format(l.data_format));
+            }
+            Ok(())
+        })),
+    },
+    Class {
+        names: &["Activation"],
+        larq: false,
+        read: |r, f| {
             // Keras requires it; a missing one must not quietly become linear.
             if !f.has("activation") {
                 return Err(f.error("activation", "is required"));
             }
-            one(Box::new(ActivationLayer::new(name, activation(f)?)))
-        }
-        "Dropout" => {
+            one(ActivationLayer::new(r.name, activation(f)?))
+        },
+        write: Some((TypeId::of::<ActivationLayer>, |any, c| {
+            let l: &ActivationLayer = this(any);
+            put(c, "activation", export::activation(&l.activation, &l.name)?);
+            Ok(())
+        })),
+    },
+    Class {
+        names: &["Dropout"],
+        larq: false,
+        read: |r, f| {
             f.only("noise_shape", &[])?;
             let rate = f.number("rate", 0.5)?;
             let seed = f.integer("seed", 0)? as u64;
-            one(Box::new(Dropout::new(name, rate, seed)))
-        }
-        "Add" => Ok(Imported::Merge(Merge::new(name, MergeKind::Add))),
-        "Multiply" => Ok(Imported::Merge(Merge::new(name, MergeKind::Multiply))),
-        "Concatenate" => Ok(Imported::Merge(Merge::new(name, MergeKind::Concatenate { axis: f.integer("axis", -1)? as isize }))),
-        _ => Err(f.error("class_name", format!("`{class}` is not a layer bitgrad supports"))),
+            one(Dropout::new(r.name, rate, seed))
+        },
+        write: Some((TypeId::of::<Dropout>, |any, c| {
+            let l: &Dropout = this(any);
+            put(c, "rate", json!(l.rate));
+            put(c, "seed", json!(l.seed));
+            Ok(())
+        })),
+    },
+    Class {
+        names: &["Add", "Multiply", "Concatenate"],
+        larq: false,
+        read: |r, f| {
+            let kind = match r.base {
+                "Add" => MergeKind::Add,
+                "Multiply" => MergeKind::Multiply,
+                _ => MergeKind::Concatenate { axis: f.integer("axis", -1)? as isize },
+            };
+            Ok(Imported::Merge(Merge::new(r.name, kind)))
+        },
+        write: Some((TypeId::of::<Merge>, |any, c| {
+            let m: &Merge = this(any);
+            if let MergeKind::Concatenate { axis } = m.kind {
+                put(c, "axis", json!(axis));
+            }
+            Ok(())
+        })),
+    },
+];
+
+fn one(l: impl Layer + 'static) -> Result<Imported> {
+    Ok(Imported::Layer(Box::new(l)))
+}
+
+/// The class that reads Keras class `class`, whether it is Larq's `Quant` form, and that
+/// form's base name.
+fn class_of(class: &str) -> (Option<&'static Class>, bool, &str) {
+    let quant = class.starts_with("Quant");
+    let base = class.strip_prefix("Quant").unwrap_or(class);
+    (CLASSES.iter().find(|c| c.names.contains(&base)), quant, base)
+}
+
+fn layer(class: &str, name: &str, f: &mut Fields, input_shape: &Option<Vec<usize>>) -> Result<Imported> {
+    let (found, quant, base) = class_of(class);
+    match found {
+        Some(c) if c.larq || !quant => (c.read)(&Read { base, name, quant, input_shape }, f),
+        Some(_) => Err(f.error("class_name", format!("`{class}` is not a Larq layer bitgrad supports"))),
+        None if quant => Err(f.error("class_name", format!("`{class}` is not a Larq layer bitgrad supports"))),
+        None => Err(f.error("class_name", format!("`{class}` is not a layer bitgrad supports"))),
     }
+}
+
+/// The `{"class_name", "config"}` of a built-in layer (or merge) `any` of Keras class `class`
+/// named `name`, through its class's writer; `None` for a type no class registered.
+pub fn config_of(any: &dyn Any, class: &str, name: &str) -> Option<Result<Value>> {
+    let (_, write) = CLASSES.iter().filter_map(|c| c.write).find(|(ty, _)| ty() == any.type_id())?;
+    let mut c = export::base(name);
+    Some(write(any, &mut c).map(|()| json!({"class_name": class, "config": c})))
 }
 
 /// The arguments Dense, Conv, ConvTranspose and LocallyConnected share; the quantizers only for

@@ -305,7 +305,7 @@ pub fn load_weights(built: &Built, params: &mut ParamStore, device: &Device, pat
 
 /// [`load_weights`] from tensors in memory; `file` names them in errors.
 pub fn load_tensors(built: &Built, params: &mut ParamStore, device: &Device, file: TensorFile, name: &str) -> Result<()> {
-    let file = crate::train::checkpoint::model_weights(file, &built.all_weights());
+    let file = crate::io::safetensors::model_weights(file, &built.all_weights());
     file.check(name, &built.weights(), &built.optional_weights())?;
     file.store(params, device)
 }

@@ -5,7 +5,6 @@
 
 use std::path::Path;
 
-use super::{Built, Model};
 use crate::device::{block, Device};
 use crate::error::{Error, Result};
 use crate::graph::ValueId;
@@ -13,6 +12,7 @@ use crate::io::keras::load_weights;
 use crate::io::packed::PackedModel;
 use crate::io::safetensors::TensorFile;
 use crate::layers::Mode;
+use crate::models::{Built, Model};
 use crate::runtime::{ParamStore, Plan};
 use crate::tensor::HostTensor;
 
@@ -51,7 +51,7 @@ fn planned(
     mode: Mode,
     outputs: impl FnOnce(&mut Built) -> Result<Vec<ValueId>>,
 ) -> Result<(Plan, Vec<ValueId>)> {
-    let built = super::build(model, x.shape().dims()[0], mode)?;
+    let built = crate::models::build(model, x.shape().dims()[0], mode)?;
     let (mut plan, outs) = plan_with(built, device, |b, params| load_weights(b, params, device, weights), outputs)?;
     plan.feed(&model.inputs()[0].0, x)?;
     Ok((plan, outs))
@@ -158,7 +158,7 @@ pub fn infer_outputs(
 ) -> Result<Vec<(String, HostTensor)>> {
     check_input(model, "the input", x)?;
     let mut plan_for = |batch: usize| -> Result<Planned> {
-        let built = super::build(model, batch, Mode::Inference)?;
+        let built = crate::models::build(model, batch, Mode::Inference)?;
         let names = built.output_names();
         let load = |b: &Built, params: &mut ParamStore| crate::io::keras::load_tensors(b, params, device, weights.clone(), name);
         let (plan, outs) = plan_with(built, device, load, |b| Ok(b.outputs.clone()))?;
@@ -188,7 +188,7 @@ pub fn infer_packed_outputs(packed: &PackedModel, device: &Device, x: &HostTenso
 pub async fn infer_packed_outputs_async(packed: &PackedModel, device: &Device, x: &HostTensor) -> Result<Vec<(String, HostTensor)>> {
     check_input(&packed.model, "the input", x)?;
     let mut plan_for = |batch: usize| -> Result<Planned> {
-        let built = super::build_packed(&packed.model, batch)?;
+        let built = crate::io::packed::build_packed(&packed.model, batch)?;
         let names = built.output_names();
         let (plan, outs) = plan_with(built, device, |_, params| packed.load(params, device), |b| Ok(b.outputs.clone()))?;
         Ok((plan, outs, names))
