@@ -86,48 +86,208 @@ pub enum Quantizer {
     Custom(Arc<CustomQuantizer>),
 }
 
-/// Keras class names and aliases, with the default instance of each.
-const CATALOGUE: &[(&str, &str)] = &[
-    ("SteSign", "ste_sign"),
-    ("ApproxSign", "approx_sign"),
-    ("SteHeaviside", "ste_heaviside"),
-    ("SwishSign", "swish_sign"),
-    ("MagnitudeAwareSign", "magnitude_aware_sign"),
-    ("SteTern", "ste_tern"),
-    ("DoReFa", "dorefa_quantizer"),
-    ("NoOp", "noop"),
+/// The default instance of every built-in quantizer, in Larq's catalogue order; NoOp has no
+/// default (its precision is required) and is read from its config only.
+const DEFAULTS: &[Quantizer] = &[
+    Quantizer::SteSign { clip_value: Some(1.0) },
+    Quantizer::ApproxSign,
+    Quantizer::SteHeaviside { clip_value: Some(1.0) },
+    Quantizer::SwishSign { beta: 5.0 },
+    Quantizer::MagnitudeAwareSign { clip_value: Some(1.0) },
+    Quantizer::SteTern { threshold_value: 0.05, ternary_weight_networks: false, clip_value: Some(1.0) },
+    Quantizer::DoReFa { k_bit: 2, mode: DoReFaMode::Activations },
+    Quantizer::NoOp { precision: 1 },
 ];
 
-fn default_of(class: &str) -> Option<Quantizer> {
-    Some(match class {
-        "SteSign" => Quantizer::SteSign { clip_value: Some(1.0) },
-        "ApproxSign" => Quantizer::ApproxSign,
-        "SteHeaviside" => Quantizer::SteHeaviside { clip_value: Some(1.0) },
-        "SwishSign" => Quantizer::SwishSign { beta: 5.0 },
-        "MagnitudeAwareSign" => Quantizer::MagnitudeAwareSign { clip_value: Some(1.0) },
-        "SteTern" => Quantizer::SteTern { threshold_value: 0.05, ternary_weight_networks: false, clip_value: Some(1.0) },
-        "DoReFa" | "DoReFaQuantizer" => Quantizer::DoReFa { k_bit: 2, mode: DoReFaMode::Activations },
-        _ => return None,
-    })
+/// Everything bitgrad knows about one quantizer, from its one arm of [`Quantizer::spec`]: Larq's
+/// names and precision, its parameters (read and written by name, for Keras JSON), and what it
+/// records: an elementwise function (a [`QuantFn`], whose CPU reference and WGSL live with the
+/// quantize op family) and the statistic that function reads.
+struct Spec<'a> {
+    /// Keras class name (a custom quantizer's is its own name, see [`Quantizer::class_name`]).
+    class: &'static str,
+    /// Larq's string alias (`None`: only the class name, or a config, names it).
+    alias: Option<&'static str>,
+    /// Other class names Keras JSON may use.
+    also: &'static [&'static str],
+    /// Bits per value.
+    precision: u32,
+    /// The forward value is ±1 (what the packed XNOR kernels take).
+    sign: bool,
+    /// The parameters, by their Keras names.
+    params: Vec<(&'static str, Param<'a>)>,
+    /// What `apply` records.
+    function: Function,
+}
+
+/// A quantizer parameter, borrowed from its variant.
+enum Param<'a> {
+    /// A straight-through window: a finite number >= 0, or `None` (JSON null).
+    Clip(&'a mut Option<f32>),
+    /// A finite number.
+    Number(&'a mut f32),
+    /// A finite number >= 0.
+    NonNegative(&'a mut f32),
+    /// A boolean.
+    Flag(&'a mut bool),
+    /// A count in `range`.
+    Bits(&'a mut u32, std::ops::RangeInclusive<u32>),
+    /// DoReFa's mode, `"activations"` or `"weights"`.
+    Mode(&'a mut DoReFaMode),
+}
+
+/// The op a quantizer records.
+enum Function {
+    /// A built-in function, reading `statistic` when it needs one.
+    Builtin(QuantFn, Option<Statistic>),
+    /// A user-defined function.
+    Custom(Arc<crate::graph::CustomFn>),
+}
+
+/// Statistics quantizers compute with graph reductions before their function; no gradient flows
+/// into them (Larq stops gradients there).
+#[derive(Clone, Copy)]
+enum Statistic {
+    /// mean |x| over every axis but the last: one scale per output channel (for a rank-1
+    /// tensor, no axis is reduced and the scale is |x| itself).
+    ChannelMeanAbs,
+    /// The ternary-weight-networks threshold `0.7 * sum|x| / size`, in that order, as Larq.
+    TernaryThreshold,
+    /// max |tanh(x)| over the whole tensor (DoReFa's weights mode).
+    MaxAbsTanh,
+}
+
+impl Statistic {
+    fn record(self, g: &mut Graph, x: ValueId) -> Result<ValueId> {
+        let shape = g.value(x).shape.clone();
+        let all: Vec<usize> = (0..shape.rank()).collect();
+        match self {
+            Statistic::ChannelMeanAbs => {
+                let abs = g.unary(UnaryOp::Abs, x)?;
+                if shape.rank() > 1 {
+                    g.mean(abs, &all[..shape.rank() - 1], false)
+                } else {
+                    Ok(abs)
+                }
+            }
+            Statistic::TernaryThreshold => {
+                let abs = g.unary(UnaryOp::Abs, x)?;
+                let sum = g.sum(abs, &all, false)?;
+                let sum = g.reshape(sum, [1])?;
+                let scaled = g.scale(sum, 0.7)?;
+                let size = g.fill([1], shape.numel() as f32)?;
+                g.binary(BinaryOp::Div, scaled, size)
+            }
+            Statistic::MaxAbsTanh => {
+                let t = g.unary(UnaryOp::Tanh, x)?;
+                let abs = g.unary(UnaryOp::Abs, t)?;
+                let m = g.max(abs, &all, false)?;
+                g.reshape(m, [1])
+            }
+        }
+    }
 }
 
 impl Quantizer {
+    /// The quantizer's whole definition: adding a quantizer is a variant, its default in
+    /// [`DEFAULTS`], and its arm here (plus, for a new elementwise function, a [`QuantFn`]
+    /// variant with its WGSL cases).
+    fn spec(&mut self) -> Spec<'_> {
+        use Param::*;
+        let builtin = |f, stat| Function::Builtin(f, stat);
+        let (class, alias, also, precision, sign, params, function): (
+            &'static str,
+            _,
+            &'static [&'static str],
+            _,
+            _,
+            Vec<(&'static str, Param)>,
+            _,
+        ) = match self {
+            Quantizer::SteSign { clip_value } => {
+                let f = builtin(QuantFn::SteSign { clip: *clip_value }, None);
+                ("SteSign", Some("ste_sign"), &[], 1, true, vec![("clip_value", Clip(clip_value))], f)
+            }
+            Quantizer::ApproxSign => ("ApproxSign", Some("approx_sign"), &[], 1, true, vec![], builtin(QuantFn::ApproxSign, None)),
+            Quantizer::SteHeaviside { clip_value } => {
+                let f = builtin(QuantFn::SteHeaviside { clip: *clip_value }, None);
+                ("SteHeaviside", Some("ste_heaviside"), &[], 1, false, vec![("clip_value", Clip(clip_value))], f)
+            }
+            Quantizer::SwishSign { beta } => {
+                let f = builtin(QuantFn::SwishSign { beta: *beta }, None);
+                ("SwishSign", Some("swish_sign"), &[], 1, true, vec![("beta", Number(beta))], f)
+            }
+            Quantizer::MagnitudeAwareSign { clip_value } => {
+                let f = builtin(QuantFn::ScaledSign { clip: *clip_value }, Some(Statistic::ChannelMeanAbs));
+                ("MagnitudeAwareSign", Some("magnitude_aware_sign"), &[], 1, false, vec![("clip_value", Clip(clip_value))], f)
+            }
+            Quantizer::SteTern { threshold_value, ternary_weight_networks, clip_value } => {
+                let f = if *ternary_weight_networks {
+                    builtin(QuantFn::SteTern { threshold: None, clip: *clip_value }, Some(Statistic::TernaryThreshold))
+                } else {
+                    builtin(QuantFn::SteTern { threshold: Some(*threshold_value), clip: *clip_value }, None)
+                };
+                let params = vec![
+                    ("threshold_value", NonNegative(threshold_value)),
+                    ("ternary_weight_networks", Flag(ternary_weight_networks)),
+                    ("clip_value", Clip(clip_value)),
+                ];
+                ("SteTern", Some("ste_tern"), &[], 2, false, params, f)
+            }
+            Quantizer::DoReFa { k_bit, mode } => {
+                let levels = (1u32 << (*k_bit).min(24)) - 1;
+                let f = match mode {
+                    DoReFaMode::Activations => builtin(QuantFn::DoReFaActivations { levels }, None),
+                    DoReFaMode::Weights => builtin(QuantFn::DoReFaWeights { levels }, Some(Statistic::MaxAbsTanh)),
+                };
+                let precision = *k_bit;
+                (
+                    "DoReFa",
+                    Some("dorefa_quantizer"),
+                    &["DoReFaQuantizer"],
+                    precision,
+                    false,
+                    vec![("k_bit", Bits(k_bit, 1..=24)), ("mode", Mode(mode))],
+                    f,
+                )
+            }
+            Quantizer::NoOp { precision } => {
+                let p = *precision;
+                (
+                    "NoOp",
+                    Some("noop"),
+                    &["NoOpQuantizer"],
+                    p,
+                    false,
+                    vec![("precision", Bits(precision, 1..=u32::MAX))],
+                    builtin(QuantFn::Identity, None),
+                )
+            }
+            Quantizer::Custom(c) => ("quantizer", None, &[], c.precision(), false, vec![], Function::Custom(c.function())),
+        };
+        Spec { class, alias, also, precision, sign, params, function }
+    }
+
     /// A quantizer from its Larq alias (`"ste_sign"`, `"approx_sign"`, `"ste_heaviside"`,
     /// `"swish_sign"`, `"magnitude_aware_sign"`, `"ste_tern"`, `"dorefa_quantizer"`) or Keras
     /// class name, with Larq's defaults. NoOp has no default (its precision is required).
     pub fn from_name(name: &str) -> Result<Self> {
-        let class = CATALOGUE.iter().find(|(c, a)| *a == name || *c == name).map(|(c, _)| *c);
-        if class.is_none() {
-            if let Some(custom) = custom::by_name(name) {
-                return Ok(Quantizer::Custom(custom));
+        let found = DEFAULTS.iter().find(|q| {
+            let mut q = Quantizer::clone(q);
+            let s = q.spec();
+            s.alias == Some(name) || s.class == name
+        });
+        match found {
+            Some(Quantizer::NoOp { .. }) => {
+                Err(Error::invalid("NoOp", "precision", "is required: use Quantizer::NoOp { precision } or a config"))
             }
-        }
-        match class {
-            Some("NoOp") => Err(Error::invalid("NoOp", "precision", "is required: use Quantizer::NoOp { precision } or a config")),
-            Some(c) => Ok(default_of(c).expect("every catalogue class but NoOp has a default")),
-            None => Err(Error::Unknown {
+            Some(q) => Ok(q.clone()),
+            None => custom::by_name(name).map(Quantizer::Custom).ok_or_else(|| Error::Unknown {
                 kind: "quantizer",
-                name: format!("{name} (known: {})", CATALOGUE.iter().map(|(_, a)| *a).collect::<Vec<_>>().join(", ")),
+                name: format!(
+                    "{name} (known: {})",
+                    DEFAULTS.iter().filter_map(|q| Quantizer::clone(q).spec().alias).collect::<Vec<_>>().join(", ")
+                ),
             }),
         }
     }
@@ -136,26 +296,13 @@ impl Quantizer {
     pub fn class_name(&self) -> &str {
         match self {
             Quantizer::Custom(c) => c.name(),
-            Quantizer::SteSign { .. } => "SteSign",
-            Quantizer::ApproxSign => "ApproxSign",
-            Quantizer::SteHeaviside { .. } => "SteHeaviside",
-            Quantizer::SwishSign { .. } => "SwishSign",
-            Quantizer::MagnitudeAwareSign { .. } => "MagnitudeAwareSign",
-            Quantizer::SteTern { .. } => "SteTern",
-            Quantizer::DoReFa { .. } => "DoReFa",
-            Quantizer::NoOp { .. } => "NoOp",
+            q => Quantizer::clone(q).spec().class,
         }
     }
 
     /// Bits per value, as Larq's `precision`.
     pub fn precision(&self) -> u32 {
-        match self {
-            Quantizer::SteTern { .. } => 2,
-            Quantizer::DoReFa { k_bit, .. } => *k_bit,
-            Quantizer::NoOp { precision } => *precision,
-            Quantizer::Custom(c) => c.precision(),
-            _ => 1,
-        }
+        self.clone().spec().precision
     }
 
     /// Larq's notion of a binary quantizer: precision 1 and not a NoOp.
@@ -165,91 +312,53 @@ impl Quantizer {
 
     /// True when the output is ±1 (what packed binary kernels can take).
     pub fn is_binary_sign(&self) -> bool {
-        matches!(self, Quantizer::SteSign { .. } | Quantizer::ApproxSign | Quantizer::SwishSign { .. })
+        self.clone().spec().sign
     }
 
     /// Checks the parameters; errors name the quantizer and the parameter.
     pub fn validate(&self) -> Result<()> {
-        let name = CATALOGUE.iter().find(|(c, _)| *c == self.class_name()).map_or("quantizer", |(c, _)| c);
-        let clip = |c: &Option<f32>| match c {
-            Some(v) if !(v.is_finite() && *v >= 0.0) => {
-                Err(Error::invalid(name, "clip_value", format!("{v} must be a finite number >= 0 (or None)")))
-            }
-            _ => Ok(()),
-        };
-        match self {
-            Quantizer::SteSign { clip_value } | Quantizer::SteHeaviside { clip_value } | Quantizer::MagnitudeAwareSign { clip_value } => {
-                clip(clip_value)
-            }
-            Quantizer::SwishSign { beta } if !beta.is_finite() => Err(Error::invalid(name, "beta", format!("{beta} must be finite"))),
-            Quantizer::SteTern { threshold_value, clip_value, .. } => {
-                clip(clip_value)?;
-                if !(threshold_value.is_finite() && *threshold_value >= 0.0) {
-                    return Err(Error::invalid(name, "threshold_value", format!("{threshold_value} must be a finite number >= 0")));
+        let mut q = self.clone();
+        let spec = q.spec();
+        let name = spec.class;
+        for (key, param) in &spec.params {
+            match param {
+                Param::Clip(Some(v)) if !(v.is_finite() && *v >= 0.0) => {
+                    return Err(Error::invalid(name, key, format!("{v} must be a finite number >= 0 (or None)")));
                 }
-                Ok(())
+                Param::NonNegative(v) if !(v.is_finite() && **v >= 0.0) => {
+                    return Err(Error::invalid(name, key, format!("{v} must be a finite number >= 0")));
+                }
+                Param::Number(v) if !v.is_finite() => return Err(Error::invalid(name, key, format!("{v} must be finite"))),
+                Param::Bits(v, range) if !range.contains(v) => {
+                    let message = if *range.end() == u32::MAX {
+                        format!("must be at least {}", range.start())
+                    } else {
+                        format!("{v} must be between {} and {}", range.start(), range.end())
+                    };
+                    return Err(Error::invalid(name, key, message));
+                }
+                _ => {}
             }
-            Quantizer::DoReFa { k_bit, .. } if !(1..=24).contains(k_bit) => {
-                Err(Error::invalid(name, "k_bit", format!("{k_bit} must be between 1 and 24")))
-            }
-            Quantizer::NoOp { precision } if *precision == 0 => Err(Error::invalid(name, "precision", "must be at least 1")),
-            _ => Ok(()),
         }
+        Ok(())
     }
 
     /// Records the quantizer applied to `x` and returns the quantized value. Its gradient is the
     /// quantizer's pseudo-gradient; statistics (scales, thresholds) receive none.
     pub fn apply(&self, g: &mut Graph, x: ValueId) -> Result<ValueId> {
         self.validate()?;
-        let shape = g.value(x).shape.clone();
-        let all: Vec<usize> = (0..shape.rank()).collect();
-        match *self {
-            Quantizer::SteSign { clip_value } => g.quantize(QuantFn::SteSign { clip: clip_value }, x, None),
-            Quantizer::ApproxSign => g.quantize(QuantFn::ApproxSign, x, None),
-            Quantizer::SteHeaviside { clip_value } => g.quantize(QuantFn::SteHeaviside { clip: clip_value }, x, None),
-            Quantizer::SwishSign { beta } => g.quantize(QuantFn::SwishSign { beta }, x, None),
-            Quantizer::MagnitudeAwareSign { clip_value } => {
-                // mean |x| over every axis but the last: one scale per output channel (for a
-                // rank-1 tensor, no axis is reduced and the scale is |x| itself).
-                let abs = g.unary(UnaryOp::Abs, x)?;
-                let scale = if shape.rank() > 1 { g.mean(abs, &all[..shape.rank() - 1], false)? } else { abs };
-                g.quantize(QuantFn::ScaledSign { clip: clip_value }, x, Some(scale))
+        match self.clone().spec().function {
+            Function::Builtin(f, statistic) => {
+                let stat = statistic.map(|s| s.record(g, x)).transpose()?;
+                g.quantize(f, x, stat)
             }
-            Quantizer::SteTern { threshold_value, ternary_weight_networks, clip_value } => {
-                if ternary_weight_networks {
-                    // 0.7 * sum|x| / size, in that order, as Larq computes it.
-                    let abs = g.unary(UnaryOp::Abs, x)?;
-                    let sum = g.sum(abs, &all, false)?;
-                    let sum = g.reshape(sum, [1])?;
-                    let scaled = g.scale(sum, 0.7)?;
-                    let size = g.fill([1], shape.numel() as f32)?;
-                    let d = g.binary(BinaryOp::Div, scaled, size)?;
-                    g.quantize(QuantFn::SteTern { threshold: None, clip: clip_value }, x, Some(d))
-                } else {
-                    g.quantize(QuantFn::SteTern { threshold: Some(threshold_value), clip: clip_value }, x, None)
-                }
-            }
-            Quantizer::DoReFa { k_bit, mode } => {
-                let levels = (1u32 << k_bit) - 1;
-                match mode {
-                    DoReFaMode::Activations => g.quantize(QuantFn::DoReFaActivations { levels }, x, None),
-                    DoReFaMode::Weights => {
-                        let t = g.unary(UnaryOp::Tanh, x)?;
-                        let abs = g.unary(UnaryOp::Abs, t)?;
-                        let m = g.max(abs, &all, false)?;
-                        let m = g.reshape(m, [1])?;
-                        g.quantize(QuantFn::DoReFaWeights { levels }, x, Some(m))
-                    }
-                }
-            }
-            Quantizer::NoOp { .. } => g.quantize(QuantFn::Identity, x, None),
-            Quantizer::Custom(ref c) => g.custom_quantize(c.function(), x),
+            Function::Custom(f) => g.custom_quantize(f, x),
         }
     }
 
     /// Applies the quantizer to a layer's weight `w` and records its metrics: `metrics` as given
     /// (Larq's `metrics` argument), or those of the enclosing
-    /// [`metrics_scope`](crate::train::metrics::metrics_scope) when `None`. Metric state is named
+    /// [`metrics_scope`](crate::metrics::metrics_scope) when `None`. Metric state is named
     /// after `name`, e.g. `flip_ratio/dense/kernel`.
     pub fn apply_to_kernel(&self, g: &mut Graph, w: ValueId, name: &str, metrics: Option<&[&str]>) -> Result<(ValueId, Vec<FlipRatio>)> {
         let names: Vec<String> = match metrics {
@@ -270,21 +379,22 @@ impl Quantizer {
 
     /// The Keras/Larq JSON form: `{"class_name": ..., "config": {...}}`.
     pub fn to_keras(&self) -> Value {
-        let config = match self {
-            Quantizer::SteSign { clip_value } | Quantizer::SteHeaviside { clip_value } | Quantizer::MagnitudeAwareSign { clip_value } => {
-                json!({ "clip_value": clip_value })
-            }
-            Quantizer::ApproxSign => json!({}),
-            Quantizer::SwishSign { beta } => json!({ "beta": beta }),
-            Quantizer::SteTern { threshold_value, ternary_weight_networks, clip_value } => {
-                json!({ "threshold_value": threshold_value, "ternary_weight_networks": ternary_weight_networks, "clip_value": clip_value })
-            }
-            Quantizer::DoReFa { k_bit, mode } => {
-                json!({ "k_bit": k_bit, "mode": if *mode == DoReFaMode::Weights { "weights" } else { "activations" } })
-            }
-            Quantizer::NoOp { precision } => json!({ "precision": precision }),
-            Quantizer::Custom(_) => json!({}),
-        };
+        let mut q = self.clone();
+        let spec = q.spec();
+        let config: Map<String, Value> = spec
+            .params
+            .into_iter()
+            .map(|(key, p)| {
+                let v = match p {
+                    Param::Clip(c) => json!(c),
+                    Param::Number(v) | Param::NonNegative(v) => json!(v),
+                    Param::Flag(b) => json!(b),
+                    Param::Bits(b, _) => json!(b),
+                    Param::Mode(m) => json!(if *m == DoReFaMode::Weights { "weights" } else { "activations" }),
+                };
+                (key.to_string(), v)
+            })
+            .collect();
         json!({ "class_name": self.class_name(), "config": config })
     }
 
@@ -301,86 +411,62 @@ impl Quantizer {
             .ok_or_else(|| Error::invalid("quantizer", "class_name", format!("missing in {v}")))?;
         let empty = Map::new();
         let config = v.get("config").and_then(Value::as_object).unwrap_or(&empty);
-        let f32_of = |key: &'static str| -> Result<Option<Option<f32>>> {
-            match config.get(key) {
-                None => Ok(None),
-                Some(Value::Null) => Ok(Some(None)),
-                Some(x) => x
-                    .as_f64()
-                    .map(|f| Some(Some(f as f32)))
-                    .ok_or_else(|| Error::invalid(class_static(class), key, format!("{x} is not a number"))),
-            }
-        };
-        let mut q = match class {
-            "NoOp" | "NoOpQuantizer" => {
-                let p =
-                    config.get("precision").and_then(Value::as_u64).ok_or_else(|| Error::invalid("NoOp", "precision", "is required"))?;
-                Quantizer::NoOp {
-                    precision: u32::try_from(p).map_err(|_| Error::invalid("NoOp", "precision", format!("{p} is too large")))?,
-                }
-            }
-            c => match (default_of(c), custom::by_name(c)) {
-                (Some(q), _) => q,
-                (None, Some(custom)) => return Ok(Quantizer::Custom(custom)),
-                (None, None) => {
+        let builtin = DEFAULTS.iter().find(|q| {
+            let mut q = Quantizer::clone(q);
+            let s = q.spec();
+            s.class == class || s.also.contains(&class)
+        });
+        let mut q = match builtin {
+            Some(q) => q.clone(),
+            None => match custom::by_name(class) {
+                Some(custom) => return Ok(Quantizer::Custom(custom)),
+                None => {
                     return Err(Error::Unknown {
                         kind: "quantizer class",
-                        name: format!("{c} (not built in, and no CustomQuantizer of that name)"),
+                        name: format!("{class} (not built in, and no CustomQuantizer of that name)"),
                     })
                 }
             },
         };
-        match &mut q {
-            Quantizer::SteSign { clip_value } | Quantizer::SteHeaviside { clip_value } | Quantizer::MagnitudeAwareSign { clip_value } => {
-                if let Some(c) = f32_of("clip_value")? {
-                    *clip_value = c;
+        let mut spec = q.spec();
+        let name = spec.class;
+        if name == "NoOp" && !config.contains_key("precision") {
+            return Err(Error::invalid("NoOp", "precision", "is required"));
+        }
+        // A parameter this quantizer does not have would otherwise be silently dropped.
+        if let Some(k) = config
+            .keys()
+            .find(|k| !spec.params.iter().any(|(p, _)| p == k) && !["name", "trainable", "dtype", "metrics"].contains(&k.as_str()))
+        {
+            return Err(Error::invalid(name, "config", format!("`{k}` is not a parameter of {class}")));
+        }
+        for (key, param) in &mut spec.params {
+            let Some(x) = config.get(*key) else { continue };
+            let number = || x.as_f64().map(|f| f as f32).ok_or_else(|| Error::invalid(name, key, format!("{x} is not a number")));
+            match param {
+                Param::Clip(c) => **c = if x.is_null() { None } else { Some(number()?) },
+                Param::Number(v) | Param::NonNegative(v) => {
+                    **v = if x.is_null() { return Err(Error::invalid(name, key, "must be a number")) } else { number()? }
                 }
-            }
-            Quantizer::SwishSign { beta } => {
-                if let Some(b) = f32_of("beta")? {
-                    *beta = b.ok_or_else(|| Error::invalid("SwishSign", "beta", "must be a number"))?;
+                Param::Flag(b) => **b = x.as_bool().ok_or_else(|| Error::invalid(name, key, format!("{x} is not a boolean")))?,
+                Param::Bits(b, range) => {
+                    let k = x.as_i64().ok_or_else(|| Error::invalid(name, key, format!("{x} is not an integer")))?;
+                    **b = u32::try_from(k).map_err(|_| {
+                        if *range.end() == u32::MAX {
+                            Error::invalid(name, key, format!("{k} is too large"))
+                        } else {
+                            Error::invalid(name, key, format!("{k} must be between {} and {}", range.start(), range.end()))
+                        }
+                    })?;
                 }
-            }
-            Quantizer::SteTern { threshold_value, ternary_weight_networks, clip_value } => {
-                if let Some(t) = f32_of("threshold_value")? {
-                    *threshold_value = t.ok_or_else(|| Error::invalid("SteTern", "threshold_value", "must be a number"))?;
-                }
-                if let Some(t) = config.get("ternary_weight_networks") {
-                    *ternary_weight_networks =
-                        t.as_bool().ok_or_else(|| Error::invalid("SteTern", "ternary_weight_networks", format!("{t} is not a boolean")))?;
-                }
-                if let Some(c) = f32_of("clip_value")? {
-                    *clip_value = c;
-                }
-            }
-            Quantizer::DoReFa { k_bit, mode } => {
-                if let Some(k) = config.get("k_bit") {
-                    let k = k.as_i64().ok_or_else(|| Error::invalid("DoReFa", "k_bit", format!("{k} is not an integer")))?;
-                    *k_bit = u32::try_from(k).map_err(|_| Error::invalid("DoReFa", "k_bit", format!("{k} must be between 1 and 24")))?;
-                }
-                if let Some(m) = config.get("mode") {
-                    *mode = match m.as_str() {
+                Param::Mode(m) => {
+                    **m = match x.as_str() {
                         Some("activations") => DoReFaMode::Activations,
                         Some("weights") => DoReFaMode::Weights,
-                        _ => return Err(Error::invalid("DoReFa", "mode", format!("{m} is not \"activations\" or \"weights\""))),
+                        _ => return Err(Error::invalid(name, key, format!("{x} is not \"activations\" or \"weights\""))),
                     };
                 }
             }
-            Quantizer::ApproxSign | Quantizer::NoOp { .. } | Quantizer::Custom(_) => {}
-        }
-        // A parameter this quantizer does not have would otherwise be silently dropped.
-        let known: &[&str] = match &q {
-            Quantizer::SteSign { .. } | Quantizer::SteHeaviside { .. } | Quantizer::MagnitudeAwareSign { .. } => &["clip_value"],
-            Quantizer::SwishSign { .. } => &["beta"],
-            Quantizer::SteTern { .. } => &["threshold_value", "ternary_weight_networks", "clip_value"],
-            Quantizer::DoReFa { .. } => &["k_bit", "mode"],
-            Quantizer::NoOp { .. } => &["precision"],
-            Quantizer::ApproxSign | Quantizer::Custom(_) => &[],
-        };
-        if let Some(k) =
-            config.keys().find(|k| !known.contains(&k.as_str()) && !["name", "trainable", "dtype", "metrics"].contains(&k.as_str()))
-        {
-            return Err(Error::invalid(class_static(class), "config", format!("`{k}` is not a parameter of {class}")));
         }
         q.validate()?;
         Ok(q)
@@ -400,9 +486,4 @@ pub fn starved_weights_warning(quantizer: Option<&Quantizer>, constraint_argumen
     );
     log::warn!("{message}");
     Some(message)
-}
-
-/// Error sites need a `'static` name; map a class name read from JSON to the catalogue's.
-fn class_static(class: &str) -> &'static str {
-    CATALOGUE.iter().find(|(c, _)| *c == class).map_or("quantizer", |(c, _)| c)
 }
