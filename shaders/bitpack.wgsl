@@ -11,8 +11,8 @@
 //   3  dy    storage read        masked: f32 [rows, k]
 //   4  packed  storage read_write  pack: u32 [rows, words]
 //   5  out   storage read_write  unpack, masked: f32 [rows, k]
-// mode: PACK_SIGN sign bits, PACK_CLIP_MASK clip mask (the code of `PackMode::params` in
-// src/graph/op.rs). Bits past k in a row's last word are 0.
+// mode: PACK_SIGN sign bits, PACK_CLIP_MASK clip mask (`PackMode::code` in
+// src/graph/ops/bitpack.rs). Bits past k in a row's last word are 0.
 // Dispatch: pack one thread per word; unpack and masked one thread per element.
 
 struct Params {

@@ -6,8 +6,8 @@
 //   1  a    storage read        unary: x | unary_grad: x | binary: lhs
 //   2  b    storage read        unary_grad: dy | binary: rhs
 //   3  out  storage read_write  result
-// Op codes (the UNARY_ and BINARY_ constants) mirror `UnaryOp::code` and `BinaryOp::code` in
-// src/graph/op.rs.
+// Op codes (the UNARY_ and BINARY_ constants) are `UnaryOp::code` and `BinaryOp::code` of
+// src/graph/ops/elementwise.rs (a test compares them).
 // Dispatch: 1-D over `n` elements in workgroups of 256, folded into y past 65535 groups.
 
 struct Params {

@@ -10,8 +10,8 @@
 //                                DoReFa weights max|tanh|); unused by the others
 //   3  dy    storage read        upstream gradient (quantize_grad)
 //   4  out   storage read_write  quantize: q(x) | quantize_grad: dq/dx * dy
-// `code` is one of the QUANT_ constants below, which mirror the code that `QuantFn::params` in
-// src/graph/op.rs returns first: swish_sign reads a = beta, scaled_sign (magnitude-aware) scales
+// `code` is one of the QUANT_ constants below, `QuantFn::code` of src/graph/ops/quantize.rs (a
+// test compares them); `QuantFn::params` gives clip, a and levels: swish_sign reads a = beta, scaled_sign (magnitude-aware) scales
 // by stat, ste_tern's threshold is a unless has_stat.
 // `clip` is the straight-through window (|x| <= clip passes, inclusive); +inf means no clipping.
 // `levels` = 2^k_bit - 1. Dispatch: 1-D over n elements, folded into y past 65535 groups.

@@ -1,13 +1,13 @@
 // requires: common
 // Counter-based random numbers: element i of a tensor is a pure function of (seed, i), so any
 // backend, dispatch shape or thread order draws the same numbers. The CPU reference
-// (src/backend/cpu.rs, `random_bits`) implements the same hash.
+// (src/graph/ops/random.rs, `random_bits`) implements the same hash.
 //
 // Bindings (group 0):
 //   0  p    uniform Params
 //   1  out     storage read_write  f32 [n]
 //   2  stream  storage read        f32 [1]  (random_streamed only: its integer value is mixed
-//                                           into the high seed word, as cpu::stream_seed does)
+//                                           into the high seed word, as `stream_seed` does)
 // dist (as src/kernels/random.rs codes `Distribution`): DIST_UNIFORM on [a, b), DIST_NORMAL with
 // mean a and standard deviation b (Box-Muller), DIST_TRUNCATED_NORMAL the same normal truncated at
 // two standard deviations (Keras' TruncatedNormal): out-of-range draws are redrawn from fresh

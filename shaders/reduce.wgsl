@@ -11,7 +11,7 @@
 // reductions into few outputs: batch statistics, weight gradients). `reduce_each`: one thread per
 // output element, a plain loop (short reductions into many outputs: pooling windows), where a
 // workgroup per output would leave most of its threads idle at every barrier.
-// Op codes (the REDUCE_ constants) mirror `ReduceOp::code` in src/graph/op.rs.
+// Op codes (the REDUCE_ constants) are `ReduceOp::code` of src/graph/ops/reduce.rs.
 
 struct Params {
     n_out: u32,

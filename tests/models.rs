@@ -490,4 +490,19 @@ fn layers_are_one_layer_by_identity_not_by_address() {
     let names: Vec<&str> = built.network.ctx.weights.iter().map(|w| w.name.as_str()).collect();
     assert_eq!(names, ["d/kernel", "d/bias"], "one layer's weights");
     assert_eq!(built.network.layers.iter().filter(|l| l.name == "d").count(), 1, "one summary row");
+    // A depthwise layer is a plain struct literal; its identity comes with its options.
+    let dw = |opts: DepthwiseOptions| QuantDepthwiseConv { name: "dw".into(), opts };
+    let two = Functional::new("two_dw", &[("x", &[5, 5, 2])], move |net, x| {
+        let y = net.apply(&dw(DepthwiseOptions::new(&[1, 1])), x[0])?;
+        Ok(vec![net.apply(&dw(DepthwiseOptions::new(&[1, 1])), y)?])
+    });
+    let e = bitgrad::models::build(&two, 1, Mode::Inference).unwrap_err().to_string();
+    assert!(e.contains("layer `dw`") && e.contains("unique"), "{e}");
+    let one = QuantDepthwiseConv { name: "dw".into(), opts: DepthwiseOptions::new(&[1, 1]) };
+    let twice = Functional::new("one_dw", &[("x", &[5, 5, 2])], move |net, x| {
+        let y = net.apply(&one, x[0])?;
+        Ok(vec![net.apply(&one.clone(), y)?])
+    });
+    let built = bitgrad::models::build(&twice, 1, Mode::Inference).unwrap();
+    assert_eq!(built.network.layers.iter().filter(|l| l.name == "dw").count(), 1, "one summary row");
 }

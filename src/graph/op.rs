@@ -353,7 +353,7 @@ impl Op {
             Op::Broadcast { shape } => layout::eval_broadcast(shape, h),
             Op::Window { offset, shape } => layout::eval_window(offset, shape, h),
             Op::Reshape { .. } => layout::eval_reshape(h),
-            Op::Assign => Err(Error::invalid("cpu::eval", "op", "assign is executed by the plan")),
+            Op::Assign => Err(Error::invalid("eval", "op", "assign is executed by the plan")),
             Op::Gather => gather::eval_gather(h),
             Op::Take { .. } => gather::eval_take(h),
             Op::GatherGrad { rows } => gather::eval_gather_grad(*rows, h),

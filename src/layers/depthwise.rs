@@ -47,6 +47,9 @@ pub struct DepthwiseOptions {
     pub use_bias: bool,
     /// Kernel quantizer metrics; `None` uses the enclosing metrics scope.
     pub metrics: Option<Vec<String>>,
+    /// The identity of the [`QuantDepthwiseConv`] built with these options, made with them
+    /// (the layer itself is a plain struct literal): a layer and its clones share it.
+    pub id: super::LayerId,
 }
 
 impl DepthwiseOptions {
@@ -71,6 +74,7 @@ impl DepthwiseOptions {
             activation: Activation::Linear,
             use_bias: true,
             metrics: None,
+            id: super::LayerId::new(),
         }
     }
 }
@@ -189,6 +193,10 @@ fn bias_and_activation(
 impl Layer for QuantDepthwiseConv {
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(self)
+    }
+
+    fn id(&self) -> Option<super::LayerId> {
+        Some(self.opts.id)
     }
 
     fn name(&self) -> &str {
