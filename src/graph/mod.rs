@@ -66,7 +66,7 @@ pub enum Source {
         name: String,
     },
     /// Persistent state (a latent weight, a statistic, an optimizer slot), kept in a
-    /// [`ParamStore`] across runs and plans.
+    /// [`ParamStore`](crate::ParamStore) across runs and plans.
     Variable {
         /// Variable name, unique in the graph.
         name: String,

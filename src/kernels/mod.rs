@@ -24,7 +24,7 @@ pub mod softmax;
 pub mod xnor_gemm;
 
 /// A WGSL kernel family: the file `shaders/<name>.wgsl` with its entry points, and the module
-/// that wgpu compiles from it (see [`assemble`]). Declared with [`shader!`] as a constant, so
+/// that wgpu compiles from it (see [`assemble`]). Declared with `shader!` as a constant, so
 /// kernels can name it by reference ([`Kernel::new`]).
 #[derive(Debug)]
 pub struct Shader {

@@ -11,7 +11,7 @@ pub struct ActivationLayer {
     pub name: String,
     /// The activation.
     pub activation: Activation,
-    /// Its identity ([`Layer::id`](super::Layer::id)), kept by clones: a clone is the same layer.
+    /// Its identity ([`Layer::id`]), kept by clones: a clone is the same layer.
     pub id: super::LayerId,
 }
 
@@ -55,7 +55,7 @@ pub struct Dropout {
     pub rate: f32,
     /// Seed of the masks.
     pub seed: u64,
-    /// Its identity ([`Layer::id`](super::Layer::id)), kept by clones: a clone is the same layer.
+    /// Its identity ([`Layer::id`]), kept by clones: a clone is the same layer.
     pub id: super::LayerId,
 }
 

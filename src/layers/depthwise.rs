@@ -240,7 +240,7 @@ pub struct QuantSeparableConv {
     pub pointwise_constraint: Option<Arc<dyn Constraint>>,
     /// Penalty on the latent pointwise kernel, added to the loss.
     pub pointwise_regularizer: Option<Regularizer>,
-    /// Its identity ([`Layer::id`](super::Layer::id)), kept by clones: a clone is the same layer.
+    /// Its identity ([`Layer::id`]), kept by clones: a clone is the same layer.
     pub id: super::LayerId,
 }
 

@@ -24,7 +24,7 @@ pub struct Merge {
     pub name: String,
     /// What it does.
     pub kind: MergeKind,
-    /// Its identity ([`Layer::id`](super::Layer::id)), kept by clones: a clone is the same layer.
+    /// Its identity ([`Layer::id`](crate::layers::Layer::id)), kept by clones: a clone is the same layer.
     pub id: super::LayerId,
 }
 

@@ -35,7 +35,7 @@ pub struct BatchNormalization {
     pub beta_regularizer: Option<Regularizer>,
     /// Penalty on gamma.
     pub gamma_regularizer: Option<Regularizer>,
-    /// Its identity ([`Layer::id`](super::Layer::id)), kept by clones: a clone is the same layer.
+    /// Its identity ([`Layer::id`]), kept by clones: a clone is the same layer.
     pub id: super::LayerId,
 }
 

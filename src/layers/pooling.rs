@@ -32,7 +32,7 @@ pub struct Pooling {
     pub padding: Padding,
     /// Layout of input and output.
     pub data_format: DataFormat,
-    /// Its identity ([`Layer::id`](super::Layer::id)), kept by clones: a clone is the same layer.
+    /// Its identity ([`Layer::id`]), kept by clones: a clone is the same layer.
     pub id: super::LayerId,
 }
 
@@ -154,7 +154,7 @@ pub struct GlobalPooling {
     pub data_format: DataFormat,
     /// Keep the spatial axes with size 1.
     pub keepdims: bool,
-    /// Its identity ([`Layer::id`](super::Layer::id)), kept by clones: a clone is the same layer.
+    /// Its identity ([`Layer::id`]), kept by clones: a clone is the same layer.
     pub id: super::LayerId,
 }
 

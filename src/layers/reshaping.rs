@@ -12,7 +12,7 @@ pub struct Flatten {
     pub name: String,
     /// Layout of the input.
     pub data_format: DataFormat,
-    /// Its identity ([`Layer::id`](super::Layer::id)), kept by clones: a clone is the same layer.
+    /// Its identity ([`Layer::id`]), kept by clones: a clone is the same layer.
     pub id: super::LayerId,
 }
 
@@ -67,7 +67,7 @@ pub struct Reshape {
     pub name: String,
     /// Target shape without the batch axis.
     pub target_shape: Vec<Option<usize>>,
-    /// Its identity ([`Layer::id`](super::Layer::id)), kept by clones: a clone is the same layer.
+    /// Its identity ([`Layer::id`]), kept by clones: a clone is the same layer.
     pub id: super::LayerId,
 }
 
@@ -132,7 +132,7 @@ pub struct ZeroPadding {
     pub padding: Vec<(usize, usize)>,
     /// Layout of the input.
     pub data_format: DataFormat,
-    /// Its identity ([`Layer::id`](super::Layer::id)), kept by clones: a clone is the same layer.
+    /// Its identity ([`Layer::id`]), kept by clones: a clone is the same layer.
     pub id: super::LayerId,
 }
 

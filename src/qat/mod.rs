@@ -198,7 +198,7 @@ impl QuantizePlan {
 }
 
 /// How a quantized model applies its top-level layers: a layer with a config builds with its
-/// weights fake-quantized ([`FakeQuantize`]) and, when a BatchNormalization is folded into it,
+/// weights fake-quantized (a `FakeQuantize` weight hook) and, when a BatchNormalization is folded into it,
 /// with that one's scale in its kernel and bias and its shift after it; its activation and
 /// output are quantized after it.
 impl LayerHook for QuantizePlan {

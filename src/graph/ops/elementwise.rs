@@ -2,7 +2,7 @@
 //! `Op::Binary`) and `Op::Fill`; WGSL: `shaders/elementwise.wgsl`.
 //!
 //! Adding a function: a variant here (with its `ALL` example if it has parameters), its arm in
-//! [`unary`]/[`unary_grad`] (or [`binary`] and the backward rule), and its `case` in the WGSL
+//! `unary`/`unary_grad` (or `binary` and the backward rule), and its `case` in the WGSL
 //! file under the constant `UNARY_<NAME>`; the op tests iterate [`UnaryOp::ALL`].
 
 use super::{coded, offsets, sign, Gpu, Grad, Grads, Host, Operands};

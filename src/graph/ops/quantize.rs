@@ -3,7 +3,7 @@
 //! ([`super::custom_quantize`]).
 //!
 //! Adding a quantizer function: a variant of [`QuantFn`] (with its `ALL` example), its arms in
-//! [`QuantFn::params`], [`quantize`] and [`quantize_grad`], and its WGSL cases under the
+//! `QuantFn::params`, `quantize` and `quantize_grad`, and its WGSL cases under the
 //! constant `QUANT_<NAME>`.
 
 use super::{coded, sign, Gpu, Grad, Grads, Host, Operands};

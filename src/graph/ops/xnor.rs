@@ -14,9 +14,9 @@ coded! {
     pub enum Epilogue in "EPILOGUE_" {
         /// The integer dot product as f32.
         Plain,
-        /// `dot * scale[n] + bias[n]`: takes two extra f32 [N] operands.
+        /// `dot * scale[n] + bias[n]`: takes two extra f32 `[N]` operands.
         Affine,
-        /// Sign bits of `dot * scale[n] + bias[n]` packed along N: takes two extra f32 [N] operands
+        /// Sign bits of `dot * scale[n] + bias[n]` packed along N: takes two extra f32 `[N]` operands
         /// and produces u32 words, ready for the next binary layer.
         Binarize,
     }
