@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::kernels::Step;
 use crate::tensor::{DType, Shape, TensorData};
 
-pub use super::conv::ConvGeometry;
+use super::conv::ConvGeometry;
 pub use super::ops::bitpack::{words_for, PackMode};
 pub use super::ops::elementwise::{BinaryOp, UnaryOp};
 pub use super::ops::fake_quant::{FakeQuantPart, FakeQuantSpec};

@@ -68,7 +68,7 @@ macro_rules! coded {
 pub(crate) use coded;
 
 /// Operand shapes and dtypes, as shape inference sees them.
-pub struct Operands<'a> {
+pub(crate) struct Operands<'a> {
     /// The op's name, for errors.
     pub name: &'static str,
     /// Shape and dtype of each input.
@@ -103,7 +103,7 @@ pub(crate) fn same_shape(op: &'static str, a: &Shape, b: &Shape) -> Result<()> {
 }
 
 /// What a backward rule sees: the node, its output `y` and the output's gradient `dy`.
-pub struct Grad<'a> {
+pub(crate) struct Grad<'a> {
     /// The forward node.
     pub node: &'a Node,
     /// Its output.
@@ -125,10 +125,10 @@ impl Grad<'_> {
 }
 
 /// Gradients of a node's inputs; `None`: no gradient flows to that input.
-pub type Grads = Vec<Option<ValueId>>;
+pub(crate) type Grads = Vec<Option<ValueId>>;
 
 /// Host operands, as the CPU reference sees them.
-pub struct Host<'a> {
+pub(crate) struct Host<'a> {
     /// The op's name, for errors.
     pub name: &'static str,
     /// Shape and data of each input.
@@ -170,7 +170,7 @@ impl Host<'_> {
 
 /// GPU operands, as the recorder sees them: shapes, dtypes and buffers of the inputs, and the
 /// output's buffer and shape (none for an assignment).
-pub struct Gpu<'a> {
+pub(crate) struct Gpu<'a> {
     /// The op's name, for errors.
     pub name: &'static str,
     /// What the adapter lets the recorder choose.

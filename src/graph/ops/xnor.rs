@@ -89,14 +89,14 @@ pub(crate) fn infer(k: usize, epilogue: Epilogue, a: &Operands) -> Result<(Shape
 pub(crate) fn eval(k: usize, epilogue: Epilogue, h: &Host) -> Result<TensorData> {
     let d = XnorDims::new(h.shape(0), h.shape(1), k)?;
     let dots = dots(&d, h.u32(0)?, h.u32(1)?);
-    let affine = || -> Result<Vec<f32>> {
-        let (scale, bias) = (h.f32(2)?, h.f32(3)?);
-        Ok(dots.iter().enumerate().map(|(i, &v)| v * scale[i % d.n] + bias[i % d.n]).collect())
-    };
+    if epilogue == Epilogue::Plain {
+        return Ok(TensorData::F32(dots));
+    }
+    let (scale, bias) = (h.f32(2)?, h.f32(3)?);
+    let y: Vec<f32> = dots.iter().enumerate().map(|(i, &v)| v * scale[i % d.n] + bias[i % d.n]).collect();
     Ok(match epilogue {
-        Epilogue::Plain => TensorData::F32(dots.clone()),
-        Epilogue::Affine => TensorData::F32(affine()?),
-        Epilogue::Binarize => TensorData::U32(affine()?.chunks(d.n).flat_map(|row| pack_row(row, PackMode::Sign)).collect()),
+        Epilogue::Binarize => TensorData::U32(y.chunks(d.n).flat_map(|row| pack_row(row, PackMode::Sign)).collect()),
+        _ => TensorData::F32(y),
     })
 }
 
