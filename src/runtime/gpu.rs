@@ -1,11 +1,11 @@
-//! Running a plan on a GPU: the buffer pool, recording each node through its op family, one
-//! uniform arena, pipelines and bind groups, encoding, and per-kernel profiling.
+//! Running a plan on a GPU: buffers for every value (placed by `memory`), recording each node
+//! through its op family, one uniform arena, pipelines and bind groups, and encoding a step.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::PlanMemory;
-use crate::device::{block, GpuContext, Storage, Tensor};
+use super::{memory, PlanMemory};
+use crate::device::{GpuContext, Storage, Tensor};
 use crate::error::{Error, Result};
 use crate::graph::ops::Gpu;
 use crate::graph::{Graph, Source, ValueId};
@@ -62,60 +62,11 @@ impl GpuExec {
             views.insert(*id, BufferView { buffer: buffer.clone(), size: bytes(*id) });
         }
 
-        // A reshape of anything but a variable shares its input's buffer: values are immutable
-        // once written, and only variables are rewritten (by assign). The shared buffer stays busy
-        // until the last reader of any of its names.
-        let mut alias: HashMap<ValueId, ValueId> = HashMap::new();
-        for &n in order {
-            let node = &graph.nodes[n];
-            if let (crate::graph::Op::Reshape { .. }, Some(out)) = (&node.op, node.output) {
-                let src = node.inputs[0];
-                if !matches!(graph.value(src).source, Source::Variable { .. }) {
-                    alias.insert(out, *alias.get(&src).unwrap_or(&src));
-                }
-            }
-        }
-        let mut busy_until = last_use.clone();
-        for (a, root) in &alias {
-            if let (Some(&la), Some(lr)) = (last_use.get(a), busy_until.get_mut(root)) {
-                *lr = (*lr).max(la);
-            }
-        }
-
-        // Pool transient values: a value takes a free buffer (best fit, growing the largest free
-        // one if none fits) and releases it after its last reader. Two values that are live at
-        // the same time never share a buffer, so a dispatch never binds one buffer both as input
-        // and as output, which WebGPU forbids.
-        let mut pool: Vec<(u64, Option<usize>)> = Vec::new(); // (size, busy until position)
-        let mut placement: Vec<(ValueId, usize)> = Vec::new();
-        for (pos, &n) in order.iter().enumerate() {
-            let Some(out) = graph.nodes[n].output else { continue };
-            if alias.contains_key(&out) {
-                continue;
-            }
-            let need = bytes(out);
-            ctx.check_binding(|| name_of(out), need, BATCH_ADVICE)?;
-            memory.unpooled_bytes += need;
-            let free = |(_, (_, busy)): &(usize, &(u64, Option<usize>))| busy.is_none_or(|b| b < pos);
-            let best_fit =
-                pool.iter().enumerate().filter(free).filter(|(_, (s, _))| *s >= need).min_by_key(|(_, (s, _))| *s).map(|(i, _)| i);
-            let largest_free = || pool.iter().enumerate().filter(free).max_by_key(|(_, (s, _))| *s).map(|(i, _)| i);
-            let slot = match best_fit.or_else(largest_free) {
-                Some(i) => i,
-                None => {
-                    pool.push((0, None));
-                    pool.len() - 1
-                }
-            };
-            pool[slot].0 = pool[slot].0.max(need);
-            pool[slot].1 = Some(busy_until[&out]);
-            placement.push((out, slot));
-        }
-        let buffers = pool
-            .iter()
-            .enumerate()
-            .map(|(i, (size, _))| ctx.buffer(&format!("pool {i}"), *size).map(Arc::new))
-            .collect::<Result<Vec<_>>>()?;
+        let placed = memory::place(graph, order, last_use, bytes, |id, need| ctx.check_binding(|| name_of(id), need, BATCH_ADVICE))?;
+        memory.unpooled_bytes = placed.unpooled_bytes;
+        let (alias, placement, pool) = (placed.alias, placed.slots, placed.sizes);
+        let buffers =
+            pool.iter().enumerate().map(|(i, size)| ctx.buffer(&format!("pool {i}"), *size).map(Arc::new)).collect::<Result<Vec<_>>>()?;
         memory.pooled_bytes = buffers.iter().map(|b| b.size()).sum();
         memory.buffers = buffers.len();
         for (id, slot) in placement {
@@ -203,76 +154,6 @@ impl GpuExec {
             }
         }
     }
-
-    /// Runs one step with GPU timestamps around every dispatch and returns each kernel's time.
-    pub(super) fn profile(&mut self) -> Result<Vec<KernelTime>> {
-        let ctx = self.ctx.clone();
-        if !ctx.features.contains(wgpu::Features::TIMESTAMP_QUERY) {
-            return Err(Error::Unsupported { feature: "timestamp queries", adapter: ctx.summary.name.clone() });
-        }
-        let kernels: Vec<(crate::kernels::Kernel, [u32; 3])> = self
-            .steps
-            .iter()
-            .filter_map(|s| if let Encoded::Dispatch { kernel, workgroups, .. } = s { Some((kernel.clone(), *workgroups)) } else { None })
-            .collect();
-        let count = 2 * kernels.len() as u32;
-        if count > wgpu::QUERY_SET_MAX_QUERIES {
-            return Err(Error::invalid(
-                "Plan::profile",
-                "plan",
-                format!("{} dispatches; profiling times at most {}", kernels.len(), wgpu::QUERY_SET_MAX_QUERIES / 2),
-            ));
-        }
-        if kernels.is_empty() {
-            return Ok(Vec::new());
-        }
-        let copies = std::mem::take(&mut self.pending_copies);
-        let bytes = count as u64 * 8;
-        let resolved = ctx.scoped("profiling a plan", || {
-            let query_set = ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
-                label: Some("bitgrad profile"),
-                ty: wgpu::QueryType::Timestamp,
-                count,
-            });
-            let resolved = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("timestamps"),
-                size: bytes,
-                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-                mapped_at_creation: false,
-            });
-            let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("bitgrad profiled step") });
-            self.encode(&mut enc, &copies, Some(&query_set));
-            enc.resolve_query_set(&query_set, 0..count, &resolved, 0);
-            ctx.queue.submit([enc.finish()]);
-            Ok(resolved)
-        })?;
-        let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&block(
-            "Plan::profile",
-            "GPU timestamps natively (not offered in the browser)",
-            ctx.read(&resolved, bytes),
-        )?);
-        let period = ctx.queue.get_timestamp_period() as f64;
-        Ok(kernels
-            .iter()
-            .zip(ticks.chunks(2))
-            .map(|((k, workgroups), t)| KernelTime {
-                kernel: k.to_string(),
-                workgroups: *workgroups,
-                ns: t[1].saturating_sub(t[0]) as f64 * period,
-            })
-            .collect())
-    }
-}
-
-/// GPU time of one dispatch, from timestamps written at the start and end of its pass.
-#[derive(Clone, Debug, PartialEq)]
-pub struct KernelTime {
-    /// "shader::entry point".
-    pub kernel: String,
-    /// Workgroups dispatched (x, y, z).
-    pub workgroups: [u32; 3],
-    /// Nanoseconds.
-    pub ns: f64,
 }
 
 /// What to change when a value that grows with the batch exceeds a limit.

@@ -9,11 +9,13 @@
 
 mod cpu;
 mod gpu;
+mod memory;
 mod params;
+mod profile;
 mod schedule;
 
-pub use gpu::KernelTime;
 pub use params::ParamStore;
+pub use profile::KernelTime;
 
 use cpu::CpuExec;
 use gpu::GpuExec;
