@@ -42,7 +42,7 @@ pub use error::{Error, Result};
 pub use graph::{
     BinaryOp, ConvGeometry, ConvOptions, DataFormat, Distribution, Epilogue, Graph, Init, Op, PackMode, Padding, ReduceOp, UnaryOp, ValueId,
 };
-pub use runtime::{ParamStore, Plan};
+pub use runtime::{KernelTime, ParamStore, Plan, PlanMemory};
 pub use tensor::{DType, HostTensor, Shape, TensorData};
 /// The wgpu that [`GpuContext`] exposes, for your own calls on bitgrad's device.
 pub use wgpu;
