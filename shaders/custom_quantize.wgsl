@@ -1,9 +1,10 @@
-// requires: common
 // Template for user-defined quantizers. The two functions between the USER FUNCTIONS markers
 // are replaced by the user's `fn forward(x: f32) -> f32` and `fn gradient(x: f32, dy: f32) -> f32`
 // (see `CustomQuantizer` in src/quantizers/custom.rs); as written here they are the identity
-// quantizer, so this file, assembled after common.wgsl, is validated like every other shader.
-// The user's functions see the names of common.wgsl and of this file.
+// quantizer, so this file is validated like every other shader. It requires no shared part on
+// purpose: the user's code shares the module's namespace, and may use any name but this file's
+// (Params, p, x, dy, out, quantize, quantize_grad). So it spells out the 256-thread workgroup
+// and the folded flat index of common.wgsl (a test holds it to `kernels::WG`).
 //
 // Bindings (group 0):
 //   0  p    uniform Params
@@ -34,16 +35,16 @@ fn gradient(x: f32, dy: f32) -> f32 {
 }
 // END USER FUNCTIONS
 
-@compute @workgroup_size(WG)
+@compute @workgroup_size(256)
 fn quantize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat_index(gid, nwg);
+    let i = gid.x + gid.y * nwg.x * 256u;
     if (i >= p.n) { return; }
     out[i] = forward(x[i]);
 }
 
-@compute @workgroup_size(WG)
+@compute @workgroup_size(256)
 fn quantize_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat_index(gid, nwg);
+    let i = gid.x + gid.y * nwg.x * 256u;
     if (i >= p.n) { return; }
     out[i] = gradient(x[i], dy[i]);
 }

@@ -10,7 +10,7 @@
 //   4  out  storage read_write  FAKE_QUANT_VALUE: the fake-quantized value | FAKE_QUANT_IN_RANGE:
 //                               1 where nudged_min <= x <= nudged_max | FAKE_QUANT_BELOW_MIN: 1
 //                               where x < nudged_min | FAKE_QUANT_ABOVE_MAX: 1 where x > nudged_max
-// (`part`, as src/kernels/fake_quant.rs codes `FakeQuantPart`).
+// (`part`: `FakeQuantPart::code` of src/graph/ops/fake_quant.rs).
 // A range with min = max = 0 gives 0, and a gradient that passes everywhere (TensorFlow's rule).
 // Dispatch: 1-D over n elements, folded into y past 65535 groups.
 

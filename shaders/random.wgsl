@@ -8,7 +8,7 @@
 //   1  out     storage read_write  f32 [n]
 //   2  stream  storage read        f32 [1]  (random_streamed only: its integer value is mixed
 //                                           into the high seed word, as `stream_seed` does)
-// dist (as src/kernels/random.rs codes `Distribution`): DIST_UNIFORM on [a, b), DIST_NORMAL with
+// dist (`Distribution::code` of src/graph/ops/random.rs): DIST_UNIFORM on [a, b), DIST_NORMAL with
 // mean a and standard deviation b (Box-Muller), DIST_TRUNCATED_NORMAL the same normal truncated at
 // two standard deviations (Keras' TruncatedNormal): out-of-range draws are redrawn from fresh
 // counters, up to 32 times, then clamped.

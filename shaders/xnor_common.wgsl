@@ -21,7 +21,7 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> c: array<f32>;
 @group(0) @binding(6) var<storage, read_write> c_bits: array<u32>;
 
-// Epilogues, as src/kernels/xnor_gemm.rs codes `Epilogue`: the index of each epilogue's entry
+// Epilogues, `Epilogue::code` of src/graph/ops/xnor.rs: the index of each epilogue's entry
 // point in its kernel lists (`TILED`, `GEMV`, `GEMV_SUBGROUP`). Each epilogue is its own entry
 // point (see xnor_gemm.wgsl), so no shader switches on them.
 const EPILOGUE_PLAIN: u32 = 0u;

@@ -322,10 +322,7 @@ impl Op {
             Op::GatherGrad { .. } => gather::backward_gather_grad(g, r),
             Op::Softmax => softmax::backward_softmax(g, r),
             Op::SoftmaxCrossEntropy => softmax::backward_xent(g, r),
-            Op::BitPack { .. } | Op::BitUnpack { .. } | Op::XnorGemm { .. } => Err(Error::NotDifferentiable {
-                op: self.name(),
-                reason: "packed bits carry no gradient; a quantizer defines the pseudo-gradient of binarized values".into(),
-            }),
+            Op::BitPack { .. } | Op::BitUnpack { .. } | Op::XnorGemm { .. } => bitpack::no_gradient(self.name()),
             Op::ApplyMask => bitpack::backward_apply_mask(g, r),
             Op::Quantize { f } => quantize::backward(g, *f, r),
             Op::CustomQuantize { f } => custom_quantize::backward(g, f, r),

@@ -9,7 +9,7 @@ use super::{grid_1d, params_layout, shader, BufferView, CustomShader, Dispatch, 
 
 /// The template (the identity quantizer as written).
 pub const SHADER: Shader = shader!("custom_quantize", "../../shaders/custom_quantize.wgsl", params_layout, false);
-/// The template's entry points; a registered shader has the same ones.
+/// The template's entry points; every spliced module has the same ones.
 pub const KERNELS: &[Kernel] = &[Kernel::new(&SHADER, "quantize"), Kernel::new(&SHADER, "quantize_grad")];
 
 /// Where the user's functions go.
@@ -39,11 +39,6 @@ pub fn splice(user_functions: &str) -> String {
     let start = t.find(BEGIN_MARKER).expect("template has the begin marker") + BEGIN_MARKER.len();
     let end = t.find(END_MARKER).expect("template has the end marker");
     super::assemble(&format!("{}\n{}\n{}", &t[..start], user_functions.trim_end(), &t[end..]))
-}
-
-/// The spliced module of the quantizer `name`, held by the ops that run it.
-pub fn module(name: &str, user_functions: &str) -> Arc<CustomShader> {
-    Arc::new(CustomShader { name: format!("custom quantizer {name}"), module: splice(user_functions) })
 }
 
 /// `out = forward(x)` with the quantizer's module.

@@ -1,6 +1,8 @@
-//! One module per WGSL kernel family: the `Pod` mirror of the shader's `Params` uniform and
-//! helpers that turn op arguments into a [`Dispatch`]. Kernels know nothing about graphs or
-//! devices; the GPU backend chooses them and the plan creates their pipelines and bind groups.
+//! The WGSL side: one module per WGSL kernel family with its [`Shader`], its entry points as
+//! typed [`Kernel`] handles (`KERNELS`), the `Pod` mirror of its `Params` uniform and the
+//! kernel's own sizes. Kernels know nothing about graphs or devices: the op families
+//! (`crate::graph::ops`) record [`Dispatch`]es of them, and the runtime creates their pipelines
+//! and bind groups.
 //!
 //! A family file may use the shared WGSL [`PARTS`] (`shaders/common.wgsl`: workgroup sizes, the
 //! flat index, run-time NaN and -inf, ...) by naming them in its first line, such as
@@ -62,7 +64,7 @@ macro_rules! shader {
 pub(crate) use shader;
 
 /// A module assembled at run time: a custom quantizer's (the template with the user's
-/// functions). The op that runs it holds it, so nothing outlives its users.
+/// functions). The ops that run it hold it by `Arc`, so a graph carries its own modules.
 #[derive(Debug)]
 pub struct CustomShader {
     /// Name for labels and errors.
@@ -390,7 +392,7 @@ mod tests {
         // A custom quantizer's module: the template with user code, through the same assembler.
         let spliced =
             custom_quantize::splice("fn forward(x: f32) -> f32 { return -x; }\nfn gradient(x: f32, dy: f32) -> f32 { return -dy; }");
-        assert!(spliced.starts_with(PARTS[0].1) && spliced.contains("return -dy;"));
+        assert!(spliced.starts_with(&custom_quantize::SHADER.file[..20]) && spliced.contains("return -dy;"), "no shared part");
         validate("custom quantizer", &spliced, false);
     }
 
@@ -487,6 +489,57 @@ mod tests {
             let rust: Vec<(String, usize)> = fields.iter().map(|(n, o)| (n.to_string(), *o)).collect();
             assert_eq!(rust, wgsl, "{}: field names/offsets differ", shader.name);
         }
+    }
+
+    /// Every WGSL file in `shaders/` is a listed family or shared part, so none escapes the
+    /// validation and entry-point tests.
+    #[test]
+    fn every_shader_file_is_a_family_or_a_part() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let stem = path.file_stem().unwrap().to_string_lossy().to_string();
+            if path.extension().is_some_and(|e| e == "wgsl") {
+                let listed = ALL_SHADERS.iter().any(|s| s.name == stem) || PARTS.iter().any(|(n, _)| *n == stem);
+                assert!(listed, "shaders/{stem}.wgsl is neither in ALL_SHADERS nor in PARTS");
+            }
+        }
+    }
+
+    /// The grids the families compute from the kernels' sizes fit the shaders' workgroups.
+    #[test]
+    fn kernel_sizes_match_the_shaders() {
+        let constant = |shader: &Shader, name: &str| {
+            let module = parse(shader);
+            let found = module.constants.iter().find(|(_, c)| c.name.as_deref() == Some(name)).map(|(_, c)| c.init);
+            match found.map(|init| &module.global_expressions[init]) {
+                Some(naga::Expression::Literal(naga::Literal::U32(v))) => *v as usize,
+                other => panic!("{}.wgsl: `{name}` is {other:?}", shader.name),
+            }
+        };
+        let workgroup = |shader: &Shader, entry: &str| {
+            parse(shader).entry_points.iter().find(|e| e.name == entry).map(|e| e.workgroup_size).expect("entry point")
+        };
+        assert_eq!(constant(&gemm::SHADER, "TILE"), gemm::TILE);
+        assert_eq!(workgroup(&gemm::SHADER, "gemv")[0] as usize, gemm::GEMV_COLUMNS, "gemv: one invocation per column");
+        assert_eq!(constant(&xnor_gemm::SHADER, "TILE"), xnor_gemm::TILE);
+        for shader in [&xnor_gemm::GEMV_SHADER, &xnor_gemm::GEMV_SUBGROUP_SHADER] {
+            // 8 lanes per output column (xnor_gemv_lanes.wgsl).
+            assert_eq!(workgroup(shader, "xnor_gemv")[0] as usize, 8 * xnor_gemm::GEMV_COLUMNS, "{}", shader.name);
+        }
+        // The custom quantizers' template spells out common.wgsl's workgroup (it shares none).
+        for entry in ["quantize", "quantize_grad"] {
+            assert_eq!(workgroup(&custom_quantize::SHADER, entry), [WG as u32, 1, 1]);
+        }
+    }
+
+    /// A custom quantizer's code shares the module only with the template, so it may use the
+    /// names of the shared parts.
+    #[test]
+    fn custom_quantizer_code_may_reuse_shared_names() {
+        let user = "fn nan() -> f32 { return 0.0; }\nfn flat_index(x: f32) -> f32 { return x; }\nconst WG: f32 = 2.0;\n\
+                    fn forward(x: f32) -> f32 { return flat_index(x) * WG + nan(); }\nfn gradient(x: f32, dy: f32) -> f32 { return dy; }";
+        validate("custom quantizer", &custom_quantize::splice(user), false);
     }
 
     /// The dispatch sizes Rust computes use the workgroup sizes the shaders declare.

@@ -168,7 +168,7 @@ impl Network {
                 let e = Error::invalid(
                     "model",
                     "name",
-                    "another layer already has this name; layer names must be unique in a model (apply the same layer object again to share weights)",
+                    "another layer already has this name; layer names must be unique in a model (apply the same layer object, or a clone of it, again to share weights)",
                 );
                 return Err(wrap(name, class, e));
             }

@@ -2,7 +2,8 @@
 //! MagnitudeAwareSign, SteTern, DoReFa and NoOp, with Larq's names, string aliases, defaults,
 //! precisions and Keras JSON form. A quantizer applies to any tensor (as a layer's input or
 //! kernel quantizer, as an activation, or on its own) by recording its statistic, if any, and a
-//! [`Op::Quantize`](crate::Op::Quantize) node whose gradient is the quantizer's pseudo-gradient.
+//! [`Op::Quantize`](crate::Op::Quantize) node (a custom quantizer's `Op::CustomQuantize`) whose
+//! gradient is the quantizer's pseudo-gradient.
 //!
 //! ```
 //! use bitgrad::quantizers::Quantizer;
@@ -130,8 +131,10 @@ enum Param<'a> {
     NonNegative(&'a mut f32),
     /// A boolean.
     Flag(&'a mut bool),
-    /// A count in `range`.
+    /// A count of bits in `range`.
     Bits(&'a mut u32, std::ops::RangeInclusive<u32>),
+    /// A precision in bits (at least 1), required in a config.
+    Precision(&'a mut u32),
     /// DoReFa's mode, `"activations"` or `"weights"`.
     Mode(&'a mut DoReFaMode),
 }
@@ -259,7 +262,7 @@ impl Quantizer {
                     &["NoOpQuantizer"],
                     p,
                     false,
-                    vec![("precision", Bits(precision, 1..=u32::MAX))],
+                    vec![("precision", Precision(precision))],
                     builtin(QuantFn::Identity, None),
                 )
             }
@@ -320,7 +323,9 @@ impl Quantizer {
         let mut q = self.clone();
         let spec = q.spec();
         let name = spec.class;
-        for (key, param) in &spec.params {
+        // Straight-through windows first, then the rest in order (as the catalogue always has).
+        let (clips, others): (Vec<_>, Vec<_>) = spec.params.iter().partition(|(_, p)| matches!(p, Param::Clip(_)));
+        for (key, param) in clips.into_iter().chain(others) {
             match param {
                 Param::Clip(Some(v)) if !(v.is_finite() && *v >= 0.0) => {
                     return Err(Error::invalid(name, key, format!("{v} must be a finite number >= 0 (or None)")));
@@ -330,13 +335,9 @@ impl Quantizer {
                 }
                 Param::Number(v) if !v.is_finite() => return Err(Error::invalid(name, key, format!("{v} must be finite"))),
                 Param::Bits(v, range) if !range.contains(v) => {
-                    let message = if *range.end() == u32::MAX {
-                        format!("must be at least {}", range.start())
-                    } else {
-                        format!("{v} must be between {} and {}", range.start(), range.end())
-                    };
-                    return Err(Error::invalid(name, key, message));
+                    return Err(Error::invalid(name, key, format!("{v} must be between {} and {}", range.start(), range.end())));
                 }
+                Param::Precision(v) if **v == 0 => return Err(Error::invalid(name, key, "must be at least 1")),
                 _ => {}
             }
         }
@@ -389,7 +390,7 @@ impl Quantizer {
                     Param::Clip(c) => json!(c),
                     Param::Number(v) | Param::NonNegative(v) => json!(v),
                     Param::Flag(b) => json!(b),
-                    Param::Bits(b, _) => json!(b),
+                    Param::Bits(b, _) | Param::Precision(b) => json!(b),
                     Param::Mode(m) => json!(if *m == DoReFaMode::Weights { "weights" } else { "activations" }),
                 };
                 (key.to_string(), v)
@@ -430,18 +431,14 @@ impl Quantizer {
         };
         let mut spec = q.spec();
         let name = spec.class;
-        if name == "NoOp" && !config.contains_key("precision") {
-            return Err(Error::invalid("NoOp", "precision", "is required"));
-        }
-        // A parameter this quantizer does not have would otherwise be silently dropped.
-        if let Some(k) = config
-            .keys()
-            .find(|k| !spec.params.iter().any(|(p, _)| p == k) && !["name", "trainable", "dtype", "metrics"].contains(&k.as_str()))
-        {
-            return Err(Error::invalid(name, "config", format!("`{k}` is not a parameter of {class}")));
-        }
+        let keys: Vec<&'static str> = spec.params.iter().map(|(k, _)| *k).collect();
         for (key, param) in &mut spec.params {
-            let Some(x) = config.get(*key) else { continue };
+            let Some(x) = config.get(*key) else {
+                if let Param::Precision(_) = param {
+                    return Err(Error::invalid(name, key, "is required"));
+                }
+                continue;
+            };
             let number = || x.as_f64().map(|f| f as f32).ok_or_else(|| Error::invalid(name, key, format!("{x} is not a number")));
             match param {
                 Param::Clip(c) => **c = if x.is_null() { None } else { Some(number()?) },
@@ -451,13 +448,12 @@ impl Quantizer {
                 Param::Flag(b) => **b = x.as_bool().ok_or_else(|| Error::invalid(name, key, format!("{x} is not a boolean")))?,
                 Param::Bits(b, range) => {
                     let k = x.as_i64().ok_or_else(|| Error::invalid(name, key, format!("{x} is not an integer")))?;
-                    **b = u32::try_from(k).map_err(|_| {
-                        if *range.end() == u32::MAX {
-                            Error::invalid(name, key, format!("{k} is too large"))
-                        } else {
-                            Error::invalid(name, key, format!("{k} must be between {} and {}", range.start(), range.end()))
-                        }
-                    })?;
+                    **b = u32::try_from(k)
+                        .map_err(|_| Error::invalid(name, key, format!("{k} must be between {} and {}", range.start(), range.end())))?;
+                }
+                Param::Precision(b) => {
+                    let p = x.as_u64().ok_or_else(|| Error::invalid(name, key, "is required"))?;
+                    **b = u32::try_from(p).map_err(|_| Error::invalid(name, key, format!("{p} is too large")))?;
                 }
                 Param::Mode(m) => {
                     **m = match x.as_str() {
@@ -467,6 +463,12 @@ impl Quantizer {
                     };
                 }
             }
+        }
+        // A parameter this quantizer does not have would otherwise be silently dropped.
+        if let Some(k) =
+            config.keys().find(|k| !keys.contains(&k.as_str()) && !["name", "trainable", "dtype", "metrics"].contains(&k.as_str()))
+        {
+            return Err(Error::invalid(name, "config", format!("`{k}` is not a parameter of {class}")));
         }
         q.validate()?;
         Ok(q)
@@ -486,4 +488,37 @@ pub fn starved_weights_warning(quantizer: Option<&Quantizer>, constraint_argumen
     );
     log::warn!("{message}");
     Some(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(v: Value) -> String {
+        Quantizer::from_keras(&v).unwrap_err().to_string()
+    }
+
+    /// The generic reader keeps each parameter's messages: a NoOp precision that is missing or
+    /// not a count is required, one past u32 too large; parameters are read before unknown keys
+    /// are refused; windows are checked before thresholds.
+    #[test]
+    fn keras_reading_errors_name_the_parameter() {
+        for bad in [json!({}), json!({"precision": -1}), json!({"precision": null}), json!({"precision": 1.5})] {
+            let e = error(json!({"class_name": "NoOp", "config": bad}));
+            assert!(e.contains("precision") && e.contains("is required"), "{e}");
+        }
+        assert!(error(json!({"class_name": "NoOpQuantizer", "config": {"precision": 1u64 << 40}})).contains("too large"));
+        assert!(error(json!({"class_name": "NoOp", "config": {"precision": 0}})).contains("at least 1"));
+        let both = error(json!({"class_name": "DoReFaQuantizer", "config": {"k_bit": "two", "extra": 1}}));
+        assert!(both.contains("k_bit") && both.contains("not an integer"), "{both}");
+        assert!(error(json!({"class_name": "DoReFa", "config": {"k_bit": 30}})).contains("between 1 and 24"));
+        assert!(error(json!({"class_name": "SteSign", "config": {"extra": 1}})).contains("`extra` is not a parameter of SteSign"));
+        let tern = error(json!({"class_name": "SteTern", "config": {"threshold_value": -1.0, "clip_value": -1.0}}));
+        assert!(tern.contains("clip_value"), "{tern}");
+        assert!(Quantizer::from_name("noop").unwrap_err().to_string().contains("precision"));
+        assert_eq!(
+            Quantizer::from_keras(&json!({"class_name": "DoReFaQuantizer", "config": {"k_bit": 3, "mode": "weights"}})).unwrap(),
+            Quantizer::DoReFa { k_bit: 3, mode: DoReFaMode::Weights }
+        );
+    }
 }

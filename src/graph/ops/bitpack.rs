@@ -71,6 +71,14 @@ pub(crate) fn infer_apply_mask(a: &Operands) -> Result<(Shape, DType)> {
     Ok((dy.clone(), DType::F32))
 }
 
+/// Packed values (bit packing, unpacking, XNOR products) carry no gradient of their own.
+pub(crate) fn no_gradient(op: &'static str) -> Result<Grads> {
+    Err(Error::NotDifferentiable {
+        op,
+        reason: "packed bits carry no gradient; a quantizer defines the pseudo-gradient of binarized values".into(),
+    })
+}
+
 /// Linear in dy: the adjoint masks the upstream gradient the same way.
 pub(crate) fn backward_apply_mask(g: &mut Graph, r: &Grad) -> Result<Grads> {
     Ok(vec![None, Some(g.apply_mask(r.x(0), r.dy)?)])

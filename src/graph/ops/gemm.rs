@@ -1,5 +1,5 @@
-//! Batched f32 matrix products (`Op::MatMul`); WGSL: `shaders/gemm.wgsl`. The planner's
-//! choices for products (the K split of weight gradients) come from the kernel's tile size here.
+//! Batched f32 matrix products (`Op::MatMul`); WGSL: `shaders/gemm.wgsl`. The K split of weight
+//! gradients that `Graph::matmul_t` chooses while building comes from the kernel's tile size.
 
 use super::{Gpu, Grad, Grads, Host, Operands};
 use crate::error::{Error, Result};

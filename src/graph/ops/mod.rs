@@ -279,6 +279,30 @@ mod tests {
         }
     }
 
+    /// Every `u32` constant of every family's WGSL is a code of an enum checked above or one of
+    /// the kernels' own sizes, so a new family's codes cannot escape the check.
+    #[test]
+    fn every_wgsl_code_constant_is_checked() {
+        const CHECKED: &[&str] = &[
+            elementwise::UnaryOp::WGSL_PREFIX,
+            elementwise::BinaryOp::WGSL_PREFIX,
+            reduce::ReduceOp::WGSL_PREFIX,
+            bitpack::PackMode::WGSL_PREFIX,
+            quantize::QuantFn::WGSL_PREFIX,
+            fake_quant::FakeQuantPart::WGSL_PREFIX,
+            random::Distribution::WGSL_PREFIX,
+            xnor::Epilogue::WGSL_PREFIX,
+        ];
+        // Sizes and counts, not codes: workgroups, tiles, K slices, truncated-normal redraws.
+        const SIZES: &[&str] = &["WG", "ROW_WG", "TILE", "TK", "TW", "ATTEMPTS"];
+        for shader in kernels::ALL_SHADERS {
+            for (name, _) in wgsl_constants(shader, "") {
+                let known = CHECKED.iter().any(|p| name.starts_with(p)) || SIZES.contains(&name.as_str());
+                assert!(known, "{}.wgsl: `{name}` is neither a checked code nor a known size", shader.name);
+            }
+        }
+    }
+
     /// The XNOR kernels are one entry point per epilogue, indexed by its code.
     #[test]
     fn xnor_entry_points_follow_epilogue_codes() {
