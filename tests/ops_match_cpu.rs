@@ -6,9 +6,9 @@ mod common;
 use bitgrad::{BinaryOp, DType, Distribution, Graph, HostTensor, Op, ReduceOp, Shape, UnaryOp};
 use common::*;
 
-/// A one-op case: inputs `x0`, `x1`, ... with the given shapes and data.
+/// A one-op case: inputs `x0`, `x1`, ... (up to five) with the given shapes and data.
 fn case(op: Op, inputs: Vec<HostTensor>) -> Case<'static> {
-    const NAMES: [&str; 3] = ["x0", "x1", "x2"];
+    const NAMES: [&str; 5] = ["x0", "x1", "x2", "x3", "x4"];
     let mut g = Graph::new();
     let ids: Vec<_> = inputs.iter().enumerate().map(|(i, t)| g.input(NAMES[i], t.shape().clone(), t.dtype()).unwrap()).collect();
     let out = g.push(op, &ids).unwrap().unwrap();
@@ -396,5 +396,27 @@ fn every_distribution_matches_cpu() {
         check_case(&format!("{dist:?}"), &case(plain, vec![]), tol);
         let streamed = Op::Random { dist, seed: 11, shape: Shape::new([3, 67]), streamed: true };
         check_case(&format!("streamed {dist:?}"), &case(streamed, vec![HostTensor::f32([1], vec![7.0]).unwrap()]), tol);
+    }
+}
+
+/// Every fused optimizer update (`UpdateFn::ALL`), with moments that include 0.
+#[test]
+fn optimizer_updates_match_cpu() {
+    use bitgrad::graph::UpdateFn;
+    for (k, &f) in UpdateFn::ALL.iter().enumerate() {
+        for shape in [vec![1], vec![3, 257]] {
+            let n: usize = shape.iter().product();
+            let seed = 50 + 10 * k as u64;
+            let mut inputs = vec![f32s(&shape, seed, 2.0), f32s(&shape, seed + 1, 1.0)];
+            if !matches!(f, UpdateFn::Moment { .. } | UpdateFn::SquaredMoment { .. }) {
+                let second = with_edges(uniform(seed + 2, n, 1.0).iter().map(|v| v * v).collect(), &[0.0]);
+                inputs.push(HostTensor::f32(&shape[..], second).unwrap());
+                inputs.push(HostTensor::f32([1], vec![1e-3]).unwrap());
+            }
+            if matches!(f, UpdateFn::AdamWStep { .. }) {
+                inputs.push(HostTensor::f32([1], vec![4e-6]).unwrap());
+            }
+            check_case(&format!("{f:?} {shape:?}"), &case(Op::Update { f }, inputs), ELEMENTWISE);
+        }
     }
 }

@@ -13,7 +13,8 @@ pub mod ops;
 
 pub use conv::{ConvGeometry, ConvOptions, DataFormat, Padding};
 pub use op::{
-    BinaryOp, Distribution, Epilogue, FakeQuantPart, FakeQuantSpec, MatMulDims, Op, PackMode, QuantFn, ReduceOp, UnaryOp, XnorDims,
+    BinaryOp, Distribution, Epilogue, FakeQuantPart, FakeQuantSpec, MatMulDims, Op, PackMode, QuantFn, ReduceOp, UnaryOp, UpdateFn,
+    XnorDims,
 };
 pub use ops::custom_quantize::CustomFn;
 
@@ -578,6 +579,12 @@ impl Graph {
         }
         self.overrides.insert(y, GradientOverride { wrt: wrt.to_vec(), rule: std::sync::Arc::new(rule) });
         Ok(())
+    }
+
+    /// An optimizer's fused update `f` of `inputs[0]` (a variable or slot) from the other operands
+    /// (see [`UpdateFn`]); the result is the new value, to [`Graph::assign`].
+    pub fn update(&mut self, f: UpdateFn, inputs: &[ValueId]) -> Result<ValueId> {
+        self.push1(Op::Update { f }, inputs)
     }
 
     /// Writes `value` into `variable` when the step reaches this point.

@@ -22,6 +22,7 @@ pub use super::ops::layout::permuted_shape;
 pub use super::ops::quantize::QuantFn;
 pub use super::ops::random::Distribution;
 pub use super::ops::reduce::{reduced_shape, ReduceOp};
+pub use super::ops::update::UpdateFn;
 pub use super::ops::xnor::{Epilogue, XnorDims};
 
 /// One operation in a [`crate::Graph`].
@@ -184,6 +185,12 @@ pub enum Op {
         /// Output shape.
         shape: Shape,
     },
+    /// An optimizer's fused update of a variable or slot: `(x, ...) -> x'`, shaped as `x` (see
+    /// [`UpdateFn`] for each function's operands).
+    Update {
+        /// The update.
+        f: UpdateFn,
+    },
     /// Writes `value` into `variable` at this point of the step: `(variable, value) -> ()`.
     Assign,
 }
@@ -220,6 +227,7 @@ impl Op {
             Op::Col2Im { .. } => "col2im",
             Op::Random { .. } => "random",
             Op::Fill { .. } => "fill",
+            Op::Update { .. } => "update",
             Op::Assign => "assign",
         }
     }
@@ -229,6 +237,7 @@ impl Op {
         match self {
             Op::Random { streamed, .. } => usize::from(*streamed),
             Op::Fill { .. } => 0,
+            Op::Update { f } => f.arity(),
             Op::BitPack { .. } | Op::BitUnpack { .. } | Op::Im2Col { .. } | Op::Col2Im { .. } => 1,
             Op::Quantize { f } => 1 + usize::from(f.needs_stat()),
             Op::QuantizeGrad { f } => 2 + usize::from(f.needs_stat()),
@@ -295,6 +304,7 @@ impl Op {
             Op::Im2Col { geom, pad_value } => im2col::infer_im2col(geom, *pad_value, a),
             Op::Col2Im { geom } => im2col::infer_col2im(geom, a),
             Op::Random { dist, shape, streamed, .. } => random::infer(*dist, shape, *streamed, a),
+            Op::Update { f } => update::infer(*f, a),
         }?;
         out.0.validate(name)?;
         Ok(Some(out))
@@ -330,6 +340,7 @@ impl Op {
             Op::Im2Col { geom, .. } => im2col::backward_im2col(g, geom, r),
             Op::Col2Im { geom } => im2col::backward_col2im(g, geom, r),
             Op::Random { streamed, .. } => Ok(vec![None; usize::from(*streamed)]),
+            Op::Update { .. } => update::backward(self.name()),
             Op::UnaryGrad(_) | Op::SoftmaxCrossEntropyGrad | Op::QuantizeGrad { .. } | Op::CustomQuantizeGrad { .. } => second(),
         }
     }
@@ -369,6 +380,7 @@ impl Op {
             Op::Im2Col { geom, pad_value } => im2col::eval_im2col(geom, *pad_value, h),
             Op::Col2Im { geom } => im2col::eval_col2im(geom, h),
             Op::Random { dist, seed, shape, streamed } => random::eval(*dist, *seed, shape, *streamed, h),
+            Op::Update { f } => update::eval(*f, h),
         }
     }
 
@@ -405,6 +417,7 @@ impl Op {
             Op::Im2Col { geom, pad_value } => im2col::record_im2col(geom, *pad_value, d),
             Op::Col2Im { geom } => im2col::record_col2im(geom, d),
             Op::Random { dist, seed, shape, streamed } => random::record(*dist, *seed, shape, *streamed, d),
+            Op::Update { f } => update::record(*f, d),
         }
     }
 }

@@ -23,6 +23,7 @@ pub mod quantize;
 pub mod random;
 pub mod reduce;
 pub mod softmax;
+pub mod update;
 pub mod xnor_gemm;
 
 /// A WGSL kernel family: the file `shaders/<name>.wgsl` with its entry points, and the module
@@ -142,6 +143,7 @@ pub const ALL_SHADERS: &[&Shader] = &[
     &custom_quantize::SHADER,
     &xnor_gemm::GEMV_SHADER,
     &xnor_gemm::GEMV_SUBGROUP_SHADER,
+    &update::SHADER,
 ];
 
 /// Every family's entry points, by family module (each lists its own in `KERNELS`).
@@ -159,6 +161,7 @@ pub const ALL_KERNELS: &[&[Kernel]] = &[
     quantize::KERNELS,
     fake_quant::KERNELS,
     custom_quantize::KERNELS,
+    update::KERNELS,
 ];
 
 /// The WGSL files that family files share, by the name a `// requires:` line gives them.

@@ -21,6 +21,7 @@ pub mod quantize;
 pub mod random;
 pub mod reduce;
 pub mod softmax;
+pub mod update;
 pub mod xnor;
 
 /// Declares an enum whose variants are numbered, in declaration order, by codes that its WGSL
@@ -274,6 +275,7 @@ mod tests {
         check_codes!(&kernels::quantize::SHADER, quantize::QuantFn);
         check_codes!(&kernels::fake_quant::SHADER, fake_quant::FakeQuantPart);
         check_codes!(&kernels::random::SHADER, random::Distribution);
+        check_codes!(&kernels::update::SHADER, update::UpdateFn);
         for shader in [&kernels::xnor_gemm::SHADER, &kernels::xnor_gemm::GEMV_SHADER, &kernels::xnor_gemm::GEMV_SUBGROUP_SHADER] {
             check_codes!(shader, xnor::Epilogue);
         }
@@ -292,6 +294,7 @@ mod tests {
             fake_quant::FakeQuantPart::WGSL_PREFIX,
             random::Distribution::WGSL_PREFIX,
             xnor::Epilogue::WGSL_PREFIX,
+            update::UpdateFn::WGSL_PREFIX,
         ];
         // Sizes and counts, not codes: workgroups, tiles, K slices, truncated-normal redraws.
         const SIZES: &[&str] = &["WG", "ROW_WG", "TILE", "TK", "TW", "ATTEMPTS"];

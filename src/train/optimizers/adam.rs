@@ -2,7 +2,7 @@
 
 use super::{slot, Optimizer, Updates};
 use crate::error::Result;
-use crate::graph::{Graph, UnaryOp, ValueId};
+use crate::graph::{Graph, UnaryOp, UpdateFn, ValueId};
 use crate::layers::Weight;
 use crate::train::Schedule;
 
@@ -62,50 +62,45 @@ impl Optimizer for Adam {
     }
 
     fn update(&self, g: &mut Graph, u: &mut Updates, w: &Weight, grad: ValueId) -> Result<ValueId> {
-        let lr = u.hyper(g, &self.name, "learning_rate")?;
-        let it = u.iterations(g, &self.name)?;
-        // b^t = exp(t ln b), t = iterations + 1.
-        let t = g.unary(UnaryOp::Offset(1.0), it)?;
-        let power = |g: &mut Graph, beta: f32| -> Result<ValueId> {
-            let e = g.unary(UnaryOp::Scale(beta.ln()), t)?;
-            g.unary(UnaryOp::Exp, e)
-        };
-        let b1t = power(g, self.beta_1)?;
-        let b2t = power(g, self.beta_2)?;
-        let one_minus = |g: &mut Graph, x: ValueId| -> Result<ValueId> {
-            let n = g.unary(UnaryOp::Neg, x)?;
-            g.unary(UnaryOp::Offset(1.0), n)
-        };
-        let c2 = one_minus(g, b2t)?;
-        let c2 = g.unary(UnaryOp::Sqrt, c2)?;
-        let c1 = one_minus(g, b1t)?;
-        let alpha = g.mul(lr, c2)?;
-        let alpha = g.div(alpha, c1)?;
+        // The step size is the same for every variable: recorded once per step.
+        let alpha = u.shared(g, &format!("{}/alpha", self.name), |g, u| {
+            let lr = u.hyper(g, &self.name, "learning_rate")?;
+            let it = u.iterations(g, &self.name)?;
+            // b^t = exp(t ln b), t = iterations + 1.
+            let t = g.unary(UnaryOp::Offset(1.0), it)?;
+            let power = |g: &mut Graph, beta: f32| -> Result<ValueId> {
+                let e = g.unary(UnaryOp::Scale(beta.ln()), t)?;
+                g.unary(UnaryOp::Exp, e)
+            };
+            let b1t = power(g, self.beta_1)?;
+            let b2t = power(g, self.beta_2)?;
+            let one_minus = |g: &mut Graph, x: ValueId| -> Result<ValueId> {
+                let n = g.unary(UnaryOp::Neg, x)?;
+                g.unary(UnaryOp::Offset(1.0), n)
+            };
+            let c2 = one_minus(g, b2t)?;
+            let c2 = g.unary(UnaryOp::Sqrt, c2)?;
+            let c1 = one_minus(g, b1t)?;
+            let alpha = g.mul(lr, c2)?;
+            g.div(alpha, c1)
+        })?;
 
+        // One fused pass per slot and one for the variable, in Keras' order of operations.
         let m = slot(g, &self.name, w, "m")?;
         let v = slot(g, &self.name, w, "v")?;
-        let dm = g.sub(grad, m)?;
-        let dm = g.unary(UnaryOp::Scale(1.0 - self.beta_1), dm)?;
-        let m_new = g.add(m, dm)?;
-        let g2 = g.unary(UnaryOp::Square, grad)?;
-        let dv = g.sub(g2, v)?;
-        let dv = g.unary(UnaryOp::Scale(1.0 - self.beta_2), dv)?;
-        let v_new = g.add(v, dv)?;
+        let m_new = g.update(UpdateFn::Moment { beta: self.beta_1 }, &[m, grad])?;
+        let v_new = g.update(UpdateFn::SquaredMoment { beta: self.beta_2 }, &[v, grad])?;
         g.assign(m, m_new)?;
         g.assign(v, v_new)?;
-
-        let base = if self.decays() {
-            let wd = u.hyper(g, &self.name, "weight_decay")?;
-            let k = g.mul(wd, lr)?;
-            let decay = g.mul(w.variable, k)?;
-            g.sub(w.variable, decay)?
+        if self.decays() {
+            let k = u.shared(g, &format!("{}/decay", self.name), |g, u| {
+                let lr = u.hyper(g, &self.name, "learning_rate")?;
+                let wd = u.hyper(g, &self.name, "weight_decay")?;
+                g.mul(wd, lr)
+            })?;
+            g.update(UpdateFn::AdamWStep { epsilon: self.epsilon }, &[w.variable, m_new, v_new, alpha, k])
         } else {
-            w.variable
-        };
-        let root = g.unary(UnaryOp::Sqrt, v_new)?;
-        let denom = g.unary(UnaryOp::Offset(self.epsilon), root)?;
-        let step = g.mul(m_new, alpha)?;
-        let step = g.div(step, denom)?;
-        g.sub(base, step)
+            g.update(UpdateFn::AdamStep { epsilon: self.epsilon }, &[w.variable, m_new, v_new, alpha])
+        }
     }
 }

@@ -50,6 +50,8 @@ pub struct Updates {
     pub inputs: BTreeMap<String, ValueId>,
     /// Iteration counters by optimizer name.
     pub iterations: BTreeMap<String, ValueId>,
+    /// Values an optimizer computes once per step for all its variables, by key.
+    pub shared: BTreeMap<String, ValueId>,
 }
 
 impl Updates {
@@ -76,6 +78,17 @@ impl Updates {
             None => g.variable(&name, [1], Init::Zeros)?,
         };
         self.iterations.insert(opt.to_string(), v);
+        Ok(v)
+    }
+
+    /// The value `key` (e.g. `adam/alpha`), recorded by `build` the first time it is asked for in
+    /// this step, so that a per-step scalar is computed once, not once per variable.
+    pub fn shared(&mut self, g: &mut Graph, key: &str, build: impl FnOnce(&mut Graph, &mut Self) -> Result<ValueId>) -> Result<ValueId> {
+        if let Some(&v) = self.shared.get(key) {
+            return Ok(v);
+        }
+        let v = build(g, self)?;
+        self.shared.insert(key.to_string(), v);
         Ok(v)
     }
 
