@@ -1,28 +1,34 @@
 // requires: common
 // Fused optimizer updates: each function is one pass over a variable's elements, in the order
-// of operations of the op-by-op form it replaces (Keras' update order), so that a training step
-// runs one dispatch per slot and per variable instead of one per arithmetic step.
+// of operations of the op-by-op form it replaces (Keras' and Larq's update order), so that a
+// training step runs one dispatch per slot and per variable instead of one per arithmetic step.
 //
-// Bindings (group 0):
+// Bindings (group 0): arrays shaped as the variable in a, b, c, then [1] scalars in d, e; an
+// unused slot is bound to `a` and never read.
 //   0  p    uniform Params
-//   1  a    storage read        the variable or slot being updated
-//   2  b    storage read        the gradient (moments) or the new first moment (steps)
-//   3  c    storage read        the new second moment (steps; else bound to `a`)
-//   4  d    storage read        f32 [1]: Adam's step size alpha (steps; else bound to `a`)
-//   5  e    storage read        f32 [1]: AdamW's decay factor weight_decay * lr (else `a`)
+//   1  a    storage read        the variable or slot being updated (x)
+//   2  b    storage read        the second array (y): gradient, moment or velocity
+//   3  c    storage read        the third array (z)
+//   4  d    storage read        f32 [1], the first scalar (s)
+//   5  e    storage read        f32 [1], the second scalar (t)
 //   6  out  storage read_write  the new value
 // `op` is one of the UPDATE_ constants below, `UpdateFn::code` of src/graph/ops/update.rs (a
-// test compares them); `s` is 1 - beta for the moments and epsilon for the steps.
-//   UPDATE_MOMENT:          a + (b - a) * s
-//   UPDATE_SQUARED_MOMENT:  a + (b * b - a) * s
-//   UPDATE_ADAM_STEP:       a - (b * d) / (sqrt(c) + s)
-//   UPDATE_ADAM_W_STEP:     (a - a * e) - (b * d) / (sqrt(c) + s)
+// test compares them); `k` is 1 - beta for the moments, epsilon for Adam's steps.
+//   UPDATE_MOMENT:          x + (y - x) * k
+//   UPDATE_SQUARED_MOMENT:  x + (y * y - x) * k
+//   UPDATE_ADAM_STEP:       x - (y * s) / (sqrt(z) + k)
+//   UPDATE_ADAM_W_STEP:     (x - x * t) - (y * s) / (sqrt(z) + k)
+//   UPDATE_SGD:             x - y * s
+//   UPDATE_VELOCITY:        x * t - y * s
+//   UPDATE_NESTEROV_STEP:   x + (y * t - z * s)
+//   UPDATE_BOP_MOMENT:      x + (y - x) * s
+//   UPDATE_BOP_FLIP:        larq_sign(-(sign(x * y - s) * x)), sign with 0 at 0 (TensorFlow's)
 // Dispatch: 1-D over n elements, folded into y past 65535 groups.
 
 struct Params {
     n: u32,
     op: u32,
-    s: f32,
+    k: f32,
     _pad0: u32,
 }
 
@@ -38,6 +44,11 @@ const UPDATE_MOMENT: u32 = 0u;
 const UPDATE_SQUARED_MOMENT: u32 = 1u;
 const UPDATE_ADAM_STEP: u32 = 2u;
 const UPDATE_ADAM_W_STEP: u32 = 3u;
+const UPDATE_SGD: u32 = 4u;
+const UPDATE_VELOCITY: u32 = 5u;
+const UPDATE_NESTEROV_STEP: u32 = 6u;
+const UPDATE_BOP_MOMENT: u32 = 7u;
+const UPDATE_BOP_FLIP: u32 = 8u;
 
 @compute @workgroup_size(WG)
 fn update(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -47,21 +58,40 @@ fn update(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     switch p.op {
         case UPDATE_MOMENT: {
             let dm = b[i] - x;
-            out[i] = x + dm * p.s;
+            out[i] = x + dm * p.k;
         }
         case UPDATE_SQUARED_MOMENT: {
-            let g = b[i];
-            let dv = g * g - x;
-            out[i] = x + dv * p.s;
+            let y = b[i];
+            let dv = y * y - x;
+            out[i] = x + dv * p.k;
         }
         case UPDATE_ADAM_STEP: {
             let step = b[i] * d[0];
-            out[i] = x - step / (sqrt(c[i]) + p.s);
+            out[i] = x - step / (sqrt(c[i]) + p.k);
         }
-        case UPDATE_ADAM_W_STEP, default: {
+        case UPDATE_ADAM_W_STEP: {
             let base = x - x * e[0];
             let step = b[i] * d[0];
-            out[i] = base - step / (sqrt(c[i]) + p.s);
+            out[i] = base - step / (sqrt(c[i]) + p.k);
+        }
+        case UPDATE_SGD: {
+            out[i] = x - b[i] * d[0];
+        }
+        case UPDATE_VELOCITY: {
+            out[i] = x * e[0] - b[i] * d[0];
+        }
+        case UPDATE_NESTEROV_STEP: {
+            out[i] = x + (b[i] * e[0] - c[i] * d[0]);
+        }
+        case UPDATE_BOP_MOMENT: {
+            let dm = b[i] - x;
+            out[i] = x + dm * d[0];
+        }
+        case UPDATE_BOP_FLIP, default: {
+            let wm = x * b[i];
+            let t = d[0];
+            let s = select(0.0, 1.0, wm > t) - select(0.0, 1.0, t > wm);
+            out[i] = larq_sign(-(s * x));
         }
     }
 }

@@ -399,22 +399,29 @@ fn every_distribution_matches_cpu() {
     }
 }
 
-/// Every fused optimizer update (`UpdateFn::ALL`), with moments that include 0.
+/// Every fused optimizer update (`UpdateFn::ALL`), with second moments that include 0 and a
+/// Bop threshold that some `w * m` equal.
 #[test]
 fn optimizer_updates_match_cpu() {
     use bitgrad::graph::UpdateFn;
     for (k, &f) in UpdateFn::ALL.iter().enumerate() {
+        let (arrays, scalars) = f.operands();
         for shape in [vec![1], vec![3, 257]] {
             let n: usize = shape.iter().product();
             let seed = 50 + 10 * k as u64;
             let mut inputs = vec![f32s(&shape, seed, 2.0), f32s(&shape, seed + 1, 1.0)];
-            if !matches!(f, UpdateFn::Moment { .. } | UpdateFn::SquaredMoment { .. }) {
+            if arrays == 3 {
                 let second = with_edges(uniform(seed + 2, n, 1.0).iter().map(|v| v * v).collect(), &[0.0]);
                 inputs.push(HostTensor::f32(&shape[..], second).unwrap());
-                inputs.push(HostTensor::f32([1], vec![1e-3]).unwrap());
             }
-            if matches!(f, UpdateFn::AdamWStep { .. }) {
-                inputs.push(HostTensor::f32([1], vec![4e-6]).unwrap());
+            if f == UpdateFn::BopFlip {
+                // w = 1, m = 0.5 at element 0: w m equals the threshold there.
+                let (mut w, mut m) = (uniform(seed, n, 2.0), uniform(seed + 1, n, 1.0));
+                (w[0], m[0]) = (1.0, 0.5);
+                inputs = vec![HostTensor::f32(&shape[..], w).unwrap(), HostTensor::f32(&shape[..], m).unwrap()];
+            }
+            for (j, value) in [0.5f32, 0.9].into_iter().enumerate().take(scalars) {
+                inputs.push(HostTensor::f32([1], vec![value / (1 + 99 * j) as f32]).unwrap());
             }
             check_case(&format!("{f:?} {shape:?}"), &case(Op::Update { f }, inputs), ELEMENTWISE);
         }

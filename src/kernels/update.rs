@@ -19,9 +19,9 @@ pub struct Params {
     pub n: u32,
     /// The function's code.
     pub op: u32,
-    /// 1 - beta (moments) or epsilon (steps).
-    pub s: f32,
+    /// 1 - beta (moments), epsilon (Adam's steps), or 0.
+    pub k: f32,
     /// Padding.
     pub _pad0: u32,
 }
-params_layout!(Params { n, op, s, _pad0 });
+params_layout!(Params { n, op, k, _pad0 });

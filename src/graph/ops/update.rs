@@ -9,7 +9,9 @@ use crate::kernels::{grid_1d, Dispatch, Step, WG};
 use crate::tensor::{DType, Shape, TensorData};
 
 coded! {
-    /// An optimizer's update of one variable or slot.
+    /// An optimizer's update of one variable or slot. Its operands are arrays shaped as the
+    /// variable, then `[1]` scalars (hyperparameters and per-step factors); see
+    /// [`UpdateFn::operands`].
     #[derive(Clone, Copy, Debug, PartialEq)]
     pub enum UpdateFn in "UPDATE_" {
         /// A first moment, `(m, g) -> m + (g - m) * (1 - beta)`.
@@ -22,49 +24,71 @@ coded! {
             /// The moment's decay.
             beta: f32,
         } = UpdateFn::SquaredMoment { beta: 0.999 },
-        /// Adam's step, `(w, m, v, alpha [1]) -> w - (m * alpha) / (sqrt(v) + epsilon)`.
+        /// Adam's step, `(w, m, v; alpha) -> w - (m * alpha) / (sqrt(v) + epsilon)`.
         AdamStep {
             /// Added to the root of the second moment.
             epsilon: f32,
         } = UpdateFn::AdamStep { epsilon: 1e-7 },
-        /// AdamW's step with decoupled weight decay, `(w, m, v, alpha [1], k [1]) ->
+        /// AdamW's step with decoupled weight decay, `(w, m, v; alpha, k) ->
         /// (w - w * k) - (m * alpha) / (sqrt(v) + epsilon)`, `k` = weight decay times learning rate.
         AdamWStep {
             /// Added to the root of the second moment.
             epsilon: f32,
         } = UpdateFn::AdamWStep { epsilon: 1e-7 },
+        /// Plain SGD, `(w, g; lr) -> w - g * lr`.
+        Sgd,
+        /// SGD's velocity, `(v, g; lr, momentum) -> v * momentum - g * lr`.
+        Velocity,
+        /// The Nesterov step, `(w, v, g; lr, momentum) -> w + (v * momentum - g * lr)` with the new
+        /// velocity `v`.
+        NesterovStep,
+        /// Bop's moment, `(m, g; gamma) -> m + (g - m) * gamma`.
+        BopMoment,
+        /// Bop's flip, `(w, m; threshold) -> sign(-(s * w))` with `s` TensorFlow's sign of
+        /// `w * m - threshold` and Larq's sign (+1 at 0).
+        BopFlip,
     }
 }
 
 impl UpdateFn {
-    /// Number of operands.
-    pub(crate) fn arity(self) -> usize {
+    /// How many arrays (shaped as the variable) and then `[1]` scalars the update reads.
+    pub fn operands(self) -> (usize, usize) {
         match self {
-            UpdateFn::Moment { .. } | UpdateFn::SquaredMoment { .. } => 2,
-            UpdateFn::AdamStep { .. } => 4,
-            UpdateFn::AdamWStep { .. } => 5,
+            UpdateFn::Moment { .. } | UpdateFn::SquaredMoment { .. } => (2, 0),
+            UpdateFn::AdamStep { .. } => (3, 1),
+            UpdateFn::AdamWStep { .. } => (3, 2),
+            UpdateFn::Sgd | UpdateFn::BopMoment | UpdateFn::BopFlip => (2, 1),
+            UpdateFn::Velocity => (2, 2),
+            UpdateFn::NesterovStep => (3, 2),
         }
     }
 
-    /// The kernel's scalar: 1 - beta, or epsilon.
-    fn scalar(self) -> f32 {
+    /// Number of operands.
+    pub(crate) fn arity(self) -> usize {
+        let (arrays, scalars) = self.operands();
+        arrays + scalars
+    }
+
+    /// The kernel's constant: 1 - beta, epsilon, or 0.
+    fn constant(self) -> f32 {
         match self {
             UpdateFn::Moment { beta } | UpdateFn::SquaredMoment { beta } => 1.0 - beta,
             UpdateFn::AdamStep { epsilon } | UpdateFn::AdamWStep { epsilon } => epsilon,
+            _ => 0.0,
         }
     }
 }
 
 /// Every operand is f32; the arrays have the variable's shape and the scalars shape `[1]`.
 pub(crate) fn infer(f: UpdateFn, a: &Operands) -> Result<(Shape, DType)> {
-    const NAMES: [&str; 5] = ["variable", "operand", "second moment", "alpha", "decay"];
-    let arrays = if f.arity() == 2 { 2 } else { 3 };
-    for (i, name) in NAMES.iter().enumerate().take(f.arity()) {
+    let (arrays, _) = f.operands();
+    for i in 0..f.arity() {
+        let name = if i < arrays { "array operand" } else { "scalar operand" };
         a.want(i, name, DType::F32)?;
         if i < arrays {
             a.same_shape(0, i)?;
         } else if a.shape(i).dims() != [1] {
-            return Err(Error::shapes(a.name, a.shape(0).dims(), a.shape(i).dims(), format!("`{name}` must have shape [1]")));
+            return Err(Error::shapes(a.name, a.shape(0).dims(), a.shape(i).dims(), format!("operand {i} must have shape [1]")));
         }
     }
     Ok((a.shape(0).clone(), DType::F32))
@@ -74,44 +98,67 @@ pub(crate) fn backward(name: &'static str) -> Result<Grads> {
     Err(Error::NotDifferentiable { op: name, reason: "optimizer updates are applied, not differentiated".into() })
 }
 
-/// The update of element `x` of the variable or slot, `y` of the second operand, `v` of the
-/// second moment, with the step's scalars `alpha` and `k`.
-fn one(f: UpdateFn, x: f32, y: f32, v: f32, alpha: f32, k: f32) -> f32 {
-    let s = f.scalar();
+/// The update of one element: arrays `x`, `y`, `z` (the variable or slot first), scalars `s`,
+/// `t`; the same operations in the same order as `shaders/update.wgsl`.
+fn one(f: UpdateFn, [x, y, z]: [f32; 3], [s, t]: [f32; 2]) -> f32 {
+    let c = f.constant();
     match f {
         UpdateFn::Moment { .. } => {
             let dm = y - x;
-            x + dm * s
+            x + dm * c
         }
         UpdateFn::SquaredMoment { .. } => {
             let dv = y * y - x;
-            x + dv * s
+            x + dv * c
         }
         UpdateFn::AdamStep { .. } => {
-            let step = y * alpha;
-            x - step / (v.sqrt() + s)
+            let step = y * s;
+            x - step / (z.sqrt() + c)
         }
         UpdateFn::AdamWStep { .. } => {
-            let base = x - x * k;
-            let step = y * alpha;
-            base - step / (v.sqrt() + s)
+            let base = x - x * t;
+            let step = y * s;
+            base - step / (z.sqrt() + c)
+        }
+        UpdateFn::Sgd => x - y * s,
+        UpdateFn::Velocity => x * t - y * s,
+        UpdateFn::NesterovStep => x + (y * t - z * s),
+        UpdateFn::BopMoment => {
+            let d = y - x;
+            x + d * s
+        }
+        UpdateFn::BopFlip => {
+            let wm = x * y;
+            let flag = |b: bool| if b { 1.0f32 } else { 0.0 };
+            let sign = flag(wm > s) - flag(s > wm);
+            super::sign(-(sign * x))
         }
     }
 }
 
 pub(crate) fn eval(f: UpdateFn, h: &Host) -> Result<TensorData> {
-    let (x, y) = (h.f32(0)?, h.f32(1)?);
-    let v = if f.arity() > 2 { h.f32(2)? } else { y };
-    let alpha = if f.arity() > 3 { h.f32(3)?[0] } else { 0.0 };
-    let k = if f.arity() > 4 { h.f32(4)?[0] } else { 0.0 };
-    Ok(TensorData::F32((0..x.len()).map(|i| one(f, x[i], y[i], v[i], alpha, k)).collect()))
+    let (arrays, scalars) = f.operands();
+    let array = |i: usize| if i < arrays { h.f32(i) } else { h.f32(0) };
+    let scalar = |j: usize| -> Result<f32> {
+        if j < scalars {
+            Ok(h.f32(arrays + j)?[0])
+        } else {
+            Ok(0.0)
+        }
+    };
+    let (x, y, z) = (array(0)?, array(1)?, array(2)?);
+    let st = [scalar(0)?, scalar(1)?];
+    Ok(TensorData::F32((0..x.len()).map(|i| one(f, [x[i], y[i], z[i]], st)).collect()))
 }
 
-/// Unused operand slots are bound to the variable (never read there).
+/// Arrays go to slots a, b, c and scalars to d, e; unused slots are bound to the variable (never
+/// read there).
 pub(crate) fn record(f: UpdateFn, d: &Gpu) -> Result<Step> {
     let n = d.shape(0).numel();
-    let p = Params { n: n as u32, op: f.code(), s: f.scalar(), _pad0: 0 };
-    let slot = |i: usize| if i < d.inputs.len() { d.x(i) } else { d.x(0) };
-    let bindings = [(1, slot(0)), (2, slot(1)), (3, slot(2)), (4, slot(3)), (5, slot(4)), (6, d.out()?)];
+    let (arrays, scalars) = f.operands();
+    let p = Params { n: n as u32, op: f.code(), k: f.constant(), _pad0: 0 };
+    let array = |i: usize| if i < arrays { d.x(i) } else { d.x(0) };
+    let scalar = |j: usize| if j < scalars { d.x(arrays + j) } else { d.x(0) };
+    let bindings = [(1, array(0)), (2, array(1)), (3, array(2)), (4, scalar(0)), (5, scalar(1)), (6, d.out()?)];
     Ok(Step::Dispatch(Dispatch::new(UPDATE, &p, &bindings, grid_1d(n, WG))))
 }

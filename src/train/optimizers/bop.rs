@@ -3,7 +3,7 @@
 
 use super::{slot, Optimizer, Updates};
 use crate::error::Result;
-use crate::graph::{BinaryOp, Graph, UnaryOp, ValueId};
+use crate::graph::{Graph, UpdateFn, ValueId};
 use crate::layers::Weight;
 use crate::train::Schedule;
 
@@ -49,18 +49,11 @@ impl Optimizer for Bop {
     fn update(&self, g: &mut Graph, u: &mut Updates, w: &Weight, grad: ValueId) -> Result<ValueId> {
         let gamma = u.hyper(g, &self.name, "gamma")?;
         let threshold = u.hyper(g, &self.name, "threshold")?;
+        // One fused pass each (shaders/update.wgsl), in Larq's order of operations; the flip takes
+        // tf.sign(w m - threshold) in {-1, 0, 1} as (w m > t) - (t > w m).
         let m = slot(g, &self.name, w, "m")?;
-        let d = g.sub(grad, m)?;
-        let d = g.mul(d, gamma)?;
-        let m_new = g.add(m, d)?;
+        let m_new = g.update(UpdateFn::BopMoment, &[m, grad, gamma])?;
         g.assign(m, m_new)?;
-        let wm = g.mul(w.variable, m_new)?;
-        // tf.sign(wm - threshold) in {-1, 0, 1} as (wm > t) - (wm < t).
-        let above = g.binary(BinaryOp::Gt, wm, threshold)?;
-        let below = g.binary(BinaryOp::Gt, threshold, wm)?;
-        let s = g.sub(above, below)?;
-        let flipped = g.mul(s, w.variable)?;
-        let flipped = g.unary(UnaryOp::Neg, flipped)?;
-        g.unary(UnaryOp::Sign, flipped)
+        g.update(UpdateFn::BopFlip, &[w.variable, m_new, threshold])
     }
 }

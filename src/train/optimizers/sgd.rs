@@ -2,7 +2,7 @@
 
 use super::{slot, Optimizer, Updates};
 use crate::error::Result;
-use crate::graph::{Graph, ValueId};
+use crate::graph::{Graph, UpdateFn, ValueId};
 use crate::layers::Weight;
 use crate::train::Schedule;
 
@@ -45,22 +45,19 @@ impl Optimizer for Sgd {
     }
 
     fn update(&self, g: &mut Graph, u: &mut Updates, w: &Weight, grad: ValueId) -> Result<ValueId> {
+        // One fused pass each (shaders/update.wgsl), in Keras' order of operations.
         let lr = u.hyper(g, &self.name, "learning_rate")?;
-        let step = g.mul(grad, lr)?;
         if !self.has_momentum() {
-            return g.sub(w.variable, step);
+            return g.update(UpdateFn::Sgd, &[w.variable, grad, lr]);
         }
         let m = u.hyper(g, &self.name, "momentum")?;
         let v = slot(g, &self.name, w, "momentum")?;
-        let mv = g.mul(v, m)?;
-        let v_new = g.sub(mv, step)?;
+        let v_new = g.update(UpdateFn::Velocity, &[v, grad, lr, m])?;
         g.assign(v, v_new)?;
-        let delta = if self.nesterov {
-            let mv = g.mul(v_new, m)?;
-            g.sub(mv, step)?
+        if self.nesterov {
+            g.update(UpdateFn::NesterovStep, &[w.variable, v_new, grad, lr, m])
         } else {
-            v_new
-        };
-        g.add(w.variable, delta)
+            g.add(w.variable, v_new)
+        }
     }
 }
