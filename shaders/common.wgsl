@@ -44,16 +44,9 @@ fn stable_tanh(x: f32) -> f32 {
     return sign(x) * (1.0 - t) / (1.0 + t);
 }
 
-// Element offset of flat index `i` of a row-major `shape` of `rank` axes (8 at most, packed as
-// `kernels::dims8` packs them) whose axis d steps `strides[d]` elements: sum of coordinate x stride.
-fn strided_offset(i: u32, rank: u32, shape: array<vec4<u32>, 2>, strides: array<vec4<u32>, 2>) -> u32 {
-    var rem = i;
-    var off = 0u;
-    for (var d = i32(rank) - 1; d >= 0; d--) {
-        let q = u32(d) / 4u;
-        let r = u32(d) % 4u;
-        off += (rem % shape[q][r]) * strides[q][r];
-        rem = rem / shape[q][r];
-    }
-    return off;
-}
+// No helper turns a flat index into strided offsets, although four kernels (binary,
+// strided_copy, reduce, gemm's batch) do that: each loop reads its own uniform `Params` arrays by
+// run-time index, and WGSL cannot pass a uniform array by reference. Passed by value, an array
+// indexed at run time is copied to memory per invocation, which made the broadcasting binary
+// kernel 6x slower on lavapipe (and vec4 halves in registers still cost 1.3x), so the loop is
+// written in each kernel.

@@ -135,8 +135,17 @@ fn unary_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
 fn binary(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg);
     if (i >= p.n) { return; }
-    let ia = strided_offset(i, p.rank, p.shape, p.a_strides);
-    let ib = strided_offset(i, p.rank, p.shape, p.b_strides);
+    var rem = i;
+    var ia = 0u;
+    var ib = 0u;
+    for (var d = i32(p.rank) - 1; d >= 0; d--) {
+        let q = u32(d) / 4u;
+        let r = u32(d) % 4u;
+        let c = rem % p.shape[q][r];
+        rem = rem / p.shape[q][r];
+        ia += c * p.a_strides[q][r];
+        ib += c * p.b_strides[q][r];
+    }
     out[i] = binary_f(p.op, a[ia], b[ib]);
 }
 

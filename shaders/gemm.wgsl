@@ -44,8 +44,17 @@ var<workgroup> b_tile: array<f32, 1024>; // [TK][TILE]
 
 // Element offsets of the A and B matrices that output matrix `batch` reads.
 fn operand_offsets(batch: u32) -> vec2<u32> {
-    let ma = strided_offset(batch, p.batch_rank, p.batch_shape, p.a_batch_strides);
-    let mb = strided_offset(batch, p.batch_rank, p.batch_shape, p.b_batch_strides);
+    var rem = batch;
+    var ma = 0u;
+    var mb = 0u;
+    for (var d = i32(p.batch_rank) - 1; d >= 0; d--) {
+        let q = u32(d) / 4u;
+        let r = u32(d) % 4u;
+        let c = rem % p.batch_shape[q][r];
+        rem = rem / p.batch_shape[q][r];
+        ma += c * p.a_batch_strides[q][r];
+        mb += c * p.b_batch_strides[q][r];
+    }
     return vec2<u32>(ma * p.m * p.k, mb * p.k * p.n);
 }
 

@@ -29,7 +29,15 @@ struct Params {
 fn strided_copy(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg);
     if (i >= p.n) { return; }
-    dst[i] = src[strided_offset(i, p.rank, p.shape, p.src_strides)];
+    var rem = i;
+    var off = 0u;
+    for (var d = i32(p.rank) - 1; d >= 0; d--) {
+        let q = u32(d) / 4u;
+        let r = u32(d) % 4u;
+        off += (rem % p.shape[q][r]) * p.src_strides[q][r];
+        rem = rem / p.shape[q][r];
+    }
+    dst[i] = src[off];
 }
 
 @compute @workgroup_size(WG)

@@ -45,12 +45,28 @@ fn combine(op: u32, s: f32, v: f32) -> f32 {
 
 /// Input offset of output element `o`'s first reduced element.
 fn out_base(o: u32) -> u32 {
-    return strided_offset(o, p.out_rank, p.out_shape, p.out_strides);
+    var rem = o;
+    var base = 0u;
+    for (var d = i32(p.out_rank) - 1; d >= 0; d--) {
+        let q = u32(d) / 4u;
+        let r = u32(d) % 4u;
+        base += (rem % p.out_shape[q][r]) * p.out_strides[q][r];
+        rem = rem / p.out_shape[q][r];
+    }
+    return base;
 }
 
 /// Input offset of reduced element `j` relative to an output's base.
 fn red_offset(j: u32) -> u32 {
-    return strided_offset(j, p.red_rank, p.red_shape, p.red_strides);
+    var rj = j;
+    var off = 0u;
+    for (var d = i32(p.red_rank) - 1; d >= 0; d--) {
+        let q = u32(d) / 4u;
+        let r = u32(d) % 4u;
+        off += (rj % p.red_shape[q][r]) * p.red_strides[q][r];
+        rj = rj / p.red_shape[q][r];
+    }
+    return off;
 }
 
 // -inf for max, 0 for sums (made at run time, see neg_inf).
