@@ -427,3 +427,23 @@ fn optimizer_updates_match_cpu() {
         }
     }
 }
+
+/// The window-maximum gradient, first maximal tap only and every one, on windows full of ties.
+#[test]
+fn max_grad_matches_cpu_bit_exactly() {
+    for first in [true, false] {
+        for (rows, taps, c) in [(1, 1, 1), (7, 4, 3), (33, 9, 5)] {
+            // Values on a coarse grid, so that windows have several maximal taps.
+            let x: Vec<f32> = ints(60, rows * taps * c, 3).iter().map(|&v| v as f32).collect();
+            let y: Vec<f32> =
+                (0..rows * c).map(|w| (0..taps).map(|t| x[((w / c) * taps + t) * c + w % c]).fold(f32::NEG_INFINITY, f32::max)).collect();
+            let inputs =
+                vec![HostTensor::f32([rows, taps, c], x).unwrap(), HostTensor::f32([rows, c], y).unwrap(), f32s(&[rows, c], 61, 2.0)];
+            check_case(
+                &format!("max_grad first {first} [{rows}, {taps}, {c}]"),
+                &case(Op::MaxGrad { first }, inputs),
+                Tol { abs: 0.0, rel: 0.0 },
+            );
+        }
+    }
+}

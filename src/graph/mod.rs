@@ -587,6 +587,13 @@ impl Graph {
         self.push1(Op::Update { f }, inputs)
     }
 
+    /// The gradient `dx` of `y = max(x, axis 1)` for `x [rows, taps, c]` given `dy`, with
+    /// TensorFlow's rule for ties: only each window's first maximal tap (`first`, max pooling in
+    /// 1-D and 2-D) or every maximal tap (3-D) receives `dy`.
+    pub fn max_grad(&mut self, x: ValueId, y: ValueId, dy: ValueId, first: bool) -> Result<ValueId> {
+        self.push1(Op::MaxGrad { first }, &[x, y, dy])
+    }
+
     /// Writes `value` into `variable` when the step reaches this point.
     pub fn assign(&mut self, variable: ValueId, value: ValueId) -> Result<()> {
         self.push(Op::Assign, &[variable, value]).map(|_| ())

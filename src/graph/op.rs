@@ -191,6 +191,14 @@ pub enum Op {
         /// The update.
         f: UpdateFn,
     },
+    /// The gradient of the maximum over the middle axis with TensorFlow's rules for ties:
+    /// `(x [rows, taps, c], y [rows, c], dy [rows, c]) -> dx` shaped as `x`; the first maximal tap
+    /// of each window receives `dy` (`first`, as `MaxPoolGrad`), or every maximal one (as
+    /// `MaxPool3DGrad`).
+    MaxGrad {
+        /// Only the first maximal tap.
+        first: bool,
+    },
     /// Writes `value` into `variable` at this point of the step: `(variable, value) -> ()`.
     Assign,
 }
@@ -228,6 +236,7 @@ impl Op {
             Op::Random { .. } => "random",
             Op::Fill { .. } => "fill",
             Op::Update { .. } => "update",
+            Op::MaxGrad { .. } => "max_grad",
             Op::Assign => "assign",
         }
     }
@@ -261,7 +270,7 @@ impl Op {
             | Op::Take { .. }
             | Op::SoftmaxCrossEntropy
             | Op::Assign => 2,
-            Op::SoftmaxCrossEntropyGrad => 3,
+            Op::SoftmaxCrossEntropyGrad | Op::MaxGrad { .. } => 3,
         }
     }
 
@@ -305,6 +314,7 @@ impl Op {
             Op::Col2Im { geom } => im2col::infer_col2im(geom, a),
             Op::Random { dist, shape, streamed, .. } => random::infer(*dist, shape, *streamed, a),
             Op::Update { f } => update::infer(*f, a),
+            Op::MaxGrad { .. } => pool::infer(a),
         }?;
         out.0.validate(name)?;
         Ok(Some(out))
@@ -341,6 +351,7 @@ impl Op {
             Op::Col2Im { geom } => im2col::backward_col2im(g, geom, r),
             Op::Random { streamed, .. } => Ok(vec![None; usize::from(*streamed)]),
             Op::Update { .. } => update::backward(self.name()),
+            Op::MaxGrad { .. } => pool::backward(self.name()),
             Op::UnaryGrad(_) | Op::SoftmaxCrossEntropyGrad | Op::QuantizeGrad { .. } | Op::CustomQuantizeGrad { .. } => second(),
         }
     }
@@ -381,6 +392,7 @@ impl Op {
             Op::Col2Im { geom } => im2col::eval_col2im(geom, h),
             Op::Random { dist, seed, shape, streamed } => random::eval(*dist, *seed, shape, *streamed, h),
             Op::Update { f } => update::eval(*f, h),
+            Op::MaxGrad { first } => pool::eval(*first, h),
         }
     }
 
@@ -418,6 +430,7 @@ impl Op {
             Op::Col2Im { geom } => im2col::record_col2im(geom, d),
             Op::Random { dist, seed, shape, streamed } => random::record(*dist, *seed, shape, *streamed, d),
             Op::Update { f } => update::record(*f, d),
+            Op::MaxGrad { first } => pool::record(*first, d),
         }
     }
 }

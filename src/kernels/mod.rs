@@ -19,6 +19,7 @@ pub mod gather;
 pub mod gemm;
 pub mod im2col;
 pub mod layout;
+pub mod pool;
 pub mod quantize;
 pub mod random;
 pub mod reduce;
@@ -144,6 +145,7 @@ pub const ALL_SHADERS: &[&Shader] = &[
     &xnor_gemm::GEMV_SHADER,
     &xnor_gemm::GEMV_SUBGROUP_SHADER,
     &update::SHADER,
+    &pool::SHADER,
 ];
 
 /// Every family's entry points, by family module (each lists its own in `KERNELS`).
@@ -162,6 +164,7 @@ pub const ALL_KERNELS: &[&[Kernel]] = &[
     fake_quant::KERNELS,
     custom_quantize::KERNELS,
     update::KERNELS,
+    pool::KERNELS,
 ];
 
 /// The WGSL files that family files share, by the name a `// requires:` line gives them.

@@ -4,8 +4,7 @@
 
 use super::{BuildContext, Layer, MacCount};
 use crate::error::{Error, Result};
-use crate::graph::{BinaryOp, ConvGeometry, DataFormat, Graph, Padding, ValueId};
-use crate::tensor::HostTensor;
+use crate::graph::{ConvGeometry, DataFormat, Graph, Padding, ValueId};
 
 /// Maximum or average.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,7 +96,7 @@ impl Layer for Pooling {
         let cols = g.im2col(x, &geom, pad)?;
         let cols = g.reshape(cols, [rows, taps, c])?;
         let y = match self.kind {
-            PoolingKind::Max => max_pool(g, cols, taps, r == 3)?,
+            PoolingKind::Max => max_pool(g, cols, r == 3)?,
             PoolingKind::Average if geom.reads_padding() => {
                 // Divide by the number of real (unpadded) positions in each window.
                 let ones = g.fill(geom.with_channels(1).image_shape(), 1.0)?;
@@ -118,27 +117,11 @@ impl Layer for Pooling {
 /// only, 3-D max pooling (`MaxPool3DGrad`) sends all of it to every maximal tap. (A plain
 /// reduce-max splits it among ties, as `tf.reduce_max` does; after binarized layers, windows
 /// full of equal values are the rule, so the difference matters.)
-fn max_pool(g: &mut Graph, cols: ValueId, taps: usize, every_tie: bool) -> Result<ValueId> {
+fn max_pool(g: &mut Graph, cols: ValueId, every_tie: bool) -> Result<ValueId> {
     let y = g.max(cols, &[1], false)?;
-    g.override_gradient(y, &[cols], move |g, dy| {
-        let (rows, c) = {
-            let d = g.value(cols).shape.dims();
-            (d[0], d[2])
-        };
-        let y_k = g.reshape(y, [rows, 1, c])?;
-        let is_max = g.binary(BinaryOp::Eq, cols, y_k)?;
-        let dy = g.reshape(dy, [rows, 1, c])?;
-        if every_tie {
-            return Ok(vec![Some(g.mul(is_max, dy)?)]);
-        }
-        // Among the maximal taps, the first has the highest rank `taps - t`.
-        let rank: Vec<f32> = (0..taps).map(|t| (taps - t) as f32).collect();
-        let rank = g.constant(HostTensor::f32([1, taps, 1], rank)?)?;
-        let ranked = g.mul(is_max, rank)?;
-        let best = g.max(ranked, &[1], true)?;
-        let first = g.binary(BinaryOp::Eq, ranked, best)?;
-        Ok(vec![Some(g.mul(first, dy)?)])
-    })?;
+    // One pass over the windows (Op::MaxGrad) rather than comparisons, ranks and products over
+    // the whole patch matrix.
+    g.override_gradient(y, &[cols], move |g, dy| Ok(vec![Some(g.max_grad(cols, y, dy, !every_tie)?)]))?;
     Ok(y)
 }
 
