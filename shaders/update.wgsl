@@ -13,7 +13,8 @@
 //   5  e    storage read        f32 [1], the second scalar (t)
 //   6  out  storage read_write  the new value
 // `op` is one of the UPDATE_ constants below, `UpdateFn::code` of src/graph/ops/update.rs (a
-// test compares them); `k` is 1 - beta for the moments, epsilon for Adam's steps.
+// test compares them); `k` is 1 - beta for the moments, epsilon for Adam's steps, and `k`, `k2`
+// are ln beta_1, ln beta_2 for Adam's step size.
 //   UPDATE_MOMENT:          x + (y - x) * k
 //   UPDATE_SQUARED_MOMENT:  x + (y * y - x) * k
 //   UPDATE_ADAM_STEP:       x - (y * s) / (sqrt(z) + k)
@@ -23,13 +24,15 @@
 //   UPDATE_NESTEROV_STEP:   x + (y * t - z * s)
 //   UPDATE_BOP_MOMENT:      x + (y - x) * s
 //   UPDATE_BOP_FLIP:        larq_sign(-(sign(x * y - s) * x)), sign with 0 at 0 (TensorFlow's)
+//   UPDATE_ADAM_ALPHA:      s * sqrt(1 - exp((x + 1) * k2)) / (1 - exp((x + 1) * k)), x the
+//                           iteration count (each step in the op-by-op form's order)
 // Dispatch: 1-D over n elements, folded into y past 65535 groups.
 
 struct Params {
     n: u32,
     op: u32,
     k: f32,
-    _pad0: u32,
+    k2: f32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -49,6 +52,7 @@ const UPDATE_VELOCITY: u32 = 5u;
 const UPDATE_NESTEROV_STEP: u32 = 6u;
 const UPDATE_BOP_MOMENT: u32 = 7u;
 const UPDATE_BOP_FLIP: u32 = 8u;
+const UPDATE_ADAM_ALPHA: u32 = 9u;
 
 @compute @workgroup_size(WG)
 fn update(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -86,6 +90,14 @@ fn update(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
         case UPDATE_BOP_MOMENT: {
             let dm = b[i] - x;
             out[i] = x + dm * d[0];
+        }
+        case UPDATE_ADAM_ALPHA: {
+            let step = x + 1.0;
+            let b1t = exp(step * p.k);
+            let b2t = exp(step * p.k2);
+            let root = sqrt(-b2t + 1.0);
+            let alpha = d[0] * root;
+            out[i] = alpha / (-b1t + 1.0);
         }
         case UPDATE_BOP_FLIP, default: {
             let wm = x * b[i];

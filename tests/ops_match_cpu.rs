@@ -414,6 +414,11 @@ fn optimizer_updates_match_cpu() {
                 let second = with_edges(uniform(seed + 2, n, 1.0).iter().map(|v| v * v).collect(), &[0.0]);
                 inputs.push(HostTensor::f32(&shape[..], second).unwrap());
             }
+            if matches!(f, UpdateFn::AdamAlpha { .. }) {
+                // Iteration counts (the first step's is 0).
+                let counts = ints(seed, n, 5000).iter().enumerate().map(|(i, &c)| if i == 0 { 0.0 } else { c as f32 }).collect();
+                inputs = vec![HostTensor::f32(&shape[..], counts).unwrap()];
+            }
             if f == UpdateFn::BopFlip {
                 // w = 1, m = 0.5 at element 0: w m equals the threshold there.
                 let (mut w, mut m) = (uniform(seed, n, 2.0), uniform(seed + 1, n, 1.0));

@@ -19,9 +19,9 @@ pub struct Params {
     pub n: u32,
     /// The function's code.
     pub op: u32,
-    /// 1 - beta (moments), epsilon (Adam's steps), or 0.
+    /// 1 - beta (moments), epsilon (Adam's steps), ln beta_1 (Adam's step size), or 0.
     pub k: f32,
-    /// Padding.
-    pub _pad0: u32,
+    /// ln beta_2 (Adam's step size), or 0.
+    pub k2: f32,
 }
-params_layout!(Params { n, op, k, _pad0 });
+params_layout!(Params { n, op, k, k2 });

@@ -47,6 +47,14 @@ coded! {
         /// Bop's flip, `(w, m; threshold) -> sign(-(s * w))` with `s` TensorFlow's sign of
         /// `w * m - threshold` and Larq's sign (+1 at 0).
         BopFlip,
+        /// Adam's step size from its iteration count, `(iterations; lr) -> lr sqrt(1 - b2^t) /
+        /// (1 - b1^t)` with `t = iterations + 1` and `b^t = exp(t ln b)`.
+        AdamAlpha {
+            /// Decay of the first moment.
+            beta_1: f32,
+            /// Decay of the second moment.
+            beta_2: f32,
+        } = UpdateFn::AdamAlpha { beta_1: 0.9, beta_2: 0.999 },
     }
 }
 
@@ -58,6 +66,7 @@ impl UpdateFn {
             UpdateFn::AdamStep { .. } => (3, 1),
             UpdateFn::AdamWStep { .. } => (3, 2),
             UpdateFn::Sgd | UpdateFn::BopMoment | UpdateFn::BopFlip => (2, 1),
+            UpdateFn::AdamAlpha { .. } => (1, 1),
             UpdateFn::Velocity => (2, 2),
             UpdateFn::NesterovStep => (3, 2),
         }
@@ -69,12 +78,13 @@ impl UpdateFn {
         arrays + scalars
     }
 
-    /// The kernel's constant: 1 - beta, epsilon, or 0.
-    fn constant(self) -> f32 {
+    /// The kernel's two constants: 1 - beta, epsilon, the logarithms of Adam's betas, or 0.
+    fn constants(self) -> [f32; 2] {
         match self {
-            UpdateFn::Moment { beta } | UpdateFn::SquaredMoment { beta } => 1.0 - beta,
-            UpdateFn::AdamStep { epsilon } | UpdateFn::AdamWStep { epsilon } => epsilon,
-            _ => 0.0,
+            UpdateFn::Moment { beta } | UpdateFn::SquaredMoment { beta } => [1.0 - beta, 0.0],
+            UpdateFn::AdamStep { epsilon } | UpdateFn::AdamWStep { epsilon } => [epsilon, 0.0],
+            UpdateFn::AdamAlpha { beta_1, beta_2 } => [beta_1.ln(), beta_2.ln()],
+            _ => [0.0, 0.0],
         }
     }
 }
@@ -101,7 +111,7 @@ pub(crate) fn backward(name: &'static str) -> Result<Grads> {
 /// The update of one element: arrays `x`, `y`, `z` (the variable or slot first), scalars `s`,
 /// `t`; the same operations in the same order as `shaders/update.wgsl`.
 fn one(f: UpdateFn, [x, y, z]: [f32; 3], [s, t]: [f32; 2]) -> f32 {
-    let c = f.constant();
+    let [c, c2] = f.constants();
     match f {
         UpdateFn::Moment { .. } => {
             let dm = y - x;
@@ -133,6 +143,14 @@ fn one(f: UpdateFn, [x, y, z]: [f32; 3], [s, t]: [f32; 2]) -> f32 {
             let sign = flag(wm > s) - flag(s > wm);
             super::sign(-(sign * x))
         }
+        UpdateFn::AdamAlpha { .. } => {
+            let step = x + 1.0;
+            let b1t = (step * c).exp();
+            let b2t = (step * c2).exp();
+            let root = (-b2t + 1.0).sqrt();
+            let alpha = s * root;
+            alpha / (-b1t + 1.0)
+        }
     }
 }
 
@@ -156,7 +174,8 @@ pub(crate) fn eval(f: UpdateFn, h: &Host) -> Result<TensorData> {
 pub(crate) fn record(f: UpdateFn, d: &Gpu) -> Result<Step> {
     let n = d.shape(0).numel();
     let (arrays, scalars) = f.operands();
-    let p = Params { n: n as u32, op: f.code(), k: f.constant(), _pad0: 0 };
+    let [k, k2] = f.constants();
+    let p = Params { n: n as u32, op: f.code(), k, k2 };
     let array = |i: usize| if i < arrays { d.x(i) } else { d.x(0) };
     let scalar = |j: usize| if j < scalars { d.x(arrays + j) } else { d.x(0) };
     let bindings = [(1, array(0)), (2, array(1)), (3, array(2)), (4, scalar(0)), (5, scalar(1)), (6, d.out()?)];

@@ -2,7 +2,7 @@
 
 use super::{slot, Optimizer, Updates};
 use crate::error::Result;
-use crate::graph::{Graph, UnaryOp, UpdateFn, ValueId};
+use crate::graph::{Graph, UpdateFn, ValueId};
 use crate::layers::Weight;
 use crate::train::Schedule;
 
@@ -66,23 +66,7 @@ impl Optimizer for Adam {
         let alpha = u.shared(g, &format!("{}/alpha", self.name), |g, u| {
             let lr = u.hyper(g, &self.name, "learning_rate")?;
             let it = u.iterations(g, &self.name)?;
-            // b^t = exp(t ln b), t = iterations + 1.
-            let t = g.unary(UnaryOp::Offset(1.0), it)?;
-            let power = |g: &mut Graph, beta: f32| -> Result<ValueId> {
-                let e = g.unary(UnaryOp::Scale(beta.ln()), t)?;
-                g.unary(UnaryOp::Exp, e)
-            };
-            let b1t = power(g, self.beta_1)?;
-            let b2t = power(g, self.beta_2)?;
-            let one_minus = |g: &mut Graph, x: ValueId| -> Result<ValueId> {
-                let n = g.unary(UnaryOp::Neg, x)?;
-                g.unary(UnaryOp::Offset(1.0), n)
-            };
-            let c2 = one_minus(g, b2t)?;
-            let c2 = g.unary(UnaryOp::Sqrt, c2)?;
-            let c1 = one_minus(g, b1t)?;
-            let alpha = g.mul(lr, c2)?;
-            g.div(alpha, c1)
+            g.update(UpdateFn::AdamAlpha { beta_1: self.beta_1, beta_2: self.beta_2 }, &[it, lr])
         })?;
 
         // One fused pass per slot and one for the variable, in Keras' order of operations.
