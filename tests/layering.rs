@@ -89,28 +89,15 @@ fn strip(text: &str) -> String {
                 blank(&mut out, ch);
             }
             i = end;
-        } else if at(i) == '"' {
+        } else if at(i) == '"' || (at(i) == '\'' && (at(i + 1) == '\\' || (at(i + 2) == '\'' && at(i + 1) != '\''))) {
+            // A string, or a char literal ('x', '\n', '\u{..}'; a lifetime ('a) stays): blanked up
+            // to the closing quote, escapes included.
+            let quote = c[i];
             out.push(' ');
             i += 1;
-            while i < c.len() && c[i] != '"' {
+            while i < c.len() && c[i] != quote {
                 if c[i] == '\\' {
                     blank(&mut out, c[i]);
-                    i += 1;
-                }
-                if i < c.len() {
-                    blank(&mut out, c[i]);
-                    i += 1;
-                }
-            }
-            out.push(' ');
-            i += 1;
-        } else if at(i) == '\'' && (at(i + 1) == '\\' || (at(i + 2) == '\'' && at(i + 1) != '\'')) {
-            // A char literal ('x', '\n', '\u{..}'); a lifetime ('a) stays.
-            out.push(' ');
-            i += 1;
-            while i < c.len() && c[i] != '\'' {
-                if c[i] == '\\' {
-                    out.push(' ');
                     i += 1;
                 }
                 if i < c.len() {
