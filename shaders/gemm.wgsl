@@ -12,6 +12,16 @@
 // out-of-range rows, columns and K are loaded as 0, so any M, N, K works.
 // Dispatch: (ceil(N/64), ceil(M/64), batch).
 //
+// `direct_<rows>x<cols>_<layout>` (layout nn, tn, nt, tt: whether A and B are stored transposed)
+// read their operands straight from storage as vec4s, with no workgroup memory and no barriers:
+// each thread computes `rows` rows by 4 columns, a workgroup `cols` columns. They need N and K
+// (and M when A is transposed) to be multiples of 4, and bind the buffers as vec4 arrays
+// (`a4`, `b4`, `c4`, aliases of bindings 1-3). Which variant is fastest depends on the adapter
+// and the shape (on CPU rasterizers such as lavapipe the barrier-free forms are several times
+// faster than the tiled one; on GPUs the tiled one usually wins), so the tuner times them.
+// Every variant accumulates K in order with one fma per term, so all give the same bits.
+// Dispatch: (ceil(N/cols), ceil(M/rows), batch).
+//
 // `gemv` serves small M (batch-1 inference, where a 64-row tile would idle 63 rows): one thread
 // per output column, 256 columns per workgroup, so reads of row-major B are coalesced across
 // threads and the A row is the same address for the whole workgroup.
@@ -139,3 +149,110 @@ fn gemv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     c[(wid.z * p.m + row) * p.n + col] = acc;
 }
+
+// The `direct_*` kernels' views of bindings 1-3 (a pipeline binds only what its entry uses).
+@group(0) @binding(1) var<storage, read> a4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> b4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> c4: array<vec4<f32>>;
+
+// `rows` x 4 outputs per thread, `wg` threads along N; `ta`/`tb`: A/B stored transposed. The
+// entry points pass constants, so each compiles to its own unrolled, branch-free loop.
+fn direct(wid: vec3<u32>, lid: u32, rows: u32, wg: u32, ta: bool, tb: bool) {
+    let n4 = p.n / 4u;
+    let k4 = p.k / 4u;
+    let m4 = p.m / 4u;
+    let col = wid.x * wg + lid; // in vec4 columns
+    let row0 = wid.y * rows;
+    if (col >= n4) { return; }
+    let offsets = operand_offsets(wid.z) / 4u;
+    let c_off = wid.z * p.m * n4;
+    var acc: array<vec4<f32>, 8>;
+    for (var r = 0u; r < rows; r++) { acc[r] = vec4<f32>(0.0); }
+    for (var kq = 0u; kq < k4; kq++) {
+        // B[4kq + i][4col .. 4col + 4] as bi.
+        var b0: vec4<f32>;
+        var b1: vec4<f32>;
+        var b2: vec4<f32>;
+        var b3: vec4<f32>;
+        if (tb) {
+            let base = offsets.y + col * 4u * k4 + kq;
+            let q0 = b4[base];
+            let q1 = b4[base + k4];
+            let q2 = b4[base + 2u * k4];
+            let q3 = b4[base + 3u * k4];
+            b0 = vec4<f32>(q0.x, q1.x, q2.x, q3.x);
+            b1 = vec4<f32>(q0.y, q1.y, q2.y, q3.y);
+            b2 = vec4<f32>(q0.z, q1.z, q2.z, q3.z);
+            b3 = vec4<f32>(q0.w, q1.w, q2.w, q3.w);
+        } else {
+            let base = offsets.y + kq * 4u * n4 + col;
+            b0 = b4[base];
+            b1 = b4[base + n4];
+            b2 = b4[base + 2u * n4];
+            b3 = b4[base + 3u * n4];
+        }
+        if (ta) {
+            // A stored [K, M]: rows in groups of 4 along M (rows is a multiple of 4).
+            for (var r4 = 0u; r4 < rows / 4u; r4++) {
+                let g = min(row0 / 4u + r4, m4 - 1u);
+                let base = offsets.x + kq * 4u * m4 + g;
+                let a0 = a4[base];
+                let a1 = a4[base + m4];
+                let a2 = a4[base + 2u * m4];
+                let a3 = a4[base + 3u * m4];
+                for (var i = 0u; i < 4u; i++) {
+                    let r = r4 * 4u + i;
+                    acc[r] = fma(vec4<f32>(a0[i]), b0, acc[r]);
+                    acc[r] = fma(vec4<f32>(a1[i]), b1, acc[r]);
+                    acc[r] = fma(vec4<f32>(a2[i]), b2, acc[r]);
+                    acc[r] = fma(vec4<f32>(a3[i]), b3, acc[r]);
+                }
+            }
+        } else {
+            for (var r = 0u; r < rows; r++) {
+                // Rows past M read the last row; their results are not stored.
+                let av = a4[offsets.x + min(row0 + r, p.m - 1u) * k4 + kq];
+                acc[r] = fma(vec4<f32>(av.x), b0, acc[r]);
+                acc[r] = fma(vec4<f32>(av.y), b1, acc[r]);
+                acc[r] = fma(vec4<f32>(av.z), b2, acc[r]);
+                acc[r] = fma(vec4<f32>(av.w), b3, acc[r]);
+            }
+        }
+    }
+    for (var r = 0u; r < rows; r++) {
+        if (row0 + r < p.m) { c4[c_off + (row0 + r) * n4 + col] = acc[r]; }
+    }
+}
+
+@compute @workgroup_size(32)
+fn direct_4x128_nn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct(wid, lid, 4u, 32u, false, false); }
+@compute @workgroup_size(32)
+fn direct_4x128_tn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct(wid, lid, 4u, 32u, true, false); }
+@compute @workgroup_size(32)
+fn direct_4x128_nt(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct(wid, lid, 4u, 32u, false, true); }
+@compute @workgroup_size(32)
+fn direct_4x128_tt(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct(wid, lid, 4u, 32u, true, true); }
+@compute @workgroup_size(64)
+fn direct_4x256_nn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct(wid, lid, 4u, 64u, false, false); }
+@compute @workgroup_size(64)
+fn direct_4x256_tn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct(wid, lid, 4u, 64u, true, false); }
+@compute @workgroup_size(64)
+fn direct_4x256_nt(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct(wid, lid, 4u, 64u, false, true); }
+@compute @workgroup_size(64)
+fn direct_4x256_tt(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct(wid, lid, 4u, 64u, true, true); }
+@compute @workgroup_size(32)
+fn direct_8x128_nn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct(wid, lid, 8u, 32u, false, false); }
+@compute @workgroup_size(32)
+fn direct_8x128_tn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct(wid, lid, 8u, 32u, true, false); }
+@compute @workgroup_size(32)
+fn direct_8x128_nt(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct(wid, lid, 8u, 32u, false, true); }
+@compute @workgroup_size(32)
+fn direct_8x128_tt(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct(wid, lid, 8u, 32u, true, true); }
+@compute @workgroup_size(64)
+fn direct_8x256_nn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct(wid, lid, 8u, 64u, false, false); }
+@compute @workgroup_size(64)
+fn direct_8x256_tn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct(wid, lid, 8u, 64u, true, false); }
+@compute @workgroup_size(64)
+fn direct_8x256_nt(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct(wid, lid, 8u, 64u, false, true); }
+@compute @workgroup_size(64)
+fn direct_8x256_tt(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct(wid, lid, 8u, 64u, true, true); }

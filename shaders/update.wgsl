@@ -12,8 +12,10 @@
 //   4  d    storage read        f32 [1], the first scalar (s)
 //   5  e    storage read        f32 [1], the second scalar (t)
 //   6  out  storage read_write  the new value
-// `op` is one of the UPDATE_ constants below, `UpdateFn::code` of src/graph/ops/update.rs (a
-// test compares them); `k` is 1 - beta for the moments, epsilon for Adam's steps, and `k`, `k2`
+// Each function has its own entry point, named as the UPDATE_ constant in lower case (which is
+// `UpdateFn::code` of src/graph/ops/update.rs; a test compares them): the entry passes its
+// constant to `apply`, so each compiles without the others' cases (a CPU rasterizer such as
+// lavapipe would otherwise run every case under a mask). `k` is 1 - beta for the moments, epsilon for Adam's steps, and `k`, `k2`
 // are ln beta_1, ln beta_2 for Adam's step size.
 //   UPDATE_MOMENT:          x + (y - x) * k
 //   UPDATE_SQUARED_MOMENT:  x + (y * y - x) * k
@@ -30,9 +32,9 @@
 
 struct Params {
     n: u32,
-    op: u32,
     k: f32,
     k2: f32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -54,12 +56,9 @@ const UPDATE_BOP_MOMENT: u32 = 7u;
 const UPDATE_BOP_FLIP: u32 = 8u;
 const UPDATE_ADAM_ALPHA: u32 = 9u;
 
-@compute @workgroup_size(WG)
-fn update(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat_index(gid, nwg);
-    if (i >= p.n) { return; }
+fn apply(i: u32, op: u32) {
     let x = a[i];
-    switch p.op {
+    switch op {
         case UPDATE_MOMENT: {
             let dm = b[i] - x;
             out[i] = x + dm * p.k;
@@ -106,4 +105,64 @@ fn update(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
             out[i] = larq_sign(-(s * x));
         }
     }
+}
+
+@compute @workgroup_size(WG)
+fn update_moment(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i < p.n) { apply(i, UPDATE_MOMENT); }
+}
+
+@compute @workgroup_size(WG)
+fn update_squared_moment(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i < p.n) { apply(i, UPDATE_SQUARED_MOMENT); }
+}
+
+@compute @workgroup_size(WG)
+fn update_adam_step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i < p.n) { apply(i, UPDATE_ADAM_STEP); }
+}
+
+@compute @workgroup_size(WG)
+fn update_adam_w_step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i < p.n) { apply(i, UPDATE_ADAM_W_STEP); }
+}
+
+@compute @workgroup_size(WG)
+fn update_sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i < p.n) { apply(i, UPDATE_SGD); }
+}
+
+@compute @workgroup_size(WG)
+fn update_velocity(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i < p.n) { apply(i, UPDATE_VELOCITY); }
+}
+
+@compute @workgroup_size(WG)
+fn update_nesterov_step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i < p.n) { apply(i, UPDATE_NESTEROV_STEP); }
+}
+
+@compute @workgroup_size(WG)
+fn update_bop_moment(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i < p.n) { apply(i, UPDATE_BOP_MOMENT); }
+}
+
+@compute @workgroup_size(WG)
+fn update_bop_flip(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i < p.n) { apply(i, UPDATE_BOP_FLIP); }
+}
+
+@compute @workgroup_size(WG)
+fn update_adam_alpha(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i < p.n) { apply(i, UPDATE_ADAM_ALPHA); }
 }

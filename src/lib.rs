@@ -37,7 +37,7 @@ pub mod runtime;
 pub mod tensor;
 pub mod train;
 
-pub use device::{Device, GpuContext, GpuOptions, Tensor};
+pub use device::{Device, GpuContext, GpuOptions, Tensor, TuneMode, TuneRecord};
 pub use error::{Error, Result};
 pub use graph::{
     BinaryOp, ConvGeometry, ConvOptions, DataFormat, Distribution, Epilogue, Graph, Init, Op, PackMode, Padding, ReduceOp, UnaryOp, ValueId,

@@ -3,7 +3,7 @@
 
 mod common;
 
-use bitgrad::{BinaryOp, DType, Distribution, Graph, HostTensor, Op, ReduceOp, Shape, UnaryOp};
+use bitgrad::{BinaryOp, DType, Device, Distribution, Graph, HostTensor, Op, ReduceOp, Shape, UnaryOp};
 use common::*;
 
 /// A one-op case: inputs `x0`, `x1`, ... (up to five) with the given shapes and data.
@@ -146,6 +146,55 @@ fn matmul_matches_cpu() {
         let c = case(Op::MatMul { trans_a: false, trans_b: false }, vec![f32s(sa, 3, 1.0), f32s(sb, 4, 1.0)]);
         check_case(&format!("batched matmul {sa:?} x {sb:?}"), &c, accumulation(7));
     }
+}
+
+/// Every f32 GEMM variant, pinned in turn on a device of its own (so the pin does not reach the
+/// other tests), against the CPU reference and bit for bit against each other: each sums K in
+/// order with one fma per term. Shapes are multiples of 4 (the vec4 variants' need) but not of
+/// their tiles, with M below the small-M bound, one row, and broadcast batches.
+#[test]
+fn every_matmul_variant_matches_cpu_and_the_others_bit_exactly() {
+    let Some(shared) = gpu() else { return };
+    let opts = bitgrad::GpuOptions { tune: Some(bitgrad::TuneMode::Off), ..Default::default() };
+    let dev = Device::gpu_with(&opts).unwrap();
+    let bitgrad::Device::Gpu(ctx) = &dev else { unreachable!() };
+    assert!(dev.describe().starts_with(shared.describe().split(' ').next().unwrap()));
+    let prefixes = ["matmul", "gemv", "direct_8x256", "direct_4x256", "direct_8x128", "direct_4x128"];
+    let shapes: [(&[usize], &[usize], usize); 6] =
+        [(&[4], &[4], 4), (&[12], &[260], 36), (&[68], &[8], 132), (&[6], &[132], 20), (&[1], &[4], 8), (&[3, 8], &[2, 1, 12], 16)];
+    for (m, n, k) in shapes {
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let (bm, m) = (&m[..m.len() - 1], m[m.len() - 1]);
+            let (bn, n) = (&n[..n.len() - 1], n[n.len() - 1]);
+            let sa = [bm, &(if ta { [k, m] } else { [m, k] })[..]].concat();
+            let sb = [bn, &(if tb { [n, k] } else { [k, n] })[..]].concat();
+            let c = case(Op::MatMul { trans_a: ta, trans_b: tb }, vec![f32s(&sa, 1, 1.0), f32s(&sb, 2, 1.0)]);
+            let what = format!("matmul {sa:?} x {sb:?} ta{ta} tb{tb}");
+            let cpu = run_on(&Device::cpu(), &c, 1).unwrap().remove(0);
+            let mut first: Option<(String, HostTensor)> = None;
+            for prefix in prefixes {
+                ctx.tuning.pin(Some(prefix));
+                let mut params = bitgrad::ParamStore::new();
+                let kernel = bitgrad::Plan::new(&dev, &c.graph, &c.outputs, &mut params).unwrap().kernels().unwrap().remove(0);
+                if !kernel.starts_with(&format!("gemm::{prefix}")) {
+                    // Not offered for this shape: gemv only below 8 rows, the vec4 forms only
+                    // for multiples of 4 (M too when A is transposed).
+                    assert!(
+                        prefix == "gemv" && m >= 8 || prefix.starts_with("direct") && ta && m % 4 != 0,
+                        "{what}: {prefix} not offered ({kernel})"
+                    );
+                    continue;
+                }
+                let got = run_on(&dev, &c, 1).unwrap().remove(0);
+                assert_close(&format!("{what} {kernel}"), &got, &cpu, accumulation(k));
+                match &first {
+                    None => first = Some((kernel, got)),
+                    Some((k0, t0)) => assert_close(&format!("{what}: {kernel} against {k0}"), &got, t0, Tol { abs: 0.0, rel: 0.0 }),
+                }
+            }
+        }
+    }
+    ctx.tuning.pin(None);
 }
 
 #[test]

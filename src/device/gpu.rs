@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use wgpu::util::DeviceExt;
 
 use super::select::{choose_adapter, AdapterSummary};
+use super::tune::{TuneMode, Tuning};
 use crate::error::{Error, Result};
 use crate::kernels::{Kernel, ShaderRef};
 
@@ -22,11 +23,14 @@ pub struct GpuOptions {
     /// (default `None`: the adapter's limit): leaves memory to others, and shows on any adapter
     /// how bitgrad behaves on a smaller one.
     pub max_binding_bytes: Option<u64>,
+    /// How kernel variants are chosen (default `None`: what `BITGRAD_TUNE` says, see
+    /// [`TuneMode::from_env`]).
+    pub tune: Option<TuneMode>,
 }
 
 impl Default for GpuOptions {
     fn default() -> Self {
-        GpuOptions { subgroups: true, max_binding_bytes: None }
+        GpuOptions { subgroups: true, max_binding_bytes: None, tune: None }
     }
 }
 
@@ -47,6 +51,8 @@ pub struct GpuContext {
     /// Whether kernels with subgroup operations are used: the adapter has subgroups of at least
     /// 8 invocations and [`GpuOptions::subgroups`] allowed them.
     pub subgroup_kernels: bool,
+    /// The kernel tuner's choices on this device.
+    pub tuning: Tuning,
     modules: Mutex<HashMap<ShaderRef, Arc<wgpu::ShaderModule>>>,
     pipelines: Mutex<HashMap<Kernel, Arc<wgpu::ComputePipeline>>>,
     /// In the browser, error scopes resolve only after control returns to the event loop: the
@@ -61,6 +67,10 @@ type ScopeErrors = std::pin::Pin<Box<dyn std::future::Future<Output = Option<wgp
 
 impl GpuContext {
     pub(crate) async fn new(opts: &GpuOptions) -> Result<Self> {
+        let tune = match opts.tune {
+            Some(t) => t,
+            None => TuneMode::from_env()?,
+        };
         let (_instance, adapter) = choose_adapter().await?;
         let summary = AdapterSummary::of(&adapter.get_info());
         if summary.is_software() {
@@ -84,6 +94,7 @@ impl GpuContext {
         // rather than aborting the process (wgpu's default handler panics).
         device.on_uncaptured_error(Arc::new(|e| log::error!("uncaptured wgpu error: {e}")));
         let subgroup_kernels = opts.subgroups && features.contains(wgpu::Features::SUBGROUP) && adapter.get_info().subgroup_min_size >= 8;
+        let tuning = Tuning::new(tune, &summary);
         Ok(GpuContext {
             adapter,
             device,
@@ -92,6 +103,7 @@ impl GpuContext {
             limits,
             features,
             subgroup_kernels,
+            tuning,
             modules: Mutex::default(),
             pipelines: Mutex::default(),
             #[cfg(target_arch = "wasm32")]

@@ -5,11 +5,13 @@
 
 mod gpu;
 mod select;
+pub mod tune;
 
 pub use gpu::{GpuContext, GpuOptions};
 #[cfg(not(target_arch = "wasm32"))]
 pub use select::list_adapters;
 pub use select::AdapterSummary;
+pub use tune::{TuneMode, TuneRecord, Tuning};
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};

@@ -10,8 +10,58 @@ pub const SHADER: Shader = shader!("gemm", "../../shaders/gemm.wgsl", params_lay
 pub const MATMUL: Kernel = Kernel::new(&SHADER, "matmul");
 /// One thread per output column, for small M.
 pub const GEMV: Kernel = Kernel::new(&SHADER, "gemv");
-/// Every entry point of the family.
-pub const KERNELS: &[Kernel] = &[MATMUL, GEMV];
+/// A barrier-free vec4 variant (`direct_<rows>x<cols>_<layout>`): a workgroup computes `rows` x
+/// `cols` outputs of one storage layout.
+#[derive(Clone, Debug)]
+pub struct Direct {
+    /// Its entry point.
+    pub kernel: Kernel,
+    /// Output rows per workgroup.
+    pub rows: usize,
+    /// Output columns per workgroup.
+    pub cols: usize,
+    /// A stored transposed.
+    pub trans_a: bool,
+    /// B stored transposed.
+    pub trans_b: bool,
+}
+
+/// Declares [`DIRECT`] (every variant, in the order the untuned choice prefers them) and
+/// [`KERNELS`] from one list of workgroup tile shapes, so the two cannot disagree.
+macro_rules! direct_variants {
+    ($(($rows:literal, $cols:literal)),*) => {
+        /// The barrier-free vec4 variants, best first when nothing was timed.
+        pub const DIRECT: &[Direct] = &[$(
+            direct_variants!(@one $rows, $cols, "nn", false, false),
+            direct_variants!(@one $rows, $cols, "tn", true, false),
+            direct_variants!(@one $rows, $cols, "nt", false, true),
+            direct_variants!(@one $rows, $cols, "tt", true, true),
+        )*];
+        /// Every entry point of the family.
+        pub const KERNELS: &[Kernel] = &[MATMUL, GEMV, $(
+            Kernel::new(&SHADER, concat!("direct_", $rows, "x", $cols, "_nn")),
+            Kernel::new(&SHADER, concat!("direct_", $rows, "x", $cols, "_tn")),
+            Kernel::new(&SHADER, concat!("direct_", $rows, "x", $cols, "_nt")),
+            Kernel::new(&SHADER, concat!("direct_", $rows, "x", $cols, "_tt")),
+        )*];
+    };
+    (@one $rows:literal, $cols:literal, $layout:literal, $ta:literal, $tb:literal) => {
+        Direct {
+            kernel: Kernel::new(&SHADER, concat!("direct_", $rows, "x", $cols, "_", $layout)),
+            rows: $rows,
+            cols: $cols,
+            trans_a: $ta,
+            trans_b: $tb,
+        }
+    };
+}
+direct_variants!((8, 256), (4, 256), (8, 128), (4, 128));
+
+/// Whether the `DIRECT` variants can run a product: they read vec4s along N and K (and along
+/// M when A is stored transposed).
+pub const fn direct_fits(m: usize, n: usize, k: usize, trans_a: bool) -> bool {
+    n % 4 == 0 && k % 4 == 0 && (!trans_a || m % 4 == 0)
+}
 
 /// Below this many rows the one-thread-per-column kernel beats 64-row tiles.
 pub const SMALL_M: usize = 8;

@@ -282,6 +282,18 @@ pub enum Step {
         /// Destination.
         dst: BufferView,
     },
+    /// Interchangeable dispatches of one op, which all compute the same bits: the runtime keeps
+    /// the one its tuner finds fastest on the device.
+    Choice(Choice),
+}
+
+/// Kernel variants for one op: the runtime runs one of them (see `crate::runtime::tune`).
+#[derive(Clone, Debug)]
+pub struct Choice {
+    /// The shape class the choice is made and cached for, e.g. "gemm 64x512x784 nn batch 1".
+    pub class: String,
+    /// The candidates, the preferred one first (taken untimed when tuning is off).
+    pub candidates: Vec<Dispatch>,
 }
 
 /// What the adapter lets a recorder choose.
@@ -289,6 +301,9 @@ pub enum Step {
 pub struct Caps {
     /// Subgroup kernel variants may be used.
     pub subgroups: bool,
+    /// The adapter is a CPU rasterizer (lavapipe, WARP, SwiftShader): variants without
+    /// workgroup memory and barriers are preferred when nothing is timed.
+    pub software: bool,
 }
 
 /// Threads per workgroup of the one-thread-per-element kernels (`WG` in `shaders/common.wgsl`).

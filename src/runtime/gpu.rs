@@ -89,13 +89,16 @@ impl GpuExec {
             let dtypes: Vec<crate::DType> = node.inputs.iter().map(|i| graph.value(*i).dtype).collect();
             let operands = Gpu {
                 name: node.op.name(),
-                caps: Caps { subgroups: ctx.subgroup_kernels },
+                caps: Caps { subgroups: ctx.subgroup_kernels, software: ctx.summary.is_software() },
                 shapes: &shapes,
                 dtypes: &dtypes,
                 inputs: &ins,
                 out: node.output.map(|o| &graph.value(o).shape).and_then(|s| out.as_ref().map(|v| (v, s))),
             };
-            let step = node.op.record(&operands)?;
+            let step = match node.op.record(&operands)? {
+                Step::Choice(c) => Step::Dispatch(super::tune::choose(ctx, c)?),
+                step => step,
+            };
             if let Step::Dispatch(d) = &step {
                 let op = match &node.layer {
                     Some(layer) => format!("layer `{layer}`'s {}", node.op.name()),
@@ -107,6 +110,10 @@ impl GpuExec {
         }
         let (steps, uniforms, dispatches) = encode_steps(ctx, recorded)?;
         Ok(GpuExec { ctx: ctx.clone(), pool: buffers, views, steps, pending_copies: Vec::new(), memory, dispatches, _uniforms: uniforms })
+    }
+
+    pub(super) fn kernels(&self) -> Vec<String> {
+        self.steps.iter().filter_map(|s| if let Encoded::Dispatch { kernel, .. } = s { Some(kernel.to_string()) } else { None }).collect()
     }
 
     pub(super) fn run(&mut self) -> Result<()> {
@@ -193,6 +200,10 @@ pub(super) fn encode_steps(ctx: &GpuContext, recorded: Vec<Step>) -> Result<(Vec
     for step in recorded {
         match step {
             Step::Copy { src, dst } => out.push(Encoded::Copy { src, dst }),
+            // `GpuExec::new` resolves every choice before encoding.
+            Step::Choice(c) => {
+                return Err(Error::invalid("encoding a plan", "step", format!("the kernel choice `{}` was not resolved", c.class)))
+            }
             Step::Dispatch(d) => {
                 dispatches += 1;
                 let pipeline = ctx.pipeline(&d.kernel)?;

@@ -13,6 +13,7 @@ mod memory;
 mod params;
 mod profile;
 mod schedule;
+mod tune;
 
 pub use params::ParamStore;
 pub use profile::KernelTime;
@@ -121,6 +122,15 @@ impl Plan {
     pub fn dispatches(&self) -> Option<usize> {
         match &self.exec {
             Exec::Gpu(g) => Some(g.dispatches),
+            Exec::Cpu(_) => None,
+        }
+    }
+
+    /// The kernel ("shader::entry") of each dispatch per run, in order, as chosen when the plan
+    /// was built (tuned variants included); `None` on the CPU.
+    pub fn kernels(&self) -> Option<Vec<String>> {
+        match &self.exec {
+            Exec::Gpu(g) => Some(g.kernels()),
             Exec::Cpu(_) => None,
         }
     }

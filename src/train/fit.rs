@@ -364,15 +364,26 @@ impl Trainer {
         Ok(())
     }
 
-    /// Runs one training step on the first `batch` samples of `data` with GPU timestamps around
-    /// every dispatch, and returns each dispatch's time in order (see [`Plan::profile`]). The
-    /// step is a real one: the weights and the step count advance as in `fit`.
+    /// Runs two training steps on the first `batch` samples of `data`, the second with GPU
+    /// timestamps around every dispatch, and returns each of its dispatch's time in order (see
+    /// [`Plan::profile`]). The first warms up: some drivers (lavapipe) compile a pipeline on its
+    /// first dispatch. The steps are real ones: the weights and the step count advance as in
+    /// `fit`.
     pub fn profile_step(&mut self, data: &Dataset, batch: usize) -> Result<Vec<KernelTime>> {
         if batch == 0 || batch > data.len() {
             return Err(Error::invalid("profile_step", "batch", format!("{batch} is not between 1 and the {} samples", data.len())));
         }
         let indices: Vec<usize> = (0..batch).collect();
-        let times = self.feed_batch(true, data, &indices, true)?.plan.profile()?;
+        let timed = |d: &crate::Device| matches!(d, crate::Device::Gpu(c) if c.features.contains(wgpu::Features::TIMESTAMP_QUERY));
+        // Without timestamps `profile` fails at once; nothing runs before it then.
+        let first = if timed(self.feed_batch(true, data, &indices, true)?.plan.device()) {
+            self.feed_batch(true, data, &indices, true)?.plan.run()?;
+            self.step += 1;
+            false
+        } else {
+            true
+        };
+        let times = self.feed_batch(true, data, &indices, first)?.plan.profile()?;
         self.step += 1;
         Ok(times)
     }

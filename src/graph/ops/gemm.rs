@@ -5,8 +5,8 @@ use super::{Gpu, Grad, Grads, Host, Operands};
 use crate::error::{Error, Result};
 use crate::graph::op::{broadcast_shapes, broadcast_strides};
 use crate::graph::Graph;
-use crate::kernels::gemm::{Params, GEMV, GEMV_COLUMNS, MATMUL, SMALL_M, TILE};
-use crate::kernels::{dims8, Dispatch, Step};
+use crate::kernels::gemm::{direct_fits, Params, DIRECT, GEMV, GEMV_COLUMNS, MATMUL, SMALL_M, TILE};
+use crate::kernels::{dims8, Choice, Dispatch, Step};
 use crate::tensor::{DType, Shape, TensorData};
 
 /// The sizes of a batched matrix product, derived once and shared by both backends.
@@ -138,7 +138,8 @@ fn matmul(d: &MatMulDims, ta: bool, tb: bool, a: &[f32], b: &[f32]) -> Vec<f32> 
     c
 }
 
-/// `c = op(a) @ op(b)`, choosing the kernel shape by M.
+/// `c = op(a) @ op(b)`: a choice among the kernels that fit the shape (every one sums K in
+/// order, so they agree to the bit), preferring by M and the kind of adapter when untimed.
 pub(crate) fn record(trans_a: bool, trans_b: bool, g: &Gpu) -> Result<Step> {
     let d = MatMulDims::new(g.shape(0), g.shape(1), trans_a, trans_b)?;
     let (a, b, c) = (g.x(0), g.x(1), g.out()?);
@@ -154,10 +155,23 @@ pub(crate) fn record(trans_a: bool, trans_b: bool, g: &Gpu) -> Result<Step> {
         b_batch_strides: dims8(&d.b_batch_strides),
         ..Default::default()
     };
-    let (kernel, workgroups) = if d.m < SMALL_M {
-        (GEMV, [d.n.div_ceil(GEMV_COLUMNS) as u32, d.m as u32, d.batch as u32])
+    let bind = [(1, a), (2, b), (3, c)];
+    let batch = d.batch as u32;
+    let tiled = Dispatch::new(MATMUL, &p, &bind, [d.n.div_ceil(TILE) as u32, d.m.div_ceil(TILE) as u32, batch]);
+    let direct = DIRECT.iter().filter(|v| (v.trans_a, v.trans_b) == (trans_a, trans_b) && direct_fits(d.m, d.n, d.k, trans_a));
+    let direct =
+        direct.map(|v| Dispatch::new(v.kernel.clone(), &p, &bind, [d.n.div_ceil(v.cols) as u32, d.m.div_ceil(v.rows) as u32, batch]));
+    let mut candidates = Vec::new();
+    if d.m < SMALL_M {
+        candidates.push(Dispatch::new(GEMV, &p, &bind, [d.n.div_ceil(GEMV_COLUMNS) as u32, d.m as u32, batch]));
+    }
+    if g.caps.software {
+        candidates.extend(direct);
+        candidates.push(tiled);
     } else {
-        (MATMUL, [d.n.div_ceil(TILE) as u32, d.m.div_ceil(TILE) as u32, d.batch as u32])
-    };
-    Ok(Step::Dispatch(Dispatch::new(kernel, &p, &[(1, a), (2, b), (3, c)], workgroups)))
+        candidates.push(tiled);
+        candidates.extend(direct);
+    }
+    let layout = format!("{}{}", if trans_a { 't' } else { 'n' }, if trans_b { 't' } else { 'n' });
+    Ok(Step::Choice(Choice { class: format!("gemm {}x{}x{} {layout} batch {}", d.m, d.n, d.k, d.batch), candidates }))
 }

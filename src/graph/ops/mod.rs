@@ -323,6 +323,16 @@ mod tests {
         }
     }
 
+    /// The update kernels are one entry point per function, indexed by its code.
+    #[test]
+    fn update_entry_points_follow_function_codes() {
+        for f in update::UpdateFn::ALL {
+            let entry = kernels::update::KERNELS[f.code() as usize].entry;
+            assert_eq!(entry, format!("{}{}", update::UpdateFn::WGSL_PREFIX, upper_snake(f.variant_name())).to_lowercase());
+        }
+        assert_eq!(kernels::update::KERNELS.len(), update::UpdateFn::ALL.len());
+    }
+
     #[test]
     fn upper_snake_case() {
         assert_eq!(upper_snake("DoReFaWeights"), "DO_RE_FA_WEIGHTS");

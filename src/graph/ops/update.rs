@@ -4,7 +4,7 @@
 
 use super::{coded, Gpu, Grads, Host, Operands};
 use crate::error::{Error, Result};
-use crate::kernels::update::{Params, UPDATE};
+use crate::kernels::update::{Params, KERNELS};
 use crate::kernels::{grid_1d, Dispatch, Step, WG};
 use crate::tensor::{DType, Shape, TensorData};
 
@@ -175,9 +175,9 @@ pub(crate) fn record(f: UpdateFn, d: &Gpu) -> Result<Step> {
     let n = d.shape(0).numel();
     let (arrays, scalars) = f.operands();
     let [k, k2] = f.constants();
-    let p = Params { n: n as u32, op: f.code(), k, k2 };
+    let p = Params { n: n as u32, k, k2, _pad: 0 };
     let array = |i: usize| if i < arrays { d.x(i) } else { d.x(0) };
     let scalar = |j: usize| if j < scalars { d.x(arrays + j) } else { d.x(0) };
     let bindings = [(1, array(0)), (2, array(1)), (3, array(2)), (4, scalar(0)), (5, scalar(1)), (6, d.out()?)];
-    Ok(Step::Dispatch(Dispatch::new(UPDATE, &p, &bindings, grid_1d(n, WG))))
+    Ok(Step::Dispatch(Dispatch::new(KERNELS[f.code() as usize].clone(), &p, &bindings, grid_1d(n, WG))))
 }
