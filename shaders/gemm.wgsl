@@ -19,6 +19,7 @@
 // (`a4`, `b4`, `c4`, aliases of bindings 1-3). Which variant is fastest depends on the adapter
 // and the shape (on CPU rasterizers such as lavapipe the barrier-free forms are several times
 // faster than the tiled one; on GPUs the tiled one usually wins), so the tuner times them.
+// `direct1_*` are the same for any K (and any M with A transposed), one K term at a time.
 // Every variant accumulates K in order with one fma per term, so all give the same bits.
 // Dispatch: (ceil(N/cols), ceil(M/rows), batch).
 //
@@ -224,6 +225,42 @@ fn direct(wid: vec3<u32>, lid: u32, rows: u32, wg: u32, ta: bool, tb: bool) {
     }
 }
 
+// `direct` for any K and, with A transposed, any M: one K term at a time, A read as scalars and
+// B as a vec4 along N (or four elements K apart when B is transposed). N must be a multiple of 4.
+fn direct1(wid: vec3<u32>, lid: u32, rows: u32, wg: u32, ta: bool, tb: bool) {
+    let n4 = p.n / 4u;
+    let col = wid.x * wg + lid; // in vec4 columns
+    let row0 = wid.y * rows;
+    if (col >= n4) { return; }
+    let offsets = operand_offsets(wid.z);
+    let c_off = wid.z * p.m * n4;
+    var acc: array<vec4<f32>, 8>;
+    for (var r = 0u; r < rows; r++) { acc[r] = vec4<f32>(0.0); }
+    for (var kk = 0u; kk < p.k; kk++) {
+        var bv: vec4<f32>;
+        if (tb) {
+            // B stored [N, K]: four elements K apart, picked out of the vec4 view (an entry point
+            // may use only one view of a binding).
+            let base = offsets.y + col * 4u * p.k + kk;
+            for (var j = 0u; j < 4u; j++) {
+                let e = base + j * p.k;
+                bv[j] = b4[e / 4u][e % 4u];
+            }
+        } else {
+            bv = b4[(offsets.y / 4u) + kk * n4 + col];
+        }
+        for (var r = 0u; r < rows; r++) {
+            // Rows past M read the last row; their results are not stored.
+            let row = min(row0 + r, p.m - 1u);
+            var av: f32;
+            if (ta) { av = a[offsets.x + kk * p.m + row]; } else { av = a[offsets.x + row * p.k + kk]; }
+            acc[r] = fma(vec4<f32>(av), bv, acc[r]);
+        }
+    }
+    for (var r = 0u; r < rows; r++) {
+        if (row0 + r < p.m) { c4[c_off + (row0 + r) * n4 + col] = acc[r]; }
+    }
+}
 @compute @workgroup_size(32)
 fn direct_4x128_nn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct(wid, lid, 4u, 32u, false, false); }
 @compute @workgroup_size(32)
@@ -256,3 +293,36 @@ fn direct_8x256_tn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
 fn direct_8x256_nt(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct(wid, lid, 8u, 64u, false, true); }
 @compute @workgroup_size(64)
 fn direct_8x256_tt(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct(wid, lid, 8u, 64u, true, true); }
+
+@compute @workgroup_size(64)
+fn direct1_8x256_nn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct1(wid, lid, 8u, 64u, false, false); }
+@compute @workgroup_size(64)
+fn direct1_8x256_tn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct1(wid, lid, 8u, 64u, true, false); }
+@compute @workgroup_size(64)
+fn direct1_8x256_nt(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct1(wid, lid, 8u, 64u, false, true); }
+@compute @workgroup_size(64)
+fn direct1_8x256_tt(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct1(wid, lid, 8u, 64u, true, true); }
+@compute @workgroup_size(64)
+fn direct1_4x256_nn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct1(wid, lid, 4u, 64u, false, false); }
+@compute @workgroup_size(64)
+fn direct1_4x256_tn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct1(wid, lid, 4u, 64u, true, false); }
+@compute @workgroup_size(64)
+fn direct1_4x256_nt(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct1(wid, lid, 4u, 64u, false, true); }
+@compute @workgroup_size(64)
+fn direct1_4x256_tt(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct1(wid, lid, 4u, 64u, true, true); }
+@compute @workgroup_size(32)
+fn direct1_8x128_nn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct1(wid, lid, 8u, 32u, false, false); }
+@compute @workgroup_size(32)
+fn direct1_8x128_tn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct1(wid, lid, 8u, 32u, true, false); }
+@compute @workgroup_size(32)
+fn direct1_8x128_nt(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct1(wid, lid, 8u, 32u, false, true); }
+@compute @workgroup_size(32)
+fn direct1_8x128_tt(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct1(wid, lid, 8u, 32u, true, true); }
+@compute @workgroup_size(32)
+fn direct1_4x128_nn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct1(wid, lid, 4u, 32u, false, false); }
+@compute @workgroup_size(32)
+fn direct1_4x128_tn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct1(wid, lid, 4u, 32u, true, false); }
+@compute @workgroup_size(32)
+fn direct1_4x128_nt(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct1(wid, lid, 4u, 32u, false, true); }
+@compute @workgroup_size(32)
+fn direct1_4x128_tt(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct1(wid, lid, 4u, 32u, true, true); }

@@ -14,7 +14,9 @@
 // ascending order), so it needs no atomics and is deterministic.
 // im2col: each thread copies `run` consecutive channels (4 when channels are contiguous and a
 // multiple of 4, else 1), so the index arithmetic is shared by a run and neighbouring threads
-// still touch neighbouring memory. col2im: one thread per image element.
+// still touch neighbouring memory. col2im: each thread sums `run` consecutive channels (4 when
+// they are a multiple of 4, in either layout), sharing the tap arithmetic, whose integer
+// divisions dominate on a CPU rasterizer (lavapipe), among them.
 
 struct Params {
     n: u32,
@@ -73,7 +75,7 @@ fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
 
 @compute @workgroup_size(WG)
 fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat_index(gid, nwg);
+    let i = flat_index(gid, nwg) * p.run;
     if (i >= p.n) { return; }
     // i enumerates image elements in logical order (n, spatial..., c); the write goes through
     // the layout's strides.
@@ -89,7 +91,7 @@ fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     for (var d = 0u; d < p.rank; d++) {
         dst += x[d] * p.spatial_strides[d];
     }
-    var acc = 0.0;
+    var acc = vec4<f32>(0.0);
     for (var t = 0u; t < p.taps; t++) {
         var rt = t;
         var tap: vec4<u32>;
@@ -108,8 +110,13 @@ fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
             pixel = pixel * p.output[d] + u32(num) / p.strides[d];
         }
         if (hit) {
-            acc += cols[((n * p.out_pixels + pixel) * p.taps + t) * p.channels + c];
+            let src = ((n * p.out_pixels + pixel) * p.taps + t) * p.channels + c;
+            for (var j = 0u; j < p.run; j++) {
+                acc[j] += cols[src + j];
+            }
         }
     }
-    out[dst] = bitcast<u32>(acc);
+    for (var j = 0u; j < p.run; j++) {
+        out[dst + j * p.channel_stride] = bitcast<u32>(acc[j]);
+    }
 }

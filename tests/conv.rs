@@ -77,6 +77,19 @@ fn configs() -> Vec<Config> {
             opts: opts(&[3, 3], &[2, 2], &[1, 1], Padding::Valid, ChannelsLast, 3),
             filters: 6,
         },
+        // Multiples of 4 channels: col2im sums runs of 4 channels per thread, in either layout.
+        Config {
+            name: "2d same s2 c8",
+            image: vec![2, 7, 5, 8],
+            opts: opts(&[3, 3], &[2, 2], &[1, 1], Padding::Same, ChannelsLast, 1),
+            filters: 4,
+        },
+        Config {
+            name: "2d channels_first valid c4",
+            image: vec![1, 4, 6, 5],
+            opts: opts(&[3, 2], &[1, 1], &[2, 1], Padding::Valid, ChannelsFirst, 1),
+            filters: 3,
+        },
         Config {
             name: "3d same",
             image: vec![1, 4, 5, 3, 2],

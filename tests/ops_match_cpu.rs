@@ -150,18 +150,29 @@ fn matmul_matches_cpu() {
 
 /// Every f32 GEMM variant, pinned in turn on a device of its own (so the pin does not reach the
 /// other tests), against the CPU reference and bit for bit against each other: each sums K in
-/// order with one fma per term. Shapes are multiples of 4 (the vec4 variants' need) but not of
-/// their tiles, with M below the small-M bound, one row, and broadcast batches.
+/// order with one fma per term. Shapes are multiples of 4 (the vec4 variants' need) or not (the
+/// K-at-a-time ones'), never of the tiles, with few rows, one row, and broadcast batches; each
+/// variant must have run on some of them.
 #[test]
 fn every_matmul_variant_matches_cpu_and_the_others_bit_exactly() {
-    let Some(shared) = gpu() else { return };
+    if gpu().is_none() {
+        return;
+    }
     let opts = bitgrad::GpuOptions { tune: Some(bitgrad::TuneMode::Off), ..Default::default() };
     let dev = Device::gpu_with(&opts).unwrap();
     let bitgrad::Device::Gpu(ctx) = &dev else { unreachable!() };
-    assert!(dev.describe().starts_with(shared.describe().split(' ').next().unwrap()));
-    let prefixes = ["matmul", "gemv", "direct_8x256", "direct_4x256", "direct_8x128", "direct_4x128"];
-    let shapes: [(&[usize], &[usize], usize); 6] =
-        [(&[4], &[4], 4), (&[12], &[260], 36), (&[68], &[8], 132), (&[6], &[132], 20), (&[1], &[4], 8), (&[3, 8], &[2, 1, 12], 16)];
+    let variants: Vec<&str> = bitgrad::kernels::gemm::KERNELS.iter().map(|k| k.entry).collect();
+    let mut ran: Vec<&str> = Vec::new();
+    let shapes: [(&[usize], &[usize], usize); 8] = [
+        (&[4], &[4], 4),
+        (&[12], &[260], 36),
+        (&[68], &[8], 132),
+        (&[6], &[132], 20),
+        (&[1], &[4], 8),
+        (&[3, 8], &[2, 1, 12], 16),
+        (&[9], &[32], 13),
+        (&[70], &[12], 9),
+    ];
     for (m, n, k) in shapes {
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
             let (bm, m) = (&m[..m.len() - 1], m[m.len() - 1]);
@@ -172,19 +183,14 @@ fn every_matmul_variant_matches_cpu_and_the_others_bit_exactly() {
             let what = format!("matmul {sa:?} x {sb:?} ta{ta} tb{tb}");
             let cpu = run_on(&Device::cpu(), &c, 1).unwrap().remove(0);
             let mut first: Option<(String, HostTensor)> = None;
-            for prefix in prefixes {
-                ctx.tuning.pin(Some(prefix));
+            for &entry in &variants {
+                ctx.tuning.pin(Some(entry));
                 let mut params = bitgrad::ParamStore::new();
                 let kernel = bitgrad::Plan::new(&dev, &c.graph, &c.outputs, &mut params).unwrap().kernels().unwrap().remove(0);
-                if !kernel.starts_with(&format!("gemm::{prefix}")) {
-                    // Not offered for this shape: gemv only below 8 rows, the vec4 forms only
-                    // for multiples of 4 (M too when A is transposed).
-                    assert!(
-                        prefix == "gemv" && m >= 8 || prefix.starts_with("direct") && ta && m % 4 != 0,
-                        "{what}: {prefix} not offered ({kernel})"
-                    );
-                    continue;
+                if kernel != format!("gemm::{entry}") {
+                    continue; // not offered for this shape and layout
                 }
+                ran.push(entry);
                 let got = run_on(&dev, &c, 1).unwrap().remove(0);
                 assert_close(&format!("{what} {kernel}"), &got, &cpu, accumulation(k));
                 match &first {
@@ -195,6 +201,8 @@ fn every_matmul_variant_matches_cpu_and_the_others_bit_exactly() {
         }
     }
     ctx.tuning.pin(None);
+    let missing: Vec<&&str> = variants.iter().filter(|v| !ran.contains(v)).collect();
+    assert!(missing.is_empty(), "variants never offered by these shapes: {missing:?}");
 }
 
 #[test]

@@ -10,8 +10,8 @@ pub const SHADER: Shader = shader!("gemm", "../../shaders/gemm.wgsl", params_lay
 pub const MATMUL: Kernel = Kernel::new(&SHADER, "matmul");
 /// One thread per output column, for small M.
 pub const GEMV: Kernel = Kernel::new(&SHADER, "gemv");
-/// A barrier-free vec4 variant (`direct_<rows>x<cols>_<layout>`): a workgroup computes `rows` x
-/// `cols` outputs of one storage layout.
+/// A barrier-free vec4 variant (`direct_<rows>x<cols>_<layout>`, or `direct1_...` for any K): a
+/// workgroup computes `rows` x `cols` outputs of one storage layout.
 #[derive(Clone, Debug)]
 pub struct Direct {
     /// Its entry point.
@@ -24,44 +24,62 @@ pub struct Direct {
     pub trans_a: bool,
     /// B stored transposed.
     pub trans_b: bool,
+    /// K advances in vec4s (`direct_*`, K a multiple of 4) rather than one term at a time.
+    pub vec_k: bool,
 }
 
 /// Declares [`DIRECT`] (every variant, in the order the untuned choice prefers them) and
 /// [`KERNELS`] from one list of workgroup tile shapes, so the two cannot disagree.
 macro_rules! direct_variants {
-    ($(($rows:literal, $cols:literal)),*) => {
+    ($(($stem:literal, $vec_k:literal, $rows:literal, $cols:literal)),*) => {
         /// The barrier-free vec4 variants, best first when nothing was timed.
         pub const DIRECT: &[Direct] = &[$(
-            direct_variants!(@one $rows, $cols, "nn", false, false),
-            direct_variants!(@one $rows, $cols, "tn", true, false),
-            direct_variants!(@one $rows, $cols, "nt", false, true),
-            direct_variants!(@one $rows, $cols, "tt", true, true),
+            direct_variants!(@one $stem, $vec_k, $rows, $cols, "nn", false, false),
+            direct_variants!(@one $stem, $vec_k, $rows, $cols, "tn", true, false),
+            direct_variants!(@one $stem, $vec_k, $rows, $cols, "nt", false, true),
+            direct_variants!(@one $stem, $vec_k, $rows, $cols, "tt", true, true),
         )*];
         /// Every entry point of the family.
         pub const KERNELS: &[Kernel] = &[MATMUL, GEMV, $(
-            Kernel::new(&SHADER, concat!("direct_", $rows, "x", $cols, "_nn")),
-            Kernel::new(&SHADER, concat!("direct_", $rows, "x", $cols, "_tn")),
-            Kernel::new(&SHADER, concat!("direct_", $rows, "x", $cols, "_nt")),
-            Kernel::new(&SHADER, concat!("direct_", $rows, "x", $cols, "_tt")),
+            Kernel::new(&SHADER, concat!($stem, "_", $rows, "x", $cols, "_nn")),
+            Kernel::new(&SHADER, concat!($stem, "_", $rows, "x", $cols, "_tn")),
+            Kernel::new(&SHADER, concat!($stem, "_", $rows, "x", $cols, "_nt")),
+            Kernel::new(&SHADER, concat!($stem, "_", $rows, "x", $cols, "_tt")),
         )*];
     };
-    (@one $rows:literal, $cols:literal, $layout:literal, $ta:literal, $tb:literal) => {
+    (@one $stem:literal, $vec_k:literal, $rows:literal, $cols:literal, $layout:literal, $ta:literal, $tb:literal) => {
         Direct {
-            kernel: Kernel::new(&SHADER, concat!("direct_", $rows, "x", $cols, "_", $layout)),
+            kernel: Kernel::new(&SHADER, concat!($stem, "_", $rows, "x", $cols, "_", $layout)),
             rows: $rows,
             cols: $cols,
             trans_a: $ta,
             trans_b: $tb,
+            vec_k: $vec_k,
         }
     };
 }
-direct_variants!((8, 256), (4, 256), (8, 128), (4, 128));
+direct_variants!(
+    ("direct", true, 8, 256),
+    ("direct", true, 4, 256),
+    ("direct", true, 8, 128),
+    ("direct", true, 4, 128),
+    ("direct1", false, 8, 256),
+    ("direct1", false, 4, 256),
+    ("direct1", false, 8, 128),
+    ("direct1", false, 4, 128)
+);
 
-/// Whether the `DIRECT` variants can run a product: they read vec4s along N and K (and along
-/// M when A is stored transposed).
-pub const fn direct_fits(m: usize, n: usize, k: usize, trans_a: bool) -> bool {
-    n % 4 == 0 && k % 4 == 0 && (!trans_a || m % 4 == 0)
+impl Direct {
+    /// Whether this variant can run an `m x n x k` product of its layout: N a multiple of 4, and
+    /// with vec4 K steps K too (and M when A is stored transposed).
+    pub const fn fits(&self, m: usize, n: usize, k: usize) -> bool {
+        n % 4 == 0 && (!self.vec_k || (k % 4 == 0 && (!self.trans_a || m % 4 == 0)))
+    }
 }
+
+/// Below this share of useful outputs in its 64x64 tiles (a product with few rows or columns),
+/// the one-thread-per-output `GEMV` is also a candidate for the tuner.
+pub const GEMV_BELOW_TILE_USE: f64 = 0.25;
 
 /// Below this many rows the one-thread-per-column kernel beats 64-row tiles.
 pub const SMALL_M: usize = 8;

@@ -5,7 +5,7 @@ use super::{Gpu, Grad, Grads, Host, Operands};
 use crate::error::{Error, Result};
 use crate::graph::op::{broadcast_shapes, broadcast_strides};
 use crate::graph::Graph;
-use crate::kernels::gemm::{direct_fits, Params, DIRECT, GEMV, GEMV_COLUMNS, MATMUL, SMALL_M, TILE};
+use crate::kernels::gemm::{Params, DIRECT, GEMV, GEMV_BELOW_TILE_USE, GEMV_COLUMNS, MATMUL, SMALL_M, TILE};
 use crate::kernels::{dims8, Choice, Dispatch, Step};
 use crate::tensor::{DType, Shape, TensorData};
 
@@ -158,11 +158,15 @@ pub(crate) fn record(trans_a: bool, trans_b: bool, g: &Gpu) -> Result<Step> {
     let bind = [(1, a), (2, b), (3, c)];
     let batch = d.batch as u32;
     let tiled = Dispatch::new(MATMUL, &p, &bind, [d.n.div_ceil(TILE) as u32, d.m.div_ceil(TILE) as u32, batch]);
-    let direct = DIRECT.iter().filter(|v| (v.trans_a, v.trans_b) == (trans_a, trans_b) && direct_fits(d.m, d.n, d.k, trans_a));
-    let direct =
-        direct.map(|v| Dispatch::new(v.kernel.clone(), &p, &bind, [d.n.div_ceil(v.cols) as u32, d.m.div_ceil(v.rows) as u32, batch]));
+    // The K-at-a-time forms only where the vec4 ones do not fit: fewer candidates to time.
+    let fitting = DIRECT.iter().filter(|v| (v.trans_a, v.trans_b) == (trans_a, trans_b) && v.fits(d.m, d.n, d.k));
+    let vec_k = fitting.clone().any(|v| v.vec_k);
+    let direct = fitting
+        .filter(|v| v.vec_k == vec_k)
+        .map(|v| Dispatch::new(v.kernel.clone(), &p, &bind, [d.n.div_ceil(v.cols) as u32, d.m.div_ceil(v.rows) as u32, batch]));
     let mut candidates = Vec::new();
-    if d.m < SMALL_M {
+    let tile_use = (d.m * d.n) as f64 / (d.m.next_multiple_of(TILE) * d.n.next_multiple_of(TILE)) as f64;
+    if d.m < SMALL_M || tile_use < GEMV_BELOW_TILE_USE {
         candidates.push(Dispatch::new(GEMV, &p, &bind, [d.n.div_ceil(GEMV_COLUMNS) as u32, d.m as u32, batch]));
     }
     if g.caps.software {

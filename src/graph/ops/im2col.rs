@@ -164,5 +164,7 @@ fn im2col(g: &ConvGeometry, pad_word: u32, image: &BufferView, cols: &BufferView
 /// Sums patches back into an f32 image.
 fn col2im(g: &ConvGeometry, cols: &BufferView, image: &BufferView) -> Dispatch {
     let n = g.image_shape().numel();
-    Dispatch::new(COL2IM, &params(g, n, 0, 1), &[(2, cols), (3, image)], grid_1d(n, WG))
+    // A run of channels shares its pixel and taps; writes step by the channel stride.
+    let run = if g.channels % 4 == 0 { 4 } else { 1 };
+    Dispatch::new(COL2IM, &params(g, n, 0, run), &[(2, cols), (3, image)], grid_1d(n / run, WG))
 }
