@@ -8,6 +8,8 @@
 //   3  out  storage read_write  result
 // Op codes (the UNARY_ and BINARY_ constants) are `UnaryOp::code` and `BinaryOp::code` of
 // src/graph/ops/elementwise.rs (a test compares them).
+// `binary` reads each operand through per-axis strides; `binary_blocks` serves the operands whose
+// index is one division and one remainder of the output's (see `block_index`).
 // Dispatch: 1-D over `n` elements in workgroups of 256, folded into y past 65535 groups.
 
 struct Params {
@@ -23,6 +25,8 @@ struct Params {
     shape: array<vec4<u32>, 2>,
     a_strides: array<vec4<u32>, 2>,
     b_strides: array<vec4<u32>, 2>,
+    // binary_blocks: (divisor, modulus) of a, then of b.
+    blocks: vec4<u32>,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -147,6 +151,24 @@ fn binary(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
         ib += c * p.b_strides[q][r];
     }
     out[i] = binary_f(p.op, a[ia], b[ib]);
+}
+
+// The index of an operand whose non-broadcast axes are one contiguous run of the output's: the
+// output index divided by the size of the axes after the run, modulo the run's size. Equal
+// shapes (divisor 1, modulus n) and per-channel or scalar operands take no strided loop; the
+// divisions are skipped where they do nothing, as integer division is slow on CPU rasterizers.
+fn block_index(i: u32, div: u32, modulus: u32) -> u32 {
+    var j = i;
+    if (div != 1u) { j = j / div; }
+    if (modulus != p.n) { j = j % modulus; }
+    return j;
+}
+
+@compute @workgroup_size(WG)
+fn binary_blocks(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i >= p.n) { return; }
+    out[i] = binary_f(p.op, a[block_index(i, p.blocks.x, p.blocks.y)], b[block_index(i, p.blocks.z, p.blocks.w)]);
 }
 
 @compute @workgroup_size(WG)

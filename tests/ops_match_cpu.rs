@@ -89,6 +89,15 @@ fn binary_broadcast_matches_cpu() {
             check_case(&format!("{op:?} {sa:?} {sb:?}"), &case(Op::Binary(op), vec![a, b]), ELEMENTWISE);
         }
     }
+    // Operands that are one contiguous run of the output's axes (equal shapes, trailing or
+    // leading runs, scalars) take the division-and-remainder kernel; the others the strided one.
+    let Some(dev) = gpu() else { return };
+    for ((sa, sb), blocks) in pairs.into_iter().zip([true, false, true, true, true, false]) {
+        let c = case(Op::Binary(BinaryOp::Add), vec![f32s(sa, 1, 1.0), f32s(sb, 2, 1.0)]);
+        let kernels = bitgrad::Plan::new(dev, &c.graph, &c.outputs, &mut bitgrad::ParamStore::new()).unwrap().kernels().unwrap();
+        let want = if blocks { "elementwise::binary_blocks" } else { "elementwise::binary" };
+        assert_eq!(kernels, [want], "{sa:?} {sb:?}");
+    }
 }
 
 #[test]

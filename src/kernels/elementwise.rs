@@ -13,10 +13,12 @@ pub const UNARY: Kernel = Kernel::new(&SHADER, "unary");
 pub const UNARY_GRAD: Kernel = Kernel::new(&SHADER, "unary_grad");
 /// `y = f(a, b)` with broadcasting.
 pub const BINARY: Kernel = Kernel::new(&SHADER, "binary");
+/// `y = f(a, b)` where each operand's index is `(i / divisor) % modulus` of the output's.
+pub const BINARY_BLOCKS: Kernel = Kernel::new(&SHADER, "binary_blocks");
 /// `y = value`.
 pub const FILL: Kernel = Kernel::new(&SHADER, "fill");
 /// Every entry point of the family.
-pub const KERNELS: &[Kernel] = &[UNARY, UNARY_GRAD, BINARY, FILL];
+pub const KERNELS: &[Kernel] = &[UNARY, UNARY_GRAD, BINARY, BINARY_BLOCKS, FILL];
 
 /// Mirror of the WGSL `Params`.
 #[repr(C)]
@@ -44,5 +46,7 @@ pub struct Params {
     pub a_strides: [[u32; 4]; 2],
     /// Element strides of `b` in the output's index space (binary).
     pub b_strides: [[u32; 4]; 2],
+    /// Divisor and modulus of `a`'s index, then of `b`'s (`binary_blocks`).
+    pub blocks: [u32; 4],
 }
-params_layout!(Params { n, op, rank, _pad0, alpha, beta, _pad1, _pad2, shape, a_strides, b_strides });
+params_layout!(Params { n, op, rank, _pad0, alpha, beta, _pad1, _pad2, shape, a_strides, b_strides, blocks });

@@ -9,7 +9,7 @@ use super::{coded, offsets, sign, Gpu, Grad, Grads, Host, Operands};
 use crate::error::Result;
 use crate::graph::op::{broadcast_shapes, broadcast_strides};
 use crate::graph::{Graph, Op};
-use crate::kernels::elementwise::{Params, BINARY, FILL, UNARY, UNARY_GRAD};
+use crate::kernels::elementwise::{Params, BINARY, BINARY_BLOCKS, FILL, UNARY, UNARY_GRAD};
 use crate::kernels::{dims8, grid_1d, Dispatch, Step, WG};
 use crate::tensor::{DType, Shape, TensorData};
 
@@ -272,12 +272,13 @@ pub(crate) fn record_unary_grad(op: UnaryOp, d: &Gpu) -> Result<Step> {
     Ok(Step::Dispatch(Dispatch::new(UNARY_GRAD, &p, &[(1, d.x(0)), (2, d.x(1)), (3, d.out()?)], grid_1d(n, WG))))
 }
 
-/// `out = op(a, b)`, each operand read through its broadcast strides in the output's index space.
+/// `out = op(a, b)`, each operand read through its broadcast strides in the output's index space,
+/// or through one division and remainder where both operands allow it (see [`block`]).
 pub(crate) fn record_binary(op: BinaryOp, d: &Gpu) -> Result<Step> {
     let os = d.out_shape()?;
     let (sa, sb) = (broadcast_strides(d.shape(0), os), broadcast_strides(d.shape(1), os));
     let n = os.numel();
-    let p = Params {
+    let mut p = Params {
         n: n as u32,
         op: op.code(),
         rank: os.rank() as u32,
@@ -286,7 +287,32 @@ pub(crate) fn record_binary(op: BinaryOp, d: &Gpu) -> Result<Step> {
         b_strides: dims8(&sb),
         ..Default::default()
     };
-    Ok(Step::Dispatch(Dispatch::new(BINARY, &p, &[(1, d.x(0)), (2, d.x(1)), (3, d.out()?)], grid_1d(n, WG))))
+    let kernel = match (block(os.dims(), &sa), block(os.dims(), &sb)) {
+        (Some((da, ma)), Some((db, mb))) => {
+            p.blocks = [da as u32, ma as u32, db as u32, mb as u32];
+            BINARY_BLOCKS
+        }
+        _ => BINARY,
+    };
+    Ok(Step::Dispatch(Dispatch::new(kernel, &p, &[(1, d.x(0)), (2, d.x(1)), (3, d.out()?)], grid_1d(n, WG))))
+}
+
+/// `(divisor, modulus)` with the operand's element at output index `i` = `(i / divisor) %
+/// modulus`, when the operand's non-broadcast axes (stride != 0, size > 1) are one contiguous run
+/// of the output's axes and stored contiguously (equal shapes, per-channel and scalar operands).
+pub(crate) fn block(dims: &[usize], strides: &[usize]) -> Option<(usize, usize)> {
+    let used: Vec<usize> = (0..dims.len()).filter(|&d| dims[d] > 1 && strides[d] != 0).collect();
+    let (Some(&lo), Some(&hi)) = (used.first(), used.last()) else { return Some((1, 1)) };
+    let mut expect = 1;
+    for d in (lo..=hi).rev() {
+        if dims[d] > 1 {
+            if strides[d] != expect {
+                return None;
+            }
+            expect *= dims[d];
+        }
+    }
+    Some((dims[hi + 1..].iter().product(), expect))
 }
 
 pub(crate) fn record_fill(value: f32, shape: &Shape, d: &Gpu) -> Result<Step> {
