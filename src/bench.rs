@@ -10,7 +10,8 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::graph::ops::random::random_bits;
-use crate::tensor::{DType, HostTensor};
+use crate::graph::Op;
+use crate::tensor::{DType, HostTensor, Shape};
 use crate::{Device, Graph, PackMode, ParamStore, Plan};
 
 /// What a case's throughput counts.
@@ -76,6 +77,67 @@ pub fn f32_gemm(device: &Device, m: usize, k: usize, n: usize) -> Result<Case> {
         shape: format!("{m}x{k}x{n}"),
         mnk: Some((m, k, n)),
         amount: (m * k * n) as f64,
+        work: Work::FloatMacs,
+        plan,
+    })
+}
+
+/// An f32 product of one training step of a main-job model, as the step records it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepGemm {
+    /// "mlp" (Larq's user-guide MLP) or "cnn" (Larq's MNIST tutorial CNN).
+    pub model: &'static str,
+    /// Shape of A as stored (batch axes first).
+    pub a: Shape,
+    /// Shape of B as stored.
+    pub b: Shape,
+    /// A stored transposed.
+    pub trans_a: bool,
+    /// B stored transposed.
+    pub trans_b: bool,
+}
+
+/// Every distinct f32 product (`Op::MatMul`) in one training step (forward, backward, updates)
+/// of the main job's two models at batch `batch`, in step order: the shapes the GEMM variants
+/// are tuned for when `bitgrad train` runs.
+pub fn main_job_gemms(batch: usize) -> Result<Vec<StepGemm>> {
+    use crate::train::optimizers::Adam;
+    use crate::train::{Loss, Trainer};
+    let mut out: Vec<StepGemm> = Vec::new();
+    for (name, model) in [("mlp", crate::models::zoo::larq_guide_mlp()), ("cnn", crate::models::zoo::larq_mnist_cnn())] {
+        let loss = Loss::SparseCategoricalCrossentropy { from_logits: false };
+        let trainer = Trainer::compile(model, loss, std::sync::Arc::new(Adam::new(1e-3)), &[], &Device::cpu())?;
+        let g = trainer.training_graph(batch)?;
+        // The step's assignments (updates, metric sums) keep everything it runs alive.
+        for node in crate::runtime::live_nodes(&g, &[]).into_iter().map(|i| &g.nodes()[i]) {
+            if let Op::MatMul { trans_a, trans_b } = node.op {
+                let (a, b) = (g.value(node.inputs[0]).shape.clone(), g.value(node.inputs[1]).shape.clone());
+                let gemm = StepGemm { model: name, a, b, trans_a, trans_b };
+                if !out.contains(&gemm) {
+                    out.push(gemm);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One of the main job's products ([`main_job_gemms`]) as a one-op plan.
+pub fn step_gemm(device: &Device, s: &StepGemm) -> Result<Case> {
+    let d = crate::graph::ops::gemm::MatMulDims::new(&s.a, &s.b, s.trans_a, s.trans_b)?;
+    let mut g = Graph::new();
+    let a = g.input("a", s.a.clone(), DType::F32)?;
+    let b = g.input("b", s.b.clone(), DType::F32)?;
+    let c = g.push(Op::MatMul { trans_a: s.trans_a, trans_b: s.trans_b }, &[a, b])?.expect("a product has an output");
+    let feed = |shape: &Shape, seed| HostTensor::f32(shape.clone(), random_f32(shape.numel(), seed));
+    let plan = one_op_plan(device, &g, c, vec![("a", feed(&s.a, 1)?), ("b", feed(&s.b, 2)?)])?;
+    let layout = format!("{}{}", if s.trans_a { 't' } else { 'n' }, if s.trans_b { 't' } else { 'n' });
+    let batch = if d.batch > 1 { format!(" b{}", d.batch) } else { String::new() };
+    Ok(Case {
+        kernel: "f32_gemm",
+        shape: format!("{} step {}x{}x{} {layout}{batch}", s.model, d.m, d.k, d.n),
+        mnk: None,
+        amount: (d.batch * d.m * d.k * d.n) as f64,
         work: Work::FloatMacs,
         plan,
     })
@@ -187,6 +249,8 @@ pub struct Measurement {
     pub vs_f32: Option<f64>,
     /// The adapter.
     pub adapter: String,
+    /// The kernel of each dispatch of a run ("shader::entry"), as the plan chose them.
+    pub kernels: Vec<String>,
     #[serde(skip)]
     mnk: Option<(usize, usize, usize)>,
     #[serde(skip)]
@@ -223,6 +287,7 @@ pub fn measure(case: &mut Case, min_runs: usize, min_time: Duration) -> Result<M
         unit,
         vs_f32: None,
         adapter: case.plan.device().describe(),
+        kernels: case.plan.kernels().unwrap_or_default(),
         mnk: case.mnk,
         macs_per_s: macs,
     })
@@ -287,6 +352,12 @@ pub fn suite(device: &Device, opts: SuiteOptions, mut progress: impl FnMut(&str)
     for (rows, k) in [(1024, 1024), (4096, 4096)] {
         run(format!("bit_pack {rows}x{k}"), false, &|| bit_pack(device, rows, k))?;
     }
+    // The products of the main job's training steps, at its batch of 64.
+    for s in main_job_gemms(64)? {
+        run(format!("f32_gemm {} step {:?} x {:?} ta {} tb {}", s.model, s.a.dims(), s.b.dims(), s.trans_a, s.trans_b), false, &|| {
+            step_gemm(device, &s)
+        })?;
+    }
     pair_ratios(&mut out);
     Ok(out)
 }
@@ -300,20 +371,165 @@ fn pair_ratios(ms: &mut [Measurement]) {
     }
 }
 
-/// A plain-text table of measurements.
+/// A plain-text table of measurements; `variant` is the kernel of a one-dispatch run (the
+/// tuned variant of a product) or the number of dispatches.
 pub fn table(ms: &[Measurement]) -> String {
-    let row = |cells: [&str; 8]| {
+    let row = |cells: [&str; 9]| {
         format!(
-            "{:<10} {:<28} {:>10} {:>9} {:>5} {:>10}  {:<15} {:>7}\n",
-            cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], cells[6], cells[7]
+            "{:<10} {:<36} {:>10} {:>9} {:>5} {:>10}  {:<15} {:>7}  {}\n",
+            cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], cells[6], cells[7], cells[8]
         )
     };
-    let mut s = row(["kernel", "shape", "median ms", "gpu ms", "runs", "rate", "unit", "vs f32"]);
+    let mut s = row(["kernel", "shape", "median ms", "gpu ms", "runs", "rate", "unit", "vs f32", "variant"]);
     for m in ms {
         let (median, runs, rate) = (format!("{:.3}", m.median_ms), m.runs.to_string(), format!("{:.2}", m.rate));
         let gpu = m.gpu_ms.map_or("-".to_string(), |g| format!("{g:.3}"));
         let ratio = m.vs_f32.map_or("-".to_string(), |r| format!("{r:.1}x"));
-        s += &row([&m.kernel, &m.shape, &median, &gpu, &runs, &rate, m.unit, &ratio]);
+        let variant = match m.kernels.as_slice() {
+            [one] => one.clone(),
+            many => format!("{} dispatches", many.len()),
+        };
+        s += &row([&m.kernel, &m.shape, &median, &gpu, &runs, &rate, m.unit, &ratio, &variant]);
+    }
+    s
+}
+
+/// The tuner's choices on `device` (made in this process or read from its cache): per shape
+/// class the winner, how it was chosen, and how much slower the runner-up and the slowest
+/// candidate were.
+pub fn tuning_table(device: &Device) -> String {
+    let Some(ctx) = device.gpu_context() else { return String::new() };
+    let mut s = format!("{:<36} {:<24} {:<12} {:>9} {:<34} {:>8}\n", "tuned class", "chosen", "how", "best ms", "runner-up", "slowest");
+    for r in ctx.tuning.records() {
+        let entry = |k: &str| k.split("::").nth(1).unwrap_or(k).to_string();
+        let mut t = r.timings.clone();
+        t.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let best = t.first().map_or("-".into(), |b| format!("{:.3}", b.1));
+        let runner = t.get(1).map_or("-".into(), |(k, ms)| format!("{} {:.2}x", entry(k), ms / t[0].1.max(1e-9)));
+        let slowest = t.last().filter(|_| t.len() > 2).map_or("-".into(), |(_, ms)| format!("{:.2}x", ms / t[0].1.max(1e-9)));
+        s += &format!("{:<36} {:<24} {:<12} {:>9} {:<34} {:>8}\n", r.class, entry(&r.chosen), r.how, best, runner, slowest);
+    }
+    s
+}
+
+/// One main-job model's training step, measured (`bitgrad bench --train`).
+#[derive(Clone, Debug, Serialize)]
+pub struct StepMeasurement {
+    /// "mlp" or "cnn".
+    pub model: String,
+    /// The adapter.
+    pub adapter: String,
+    /// Samples per step.
+    pub batch: usize,
+    /// Steps timed (after one warm-up step that builds the plan and tunes its kernels).
+    pub steps: usize,
+    /// Median wall time of a step (`Trainer::train_on_batch`: feed, run, read back the loss).
+    pub wall_ms: f64,
+    /// Training images per second at the median step.
+    pub images_per_s: f64,
+    /// Compute dispatches per step.
+    pub dispatches: usize,
+    /// GPU time of one profiled step (timestamps around each dispatch), where the adapter has
+    /// timestamp queries.
+    pub gpu_ms: Option<f64>,
+    /// Per kernel family: (family, dispatches, GPU ms) of the profiled step, most time first.
+    pub families: Vec<(String, usize, f64)>,
+    /// Pooled transient bytes of the step's plan.
+    pub transient_bytes: u64,
+    /// Bytes of the weights, statistics and optimizer slots.
+    pub param_bytes: u64,
+}
+
+/// Trains `model` ("mlp": Larq's user-guide MLP, "cnn": Larq's MNIST tutorial CNN, each with
+/// Larq's recipe: Adam 1e-3, accuracy as the metric) on seeded random 28x28 images for one warm-up step and `steps`
+/// timed ones of `batch` samples, then profiles one more. No data files are needed, so any
+/// machine can run it; the arithmetic per step is that of `bitgrad train`.
+pub fn train_step(device: &Device, model: &str, batch: usize, steps: usize) -> Result<StepMeasurement> {
+    use crate::train::data::Dataset;
+    use crate::train::optimizers::Adam;
+    use crate::train::{Loss, Trainer};
+    let m = match model {
+        "mlp" => crate::models::zoo::larq_guide_mlp(),
+        "cnn" => crate::models::zoo::larq_mnist_cnn(),
+        other => return Err(crate::Error::invalid("bench --train", "model", format!("`{other}` is not one of mlp, cnn"))),
+    };
+    if batch == 0 || steps == 0 {
+        return Err(crate::Error::invalid("bench --train", "steps", "batch and steps must be at least 1"));
+    }
+    let x: Vec<f32> = random_f32(batch * 784, 11).iter().map(|v| 2.0 * v).collect();
+    let y: Vec<i32> = (0..batch as u32).map(|i| (random_bits(12, i) % 10) as i32).collect();
+    let data = Dataset::new(&[28, 28, 1], x, y)?;
+    let loss = Loss::SparseCategoricalCrossentropy { from_logits: false };
+    let metrics = [crate::train::Metric::Accuracy];
+    let mut t = Trainer::compile(m, loss, std::sync::Arc::new(Adam::new(1e-3)), &metrics, device)?;
+    let indices: Vec<usize> = (0..batch).collect();
+    t.train_on_batch(&data, &indices)?;
+    let mut times = Vec::with_capacity(steps);
+    for _ in 0..steps {
+        let start = Instant::now();
+        t.train_on_batch(&data, &indices)?;
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    let wall_ms = times[times.len() / 2];
+    let memory = t.step_memory(batch)?;
+    let (dispatches, gpu_ms, families) = match t.profile_step(&data, batch) {
+        Ok(k) => {
+            let mut families: Vec<(String, usize, f64)> = Vec::new();
+            for d in &k {
+                let family = d.kernel.split("::").next().unwrap_or(&d.kernel).to_string();
+                match families.iter_mut().find(|f| f.0 == family) {
+                    Some(f) => {
+                        f.1 += 1;
+                        f.2 += d.ns / 1e6;
+                    }
+                    None => families.push((family, 1, d.ns / 1e6)),
+                }
+            }
+            families.sort_by(|a, b| b.2.total_cmp(&a.2));
+            (k.len(), Some(k.iter().map(|d| d.ns).sum::<f64>() / 1e6), families)
+        }
+        Err(crate::Error::Unsupported { .. }) => (0, None, Vec::new()),
+        Err(e) => return Err(e),
+    };
+    Ok(StepMeasurement {
+        model: model.to_string(),
+        adapter: device.describe(),
+        batch,
+        steps,
+        wall_ms,
+        images_per_s: batch as f64 / (wall_ms / 1e3),
+        dispatches,
+        gpu_ms,
+        families,
+        transient_bytes: memory.map_or(0, |m| m.pooled_bytes),
+        param_bytes: t.param_bytes(),
+    })
+}
+
+/// A plain-text report of measured training steps: one line per model, then its kernel
+/// families by GPU time.
+pub fn step_table(ms: &[StepMeasurement]) -> String {
+    let mut s = format!(
+        "{:<6} {:>6} {:>10} {:>10} {:>11} {:>9} {:>14}\n",
+        "model", "batch", "wall ms", "images/s", "dispatches", "gpu ms", "transient MiB"
+    );
+    for m in ms {
+        let gpu = m.gpu_ms.map_or("-".into(), |g| format!("{g:.3}"));
+        let disp = if m.gpu_ms.is_some() { m.dispatches.to_string() } else { "-".into() };
+        s += &format!(
+            "{:<6} {:>6} {:>10.3} {:>10.1} {:>11} {:>9} {:>14.1}\n",
+            m.model,
+            m.batch,
+            m.wall_ms,
+            m.images_per_s,
+            disp,
+            gpu,
+            m.transient_bytes as f64 / (1 << 20) as f64
+        );
+        for (family, n, ms) in &m.families {
+            s += &format!("         {family:<22} {n:>4} dispatches {ms:>10.3} ms\n");
+        }
     }
     s
 }

@@ -212,3 +212,46 @@ fn export_writes_a_packed_model_that_run_runs() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The kernel tuner times the GEMM variants of a step once, caches the choices on disk (one
+/// section per adapter, driver and version), reuses them, can be listed, cleared and turned off,
+/// rewrites a damaged cache, and names a bad `BITGRAD_TUNE`.
+#[test]
+fn kernel_choices_are_timed_once_cached_listed_and_cleared() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let dir = common::scratch("tune");
+    let cache = dir.join("tune.json");
+    let d = dir.to_str().unwrap();
+    let bench = |env: &[(&str, &str)]| {
+        let json = dir.join("bench.json");
+        let _ = std::fs::remove_file(&json);
+        let args = ["bench", "--train", "--model", "mlp", "--steps", "1", "--batch-size", "8", "--json", json.to_str().unwrap()];
+        let (ok, out, err) = common::bitgrad_with(&args, &[&[("BITGRAD_CACHE_DIR", d)], env].concat());
+        assert!(ok, "{out}\n{err}");
+        let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        report["tuning"].as_array().unwrap().iter().map(|r| r["how"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
+    let hows = bench(&[]);
+    assert!(!hows.is_empty() && hows.iter().all(|h| h == "timed quick"), "{hows:?}");
+    let text = std::fs::read_to_string(&cache).unwrap();
+    assert!(text.contains("gemm 8x512x784 nn batch 1") && text.contains(env!("CARGO_PKG_VERSION")), "{text}");
+    // A second process reads the choices instead of timing again.
+    assert!(bench(&[]).iter().all(|h| h == "cache"));
+    let (ok, listed, _) = common::bitgrad_with(&["tune"], &[("BITGRAD_CACHE_DIR", d)]);
+    assert!(ok && listed.contains("gemm 8x512x784 nn batch 1") && listed.contains("gemm::"), "{listed}");
+    // Full mode times again; off times nothing and writes nothing.
+    assert!(bench(&[("BITGRAD_TUNE", "full")]).iter().all(|h| h == "timed full"));
+    let (ok, cleared, _) = common::bitgrad_with(&["tune", "--clear"], &[("BITGRAD_CACHE_DIR", d)]);
+    assert!(ok && cleared.contains("removed") && !cache.exists(), "{cleared}");
+    assert!(bench(&[("BITGRAD_TUNE", "off")]).iter().all(|h| h == "default"));
+    assert!(!cache.exists(), "mode off writes no cache");
+    // A damaged cache is reported and replaced by a valid one.
+    std::fs::write(&cache, "{ not json").unwrap();
+    assert!(bench(&[]).iter().all(|h| h == "timed quick"));
+    serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&cache).unwrap()).expect("rewritten cache is valid JSON");
+    let (ok, _, err) =
+        common::bitgrad_with(&["bench", "--train", "--steps", "1"], &[("BITGRAD_CACHE_DIR", d), ("BITGRAD_TUNE", "fastest")]);
+    assert!(!ok && err.contains("BITGRAD_TUNE") && err.contains("fastest"), "{err}");
+}

@@ -575,3 +575,34 @@ fn accuracy_takes_the_first_of_tied_scores_as_keras_argmax_does() {
     let m = t.evaluate(&data, 4).unwrap();
     assert_eq!((m["accuracy"], m["top_2"]), (0.5, 1.0), "{m:?}");
 }
+
+#[test]
+fn the_main_job_products_are_those_its_steps_run() {
+    let gemms = bitgrad::bench::main_job_gemms(64).unwrap();
+    let has = |model: &str, a: &[usize], b: &[usize], ta: bool, tb: bool| {
+        gemms.iter().any(|g| g.model == model && g.a.dims() == a && g.b.dims() == b && g.trans_a == ta && g.trans_b == tb)
+    };
+    // The MLP's first layer: its forward and its kernel gradient (x^T dy).
+    assert!(has("mlp", &[64, 784], &[784, 512], false, false), "{gemms:?}");
+    assert!(has("mlp", &[64, 784], &[64, 512], true, false), "{gemms:?}");
+    // Its input gradient is never needed, so the step does not run it.
+    assert!(!has("mlp", &[64, 512], &[784, 512], false, true), "{gemms:?}");
+    assert!(gemms.iter().any(|g| g.model == "cnn"));
+    let distinct = gemms.iter().enumerate().all(|(i, g)| !gemms[..i].contains(g));
+    assert!(distinct, "each product once");
+}
+
+#[test]
+fn a_benchmarked_training_step_reports_what_it_ran() {
+    let e = bitgrad::bench::train_step(&Device::cpu(), "resnet", 8, 1).unwrap_err().to_string();
+    assert!(e.contains("resnet"), "{e}");
+    let cpu = bitgrad::bench::train_step(&Device::cpu(), "mlp", 4, 1).unwrap();
+    assert!(cpu.images_per_s > 0.0 && cpu.gpu_ms.is_none() && cpu.families.is_empty());
+    let Some(gpu) = common::gpu() else { return };
+    let m = bitgrad::bench::train_step(gpu, "mlp", 8, 2).unwrap();
+    assert_eq!((m.batch, m.steps), (8, 2));
+    assert!(m.wall_ms > 0.0 && m.transient_bytes > 0 && m.param_bytes > 0);
+    let listed: usize = m.families.iter().map(|f| f.1).sum();
+    assert!(m.dispatches > 0 && listed == m.dispatches, "{m:?}");
+    assert!(m.families.iter().any(|f| f.0 == "xnor_gemm") && m.families.iter().any(|f| f.0 == "gemm"), "{m:?}");
+}

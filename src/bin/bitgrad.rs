@@ -31,6 +31,27 @@ enum Command {
         /// Use the kernel variants without subgroup operations even where the adapter has them.
         #[arg(long)]
         no_subgroups: bool,
+        /// Time whole training steps of the main job's models instead of single kernels: wall
+        /// time, images/s, dispatches, GPU time by kernel family and memory per step (random
+        /// 28x28 images, so no data files are needed).
+        #[arg(long)]
+        train: bool,
+        /// With --train: mlp, cnn or both.
+        #[arg(long, default_value = "both")]
+        model: String,
+        /// With --train: timed steps per model (after one warm-up step).
+        #[arg(long, default_value_t = 20)]
+        steps: usize,
+        /// With --train: samples per step.
+        #[arg(long, default_value_t = 64)]
+        batch_size: usize,
+    },
+    /// The kernel tuner's cache (choices of kernel variants per adapter and shape class, made on
+    /// first use; `BITGRAD_TUNE=off|quick|full` sets how): list it, or clear it.
+    Tune {
+        /// Delete the cache, so that every choice is timed again.
+        #[arg(long)]
+        clear: bool,
     },
     /// Train a BNN on Fashion-MNIST (the main job): Larq's user-guide MLP and MNIST tutorial CNN
     /// with Larq's recipe (Adam, batch 64), or bitgrad's better recipe.
@@ -267,7 +288,27 @@ fn run(cli: Cli) -> bitgrad::Result<()> {
             }
             Ok(())
         }
-        Command::Bench { device: name, all, min_time, json, no_subgroups } => {
+        Command::Tune { clear } => {
+            if clear {
+                match bitgrad::device::tune::clear_cache()? {
+                    Some(path) => println!("removed {}", path.display()),
+                    None => println!("no tuning cache to remove"),
+                }
+                return Ok(());
+            }
+            match bitgrad::device::tune::cache_path() {
+                Some(path) => println!("tuning cache: {}", path.display()),
+                None => println!("no tuning cache location (set BITGRAD_CACHE_DIR)"),
+            }
+            for (device, records) in bitgrad::device::tune::cached_records() {
+                println!("\n{device}");
+                for r in records {
+                    println!("  {:<40} {}", r.class, r.chosen);
+                }
+            }
+            Ok(())
+        }
+        Command::Bench { device: name, all, min_time, json, no_subgroups, train, model, steps, batch_size } => {
             let min_time = std::time::Duration::try_from_secs_f64(min_time).map_err(|_| {
                 bitgrad::Error::invalid(
                     "bench",
@@ -282,11 +323,35 @@ fn run(cli: Cli) -> bitgrad::Result<()> {
                 "gpu" if no_subgroups => bitgrad::Device::gpu_with(&bitgrad::GpuOptions { subgroups: false, ..Default::default() })?,
                 _ => device(&name)?,
             };
+            let models: Vec<&str> = match model.as_str() {
+                "both" => vec!["mlp", "cnn"],
+                "mlp" | "cnn" => vec![model.as_str()],
+                other => return Err(bitgrad::Error::invalid("bench", "--model", format!("`{other}` is not one of mlp, cnn, both"))),
+            };
             eprintln!("benchmarking on {}", d.describe());
-            let opts = bitgrad::bench::SuiteOptions { all, min_time };
-            let results = bitgrad::bench::suite(&d, opts, |what| eprintln!("  {what}"))?;
-            print!("{}", bitgrad::bench::table(&results));
-            let text = serde_json::to_string_pretty(&results).expect("measurements serialize");
+            let (mut results, mut steps_measured) = (Vec::new(), Vec::new());
+            if train {
+                for m in models {
+                    eprintln!("  {m}: {steps} training steps of {batch_size}");
+                    steps_measured.push(bitgrad::bench::train_step(&d, m, batch_size, steps)?);
+                }
+                print!("{}", bitgrad::bench::step_table(&steps_measured));
+            } else {
+                let opts = bitgrad::bench::SuiteOptions { all, min_time };
+                results = bitgrad::bench::suite(&d, opts, |what| eprintln!("  {what}"))?;
+                print!("{}", bitgrad::bench::table(&results));
+            }
+            let tuning = d.gpu_context().map(|c| c.tuning.records()).unwrap_or_default();
+            if !tuning.is_empty() {
+                print!("\n{}", bitgrad::bench::tuning_table(&d));
+            }
+            let report = serde_json::json!({
+                "adapter": d.describe(),
+                "kernels": results,
+                "train": steps_measured,
+                "tuning": tuning,
+            });
+            let text = serde_json::to_string_pretty(&report).expect("measurements serialize");
             match json {
                 Some(path) => bitgrad::io::write_atomically(&path, (text + "\n").as_bytes())?,
                 None => println!("{text}"),

@@ -21,7 +21,8 @@ pub use profile::KernelTime;
 use cpu::CpuExec;
 use gpu::GpuExec;
 use params::bind_variable;
-use schedule::{live_nodes, liveness};
+pub use schedule::live_nodes;
+use schedule::liveness;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 

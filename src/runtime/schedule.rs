@@ -4,8 +4,10 @@ use std::collections::HashMap;
 
 use crate::graph::{Graph, ValueId};
 
-/// Nodes needed for `outputs` plus every assignment (a side effect), in graph order.
-pub(super) fn live_nodes(graph: &Graph, outputs: &[ValueId]) -> Vec<usize> {
+/// The nodes a plan of `graph` for `outputs` runs, in graph order: those the outputs need, plus
+/// every assignment (a side effect) and what it needs. The rest (a gradient nobody reads) is
+/// pruned.
+pub fn live_nodes(graph: &Graph, outputs: &[ValueId]) -> Vec<usize> {
     let mut needed = vec![false; graph.values.len()];
     outputs.iter().for_each(|o| needed[o.index()] = true);
     let mut live = vec![false; graph.nodes.len()];

@@ -261,6 +261,12 @@ impl Trainer {
         Ok(step(Plan::new(&self.device, &graph, &outputs, &mut self.params)?))
     }
 
+    /// The graph of one training step on `batch` samples (forward, loss, backward and optimizer
+    /// updates), as the step's plan runs it: for inspecting which ops a step records.
+    pub fn training_graph(&self, batch: usize) -> Result<Graph> {
+        Ok(self.record_graph(true, batch)?.0)
+    }
+
     /// Records the step for (mode, batch): its graph, the values to fetch, and what makes the
     /// [`Step`] once the graph is planned.
     pub(super) fn record_graph(&self, train: bool, batch: usize) -> Result<(Graph, Vec<ValueId>, impl FnOnce(Plan) -> Step)> {

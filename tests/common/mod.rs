@@ -43,7 +43,12 @@ pub fn scratch(name: &str) -> PathBuf {
 
 /// Runs the `bitgrad` command line with `args`; returns (success, stdout, stderr).
 pub fn bitgrad(args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bitgrad")).args(args).output().unwrap();
+    bitgrad_with(args, &[])
+}
+
+/// [`bitgrad`] with extra environment variables.
+pub fn bitgrad_with(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bitgrad")).args(args).envs(env.iter().copied()).output().unwrap();
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
 
