@@ -76,12 +76,15 @@ fn a_gpu_step_is_all_dispatches_with_no_host_work() {
     let (g, loss, _) = sgd_graph(8);
     let plan = Plan::new(dev, &g, &[loss], &mut ParamStore::new()).unwrap();
     // Assignments are buffer copies inside the same submission and reshapes share their input's
-    // buffer; every other node is one compute dispatch.
+    // buffer; every other node is one compute dispatch, or runs inside the fused elementwise
+    // kernel of the one node that reads it.
     // The gradient with respect to the input `x` is recorded by backward but read by no one.
     assert_eq!(plan.len(), g.nodes().len() - 1, "the unused input gradient is pruned");
     let no_dispatch = g.nodes().iter().filter(|n| matches!(n.op, bitgrad::Op::Assign | bitgrad::Op::Reshape { .. })).count();
     assert!(no_dispatch >= 3, "two assignments and the mean's reshape");
-    assert_eq!(plan.dispatches(), Some(plan.len() - no_dispatch));
+    let fused = plan.fused_nodes().unwrap();
+    assert_eq!(plan.dispatches(), Some(plan.len() - no_dispatch - fused));
+    assert_eq!(plan.kernels().unwrap().len(), plan.dispatches().unwrap());
 }
 
 #[test]
@@ -311,8 +314,10 @@ fn reshapes_share_buffers_and_trivial_permutes_record_nothing() {
     check_case("aliased reshapes", &case, ELEMENTWISE);
     let Some(dev) = gpu() else { return };
     let plan = Plan::new(dev, &g, &[out, r], &mut ParamStore::new()).unwrap();
-    // tanh, exp, add: three dispatches; the four reshapes need no work at all.
-    assert_eq!(plan.dispatches(), Some(3));
+    // tanh, then exp fused into the add that is its only reader: two dispatches; the four
+    // reshapes need no work at all.
+    assert_eq!(plan.kernels().unwrap(), ["elementwise::unary", "fused::fused"]);
+    assert_eq!(plan.fused_nodes(), Some(1));
 }
 
 #[test]
@@ -347,4 +352,49 @@ fn async_forms_give_what_the_blocking_calls_give() {
         assert_eq!(pollster::block_on(w.download_async()).unwrap(), w.download().unwrap());
         assert_eq!(pollster::block_on(plan.fetch_async(vars[1])).unwrap(), params.get("b").unwrap().download().unwrap());
     }
+}
+
+/// Trees of elementwise ops whose intermediates have one reader run as one generated kernel on
+/// the GPU, and give the CPU reference's results. Not fused: a value with two readers or that
+/// the plan returns, a tree with a leaf that is not one contiguous run of the output's axes,
+/// and a tree that would read a variable after the step reassigned it.
+#[test]
+fn elementwise_chains_run_as_one_fused_kernel_and_match_cpu() {
+    let mut g = Graph::new();
+    let x = g.input("x", [4, 6, 8], DType::F32).unwrap();
+    let c = g.input("c", [8], DType::F32).unwrap();
+    let r = g.input("r", [4, 1, 1], DType::F32).unwrap();
+    let m = g.input("m", [4, 1, 8], DType::F32).unwrap();
+    // tanh -> * c -> + r -> exp: one kernel (three values inlined); its result is returned and
+    // also read by neg, so it is stored.
+    let t = g.unary(UnaryOp::Tanh, x).unwrap();
+    let u = g.mul(t, c).unwrap();
+    let v = g.add(u, r).unwrap();
+    let w = g.unary(UnaryOp::Exp, v).unwrap();
+    let w_neg = g.unary(UnaryOp::Neg, w).unwrap();
+    // m broadcasts along the middle axis: not a block, so x * m and its sigmoid run unfused.
+    let a = g.mul(x, m).unwrap();
+    let b = g.unary(UnaryOp::Sigmoid, a).unwrap();
+    // s is read twice.
+    let s = g.unary(UnaryOp::Square, x).unwrap();
+    let s2 = g.add(s, s).unwrap();
+    // A variable read before its assignment by an op whose reader comes after it.
+    let var = g.variable("var", [4, 6, 8], Init::Constant(0.5)).unwrap();
+    let before = g.scale(var, 2.0).unwrap();
+    g.assign(var, x).unwrap();
+    let one = g.unary(UnaryOp::Offset(1.0), before).unwrap();
+    let outputs = vec![w, w_neg, b, s2, one];
+    let feeds = vec![
+        ("x", HostTensor::f32([4, 6, 8], uniform(1, 192, 1.0)).unwrap()),
+        ("c", HostTensor::f32([8], uniform(2, 8, 1.0)).unwrap()),
+        ("r", HostTensor::f32([4, 1, 1], uniform(3, 4, 1.0)).unwrap()),
+        ("m", HostTensor::f32([4, 1, 8], uniform(4, 32, 1.0)).unwrap()),
+    ];
+    let case = Case { graph: g.clone(), outputs: outputs.clone(), feeds };
+    check_case("fused elementwise chains", &case, ELEMENTWISE);
+    let Some(dev) = gpu() else { return };
+    let plan = Plan::new(dev, &g, &outputs, &mut ParamStore::new()).unwrap();
+    let kernels = plan.kernels().unwrap();
+    assert_eq!(kernels.iter().filter(|k| *k == "fused::fused").count(), 1, "{kernels:?}");
+    assert_eq!(plan.fused_nodes(), Some(3), "tanh, the product and the sum: {kernels:?}");
 }

@@ -9,7 +9,7 @@ use wgpu::util::DeviceExt;
 use super::select::{choose_adapter, AdapterSummary};
 use super::tune::{TuneMode, Tuning};
 use crate::error::{Error, Result};
-use crate::kernels::{Kernel, ShaderRef};
+use crate::kernels::{CustomShader, Kernel, ShaderRef};
 
 /// Features used when the adapter has them.
 const WANTED_FEATURES: wgpu::Features = wgpu::Features::SUBGROUP.union(wgpu::Features::SHADER_F16).union(wgpu::Features::TIMESTAMP_QUERY);
@@ -54,6 +54,8 @@ pub struct GpuContext {
     /// The kernel tuner's choices on this device.
     pub tuning: Tuning,
     modules: Mutex<HashMap<ShaderRef, Arc<wgpu::ShaderModule>>>,
+    /// Run-time modules by source, so that plans generating the same module share its pipelines.
+    interned: Mutex<HashMap<String, Arc<CustomShader>>>,
     pipelines: Mutex<HashMap<Kernel, Arc<wgpu::ComputePipeline>>>,
     /// In the browser, error scopes resolve only after control returns to the event loop: the
     /// scopes of [`GpuContext::scoped`] wait here, with their context, until the next readback.
@@ -105,6 +107,7 @@ impl GpuContext {
             subgroup_kernels,
             tuning,
             modules: Mutex::default(),
+            interned: Mutex::default(),
             pipelines: Mutex::default(),
             #[cfg(target_arch = "wasm32")]
             deferred: Mutex::default(),
@@ -234,6 +237,16 @@ impl GpuContext {
                 usage: wgpu::BufferUsages::UNIFORM,
             }))
         })
+    }
+
+    /// The run-time module with this source: one per source per device, so its pipelines are
+    /// compiled once however many plans generate it.
+    pub(crate) fn intern_shader(&self, name: &str, module: &str) -> Arc<CustomShader> {
+        let mut interned = self.interned.lock().unwrap_or_else(|e| e.into_inner());
+        interned
+            .entry(module.to_string())
+            .or_insert_with(|| Arc::new(CustomShader { name: name.to_string(), module: module.to_string() }))
+            .clone()
     }
 
     /// The compute pipeline for `kernel`, compiled once per device.

@@ -171,6 +171,7 @@ pub const ALL_KERNELS: &[&[Kernel]] = &[
 pub const PARTS: &[(&str, &str)] = &[
     ("common", include_str!("../../shaders/common.wgsl")),
     ("xnor_common", include_str!("../../shaders/xnor_common.wgsl")),
+    ("elementwise_fns", include_str!("../../shaders/elementwise_fns.wgsl")),
     ("xnor_gemv_lanes", include_str!("../../shaders/xnor_gemv_lanes.wgsl")),
 ];
 
@@ -427,7 +428,8 @@ mod tests {
         let file = "// requires: xnor_gemv_lanes, xnor_common, common\nfn f() {}";
         assert_eq!(assemble(file), [part("xnor_common"), part("xnor_gemv_lanes"), part("common"), file].join("\n"));
         assert_eq!(xnor_gemm::GEMV_SHADER.source(), [part("xnor_common"), part("xnor_gemv_lanes"), xnor_gemm::GEMV_SHADER.file].join("\n"));
-        assert_eq!(elementwise::SHADER.source(), [part("common"), elementwise::SHADER.file].join("\n"));
+        // elementwise_fns requires common too: still once, and first.
+        assert_eq!(elementwise::SHADER.source(), [part("common"), part("elementwise_fns"), elementwise::SHADER.file].join("\n"));
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub(super) struct GpuExec {
     pub(super) pending_copies: Vec<(BufferView, BufferView)>,
     pub(super) memory: PlanMemory,
     pub(super) dispatches: usize,
+    /// Nodes computed inside another node's fused kernel.
+    pub(super) fused_nodes: usize,
     // Keeps the uniform arena alive for the bind groups that point into it.
     pub(super) _uniforms: Option<wgpu::Buffer>,
 }
@@ -37,6 +39,7 @@ impl GpuExec {
         last_use: &HashMap<ValueId, usize>,
         variables: &[(ValueId, Tensor)],
         inputs: &[ValueId],
+        outputs: &[ValueId],
     ) -> Result<Self> {
         let bytes = |id: ValueId| (graph.value(id).shape.numel() * graph.value(id).dtype.size()) as u64;
         let name_of = |id: ValueId| match &graph.value(id).source {
@@ -62,7 +65,20 @@ impl GpuExec {
             views.insert(*id, BufferView { buffer: buffer.clone(), size: bytes(*id) });
         }
 
-        let placed = memory::place(graph, order, last_use, bytes, |id, need| ctx.check_binding(|| name_of(id), need, BATCH_ADVICE))?;
+        // A fused kernel runs at its root's position: its leaves stay live until then, and the
+        // values it computes inside are never stored.
+        let fusion = super::fuse::plan(graph, order, outputs);
+        let mut last_use = last_use.clone();
+        for (root, group) in &fusion.groups {
+            for leaf in &group.leaves {
+                if let Some(last) = last_use.get_mut(leaf) {
+                    *last = (*last).max(*root);
+                }
+            }
+        }
+        let placed = memory::place(graph, order, &last_use, &fusion.inlined, bytes, |id, need| {
+            ctx.check_binding(|| name_of(id), need, BATCH_ADVICE)
+        })?;
         memory.unpooled_bytes = placed.unpooled_bytes;
         let (alias, placement, pool) = (placed.alias, placed.slots, placed.sizes);
         let buffers =
@@ -78,10 +94,25 @@ impl GpuExec {
         }
 
         let mut recorded = Vec::new();
-        for &n in order {
+        for (pos, &n) in order.iter().enumerate() {
             let node = &graph.nodes[n];
-            if node.output.is_some_and(|o| alias.contains_key(&o)) {
-                continue; // an aliased reshape needs no work
+            if node.output.is_some_and(|o| alias.contains_key(&o) || fusion.inlined.contains(&o)) {
+                continue; // an aliased reshape needs no work; an inlined value is computed by its fused reader
+            }
+            if let (Some(group), Some(out)) = (fusion.groups.get(&pos), node.output) {
+                let shader = ctx.intern_shader("fused", &group.source);
+                let mut bindings: Vec<(u32, BufferView)> =
+                    group.leaves.iter().enumerate().map(|(i, l)| (i as u32 + 1, views[l].clone())).collect();
+                bindings.push((group.leaves.len() as u32 + 1, views[&out].clone()));
+                let kernel = crate::kernels::Kernel { shader: crate::kernels::ShaderRef::Custom(shader), entry: "fused" };
+                let params = bytemuck::cast_slice(&group.params).to_vec();
+                recorded.push(Step::Dispatch(Dispatch {
+                    kernel,
+                    params,
+                    bindings,
+                    workgroups: crate::kernels::grid_1d(group.n, crate::kernels::WG),
+                }));
+                continue;
             }
             let shapes: Vec<&crate::Shape> = node.inputs.iter().map(|i| &graph.value(*i).shape).collect();
             let ins: Vec<BufferView> = node.inputs.iter().map(|i| views[i].clone()).collect();
@@ -109,7 +140,17 @@ impl GpuExec {
             recorded.push(step);
         }
         let (steps, uniforms, dispatches) = encode_steps(ctx, recorded)?;
-        Ok(GpuExec { ctx: ctx.clone(), pool: buffers, views, steps, pending_copies: Vec::new(), memory, dispatches, _uniforms: uniforms })
+        Ok(GpuExec {
+            ctx: ctx.clone(),
+            pool: buffers,
+            views,
+            steps,
+            pending_copies: Vec::new(),
+            memory,
+            dispatches,
+            fused_nodes: fusion.inlined.len(),
+            _uniforms: uniforms,
+        })
     }
 
     pub(super) fn kernels(&self) -> Vec<String> {

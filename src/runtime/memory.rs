@@ -1,7 +1,7 @@
 //! Where a GPU plan's transient values live: reshapes alias their input, and every other node
 //! output takes a pooled buffer by liveness.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::error::Result;
 use crate::graph::{Graph, Op, Source, ValueId};
@@ -18,12 +18,14 @@ pub(super) struct Placement {
     pub(super) unpooled_bytes: u64,
 }
 
-/// Places the outputs of `order`'s nodes, `last_use` giving the position of each value's last
-/// reader and `bytes` its size; `check` sees each pooled value's size first (the binding limit).
+/// Places the outputs of `order`'s nodes but those in `unstored` (computed inside fused kernels),
+/// `last_use` giving the position of each value's last reader and `bytes` its size; `check` sees
+/// each pooled value's size first (the binding limit).
 pub(super) fn place(
     graph: &Graph,
     order: &[usize],
     last_use: &HashMap<ValueId, usize>,
+    unstored: &HashSet<ValueId>,
     bytes: impl Fn(ValueId) -> u64,
     mut check: impl FnMut(ValueId, u64) -> Result<()>,
 ) -> Result<Placement> {
@@ -56,7 +58,7 @@ pub(super) fn place(
     let mut placement: Vec<(ValueId, usize)> = Vec::new();
     for (pos, &n) in order.iter().enumerate() {
         let Some(out) = graph.nodes[n].output else { continue };
-        if alias.contains_key(&out) {
+        if alias.contains_key(&out) || unstored.contains(&out) {
             continue;
         }
         let need = bytes(out);

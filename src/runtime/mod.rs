@@ -8,6 +8,7 @@
 //! into one command encoder and submits once; nothing is read back unless `fetch` asks.
 
 mod cpu;
+mod fuse;
 mod gpu;
 mod memory;
 mod params;
@@ -90,7 +91,7 @@ impl Plan {
         let last_use = liveness(graph, &order, outputs);
         let exec = match device {
             Device::Cpu => Exec::Cpu(CpuExec { feeds: HashMap::new(), last_use, results: HashMap::new() }),
-            Device::Gpu(ctx) => Exec::Gpu(GpuExec::new(ctx, graph, &order, &last_use, &variables, &inputs)?),
+            Device::Gpu(ctx) => Exec::Gpu(GpuExec::new(ctx, graph, &order, &last_use, &variables, &inputs, outputs)?),
         };
         Ok(Plan {
             device: device.clone(),
@@ -123,6 +124,15 @@ impl Plan {
     pub fn dispatches(&self) -> Option<usize> {
         match &self.exec {
             Exec::Gpu(g) => Some(g.dispatches),
+            Exec::Cpu(_) => None,
+        }
+    }
+
+    /// How many nodes run inside another node's fused elementwise kernel instead of a dispatch
+    /// of their own (GPU plans; see `runtime::fuse`), or `None` on the CPU.
+    pub fn fused_nodes(&self) -> Option<usize> {
+        match &self.exec {
+            Exec::Gpu(g) => Some(g.fused_nodes),
             Exec::Cpu(_) => None,
         }
     }
