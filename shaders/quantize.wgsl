@@ -10,15 +10,18 @@
 //                                DoReFa weights max|tanh|); unused by the others
 //   3  dy    storage read        upstream gradient (quantize_grad)
 //   4  out   storage read_write  quantize: q(x) | quantize_grad: dq/dx * dy
-// `code` is one of the QUANT_ constants below, `QuantFn::code` of src/graph/ops/quantize.rs (a
-// test compares them); `QuantFn::params` gives clip, a and levels: swish_sign reads a = beta, scaled_sign (magnitude-aware) scales
+// Each function has its own pair of entry points, `quantize_<name>` and `quantize_grad_<name>`
+// with <name> its QUANT_ constant (`QuantFn::code` of src/graph/ops/quantize.rs; a test compares
+// them) in lower case: the entry passes its constant to `forward` or `gradient`, so each
+// compiles without the others' cases (a CPU rasterizer would run every case under a mask).
+// `QuantFn::params` gives clip, a and levels: swish_sign reads a = beta, scaled_sign (magnitude-aware) scales
 // by stat, ste_tern's threshold is a unless has_stat.
 // `clip` is the straight-through window (|x| <= clip passes, inclusive); +inf means no clipping.
 // `levels` = 2^k_bit - 1. Dispatch: 1-D over n elements, folded into y past 65535 groups.
 
 struct Params {
     n: u32,
-    code: u32,
+    _pad1: u32,
     stat_len: u32,
     has_stat: u32,
     clip: f32,
@@ -56,8 +59,8 @@ fn passes(v: f32) -> bool {
     return abs(v) <= p.clip;
 }
 
-fn forward(i: u32, v: f32) -> f32 {
-    switch p.code {
+fn forward(i: u32, v: f32, code: u32) -> f32 {
+    switch code {
         case QUANT_STE_SIGN, QUANT_APPROX_SIGN, QUANT_SWISH_SIGN: { return larq_sign(v); }
         case QUANT_STE_HEAVISIDE: { return select(0.0, 1.0, v > 0.0); }
         case QUANT_SCALED_SIGN: { return stat_at(i) * larq_sign(v); }
@@ -76,8 +79,8 @@ fn forward(i: u32, v: f32) -> f32 {
     }
 }
 
-fn gradient(i: u32, v: f32, g: f32) -> f32 {
-    switch p.code {
+fn gradient(i: u32, v: f32, g: f32, code: u32) -> f32 {
+    switch code {
         case QUANT_STE_SIGN, QUANT_STE_HEAVISIDE, QUANT_STE_TERN: { return select(0.0, g, passes(v)); }
         case QUANT_APPROX_SIGN: { return select(0.0, (1.0 - abs(v)) * 2.0 * g, abs(v) <= 1.0); }
         case QUANT_SWISH_SIGN: {
@@ -96,15 +99,109 @@ fn gradient(i: u32, v: f32, g: f32) -> f32 {
 }
 
 @compute @workgroup_size(WG)
-fn quantize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn quantize_ste_sign(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg);
-    if (i >= p.n) { return; }
-    out[i] = forward(i, x[i]);
+    if (i < p.n) { out[i] = forward(i, x[i], QUANT_STE_SIGN); }
 }
 
 @compute @workgroup_size(WG)
-fn quantize_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn quantize_grad_ste_sign(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg);
-    if (i >= p.n) { return; }
-    out[i] = gradient(i, x[i], dy[i]);
+    if (i < p.n) { out[i] = gradient(i, x[i], dy[i], QUANT_STE_SIGN); }
+}
+
+@compute @workgroup_size(WG)
+fn quantize_approx_sign(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i < p.n) { out[i] = forward(i, x[i], QUANT_APPROX_SIGN); }
+}
+
+@compute @workgroup_size(WG)
+fn quantize_grad_approx_sign(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i < p.n) { out[i] = gradient(i, x[i], dy[i], QUANT_APPROX_SIGN); }
+}
+
+@compute @workgroup_size(WG)
+fn quantize_ste_heaviside(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i < p.n) { out[i] = forward(i, x[i], QUANT_STE_HEAVISIDE); }
+}
+
+@compute @workgroup_size(WG)
+fn quantize_grad_ste_heaviside(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i < p.n) { out[i] = gradient(i, x[i], dy[i], QUANT_STE_HEAVISIDE); }
+}
+
+@compute @workgroup_size(WG)
+fn quantize_swish_sign(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i < p.n) { out[i] = forward(i, x[i], QUANT_SWISH_SIGN); }
+}
+
+@compute @workgroup_size(WG)
+fn quantize_grad_swish_sign(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i < p.n) { out[i] = gradient(i, x[i], dy[i], QUANT_SWISH_SIGN); }
+}
+
+@compute @workgroup_size(WG)
+fn quantize_scaled_sign(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i < p.n) { out[i] = forward(i, x[i], QUANT_SCALED_SIGN); }
+}
+
+@compute @workgroup_size(WG)
+fn quantize_grad_scaled_sign(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i < p.n) { out[i] = gradient(i, x[i], dy[i], QUANT_SCALED_SIGN); }
+}
+
+@compute @workgroup_size(WG)
+fn quantize_ste_tern(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i < p.n) { out[i] = forward(i, x[i], QUANT_STE_TERN); }
+}
+
+@compute @workgroup_size(WG)
+fn quantize_grad_ste_tern(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i < p.n) { out[i] = gradient(i, x[i], dy[i], QUANT_STE_TERN); }
+}
+
+@compute @workgroup_size(WG)
+fn quantize_do_re_fa_activations(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i < p.n) { out[i] = forward(i, x[i], QUANT_DO_RE_FA_ACTIVATIONS); }
+}
+
+@compute @workgroup_size(WG)
+fn quantize_grad_do_re_fa_activations(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i < p.n) { out[i] = gradient(i, x[i], dy[i], QUANT_DO_RE_FA_ACTIVATIONS); }
+}
+
+@compute @workgroup_size(WG)
+fn quantize_do_re_fa_weights(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i < p.n) { out[i] = forward(i, x[i], QUANT_DO_RE_FA_WEIGHTS); }
+}
+
+@compute @workgroup_size(WG)
+fn quantize_grad_do_re_fa_weights(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i < p.n) { out[i] = gradient(i, x[i], dy[i], QUANT_DO_RE_FA_WEIGHTS); }
+}
+
+@compute @workgroup_size(WG)
+fn quantize_identity(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i < p.n) { out[i] = forward(i, x[i], QUANT_IDENTITY); }
+}
+
+@compute @workgroup_size(WG)
+fn quantize_grad_identity(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i < p.n) { out[i] = gradient(i, x[i], dy[i], QUANT_IDENTITY); }
 }

@@ -6,12 +6,29 @@ use super::{params_layout, shader, Kernel, Shader};
 
 /// The kernel family.
 pub const SHADER: Shader = shader!("quantize", "../../shaders/quantize.wgsl", params_layout, false);
-/// q(x).
-pub const QUANTIZE: Kernel = Kernel::new(&SHADER, "quantize");
-/// dq/dx * dy.
-pub const QUANTIZE_GRAD: Kernel = Kernel::new(&SHADER, "quantize_grad");
-/// Every entry point of the family.
-pub const KERNELS: &[Kernel] = &[QUANTIZE, QUANTIZE_GRAD];
+/// Declares [`QUANTIZE`], [`QUANTIZE_GRAD`] and [`KERNELS`] from one list of function names (in
+/// `QuantFn` code order), so the three cannot disagree.
+macro_rules! quantizer_entries {
+    ($($name:literal),*) => {
+        /// q(x), one entry point per function, indexed by `QuantFn::code`.
+        pub const QUANTIZE: &[Kernel] = &[$(Kernel::new(&SHADER, concat!("quantize_", $name))),*];
+        /// dq/dx * dy, one entry point per function, indexed by `QuantFn::code`.
+        pub const QUANTIZE_GRAD: &[Kernel] = &[$(Kernel::new(&SHADER, concat!("quantize_grad_", $name))),*];
+        /// Every entry point of the family.
+        pub const KERNELS: &[Kernel] = &[$(Kernel::new(&SHADER, concat!("quantize_", $name)), Kernel::new(&SHADER, concat!("quantize_grad_", $name))),*];
+    };
+}
+quantizer_entries!(
+    "ste_sign",
+    "approx_sign",
+    "ste_heaviside",
+    "swish_sign",
+    "scaled_sign",
+    "ste_tern",
+    "do_re_fa_activations",
+    "do_re_fa_weights",
+    "identity"
+);
 
 /// Mirror of the WGSL `Params`.
 #[repr(C)]
@@ -19,8 +36,8 @@ pub const KERNELS: &[Kernel] = &[QUANTIZE, QUANTIZE_GRAD];
 pub struct Params {
     /// Elements.
     pub n: u32,
-    /// Function code.
-    pub code: u32,
+    /// Padding.
+    pub _pad1: u32,
     /// Values in the statistic (read at i % stat_len).
     pub stat_len: u32,
     /// 1 when a statistic is bound.
@@ -34,4 +51,4 @@ pub struct Params {
     /// Padding.
     pub _pad0: u32,
 }
-params_layout!(Params { n, code, stat_len, has_stat, clip, a, levels, _pad0 });
+params_layout!(Params { n, _pad1, stat_len, has_stat, clip, a, levels, _pad0 });

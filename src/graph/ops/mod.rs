@@ -333,6 +333,17 @@ mod tests {
         assert_eq!(kernels::update::KERNELS.len(), update::UpdateFn::ALL.len());
     }
 
+    /// The quantizer kernels are a pair of entry points per function, indexed by its code.
+    #[test]
+    fn quantize_entry_points_follow_function_codes() {
+        for f in quantize::QuantFn::ALL {
+            let name = upper_snake(f.variant_name()).to_lowercase();
+            assert_eq!(kernels::quantize::QUANTIZE[f.code() as usize].entry, format!("quantize_{name}"));
+            assert_eq!(kernels::quantize::QUANTIZE_GRAD[f.code() as usize].entry, format!("quantize_grad_{name}"));
+        }
+        assert_eq!(kernels::quantize::QUANTIZE.len(), quantize::QuantFn::ALL.len());
+    }
+
     #[test]
     fn upper_snake_case() {
         assert_eq!(upper_snake("DoReFaWeights"), "DO_RE_FA_WEIGHTS");

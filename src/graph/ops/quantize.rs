@@ -215,17 +215,21 @@ pub(crate) fn quantize_grad(q: QuantFn, v: f32, stat: f32, g: f32) -> f32 {
 
 fn params(f: QuantFn, n: usize, stat: Option<&BufferView>) -> Params {
     let (clip, a, levels) = f.params();
-    let code = f.code();
     let stat_len = stat.map_or(1, |s| (s.size / 4) as u32);
-    Params { n: n as u32, code, stat_len, has_stat: u32::from(stat.is_some()), clip, a, levels, _pad0: 0 }
+    Params { n: n as u32, _pad1: 0, stat_len, has_stat: u32::from(stat.is_some()), clip, a, levels, _pad0: 0 }
 }
 
 /// `out = q(x)`; without a statistic, `x` is bound in its slot (it is never read there).
 fn dispatch(f: QuantFn, n: usize, x: &BufferView, stat: Option<&BufferView>, out: &BufferView) -> Dispatch {
-    Dispatch::new(QUANTIZE, &params(f, n, stat), &[(1, x), (2, stat.unwrap_or(x)), (4, out)], grid_1d(n, WG))
+    Dispatch::new(QUANTIZE[f.code() as usize].clone(), &params(f, n, stat), &[(1, x), (2, stat.unwrap_or(x)), (4, out)], grid_1d(n, WG))
 }
 
 /// `out = dq/dx * dy`.
 fn dispatch_grad(f: QuantFn, n: usize, x: &BufferView, stat: Option<&BufferView>, dy: &BufferView, out: &BufferView) -> Dispatch {
-    Dispatch::new(QUANTIZE_GRAD, &params(f, n, stat), &[(1, x), (2, stat.unwrap_or(x)), (3, dy), (4, out)], grid_1d(n, WG))
+    Dispatch::new(
+        QUANTIZE_GRAD[f.code() as usize].clone(),
+        &params(f, n, stat),
+        &[(1, x), (2, stat.unwrap_or(x)), (3, dy), (4, out)],
+        grid_1d(n, WG),
+    )
 }
