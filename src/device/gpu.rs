@@ -285,6 +285,42 @@ impl GpuContext {
         Ok(m)
     }
 
+    /// Records work with `record`, which writes the begin and end timestamps of pass `i` to slots
+    /// `2i` and `2i + 1` of the query set it is given, submits it, and returns each of the
+    /// `passes` passes' GPU nanoseconds. Needs timestamp queries, and a native build (`call`
+    /// names the caller in the error the browser gets).
+    pub(crate) fn time_passes(
+        &self,
+        call: &'static str,
+        passes: u32,
+        record: impl FnOnce(&mut wgpu::CommandEncoder, &wgpu::QuerySet),
+    ) -> Result<Vec<f64>> {
+        let count = 2 * passes;
+        let bytes = count as u64 * 8;
+        let resolved = self.scoped(&format!("{call}: timestamp queries"), || {
+            let query_set =
+                self.device.create_query_set(&wgpu::QuerySetDescriptor { label: Some(call), ty: wgpu::QueryType::Timestamp, count });
+            let resolved = self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("timestamps"),
+                size: bytes,
+                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            });
+            let mut enc = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(call) });
+            record(&mut enc, &query_set);
+            enc.resolve_query_set(&query_set, 0..count, &resolved, 0);
+            self.queue.submit([enc.finish()]);
+            Ok(resolved)
+        })?;
+        let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&super::block(
+            call,
+            "GPU timestamps natively (not offered in the browser)",
+            self.read(&resolved, bytes),
+        )?);
+        let period = self.queue.get_timestamp_period() as f64;
+        Ok(ticks.chunks(2).map(|t| t[1].saturating_sub(t[0]) as f64 * period).collect())
+    }
+
     /// Waits for all submitted work (natively; the browser runs it on its own).
     pub(crate) fn wait(&self) -> Result<()> {
         self.device

@@ -2,7 +2,6 @@
 //! (`Plan::profile`, `bitgrad train --profile`).
 
 use super::gpu::{Encoded, GpuExec};
-use crate::device::block;
 use crate::error::{Error, Result};
 
 impl GpuExec {
@@ -29,40 +28,8 @@ impl GpuExec {
             return Ok(Vec::new());
         }
         let copies = std::mem::take(&mut self.pending_copies);
-        let bytes = count as u64 * 8;
-        let resolved = ctx.scoped("profiling a plan", || {
-            let query_set = ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
-                label: Some("bitgrad profile"),
-                ty: wgpu::QueryType::Timestamp,
-                count,
-            });
-            let resolved = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("timestamps"),
-                size: bytes,
-                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-                mapped_at_creation: false,
-            });
-            let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("bitgrad profiled step") });
-            self.encode(&mut enc, &copies, Some(&query_set));
-            enc.resolve_query_set(&query_set, 0..count, &resolved, 0);
-            ctx.queue.submit([enc.finish()]);
-            Ok(resolved)
-        })?;
-        let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&block(
-            "Plan::profile",
-            "GPU timestamps natively (not offered in the browser)",
-            ctx.read(&resolved, bytes),
-        )?);
-        let period = ctx.queue.get_timestamp_period() as f64;
-        Ok(kernels
-            .iter()
-            .zip(ticks.chunks(2))
-            .map(|((k, workgroups), t)| KernelTime {
-                kernel: k.to_string(),
-                workgroups: *workgroups,
-                ns: t[1].saturating_sub(t[0]) as f64 * period,
-            })
-            .collect())
+        let ns = ctx.time_passes("Plan::profile", kernels.len() as u32, |enc, query_set| self.encode(enc, &copies, Some(query_set)))?;
+        Ok(kernels.iter().zip(ns).map(|((k, workgroups), ns)| KernelTime { kernel: k.to_string(), workgroups: *workgroups, ns }).collect())
     }
 }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::gpu::{encode_steps, Encoded};
-use crate::device::{block, GpuContext, TuneMode, TuneRecord};
+use crate::device::{GpuContext, TuneMode, TuneRecord};
 use crate::error::Result;
 use crate::kernels::{BufferView, Choice, Dispatch, Step};
 
@@ -115,32 +115,15 @@ fn wall_ms(ctx: &GpuContext, e: &Encoded) -> Result<f64> {
 
 /// `runs` runs in one submission, each in its own pass between two timestamps.
 fn timestamp_ms(ctx: &GpuContext, e: &Encoded, runs: usize) -> Result<Vec<f64>> {
-    let count = 2 * runs as u32;
-    let bytes = count as u64 * 8;
-    let resolved = ctx.scoped("timing a kernel variant", || {
-        let query_set =
-            ctx.device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("bitgrad tuning"), ty: wgpu::QueryType::Timestamp, count });
-        let resolved = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("tuning timestamps"),
-            size: bytes,
-            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        });
-        let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("bitgrad tuning") });
+    let ns = ctx.time_passes("tuning", runs as u32, |enc, query_set| {
         for i in 0..runs as u32 {
             let timestamp_writes = Some(wgpu::ComputePassTimestampWrites {
-                query_set: &query_set,
+                query_set,
                 beginning_of_pass_write_index: Some(2 * i),
                 end_of_pass_write_index: Some(2 * i + 1),
             });
             dispatch(&mut enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("bitgrad tuning"), timestamp_writes }), e);
         }
-        enc.resolve_query_set(&query_set, 0..count, &resolved, 0);
-        ctx.queue.submit([enc.finish()]);
-        Ok(resolved)
     })?;
-    let ticks: Vec<u64> =
-        bytemuck::pod_collect_to_vec(&block("tuning", "a native build (the browser does not tune)", ctx.read(&resolved, bytes))?);
-    let period = ctx.queue.get_timestamp_period() as f64;
-    Ok(ticks.chunks(2).map(|t| t[1].saturating_sub(t[0]) as f64 * period / 1e6).collect())
+    Ok(ns.iter().map(|t| t / 1e6).collect())
 }
