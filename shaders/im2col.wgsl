@@ -92,22 +92,21 @@ fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
         dst += x[d] * p.spatial_strides[d];
     }
     var acc = vec4<f32>(0.0);
+    // Taps in order, last axis fastest, stepped by counting rather than by dividing t; a stride
+    // of 1 (the usual convolution) takes no division at all.
+    var tap = vec4<u32>(0u);
     for (var t = 0u; t < p.taps; t++) {
-        var rt = t;
-        var tap: vec4<u32>;
-        for (var d = i32(p.rank) - 1; d >= 0; d--) {
-            tap[d] = rt % p.kernel[d];
-            rt = rt / p.kernel[d];
-        }
         var pixel = 0u;
         var hit = true;
         for (var d = 0u; d < p.rank; d++) {
             let num = i32(x[d] + p.pad_begin[d]) - i32(tap[d] * p.dilation[d]);
-            if (num < 0 || u32(num) % p.strides[d] != 0u || u32(num) / p.strides[d] >= p.output[d]) {
-                hit = false;
-                break;
+            var o = u32(num);
+            if (p.strides[d] != 1u) {
+                hit = hit && o % p.strides[d] == 0u;
+                o = o / p.strides[d];
             }
-            pixel = pixel * p.output[d] + u32(num) / p.strides[d];
+            hit = hit && num >= 0 && o < p.output[d];
+            pixel = pixel * p.output[d] + o;
         }
         if (hit) {
             let src = ((n * p.out_pixels + pixel) * p.taps + t) * p.channels + c;
@@ -115,8 +114,49 @@ fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
                 acc[j] += cols[src + j];
             }
         }
+        for (var d = i32(p.rank) - 1; d >= 0; d--) {
+            tap[d] += 1u;
+            if (tap[d] < p.kernel[d]) { break; }
+            tap[d] = 0u;
+        }
     }
     for (var j = 0u; j < p.run; j++) {
         out[dst + j * p.channel_stride] = bitcast<u32>(acc[j]);
+    }
+}
+
+// col2im where windows do not overlap (kernel <= stride and dilation 1 on every axis, as in
+// pooling): each image element lies in at most one window, found by one division per axis
+// instead of a loop over every tap.
+@compute @workgroup_size(WG)
+fn col2im_disjoint(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg) * p.run;
+    if (i >= p.n) { return; }
+    let c = i % p.channels;
+    var rest = i / p.channels;
+    var x: vec4<u32>;
+    for (var d = i32(p.rank) - 1; d >= 0; d--) {
+        x[d] = rest % p.input[d];
+        rest = rest / p.input[d];
+    }
+    let n = rest;
+    var dst = n * p.batch_stride + c * p.channel_stride;
+    var pixel = 0u;
+    var t = 0u;
+    var hit = true;
+    for (var d = 0u; d < p.rank; d++) {
+        dst += x[d] * p.spatial_strides[d];
+        let num = i32(x[d] + p.pad_begin[d]);
+        let o = u32(num) / p.strides[d];
+        let tap = u32(num) - o * p.strides[d];
+        hit = hit && num >= 0 && tap < p.kernel[d] && o < p.output[d];
+        pixel = pixel * p.output[d] + o;
+        t = t * p.kernel[d] + tap;
+    }
+    let src = ((n * p.out_pixels + pixel) * p.taps + t) * p.channels + c;
+    for (var j = 0u; j < p.run; j++) {
+        var v = 0.0;
+        if (hit) { v = cols[src + j]; }
+        out[dst + j * p.channel_stride] = bitcast<u32>(v);
     }
 }

@@ -90,6 +90,20 @@ fn configs() -> Vec<Config> {
             opts: opts(&[3, 2], &[1, 1], &[2, 1], Padding::Valid, ChannelsFirst, 1),
             filters: 3,
         },
+        // Windows that do not overlap (kernel <= stride, as in pooling): col2im's one-tap form,
+        // with pixels in no window (stride 3 over kernel 2) and padding.
+        Config {
+            name: "2d disjoint k2 s2x3 c4",
+            image: vec![2, 7, 9, 4],
+            opts: opts(&[2, 2], &[2, 3], &[1, 1], Padding::Valid, ChannelsLast, 1),
+            filters: 3,
+        },
+        Config {
+            name: "2d disjoint channels_first same k3x2",
+            image: vec![1, 3, 7, 5],
+            opts: opts(&[3, 2], &[3, 2], &[1, 1], Padding::Same, ChannelsFirst, 1),
+            filters: 2,
+        },
         Config {
             name: "3d same",
             image: vec![1, 4, 5, 3, 2],

@@ -10,8 +10,10 @@ pub const SHADER: Shader = shader!("im2col", "../../shaders/im2col.wgsl", params
 pub const IM2COL: Kernel = Kernel::new(&SHADER, "im2col");
 /// One thread per image element.
 pub const COL2IM: Kernel = Kernel::new(&SHADER, "col2im");
+/// One thread per image element, for windows that do not overlap (one tap per element at most).
+pub const COL2IM_DISJOINT: Kernel = Kernel::new(&SHADER, "col2im_disjoint");
 /// Every entry point of the family.
-pub const KERNELS: &[Kernel] = &[IM2COL, COL2IM];
+pub const KERNELS: &[Kernel] = &[IM2COL, COL2IM, COL2IM_DISJOINT];
 
 /// Mirror of the WGSL `Params`.
 #[repr(C)]

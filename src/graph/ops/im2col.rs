@@ -5,7 +5,7 @@ use super::{Gpu, Grad, Grads, Host, Operands};
 use crate::error::{Error, Result};
 use crate::graph::conv::{check_image, ConvGeometry, DataFormat};
 use crate::graph::Graph;
-use crate::kernels::im2col::{Params, COL2IM, IM2COL};
+use crate::kernels::im2col::{Params, COL2IM, COL2IM_DISJOINT, IM2COL};
 use crate::kernels::{grid_1d, BufferView, Dispatch, Step, WG};
 use crate::tensor::{DType, Shape, TensorData};
 
@@ -166,5 +166,7 @@ fn col2im(g: &ConvGeometry, cols: &BufferView, image: &BufferView) -> Dispatch {
     let n = g.image_shape().numel();
     // A run of channels shares its pixel and taps; writes step by the channel stride.
     let run = if g.channels % 4 == 0 { 4 } else { 1 };
-    Dispatch::new(COL2IM, &params(g, n, 0, run), &[(2, cols), (3, image)], grid_1d(n / run, WG))
+    let disjoint = g.kernel.iter().zip(&g.strides).zip(&g.dilation).all(|((k, s), d)| k <= s && *d == 1);
+    let kernel = if disjoint { COL2IM_DISJOINT } else { COL2IM };
+    Dispatch::new(kernel, &params(g, n, 0, run), &[(2, cols), (3, image)], grid_1d(n / run, WG))
 }
