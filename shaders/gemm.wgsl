@@ -19,7 +19,8 @@
 // (`a4`, `b4`, `c4`, aliases of bindings 1-3). Which variant is fastest depends on the adapter
 // and the shape (on CPU rasterizers such as lavapipe the barrier-free forms are several times
 // faster than the tiled one; on GPUs the tiled one usually wins), so the tuner times them.
-// `direct1_*` are the same for any K (and any M with A transposed), one K term at a time.
+// `direct1_*` are the same for any K (and any M with A transposed), one K term at a time;
+// `direct_signs4_*` and `direct_signs_*` read B as packed sign bits (see `direct_signs`).
 // Every variant accumulates K in order with one fma per term, so all give the same bits.
 // Dispatch: (ceil(N/cols), ceil(M/rows), batch).
 //
@@ -261,6 +262,94 @@ fn direct1(wid: vec3<u32>, lid: u32, rows: u32, wg: u32, ta: bool, tb: bool) {
         if (row0 + r < p.m) { c4[c_off + (row0 + r) * n4 + col] = acc[r]; }
     }
 }
+// The `direct_signs_*` view of binding 2: B as packed sign bits (a set bit is -1), the flat
+// element index of B being its bit index (rows of a multiple of 32 bits, so no padding bits).
+@group(0) @binding(2) var<storage, read> bw: array<u32>;
+
+// Four sign bits of B as +-1: B's row `kk` at vec4 column `col` (its flat index is its bit index).
+fn sign_row(base: u32, kk: u32, col: u32) -> vec4<f32> {
+    let bit = base + kk * p.n + col * 4u;
+    let nibble = (bw[bit / 32u] >> (bit % 32u)) & 15u;
+    return select(vec4<f32>(1.0), vec4<f32>(-1.0), (vec4<u32>(nibble) & vec4<u32>(1u, 2u, 4u, 8u)) != vec4<u32>(0u));
+}
+
+// `direct_signs4`, as `direct` (K in vec4 steps, A read as vec4s; K, and M when A is
+// transposed, must be multiples of 4), and `direct_signs1`, as `direct1` (one K term at a time),
+// with B read as sign bits: four columns are four bits of one word. For the backward of binarized products (dX = dY sign(W),
+// dW = dY^T sign(X)), which then need no unpacked float copy of the signs. B is never
+// transposed here; N must be a multiple of 4.
+// (Two functions, as an entry point may use only one view of binding 1.)
+fn direct_signs4(wid: vec3<u32>, lid: u32, rows: u32, wg: u32, ta: bool) {
+    let n4 = p.n / 4u;
+    let m4 = p.m / 4u;
+    let k4 = p.k / 4u;
+    let col = wid.x * wg + lid; // in vec4 columns
+    let row0 = wid.y * rows;
+    if (col >= n4) { return; }
+    let offsets = operand_offsets(wid.z);
+    let c_off = wid.z * p.m * n4;
+    var acc: array<vec4<f32>, 8>;
+    for (var r = 0u; r < rows; r++) { acc[r] = vec4<f32>(0.0); }
+    for (var kq = 0u; kq < k4; kq++) {
+        let b0 = sign_row(offsets.y, 4u * kq, col);
+        let b1 = sign_row(offsets.y, 4u * kq + 1u, col);
+        let b2 = sign_row(offsets.y, 4u * kq + 2u, col);
+        let b3 = sign_row(offsets.y, 4u * kq + 3u, col);
+        if (ta) {
+            for (var r4 = 0u; r4 < rows / 4u; r4++) {
+                let g = min(row0 / 4u + r4, m4 - 1u);
+                let base = offsets.x / 4u + kq * 4u * m4 + g;
+                let a0 = a4[base];
+                let a1 = a4[base + m4];
+                let a2 = a4[base + 2u * m4];
+                let a3 = a4[base + 3u * m4];
+                for (var i = 0u; i < 4u; i++) {
+                    let r = r4 * 4u + i;
+                    acc[r] = fma(vec4<f32>(a0[i]), b0, acc[r]);
+                    acc[r] = fma(vec4<f32>(a1[i]), b1, acc[r]);
+                    acc[r] = fma(vec4<f32>(a2[i]), b2, acc[r]);
+                    acc[r] = fma(vec4<f32>(a3[i]), b3, acc[r]);
+                }
+            }
+        } else {
+            for (var r = 0u; r < rows; r++) {
+                let av = a4[offsets.x / 4u + min(row0 + r, p.m - 1u) * k4 + kq];
+                acc[r] = fma(vec4<f32>(av.x), b0, acc[r]);
+                acc[r] = fma(vec4<f32>(av.y), b1, acc[r]);
+                acc[r] = fma(vec4<f32>(av.z), b2, acc[r]);
+                acc[r] = fma(vec4<f32>(av.w), b3, acc[r]);
+            }
+        }
+    }
+    for (var r = 0u; r < rows; r++) {
+        if (row0 + r < p.m) { c4[c_off + (row0 + r) * n4 + col] = acc[r]; }
+    }
+}
+
+fn direct_signs1(wid: vec3<u32>, lid: u32, rows: u32, wg: u32, ta: bool) {
+    let n4 = p.n / 4u;
+    let col = wid.x * wg + lid; // in vec4 columns
+    let row0 = wid.y * rows;
+    if (col >= n4) { return; }
+    let offsets = operand_offsets(wid.z);
+    let c_off = wid.z * p.m * n4;
+    var acc: array<vec4<f32>, 8>;
+    for (var r = 0u; r < rows; r++) { acc[r] = vec4<f32>(0.0); }
+    for (var kk = 0u; kk < p.k; kk++) {
+        let bv = sign_row(offsets.y, kk, col);
+        for (var r = 0u; r < rows; r++) {
+            // Rows past M read the last row; their results are not stored.
+            let row = min(row0 + r, p.m - 1u);
+            var av: f32;
+            if (ta) { av = a[offsets.x + kk * p.m + row]; } else { av = a[offsets.x + row * p.k + kk]; }
+            acc[r] = fma(vec4<f32>(av), bv, acc[r]);
+        }
+    }
+    for (var r = 0u; r < rows; r++) {
+        if (row0 + r < p.m) { c4[c_off + (row0 + r) * n4 + col] = acc[r]; }
+    }
+}
+
 @compute @workgroup_size(32)
 fn direct_4x128_nn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct(wid, lid, 4u, 32u, false, false); }
 @compute @workgroup_size(32)
@@ -326,3 +415,35 @@ fn direct1_4x128_tn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoca
 fn direct1_4x128_nt(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct1(wid, lid, 4u, 32u, false, true); }
 @compute @workgroup_size(32)
 fn direct1_4x128_tt(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct1(wid, lid, 4u, 32u, true, true); }
+@compute @workgroup_size(64)
+fn direct_signs4_8x256_nn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct_signs4(wid, lid, 8u, 64u, false); }
+@compute @workgroup_size(64)
+fn direct_signs4_8x256_tn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct_signs4(wid, lid, 8u, 64u, true); }
+@compute @workgroup_size(64)
+fn direct_signs4_4x256_nn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct_signs4(wid, lid, 4u, 64u, false); }
+@compute @workgroup_size(64)
+fn direct_signs4_4x256_tn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct_signs4(wid, lid, 4u, 64u, true); }
+@compute @workgroup_size(32)
+fn direct_signs4_8x128_nn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct_signs4(wid, lid, 8u, 32u, false); }
+@compute @workgroup_size(32)
+fn direct_signs4_8x128_tn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct_signs4(wid, lid, 8u, 32u, true); }
+@compute @workgroup_size(32)
+fn direct_signs4_4x128_nn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct_signs4(wid, lid, 4u, 32u, false); }
+@compute @workgroup_size(32)
+fn direct_signs4_4x128_tn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct_signs4(wid, lid, 4u, 32u, true); }
+@compute @workgroup_size(64)
+fn direct_signs_8x256_nn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct_signs1(wid, lid, 8u, 64u, false); }
+@compute @workgroup_size(64)
+fn direct_signs_8x256_tn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct_signs1(wid, lid, 8u, 64u, true); }
+@compute @workgroup_size(64)
+fn direct_signs_4x256_nn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct_signs1(wid, lid, 4u, 64u, false); }
+@compute @workgroup_size(64)
+fn direct_signs_4x256_tn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct_signs1(wid, lid, 4u, 64u, true); }
+@compute @workgroup_size(32)
+fn direct_signs_8x128_nn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct_signs1(wid, lid, 8u, 32u, false); }
+@compute @workgroup_size(32)
+fn direct_signs_8x128_tn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct_signs1(wid, lid, 8u, 32u, true); }
+@compute @workgroup_size(32)
+fn direct_signs_4x128_nn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct_signs1(wid, lid, 4u, 32u, false); }
+@compute @workgroup_size(32)
+fn direct_signs_4x128_tn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct_signs1(wid, lid, 4u, 32u, true); }

@@ -209,6 +209,34 @@ fn every_matmul_variant_matches_cpu_and_the_others_bit_exactly() {
             }
         }
     }
+    // Products with the unpacked signs of packed bits as B (the backward of binarized layers)
+    // read the bits: the direct_signs variants, against the CPU's unpack and product.
+    let signed =
+        [(5, 12, 64, false, 1), (12, 7, 96, true, 1), (3, 4, 32, false, 3), (8, 5, 64, true, 2), (8, 8, 64, true, 2), (6, 9, 32, false, 1)];
+    for (m, k, n, ta, batch) in signed {
+        let mut g = Graph::new();
+        let a_shape = [&[batch][..], &(if ta { [k, m] } else { [m, k] })[..]].concat();
+        let a = g.input("x0", a_shape.clone(), DType::F32).unwrap();
+        let x = g.input("x1", [batch * k, n], DType::F32).unwrap();
+        let bits = g.bit_pack(x, bitgrad::PackMode::Sign).unwrap();
+        let signs = g.bit_unpack(bits, n, bitgrad::PackMode::Sign).unwrap();
+        let signs = g.reshape(signs, [batch, k, n]).unwrap();
+        let y = g.matmul_t(a, signs, ta, false).unwrap();
+        let c = Case { graph: g, outputs: vec![y], feeds: vec![("x0", f32s(&a_shape, 3, 1.0)), ("x1", f32s(&[batch * k, n], 4, 1.0))] };
+        let what = format!("signs matmul m{m} k{k} n{n} ta{ta} batch {batch}");
+        let cpu = run_on(&Device::cpu(), &c, 1).unwrap().remove(0);
+        for &entry in variants.iter().filter(|v| v.starts_with("direct_signs")) {
+            ctx.tuning.pin(Some(entry));
+            let mut params = bitgrad::ParamStore::new();
+            let kernels = bitgrad::Plan::new(&dev, &c.graph, &c.outputs, &mut params).unwrap().kernels().unwrap();
+            assert!(!kernels.iter().any(|k| k.contains("unpack")), "{what}: the bits are read directly: {kernels:?}");
+            if kernels.contains(&format!("gemm::{entry}")) {
+                ran.push(entry);
+                let got = run_on(&dev, &c, 1).unwrap().remove(0);
+                assert_close(&format!("{what} {entry}"), &got, &cpu, accumulation(k));
+            }
+        }
+    }
     ctx.tuning.pin(None);
     let missing: Vec<&&str> = variants.iter().filter(|v| !ran.contains(v)).collect();
     assert!(missing.is_empty(), "variants never offered by these shapes: {missing:?}");

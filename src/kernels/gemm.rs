@@ -31,7 +31,13 @@ pub struct Direct {
 /// Declares [`DIRECT`] (every variant, in the order the untuned choice prefers them) and
 /// [`KERNELS`] from one list of workgroup tile shapes, so the two cannot disagree.
 macro_rules! direct_variants {
-    ($(($stem:literal, $vec_k:literal, $rows:literal, $cols:literal)),*) => {
+    ($(($stem:literal, $vec_k:literal, $rows:literal, $cols:literal)),*; signs $(($sstem:literal, $svec_k:literal, $srows:literal, $scols:literal)),*) => {
+        /// The variants that read B as packed sign bits (`direct_signs4_*`, K in vec4 steps,
+        /// and `direct_signs_*`; layouts nn and tn), best first when nothing was timed.
+        pub const DIRECT_SIGNS: &[Direct] = &[$(
+            direct_variants!(@one $sstem, $svec_k, $srows, $scols, "nn", false, false),
+            direct_variants!(@one $sstem, $svec_k, $srows, $scols, "tn", true, false),
+        )*];
         /// The barrier-free vec4 variants, best first when nothing was timed.
         pub const DIRECT: &[Direct] = &[$(
             direct_variants!(@one $stem, $vec_k, $rows, $cols, "nn", false, false),
@@ -45,6 +51,10 @@ macro_rules! direct_variants {
             Kernel::new(&SHADER, concat!($stem, "_", $rows, "x", $cols, "_tn")),
             Kernel::new(&SHADER, concat!($stem, "_", $rows, "x", $cols, "_nt")),
             Kernel::new(&SHADER, concat!($stem, "_", $rows, "x", $cols, "_tt")),
+        )*
+        $(
+            Kernel::new(&SHADER, concat!($sstem, "_", $srows, "x", $scols, "_nn")),
+            Kernel::new(&SHADER, concat!($sstem, "_", $srows, "x", $scols, "_tn")),
         )*];
     };
     (@one $stem:literal, $vec_k:literal, $rows:literal, $cols:literal, $layout:literal, $ta:literal, $tb:literal) => {
@@ -66,7 +76,15 @@ direct_variants!(
     ("direct1", false, 8, 256),
     ("direct1", false, 4, 256),
     ("direct1", false, 8, 128),
-    ("direct1", false, 4, 128)
+    ("direct1", false, 4, 128);
+    signs ("direct_signs4", true, 8, 256),
+    ("direct_signs4", true, 4, 256),
+    ("direct_signs4", true, 8, 128),
+    ("direct_signs4", true, 4, 128),
+    ("direct_signs", false, 8, 256),
+    ("direct_signs", false, 4, 256),
+    ("direct_signs", false, 8, 128),
+    ("direct_signs", false, 4, 128)
 );
 
 impl Direct {

@@ -15,6 +15,8 @@ use std::fmt::Write;
 
 use crate::graph::op::broadcast_strides;
 use crate::graph::ops::elementwise::block;
+use crate::graph::ops::gemm::signs_fit;
+use crate::graph::PackMode;
 use crate::graph::{Graph, Op, Source, ValueId};
 use crate::tensor::DType;
 
@@ -31,6 +33,9 @@ pub(super) struct Fusion {
     pub(super) inlined: HashSet<ValueId>,
     /// The fused kernel of each group, by the position of its root node in the plan's order.
     pub(super) groups: HashMap<usize, Group>,
+    /// Products whose B operand is the unpacked signs of packed bits (through reshapes only),
+    /// by position: they read the bits instead (`ops::gemm::record_signs`).
+    pub(super) signs: HashMap<usize, ValueId>,
 }
 
 /// One fused kernel: its root node's output is its output.
@@ -91,6 +96,7 @@ pub(super) fn plan(graph: &Graph, order: &[usize], outputs: &[ValueId]) -> Fusio
         .collect();
 
     let mut fusion = Fusion::default();
+    sign_products(graph, order, outputs, &readers, &producer, &mut fusion);
     for (pos, &n) in order.iter().enumerate() {
         let Some(out) = graph.nodes[n].output else { continue };
         if !fusable[pos] || inlined.contains(&out) || !graph.nodes[n].inputs.iter().any(|x| inlined.contains(x)) {
@@ -130,6 +136,45 @@ pub(super) fn plan(graph: &Graph, order: &[usize], outputs: &[ValueId]) -> Fusio
         }
     }
     fusion
+}
+
+/// Finds the products `op(a) @ b` with `b` a reshape chain over `BitUnpack` of sign bits that
+/// [`signs_fit`] accepts: they read the bits. The unpack (and its reshapes) is skipped when this
+/// product is its only reader, as it is in the backward of binarized layers.
+fn sign_products(
+    graph: &Graph,
+    order: &[usize],
+    outputs: &[ValueId],
+    readers: &HashMap<ValueId, Vec<usize>>,
+    producer: &HashMap<ValueId, usize>,
+    fusion: &mut Fusion,
+) {
+    for (pos, &n) in order.iter().enumerate() {
+        let node = &graph.nodes[n];
+        let Op::MatMul { trans_b, .. } = node.op else { continue };
+        let b_shape = &graph.value(node.inputs[1]).shape;
+        let (mut v, mut chain) = (node.inputs[1], Vec::new());
+        while let Some(&p) = producer.get(&v) {
+            let source = &graph.nodes[order[p]];
+            chain.push(v);
+            match source.op {
+                Op::Reshape { .. } => v = source.inputs[0],
+                Op::BitUnpack { k, mode: PackMode::Sign } if signs_fit(b_shape, trans_b, k) => {
+                    let bits = source.inputs[0];
+                    // The product reads the bits later than the unpack did: never a variable,
+                    // which the step might reassign in between.
+                    if !matches!(graph.value(bits).source, Source::Variable { .. }) {
+                        fusion.signs.insert(pos, bits);
+                        if chain.iter().all(|c| readers.get(c).is_some_and(|r| r.len() == 1) && !outputs.contains(c)) {
+                            fusion.inlined.extend(chain.iter().copied());
+                        }
+                    }
+                    break;
+                }
+                _ => break,
+            }
+        }
+    }
 }
 
 /// Writes one group's expression, leaves first seen first.

@@ -69,11 +69,10 @@ impl GpuExec {
         // values it computes inside are never stored.
         let fusion = super::fuse::plan(graph, order, outputs);
         let mut last_use = last_use.clone();
-        for (root, group) in &fusion.groups {
-            for leaf in &group.leaves {
-                if let Some(last) = last_use.get_mut(leaf) {
-                    *last = (*last).max(*root);
-                }
+        let late_reads = fusion.groups.iter().flat_map(|(root, g)| g.leaves.iter().map(move |l| (*l, *root)));
+        for (value, pos) in late_reads.chain(fusion.signs.iter().map(|(pos, bits)| (*bits, *pos))) {
+            if let Some(last) = last_use.get_mut(&value) {
+                *last = (*last).max(pos);
             }
         }
         let placed = memory::place(graph, order, &last_use, &fusion.inlined, bytes, |id, need| {
@@ -115,7 +114,10 @@ impl GpuExec {
                 continue;
             }
             let shapes: Vec<&crate::Shape> = node.inputs.iter().map(|i| &graph.value(*i).shape).collect();
-            let ins: Vec<BufferView> = node.inputs.iter().map(|i| views[i].clone()).collect();
+            // A product that reads packed signs binds the bits in place of the unpacked floats.
+            let signs = fusion.signs.get(&pos).filter(|_| matches!(node.op, crate::graph::Op::MatMul { .. }));
+            let ins: Vec<BufferView> =
+                node.inputs.iter().enumerate().map(|(j, i)| views[signs.filter(|_| j == 1).unwrap_or(i)].clone()).collect();
             let out = node.output.map(|o| views[&o].clone());
             let dtypes: Vec<crate::DType> = node.inputs.iter().map(|i| graph.value(*i).dtype).collect();
             let operands = Gpu {
@@ -126,7 +128,11 @@ impl GpuExec {
                 inputs: &ins,
                 out: node.output.map(|o| &graph.value(o).shape).and_then(|s| out.as_ref().map(|v| (v, s))),
             };
-            let step = match node.op.record(&operands)? {
+            let recorded_step = match (&node.op, signs) {
+                (crate::graph::Op::MatMul { trans_a, .. }, Some(_)) => crate::graph::ops::gemm::record_signs(*trans_a, &operands)?,
+                _ => node.op.record(&operands)?,
+            };
+            let step = match recorded_step {
                 Step::Choice(c) => Step::Dispatch(super::tune::choose(ctx, c)?),
                 step => step,
             };

@@ -36,6 +36,9 @@ pub(super) fn place(
     for &n in order {
         let node = &graph.nodes[n];
         if let (Op::Reshape { .. }, Some(out)) = (&node.op, node.output) {
+            if unstored.contains(&out) {
+                continue;
+            }
             let src = node.inputs[0];
             if !matches!(graph.value(src).source, Source::Variable { .. }) {
                 alias.insert(out, *alias.get(&src).unwrap_or(&src));

@@ -5,7 +5,7 @@ use super::{Gpu, Grad, Grads, Host, Operands};
 use crate::error::{Error, Result};
 use crate::graph::op::{broadcast_shapes, broadcast_strides};
 use crate::graph::Graph;
-use crate::kernels::gemm::{Params, DIRECT, GEMV, GEMV_BELOW_TILE_USE, GEMV_COLUMNS, MATMUL, SMALL_M, TILE};
+use crate::kernels::gemm::{Params, DIRECT, DIRECT_SIGNS, GEMV, GEMV_BELOW_TILE_USE, GEMV_COLUMNS, MATMUL, SMALL_M, TILE};
 use crate::kernels::{dims8, Choice, Dispatch, Step};
 use crate::tensor::{DType, Shape, TensorData};
 
@@ -138,12 +138,8 @@ fn matmul(d: &MatMulDims, ta: bool, tb: bool, a: &[f32], b: &[f32]) -> Vec<f32> 
     c
 }
 
-/// `c = op(a) @ op(b)`: a choice among the kernels that fit the shape (every one sums K in
-/// order, so they agree to the bit), preferring by M and the kind of adapter when untimed.
-pub(crate) fn record(trans_a: bool, trans_b: bool, g: &Gpu) -> Result<Step> {
-    let d = MatMulDims::new(g.shape(0), g.shape(1), trans_a, trans_b)?;
-    let (a, b, c) = (g.x(0), g.x(1), g.out()?);
-    let p = Params {
+fn params(d: &MatMulDims, trans_a: bool, trans_b: bool) -> Params {
+    Params {
         m: d.m as u32,
         n: d.n as u32,
         k: d.k as u32,
@@ -154,7 +150,41 @@ pub(crate) fn record(trans_a: bool, trans_b: bool, g: &Gpu) -> Result<Step> {
         a_batch_strides: dims8(&d.a_batch_strides),
         b_batch_strides: dims8(&d.b_batch_strides),
         ..Default::default()
-    };
+    }
+}
+
+/// Whether [`record_signs`] can run `op(a) @ b` with `b` the unpacked signs of rows of `k` bits:
+/// B not transposed, N a multiple of 4, and rows without padding bits (k a multiple of 32), so
+/// that B's flat element index is its bit index.
+pub(crate) fn signs_fit(b_shape: &Shape, trans_b: bool, k: usize) -> bool {
+    !trans_b && k % 32 == 0 && b_shape.dims().last().is_some_and(|n| n % 4 == 0)
+}
+
+/// `c = op(a) @ b` where input 1 is bound to the packed sign bits that `b` (whose shape
+/// `g.shape(1)` gives) was unpacked from: the planner's choice when the unpacked floats would
+/// only feed this product (see `runtime::fuse`). The same bits as [`record`].
+pub(crate) fn record_signs(trans_a: bool, g: &Gpu) -> Result<Step> {
+    let d = MatMulDims::new(g.shape(0), g.shape(1), trans_a, false)?;
+    let (a, bits, c) = (g.x(0), g.x(1), g.out()?);
+    let p = params(&d, trans_a, false);
+    let bind = [(1, a), (2, bits), (3, c)];
+    // The vec4-K forms where they fit, else the K-at-a-time ones (fewer candidates to time).
+    let fitting = DIRECT_SIGNS.iter().filter(|v| v.trans_a == trans_a && v.fits(d.m, d.n, d.k));
+    let vec_k = fitting.clone().any(|v| v.vec_k);
+    let candidates = fitting
+        .filter(|v| v.vec_k == vec_k)
+        .map(|v| Dispatch::new(v.kernel.clone(), &p, &bind, [d.n.div_ceil(v.cols) as u32, d.m.div_ceil(v.rows) as u32, d.batch as u32]))
+        .collect();
+    let layout = if trans_a { "tn" } else { "nn" };
+    Ok(Step::Choice(Choice { class: format!("gemm signs {}x{}x{} {layout} batch {}", d.m, d.n, d.k, d.batch), candidates }))
+}
+
+/// `c = op(a) @ op(b)`: a choice among the kernels that fit the shape (every one sums K in
+/// order, so they agree to the bit), preferring by M and the kind of adapter when untimed.
+pub(crate) fn record(trans_a: bool, trans_b: bool, g: &Gpu) -> Result<Step> {
+    let d = MatMulDims::new(g.shape(0), g.shape(1), trans_a, trans_b)?;
+    let (a, b, c) = (g.x(0), g.x(1), g.out()?);
+    let p = params(&d, trans_a, trans_b);
     let bind = [(1, a), (2, b), (3, c)];
     let batch = d.batch as u32;
     let tiled = Dispatch::new(MATMUL, &p, &bind, [d.n.div_ceil(TILE) as u32, d.m.div_ceil(TILE) as u32, batch]);
