@@ -91,14 +91,35 @@ pub(crate) fn eval(op: ReduceOp, axes: &[usize], h: &Host) -> Result<TensorData>
 }
 
 /// One thread per output for short reductions, a workgroup per output for long ones.
+/// Axes `(sizes, strides)`, outer first, with size-1 axes dropped and each run of axes that is
+/// contiguous in memory (an axis' stride = the next one's stride times its size) merged into one:
+/// the same elements in the same order, with fewer divisions per element in the kernel (BatchNorm's
+/// statistics over N, H, W reduce one axis).
+fn merge_axes((sizes, strides): (Vec<usize>, Vec<usize>)) -> (Vec<usize>, Vec<usize>) {
+    let mut out: (Vec<usize>, Vec<usize>) = (Vec::new(), Vec::new());
+    for (size, stride) in sizes.into_iter().zip(strides).filter(|(s, _)| *s != 1) {
+        match (out.0.last_mut(), out.1.last_mut()) {
+            (Some(last_size), Some(last_stride)) if *last_stride == stride * size => {
+                *last_size *= size;
+                *last_stride = stride;
+            }
+            _ => {
+                out.0.push(size);
+                out.1.push(stride);
+            }
+        }
+    }
+    out
+}
+
 pub(crate) fn record(op: ReduceOp, axes: &[usize], d: &Gpu) -> Result<Step> {
     let shape = d.shape(0).dims();
     let strides = d.shape(0).strides();
     let split = |keep: bool| -> (Vec<usize>, Vec<usize>) {
         (0..shape.len()).filter(|i| axes.contains(i) != keep).map(|i| (shape[i], strides[i])).unzip()
     };
-    let (os, ost) = split(true);
-    let (rs, rst) = split(false);
+    let (os, ost) = merge_axes(split(true));
+    let (rs, rst) = merge_axes(split(false));
     let n_out = os.iter().product::<usize>();
     let n_red = rs.iter().product::<usize>();
     let p = Params {
