@@ -45,6 +45,8 @@ fn combine(op: u32, s: f32, v: f32) -> f32 {
 
 /// Input offset of output element `o`'s first reduced element.
 fn out_base(o: u32) -> u32 {
+    // One axis (the usual case once the planner has merged contiguous axes) takes no division.
+    if (p.out_rank == 1u) { return o * p.out_strides[0][0]; }
     var rem = o;
     var base = 0u;
     for (var d = i32(p.out_rank) - 1; d >= 0; d--) {
@@ -58,6 +60,7 @@ fn out_base(o: u32) -> u32 {
 
 /// Input offset of reduced element `j` relative to an output's base.
 fn red_offset(j: u32) -> u32 {
+    if (p.red_rank == 1u) { return j * p.red_strides[0][0]; }
     var rj = j;
     var off = 0u;
     for (var d = i32(p.red_rank) - 1; d >= 0; d--) {
