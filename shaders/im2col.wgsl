@@ -12,9 +12,10 @@
 // im2col writes `pad_word` (raw bits) where a tap falls in the padding.
 // col2im sums, for each image element, the one patch entry per tap that read it (taps in
 // ascending order), so it needs no atomics and is deterministic.
-// im2col: each thread copies `run` consecutive channels (4 when channels are contiguous and a
-// multiple of 4, else 1), so the index arithmetic is shared by a run and neighbouring threads
-// still touch neighbouring memory. col2im: each thread sums `run` consecutive channels (4 when
+// im2col: each thread copies every tap of one output pixel for `run` consecutive channels (4
+// when channels are contiguous and a multiple of 4, else 1), so the index arithmetic is shared by
+// the taps and the run, and neighbouring threads still touch neighbouring memory.
+// col2im: each thread sums `run` consecutive channels (4 when
 // they are a multiple of 4, in either layout), sharing the tap arithmetic, whose integer
 // divisions dominate on a CPU rasterizer (lavapipe), among them.
 
@@ -47,29 +48,39 @@ struct Params {
 
 @compute @workgroup_size(WG)
 fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    // One thread per (image, output pixel, run of channels), looping over the taps: the index
+    // arithmetic (integer divisions, slow on CPU rasterizers) is done once per pixel, not per
+    // patch element.
     let first = flat_index(gid, nwg) * p.run;
-    if (first >= p.n) { return; }
+    if (first >= p.n / p.taps) { return; }
     let c = first % p.channels;
     var rest = first / p.channels;
-    var tap: vec4<u32>;
-    for (var d = i32(p.rank) - 1; d >= 0; d--) {
-        tap[d] = rest % p.kernel[d];
-        rest = rest / p.kernel[d];
-    }
     var pix: vec4<u32>;
     for (var d = i32(p.rank) - 1; d >= 0; d--) {
         pix[d] = rest % p.output[d];
         rest = rest / p.output[d];
     }
-    var off = rest * p.batch_stride + c * p.channel_stride;
-    var inside = true;
-    for (var d = 0u; d < p.rank; d++) {
-        let x = i32(pix[d] * p.strides[d] + tap[d] * p.dilation[d]) - i32(p.pad_begin[d]);
-        inside = inside && x >= 0 && x < i32(p.input[d]);
-        off += u32(max(x, 0)) * p.spatial_strides[d];
-    }
-    for (var j = 0u; j < p.run; j++) {
-        out[first + j] = select(p.pad_word, image[off + j * p.channel_stride], inside);
+    let n = rest;
+    let base = n * p.batch_stride + c * p.channel_stride;
+    // Patch rows are [taps, channels] per output pixel.
+    let row = (first / p.channels) * p.taps * p.channels + c;
+    var tap = vec4<u32>(0u);
+    for (var t = 0u; t < p.taps; t++) {
+        var off = base;
+        var inside = true;
+        for (var d = 0u; d < p.rank; d++) {
+            let x = i32(pix[d] * p.strides[d] + tap[d] * p.dilation[d]) - i32(p.pad_begin[d]);
+            inside = inside && x >= 0 && x < i32(p.input[d]);
+            off += u32(max(x, 0)) * p.spatial_strides[d];
+        }
+        for (var j = 0u; j < p.run; j++) {
+            out[row + t * p.channels + j] = select(p.pad_word, image[off + j * p.channel_stride], inside);
+        }
+        for (var d = i32(p.rank) - 1; d >= 0; d--) {
+            tap[d] += 1u;
+            if (tap[d] < p.kernel[d]) { break; }
+            tap[d] = 0u;
+        }
     }
 }
 

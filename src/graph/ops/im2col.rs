@@ -158,7 +158,8 @@ fn im2col(g: &ConvGeometry, pad_word: u32, image: &BufferView, cols: &BufferView
     let n = g.cols_shape().numel();
     // Runs of 4 channels need them contiguous (channels last) and a whole number of runs per pixel.
     let run = if g.format == DataFormat::ChannelsLast && g.channels % 4 == 0 { 4 } else { 1 };
-    Dispatch::new(IM2COL, &params(g, n, pad_word, run), &[(1, image), (3, cols)], grid_1d(n / run, WG))
+    // A thread per output pixel and run of channels, over every tap.
+    Dispatch::new(IM2COL, &params(g, n, pad_word, run), &[(1, image), (3, cols)], grid_1d(n / g.taps() / run, WG))
 }
 
 /// Sums patches back into an f32 image.
