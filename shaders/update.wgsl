@@ -1,4 +1,4 @@
-// requires: common
+// requires: common, update_fns
 // Fused optimizer updates: each function is one pass over a variable's elements, in the order
 // of operations of the op-by-op form it replaces (Keras' and Larq's update order), so that a
 // training step runs one dispatch per slot and per variable instead of one per arithmetic step.
@@ -12,10 +12,11 @@
 //   4  d    storage read        f32 [1], the first scalar (s)
 //   5  e    storage read        f32 [1], the second scalar (t)
 //   6  out  storage read_write  the new value
-// Each function has its own entry point, named as the UPDATE_ constant in lower case (which is
-// `UpdateFn::code` of src/graph/ops/update.rs; a test compares them): the entry passes its
-// constant to `apply`, so each compiles without the others' cases (a CPU rasterizer such as
-// lavapipe would otherwise run every case under a mask). `k` is 1 - beta for the moments, epsilon for Adam's steps, and `k`, `k2`
+// The functions are in shaders/update_fns.wgsl. Each has its own entry point, named as the
+// UPDATE_ constant in lower case (which is `UpdateFn::code` of src/graph/ops/update.rs; a test
+// compares them): the entry passes its constant to `update_f`, so each compiles without the
+// others' cases (a CPU rasterizer such as lavapipe would otherwise run every case under a mask)
+// and without the loads its function does not use. `k` is 1 - beta for the moments, epsilon for Adam's steps, and `k`, `k2`
 // are ln beta_1, ln beta_2 for Adam's step size.
 //   UPDATE_MOMENT:          x + (y - x) * k
 //   UPDATE_SQUARED_MOMENT:  x + (y * y - x) * k
@@ -45,124 +46,62 @@ struct Params {
 @group(0) @binding(5) var<storage, read> e: array<f32>;
 @group(0) @binding(6) var<storage, read_write> out: array<f32>;
 
-const UPDATE_MOMENT: u32 = 0u;
-const UPDATE_SQUARED_MOMENT: u32 = 1u;
-const UPDATE_ADAM_STEP: u32 = 2u;
-const UPDATE_ADAM_W_STEP: u32 = 3u;
-const UPDATE_SGD: u32 = 4u;
-const UPDATE_VELOCITY: u32 = 5u;
-const UPDATE_NESTEROV_STEP: u32 = 6u;
-const UPDATE_BOP_MOMENT: u32 = 7u;
-const UPDATE_BOP_FLIP: u32 = 8u;
-const UPDATE_ADAM_ALPHA: u32 = 9u;
-
-fn apply(i: u32, op: u32) {
-    let x = a[i];
-    switch op {
-        case UPDATE_MOMENT: {
-            let dm = b[i] - x;
-            out[i] = x + dm * p.k;
-        }
-        case UPDATE_SQUARED_MOMENT: {
-            let y = b[i];
-            let dv = y * y - x;
-            out[i] = x + dv * p.k;
-        }
-        case UPDATE_ADAM_STEP: {
-            let step = b[i] * d[0];
-            out[i] = x - step / (sqrt(c[i]) + p.k);
-        }
-        case UPDATE_ADAM_W_STEP: {
-            let base = x - x * e[0];
-            let step = b[i] * d[0];
-            out[i] = base - step / (sqrt(c[i]) + p.k);
-        }
-        case UPDATE_SGD: {
-            out[i] = x - b[i] * d[0];
-        }
-        case UPDATE_VELOCITY: {
-            out[i] = x * e[0] - b[i] * d[0];
-        }
-        case UPDATE_NESTEROV_STEP: {
-            out[i] = x + (b[i] * e[0] - c[i] * d[0]);
-        }
-        case UPDATE_BOP_MOMENT: {
-            let dm = b[i] - x;
-            out[i] = x + dm * d[0];
-        }
-        case UPDATE_ADAM_ALPHA: {
-            let step = x + 1.0;
-            let b1t = exp(step * p.k);
-            let b2t = exp(step * p.k2);
-            let root = sqrt(-b2t + 1.0);
-            let alpha = d[0] * root;
-            out[i] = alpha / (-b1t + 1.0);
-        }
-        case UPDATE_BOP_FLIP, default: {
-            let wm = x * b[i];
-            let t = d[0];
-            let s = select(0.0, 1.0, wm > t) - select(0.0, 1.0, t > wm);
-            out[i] = larq_sign(-(s * x));
-        }
-    }
-}
-
 @compute @workgroup_size(WG)
 fn update_moment(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg);
-    if (i < p.n) { apply(i, UPDATE_MOMENT); }
+    if (i < p.n) { out[i] = update_f(UPDATE_MOMENT, a[i], b[i], c[i], d[0], e[0], p.k, p.k2); }
 }
 
 @compute @workgroup_size(WG)
 fn update_squared_moment(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg);
-    if (i < p.n) { apply(i, UPDATE_SQUARED_MOMENT); }
+    if (i < p.n) { out[i] = update_f(UPDATE_SQUARED_MOMENT, a[i], b[i], c[i], d[0], e[0], p.k, p.k2); }
 }
 
 @compute @workgroup_size(WG)
 fn update_adam_step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg);
-    if (i < p.n) { apply(i, UPDATE_ADAM_STEP); }
+    if (i < p.n) { out[i] = update_f(UPDATE_ADAM_STEP, a[i], b[i], c[i], d[0], e[0], p.k, p.k2); }
 }
 
 @compute @workgroup_size(WG)
 fn update_adam_w_step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg);
-    if (i < p.n) { apply(i, UPDATE_ADAM_W_STEP); }
+    if (i < p.n) { out[i] = update_f(UPDATE_ADAM_W_STEP, a[i], b[i], c[i], d[0], e[0], p.k, p.k2); }
 }
 
 @compute @workgroup_size(WG)
 fn update_sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg);
-    if (i < p.n) { apply(i, UPDATE_SGD); }
+    if (i < p.n) { out[i] = update_f(UPDATE_SGD, a[i], b[i], c[i], d[0], e[0], p.k, p.k2); }
 }
 
 @compute @workgroup_size(WG)
 fn update_velocity(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg);
-    if (i < p.n) { apply(i, UPDATE_VELOCITY); }
+    if (i < p.n) { out[i] = update_f(UPDATE_VELOCITY, a[i], b[i], c[i], d[0], e[0], p.k, p.k2); }
 }
 
 @compute @workgroup_size(WG)
 fn update_nesterov_step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg);
-    if (i < p.n) { apply(i, UPDATE_NESTEROV_STEP); }
+    if (i < p.n) { out[i] = update_f(UPDATE_NESTEROV_STEP, a[i], b[i], c[i], d[0], e[0], p.k, p.k2); }
 }
 
 @compute @workgroup_size(WG)
 fn update_bop_moment(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg);
-    if (i < p.n) { apply(i, UPDATE_BOP_MOMENT); }
+    if (i < p.n) { out[i] = update_f(UPDATE_BOP_MOMENT, a[i], b[i], c[i], d[0], e[0], p.k, p.k2); }
 }
 
 @compute @workgroup_size(WG)
 fn update_bop_flip(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg);
-    if (i < p.n) { apply(i, UPDATE_BOP_FLIP); }
+    if (i < p.n) { out[i] = update_f(UPDATE_BOP_FLIP, a[i], b[i], c[i], d[0], e[0], p.k, p.k2); }
 }
 
 @compute @workgroup_size(WG)
 fn update_adam_alpha(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg);
-    if (i < p.n) { apply(i, UPDATE_ADAM_ALPHA); }
+    if (i < p.n) { out[i] = update_f(UPDATE_ADAM_ALPHA, a[i], b[i], c[i], d[0], e[0], p.k, p.k2); }
 }

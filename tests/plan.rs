@@ -383,18 +383,25 @@ fn elementwise_chains_run_as_one_fused_kernel_and_match_cpu() {
     let before = g.scale(var, 2.0).unwrap();
     g.assign(var, x).unwrap();
     let one = g.unary(UnaryOp::Offset(1.0), before).unwrap();
-    let outputs = vec![w, w_neg, b, s2, one];
+    // An optimizer step (Adam's, with its [1] step size) and the weight clip after it: fused.
+    let (mm, vv) = (g.unary(UnaryOp::Abs, c).unwrap(), g.unary(UnaryOp::Square, c).unwrap());
+    let alpha = g.input("alpha", [1], DType::F32).unwrap();
+    let stepped = g.update(bitgrad::graph::ops::update::UpdateFn::AdamStep { epsilon: 1e-7 }, &[c, mm, vv, alpha]).unwrap();
+    let clipped = g.unary(UnaryOp::Clip(-0.3, 0.3), stepped).unwrap();
+    let outputs = vec![w, w_neg, b, s2, one, clipped];
     let feeds = vec![
         ("x", HostTensor::f32([4, 6, 8], uniform(1, 192, 1.0)).unwrap()),
         ("c", HostTensor::f32([8], uniform(2, 8, 1.0)).unwrap()),
         ("r", HostTensor::f32([4, 1, 1], uniform(3, 4, 1.0)).unwrap()),
         ("m", HostTensor::f32([4, 1, 8], uniform(4, 32, 1.0)).unwrap()),
+        ("alpha", HostTensor::f32([1], vec![0.25]).unwrap()),
     ];
     let case = Case { graph: g.clone(), outputs: outputs.clone(), feeds };
     check_case("fused elementwise chains", &case, ELEMENTWISE);
     let Some(dev) = gpu() else { return };
     let plan = Plan::new(dev, &g, &outputs, &mut ParamStore::new()).unwrap();
     let kernels = plan.kernels().unwrap();
-    assert_eq!(kernels.iter().filter(|k| *k == "fused::fused").count(), 1, "{kernels:?}");
-    assert_eq!(plan.fused_nodes(), Some(3), "tanh, the product and the sum: {kernels:?}");
+    assert_eq!(kernels.iter().filter(|k| *k == "fused::fused").count(), 2, "{kernels:?}");
+    // tanh, the product and the sum; |c|, c^2 and the step (the clip is the second root).
+    assert_eq!(plan.fused_nodes(), Some(6), "{kernels:?}");
 }

@@ -172,6 +172,7 @@ pub const PARTS: &[(&str, &str)] = &[
     ("common", include_str!("../../shaders/common.wgsl")),
     ("xnor_common", include_str!("../../shaders/xnor_common.wgsl")),
     ("elementwise_fns", include_str!("../../shaders/elementwise_fns.wgsl")),
+    ("update_fns", include_str!("../../shaders/update_fns.wgsl")),
     ("xnor_gemv_lanes", include_str!("../../shaders/xnor_gemv_lanes.wgsl")),
 ];
 

@@ -79,7 +79,7 @@ impl UpdateFn {
     }
 
     /// The kernel's two constants: 1 - beta, epsilon, the logarithms of Adam's betas, or 0.
-    fn constants(self) -> [f32; 2] {
+    pub(crate) fn constants(self) -> [f32; 2] {
         match self {
             UpdateFn::Moment { beta } | UpdateFn::SquaredMoment { beta } => [1.0 - beta, 0.0],
             UpdateFn::AdamStep { epsilon } | UpdateFn::AdamWStep { epsilon } => [epsilon, 0.0],
