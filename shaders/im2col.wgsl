@@ -84,12 +84,16 @@ fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     }
 }
 
-@compute @workgroup_size(WG)
-fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat_index(gid, nwg) * p.run;
-    if (i >= p.n) { return; }
-    // i enumerates image elements in logical order (n, spatial..., c); the write goes through
-    // the layout's strides.
+// Image element `i` of col2im's threads, in logical order (n, spatial..., c): its channel,
+// spatial position, image, and where it is written (through the layout's strides).
+struct Element {
+    c: u32,
+    x: vec4<u32>,
+    n: u32,
+    dst: u32,
+}
+
+fn image_element(i: u32) -> Element {
     let c = i % p.channels;
     var rest = i / p.channels;
     var x: vec4<u32>;
@@ -97,11 +101,22 @@ fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
         x[d] = rest % p.input[d];
         rest = rest / p.input[d];
     }
-    let n = rest;
-    var dst = n * p.batch_stride + c * p.channel_stride;
+    var dst = rest * p.batch_stride + c * p.channel_stride;
     for (var d = 0u; d < p.rank; d++) {
         dst += x[d] * p.spatial_strides[d];
     }
+    return Element(c, x, rest, dst);
+}
+
+@compute @workgroup_size(WG)
+fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg) * p.run;
+    if (i >= p.n) { return; }
+    let e = image_element(i);
+    let c = e.c;
+    let x = e.x;
+    let n = e.n;
+    let dst = e.dst;
     var acc = vec4<f32>(0.0);
     // Taps in order, last axis fastest, stepped by counting rather than by dividing t; a stride
     // of 1 (the usual convolution) takes no division at all.
@@ -143,20 +158,15 @@ fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
 fn col2im_disjoint(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg) * p.run;
     if (i >= p.n) { return; }
-    let c = i % p.channels;
-    var rest = i / p.channels;
-    var x: vec4<u32>;
-    for (var d = i32(p.rank) - 1; d >= 0; d--) {
-        x[d] = rest % p.input[d];
-        rest = rest / p.input[d];
-    }
-    let n = rest;
-    var dst = n * p.batch_stride + c * p.channel_stride;
+    let e = image_element(i);
+    let c = e.c;
+    let x = e.x;
+    let n = e.n;
+    let dst = e.dst;
     var pixel = 0u;
     var t = 0u;
     var hit = true;
     for (var d = 0u; d < p.rank; d++) {
-        dst += x[d] * p.spatial_strides[d];
         let num = i32(x[d] + p.pad_begin[d]);
         let o = u32(num) / p.strides[d];
         let tap = u32(num) - o * p.strides[d];
