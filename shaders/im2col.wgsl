@@ -46,6 +46,17 @@ struct Params {
 @group(0) @binding(2) var<storage, read> cols: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<u32>;
 
+// The tap after `tap` in order, last axis fastest: counting instead of dividing a flat tap index.
+fn next_tap(tap: vec4<u32>) -> vec4<u32> {
+    var t = tap;
+    for (var d = i32(p.rank) - 1; d >= 0; d--) {
+        t[d] += 1u;
+        if (t[d] < p.kernel[d]) { break; }
+        t[d] = 0u;
+    }
+    return t;
+}
+
 @compute @workgroup_size(WG)
 fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     // One thread per (image, output pixel, run of channels), looping over the taps: the index
@@ -76,11 +87,7 @@ fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
         for (var j = 0u; j < p.run; j++) {
             out[row + t * p.channels + j] = select(p.pad_word, image[off + j * p.channel_stride], inside);
         }
-        for (var d = i32(p.rank) - 1; d >= 0; d--) {
-            tap[d] += 1u;
-            if (tap[d] < p.kernel[d]) { break; }
-            tap[d] = 0u;
-        }
+        tap = next_tap(tap);
     }
 }
 
@@ -140,11 +147,7 @@ fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
                 acc[j] += cols[src + j];
             }
         }
-        for (var d = i32(p.rank) - 1; d >= 0; d--) {
-            tap[d] += 1u;
-            if (tap[d] < p.kernel[d]) { break; }
-            tap[d] = 0u;
-        }
+        tap = next_tap(tap);
     }
     for (var j = 0u; j < p.run; j++) {
         out[dst + j * p.channel_stride] = bitcast<u32>(acc[j]);

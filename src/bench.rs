@@ -97,17 +97,29 @@ pub struct StepGemm {
     pub trans_b: bool,
 }
 
+/// The main job's models, by the names `bitgrad train --model` takes.
+pub const MAIN_JOB: [&str; 2] = ["mlp", "cnn"];
+
+/// A main-job model ("mlp": Larq's user-guide MLP, "cnn": Larq's MNIST tutorial CNN) compiled
+/// with Larq's recipe (Adam 1e-3, sparse categorical cross-entropy, accuracy) on `device`.
+fn main_job_trainer(model: &str, device: &Device) -> Result<crate::train::Trainer> {
+    use crate::train::{optimizers::Adam, Loss, Metric, Trainer};
+    let m = match model {
+        "mlp" => crate::models::zoo::larq_guide_mlp(),
+        "cnn" => crate::models::zoo::larq_mnist_cnn(),
+        other => return Err(crate::Error::invalid("bench --train", "model", format!("`{other}` is not one of mlp, cnn"))),
+    };
+    let loss = Loss::SparseCategoricalCrossentropy { from_logits: false };
+    Trainer::compile(m, loss, std::sync::Arc::new(Adam::new(1e-3)), &[Metric::Accuracy], device)
+}
+
 /// Every distinct f32 product (`Op::MatMul`) in one training step (forward, backward, updates)
 /// of the main job's two models at batch `batch`, in step order: the shapes the GEMM variants
 /// are tuned for when `bitgrad train` runs.
 pub fn main_job_gemms(batch: usize) -> Result<Vec<StepGemm>> {
-    use crate::train::optimizers::Adam;
-    use crate::train::{Loss, Trainer};
     let mut out: Vec<StepGemm> = Vec::new();
-    for (name, model) in [("mlp", crate::models::zoo::larq_guide_mlp()), ("cnn", crate::models::zoo::larq_mnist_cnn())] {
-        let loss = Loss::SparseCategoricalCrossentropy { from_logits: false };
-        let trainer = Trainer::compile(model, loss, std::sync::Arc::new(Adam::new(1e-3)), &[], &Device::cpu())?;
-        let g = trainer.training_graph(batch)?;
+    for name in MAIN_JOB {
+        let g = main_job_trainer(name, &Device::cpu())?.training_graph(batch)?;
         // The step's assignments (updates, metric sums) keep everything it runs alive.
         for node in crate::runtime::live_nodes(&g, &[]).into_iter().map(|i| &g.nodes()[i]) {
             if let Op::MatMul { trans_a, trans_b } = node.op {
@@ -446,22 +458,13 @@ pub struct StepMeasurement {
 /// machine can run it; the arithmetic per step is that of `bitgrad train`.
 pub fn train_step(device: &Device, model: &str, batch: usize, steps: usize) -> Result<StepMeasurement> {
     use crate::train::data::Dataset;
-    use crate::train::optimizers::Adam;
-    use crate::train::{Loss, Trainer};
-    let m = match model {
-        "mlp" => crate::models::zoo::larq_guide_mlp(),
-        "cnn" => crate::models::zoo::larq_mnist_cnn(),
-        other => return Err(crate::Error::invalid("bench --train", "model", format!("`{other}` is not one of mlp, cnn"))),
-    };
+    let mut t = main_job_trainer(model, device)?;
     if batch == 0 || steps == 0 {
         return Err(crate::Error::invalid("bench --train", "steps", "batch and steps must be at least 1"));
     }
     let x: Vec<f32> = random_f32(batch * 784, 11).iter().map(|v| 2.0 * v).collect();
     let y: Vec<i32> = (0..batch as u32).map(|i| (random_bits(12, i) % 10) as i32).collect();
     let data = Dataset::new(&[28, 28, 1], x, y)?;
-    let loss = Loss::SparseCategoricalCrossentropy { from_logits: false };
-    let metrics = [crate::train::Metric::Accuracy];
-    let mut t = Trainer::compile(m, loss, std::sync::Arc::new(Adam::new(1e-3)), &metrics, device)?;
     let indices: Vec<usize> = (0..batch).collect();
     t.train_on_batch(&data, &indices)?;
     let mut times = Vec::with_capacity(steps);

@@ -220,6 +220,17 @@ fn main() {
     }
 }
 
+/// `--model`: one of the main job's models, or `both`.
+fn main_job_models(command: &'static str, model: &str) -> bitgrad::Result<Vec<&'static str>> {
+    match model {
+        "both" => Ok(bitgrad::bench::MAIN_JOB.to_vec()),
+        _ => match bitgrad::bench::MAIN_JOB.iter().find(|m| **m == model) {
+            Some(m) => Ok(vec![*m]),
+            None => Err(bitgrad::Error::invalid(command, "--model", format!("`{model}` is not one of mlp, cnn, both"))),
+        },
+    }
+}
+
 fn device(name: &str) -> bitgrad::Result<bitgrad::Device> {
     match name {
         "cpu" => Ok(bitgrad::Device::cpu()),
@@ -309,6 +320,7 @@ fn run(cli: Cli) -> bitgrad::Result<()> {
             Ok(())
         }
         Command::Bench { device: name, all, min_time, json, no_subgroups, train, model, steps, batch_size } => {
+            let models = main_job_models("bench", &model)?;
             let min_time = std::time::Duration::try_from_secs_f64(min_time).map_err(|_| {
                 bitgrad::Error::invalid(
                     "bench",
@@ -322,11 +334,6 @@ fn run(cli: Cli) -> bitgrad::Result<()> {
             let d = match name.as_str() {
                 "gpu" if no_subgroups => bitgrad::Device::gpu_with(&bitgrad::GpuOptions { subgroups: false, ..Default::default() })?,
                 _ => device(&name)?,
-            };
-            let models: Vec<&str> = match model.as_str() {
-                "both" => vec!["mlp", "cnn"],
-                "mlp" | "cnn" => vec![model.as_str()],
-                other => return Err(bitgrad::Error::invalid("bench", "--model", format!("`{other}` is not one of mlp, cnn, both"))),
             };
             eprintln!("benchmarking on {}", d.describe());
             let (mut results, mut steps_measured) = (Vec::new(), Vec::new());
@@ -374,11 +381,7 @@ fn train(args: TrainArgs) -> bitgrad::Result<()> {
     if args.epochs == Some(0) {
         return Err(bitgrad::Error::invalid("train", "--epochs", "must be at least 1"));
     }
-    let models: Vec<&str> = match args.model.as_str() {
-        "both" => vec!["mlp", "cnn"],
-        "mlp" | "cnn" => vec![args.model.as_str()],
-        other => return Err(bitgrad::Error::invalid("train", "--model", format!("`{other}` is not one of mlp, cnn, both"))),
-    };
+    let models = main_job_models("train", &args.model)?;
     if args.resume.is_some() && models.len() > 1 {
         return Err(bitgrad::Error::invalid("train", "--resume", "resumes one model; pass --model mlp or cnn"));
     }

@@ -114,8 +114,9 @@ impl GpuExec {
                 continue;
             }
             let shapes: Vec<&crate::Shape> = node.inputs.iter().map(|i| &graph.value(*i).shape).collect();
-            // A product that reads packed signs binds the bits in place of the unpacked floats.
-            let signs = fusion.signs.get(&pos).filter(|_| matches!(node.op, crate::graph::Op::MatMul { .. }));
+            // A product that reads packed signs (`fusion.signs` holds only products) binds the
+            // bits in place of the unpacked floats.
+            let signs = fusion.signs.get(&pos);
             let ins: Vec<BufferView> =
                 node.inputs.iter().enumerate().map(|(j, i)| views[signs.filter(|_| j == 1).unwrap_or(i)].clone()).collect();
             let out = node.output.map(|o| views[&o].clone());

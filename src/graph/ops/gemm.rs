@@ -5,8 +5,8 @@ use super::{Gpu, Grad, Grads, Host, Operands};
 use crate::error::{Error, Result};
 use crate::graph::op::{broadcast_shapes, broadcast_strides};
 use crate::graph::Graph;
-use crate::kernels::gemm::{Params, DIRECT, DIRECT_SIGNS, GEMV, GEMV_BELOW_TILE_USE, GEMV_COLUMNS, MATMUL, SMALL_M, TILE};
-use crate::kernels::{dims8, Choice, Dispatch, Step};
+use crate::kernels::gemm::{Direct, Params, DIRECT, DIRECT_SIGNS, GEMV, GEMV_BELOW_TILE_USE, GEMV_COLUMNS, MATMUL, SMALL_M, TILE};
+use crate::kernels::{dims8, BufferView, Choice, Dispatch, Step};
 use crate::tensor::{DType, Shape, TensorData};
 
 /// The sizes of a batched matrix product, derived once and shared by both backends.
@@ -153,6 +153,25 @@ fn params(d: &MatMulDims, trans_a: bool, trans_b: bool) -> Params {
     }
 }
 
+/// The dispatches of the `table` variants (`DIRECT` or `DIRECT_SIGNS`) that run this product's
+/// layout and shape: the vec4-K forms where they fit, else the K-at-a-time ones (fewer
+/// candidates to time).
+fn direct_candidates(
+    table: &[Direct],
+    d: &MatMulDims,
+    trans_a: bool,
+    trans_b: bool,
+    p: &Params,
+    bind: &[(u32, &BufferView)],
+) -> Vec<Dispatch> {
+    let fitting = table.iter().filter(|v| (v.trans_a, v.trans_b) == (trans_a, trans_b) && v.fits(d.m, d.n, d.k));
+    let vec_k = fitting.clone().any(|v| v.vec_k);
+    fitting
+        .filter(|v| v.vec_k == vec_k)
+        .map(|v| Dispatch::new(v.kernel.clone(), p, bind, [d.n.div_ceil(v.cols) as u32, d.m.div_ceil(v.rows) as u32, d.batch as u32]))
+        .collect()
+}
+
 /// Whether [`record_signs`] can run `op(a) @ b` with `b` the unpacked signs of rows of `k` bits:
 /// B not transposed, N a multiple of 4, and rows without padding bits (k a multiple of 32), so
 /// that B's flat element index is its bit index.
@@ -167,14 +186,7 @@ pub(crate) fn record_signs(trans_a: bool, g: &Gpu) -> Result<Step> {
     let d = MatMulDims::new(g.shape(0), g.shape(1), trans_a, false)?;
     let (a, bits, c) = (g.x(0), g.x(1), g.out()?);
     let p = params(&d, trans_a, false);
-    let bind = [(1, a), (2, bits), (3, c)];
-    // The vec4-K forms where they fit, else the K-at-a-time ones (fewer candidates to time).
-    let fitting = DIRECT_SIGNS.iter().filter(|v| v.trans_a == trans_a && v.fits(d.m, d.n, d.k));
-    let vec_k = fitting.clone().any(|v| v.vec_k);
-    let candidates = fitting
-        .filter(|v| v.vec_k == vec_k)
-        .map(|v| Dispatch::new(v.kernel.clone(), &p, &bind, [d.n.div_ceil(v.cols) as u32, d.m.div_ceil(v.rows) as u32, d.batch as u32]))
-        .collect();
+    let candidates = direct_candidates(DIRECT_SIGNS, &d, trans_a, false, &p, &[(1, a), (2, bits), (3, c)]);
     let layout = if trans_a { "tn" } else { "nn" };
     Ok(Step::Choice(Choice { class: format!("gemm signs {}x{}x{} {layout} batch {}", d.m, d.n, d.k, d.batch), candidates }))
 }
@@ -188,12 +200,7 @@ pub(crate) fn record(trans_a: bool, trans_b: bool, g: &Gpu) -> Result<Step> {
     let bind = [(1, a), (2, b), (3, c)];
     let batch = d.batch as u32;
     let tiled = Dispatch::new(MATMUL, &p, &bind, [d.n.div_ceil(TILE) as u32, d.m.div_ceil(TILE) as u32, batch]);
-    // The K-at-a-time forms only where the vec4 ones do not fit: fewer candidates to time.
-    let fitting = DIRECT.iter().filter(|v| (v.trans_a, v.trans_b) == (trans_a, trans_b) && v.fits(d.m, d.n, d.k));
-    let vec_k = fitting.clone().any(|v| v.vec_k);
-    let direct = fitting
-        .filter(|v| v.vec_k == vec_k)
-        .map(|v| Dispatch::new(v.kernel.clone(), &p, &bind, [d.n.div_ceil(v.cols) as u32, d.m.div_ceil(v.rows) as u32, batch]));
+    let direct = direct_candidates(DIRECT, &d, trans_a, trans_b, &p, &bind);
     let mut candidates = Vec::new();
     let tile_use = (d.m * d.n) as f64 / (d.m.next_multiple_of(TILE) * d.n.next_multiple_of(TILE)) as f64;
     if d.m < SMALL_M || tile_use < GEMV_BELOW_TILE_USE {
