@@ -285,6 +285,38 @@ fn gather_matches_cpu() {
     check_case("gather_grad", &case(Op::GatherGrad { rows: 11 }, vec![idx, dy]), accumulation(9));
 }
 
+/// Label ranks, by hand on tied rows and out-of-range labels, then the GPU against the CPU
+/// reference on random rows with many ties, for integer labels and one-hot targets.
+#[test]
+fn label_rank_counts_higher_scores_and_earlier_ties() {
+    let scores = HostTensor::f32([5, 4], vec![1., 3., 3., 0., 1., 3., 3., 0., 1., 3., 3., 0., 2., 2., 2., 2., 5., 1., 1., 1.]).unwrap();
+    let labels = HostTensor::i32([5], vec![2, 1, 3, 3, 4]).unwrap();
+    let onehot: Vec<f32> = [2usize, 1, 3, 3, 0].iter().flat_map(|&l| (0..4).map(move |c| if c == l { 1.0 } else { 0.0 })).collect();
+    let onehot = HostTensor::f32([5, 4], onehot).unwrap();
+    // Row 0: label 2 ties with class 1 (an earlier index); row 2: class 3 scores below all
+    // three others; row 3: all tied, label 3 last; row 4: label 4 is outside 0..4.
+    for (first_ties, target, want) in
+        [(false, &labels, vec![0., 0., 3., 0., 4.]), (true, &labels, vec![1., 0., 3., 3., 4.]), (true, &onehot, vec![1., 0., 3., 3., 0.])]
+    {
+        let c = case(Op::LabelRank { first_ties }, vec![scores.clone(), target.clone()]);
+        let got = run_on(&Device::cpu(), &c, 1).unwrap().remove(0);
+        assert_eq!(got.as_f32().unwrap(), &want[..], "first_ties {first_ties}, {:?} target", target.dtype());
+        check_case("label_rank by hand", &c, Tol { abs: 0.0, rel: 0.0 });
+    }
+    let (rows, classes) = (37, 10);
+    // Scores on a grid of five values: most rows have ties.
+    let scores: Vec<f32> = uniform(21, rows * classes, 1.0).iter().map(|v| (v * 2.0).round()).collect();
+    let scores = HostTensor::f32([rows, classes], scores).unwrap();
+    let labels = HostTensor::i32([rows], ints(22, rows, classes as u32)).unwrap();
+    let onehot = HostTensor::f32([rows, classes], uniform(23, rows * classes, 1.0)).unwrap();
+    for first_ties in [false, true] {
+        for target in [&labels, &onehot] {
+            let c = case(Op::LabelRank { first_ties }, vec![scores.clone(), target.clone()]);
+            check_case(&format!("label_rank first_ties {first_ties} {:?}", target.dtype()), &c, Tol { abs: 0.0, rel: 0.0 });
+        }
+    }
+}
+
 #[test]
 fn take_matches_cpu_and_reads_constant_indices() {
     // Fed indices: in range, -1 and past the end (both read 0).

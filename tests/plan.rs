@@ -355,9 +355,10 @@ fn async_forms_give_what_the_blocking_calls_give() {
 }
 
 /// Trees of elementwise ops whose intermediates have one reader run as one generated kernel on
-/// the GPU, and give the CPU reference's results. Not fused: a value with two readers or that
-/// the plan returns, a tree with a leaf that is not one contiguous run of the output's axes,
-/// and a tree that would read a variable after the step reassigned it.
+/// the GPU, and give the CPU reference's results; a value that later nodes also read (or the
+/// plan returns) is written out by the kernel as well. Not fused: a tree with a leaf that is not
+/// one contiguous run of the output's axes, and a tree that would read a variable after the
+/// step reassigned it.
 #[test]
 fn elementwise_chains_run_as_one_fused_kernel_and_match_cpu() {
     let mut g = Graph::new();
@@ -365,8 +366,8 @@ fn elementwise_chains_run_as_one_fused_kernel_and_match_cpu() {
     let c = g.input("c", [8], DType::F32).unwrap();
     let r = g.input("r", [4, 1, 1], DType::F32).unwrap();
     let m = g.input("m", [4, 1, 8], DType::F32).unwrap();
-    // tanh -> * c -> + r -> exp: one kernel (three values inlined); its result is returned and
-    // also read by neg, so it is stored.
+    // tanh -> * c -> + r -> exp -> neg: one kernel (three values inlined); exp's result is
+    // returned, so the kernel writes it out too.
     let t = g.unary(UnaryOp::Tanh, x).unwrap();
     let u = g.mul(t, c).unwrap();
     let v = g.add(u, r).unwrap();
@@ -375,7 +376,7 @@ fn elementwise_chains_run_as_one_fused_kernel_and_match_cpu() {
     // m broadcasts along the middle axis: not a block, so x * m and its sigmoid run unfused.
     let a = g.mul(x, m).unwrap();
     let b = g.unary(UnaryOp::Sigmoid, a).unwrap();
-    // s is read twice.
+    // s is read twice, both times in the sum's kernel: not stored.
     let s = g.unary(UnaryOp::Square, x).unwrap();
     let s2 = g.add(s, s).unwrap();
     // A variable read before its assignment by an op whose reader comes after it.
@@ -401,7 +402,69 @@ fn elementwise_chains_run_as_one_fused_kernel_and_match_cpu() {
     let Some(dev) = gpu() else { return };
     let plan = Plan::new(dev, &g, &outputs, &mut ParamStore::new()).unwrap();
     let kernels = plan.kernels().unwrap();
-    assert_eq!(kernels.iter().filter(|k| *k == "fused::fused").count(), 2, "{kernels:?}");
-    // tanh, the product and the sum; |c|, c^2 and the step (the clip is the second root).
-    assert_eq!(plan.fused_nodes(), Some(6), "{kernels:?}");
+    assert_eq!(
+        kernels,
+        [
+            "fused::fused",
+            "elementwise::binary",
+            "elementwise::unary",
+            "fused::fused",
+            "elementwise::unary",
+            "elementwise::unary",
+            "fused::fused"
+        ]
+    );
+    // tanh, the product, the sum and exp (written out); s; |c|, c^2 and the step (the clip is
+    // the third root).
+    assert_eq!(plan.fused_nodes(), Some(8), "{kernels:?}");
+}
+
+/// An optimizer-shaped step: a slot's new value is assigned to the slot and read by the
+/// variable's update. The update's kernel computes the slot too and writes it out, and the
+/// slot's assignment waits until after that kernel; three steps give the CPU reference's values.
+/// When a node between reads the slot, the assignment cannot wait: the slot is computed on its
+/// own.
+#[test]
+fn a_kernel_writes_out_values_that_later_nodes_read_and_assignments_wait_for_it() {
+    let build = |read_between: bool| {
+        let mut g = Graph::new();
+        let grad = g.input("g", [6, 5], DType::F32).unwrap();
+        let m = g.variable("m", [6, 5], Init::Constant(0.25)).unwrap();
+        let w = g.variable("w", [6, 5], Init::Constant(1.0)).unwrap();
+        let decayed = g.scale(m, 0.5).unwrap();
+        let m_new = g.add(decayed, grad).unwrap();
+        g.assign(m, m_new).unwrap();
+        let mut outputs = Vec::new();
+        if read_between {
+            // Reads the slot after its assignment: the new value.
+            outputs.push(g.scale(m, 3.0).unwrap());
+        }
+        let step = g.unary(UnaryOp::Tanh, m_new).unwrap();
+        let w_new = g.sub(w, step).unwrap();
+        g.assign(w, w_new).unwrap();
+        outputs.extend([w_new, m_new]);
+        let feeds = vec![("g", HostTensor::f32([6, 5], uniform(7, 30, 1.0)).unwrap())];
+        Case { graph: g, outputs, feeds }
+    };
+    for read_between in [false, true] {
+        let case = build(read_between);
+        let Some(dev) = gpu() else { return };
+        let cpu = run_on(&Device::cpu(), &case, 3).unwrap();
+        let on_gpu = run_on(dev, &case, 3).unwrap();
+        for (i, (g, c)) in on_gpu.iter().zip(&cpu).enumerate() {
+            assert_close(&format!("read_between {read_between}: output {i} after three steps"), g, c, ELEMENTWISE);
+        }
+        let plan = Plan::new(dev, &case.graph, &case.outputs, &mut ParamStore::new()).unwrap();
+        let kernels = plan.kernels().unwrap();
+        if read_between {
+            // m_new on its own (the scale inlined); then the read of m, and tanh and the
+            // difference in one kernel.
+            assert_eq!(kernels, ["fused::fused", "elementwise::unary", "fused::fused"]);
+            assert_eq!(plan.fused_nodes(), Some(2));
+        } else {
+            // One kernel: the scale and tanh inlined, m_new written out.
+            assert_eq!(kernels, ["fused::fused"]);
+            assert_eq!(plan.fused_nodes(), Some(3));
+        }
+    }
 }

@@ -489,6 +489,12 @@ impl Graph {
         self.push1(Op::Softmax, &[x])
     }
 
+    /// Where each row's label ranks among its `scores [N, C]` (see [`Op::LabelRank`]): `target`
+    /// is labels `[N]` i32 or one-hot rows `[N, C]` f32.
+    pub fn label_rank(&mut self, scores: ValueId, target: ValueId, first_ties: bool) -> Result<ValueId> {
+        self.push1(Op::LabelRank { first_ties }, &[scores, target])
+    }
+
     /// Per-row softmax cross-entropy of `logits [N, C]` against integer `labels [N]`.
     pub fn softmax_cross_entropy(&mut self, logits: ValueId, labels: ValueId) -> Result<ValueId> {
         self.push1(Op::SoftmaxCrossEntropy, &[logits, labels])

@@ -93,6 +93,16 @@ pub enum Op {
     },
     /// Softmax over the last axis: `(x) -> y`.
     Softmax,
+    /// Where each row's label ranks among its scores: `(scores [N, C], target) -> [N]` f32,
+    /// the target being labels `[N]` i32 or one-hot rows `[N, C]` f32 (the first largest entry
+    /// is the label): how many classes score above the label, plus, with `first_ties`, how many
+    /// tie with it at a lower index. `rank < k` is TensorFlow's `in_top_k` (ties count in); with
+    /// `first_ties`, rank 0 is argmax picking the label (Keras' accuracy). A label outside
+    /// `0..C` ranks C.
+    LabelRank {
+        /// Whether ties at a lower index rank above the label.
+        first_ties: bool,
+    },
     /// Fused, numerically stable softmax cross-entropy per row:
     /// `(logits [N, C], labels [N] i32) -> loss [N]`. A label outside `0..C` gives a NaN loss.
     SoftmaxCrossEntropy,
@@ -220,6 +230,7 @@ impl Op {
             Op::Take { .. } => "take",
             Op::GatherGrad { .. } => "gather_grad",
             Op::Softmax => "softmax",
+            Op::LabelRank { .. } => "label_rank",
             Op::SoftmaxCrossEntropy => "softmax_cross_entropy",
             Op::SoftmaxCrossEntropyGrad => "softmax_cross_entropy_grad",
             Op::BitPack { .. } => "bit_pack",
@@ -269,6 +280,7 @@ impl Op {
             | Op::GatherGrad { .. }
             | Op::Take { .. }
             | Op::SoftmaxCrossEntropy
+            | Op::LabelRank { .. }
             | Op::Assign => 2,
             Op::SoftmaxCrossEntropyGrad | Op::MaxGrad { .. } => 3,
         }
@@ -300,6 +312,7 @@ impl Op {
             Op::GatherGrad { rows } => gather::infer_gather_grad(*rows, a),
             Op::Softmax => softmax::infer_softmax(a),
             Op::SoftmaxCrossEntropy => softmax::infer_xent(a),
+            Op::LabelRank { .. } => ranking::infer(a),
             Op::SoftmaxCrossEntropyGrad => softmax::infer_xent_grad(a),
             Op::BitPack { mode } => bitpack::infer_pack(*mode, a),
             Op::BitUnpack { k, .. } => bitpack::infer_unpack(*k, a),
@@ -342,6 +355,7 @@ impl Op {
             Op::GatherGrad { .. } => gather::backward_gather_grad(g, r),
             Op::Softmax => softmax::backward_softmax(g, r),
             Op::SoftmaxCrossEntropy => softmax::backward_xent(g, r),
+            Op::LabelRank { .. } => ranking::backward(),
             Op::BitPack { .. } | Op::BitUnpack { .. } | Op::XnorGemm { .. } => bitpack::no_gradient(self.name()),
             Op::ApplyMask => bitpack::backward_apply_mask(g, r),
             Op::Quantize { f } => quantize::backward(g, *f, r),
@@ -378,6 +392,7 @@ impl Op {
             Op::GatherGrad { rows } => gather::eval_gather_grad(*rows, h),
             Op::Softmax => softmax::eval_softmax(h),
             Op::SoftmaxCrossEntropy => softmax::eval_xent(h),
+            Op::LabelRank { first_ties } => ranking::eval(*first_ties, h),
             Op::SoftmaxCrossEntropyGrad => softmax::eval_xent_grad(h),
             Op::BitPack { mode } => bitpack::eval_pack(*mode, h),
             Op::BitUnpack { k, mode } => bitpack::eval_unpack(*k, *mode, h),
@@ -416,6 +431,7 @@ impl Op {
             Op::GatherGrad { rows } => gather::record_gather_grad(*rows, d),
             Op::Softmax => softmax::record_softmax(d),
             Op::SoftmaxCrossEntropy => softmax::record_xent(d),
+            Op::LabelRank { first_ties } => ranking::record(*first_ties, d),
             Op::SoftmaxCrossEntropyGrad => softmax::record_xent_grad(d),
             Op::BitPack { mode } => bitpack::record_pack(*mode, d),
             Op::BitUnpack { k, mode } => bitpack::record_unpack(*k, *mode, d),

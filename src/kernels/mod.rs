@@ -22,6 +22,7 @@ pub mod layout;
 pub mod pool;
 pub mod quantize;
 pub mod random;
+pub mod ranking;
 pub mod reduce;
 pub mod softmax;
 pub mod update;
@@ -146,6 +147,7 @@ pub const ALL_SHADERS: &[&Shader] = &[
     &xnor_gemm::GEMV_SUBGROUP_SHADER,
     &update::SHADER,
     &pool::SHADER,
+    &ranking::SHADER,
 ];
 
 /// Every family's entry points, by family module (each lists its own in `KERNELS`).
@@ -165,6 +167,7 @@ pub const ALL_KERNELS: &[&[Kernel]] = &[
     custom_quantize::KERNELS,
     update::KERNELS,
     pool::KERNELS,
+    ranking::KERNELS,
 ];
 
 /// The WGSL files that family files share, by the name a `// requires:` line gives them.

@@ -33,8 +33,14 @@ pub(super) const MAX_OPS: usize = 16;
 pub(super) struct Fusion {
     /// Values computed inside a fused kernel, never stored.
     pub(super) inlined: HashSet<ValueId>,
+    /// Values computed inside a fused kernel that also writes them out for readers later in
+    /// the plan (`Group::exports`): their own nodes do not run.
+    pub(super) exported: HashSet<ValueId>,
     /// The fused kernel of each group, by the position of its root node in the plan's order.
     pub(super) groups: HashMap<usize, Group>,
+    /// Assignments of an exported value, by position, with the root after which they run
+    /// instead (no node between reads the variable).
+    pub(super) deferred: HashMap<usize, usize>,
     /// Products whose B operand is the unpacked signs of packed bits (through reshapes only),
     /// by position: they read the bits instead (`ops::gemm::record_signs`).
     pub(super) signs: HashMap<usize, ValueId>,
@@ -46,50 +52,96 @@ pub(super) struct Group {
     pub(super) source: String,
     /// Values read by the kernel, in binding order (bindings 1..).
     pub(super) leaves: Vec<ValueId>,
+    /// Values computed inside that later nodes also read: written after the output, in binding
+    /// order (bindings after the output's).
+    pub(super) exports: Vec<ValueId>,
     /// The uniform: n, padding, then per leaf (divisor, modulus), then per op (alpha, beta).
     pub(super) params: Vec<u32>,
     /// Output elements.
     pub(super) n: usize,
 }
 
+impl Group {
+    /// Every value the kernel writes: the root's output, then the exports.
+    pub(super) fn writes(&self, out: ValueId) -> impl Iterator<Item = ValueId> + '_ {
+        std::iter::once(out).chain(self.exports.iter().copied())
+    }
+}
+
 fn elementwise(op: &Op) -> bool {
-    matches!(op, Op::Unary(_) | Op::UnaryGrad(_) | Op::Binary(_) | Op::Update { .. })
+    matches!(op, Op::Unary(_) | Op::UnaryGrad(_) | Op::Binary(_) | Op::Update { .. } | Op::Broadcast { .. } | Op::Fill { .. })
+}
+
+/// Ops that any number of readers can each recompute inside their own kernel: a broadcast (a
+/// strided read of its input) and a fill (a constant).
+fn shared(op: &Op) -> bool {
+    matches!(op, Op::Broadcast { .. } | Op::Fill { .. })
+}
+
+/// What the planner knows about the plan's values, shared by the group builders.
+struct Values<'a> {
+    graph: &'a Graph,
+    order: &'a [usize],
+    outputs: &'a [ValueId],
+    /// Whether the node at each position may be fused (elementwise, f32 only).
+    fusable: Vec<bool>,
+    /// Positions reading each value (a node reading one value twice counts twice).
+    readers: HashMap<ValueId, Vec<usize>>,
+    /// Position of each value's producer.
+    producer: HashMap<ValueId, usize>,
+}
+
+impl Values<'_> {
+    fn shape(&self, v: ValueId) -> &crate::Shape {
+        &self.graph.value(v).shape
+    }
+
+    /// A value computed in a fusable node and read only by fusable nodes of its shape (and not
+    /// returned) is inlined into them: into its one reader, or into any number when it is
+    /// [`shared`]; a fill, the same at every index, into readers of any shape.
+    fn inlinable(&self, v: ValueId) -> bool {
+        let (Some(&p), Some(readers)) = (self.producer.get(&v), self.readers.get(&v)) else { return false };
+        if !self.fusable[p] || self.outputs.contains(&v) {
+            return false;
+        }
+        let op = &self.graph.nodes[self.order[p]].op;
+        (readers.len() == 1 || shared(op))
+            && readers.iter().all(|&r| {
+                let reader = &self.graph.nodes[self.order[r]];
+                self.fusable[r] && reader.output.is_some_and(|o| matches!(op, Op::Fill { .. }) || self.shape(o) == self.shape(v))
+            })
+    }
 }
 
 /// Finds the fused groups of `order` (positions into it), given the values the plan returns.
+///
+/// Roots are taken from the last position back, so that a group can also compute a value of
+/// the group's shape that has readers beyond it (a moment that the optimizer step reads and the
+/// step then assigns, an activation that the backward reads again) and write it out
+/// (`Group::exports`), provided every such reader comes after the group's root; the value's own
+/// node then does not run.
 pub(super) fn plan(graph: &Graph, order: &[usize], outputs: &[ValueId]) -> Fusion {
     let f32_only = |n: usize| {
         let node = &graph.nodes[n];
         node.output.is_some_and(|o| graph.value(o).dtype == DType::F32) && node.inputs.iter().all(|i| graph.value(*i).dtype == DType::F32)
     };
-    let fusable: Vec<bool> = order.iter().map(|&n| elementwise(&graph.nodes[n].op) && f32_only(n)).collect();
-    // Readers of each value (a node reading one value twice counts twice), and the position of
-    // its producer.
-    let mut readers: HashMap<ValueId, Vec<usize>> = HashMap::new();
-    let mut producer: HashMap<ValueId, usize> = HashMap::new();
+    let mut values = Values {
+        graph,
+        order,
+        outputs,
+        fusable: order.iter().map(|&n| elementwise(&graph.nodes[n].op) && f32_only(n)).collect(),
+        readers: HashMap::new(),
+        producer: HashMap::new(),
+    };
     for (pos, &n) in order.iter().enumerate() {
         for x in &graph.nodes[n].inputs {
-            readers.entry(*x).or_default().push(pos);
+            values.readers.entry(*x).or_default().push(pos);
         }
         if let Some(o) = graph.nodes[n].output {
-            producer.insert(o, pos);
+            values.producer.insert(o, pos);
         }
     }
-    // A fusable node's output is inlined into its one reader when that reader is fusable and has
-    // the same shape (so both index the output the same way).
-    let mut inlined: HashSet<ValueId> = HashSet::new();
-    for (pos, &n) in order.iter().enumerate() {
-        let Some(out) = graph.nodes[n].output else { continue };
-        if !fusable[pos] || outputs.contains(&out) {
-            continue;
-        }
-        if let Some([r]) = readers.get(&out).map(Vec::as_slice) {
-            let reader = &graph.nodes[order[*r]];
-            if fusable[*r] && reader.output.is_some_and(|o| graph.value(o).shape == graph.value(out).shape) {
-                inlined.insert(out);
-            }
-        }
-    }
+    let inlined: HashSet<ValueId> = values.producer.keys().copied().filter(|v| values.inlinable(*v)).collect();
     let assigned: Vec<(usize, ValueId)> = order
         .iter()
         .enumerate()
@@ -98,46 +150,93 @@ pub(super) fn plan(graph: &Graph, order: &[usize], outputs: &[ValueId]) -> Fusio
         .collect();
 
     let mut fusion = Fusion::default();
-    sign_products(graph, order, outputs, &readers, &producer, &mut fusion);
-    for (pos, &n) in order.iter().enumerate() {
-        let Some(out) = graph.nodes[n].output else { continue };
-        if !fusable[pos] || inlined.contains(&out) || !graph.nodes[n].inputs.iter().any(|x| inlined.contains(x)) {
+    sign_products(graph, order, outputs, &values.readers, &values.producer, &mut fusion);
+    // Shared values inlined into groups, with the positions of the groups' nodes: one stays
+    // stored unless every reader is inside a group.
+    let mut shared_values: Vec<ValueId> = Vec::new();
+    let mut grouped: HashSet<usize> = HashSet::new();
+    for pos in (0..order.len()).rev() {
+        let Some(out) = graph.nodes[order[pos]].output else { continue };
+        let taken = |v: &ValueId| fusion.inlined.contains(v) || fusion.exported.contains(v);
+        if !values.fusable[pos] || inlined.contains(&out) || taken(&out) {
             continue;
         }
-        let mut b = Builder {
-            graph,
-            order,
-            producer: &producer,
-            inlined: &inlined,
-            leaves: Vec::new(),
-            fused: Vec::new(),
-            positions: Vec::new(),
-            lets: String::new(),
-            consts: Vec::new(),
-            ops: 0,
-        };
-        let result = b.value(out, true);
-        let first = b.positions.iter().copied().min().unwrap_or(pos);
-        // A variable leaf must not be reassigned between the first fused op and the root, where
-        // the kernel now reads it.
-        let reassigned = b.leaves.iter().any(|l| {
-            matches!(graph.value(*l).source, Source::Variable { .. }) && assigned.iter().any(|(p, v)| v == l && *p > first && *p < pos)
-        });
-        let shape = &graph.value(out).shape;
-        let blocks: Option<Vec<(usize, usize)>> =
-            b.leaves.iter().map(|l| block(shape.dims(), &broadcast_strides(&graph.value(*l).shape, shape))).collect();
-        match (blocks, reassigned) {
-            (Some(blocks), false) if b.leaves.len() <= MAX_LEAVES && b.ops <= MAX_OPS => {
-                for v in &b.fused {
-                    fusion.inlined.insert(*v);
-                }
-                fusion.groups.insert(pos, b.finish(&result, &blocks, shape.numel()));
+        // With exports first; without, when they would break a rule.
+        for exports in [true, false] {
+            let mut b = Builder::new(&values, &inlined, &fusion, pos, exports);
+            let result = b.value(out, true);
+            if b.fused.is_empty() && b.exports.is_empty() {
+                break; // a lone op: its own kernel
             }
-            // Left unfused: its nodes run one by one.
-            _ => {}
+            // A value computed here is written out for its other readers, which must all come
+            // after the root, but for an assignment of it that can wait until after the root
+            // (one read only inside the group is not stored at all).
+            let inside: HashSet<usize> = b.positions.iter().copied().collect();
+            let mut early = false;
+            let mut deferred: Vec<usize> = Vec::new();
+            b.exports.retain(|v| {
+                let outside: Vec<usize> = values.readers[v].iter().copied().filter(|r| !inside.contains(r)).collect();
+                for &r in outside.iter().filter(|&&r| r < pos) {
+                    match assigned.iter().find(|(p, _)| *p == r) {
+                        Some(&(a, var)) if graph.nodes[order[a]].inputs[1] == *v && !read_between(&values, &assigned, var, a, pos) => {
+                            deferred.push(a)
+                        }
+                        _ => early = true,
+                    }
+                }
+                if outside.is_empty() && !outputs.contains(v) {
+                    b.fused.push(*v);
+                    false
+                } else {
+                    true
+                }
+            });
+            let first = b.positions.iter().copied().min().unwrap_or(pos);
+            // A variable leaf must not be reassigned between the first fused op and the root,
+            // where the kernel now reads it (a deferred assignment runs after the root).
+            let reassigned = b.leaves.iter().any(|l| {
+                matches!(graph.value(*l).source, Source::Variable { .. })
+                    && assigned.iter().any(|(p, v)| v == l && *p > first && *p < pos && !deferred.contains(p))
+            });
+            let shape = values.shape(out);
+            let blocks: Option<Vec<(usize, usize)>> =
+                b.leaves.iter().map(|l| block(shape.dims(), &broadcast_strides(values.shape(*l), shape))).collect();
+            let buffers = b.leaves.len() + 1 + b.exports.len();
+            match blocks {
+                Some(blocks) if !reassigned && !early && !b.conflict && buffers <= MAX_LEAVES + 1 && b.ops <= MAX_OPS => {
+                    let (fused, positions) = (std::mem::take(&mut b.fused), std::mem::take(&mut b.positions));
+                    let group = b.finish(&result, &blocks, shape.numel());
+                    for v in fused {
+                        if shared(&graph.nodes[order[values.producer[&v]]].op) {
+                            shared_values.push(v);
+                        } else {
+                            fusion.inlined.insert(v);
+                        }
+                    }
+                    fusion.exported.extend(group.exports.iter().copied());
+                    fusion.deferred.extend(deferred.iter().map(|&a| (a, pos)));
+                    grouped.extend(positions);
+                    fusion.groups.insert(pos, group);
+                    break;
+                }
+                // Left unfused: its nodes run one by one.
+                _ => {}
+            }
+        }
+    }
+    for v in shared_values {
+        if values.readers[&v].iter().all(|r| grouped.contains(r)) {
+            fusion.inlined.insert(v);
         }
     }
     fusion
+}
+
+/// Whether a node after position `a` up to `root` reads or assigns variable `var`: then an
+/// assignment of it at `a` cannot wait until after `root`.
+fn read_between(values: &Values, assigned: &[(usize, ValueId)], var: ValueId, a: usize, root: usize) -> bool {
+    let read = values.readers.get(&var).is_some_and(|rs| rs.iter().any(|&r| r > a && r <= root && !assigned.iter().any(|(p, _)| *p == r)));
+    read || assigned.iter().any(|(p, v)| *v == var && *p > a && *p <= root)
 }
 
 /// Finds the products `op(a) @ b` with `b` a reshape chain over `BitUnpack` of sign bits that
@@ -181,23 +280,69 @@ fn sign_products(
 
 /// Writes one group's expression, leaves first seen first.
 struct Builder<'a> {
-    graph: &'a Graph,
-    order: &'a [usize],
-    producer: &'a HashMap<ValueId, usize>,
+    values: &'a Values<'a>,
     inlined: &'a HashSet<ValueId>,
+    fusion: &'a Fusion,
+    /// The root's position.
+    root: usize,
+    /// Whether values with readers outside the group may be computed here and written out.
+    exporting: bool,
     leaves: Vec<ValueId>,
     /// Inlined values of this group.
     fused: Vec<ValueId>,
+    /// Values computed here that readers outside the group may need.
+    exports: Vec<ValueId>,
+    /// The temporary holding each value computed so far.
+    computed: HashMap<ValueId, String>,
+    /// Set when the group would read a value another group computes: it is not made.
+    conflict: bool,
     positions: Vec<usize>,
     lets: String,
     consts: Vec<f32>,
     ops: usize,
 }
 
-impl Builder<'_> {
+impl<'a> Builder<'a> {
+    fn new(values: &'a Values<'a>, inlined: &'a HashSet<ValueId>, fusion: &'a Fusion, root: usize, exporting: bool) -> Self {
+        Builder {
+            values,
+            inlined,
+            fusion,
+            root,
+            exporting,
+            leaves: Vec::new(),
+            fused: Vec::new(),
+            exports: Vec::new(),
+            computed: HashMap::new(),
+            conflict: false,
+            positions: Vec::new(),
+            lets: String::new(),
+            consts: Vec::new(),
+            ops: 0,
+        }
+    }
+
+    /// Whether `v` (not inlined) can be computed in this group and written out: made by a
+    /// fusable node before the root, with the group's shape, and not yet claimed by a group.
+    fn exportable(&self, v: ValueId) -> bool {
+        let root_out = self.values.graph.nodes[self.values.order[self.root]].output;
+        self.exporting
+            && self.values.producer.get(&v).is_some_and(|&p| p < self.root && self.values.fusable[p])
+            && root_out.is_some_and(|o| self.values.shape(o) == self.values.shape(v))
+            && !self.fusion.inlined.contains(&v)
+            && !self.fusion.exported.contains(&v)
+    }
+
     /// The WGSL expression naming `v`: a leaf read, or the temporary its op computed.
     fn value(&mut self, v: ValueId, root: bool) -> String {
-        if !root && !self.inlined.contains(&v) {
+        if let Some(t) = self.computed.get(&v) {
+            return t.clone();
+        }
+        // Groups are made from the last root back: a value another group computes is written
+        // no earlier than that group's root, after this one. The rules for inlining and exports
+        // keep groups apart; this guards them.
+        self.conflict |= !root && (self.fusion.inlined.contains(&v) || self.fusion.exported.contains(&v));
+        if !root && !self.inlined.contains(&v) && !self.exportable(v) {
             let i = self.leaves.iter().position(|l| *l == v).unwrap_or_else(|| {
                 self.leaves.push(v);
                 self.leaves.len() - 1
@@ -205,12 +350,21 @@ impl Builder<'_> {
             return format!("x{i}[block_index(i, p.blocks[{}][{}], p.blocks[{}][{}], p.n)]", i / 2, 2 * (i % 2), i / 2, 2 * (i % 2) + 1);
         }
         if !root {
-            self.fused.push(v);
+            if self.inlined.contains(&v) {
+                self.fused.push(v);
+            } else {
+                self.exports.push(v);
+            }
         }
-        let pos = self.producer[&v];
+        let pos = self.values.producer[&v];
         self.positions.push(pos);
-        let node = &self.graph.nodes[self.order[pos]];
+        let node = &self.values.graph.nodes[self.values.order[pos]];
         let args: Vec<String> = node.inputs.iter().map(|x| self.value(*x, false)).collect();
+        if let Op::Broadcast { .. } = node.op {
+            // A strided read of its input, which the leaf's block index does.
+            self.computed.insert(v, args[0].clone());
+            return args[0].clone();
+        }
         let k = self.ops;
         self.ops += 1;
         let (c0, c1) = (format!("p.consts[{}][{}]", k / 2, 2 * (k % 2)), format!("p.consts[{}][{}]", k / 2, 2 * (k % 2) + 1));
@@ -229,6 +383,10 @@ impl Builder<'_> {
                 self.consts.extend([0.0, 0.0]);
                 format!("binary_f({}u, {}, {}, p.n)", op.code(), args[0], args[1])
             }
+            Op::Fill { value, .. } => {
+                self.consts.extend([value, 0.0]);
+                c0
+            }
             Op::Update { f } => {
                 self.consts.extend(f.constants());
                 // Arrays x, y, z then scalars s, t; the ones a function does not have are 0.
@@ -241,6 +399,7 @@ impl Builder<'_> {
             _ => unreachable!("only elementwise ops are fused"),
         };
         let _ = writeln!(self.lets, "    let t{k} = {expr};");
+        self.computed.insert(v, format!("t{k}"));
         format!("t{k}")
     }
 
@@ -254,10 +413,17 @@ impl Builder<'_> {
         for i in 0..self.leaves.len() {
             let _ = writeln!(source, "@group(0) @binding({}) var<storage, read> x{i}: array<f32>;", i + 1);
         }
-        let _ = writeln!(source, "@group(0) @binding({}) var<storage, read_write> out: array<f32>;\n", self.leaves.len() + 1);
+        let _ = writeln!(source, "@group(0) @binding({}) var<storage, read_write> out: array<f32>;", self.leaves.len() + 1);
+        for j in 0..self.exports.len() {
+            let _ = writeln!(source, "@group(0) @binding({}) var<storage, read_write> e{j}: array<f32>;", self.leaves.len() + 2 + j);
+        }
+        source += "\n";
         source += "@compute @workgroup_size(WG)\nfn fused(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {\n";
         source += "    let i = flat_index(gid, nwg);\n    if (i >= p.n) { return; }\n";
         source += &self.lets;
+        for (j, v) in self.exports.iter().enumerate() {
+            let _ = writeln!(source, "    e{j}[i] = {};", self.computed[v]);
+        }
         let _ = writeln!(source, "    out[i] = {result};\n}}");
         let mut params = vec![n as u32, 0, 0, 0];
         let mut b: Vec<u32> = blocks.iter().flat_map(|&(d, m)| [d as u32, m as u32]).collect();
@@ -266,6 +432,6 @@ impl Builder<'_> {
         let mut c: Vec<u32> = self.consts.iter().map(|v| v.to_bits()).collect();
         c.resize(4 * MAX_OPS.div_ceil(2), 0);
         params.extend(c);
-        Group { source: crate::kernels::assemble(&source), leaves: self.leaves, params, n }
+        Group { source: crate::kernels::assemble(&source), leaves: self.leaves, exports: self.exports, params, n }
     }
 }

@@ -92,30 +92,11 @@ impl GpuExec {
             views.insert(*id, view);
         }
 
-        let mut recorded = Vec::new();
-        for (pos, &n) in order.iter().enumerate() {
-            let node = &graph.nodes[n];
-            if node.output.is_some_and(|o| alias.contains_key(&o) || fusion.inlined.contains(&o)) {
-                continue; // an aliased reshape needs no work; an inlined value is computed by its fused reader
-            }
-            if let (Some(group), Some(out)) = (fusion.groups.get(&pos), node.output) {
-                let shader = ctx.intern_shader("fused", &group.source);
-                let mut bindings: Vec<(u32, BufferView)> =
-                    group.leaves.iter().enumerate().map(|(i, l)| (i as u32 + 1, views[l].clone())).collect();
-                bindings.push((group.leaves.len() as u32 + 1, views[&out].clone()));
-                let kernel = crate::kernels::Kernel { shader: crate::kernels::ShaderRef::Custom(shader), entry: "fused" };
-                let params = bytemuck::cast_slice(&group.params).to_vec();
-                recorded.push(Step::Dispatch(Dispatch {
-                    kernel,
-                    params,
-                    bindings,
-                    workgroups: crate::kernels::grid_1d(group.n, crate::kernels::WG),
-                }));
-                continue;
-            }
+        // Records the node at `pos` as its op records it (a product reading packed signs
+        // binds the bits in place of the unpacked floats; `fusion.signs` holds only products).
+        let record_node = |pos: usize| -> Result<Step> {
+            let node = &graph.nodes[order[pos]];
             let shapes: Vec<&crate::Shape> = node.inputs.iter().map(|i| &graph.value(*i).shape).collect();
-            // A product that reads packed signs (`fusion.signs` holds only products) binds the
-            // bits in place of the unpacked floats.
             let signs = fusion.signs.get(&pos);
             let ins: Vec<BufferView> =
                 node.inputs.iter().enumerate().map(|(j, i)| views[signs.filter(|_| j == 1).unwrap_or(i)].clone()).collect();
@@ -144,7 +125,40 @@ impl GpuExec {
                 };
                 check_grid(ctx, d, &op)?;
             }
-            recorded.push(step);
+            Ok(step)
+        };
+        let mut recorded = Vec::new();
+        for (pos, &n) in order.iter().enumerate() {
+            let node = &graph.nodes[n];
+            if node.output.is_some_and(|o| alias.contains_key(&o) || fusion.inlined.contains(&o) || fusion.exported.contains(&o)) {
+                continue; // an aliased reshape needs no work; an inlined or exported value is computed by a fused kernel
+            }
+            if fusion.deferred.contains_key(&pos) {
+                continue; // an assignment of an exported value: after the kernel that writes it
+            }
+            if let (Some(group), Some(out)) = (fusion.groups.get(&pos), node.output) {
+                let shader = ctx.intern_shader("fused", &group.source);
+                let mut bindings: Vec<(u32, BufferView)> =
+                    group.leaves.iter().enumerate().map(|(i, l)| (i as u32 + 1, views[l].clone())).collect();
+                for (j, w) in group.writes(out).enumerate() {
+                    bindings.push(((group.leaves.len() + 1 + j) as u32, views[&w].clone()));
+                }
+                let kernel = crate::kernels::Kernel { shader: crate::kernels::ShaderRef::Custom(shader), entry: "fused" };
+                let params = bytemuck::cast_slice(&group.params).to_vec();
+                recorded.push(Step::Dispatch(Dispatch {
+                    kernel,
+                    params,
+                    bindings,
+                    workgroups: crate::kernels::grid_1d(group.n, crate::kernels::WG),
+                }));
+                let mut deferred: Vec<usize> = fusion.deferred.iter().filter(|(_, root)| **root == pos).map(|(a, _)| *a).collect();
+                deferred.sort_unstable();
+                for a in deferred {
+                    recorded.push(record_node(a)?);
+                }
+                continue;
+            }
+            recorded.push(record_node(pos)?);
         }
         let (steps, uniforms, dispatches) = encode_steps(ctx, recorded)?;
         Ok(GpuExec {
@@ -155,7 +169,7 @@ impl GpuExec {
             pending_copies: Vec::new(),
             memory,
             dispatches,
-            fused_nodes: fusion.inlined.len(),
+            fused_nodes: fusion.inlined.len() + fusion.exported.len(),
             _uniforms: uniforms,
         })
     }

@@ -318,32 +318,25 @@ impl Trainer {
         sums.push(("loss".to_string(), accumulate(g, &format!("{prefix}/loss"), keep, scaled_loss)?));
         if !self.metrics.is_empty() {
             let classes = *pred_dims.last().unwrap_or(&1);
-            let onehot = match tdtype {
-                DType::I32 => {
-                    let eye: Vec<f32> = (0..classes * classes).map(|i| if i / classes == i % classes { 1.0 } else { 0.0 }).collect();
-                    let eye = g.constant(HostTensor::f32([classes, classes], eye)?)?;
-                    let flat = g.reshape(target, [target_len(&pred_dims)])?;
-                    g.gather(eye, flat)?
-                }
-                _ => g.reshape(target, [target_len(&pred_dims), classes])?,
+            let rows = target_len(&pred_dims);
+            let pred = g.reshape(output, [rows, classes])?;
+            let labels = match tdtype {
+                DType::I32 => g.reshape(target, [rows])?,
+                _ => g.reshape(target, [rows, classes])?,
             };
-            let pred = g.reshape(output, [target_len(&pred_dims), classes])?;
-            let picked = g.mul(pred, onehot)?;
-            let at_label = g.sum(picked, &[1], true)?;
-            let above = g.binary(BinaryOp::Gt, pred, at_label)?;
-            let rank = g.sum(above, &[1], false)?;
-            // argmax picks the first of tied scores: a tie with an earlier class also ranks
-            // above the label (in_top_k, for top-k, counts ties as in).
-            let earlier: Vec<f32> = (0..classes * classes).map(|i| if i % classes < i / classes { 1.0 } else { 0.0 }).collect();
-            let earlier = g.constant(HostTensor::f32([classes, classes], earlier)?)?;
-            let earlier = g.matmul(onehot, earlier)?; // [n, classes]: 1 for classes before the label
-            let at_least = g.binary(BinaryOp::Ge, pred, at_label)?;
-            let tied = g.sub(at_least, above)?;
-            let ties_before = g.mul(tied, earlier)?;
-            let ties_before = g.sum(ties_before, &[1], false)?;
-            let argmax_rank = g.add(rank, ties_before)?;
+            // argmax picks the first of tied scores: for accuracy a tie with an earlier class
+            // also ranks above the label (in_top_k, for top-k, counts ties as in).
+            let mut ranks: Vec<(bool, ValueId)> = Vec::new();
             for m in &self.metrics {
-                let rank = if *m == Metric::Accuracy { argmax_rank } else { rank };
+                let first_ties = *m == Metric::Accuracy;
+                let rank = match ranks.iter().find(|(f, _)| *f == first_ties) {
+                    Some((_, r)) => *r,
+                    None => {
+                        let r = g.label_rank(pred, labels, first_ties)?;
+                        ranks.push((first_ties, r));
+                        r
+                    }
+                };
                 let k = g.fill([1], m.k() as f32 - 0.5)?;
                 let hit = g.binary(BinaryOp::Gt, k, rank)?;
                 let hits = g.sum(hit, &[0], false)?;

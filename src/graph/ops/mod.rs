@@ -20,6 +20,7 @@ pub mod layout;
 pub mod pool;
 pub mod quantize;
 pub mod random;
+pub mod ranking;
 pub mod reduce;
 pub mod softmax;
 pub mod update;
