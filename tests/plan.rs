@@ -356,7 +356,8 @@ fn async_forms_give_what_the_blocking_calls_give() {
 
 /// Trees of elementwise ops whose intermediates have one reader run as one generated kernel on
 /// the GPU, and give the CPU reference's results; a value that later nodes also read (or the
-/// plan returns) is written out by the kernel as well. Not fused: a tree with a leaf that is not
+/// plan returns) is written out by the kernel as well, and so is a sibling tree of the same
+/// shape computed shortly before. Not fused: a tree with a leaf that is not
 /// one contiguous run of the output's axes, and a tree that would read a variable after the
 /// step reassigned it.
 #[test]
@@ -404,19 +405,12 @@ fn elementwise_chains_run_as_one_fused_kernel_and_match_cpu() {
     let kernels = plan.kernels().unwrap();
     assert_eq!(
         kernels,
-        [
-            "fused::fused",
-            "elementwise::binary",
-            "elementwise::unary",
-            "fused::fused",
-            "elementwise::unary",
-            "elementwise::unary",
-            "fused::fused"
-        ]
+        ["elementwise::binary", "elementwise::unary", "fused::fused", "elementwise::unary", "elementwise::unary", "fused::fused"]
     );
-    // tanh, the product, the sum and exp (written out); s; |c|, c^2 and the step (the clip is
-    // the third root).
-    assert_eq!(plan.fused_nodes(), Some(8), "{kernels:?}");
+    // tanh, the product, the sum, exp and its negation (written out) join s, computed before
+    // the root s + s, as siblings of its shape; |c|, c^2 and the step (the clip is the second
+    // root).
+    assert_eq!(plan.fused_nodes(), Some(9), "{kernels:?}");
 }
 
 /// An optimizer-shaped step: a slot's new value is assigned to the slot and read by the

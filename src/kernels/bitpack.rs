@@ -8,12 +8,14 @@ use super::{params_layout, shader, Kernel, Shader};
 pub const SHADER: Shader = shader!("bitpack", "../../shaders/bitpack.wgsl", params_layout, false);
 /// One thread per output word.
 pub const PACK: Kernel = Kernel::new(&SHADER, "pack");
+/// Sign bits and clip mask of the same values: one thread per output word.
+pub const PACK_BOTH: Kernel = Kernel::new(&SHADER, "pack_both");
 /// One thread per output element.
 pub const UNPACK: Kernel = Kernel::new(&SHADER, "unpack");
 /// One thread per output element.
 pub const MASKED: Kernel = Kernel::new(&SHADER, "masked");
 /// Every entry point of the family.
-pub const KERNELS: &[Kernel] = &[PACK, UNPACK, MASKED];
+pub const KERNELS: &[Kernel] = &[PACK, PACK_BOTH, UNPACK, MASKED];
 
 /// Mirror of the WGSL `Params`.
 #[repr(C)]

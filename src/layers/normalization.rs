@@ -169,14 +169,49 @@ impl Layer for BatchNormalization {
         let var = g.unary(UnaryOp::Offset(self.epsilon), var)?;
         let std = g.unary(UnaryOp::Sqrt, var)?;
         let inv = g.unary(UnaryOp::Recip, std)?;
-        let mut y = g.mul(centered, inv)?;
-        if let Some(gamma) = gamma {
-            let gamma = g.reshape(gamma, bshape.clone())?;
+        let xhat = g.mul(centered, inv)?;
+        let mut y = xhat;
+        let gamma_b = match gamma {
+            Some(gamma) => Some(g.reshape(gamma, bshape.clone())?),
+            None => None,
+        };
+        if let Some(gamma) = gamma_b {
             y = g.mul(y, gamma)?;
         }
         if let Some(beta) = beta {
             let beta = g.reshape(beta, bshape)?;
             y = g.add(y, beta)?;
+        }
+        if ctx.mode == Mode::Training {
+            // The closed form of the batch statistics' gradient (TensorFlow's fused batch norm
+            // gradient): two reductions and one elementwise pass instead of the backward of each
+            // op of the forward, through the mean and the variance.
+            //   dbeta = sum(dy), dgamma = sum(dy * xhat),
+            //   dx = gamma * inv * (dy - (dbeta + xhat * dgamma) / n).
+            let n = (xs.numel() / c) as f32;
+            let wrt: Vec<ValueId> = [Some(x), gamma, beta].into_iter().flatten().collect();
+            let (has_gamma, has_beta) = (gamma.is_some(), beta.is_some());
+            g.override_gradient(y, &wrt, move |gr, dy| {
+                let dbeta = gr.sum(dy, &reduce, true)?;
+                let dyx = gr.mul(dy, xhat)?;
+                let dgamma = gr.sum(dyx, &reduce, true)?;
+                let scale = match gamma_b {
+                    Some(gamma) => gr.mul(inv, gamma)?,
+                    None => inv,
+                };
+                let moved = gr.mul(xhat, dgamma)?;
+                let moved = gr.add(moved, dbeta)?;
+                let moved = gr.scale(moved, 1.0 / n)?;
+                let d = gr.sub(dy, moved)?;
+                let mut grads = vec![Some(gr.mul(d, scale)?)];
+                if has_gamma {
+                    grads.push(Some(gr.reshape(dgamma, [c])?));
+                }
+                if has_beta {
+                    grads.push(Some(gr.reshape(dbeta, [c])?));
+                }
+                Ok(grads)
+            })?;
         }
         Ok(y)
     }

@@ -27,6 +27,10 @@ use crate::tensor::DType;
 pub(super) const MAX_LEAVES: usize = 7;
 /// Most ops in one fused kernel (two scalar parameters each in the uniform).
 pub(super) const MAX_OPS: usize = 16;
+/// How many positions before a group's root a sibling (a value of the same shape that the
+/// group does not read) may come from and join the kernel; farther ones would keep their
+/// operands live longer.
+const SIBLING_WINDOW: usize = 12;
 
 /// The fused groups of a plan.
 #[derive(Default)]
@@ -44,6 +48,18 @@ pub(super) struct Fusion {
     /// Products whose B operand is the unpacked signs of packed bits (through reshapes only),
     /// by position: they read the bits instead (`ops::gemm::record_signs`).
     pub(super) signs: HashMap<usize, ValueId>,
+    /// Pairs of packs of the same values, one of sign bits and one of a clip mask, as (earlier,
+    /// later) positions by the later one: one dispatch there writes both
+    /// (`ops::bitpack::record_pack_both`).
+    pub(super) pack_pairs: HashMap<usize, usize>,
+}
+
+impl Fusion {
+    /// Whether the node at `pos` runs inside a later dispatch: an assignment deferred past a
+    /// fused kernel, or the first pack of a pair.
+    pub(super) fn moved(&self, pos: usize) -> bool {
+        self.deferred.contains_key(&pos) || self.pack_pairs.values().any(|&p| p == pos)
+    }
 }
 
 /// One fused kernel: its root node's output is its output.
@@ -151,6 +167,7 @@ pub(super) fn plan(graph: &Graph, order: &[usize], outputs: &[ValueId]) -> Fusio
 
     let mut fusion = Fusion::default();
     sign_products(graph, order, outputs, &values.readers, &values.producer, &mut fusion);
+    pack_pairs(&values, &mut fusion);
     // Shared values inlined into groups, with the positions of the groups' nodes: one stays
     // stored unless every reader is inside a group.
     let mut shared_values: Vec<ValueId> = Vec::new();
@@ -161,67 +178,57 @@ pub(super) fn plan(graph: &Graph, order: &[usize], outputs: &[ValueId]) -> Fusio
         if !values.fusable[pos] || inlined.contains(&out) || taken(&out) {
             continue;
         }
-        // With exports first; without, when they would break a rule.
+        // With exports (and siblings) first; without, when they would break a rule.
         for exports in [true, false] {
             let mut b = Builder::new(&values, &inlined, &fusion, pos, exports);
             let result = b.value(out, true);
+            let Some(mut valid) = check(&b, &assigned) else { continue };
+            if exports {
+                // Siblings: values of the same shape computed shortly before, each kept when
+                // the group stays valid with it.
+                for q in (pos.saturating_sub(SIBLING_WINDOW)..pos).rev() {
+                    let Some(v) = graph.nodes[order[q]].output else { continue };
+                    let op = &graph.nodes[order[q]].op;
+                    if !values.fusable[q] || shared(op) || inlined.contains(&v) || taken(&v) || values.shape(v) != values.shape(out) {
+                        continue;
+                    }
+                    if b.computed.contains_key(&v) || b.leaves.contains(&v) {
+                        continue;
+                    }
+                    let before = b.clone();
+                    b.exports.push(v);
+                    b.compute(v);
+                    match check(&b, &assigned) {
+                        Some(ok) => valid = ok,
+                        None => b = before,
+                    }
+                }
+            }
             if b.fused.is_empty() && b.exports.is_empty() {
                 break; // a lone op: its own kernel
             }
-            // A value computed here is written out for its other readers, which must all come
-            // after the root, but for an assignment of it that can wait until after the root
-            // (one read only inside the group is not stored at all).
+            let Valid { deferred, blocks } = valid;
+            // A value computed here and read nowhere else is not stored at all.
             let inside: HashSet<usize> = b.positions.iter().copied().collect();
-            let mut early = false;
-            let mut deferred: Vec<usize> = Vec::new();
-            b.exports.retain(|v| {
-                let outside: Vec<usize> = values.readers[v].iter().copied().filter(|r| !inside.contains(r)).collect();
-                for &r in outside.iter().filter(|&&r| r < pos) {
-                    match assigned.iter().find(|(p, _)| *p == r) {
-                        Some(&(a, var)) if graph.nodes[order[a]].inputs[1] == *v && !read_between(&values, &assigned, var, a, pos) => {
-                            deferred.push(a)
-                        }
-                        _ => early = true,
-                    }
-                }
-                if outside.is_empty() && !outputs.contains(v) {
-                    b.fused.push(*v);
-                    false
+            let (exported, unread): (Vec<ValueId>, Vec<ValueId>) = std::mem::take(&mut b.exports)
+                .into_iter()
+                .partition(|v| outputs.contains(v) || values.readers.get(v).is_some_and(|rs| rs.iter().any(|r| !inside.contains(r))));
+            b.exports = exported;
+            b.fused.extend(unread);
+            let (fused, positions) = (std::mem::take(&mut b.fused), std::mem::take(&mut b.positions));
+            let group = b.finish(&result, &blocks, values.shape(out).numel());
+            for v in fused {
+                if shared(&graph.nodes[order[values.producer[&v]]].op) {
+                    shared_values.push(v);
                 } else {
-                    true
+                    fusion.inlined.insert(v);
                 }
-            });
-            let first = b.positions.iter().copied().min().unwrap_or(pos);
-            // A variable leaf must not be reassigned between the first fused op and the root,
-            // where the kernel now reads it (a deferred assignment runs after the root).
-            let reassigned = b.leaves.iter().any(|l| {
-                matches!(graph.value(*l).source, Source::Variable { .. })
-                    && assigned.iter().any(|(p, v)| v == l && *p > first && *p < pos && !deferred.contains(p))
-            });
-            let shape = values.shape(out);
-            let blocks: Option<Vec<(usize, usize)>> =
-                b.leaves.iter().map(|l| block(shape.dims(), &broadcast_strides(values.shape(*l), shape))).collect();
-            let buffers = b.leaves.len() + 1 + b.exports.len();
-            match blocks {
-                Some(blocks) if !reassigned && !early && !b.conflict && buffers <= MAX_LEAVES + 1 && b.ops <= MAX_OPS => {
-                    let (fused, positions) = (std::mem::take(&mut b.fused), std::mem::take(&mut b.positions));
-                    let group = b.finish(&result, &blocks, shape.numel());
-                    for v in fused {
-                        if shared(&graph.nodes[order[values.producer[&v]]].op) {
-                            shared_values.push(v);
-                        } else {
-                            fusion.inlined.insert(v);
-                        }
-                    }
-                    fusion.exported.extend(group.exports.iter().copied());
-                    fusion.deferred.extend(deferred.iter().map(|&a| (a, pos)));
-                    grouped.extend(positions);
-                    fusion.groups.insert(pos, group);
-                    break;
-                }
-                // Left unfused: its nodes run one by one.
-                _ => {}
             }
+            fusion.exported.extend(group.exports.iter().copied());
+            fusion.deferred.extend(deferred.iter().map(|&a| (a, pos)));
+            grouped.extend(positions);
+            fusion.groups.insert(pos, group);
+            break;
         }
     }
     for v in shared_values {
@@ -230,6 +237,74 @@ pub(super) fn plan(graph: &Graph, order: &[usize], outputs: &[ValueId]) -> Fusio
         }
     }
     fusion
+}
+
+/// Whether `b`'s group may be made: the assignments it defers and its leaves' blocks, or
+/// `None`. A value it computes and writes out must have its other readers after the root, but
+/// for an assignment of it that can wait until after the root; no variable leaf may be
+/// reassigned between the first fused op and the root (where the kernel now reads it), but by
+/// a deferred assignment; each leaf must be a block of the output; and the kernel must fit its
+/// buffer and op limits.
+fn check(b: &Builder, assigned: &[(usize, ValueId)]) -> Option<Valid> {
+    let (values, pos) = (b.values, b.root);
+    let graph = values.graph;
+    let inside: HashSet<usize> = b.positions.iter().copied().collect();
+    let mut deferred: Vec<usize> = Vec::new();
+    for v in &b.exports {
+        for &r in values.readers.get(v).into_iter().flatten().filter(|&&r| r < pos && !inside.contains(&r)) {
+            match assigned.iter().find(|(p, _)| *p == r) {
+                Some(&(a, var)) if graph.nodes[values.order[a]].inputs[1] == *v && !read_between(values, assigned, var, a, pos) => {
+                    deferred.push(a)
+                }
+                _ => return None,
+            }
+        }
+    }
+    let first = b.positions.iter().copied().min().unwrap_or(pos);
+    let reassigned = b.leaves.iter().any(|l| {
+        matches!(graph.value(*l).source, Source::Variable { .. })
+            && assigned.iter().any(|(p, v)| v == l && *p > first && *p < pos && !deferred.contains(p))
+    });
+    let out = graph.nodes[values.order[pos]].output?;
+    let shape = values.shape(out);
+    let blocks: Option<Vec<(usize, usize)>> =
+        b.leaves.iter().map(|l| block(shape.dims(), &broadcast_strides(values.shape(*l), shape))).collect();
+    let buffers = b.leaves.len() + 1 + b.exports.len();
+    (!reassigned && !b.conflict && buffers <= MAX_LEAVES + 1 && b.ops <= MAX_OPS).then_some(())?;
+    Some(Valid { deferred, blocks: blocks? })
+}
+
+/// What [`check`] finds for a group that may be made.
+#[derive(Clone)]
+struct Valid {
+    /// Positions of the assignments that run after the root instead.
+    deferred: Vec<usize>,
+    /// `(divisor, modulus)` of each leaf (see `block`).
+    blocks: Vec<(usize, usize)>,
+}
+
+/// Pairs each clip-mask pack with a sign-bit pack of the same values (a binarized layer saves
+/// both for its backward), when nothing reads the earlier one's bits before the later one runs.
+fn pack_pairs(values: &Values, fusion: &mut Fusion) {
+    let (graph, order) = (values.graph, values.order);
+    let pack = |pos: usize| match graph.nodes[order[pos]].op {
+        Op::BitPack { mode } => Some((mode, graph.nodes[order[pos]].inputs[0])),
+        _ => None,
+    };
+    let mut taken: HashSet<usize> = HashSet::new();
+    for later in 0..order.len() {
+        let Some((mode, x)) = pack(later) else { continue };
+        let partner = values.readers[&x].iter().copied().filter(|&p| p < later && !taken.contains(&p)).find(|&earlier| {
+            let Some((other, _)) = pack(earlier) else { return false };
+            let kinds = matches!((mode, other), (PackMode::Sign, PackMode::ClipMask(_)) | (PackMode::ClipMask(_), PackMode::Sign));
+            let bits = graph.nodes[order[earlier]].output.expect("a pack has an output");
+            kinds && values.readers.get(&bits).is_none_or(|rs| rs.iter().all(|&r| r > later))
+        });
+        if let Some(earlier) = partner {
+            taken.extend([earlier, later]);
+            fusion.pack_pairs.insert(later, earlier);
+        }
+    }
 }
 
 /// Whether a node after position `a` up to `root` reads or assigns variable `var`: then an
@@ -279,6 +354,7 @@ fn sign_products(
 }
 
 /// Writes one group's expression, leaves first seen first.
+#[derive(Clone)]
 struct Builder<'a> {
     values: &'a Values<'a>,
     inlined: &'a HashSet<ValueId>,
@@ -356,6 +432,11 @@ impl<'a> Builder<'a> {
                 self.exports.push(v);
             }
         }
+        self.compute(v)
+    }
+
+    /// Writes the op computing `v` (its operands first) and returns its temporary.
+    fn compute(&mut self, v: ValueId) -> String {
         let pos = self.values.producer[&v];
         self.positions.push(pos);
         let node = &self.values.graph.nodes[self.values.order[pos]];

@@ -8,7 +8,7 @@ use super::{memory, PlanMemory};
 use crate::device::{GpuContext, Storage, Tensor};
 use crate::error::{Error, Result};
 use crate::graph::ops::Gpu;
-use crate::graph::{Graph, Source, ValueId};
+use crate::graph::{Graph, PackMode, Source, ValueId};
 use crate::kernels::{BufferView, Caps, Dispatch, Step};
 
 pub(super) struct GpuExec {
@@ -69,8 +69,11 @@ impl GpuExec {
         // values it computes inside are never stored.
         let fusion = super::fuse::plan(graph, order, outputs);
         let mut last_use = last_use.clone();
-        let late_reads = fusion.groups.iter().flat_map(|(root, g)| g.leaves.iter().map(move |l| (*l, *root)));
-        for (value, pos) in late_reads.chain(fusion.signs.iter().map(|(pos, bits)| (*bits, *pos))) {
+        // Its exports are written there too, and an assignment deferred past it reads its value
+        // right after it.
+        let late_reads = fusion.groups.iter().flat_map(|(root, g)| g.leaves.iter().chain(&g.exports).map(move |l| (*l, *root)));
+        let deferred = fusion.deferred.iter().map(|(a, root)| (graph.nodes[order[*a]].inputs[1], *root));
+        for (value, pos) in late_reads.chain(deferred).chain(fusion.signs.iter().map(|(pos, bits)| (*bits, *pos))) {
             if let Some(last) = last_use.get_mut(&value) {
                 *last = (*last).max(pos);
             }
@@ -133,8 +136,23 @@ impl GpuExec {
             if node.output.is_some_and(|o| alias.contains_key(&o) || fusion.inlined.contains(&o) || fusion.exported.contains(&o)) {
                 continue; // an aliased reshape needs no work; an inlined or exported value is computed by a fused kernel
             }
-            if fusion.deferred.contains_key(&pos) {
-                continue; // an assignment of an exported value: after the kernel that writes it
+            if fusion.moved(pos) {
+                continue; // recorded with the later dispatch it joins
+            }
+            if let Some(&earlier) = fusion.pack_pairs.get(&pos) {
+                let (a, b) = (&graph.nodes[order[earlier]], node);
+                let (signs, mask) = if matches!(a.op, crate::graph::Op::BitPack { mode: PackMode::Sign }) { (a, b) } else { (b, a) };
+                let crate::graph::Op::BitPack { mode } = mask.op else { unreachable!("pack_pairs pairs packs") };
+                let bits = |n: &crate::graph::Node| views[&n.output.expect("a pack has an output")].clone();
+                let x = node.inputs[0];
+                let step = crate::graph::ops::bitpack::record_pack_both(
+                    mode.clip(),
+                    (&views[&x], &graph.value(x).shape),
+                    &bits(signs),
+                    &bits(mask),
+                )?;
+                recorded.push(step);
+                continue;
             }
             if let (Some(group), Some(out)) = (fusion.groups.get(&pos), node.output) {
                 let shader = ctx.intern_shader("fused", &group.source);

@@ -4,7 +4,7 @@
 use super::{coded, last_axis, Gpu, Grad, Grads, Host, Operands};
 use crate::error::{Error, Result};
 use crate::graph::Graph;
-use crate::kernels::bitpack::{Params, MASKED, PACK, UNPACK};
+use crate::kernels::bitpack::{Params, MASKED, PACK, PACK_BOTH, UNPACK};
 use crate::kernels::{grid_1d, BufferView, Dispatch, Step, WG};
 use crate::tensor::{DType, Shape, TensorData};
 
@@ -113,6 +113,15 @@ pub(crate) fn eval_apply_mask(h: &Host) -> Result<TensorData> {
 pub(crate) fn record_pack(mode: PackMode, d: &Gpu) -> Result<Step> {
     let k = last_axis(d.name, d.shape(0))?;
     Ok(Step::Dispatch(pack(d.shape(0).numel() / k, k, mode, d.x(0), d.out()?)))
+}
+
+/// Records the sign-bit pack and the clip-mask pack (with `clip`) of the same values `x` as one
+/// dispatch writing both (the planner pairs them).
+pub(crate) fn record_pack_both(clip: f32, x: (&BufferView, &Shape), signs: &BufferView, mask: &BufferView) -> Result<Step> {
+    let k = last_axis("bit_pack", x.1)?;
+    let rows = x.1.numel() / k;
+    let p = params(rows, k, PackMode::ClipMask(clip));
+    Ok(Step::Dispatch(Dispatch::new(PACK_BOTH, &p, &[(1, x.0), (4, signs), (6, mask)], grid_1d(rows * words_for(k), WG))))
 }
 
 pub(crate) fn record_unpack(k: usize, mode: PackMode, d: &Gpu) -> Result<Step> {
