@@ -24,6 +24,14 @@
 // 64x64 output tile per workgroup of 16x16 threads, 4x4 outputs per thread (strided by 16), K
 // staged through workgroup memory 8 words (256 bits) at a time. Dispatch (ceil(n/64), ceil(m/64),
 // batch). Small m (batch-1 inference) uses xnor_gemv.wgsl instead.
+//
+// `xnor_direct_<rows>x<cols>[_affine]` (plain and affine epilogues) read their operands straight
+// from storage, with no workgroup memory and no barriers, as gemm.wgsl's direct kernels do: each
+// thread computes `rows` rows by 4 columns, a workgroup `cols` columns; `xnor_direct4_*` read K
+// as vec4<u32> (128 bits per load; words a multiple of 4), `xnor_direct_*` one word at a time.
+// On CPU rasterizers these are several times faster than the tiled kernel; the tuner times them
+// against it (popcounts are exact, so every variant gives the same result).
+// Dispatch (ceil(n/cols), ceil(m/rows), batch).
 
 const TILE: u32 = 64u;
 const TW: u32 = 8u;
@@ -127,3 +135,126 @@ fn xnor_gemm_binarize(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invo
         }
     }
 }
+
+// The `xnor_direct4_*` kernels' views of bindings 1-2 (a pipeline binds only what its entry uses).
+@group(0) @binding(1) var<storage, read> a4: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read> b4: array<vec4<u32>>;
+
+fn popcount4(v: vec4<u32>) -> u32 {
+    let c = countOneBits(v);
+    return c.x + c.y + c.z + c.w;
+}
+
+// Popcounts of a XOR b for `rows` rows by 4 columns, `wg` threads along n, K as vec4 words
+// (`direct_popcounts4`) or one word at a time (`direct_popcounts1`: separate functions, as an
+// entry point may use only one view of a binding). Rows and columns past m and n read the last
+// one; their results are not stored. The entry points pass constants, so each compiles to its
+// own unrolled loop.
+fn direct_popcounts4(wid: vec3<u32>, lid: u32, rows: u32, wg: u32) -> array<vec4<u32>, 8> {
+    let col0 = (wid.x * wg + lid) * 4u;
+    let row0 = wid.y * rows;
+    let a_off = wid.z * p.a_batch_stride;
+    let b_off = wid.z * p.b_batch_stride;
+    let cols = min(vec4<u32>(col0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.n - 1u));
+    var acc: array<vec4<u32>, 8>;
+    for (var r = 0u; r < rows; r++) { acc[r] = vec4<u32>(0u); }
+    let w4 = p.words / 4u;
+    for (var q = 0u; q < w4; q++) {
+        let b0 = b4[(b_off + cols.x * p.words) / 4u + q];
+        let b1 = b4[(b_off + cols.y * p.words) / 4u + q];
+        let b2 = b4[(b_off + cols.z * p.words) / 4u + q];
+        let b3 = b4[(b_off + cols.w * p.words) / 4u + q];
+        for (var r = 0u; r < rows; r++) {
+            let av = a4[(a_off + min(row0 + r, p.m - 1u) * p.words) / 4u + q];
+            acc[r] += vec4<u32>(popcount4(av ^ b0), popcount4(av ^ b1), popcount4(av ^ b2), popcount4(av ^ b3));
+        }
+    }
+    return acc;
+}
+
+fn direct_popcounts1(wid: vec3<u32>, lid: u32, rows: u32, wg: u32) -> array<vec4<u32>, 8> {
+    let col0 = (wid.x * wg + lid) * 4u;
+    let row0 = wid.y * rows;
+    let a_off = wid.z * p.a_batch_stride;
+    let b_off = wid.z * p.b_batch_stride;
+    let cols = min(vec4<u32>(col0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.n - 1u));
+    var acc: array<vec4<u32>, 8>;
+    for (var r = 0u; r < rows; r++) { acc[r] = vec4<u32>(0u); }
+    for (var w = 0u; w < p.words; w++) {
+        let bv = vec4<u32>(b[b_off + cols.x * p.words + w], b[b_off + cols.y * p.words + w], b[b_off + cols.z * p.words + w], b[b_off + cols.w * p.words + w]);
+        for (var r = 0u; r < rows; r++) {
+            acc[r] += countOneBits(vec4<u32>(a[a_off + min(row0 + r, p.m - 1u) * p.words + w]) ^ bv);
+        }
+    }
+    return acc;
+}
+
+// The plain and affine stores are separate functions: an entry point that mentions scale and
+// bias (even under a constant false) binds them (see above).
+fn direct_plain(wid: vec3<u32>, lid: u32, rows: u32, wg: u32, acc: array<vec4<u32>, 8>) {
+    let col0 = (wid.x * wg + lid) * 4u;
+    for (var r = 0u; r < rows; r++) {
+        let gr = wid.y * rows + r;
+        for (var j = 0u; j < 4u; j++) {
+            if (gr < p.m && col0 + j < p.n) { c[(wid.z * p.m + gr) * p.n + col0 + j] = dot_of(acc[r][j]); }
+        }
+    }
+}
+
+fn direct_affine(wid: vec3<u32>, lid: u32, rows: u32, wg: u32, acc: array<vec4<u32>, 8>) {
+    let col0 = (wid.x * wg + lid) * 4u;
+    for (var r = 0u; r < rows; r++) {
+        let gr = wid.y * rows + r;
+        for (var j = 0u; j < 4u; j++) {
+            if (gr < p.m && col0 + j < p.n) { c[(wid.z * p.m + gr) * p.n + col0 + j] = affine(dot_of(acc[r][j]), col0 + j); }
+        }
+    }
+}
+
+@compute @workgroup_size(64)
+fn xnor_direct4_8x256(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct_plain(wid, lid, 8u, 64u, direct_popcounts4(wid, lid, 8u, 64u)); }
+
+@compute @workgroup_size(64)
+fn xnor_direct4_8x256_affine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct_affine(wid, lid, 8u, 64u, direct_popcounts4(wid, lid, 8u, 64u)); }
+
+@compute @workgroup_size(64)
+fn xnor_direct4_4x256(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct_plain(wid, lid, 4u, 64u, direct_popcounts4(wid, lid, 4u, 64u)); }
+
+@compute @workgroup_size(64)
+fn xnor_direct4_4x256_affine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct_affine(wid, lid, 4u, 64u, direct_popcounts4(wid, lid, 4u, 64u)); }
+
+@compute @workgroup_size(32)
+fn xnor_direct4_8x128(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct_plain(wid, lid, 8u, 32u, direct_popcounts4(wid, lid, 8u, 32u)); }
+
+@compute @workgroup_size(32)
+fn xnor_direct4_8x128_affine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct_affine(wid, lid, 8u, 32u, direct_popcounts4(wid, lid, 8u, 32u)); }
+
+@compute @workgroup_size(32)
+fn xnor_direct4_4x128(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct_plain(wid, lid, 4u, 32u, direct_popcounts4(wid, lid, 4u, 32u)); }
+
+@compute @workgroup_size(32)
+fn xnor_direct4_4x128_affine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct_affine(wid, lid, 4u, 32u, direct_popcounts4(wid, lid, 4u, 32u)); }
+
+@compute @workgroup_size(64)
+fn xnor_direct_8x256(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct_plain(wid, lid, 8u, 64u, direct_popcounts1(wid, lid, 8u, 64u)); }
+
+@compute @workgroup_size(64)
+fn xnor_direct_8x256_affine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct_affine(wid, lid, 8u, 64u, direct_popcounts1(wid, lid, 8u, 64u)); }
+
+@compute @workgroup_size(64)
+fn xnor_direct_4x256(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct_plain(wid, lid, 4u, 64u, direct_popcounts1(wid, lid, 4u, 64u)); }
+
+@compute @workgroup_size(64)
+fn xnor_direct_4x256_affine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct_affine(wid, lid, 4u, 64u, direct_popcounts1(wid, lid, 4u, 64u)); }
+
+@compute @workgroup_size(32)
+fn xnor_direct_8x128(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct_plain(wid, lid, 8u, 32u, direct_popcounts1(wid, lid, 8u, 32u)); }
+
+@compute @workgroup_size(32)
+fn xnor_direct_8x128_affine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct_affine(wid, lid, 8u, 32u, direct_popcounts1(wid, lid, 8u, 32u)); }
+
+@compute @workgroup_size(32)
+fn xnor_direct_4x128(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct_plain(wid, lid, 4u, 32u, direct_popcounts1(wid, lid, 4u, 32u)); }
+
+@compute @workgroup_size(32)
+fn xnor_direct_4x128_affine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) { direct_affine(wid, lid, 4u, 32u, direct_popcounts1(wid, lid, 4u, 32u)); }

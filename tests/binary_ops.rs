@@ -149,6 +149,59 @@ fn xnor_epilogues_match_cpu() {
     }
 }
 
+/// Every tiled-size XNOR GEMM variant (the tiled kernel and the barrier-free `xnor_direct*`
+/// ones), pinned in turn on a device of its own, against the CPU reference for the plain and
+/// affine epilogues: words a multiple of 4 (the vec4 forms) or not, rows and columns off every
+/// tile, a batched B; each variant must have run.
+#[test]
+fn every_xnor_variant_matches_cpu() {
+    if gpu().is_none() {
+        return;
+    }
+    let opts = bitgrad::GpuOptions { tune: Some(bitgrad::TuneMode::Off), ..Default::default() };
+    let dev = Device::gpu_with(&opts).unwrap();
+    let Device::Gpu(ctx) = &dev else { unreachable!() };
+    let variants: Vec<&str> = bitgrad::kernels::xnor_gemm::KERNELS
+        .iter()
+        .map(|k| k.entry)
+        .filter(|e| e.starts_with("xnor_direct") || *e == "xnor_gemm" || *e == "xnor_gemm_affine")
+        .collect();
+    let mut ran: Vec<&str> = Vec::new();
+    let shapes: [(&[usize], &[usize]); 6] = [
+        (&[8, 128], &[4, 128]),
+        (&[13, 100], &[5, 100]),
+        (&[70, 257], &[33, 257]),
+        (&[9, 512], &[260, 512]),
+        (&[2, 11, 64], &[2, 7, 64]),
+        (&[3, 10, 40], &[6, 40]),
+    ];
+    for (sa, sb) in shapes {
+        let n = sb[sb.len() - 2];
+        for epilogue in [Epilogue::Plain, Epilogue::Affine] {
+            let (s, b) = match epilogue {
+                Epilogue::Plain => (None, None),
+                _ => (Some(uniform(9, n, 2.0)), Some(uniform(10, n, 5.0))),
+            };
+            let c = xnor_case(sa, sb, epilogue, s, b);
+            let cpu = run_on(&Device::cpu(), &c, 1).unwrap();
+            for &entry in &variants {
+                ctx.tuning.pin(Some(entry));
+                let kernels = bitgrad::Plan::new(&dev, &c.graph, &c.outputs, &mut bitgrad::ParamStore::new()).unwrap().kernels().unwrap();
+                if !kernels.contains(&format!("xnor_gemm::{entry}")) {
+                    continue; // not offered for this shape and epilogue
+                }
+                ran.push(entry);
+                let got = run_on(&dev, &c, 1).unwrap();
+                let tol = if epilogue == Epilogue::Plain { EXACT } else { ELEMENTWISE };
+                assert_close(&format!("{epilogue:?} {sa:?} x {sb:?} on {entry}"), &got[0], &cpu[0], tol);
+            }
+        }
+    }
+    ctx.tuning.pin(None);
+    let missing: Vec<&&str> = variants.iter().filter(|v| !ran.contains(v)).collect();
+    assert!(missing.is_empty(), "variants never offered by these shapes: {missing:?}");
+}
+
 #[test]
 fn xnor_shape_errors_name_the_problem() {
     let mut g = Graph::new();

@@ -236,11 +236,11 @@ fn kernel_choices_are_timed_once_cached_listed_and_cleared() {
     let hows = bench(&[]);
     assert!(!hows.is_empty() && hows.iter().all(|h| h == "timed quick"), "{hows:?}");
     let text = std::fs::read_to_string(&cache).unwrap();
-    assert!(text.contains("gemm 8x512x784 nn batch 1") && text.contains(env!("CARGO_PKG_VERSION")), "{text}");
+    assert!(text.contains("gemm signs 8x512x784 nn batch 1") && text.contains(env!("CARGO_PKG_VERSION")), "{text}");
     // A second process reads the choices instead of timing again.
     assert!(bench(&[]).iter().all(|h| h == "cache"));
     let (ok, listed, _) = common::bitgrad_with(&["tune"], &[("BITGRAD_CACHE_DIR", d)]);
-    assert!(ok && listed.contains("gemm 8x512x784 nn batch 1") && listed.contains("gemm::"), "{listed}");
+    assert!(ok && listed.contains("gemm signs 8x512x784 nn batch 1") && listed.contains("gemm::"), "{listed}");
     // Full mode times again; off times nothing and writes nothing.
     assert!(bench(&[("BITGRAD_TUNE", "full")]).iter().all(|h| h == "timed full"));
     let (ok, cleared, _) = common::bitgrad_with(&["tune", "--clear"], &[("BITGRAD_CACHE_DIR", d)]);

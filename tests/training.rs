@@ -379,7 +379,7 @@ fn a_profiled_step_times_every_dispatch_and_is_a_real_step() {
     let times = t.profile_step(&data, 8).unwrap();
     assert_eq!(t.steps(), 4, "each profile is a warm-up step and a timed one");
     assert_ne!(t.params.get("dense/kernel").unwrap().download().unwrap(), before, "the optimizer ran");
-    assert!(times.iter().any(|k| k.kernel == "xnor_gemm::xnor_gemm"), "the binary layer's product is timed");
+    assert!(times.iter().any(|k| k.kernel.starts_with("xnor_gemm::")), "the binary layer's product is timed");
     assert!(times.iter().all(|k| k.ns >= 0.0 && k.workgroups.iter().all(|&w| w >= 1)));
     assert!(times.iter().map(|k| k.ns).sum::<f64>() > 0.0);
 }

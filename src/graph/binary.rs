@@ -94,4 +94,18 @@ impl Graph {
         })?;
         Ok(y)
     }
+
+    /// Larq's `sign(w)` (+1 at 0) in f32 through its sign bits packed along the last axis, with
+    /// SteSign's gradient `dw = ds * [|w| <= clip]` (all of it without a clip). A product that
+    /// reads it (through reshapes) binds the bits instead on the GPU when the last axis is a
+    /// multiple of 32 (`runtime::fuse::sign_products`): a float-input layer with a binary kernel
+    /// (the first layer of most BNNs) reads 32x fewer kernel bytes. The same values as the
+    /// quantizer's.
+    pub fn packed_sign(&mut self, w: ValueId, clip: Option<f32>) -> Result<ValueId> {
+        let n = *self.value(w).shape.dims().last().ok_or_else(|| Error::invalid("packed_sign", "w", "needs rank >= 1"))?;
+        let pw = self.pack_signs(w, clip)?;
+        let signs = self.bit_unpack(pw.bits, n, PackMode::Sign)?;
+        self.override_gradient(signs, &[w], move |g, ds| Ok(vec![Some(g.straight_through(&pw, ds)?)]))?;
+        Ok(signs)
+    }
 }

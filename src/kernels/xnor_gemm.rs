@@ -20,18 +20,60 @@ pub const GEMV_SUBGROUP_SHADER: Shader = shader!("xnor_gemv_subgroup", "../../sh
 pub const GEMV: [Kernel; 3] = gemv_kernels(&GEMV_SHADER);
 /// Small-M kernels with subgroups, by epilogue.
 pub const GEMV_SUBGROUP: [Kernel; 3] = gemv_kernels(&GEMV_SUBGROUP_SHADER);
-/// Every entry point of the family's three shaders.
-pub const KERNELS: &[Kernel] = &[
-    Kernel::new(&SHADER, "xnor_gemm"),
-    Kernel::new(&SHADER, "xnor_gemm_affine"),
-    Kernel::new(&SHADER, "xnor_gemm_binarize"),
-    Kernel::new(&GEMV_SHADER, "xnor_gemv"),
-    Kernel::new(&GEMV_SHADER, "xnor_gemv_affine"),
-    Kernel::new(&GEMV_SHADER, "xnor_gemv_binarize"),
-    Kernel::new(&GEMV_SUBGROUP_SHADER, "xnor_gemv"),
-    Kernel::new(&GEMV_SUBGROUP_SHADER, "xnor_gemv_affine"),
-    Kernel::new(&GEMV_SUBGROUP_SHADER, "xnor_gemv_binarize"),
-];
+
+/// A barrier-free variant (`xnor_direct*` in `shaders/xnor_gemm.wgsl`): `rows` x 4 outputs per
+/// invocation, `cols` output columns per workgroup.
+#[derive(Clone, Debug)]
+pub struct XnorDirect {
+    /// Its entry points by epilogue (plain, affine).
+    pub kernels: [Kernel; 2],
+    /// Output rows per invocation.
+    pub rows: usize,
+    /// Output columns per workgroup.
+    pub cols: usize,
+    /// Whether it reads K as vec4<u32> (words a multiple of 4).
+    pub vec_k: bool,
+}
+
+macro_rules! xnor_direct {
+    ($(($stem:literal, $vec_k:literal, $rows:literal, $cols:literal)),* $(,)?) => {
+        /// The barrier-free variants, best first when nothing was timed.
+        pub const DIRECT: &[XnorDirect] = &[$(XnorDirect {
+            kernels: [
+                Kernel::new(&SHADER, concat!($stem, "_", $rows, "x", $cols)),
+                Kernel::new(&SHADER, concat!($stem, "_", $rows, "x", $cols, "_affine")),
+            ],
+            rows: $rows,
+            cols: $cols,
+            vec_k: $vec_k,
+        }),*];
+        /// Every entry point of the family's three shaders.
+        pub const KERNELS: &[Kernel] = &[
+            Kernel::new(&SHADER, "xnor_gemm"),
+            Kernel::new(&SHADER, "xnor_gemm_affine"),
+            Kernel::new(&SHADER, "xnor_gemm_binarize"),
+            Kernel::new(&GEMV_SHADER, "xnor_gemv"),
+            Kernel::new(&GEMV_SHADER, "xnor_gemv_affine"),
+            Kernel::new(&GEMV_SHADER, "xnor_gemv_binarize"),
+            Kernel::new(&GEMV_SUBGROUP_SHADER, "xnor_gemv"),
+            Kernel::new(&GEMV_SUBGROUP_SHADER, "xnor_gemv_affine"),
+            Kernel::new(&GEMV_SUBGROUP_SHADER, "xnor_gemv_binarize"),
+            $(
+            Kernel::new(&SHADER, concat!($stem, "_", $rows, "x", $cols)),
+            Kernel::new(&SHADER, concat!($stem, "_", $rows, "x", $cols, "_affine")),
+        )*];
+    };
+}
+xnor_direct!(
+    ("xnor_direct4", true, 8, 256),
+    ("xnor_direct4", true, 4, 256),
+    ("xnor_direct4", true, 8, 128),
+    ("xnor_direct4", true, 4, 128),
+    ("xnor_direct", false, 8, 256),
+    ("xnor_direct", false, 4, 256),
+    ("xnor_direct", false, 8, 128),
+    ("xnor_direct", false, 4, 128),
+);
 
 const fn gemv_kernels(shader: &'static Shader) -> [Kernel; 3] {
     [Kernel::new(shader, "xnor_gemv"), Kernel::new(shader, "xnor_gemv_affine"), Kernel::new(shader, "xnor_gemv_binarize")]

@@ -143,9 +143,14 @@ impl Layer for QuantConv {
         kernel_dims.extend([channels / self.groups, self.filters]);
         let (w, wq) = self.args.add_kernel(g, ctx, &self.name, crate::Shape::new(kernel_dims))?;
         let opts = self.options();
-        let y = match self.args.packed_clips() {
-            Some((ci, ck)) => g.binary_conv(x, w, &opts, self.pad_values, ci, ck)?,
-            None => {
+        let y = match (self.args.packed_clips(), self.args.sign_kernel_clip()) {
+            (Some((ci, ck)), _) => g.binary_conv(x, w, &opts, self.pad_values, ci, ck)?,
+            // One group with rows of 32-bit multiples: the product can read the kernel's bits.
+            (None, Some(ck)) if self.groups == 1 && self.filters % 32 == 0 && g.value(w).dtype == crate::DType::F32 => {
+                let signs = g.packed_sign(w, ck)?;
+                g.conv(x, signs, &opts, self.pad_values)?
+            }
+            _ => {
                 let xq = self.args.quantize_input(g, x)?;
                 g.conv(xq, wq, &opts, self.pad_values)?
             }

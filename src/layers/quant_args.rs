@@ -74,6 +74,15 @@ impl QuantArgs {
         }
     }
 
+    /// The kernel's straight-through window when the kernel alone is binarized by SteSign (a
+    /// float input): the product can read the kernel as packed signs.
+    pub fn sign_kernel_clip(&self) -> Option<Option<f32>> {
+        match (&self.input_quantizer, &self.kernel_quantizer) {
+            (None, Some(Quantizer::SteSign { clip_value })) => Some(*clip_value),
+            _ => None,
+        }
+    }
+
     /// Records the input quantizer on `x` (the float path).
     pub(crate) fn quantize_input(&self, g: &mut Graph, x: ValueId) -> Result<ValueId> {
         match &self.input_quantizer {

@@ -4,8 +4,8 @@
 use super::bitpack::{pack_row, words_for, PackMode};
 use super::{coded, Gpu, Host, Operands};
 use crate::error::{Error, Result};
-use crate::kernels::xnor_gemm::{Params, GEMV, GEMV_COLUMNS, GEMV_SUBGROUP, SMALL_M, TILE, TILED};
-use crate::kernels::{BufferView, Dispatch, Step};
+use crate::kernels::xnor_gemm::{Params, DIRECT, GEMV, GEMV_COLUMNS, GEMV_SUBGROUP, SMALL_M, TILE, TILED};
+use crate::kernels::{BufferView, Caps, Choice, Dispatch, Step};
 use crate::tensor::{DType, Shape, TensorData};
 
 coded! {
@@ -104,7 +104,7 @@ pub(crate) fn record(k: usize, epilogue: Epilogue, g: &Gpu) -> Result<Step> {
     let d = XnorDims::new(g.shape(0), g.shape(1), k)?;
     let scale_bias = (g.inputs.len() == 4).then(|| (g.x(2), g.x(3)));
     let ops = XnorOperands { a: g.x(0), b: g.x(1), scale_bias, out: g.out()? };
-    Ok(Step::Dispatch(xnor_gemm(&d, epilogue, ops, g.caps.subgroups)))
+    Ok(xnor_gemm(&d, epilogue, ops, g.caps))
 }
 
 /// `k - 2 * popcount(a ^ b)` for every pair of packed rows.
@@ -136,9 +136,12 @@ pub(crate) struct XnorOperands<'a> {
     pub out: &'a BufferView,
 }
 
-/// The dispatch for `d` with `epilogue`, choosing the kernel shape by M, and for small M the
-/// subgroup variant when `subgroups` (the adapter has subgroups of at least 8 invocations).
-fn xnor_gemm(d: &XnorDims, epilogue: Epilogue, ops: XnorOperands, subgroups: bool) -> Dispatch {
+/// The step for `d` with `epilogue`: for small M the lane-split kernel (its subgroup variant when
+/// the adapter has subgroups of at least 8 invocations); else, for the plain and affine
+/// epilogues, a choice between the tiled kernel and the barrier-free variants that fit (tiled
+/// first on GPUs, the barrier-free ones first on CPU rasterizers); the tiled kernel when
+/// binarizing.
+fn xnor_gemm(d: &XnorDims, epilogue: Epilogue, ops: XnorOperands, caps: Caps) -> Step {
     let p = Params {
         m: d.m as u32,
         n: d.n as u32,
@@ -156,11 +159,21 @@ fn xnor_gemm(d: &XnorDims, epilogue: Epilogue, ops: XnorOperands, subgroups: boo
     if let Some((scale, bias)) = ops.scale_bias {
         bindings.extend([(3, scale), (4, bias)]);
     }
-    let (kernel, workgroups) = if d.m < SMALL_M {
-        let kernels = if subgroups { GEMV_SUBGROUP } else { GEMV };
-        (kernels[e].clone(), [d.n.div_ceil(GEMV_COLUMNS) as u32, d.m as u32, d.batch as u32])
-    } else {
-        (TILED[e].clone(), [d.n.div_ceil(TILE) as u32, d.m.div_ceil(TILE) as u32, d.batch as u32])
-    };
-    Dispatch::new(kernel, &p, &bindings, workgroups)
+    if d.m < SMALL_M {
+        let kernels = if caps.subgroups { GEMV_SUBGROUP } else { GEMV };
+        let workgroups = [d.n.div_ceil(GEMV_COLUMNS) as u32, d.m as u32, d.batch as u32];
+        return Step::Dispatch(Dispatch::new(kernels[e].clone(), &p, &bindings, workgroups));
+    }
+    let tiled = Dispatch::new(TILED[e].clone(), &p, &bindings, [d.n.div_ceil(TILE) as u32, d.m.div_ceil(TILE) as u32, d.batch as u32]);
+    if epilogue == Epilogue::Binarize {
+        return Step::Dispatch(tiled);
+    }
+    let vec_k = d.words % 4 == 0;
+    let direct = DIRECT.iter().filter(|v| v.vec_k == vec_k).map(|v| {
+        Dispatch::new(v.kernels[e].clone(), &p, &bindings, [d.n.div_ceil(v.cols) as u32, d.m.div_ceil(v.rows) as u32, d.batch as u32])
+    });
+    let candidates: Vec<Dispatch> =
+        if caps.software { direct.chain([tiled]).collect() } else { std::iter::once(tiled).chain(direct).collect() };
+    let name = ["plain", "affine"][e];
+    Step::Choice(Choice { class: format!("xnor {}x{}x{} {name} batch {}", d.m, d.n, d.k, d.batch), candidates })
 }
