@@ -27,6 +27,12 @@ fn sgd_graph(batch: usize) -> (Graph, ValueId, Vec<ValueId>) {
     (g, loss, vars.to_vec())
 }
 
+/// The plan's kernels, a fused kernel by its module whichever entry point the tuner chose (one
+/// element per invocation, or four).
+fn kernels(plan: &Plan) -> Vec<String> {
+    plan.kernels().unwrap().into_iter().map(|k| if k.starts_with("fused::") { "fused::fused".to_string() } else { k }).collect()
+}
+
 fn feed_batch(plan: &mut Plan, batch: usize, seed: u64) {
     plan.feed("x", &HostTensor::f32([batch, 19], uniform(seed, batch * 19, 1.0)).unwrap()).unwrap();
     plan.feed("labels", &HostTensor::i32([batch], ints(seed + 1, batch, 7)).unwrap()).unwrap();
@@ -316,7 +322,7 @@ fn reshapes_share_buffers_and_trivial_permutes_record_nothing() {
     let plan = Plan::new(dev, &g, &[out, r], &mut ParamStore::new()).unwrap();
     // tanh, then exp fused into the add that is its only reader: two dispatches; the four
     // reshapes need no work at all.
-    assert_eq!(plan.kernels().unwrap(), ["elementwise::unary", "fused::fused"]);
+    assert_eq!(kernels(&plan), ["elementwise::unary", "fused::fused"]);
     assert_eq!(plan.fused_nodes(), Some(1));
 }
 
@@ -402,7 +408,7 @@ fn elementwise_chains_run_as_one_fused_kernel_and_match_cpu() {
     check_case("fused elementwise chains", &case, ELEMENTWISE);
     let Some(dev) = gpu() else { return };
     let plan = Plan::new(dev, &g, &outputs, &mut ParamStore::new()).unwrap();
-    let kernels = plan.kernels().unwrap();
+    let kernels = kernels(&plan);
     assert_eq!(
         kernels,
         ["elementwise::binary", "elementwise::unary", "fused::fused", "elementwise::unary", "elementwise::unary", "fused::fused"]
@@ -411,6 +417,37 @@ fn elementwise_chains_run_as_one_fused_kernel_and_match_cpu() {
     // the root s + s, as siblings of its shape; |c|, c^2 and the step (the clip is the second
     // root).
     assert_eq!(plan.fused_nodes(), Some(9), "{kernels:?}");
+}
+
+/// Each entry point of a large generated kernel (one element per invocation, or four a quarter
+/// of the range apart), pinned in turn on a device of its own, against the CPU reference; the
+/// size is odd, so the last quarter is short.
+#[test]
+fn fused_kernels_give_the_cpu_values_with_one_or_four_elements_per_invocation() {
+    let n = 70_001;
+    let mut g = Graph::new();
+    let x = g.input("x", [n], DType::F32).unwrap();
+    let c = g.input("c", [1], DType::F32).unwrap();
+    let t = g.unary(UnaryOp::Tanh, x).unwrap();
+    let u = g.mul(t, c).unwrap();
+    let w = g.unary(UnaryOp::Exp, u).unwrap();
+    let v = g.unary(UnaryOp::Neg, w).unwrap();
+    let outputs = vec![v, w];
+    let feeds = vec![("x", HostTensor::f32([n], uniform(5, n, 2.0)).unwrap()), ("c", HostTensor::f32([1], vec![0.75]).unwrap())];
+    let case = Case { graph: g.clone(), outputs: outputs.clone(), feeds };
+    if gpu().is_none() {
+        return;
+    }
+    let pinned = Device::gpu_with(&bitgrad::GpuOptions { tune: Some(bitgrad::TuneMode::Off), ..Default::default() }).unwrap();
+    let cpu = run_on(&Device::cpu(), &case, 1).unwrap();
+    for entry in ["fused", "fused4"] {
+        pinned.gpu_context().unwrap().tuning.pin(Some(entry));
+        let plan = Plan::new(&pinned, &g, &outputs, &mut ParamStore::new()).unwrap();
+        assert_eq!(plan.kernels().unwrap(), [format!("fused::{entry}")]);
+        for (i, (got, want)) in run_on(&pinned, &case, 1).unwrap().iter().zip(&cpu).enumerate() {
+            assert_close(&format!("{entry}: output {i}"), got, want, ELEMENTWISE);
+        }
+    }
 }
 
 /// An optimizer-shaped step: a slot's new value is assigned to the slot and read by the
@@ -449,7 +486,7 @@ fn a_kernel_writes_out_values_that_later_nodes_read_and_assignments_wait_for_it(
             assert_close(&format!("read_between {read_between}: output {i} after three steps"), g, c, ELEMENTWISE);
         }
         let plan = Plan::new(dev, &case.graph, &case.outputs, &mut ParamStore::new()).unwrap();
-        let kernels = plan.kernels().unwrap();
+        let kernels = kernels(&plan);
         if read_between {
             // m_new on its own (the scale inlined); then the read of m, and tanh and the
             // difference in one kernel.

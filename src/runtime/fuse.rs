@@ -62,10 +62,19 @@ impl Fusion {
     }
 }
 
+/// The entry points of every generated module with the elements each invocation computes,
+/// the tuner's candidates.
+pub(super) const ENTRIES: [(&str, usize); 2] = [("fused", 1), ("fused4", 4)];
+/// Below this many elements a fused kernel takes one element per invocation untimed: the
+/// choice would not repay its timing when the plan is built.
+pub(super) const TUNED_FROM: usize = 1 << 16;
+
 /// One fused kernel: its root node's output is its output.
 pub(super) struct Group {
-    /// The generated module.
+    /// The generated module (entry points [`ENTRIES`]).
     pub(super) source: String,
+    /// Its shape class for the tuner: elements, buffers and ops.
+    pub(super) class: String,
     /// Values read by the kernel, in binding order (bindings 1..).
     pub(super) leaves: Vec<ValueId>,
     /// Values computed inside that later nodes also read: written after the output, in binding
@@ -499,13 +508,20 @@ impl<'a> Builder<'a> {
             let _ = writeln!(source, "@group(0) @binding({}) var<storage, read_write> e{j}: array<f32>;", self.leaves.len() + 2 + j);
         }
         source += "\n";
-        source += "@compute @workgroup_size(WG)\nfn fused(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {\n";
-        source += "    let i = flat_index(gid, nwg);\n    if (i >= p.n) { return; }\n";
+        // One element per invocation (`fused`), or four a quarter of the range apart (`fused4`:
+        // neighbouring invocations still touch neighbouring elements); the tuner picks.
+        source += "fn element(i: u32) {\n";
         source += &self.lets;
         for (j, v) in self.exports.iter().enumerate() {
             let _ = writeln!(source, "    e{j}[i] = {};", self.computed[v]);
         }
-        let _ = writeln!(source, "    out[i] = {result};\n}}");
+        let _ = writeln!(source, "    out[i] = {result};\n}}\n");
+        source += "@compute @workgroup_size(WG)\nfn fused(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {\n";
+        source += "    let i = flat_index(gid, nwg);\n    if (i < p.n) { element(i); }\n}\n\n";
+        source += "@compute @workgroup_size(WG)\nfn fused4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {\n";
+        source += "    let t = flat_index(gid, nwg);\n    let q = (p.n + 3u) / 4u;\n    if (t >= q) { return; }\n";
+        source += "    for (var e = 0u; e < 4u; e++) {\n        if (t + e * q < p.n) { element(t + e * q); }\n    }\n}\n";
+        let class = format!("fused {n} elements, {} leaves, {} outputs, {} ops", self.leaves.len(), 1 + self.exports.len(), self.ops);
         let mut params = vec![n as u32, 0, 0, 0];
         let mut b: Vec<u32> = blocks.iter().flat_map(|&(d, m)| [d as u32, m as u32]).collect();
         b.resize(4 * MAX_LEAVES.div_ceil(2), 0);
@@ -513,6 +529,6 @@ impl<'a> Builder<'a> {
         let mut c: Vec<u32> = self.consts.iter().map(|v| v.to_bits()).collect();
         c.resize(4 * MAX_OPS.div_ceil(2), 0);
         params.extend(c);
-        Group { source: crate::kernels::assemble(&source), leaves: self.leaves, exports: self.exports, params, n }
+        Group { source: crate::kernels::assemble(&source), class, leaves: self.leaves, exports: self.exports, params, n }
     }
 }

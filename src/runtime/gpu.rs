@@ -161,14 +161,19 @@ impl GpuExec {
                 for (j, w) in group.writes(out).enumerate() {
                     bindings.push(((group.leaves.len() + 1 + j) as u32, views[&w].clone()));
                 }
-                let kernel = crate::kernels::Kernel { shader: crate::kernels::ShaderRef::Custom(shader), entry: "fused" };
-                let params = bytemuck::cast_slice(&group.params).to_vec();
-                recorded.push(Step::Dispatch(Dispatch {
-                    kernel,
-                    params,
-                    bindings,
-                    workgroups: crate::kernels::grid_1d(group.n, crate::kernels::WG),
-                }));
+                let params: Vec<u8> = bytemuck::cast_slice(&group.params).to_vec();
+                let entries = if group.n >= super::fuse::TUNED_FROM { &super::fuse::ENTRIES[..] } else { &super::fuse::ENTRIES[..1] };
+                let candidates = entries
+                    .iter()
+                    .map(|&(entry, per)| Dispatch {
+                        kernel: crate::kernels::Kernel { shader: crate::kernels::ShaderRef::Custom(shader.clone()), entry },
+                        params: params.clone(),
+                        bindings: bindings.clone(),
+                        workgroups: crate::kernels::grid_1d(group.n.div_ceil(per), crate::kernels::WG),
+                    })
+                    .collect();
+                let choice = crate::kernels::Choice { class: group.class.clone(), candidates };
+                recorded.push(Step::Dispatch(super::tune::choose(ctx, choice)?));
                 let mut deferred: Vec<usize> = fusion.deferred.iter().filter(|(_, root)| **root == pos).map(|(a, _)| *a).collect();
                 deferred.sort_unstable();
                 for a in deferred {
