@@ -145,19 +145,22 @@ fn popcount4(v: vec4<u32>) -> u32 {
     return c.x + c.y + c.z + c.w;
 }
 
+// The 4 output columns of invocation `lid`, those past n clamped to the last one.
+fn direct_columns(wid: vec3<u32>, lid: u32, wg: u32) -> vec4<u32> {
+    return min(vec4<u32>((wid.x * wg + lid) * 4u) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.n - 1u));
+}
+
 // Popcounts of a XOR b for `rows` rows by 4 columns, `wg` threads along n, K as vec4 words
 // (`direct_popcounts4`) or one word at a time (`direct_popcounts1`: separate functions, as an
 // entry point may use only one view of a binding). Rows and columns past m and n read the last
 // one; their results are not stored. The entry points pass constants, so each compiles to its
 // own unrolled loop.
 fn direct_popcounts4(wid: vec3<u32>, lid: u32, rows: u32, wg: u32) -> array<vec4<u32>, 8> {
-    let col0 = (wid.x * wg + lid) * 4u;
     let row0 = wid.y * rows;
     let a_off = wid.z * p.a_batch_stride;
     let b_off = wid.z * p.b_batch_stride;
-    let cols = min(vec4<u32>(col0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.n - 1u));
-    var acc: array<vec4<u32>, 8>;
-    for (var r = 0u; r < rows; r++) { acc[r] = vec4<u32>(0u); }
+    let cols = direct_columns(wid, lid, wg);
+    var acc: array<vec4<u32>, 8>; // zero-initialized
     let w4 = p.words / 4u;
     for (var q = 0u; q < w4; q++) {
         let b0 = b4[(b_off + cols.x * p.words) / 4u + q];
@@ -173,13 +176,11 @@ fn direct_popcounts4(wid: vec3<u32>, lid: u32, rows: u32, wg: u32) -> array<vec4
 }
 
 fn direct_popcounts1(wid: vec3<u32>, lid: u32, rows: u32, wg: u32) -> array<vec4<u32>, 8> {
-    let col0 = (wid.x * wg + lid) * 4u;
     let row0 = wid.y * rows;
     let a_off = wid.z * p.a_batch_stride;
     let b_off = wid.z * p.b_batch_stride;
-    let cols = min(vec4<u32>(col0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.n - 1u));
-    var acc: array<vec4<u32>, 8>;
-    for (var r = 0u; r < rows; r++) { acc[r] = vec4<u32>(0u); }
+    let cols = direct_columns(wid, lid, wg);
+    var acc: array<vec4<u32>, 8>; // zero-initialized
     for (var w = 0u; w < p.words; w++) {
         let bv = vec4<u32>(b[b_off + cols.x * p.words + w], b[b_off + cols.y * p.words + w], b[b_off + cols.z * p.words + w], b[b_off + cols.w * p.words + w]);
         for (var r = 0u; r < rows; r++) {
