@@ -185,6 +185,15 @@ impl ConvGeometry {
         }
     }
 
+    /// Whether every patch is one pixel, in the image's own order: a 1x1 kernel, stride 1, no
+    /// padding, channels last. Then im2col and col2im are reshapes.
+    pub fn is_pointwise(&self) -> bool {
+        self.format == DataFormat::ChannelsLast
+            && self.kernel.iter().chain(&self.strides).all(|&k| k == 1)
+            && self.output == self.input
+            && !self.reads_padding()
+    }
+
     /// True when some output reads a padded position.
     pub fn reads_padding(&self) -> bool {
         (0..self.kernel.len()).any(|i| {
@@ -236,11 +245,18 @@ impl Graph {
     /// Patches of an image as rows: `[N, out..., taps..., C]`; padded positions hold `pad_value`
     /// (f32 input) or +1 (packed input, whose padding must be 1).
     pub fn im2col(&mut self, image: ValueId, geom: &ConvGeometry, pad_value: f32) -> Result<ValueId> {
+        if geom.is_pointwise() && self.value(image).shape == geom.image_shape() {
+            // Each patch is its pixel: the image already is the patch matrix.
+            return self.reshape(image, geom.cols_shape());
+        }
         self.push1(Op::Im2Col { geom: geom.clone(), pad_value }, &[image])
     }
 
     /// Sums patch rows back into an image (the adjoint of [`Graph::im2col`]).
     pub fn col2im(&mut self, cols: ValueId, geom: &ConvGeometry) -> Result<ValueId> {
+        if geom.is_pointwise() && self.value(cols).shape == geom.cols_shape() {
+            return self.reshape(cols, geom.image_shape());
+        }
         self.push1(Op::Col2Im { geom: geom.clone() }, &[cols])
     }
 
