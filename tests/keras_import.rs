@@ -95,8 +95,7 @@ fn unsupported_or_malformed_configs_are_errors_naming_the_layer_and_field() {
 
 #[test]
 fn weights_must_match_the_model_by_name_and_shape() {
-    let dir = std::env::temp_dir().join(format!("bitgrad-keras-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch("keras");
     let model = read_model(&keras_fixture("guide_mlp.json")).unwrap();
     let built = model.build(2, Mode::Inference).unwrap();
     let good = TensorFile::read(&keras_fixture("guide_mlp.safetensors")).unwrap();

@@ -395,16 +395,9 @@ fn adam_trainer(device: &Device) -> Trainer {
     .unwrap()
 }
 
-fn scratch_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("bitgrad-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 #[test]
 fn a_checkpointed_trainer_resumes_exactly_where_it_stopped() {
-    let dir = scratch_dir("resume");
+    let dir = common::scratch("resume");
     let data = blobs(100, 1);
     let opts = |epochs| FitOptions { epochs, batch_size: 24, shuffle_seed: Some(3), ..FitOptions::default() };
     for d in devices() {
@@ -437,7 +430,7 @@ fn a_checkpointed_trainer_resumes_exactly_where_it_stopped() {
 
 #[test]
 fn checkpoints_keep_only_the_best_epochs_when_asked() {
-    let dir = scratch_dir("best");
+    let dir = common::scratch("best");
     let mut t = Trainer::compile(
         small_bnn(),
         Loss::SparseCategoricalCrossentropy { from_logits: false },
@@ -467,7 +460,7 @@ fn checkpoints_keep_only_the_best_epochs_when_asked() {
 #[test]
 fn bad_trainer_state_files_are_named_errors_and_change_nothing() {
     use bitgrad::io::safetensors::TensorFile;
-    let dir = scratch_dir("badstate");
+    let dir = common::scratch("badstate");
     let mut t = adam_trainer(&Device::cpu());
     // Saved before training: the initial weights.
     let path = dir.join("init.safetensors");
@@ -523,7 +516,7 @@ fn bad_trainer_state_files_are_named_errors_and_change_nothing() {
 
 #[test]
 fn a_checkpoint_of_model_json_and_state_resumes_exactly() {
-    let dir = scratch_dir("checkpoint");
+    let dir = common::scratch("checkpoint");
     let data = blobs(100, 1);
     let opts = |epochs| FitOptions { epochs, batch_size: 24, shuffle_seed: Some(3), ..FitOptions::default() };
     let d = Device::cpu();

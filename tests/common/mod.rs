@@ -33,12 +33,36 @@ pub fn gpu() -> Option<&'static Device> {
         .as_ref()
 }
 
-/// A fresh, empty scratch folder `bitgrad-<name>-<pid>` under the temporary folder.
-pub fn scratch(name: &str) -> PathBuf {
+/// A fresh, empty scratch folder `bitgrad-<name>-<pid>` under the temporary folder, removed
+/// with everything in it when the value is dropped (a failing test's folder too: its assertion
+/// message names what it needs).
+pub fn scratch(name: &str) -> Scratch {
     let dir = std::env::temp_dir().join(format!("bitgrad-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    Scratch(dir)
+}
+
+/// See [`scratch`].
+pub struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = PathBuf;
+    fn deref(&self) -> &PathBuf {
+        &self.0
+    }
+}
+
+impl AsRef<std::path::Path> for Scratch {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Runs the `bitgrad` command line with `args`; returns (success, stdout, stderr).
