@@ -419,11 +419,11 @@ fn elementwise_chains_run_as_one_fused_kernel_and_match_cpu() {
     assert_eq!(plan.fused_nodes(), Some(9), "{kernels:?}");
 }
 
-/// Each entry point of a large generated kernel (one element per invocation, or four a quarter
-/// of the range apart), pinned in turn on a device of its own, against the CPU reference; the
+/// Each entry point of a large generated kernel (one element per invocation in workgroups of 256
+/// or 64, or four a quarter of the range apart), pinned in turn on a device of its own, against the CPU reference; the
 /// size is odd, so the last quarter is short.
 #[test]
-fn fused_kernels_give_the_cpu_values_with_one_or_four_elements_per_invocation() {
+fn every_entry_point_of_a_fused_kernel_gives_the_cpu_values() {
     let n = 70_001;
     let mut g = Graph::new();
     let x = g.input("x", [n], DType::F32).unwrap();
@@ -440,7 +440,7 @@ fn fused_kernels_give_the_cpu_values_with_one_or_four_elements_per_invocation() 
     }
     let pinned = Device::gpu_with(&bitgrad::GpuOptions { tune: Some(bitgrad::TuneMode::Off), ..Default::default() }).unwrap();
     let cpu = run_on(&Device::cpu(), &case, 1).unwrap();
-    for entry in ["fused", "fused4"] {
+    for entry in ["fused", "fused4", "fused_wg64"] {
         pinned.gpu_context().unwrap().tuning.pin(Some(entry));
         let plan = Plan::new(&pinned, &g, &outputs, &mut ParamStore::new()).unwrap();
         assert_eq!(plan.kernels().unwrap(), [format!("fused::{entry}")]);

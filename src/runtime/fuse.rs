@@ -62,9 +62,9 @@ impl Fusion {
     }
 }
 
-/// The entry points of every generated module with the elements each invocation computes,
-/// the tuner's candidates.
-pub(super) const ENTRIES: [(&str, usize); 2] = [("fused", 1), ("fused4", 4)];
+/// The entry points of every generated module, the tuner's candidates: (name, elements per
+/// invocation, invocations per workgroup).
+pub(super) const ENTRIES: [(&str, usize, usize); 3] = [("fused", 1, 256), ("fused4", 4, 256), ("fused_wg64", 1, 64)];
 /// Below this many elements a fused kernel takes one element per invocation untimed: the
 /// choice would not repay its timing when the plan is built.
 pub(super) const TUNED_FROM: usize = 1 << 16;
@@ -508,8 +508,9 @@ impl<'a> Builder<'a> {
             let _ = writeln!(source, "@group(0) @binding({}) var<storage, read_write> e{j}: array<f32>;", self.leaves.len() + 2 + j);
         }
         source += "\n";
-        // One element per invocation (`fused`), or four a quarter of the range apart (`fused4`:
-        // neighbouring invocations still touch neighbouring elements); the tuner picks.
+        // One element per invocation (`fused`, and `fused_wg64` in workgroups of 64), or four a
+        // quarter of the range apart (`fused4`: neighbouring invocations still touch neighbouring
+        // elements); the tuner picks (see ENTRIES).
         source += "fn element(i: u32) {\n";
         source += &self.lets;
         for (j, v) in self.exports.iter().enumerate() {
@@ -520,7 +521,9 @@ impl<'a> Builder<'a> {
         source += "    let i = flat_index(gid, nwg);\n    if (i < p.n) { element(i); }\n}\n\n";
         source += "@compute @workgroup_size(WG)\nfn fused4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {\n";
         source += "    let t = flat_index(gid, nwg);\n    let q = (p.n + 3u) / 4u;\n    if (t >= q) { return; }\n";
-        source += "    for (var e = 0u; e < 4u; e++) {\n        if (t + e * q < p.n) { element(t + e * q); }\n    }\n}\n";
+        source += "    for (var e = 0u; e < 4u; e++) {\n        if (t + e * q < p.n) { element(t + e * q); }\n    }\n}\n\n";
+        source += "@compute @workgroup_size(64)\nfn fused_wg64(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {\n";
+        source += "    let i = grid_index(gid, nwg, 64u);\n    if (i < p.n) { element(i); }\n}\n";
         let class = format!("fused {n} elements, {} leaves, {} outputs, {} ops", self.leaves.len(), 1 + self.exports.len(), self.ops);
         let mut params = vec![n as u32, 0, 0, 0];
         let mut b: Vec<u32> = blocks.iter().flat_map(|&(d, m)| [d as u32, m as u32]).collect();

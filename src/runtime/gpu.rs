@@ -165,11 +165,11 @@ impl GpuExec {
                 let entries = if group.n >= super::fuse::TUNED_FROM { &super::fuse::ENTRIES[..] } else { &super::fuse::ENTRIES[..1] };
                 let candidates = entries
                     .iter()
-                    .map(|&(entry, per)| Dispatch {
+                    .map(|&(entry, per, group_size)| Dispatch {
                         kernel: crate::kernels::Kernel { shader: crate::kernels::ShaderRef::Custom(shader.clone()), entry },
                         params: params.clone(),
                         bindings: bindings.clone(),
-                        workgroups: crate::kernels::grid_1d(group.n.div_ceil(per), crate::kernels::WG),
+                        workgroups: crate::kernels::grid_1d(group.n.div_ceil(per), group_size),
                     })
                     .collect();
                 let choice = crate::kernels::Choice { class: group.class.clone(), candidates };
