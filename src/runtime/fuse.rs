@@ -1,8 +1,13 @@
-//! Elementwise fusion: a GPU plan runs each tree of elementwise ops (unary functions, their
-//! gradients, binary functions, optimizer updates) whose intermediate values have one reader as
-//! one generated kernel, so the intermediates are never stored and a chain such as BatchNorm's
-//! backward, or an optimizer step and the weight clip after it, is one dispatch instead of one
-//! per op.
+//! Elementwise fusion and the planner's other merges. A GPU plan runs each tree of elementwise
+//! ops (unary functions, their gradients, binary functions, optimizer updates, broadcasts and
+//! fills) whose intermediate values have one reader as one generated kernel, so the
+//! intermediates are never stored and a chain such as BatchNorm's backward, or an optimizer's
+//! moments, its step and the weight clip after it, is one dispatch instead of one per op. A
+//! kernel also writes out values of its shape that later nodes read (`Group::exports`, with the
+//! assignments of them deferred past it) and takes in sibling trees of its shape computed just
+//! before it. Besides: products whose B operand is unpacked sign bits read the bits
+//! (`sign_products`), and the sign and clip-mask packs of the same values are one dispatch
+//! (`pack_pairs`).
 //!
 //! The generated module calls the families' own functions (`shaders/elementwise_fns.wgsl`,
 //! `shaders/update_fns.wgsl`: one home per function) with constant op codes, reads each leaf
@@ -22,8 +27,8 @@ use crate::graph::PackMode;
 use crate::graph::{Graph, Op, Source, ValueId};
 use crate::tensor::DType;
 
-/// Most leaf operands of one fused kernel (with the output, within WebGPU's minimum of 8
-/// storage buffers per shader stage).
+/// Most leaf operands of one fused kernel: with its outputs (the root's and the exports), at most
+/// 8 storage buffers, WebGPU's minimum per shader stage.
 pub(super) const MAX_LEAVES: usize = 7;
 /// Most ops in one fused kernel (two scalar parameters each in the uniform).
 pub(super) const MAX_OPS: usize = 16;
