@@ -120,10 +120,6 @@ fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     let i = flat_index(gid, nwg) * p.run;
     if (i >= p.n) { return; }
     let e = image_element(i);
-    let c = e.c;
-    let x = e.x;
-    let n = e.n;
-    let dst = e.dst;
     var acc = vec4<f32>(0.0);
     // Taps in order, last axis fastest, stepped by counting rather than by dividing t; a stride
     // of 1 (the usual convolution) takes no division at all.
@@ -132,7 +128,7 @@ fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
         var pixel = 0u;
         var hit = true;
         for (var d = 0u; d < p.rank; d++) {
-            let num = i32(x[d] + p.pad_begin[d]) - i32(tap[d] * p.dilation[d]);
+            let num = i32(e.x[d] + p.pad_begin[d]) - i32(tap[d] * p.dilation[d]);
             var o = u32(num);
             if (p.strides[d] != 1u) {
                 hit = hit && o % p.strides[d] == 0u;
@@ -142,7 +138,7 @@ fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
             pixel = pixel * p.output[d] + o;
         }
         if (hit) {
-            let src = ((n * p.out_pixels + pixel) * p.taps + t) * p.channels + c;
+            let src = ((e.n * p.out_pixels + pixel) * p.taps + t) * p.channels + e.c;
             for (var j = 0u; j < p.run; j++) {
                 acc[j] += cols[src + j];
             }
@@ -150,7 +146,7 @@ fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
         tap = next_tap(tap);
     }
     for (var j = 0u; j < p.run; j++) {
-        out[dst + j * p.channel_stride] = bitcast<u32>(acc[j]);
+        out[e.dst + j * p.channel_stride] = bitcast<u32>(acc[j]);
     }
 }
 
@@ -162,25 +158,21 @@ fn col2im_disjoint(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     let i = flat_index(gid, nwg) * p.run;
     if (i >= p.n) { return; }
     let e = image_element(i);
-    let c = e.c;
-    let x = e.x;
-    let n = e.n;
-    let dst = e.dst;
     var pixel = 0u;
     var t = 0u;
     var hit = true;
     for (var d = 0u; d < p.rank; d++) {
-        let num = i32(x[d] + p.pad_begin[d]);
+        let num = i32(e.x[d] + p.pad_begin[d]);
         let o = u32(num) / p.strides[d];
         let tap = u32(num) - o * p.strides[d];
         hit = hit && num >= 0 && tap < p.kernel[d] && o < p.output[d];
         pixel = pixel * p.output[d] + o;
         t = t * p.kernel[d] + tap;
     }
-    let src = ((n * p.out_pixels + pixel) * p.taps + t) * p.channels + c;
+    let src = ((e.n * p.out_pixels + pixel) * p.taps + t) * p.channels + e.c;
     for (var j = 0u; j < p.run; j++) {
         var v = 0.0;
         if (hit) { v = cols[src + j]; }
-        out[dst + j * p.channel_stride] = bitcast<u32>(v);
+        out[e.dst + j * p.channel_stride] = bitcast<u32>(v);
     }
 }

@@ -143,10 +143,10 @@ impl Layer for QuantConv {
         kernel_dims.extend([channels / self.groups, self.filters]);
         let (w, wq) = self.args.add_kernel(g, ctx, &self.name, crate::Shape::new(kernel_dims))?;
         let opts = self.options();
-        let y = match (self.args.packed_clips(), self.args.sign_kernel_clip()) {
+        let y = match (self.args.packed_clips(), self.args.sign_kernel_clip(g, w)) {
             (Some((ci, ck)), _) => g.binary_conv(x, w, &opts, self.pad_values, ci, ck)?,
-            // One group with rows of 32-bit multiples: the product can read the kernel's bits.
-            (None, Some(ck)) if self.groups == 1 && self.filters % 32 == 0 && g.value(w).dtype == crate::DType::F32 => {
+            // One group: the product's B operand is then the kernel's rows through reshapes only.
+            (None, Some(ck)) if self.groups == 1 => {
                 let signs = g.packed_sign(w, ck)?;
                 g.conv(x, signs, &opts, self.pad_values)?
             }

@@ -79,10 +79,9 @@ impl Layer for QuantDense {
         // The quantized kernel in f32 is only used by the float path and metrics; on the packed
         // path nothing else reads it and the planner prunes it.
         let (w, wq) = self.args.add_kernel(g, ctx, &self.name, crate::Shape::new([k, self.units]))?;
-        let y = match (self.args.packed_clips(), self.args.sign_kernel_clip()) {
+        let y = match (self.args.packed_clips(), self.args.sign_kernel_clip(g, w)) {
             (Some((input_clip, kernel_clip)), _) => g.binary_matmul(x, w, input_clip, kernel_clip)?,
-            // Rows of 32-bit multiples: the product can read the kernel's bits.
-            (None, Some(kernel_clip)) if self.units % 32 == 0 && g.value(w).dtype == crate::DType::F32 => {
+            (None, Some(kernel_clip)) => {
                 let signs = g.packed_sign(w, kernel_clip)?;
                 g.matmul(x, signs)?
             }

@@ -74,11 +74,14 @@ impl QuantArgs {
         }
     }
 
-    /// The kernel's straight-through window when the kernel alone is binarized by SteSign (a
-    /// float input): the product can read the kernel as packed signs.
-    pub fn sign_kernel_clip(&self) -> Option<Option<f32>> {
+    /// The kernel's straight-through window when the product can read the f32 `kernel` as packed
+    /// signs ([`Graph::packed_sign`]): the kernel alone is binarized by SteSign (a float input),
+    /// and its output axis (the last) is a multiple of 32, so its rows pack without padding.
+    pub fn sign_kernel_clip(&self, g: &Graph, kernel: ValueId) -> Option<Option<f32>> {
+        let k = g.value(kernel);
+        let rows_pack = k.dtype == crate::DType::F32 && k.shape.dims().last().is_some_and(|n| n % 32 == 0);
         match (&self.input_quantizer, &self.kernel_quantizer) {
-            (None, Some(Quantizer::SteSign { clip_value })) => Some(*clip_value),
+            (None, Some(Quantizer::SteSign { clip_value })) if rows_pack => Some(*clip_value),
             _ => None,
         }
     }

@@ -19,12 +19,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
+use std::sync::Arc;
 
 use crate::graph::op::broadcast_strides;
 use crate::graph::ops::elementwise::block;
 use crate::graph::ops::gemm::signs_fit;
 use crate::graph::PackMode;
 use crate::graph::{Graph, Op, Source, ValueId};
+use crate::kernels::{grid_1d, BufferView, Choice, CustomShader, Dispatch, Kernel, ShaderRef};
 use crate::tensor::DType;
 
 /// Most leaf operands of one fused kernel: with its outputs (the root's and the exports), at most
@@ -53,26 +55,39 @@ pub(super) struct Fusion {
     /// Products whose B operand is the unpacked signs of packed bits (through reshapes only),
     /// by position: they read the bits instead (`ops::gemm::record_signs`).
     pub(super) signs: HashMap<usize, ValueId>,
-    /// Pairs of packs of the same values, one of sign bits and one of a clip mask, as (earlier,
-    /// later) positions by the later one: one dispatch there writes both
-    /// (`ops::bitpack::record_pack_both`).
-    pub(super) pack_pairs: HashMap<usize, usize>,
+    /// Pairs of packs of the same values, one of sign bits and one of a clip mask, by the later
+    /// one's position: one dispatch there writes both (`ops::bitpack::record_pack_both`).
+    pub(super) pack_pairs: HashMap<usize, PackPair>,
+}
+
+/// A sign-bit pack and a clip-mask pack of the same values, run as one dispatch.
+pub(super) struct PackPair {
+    /// The earlier pack's position (its node does not run).
+    pub(super) earlier: usize,
+    /// The values packed.
+    pub(super) x: ValueId,
+    /// The sign bits.
+    pub(super) signs: ValueId,
+    /// The mask bits.
+    pub(super) mask: ValueId,
+    /// The mask's clip value.
+    pub(super) clip: f32,
 }
 
 impl Fusion {
     /// Whether the node at `pos` runs inside a later dispatch: an assignment deferred past a
     /// fused kernel, or the first pack of a pair.
     pub(super) fn moved(&self, pos: usize) -> bool {
-        self.deferred.contains_key(&pos) || self.pack_pairs.values().any(|&p| p == pos)
+        self.deferred.contains_key(&pos) || self.pack_pairs.values().any(|p| p.earlier == pos)
     }
 }
 
 /// The entry points of every generated module, the tuner's candidates: (name, elements per
 /// invocation, invocations per workgroup).
-pub(super) const ENTRIES: [(&str, usize, usize); 3] = [("fused", 1, 256), ("fused4", 4, 256), ("fused_wg64", 1, 64)];
+const ENTRIES: [(&str, usize, usize); 3] = [("fused", 1, 256), ("fused4", 4, 256), ("fused_wg64", 1, 64)];
 /// Below this many elements a fused kernel takes one element per invocation untimed: the
 /// choice would not repay its timing when the plan is built.
-pub(super) const TUNED_FROM: usize = 1 << 16;
+const TUNED_FROM: usize = 1 << 16;
 
 /// One fused kernel: its root node's output is its output.
 pub(super) struct Group {
@@ -95,6 +110,23 @@ impl Group {
     /// Every value the kernel writes: the root's output, then the exports.
     pub(super) fn writes(&self, out: ValueId) -> impl Iterator<Item = ValueId> + '_ {
         std::iter::once(out).chain(self.exports.iter().copied())
+    }
+
+    /// The kernel's entry points in `shader` (its interned module) as the tuner's candidates,
+    /// with `bindings` (leaves, then what it writes); a small kernel offers only the first.
+    pub(super) fn choice(&self, shader: &Arc<CustomShader>, bindings: Vec<(u32, BufferView)>) -> Choice {
+        let entries = if self.n >= TUNED_FROM { &ENTRIES[..] } else { &ENTRIES[..1] };
+        let params: Vec<u8> = bytemuck::cast_slice(&self.params).to_vec();
+        let candidates = entries
+            .iter()
+            .map(|&(entry, per, group_size)| Dispatch {
+                kernel: Kernel { shader: ShaderRef::Custom(shader.clone()), entry },
+                params: params.clone(),
+                bindings: bindings.clone(),
+                workgroups: grid_1d(self.n.div_ceil(per), group_size),
+            })
+            .collect();
+        Choice { class: self.class.clone(), candidates }
     }
 }
 
@@ -180,7 +212,7 @@ pub(super) fn plan(graph: &Graph, order: &[usize], outputs: &[ValueId]) -> Fusio
         .collect();
 
     let mut fusion = Fusion::default();
-    sign_products(graph, order, outputs, &values.readers, &values.producer, &mut fusion);
+    sign_products(&values, &mut fusion);
     pack_pairs(&values, &mut fusion);
     // Shared values inlined into groups, with the positions of the groups' nodes: one stays
     // stored unless every reader is inside a group.
@@ -308,15 +340,21 @@ fn pack_pairs(values: &Values, fusion: &mut Fusion) {
     let mut taken: HashSet<usize> = HashSet::new();
     for later in 0..order.len() {
         let Some((mode, x)) = pack(later) else { continue };
-        let partner = values.readers[&x].iter().copied().filter(|&p| p < later && !taken.contains(&p)).find(|&earlier| {
-            let Some((other, _)) = pack(earlier) else { return false };
-            let kinds = matches!((mode, other), (PackMode::Sign, PackMode::ClipMask(_)) | (PackMode::ClipMask(_), PackMode::Sign));
-            let bits = graph.nodes[order[earlier]].output.expect("a pack has an output");
-            kinds && values.readers.get(&bits).is_none_or(|rs| rs.iter().all(|&r| r > later))
+        let bits = |p: usize| graph.nodes[order[p]].output.expect("a pack has an output");
+        let partner = values.readers[&x].iter().copied().filter(|&p| p < later && !taken.contains(&p)).find_map(|earlier| {
+            let (other, _) = pack(earlier)?;
+            let early_read = values.readers.get(&bits(earlier)).is_some_and(|rs| rs.iter().any(|&r| r <= later));
+            // (signs, mask, clip) when one pack is of each kind.
+            let pair = match (mode, other) {
+                (PackMode::Sign, PackMode::ClipMask(clip)) => (bits(later), bits(earlier), clip),
+                (PackMode::ClipMask(clip), PackMode::Sign) => (bits(earlier), bits(later), clip),
+                _ => return None,
+            };
+            (!early_read).then_some((earlier, pair))
         });
-        if let Some(earlier) = partner {
+        if let Some((earlier, (signs, mask, clip))) = partner {
             taken.extend([earlier, later]);
-            fusion.pack_pairs.insert(later, earlier);
+            fusion.pack_pairs.insert(later, PackPair { earlier, x, signs, mask, clip });
         }
     }
 }
@@ -331,14 +369,8 @@ fn read_between(values: &Values, assigned: &[(usize, ValueId)], var: ValueId, a:
 /// Finds the products `op(a) @ b` with `b` a reshape chain over `BitUnpack` of sign bits that
 /// [`signs_fit`] accepts: they read the bits. The unpack (and its reshapes) is skipped when this
 /// product is its only reader, as it is in the backward of binarized layers.
-fn sign_products(
-    graph: &Graph,
-    order: &[usize],
-    outputs: &[ValueId],
-    readers: &HashMap<ValueId, Vec<usize>>,
-    producer: &HashMap<ValueId, usize>,
-    fusion: &mut Fusion,
-) {
+fn sign_products(values: &Values, fusion: &mut Fusion) {
+    let Values { graph, order, outputs, readers, producer, .. } = values;
     for (pos, &n) in order.iter().enumerate() {
         let node = &graph.nodes[n];
         let Op::MatMul { trans_b, .. } = node.op else { continue };

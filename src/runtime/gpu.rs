@@ -8,7 +8,7 @@ use super::{memory, PlanMemory};
 use crate::device::{GpuContext, Storage, Tensor};
 use crate::error::{Error, Result};
 use crate::graph::ops::Gpu;
-use crate::graph::{Graph, PackMode, Source, ValueId};
+use crate::graph::{Graph, Source, ValueId};
 use crate::kernels::{BufferView, Caps, Dispatch, Step};
 
 pub(super) struct GpuExec {
@@ -139,19 +139,9 @@ impl GpuExec {
             if fusion.moved(pos) {
                 continue; // recorded with the later dispatch it joins
             }
-            if let Some(&earlier) = fusion.pack_pairs.get(&pos) {
-                let (a, b) = (&graph.nodes[order[earlier]], node);
-                let (signs, mask) = if matches!(a.op, crate::graph::Op::BitPack { mode: PackMode::Sign }) { (a, b) } else { (b, a) };
-                let crate::graph::Op::BitPack { mode } = mask.op else { unreachable!("pack_pairs pairs packs") };
-                let bits = |n: &crate::graph::Node| views[&n.output.expect("a pack has an output")].clone();
-                let x = node.inputs[0];
-                let step = crate::graph::ops::bitpack::record_pack_both(
-                    mode.clip(),
-                    (&views[&x], &graph.value(x).shape),
-                    &bits(signs),
-                    &bits(mask),
-                )?;
-                recorded.push(step);
+            if let Some(pair) = fusion.pack_pairs.get(&pos) {
+                let x = (&views[&pair.x], &graph.value(pair.x).shape);
+                recorded.push(crate::graph::ops::bitpack::record_pack_both(pair.clip, x, &views[&pair.signs], &views[&pair.mask])?);
                 continue;
             }
             if let (Some(group), Some(out)) = (fusion.groups.get(&pos), node.output) {
@@ -161,19 +151,7 @@ impl GpuExec {
                 for (j, w) in group.writes(out).enumerate() {
                     bindings.push(((group.leaves.len() + 1 + j) as u32, views[&w].clone()));
                 }
-                let params: Vec<u8> = bytemuck::cast_slice(&group.params).to_vec();
-                let entries = if group.n >= super::fuse::TUNED_FROM { &super::fuse::ENTRIES[..] } else { &super::fuse::ENTRIES[..1] };
-                let candidates = entries
-                    .iter()
-                    .map(|&(entry, per, group_size)| Dispatch {
-                        kernel: crate::kernels::Kernel { shader: crate::kernels::ShaderRef::Custom(shader.clone()), entry },
-                        params: params.clone(),
-                        bindings: bindings.clone(),
-                        workgroups: crate::kernels::grid_1d(group.n.div_ceil(per), group_size),
-                    })
-                    .collect();
-                let choice = crate::kernels::Choice { class: group.class.clone(), candidates };
-                recorded.push(Step::Dispatch(super::tune::choose(ctx, choice)?));
+                recorded.push(Step::Dispatch(super::tune::choose(ctx, group.choice(&shader, bindings))?));
                 let mut deferred: Vec<usize> = fusion.deferred.iter().filter(|(_, root)| **root == pos).map(|(a, _)| *a).collect();
                 deferred.sort_unstable();
                 for a in deferred {

@@ -326,16 +326,12 @@ impl Trainer {
             };
             // argmax picks the first of tied scores: for accuracy a tie with an earlier class
             // also ranks above the label (in_top_k, for top-k, counts ties as in).
-            let mut ranks: Vec<(bool, ValueId)> = Vec::new();
+            let mut ranks: [Option<ValueId>; 2] = [None, None]; // by first_ties, each made once
             for m in &self.metrics {
                 let first_ties = *m == Metric::Accuracy;
-                let rank = match ranks.iter().find(|(f, _)| *f == first_ties) {
-                    Some((_, r)) => *r,
-                    None => {
-                        let r = g.label_rank(pred, labels, first_ties)?;
-                        ranks.push((first_ties, r));
-                        r
-                    }
+                let rank = match ranks[usize::from(first_ties)] {
+                    Some(r) => r,
+                    None => *ranks[usize::from(first_ties)].insert(g.label_rank(pred, labels, first_ties)?),
                 };
                 let k = g.fill([1], m.k() as f32 - 0.5)?;
                 let hit = g.binary(BinaryOp::Gt, k, rank)?;
