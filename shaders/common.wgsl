@@ -38,6 +38,11 @@ fn larq_sign(v: f32) -> f32 {
     return select(-1.0, 1.0, v >= 0.0);
 }
 
+// Four packed sign bits (the low bits of `nibble`, a set bit is -1) as +-1, lowest bit first.
+fn nibble_signs(nibble: u32) -> vec4<f32> {
+    return select(vec4<f32>(1.0), vec4<f32>(-1.0), (vec4<u32>(nibble) & vec4<u32>(1u, 2u, 4u, 8u)) != vec4<u32>(0u));
+}
+
 // tanh from exp of a non-positive argument: no overflow for large |x|.
 fn stable_tanh(x: f32) -> f32 {
     let t = exp(-2.0 * abs(x));

@@ -269,8 +269,7 @@ fn direct1(wid: vec3<u32>, lid: u32, rows: u32, wg: u32, ta: bool, tb: bool) {
 // Four sign bits of B as +-1: B's row `kk` at vec4 column `col` (its flat index is its bit index).
 fn sign_row(base: u32, kk: u32, col: u32) -> vec4<f32> {
     let bit = base + kk * p.n + col * 4u;
-    let nibble = (bw[bit / 32u] >> (bit % 32u)) & 15u;
-    return select(vec4<f32>(1.0), vec4<f32>(-1.0), (vec4<u32>(nibble) & vec4<u32>(1u, 2u, 4u, 8u)) != vec4<u32>(0u));
+    return nibble_signs(bw[bit / 32u] >> (bit % 32u));
 }
 
 // `direct_signs4`, as `direct` (K in vec4 steps, A read as vec4s; K, and M when A is

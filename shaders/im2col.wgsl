@@ -18,6 +18,7 @@
 // col2im: each thread sums `run` consecutive channels (4 when
 // they are a multiple of 4, in either layout), sharing the tap arithmetic, whose integer
 // divisions dominate on a CPU rasterizer (lavapipe), among them.
+// col2im_signs_<rows>: col2im of a product with sign bits, without the patches (see there).
 
 struct Params {
     n: u32,
@@ -29,7 +30,7 @@ struct Params {
     taps: u32,
     out_pixels: u32,
     run: u32,
-    _pad0: u32,
+    k: u32,
     _pad1: u32,
     _pad2: u32,
     input: vec4<u32>,
@@ -100,6 +101,30 @@ struct Element {
     dst: u32,
 }
 
+// The output pixel (flat over the output's spatial axes) whose patch reads image position `x`
+// through kernel tap `tap`, and whether there is one. A stride of 1 (the usual convolution)
+// takes no division.
+struct Reader {
+    pixel: u32,
+    hit: bool,
+}
+
+fn reader(x: vec4<u32>, tap: vec4<u32>) -> Reader {
+    var pixel = 0u;
+    var hit = true;
+    for (var d = 0u; d < p.rank; d++) {
+        let num = i32(x[d] + p.pad_begin[d]) - i32(tap[d] * p.dilation[d]);
+        var o = u32(num);
+        if (p.strides[d] != 1u) {
+            hit = hit && o % p.strides[d] == 0u;
+            o = o / p.strides[d];
+        }
+        hit = hit && num >= 0 && o < p.output[d];
+        pixel = pixel * p.output[d] + o;
+    }
+    return Reader(pixel, hit);
+}
+
 fn image_element(i: u32) -> Element {
     let c = i % p.channels;
     var rest = i / p.channels;
@@ -121,24 +146,12 @@ fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     if (i >= p.n) { return; }
     let e = image_element(i);
     var acc = vec4<f32>(0.0);
-    // Taps in order, last axis fastest, stepped by counting rather than by dividing t; a stride
-    // of 1 (the usual convolution) takes no division at all.
+    // Taps in order, last axis fastest, stepped by counting rather than by dividing t.
     var tap = vec4<u32>(0u);
     for (var t = 0u; t < p.taps; t++) {
-        var pixel = 0u;
-        var hit = true;
-        for (var d = 0u; d < p.rank; d++) {
-            let num = i32(e.x[d] + p.pad_begin[d]) - i32(tap[d] * p.dilation[d]);
-            var o = u32(num);
-            if (p.strides[d] != 1u) {
-                hit = hit && o % p.strides[d] == 0u;
-                o = o / p.strides[d];
-            }
-            hit = hit && num >= 0 && o < p.output[d];
-            pixel = pixel * p.output[d] + o;
-        }
-        if (hit) {
-            let src = ((e.n * p.out_pixels + pixel) * p.taps + t) * p.channels + e.c;
+        let rd = reader(e.x, tap);
+        if (rd.hit) {
+            let src = ((e.n * p.out_pixels + rd.pixel) * p.taps + t) * p.channels + e.c;
             for (var j = 0u; j < p.run; j++) {
                 acc[j] += cols[src + j];
             }
@@ -176,3 +189,82 @@ fn col2im_disjoint(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
         out[e.dst + j * p.channel_stride] = bitcast<u32>(v);
     }
 }
+
+// col2im of the product dY @ sign(W), the input gradient of a binary convolution, without
+// storing the patch gradients: cols[row, tap, c] = sum_o dY[row, o] sign(W)[o, tap, c] is
+// computed where col2im would read it. Bindings: 1 dY [N * out pixels, k] (vec4s), 2 sign bits
+// of W [k, taps * C] (a set bit is -1; rows without padding bits), 3 the image (vec4s; channels
+// last, C and k multiples of 4). Each thread sums `rows` consecutive image pixels for 4
+// channels, so the four sign rows it decodes per step of 4 in k serve every pixel; neighbouring
+// threads take neighbouring channels of the same pixels, so they skip a tap that reads none of
+// them together. Each pixel's sum is one fma chain over taps in order, then k in order (rows
+// that a tap does not read add 0 there), so both row counts give the same bits.
+// Dispatch: grid_1d(ceil(pixels / rows) * C / 4, WG).
+@group(0) @binding(1) var<storage, read> dy4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> w_bits: array<u32>;
+@group(0) @binding(3) var<storage, read_write> image4: array<vec4<f32>>;
+
+fn col2im_signs(gid: vec3<u32>, nwg: vec3<u32>, rows: u32) {
+    let c4 = p.channels / 4u;
+    let i = flat_index(gid, nwg);
+    let cq = i % c4;
+    let first = (i / c4) * rows;
+    let pixels = p.n / p.channels;
+    if (first >= pixels) { return; }
+    let k4 = p.k / 4u;
+    let row_bits = p.taps * p.channels;
+    // Each pixel's image and spatial position (rows past the end repeat the last pixel; they
+    // are not stored).
+    var at: array<vec4<u32>, 8>;
+    var img: array<u32, 8>;
+    for (var r = 0u; r < rows; r++) {
+        var rest = min(first + r, pixels - 1u);
+        for (var d = i32(p.rank) - 1; d >= 0; d--) {
+            at[r][d] = rest % p.input[d];
+            rest = rest / p.input[d];
+        }
+        img[r] = rest;
+    }
+    var total: array<vec4<f32>, 8>;
+    for (var r = 0u; r < rows; r++) { total[r] = vec4<f32>(0.0); }
+    var tap = vec4<u32>(0u);
+    for (var t = 0u; t < p.taps; t++) {
+        // The dY row that read each pixel at this tap, if any.
+        var src: array<u32, 8>;
+        var hit: array<bool, 8>;
+        var any_hit = false;
+        for (var r = 0u; r < rows; r++) {
+            let rd = reader(at[r], tap);
+            hit[r] = rd.hit;
+            any_hit = any_hit || rd.hit;
+            src[r] = select(0u, (img[r] * p.out_pixels + rd.pixel) * k4, rd.hit);
+        }
+        if (any_hit) {
+            let bit0 = t * p.channels + cq * 4u;
+            for (var kq = 0u; kq < k4; kq++) {
+                let bit = bit0 + 4u * kq * row_bits;
+                let b0 = nibble_signs(w_bits[bit / 32u] >> (bit % 32u));
+                let b1 = nibble_signs(w_bits[(bit + row_bits) / 32u] >> ((bit + row_bits) % 32u));
+                let b2 = nibble_signs(w_bits[(bit + 2u * row_bits) / 32u] >> ((bit + 2u * row_bits) % 32u));
+                let b3 = nibble_signs(w_bits[(bit + 3u * row_bits) / 32u] >> ((bit + 3u * row_bits) % 32u));
+                for (var r = 0u; r < rows; r++) {
+                    let av = select(vec4<f32>(0.0), dy4[src[r] + kq], hit[r]);
+                    total[r] = fma(vec4<f32>(av.x), b0, total[r]);
+                    total[r] = fma(vec4<f32>(av.y), b1, total[r]);
+                    total[r] = fma(vec4<f32>(av.z), b2, total[r]);
+                    total[r] = fma(vec4<f32>(av.w), b3, total[r]);
+                }
+            }
+        }
+        tap = next_tap(tap);
+    }
+    for (var r = 0u; r < rows; r++) {
+        if (first + r < pixels) { image4[(first + r) * c4 + cq] = total[r]; }
+    }
+}
+
+@compute @workgroup_size(WG)
+fn col2im_signs_4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) { col2im_signs(gid, nwg, 4u); }
+
+@compute @workgroup_size(WG)
+fn col2im_signs_8(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) { col2im_signs(gid, nwg, 8u); }

@@ -331,6 +331,70 @@ fn binary_convolution_equals_the_float_convolution_of_its_signs() {
     }
 }
 
+/// The input gradient of a binary convolution: where the patches read most (pixel, tap) pairs
+/// of the image (channels last, channels a multiple of 32, filters of 4), col2im computes the
+/// patch gradients dY sign(W) itself (`im2col::col2im_signs_*`) and the product is never
+/// stored; elsewhere (strides, small "valid" images) the product and col2im run. Both against
+/// the CPU reference, each pixel count per thread pinned in turn and bit for bit against the
+/// other, with rows that do not fill a thread and both pad values.
+#[test]
+fn binary_convolution_input_gradients_skip_the_patch_buffer_where_patches_cover_the_image() {
+    use DataFormat::ChannelsLast;
+    if gpu().is_none() {
+        return;
+    }
+    let dev = Device::gpu_with(&bitgrad::GpuOptions { tune: Some(bitgrad::TuneMode::Off), ..Default::default() }).unwrap();
+    let Device::Gpu(ctx) = &dev else { unreachable!("gpu_with gives a GPU device") };
+    let cases = [
+        ("3x3 same", vec![2, 7, 6, 32], opts(&[3, 3], &[1, 1], &[1, 1], Padding::Same, ChannelsLast, 1), 8, true),
+        ("3x3 valid 13x13", vec![1, 13, 13, 32], opts(&[3, 3], &[1, 1], &[1, 1], Padding::Valid, ChannelsLast, 1), 4, true),
+        ("3x3 same d2 c64", vec![1, 8, 9, 64], opts(&[3, 3], &[1, 1], &[2, 2], Padding::Same, ChannelsLast, 1), 12, true),
+        ("1d same", vec![3, 10, 32], opts(&[3], &[1], &[1], Padding::Same, ChannelsLast, 1), 4, true),
+        ("3d same", vec![1, 6, 6, 4, 32], opts(&[2, 2, 2], &[1, 1, 1], &[1, 1, 1], Padding::Same, ChannelsLast, 1), 4, true),
+        ("3x3 same s2", vec![2, 8, 8, 32], opts(&[3, 3], &[2, 2], &[1, 1], Padding::Same, ChannelsLast, 1), 4, false),
+        ("3x3 valid 5x5", vec![2, 5, 5, 32], opts(&[3, 3], &[1, 1], &[1, 1], Padding::Valid, ChannelsLast, 1), 4, false),
+    ];
+    for (name, image, o, filters, fused) in cases {
+        for pad in [1.0, 0.0] {
+            let mut g = Graph::new();
+            let x = g.input("x", &image[..], DType::F32).unwrap();
+            let mut ks = o.kernel.clone();
+            ks.extend([*image.last().unwrap(), filters]);
+            let w = g.input("w", &ks[..], DType::F32).unwrap();
+            let y = g.binary_conv(x, w, &o, pad, Some(1.0), Some(1.0)).unwrap();
+            let r = g.input("r", g.value(y).shape.clone(), DType::F32).unwrap();
+            let yr = g.mul(y, r).unwrap();
+            let axes: Vec<usize> = (0..g.value(yr).shape.rank()).collect();
+            let loss = g.sum(yr, &axes, false).unwrap();
+            let grads = g.backward(loss, &[x, w]).unwrap();
+            let r_shape = g.value(r).shape.clone();
+            let feeds = vec![
+                ("x", HostTensor::f32(&image[..], uniform(11, image.iter().product(), 1.5)).unwrap()),
+                ("w", HostTensor::f32(&ks[..], uniform(12, ks.iter().product(), 1.5)).unwrap()),
+                ("r", HostTensor::f32(r_shape.clone(), uniform(13, r_shape.numel(), 1.0)).unwrap()),
+            ];
+            let c = Case { graph: g, outputs: grads, feeds };
+            let what = format!("binary conv backward {name} pad {pad}");
+            let cpu = run_on(&Device::cpu(), &c, 1).unwrap();
+            let mut results = Vec::new();
+            for entry in ["col2im_signs_4", "col2im_signs_8"] {
+                ctx.tuning.pin(Some(entry));
+                let kernels = bitgrad::Plan::new(&dev, &c.graph, &c.outputs, &mut bitgrad::ParamStore::new()).unwrap().kernels().unwrap();
+                assert_eq!(kernels.contains(&format!("im2col::{entry}")), fused, "{what}: {kernels:?}");
+                assert_eq!(kernels.contains(&"im2col::col2im".to_string()), !fused, "{what}: {kernels:?}");
+                let got = run_on(&dev, &c, 1).unwrap();
+                let taps: usize = o.kernel.iter().product();
+                for (i, which) in ["dx", "dw"].iter().enumerate() {
+                    assert_close(&format!("{what} {which} ({entry})"), &got[i], &cpu[i], accumulation(taps * filters.max(100)));
+                }
+                results.push(got);
+            }
+            ctx.tuning.pin(None);
+            assert_eq!(results[0], results[1], "{what}: 4 and 8 pixels per thread differ");
+        }
+    }
+}
+
 #[test]
 fn transposed_convolution_is_the_adjoint_of_convolution() {
     use DataFormat::*;

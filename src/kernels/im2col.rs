@@ -1,4 +1,5 @@
-//! `shaders/im2col.wgsl`: patch gathering (im2col) and its adjoint (col2im).
+//! `shaders/im2col.wgsl`: patch gathering (im2col) and its adjoint (col2im), also fused with
+//! the product of sign bits that makes the patches (col2im_signs).
 
 use bytemuck::{Pod, Zeroable};
 
@@ -12,8 +13,12 @@ pub const IM2COL: Kernel = Kernel::new(&SHADER, "im2col");
 pub const COL2IM: Kernel = Kernel::new(&SHADER, "col2im");
 /// One thread per image element, for windows that do not overlap (one tap per element at most).
 pub const COL2IM_DISJOINT: Kernel = Kernel::new(&SHADER, "col2im_disjoint");
+/// col2im of `dY @ sign(W)` without the patches, 4 image pixels (by 4 channels) per thread.
+pub const COL2IM_SIGNS_4: Kernel = Kernel::new(&SHADER, "col2im_signs_4");
+/// The same, 8 pixels per thread.
+pub const COL2IM_SIGNS_8: Kernel = Kernel::new(&SHADER, "col2im_signs_8");
 /// Every entry point of the family.
-pub const KERNELS: &[Kernel] = &[IM2COL, COL2IM, COL2IM_DISJOINT];
+pub const KERNELS: &[Kernel] = &[IM2COL, COL2IM, COL2IM_DISJOINT, COL2IM_SIGNS_4, COL2IM_SIGNS_8];
 
 /// Mirror of the WGSL `Params`.
 #[repr(C)]
@@ -37,8 +42,8 @@ pub struct Params {
     pub out_pixels: u32,
     /// Consecutive channels copied per im2col thread.
     pub run: u32,
-    /// Padding.
-    pub _pad0: u32,
+    /// col2im_signs: the product's inner length (dY's columns).
+    pub k: u32,
     /// Padding.
     pub _pad1: u32,
     /// Padding.
@@ -68,7 +73,7 @@ params_layout!(Params {
     taps,
     out_pixels,
     run,
-    _pad0,
+    k,
     _pad1,
     _pad2,
     input,

@@ -6,8 +6,9 @@
 //! kernel also writes out values of its shape that later nodes read (`Group::exports`, with the
 //! assignments of them deferred past it) and takes in sibling trees of its shape computed just
 //! before it. Besides: products whose B operand is unpacked sign bits read the bits
-//! (`sign_products`), and the sign and clip-mask packs of the same values are one dispatch
-//! (`pack_pairs`).
+//! (`sign_products`), a col2im of such a product (a binary convolution's input gradient)
+//! computes the patches as it sums them where they cover the image densely (`col2im_signs`), and
+//! the sign and clip-mask packs of the same values are one dispatch (`pack_pairs`).
 //!
 //! The generated module calls the families' own functions (`shaders/elementwise_fns.wgsl`,
 //! `shaders/update_fns.wgsl`: one home per function) with constant op codes, reads each leaf
@@ -58,6 +59,20 @@ pub(super) struct Fusion {
     /// Pairs of packs of the same values, one of sign bits and one of a clip mask, by the later
     /// one's position: one dispatch there writes both (`ops::bitpack::record_pack_both`).
     pub(super) pack_pairs: HashMap<usize, PackPair>,
+    /// col2im of a product reading sign bits (the input gradient of a binary convolution), by
+    /// the col2im's position: it computes the patches as it sums them
+    /// (`ops::im2col::record_col2im_signs`), and the product is never stored.
+    pub(super) col2im_signs: HashMap<usize, SignPatches>,
+}
+
+/// The operands of patches `dy @ sign bits` that a col2im computes instead of reading.
+pub(super) struct SignPatches {
+    /// The product's A, `[rows, k]`.
+    pub(super) dy: ValueId,
+    /// The sign bits of its B, `[k, taps * C]`.
+    pub(super) bits: ValueId,
+    /// The inner length.
+    pub(super) k: usize,
 }
 
 /// A sign-bit pack and a clip-mask pack of the same values, run as one dispatch.
@@ -213,6 +228,7 @@ pub(super) fn plan(graph: &Graph, order: &[usize], outputs: &[ValueId]) -> Fusio
 
     let mut fusion = Fusion::default();
     sign_products(&values, &mut fusion);
+    col2im_signs(&values, &mut fusion);
     pack_pairs(&values, &mut fusion);
     // Shared values inlined into groups, with the positions of the groups' nodes: one stays
     // stored unless every reader is inside a group.
@@ -390,6 +406,43 @@ fn sign_products(values: &Values, fusion: &mut Fusion) {
                         if chain.iter().all(|c| readers.get(c).is_some_and(|r| r.len() == 1) && !outputs.contains(c)) {
                             fusion.inlined.extend(chain.iter().copied());
                         }
+                    }
+                    break;
+                }
+                _ => break,
+            }
+        }
+    }
+}
+
+/// Finds the col2im nodes whose patches are a product reading sign bits (`sign_products`),
+/// reached through reshapes only, with no other reader of the product or the reshapes, and
+/// an unbatched product whose rows and columns are the patch rows and (tap, channel) columns:
+/// the col2im computes the product itself, which then does not run.
+fn col2im_signs(values: &Values, fusion: &mut Fusion) {
+    let Values { graph, order, outputs, readers, producer, .. } = values;
+    let single = |v: &ValueId| readers.get(v).is_some_and(|r| r.len() == 1) && !outputs.contains(v);
+    for (pos, &n) in order.iter().enumerate() {
+        let Op::Col2Im { geom } = &graph.nodes[n].op else { continue };
+        let (mut v, mut chain) = (graph.nodes[n].inputs[0], Vec::new());
+        while let Some(&p) = producer.get(&v) {
+            let source = &graph.nodes[order[p]];
+            chain.push(v);
+            match source.op {
+                Op::Reshape { .. } => v = source.inputs[0],
+                Op::MatMul { trans_a: false, .. } => {
+                    let Some(&bits) = fusion.signs.get(&p) else { break };
+                    let (dy, b) = (graph.value(source.inputs[0]), graph.value(source.inputs[1]));
+                    let k = b.shape.dims()[b.shape.rank() - 2];
+                    let rows = dy.shape.numel() / k.max(1);
+                    let fits = crate::graph::ops::im2col::col2im_signs_fit(geom, k)
+                        && rows == geom.batch * geom.out_pixels()
+                        && b.shape.numel() == k * geom.taps() * geom.channels
+                        && dy.shape.dims().last() == Some(&k)
+                        && !matches!(dy.source, Source::Variable { .. });
+                    if fits && chain.iter().all(single) {
+                        fusion.inlined.extend(chain.iter().copied());
+                        fusion.col2im_signs.insert(pos, SignPatches { dy: source.inputs[0], bits, k });
                     }
                     break;
                 }

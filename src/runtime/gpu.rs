@@ -73,7 +73,9 @@ impl GpuExec {
         // right after it.
         let late_reads = fusion.groups.iter().flat_map(|(root, g)| g.leaves.iter().chain(&g.exports).map(move |l| (*l, *root)));
         let deferred = fusion.deferred.iter().map(|(a, root)| (graph.nodes[order[*a]].inputs[1], *root));
-        for (value, pos) in late_reads.chain(deferred).chain(fusion.signs.iter().map(|(pos, bits)| (*bits, *pos))) {
+        let signs = fusion.signs.iter().map(|(pos, bits)| (*bits, *pos));
+        let patches = fusion.col2im_signs.iter().flat_map(|(pos, p)| [(p.dy, *pos), (p.bits, *pos)]);
+        for (value, pos) in late_reads.chain(deferred).chain(signs).chain(patches) {
             if let Some(last) = last_use.get_mut(&value) {
                 *last = (*last).max(pos);
             }
@@ -142,6 +144,11 @@ impl GpuExec {
             if let Some(pair) = fusion.pack_pairs.get(&pos) {
                 let x = (&views[&pair.x], &graph.value(pair.x).shape);
                 recorded.push(crate::graph::ops::bitpack::record_pack_both(pair.clip, x, &views[&pair.signs], &views[&pair.mask])?);
+                continue;
+            }
+            if let (Some(p), crate::graph::Op::Col2Im { geom }, Some(out)) = (fusion.col2im_signs.get(&pos), &node.op, node.output) {
+                let choice = crate::graph::ops::im2col::record_col2im_signs(geom, p.k, &views[&p.dy], &views[&p.bits], &views[&out]);
+                recorded.push(Step::Dispatch(super::tune::choose(ctx, choice)?));
                 continue;
             }
             if let (Some(group), Some(out)) = (fusion.groups.get(&pos), node.output) {

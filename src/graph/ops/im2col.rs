@@ -5,8 +5,8 @@ use super::{Gpu, Grad, Grads, Host, Operands};
 use crate::error::{Error, Result};
 use crate::graph::conv::{check_image, ConvGeometry, DataFormat};
 use crate::graph::Graph;
-use crate::kernels::im2col::{Params, COL2IM, COL2IM_DISJOINT, IM2COL};
-use crate::kernels::{grid_1d, BufferView, Dispatch, Step, WG};
+use crate::kernels::im2col::{Params, COL2IM, COL2IM_DISJOINT, COL2IM_SIGNS_4, COL2IM_SIGNS_8, IM2COL};
+use crate::kernels::{grid_1d, BufferView, Choice, Dispatch, Step, WG};
 use crate::tensor::{DType, Shape, TensorData};
 
 pub(crate) fn infer_im2col(geom: &ConvGeometry, pad_value: f32, a: &Operands) -> Result<(Shape, DType)> {
@@ -61,6 +61,53 @@ pub(crate) fn record_im2col(geom: &ConvGeometry, pad_value: f32, d: &Gpu) -> Res
 
 pub(crate) fn record_col2im(geom: &ConvGeometry, d: &Gpu) -> Result<Step> {
     Ok(Step::Dispatch(col2im(geom, d.x(0), d.out()?)))
+}
+
+/// Below this fraction of (image pixel, tap) pairs that some output pixel reads,
+/// `col2im_signs` loses to the product and `col2im`: its threads sum every tap of several
+/// pixels, so taps that read nothing still cost them. Measured on lavapipe (3x3 stride 1, batch
+/// 16-64, 32-128 channels, docs/PERFORMANCE.md): 0.65-0.92x the time of the two dispatches with
+/// "same" padding (0.84-0.95 read), 0.78-0.95x at 13x13 "valid" (0.72), 1.6-1.7x at 5x5
+/// "valid" (0.36).
+const COL2IM_SIGNS_MIN_READ: f64 = 0.7;
+
+/// Whether [`record_col2im_signs`] should run col2im of the product `dY @ sign(W)` with dY's
+/// rows of `k` values: channels last with a multiple of 4 channels (vec4 image writes and sign
+/// nibbles within a word), `k` a multiple of 4 (vec4 reads of dY), and patches that read at
+/// least [`COL2IM_SIGNS_MIN_READ`] of the (pixel, tap) pairs.
+pub(crate) fn col2im_signs_fit(geom: &ConvGeometry, k: usize) -> bool {
+    geom.format == DataFormat::ChannelsLast && geom.channels % 4 == 0 && k % 4 == 0 && k > 0 && read_fraction(geom) >= COL2IM_SIGNS_MIN_READ
+}
+
+/// The fraction of (image pixel, tap) pairs that an output pixel reads: per axis, the
+/// (output, tap) pairs whose source lies inside over input size times taps (axes multiply).
+fn read_fraction(g: &ConvGeometry) -> f64 {
+    (0..g.kernel.len())
+        .map(|i| {
+            let read = (0..g.output[i]).flat_map(|o| (0..g.kernel[i]).map(move |t| (o, t))).filter(|&(o, t)| g.source(i, o, t).is_some());
+            read.count() as f64 / (g.input[i] * g.kernel[i]) as f64
+        })
+        .product()
+}
+
+/// col2im of the patches `dY @ sign(W)` (dY `[N * out pixels, k]`, W's sign bits
+/// `[k, taps * C]`), computed where col2im reads them instead of stored: the planner's choice
+/// for the input gradient of a binary convolution (`runtime::fuse`). Each pixel's sum runs over
+/// taps, then `k`, in one chain (not per tap first, as the two dispatches add), so it agrees
+/// with them and the CPU reference to float accumulation tolerance; the tuner picks the pixels
+/// per thread (both give the same bits).
+pub(crate) fn record_col2im_signs(geom: &ConvGeometry, k: usize, dy: &BufferView, bits: &BufferView, image: &BufferView) -> Choice {
+    let n = geom.image_shape().numel();
+    let p = Params { k: k as u32, ..params(geom, n, 0, 4) };
+    let pixels = n / geom.channels;
+    let candidates = [(COL2IM_SIGNS_8, 8), (COL2IM_SIGNS_4, 4)]
+        .into_iter()
+        .map(|(kernel, rows)| {
+            let threads = pixels.div_ceil(rows) * (geom.channels / 4);
+            Dispatch::new(kernel, &p, &[(1, dy), (2, bits), (3, image)], grid_1d(threads, WG))
+        })
+        .collect();
+    Choice { class: format!("col2im signs {n} taps {} k {k}", geom.taps()), candidates }
 }
 
 /// Multi-index of flat index `i` in row-major `dims`.
@@ -132,7 +179,7 @@ fn params(g: &ConvGeometry, n: usize, pad_word: u32, run: usize) -> Params {
     let (sn, ss, sc) = g.image_strides();
     Params {
         run: run as u32,
-        _pad0: 0,
+        k: 0,
         _pad1: 0,
         _pad2: 0,
         n: n as u32,
