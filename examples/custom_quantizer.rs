@@ -29,7 +29,7 @@ fn main() -> bitgrad::Result<()> {
     let y = q.apply(&mut g, x)?;
     let loss = g.sum(y, &[0], false)?;
     let dx = g.backward(loss, &[x])?[0];
-    let device = Device::best();
+    let device = Device::try_best()?;
     let mut plan = Plan::new(&device, &g, &[y, dx], &mut ParamStore::new())?;
     plan.feed("x", &HostTensor::f32([5], vec![-1.5, -0.2, 0.0, 0.3, 2.0])?)?;
     plan.run()?;

@@ -21,18 +21,18 @@ use bitgrad::train::{data, FitOptions, Loss, Metric, Trainer};
 /// The float CNN: two convolutions with BatchNormalization and ReLU, then two dense layers.
 fn float_cnn() -> Sequential {
     Sequential::new("float_cnn", &[28, 28, 1])
-        .add(QuantConv::new("conv2d", 16, &[3, 3]).use_bias(false))
-        .add(BatchNormalization::new("batch_normalization"))
-        .add(ActivationLayer::new("relu", Activation::Relu))
-        .add(Pooling::new("max_pooling2d", PoolingKind::Max, &[2, 2]))
-        .add(QuantConv::new("conv2d_1", 32, &[3, 3]).use_bias(false))
-        .add(BatchNormalization::new("batch_normalization_1"))
-        .add(ActivationLayer::new("relu_1", Activation::Relu))
-        .add(Pooling::new("max_pooling2d_1", PoolingKind::Max, &[2, 2]))
-        .add(Flatten::new("flatten"))
-        .add(QuantDense::new("dense", 64).activation(Activation::Relu))
-        .add(QuantDense::new("dense_1", 10))
-        .add(ActivationLayer::new("softmax", Activation::Softmax))
+        .add(QuantConv::new(16, &[3, 3]).named("conv2d").use_bias(false))
+        .add(BatchNormalization::new().named("batch_normalization"))
+        .add(ActivationLayer::new(Activation::Relu).named("relu"))
+        .add(Pooling::new(PoolingKind::Max, &[2, 2]).named("max_pooling2d"))
+        .add(QuantConv::new(32, &[3, 3]).named("conv2d_1").use_bias(false))
+        .add(BatchNormalization::new().named("batch_normalization_1"))
+        .add(ActivationLayer::new(Activation::Relu).named("relu_1"))
+        .add(Pooling::new(PoolingKind::Max, &[2, 2]).named("max_pooling2d_1"))
+        .add(Flatten::new().named("flatten"))
+        .add(QuantDense::new(64).named("dense").activation(Activation::Relu))
+        .add(QuantDense::new(10).named("dense_1"))
+        .add(ActivationLayer::new(Activation::Softmax).named("softmax"))
 }
 
 fn arg(name: &str) -> Option<String> {
@@ -48,10 +48,10 @@ fn main() -> bitgrad::Result<()> {
         Some(n) => train.take(n.parse().expect("--limit takes a number")),
         None => train,
     };
-    let device = bitgrad::Device::best();
+    let device = bitgrad::Device::try_best()?;
     println!("device: {}; {} training images, {} test images", device.describe(), train.len(), test.len());
     let loss = Loss::SparseCategoricalCrossentropy { from_logits: false };
-    let opts = |epochs| FitOptions { epochs, batch_size: 64, verbose: true, shuffle_seed: Some(1), ..FitOptions::default() };
+    let opts = |epochs| FitOptions { epochs, batch_size: 64, verbose: 1, shuffle_seed: Some(1), ..FitOptions::default() };
 
     let mut float = Trainer::compile(float_cnn(), loss, Arc::new(Adam::new(1e-3)), &[Metric::Accuracy], &device)?;
     float.fit(&train, None, &opts(epochs))?;

@@ -81,7 +81,7 @@ pub fn from_keras(v: &Value) -> Result<Box<dyn Constraint>> {
             };
             Ok(Box::new(WeightClip::new(clip)?))
         }
-        other => Err(Error::Unknown { kind: "constraint", name: format!("{other} (known: weight_clip)") }),
+        other => Err(Error::unknown("constraint", other, ["weight_clip"])),
     }
 }
 

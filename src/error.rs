@@ -6,11 +6,41 @@
 
 use crate::tensor::DType;
 
+/// The message, as `Display` writes it: `main` returning `Err` prints an error's `Debug`, and a
+/// program's users should read the message there; match on the variants for the fields.
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+impl Error {
+    /// [`Error::Unknown`]: `name` is not a known `kind`; `known` lists those that are.
+    pub fn unknown(kind: &'static str, name: &str, known: impl IntoIterator<Item = impl Into<String>>) -> Error {
+        Error::Unknown { kind, name: name.to_string(), known: known.into_iter().map(Into::into).collect() }
+    }
+}
+
+/// After an unknown name: the closest known name when one is close (a typo), then the list.
+fn choices(name: &str, known: &[String]) -> String {
+    if known.is_empty() {
+        return String::new();
+    }
+    let closest = known
+        .iter()
+        .map(|k| (strsim::damerau_levenshtein(&name.to_lowercase(), &k.to_lowercase()), k))
+        .filter(|(d, k)| *d <= (k.chars().count() / 3).max(2))
+        .min_by_key(|(d, _)| *d);
+    let hint = closest.map(|(_, k)| format!(": did you mean `{k}`?")).unwrap_or_default();
+    format!("{hint} (known: {})", known.join(", "))
+}
+
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Everything that can go wrong in bitgrad.
-#[derive(Debug, thiserror::Error)]
+/// Everything that can go wrong in bitgrad. Its `Debug` is its message (see the impl), so that a
+/// `fn main() -> bitgrad::Result<()>` that fails prints what went wrong, not a tree of fields.
+#[derive(thiserror::Error)]
 pub enum Error {
     /// Two shapes that must agree do not.
     #[error("{op}: incompatible shapes {lhs:?} and {rhs:?}: {reason}")]
@@ -47,22 +77,26 @@ pub enum Error {
         got: DType,
     },
     /// An argument value is out of its valid range.
-    #[error("{op}: invalid `{arg}`: {reason}")]
+    #[error("{}invalid `{arg}`: {reason}", if op.is_empty() { String::new() } else { format!("{op}: ") })]
     InvalidArgument {
-        /// The op, layer or function that rejected the argument.
+        /// The op, layer or function that rejected the argument (empty when an enclosing error
+        /// names it, as a layer's does).
         op: &'static str,
         /// The argument's name.
         arg: &'static str,
         /// Why it was rejected.
         reason: String,
     },
-    /// A name (input, variable, value) that the graph or plan does not know.
-    #[error("unknown {kind} `{name}`")]
+    /// A name (quantizer, layer argument, input, value...) that is not one of the known ones:
+    /// the message quotes the name, suggests the closest known name and lists them all.
+    #[error("unknown {kind} `{name}`{}", choices(name, known))]
     Unknown {
         /// What kind of thing was looked up.
         kind: &'static str,
         /// The name or id that was not found.
         name: String,
+        /// The names that exist (may be empty).
+        known: Vec<String>,
     },
     /// A gradient was requested through an op that has none.
     #[error("{op} is not differentiable: {reason}")]

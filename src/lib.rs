@@ -35,6 +35,7 @@ pub mod qat;
 pub mod quantizers;
 pub mod runtime;
 pub mod tensor;
+pub mod text;
 pub mod train;
 
 pub use device::{Device, GpuContext, GpuOptions, Tensor, TuneMode, TuneRecord};

@@ -21,7 +21,7 @@ thread_local! {
 /// wins), like `larq.context.metrics_scope(["flip_ratio"])`. Unknown names are an error.
 pub fn metrics_scope<T>(metrics: &[&str], f: impl FnOnce() -> T) -> Result<T> {
     if let Some(bad) = metrics.iter().find(|m| !QUANTIZER_METRICS.contains(m)) {
-        return Err(Error::Unknown { kind: "quantizer metric", name: format!("{bad} (known: {})", QUANTIZER_METRICS.join(", ")) });
+        return Err(Error::unknown("quantizer metric", bad, QUANTIZER_METRICS.iter().copied()));
     }
     SCOPE.with(|s| s.borrow_mut().push(metrics.iter().map(|m| m.to_string()).collect()));
     struct Pop;
@@ -36,7 +36,14 @@ pub fn metrics_scope<T>(metrics: &[&str], f: impl FnOnce() -> T) -> Result<T> {
 
 /// The metrics enabled by the innermost [`metrics_scope`], if any.
 pub fn scoped_metrics() -> Vec<String> {
-    SCOPE.with(|s| s.borrow().last().cloned().unwrap_or_default())
+    active_scope().unwrap_or_default()
+}
+
+/// The innermost [`metrics_scope`]'s metrics, or `None` outside every scope (an empty scope is
+/// `Some` of nothing: it turns metrics off). Layers take it when they are made, as Larq's
+/// quantizers do, so a scope around the code that builds a model is honoured.
+pub fn active_scope() -> Option<Vec<String>> {
+    SCOPE.with(|s| s.borrow().last().cloned())
 }
 
 /// Larq's `flip_ratio` for one tensor of quantized values, recorded into a graph. Its state

@@ -319,7 +319,7 @@ fn a_checkpoint_path_that_would_overwrite_is_refused_before_training() {
         (out.join("ck"), out.join("ck.json"), format!("{}/", out.join("sub").display()), out.join("h.json"));
     for ck in [s(&plain), s(&json), slash.as_str()] {
         let err = refused(&train_args(&data, &["--checkpoint", ck]), &["--checkpoint"]);
-        assert!(!err.contains("epoch 1/1"), "{err}");
+        assert!(!err.contains("Epoch 1/1"), "{err}");
     }
     // The history may not be the checkpoint, nor its model JSON.
     let ck = out.join("ck.safetensors");
@@ -456,13 +456,13 @@ fn a_run_is_validated_before_its_first_step() {
     let dir = scratch("late");
     tiny_mnist(&dir, &[0, 1, 12, 3]);
     let err = refused(&train_args(&dir, &[]), &["the test set", "label 12 of sample 2"]);
-    assert!(!err.contains("epoch 1/1"), "{err}");
+    assert!(!err.contains("Epoch 1/1"), "{err}");
     let ck = dir.join("absent").join("ck.safetensors");
     let err = refused(&train_args(&dir, &["--checkpoint", s(&ck)]), &["does not exist"]);
-    assert!(!err.contains("epoch 1/1"), "{err}");
+    assert!(!err.contains("Epoch 1/1"), "{err}");
     let h = dir.join("absent").join("h.csv");
     let err = refused(&train_args(&dir, &["--history", s(&h)]), &["--history", "does not exist"]);
-    assert!(!err.contains("epoch 1/1"), "{err}");
+    assert!(!err.contains("Epoch 1/1"), "{err}");
 }
 
 /// A GPU device that binds at most `bytes` per buffer: a small adapter, on any adapter.
@@ -479,8 +479,8 @@ fn a_training_batch_over_the_adapter_limit_fails_before_training_naming_the_laye
     // Small input and weights; the wide layer's output for 256 samples (64 KiB) does not fit.
     let model = || {
         bitgrad::models::Sequential::new("small", &[2])
-            .add(QuantDense::new("wide", 64))
-            .add(QuantDense::new("out", 4).activation(Activation::Softmax))
+            .add(QuantDense::new(64).named("wide"))
+            .add(QuantDense::new(4).named("out").activation(Activation::Softmax))
     };
     let loss = Loss::SparseCategoricalCrossentropy { from_logits: false };
     let mut t = Trainer::compile(model(), loss, std::sync::Arc::new(Adam::new(1e-3)), &[Metric::Accuracy], &d).unwrap();
@@ -751,7 +751,7 @@ fn mutated_packed_exports_load_or_fail_cleanly() {
 /// A trainer of a 3-input dense layer of 2 logits on the CPU.
 fn small_cpu_trainer() -> bitgrad::train::Trainer {
     use bitgrad::train::{optimizers::Adam, Loss, Metric, Trainer};
-    let model = bitgrad::models::Sequential::new("small", &[3]).add(bitgrad::layers::QuantDense::new("d", 2));
+    let model = bitgrad::models::Sequential::new("small", &[3]).add(bitgrad::layers::QuantDense::new(2).named("d"));
     let loss = Loss::SparseCategoricalCrossentropy { from_logits: true };
     Trainer::compile(model, loss, std::sync::Arc::new(Adam::new(1e-3)), &[Metric::Accuracy], &bitgrad::Device::cpu()).unwrap()
 }
@@ -793,7 +793,7 @@ fn size_arithmetic_through_the_rust_api_is_checked() {
     assert!(e.contains("pad") && e.contains("overflows"), "{e}");
     assert!(g.slice(x, &[0, usize::MAX], [1, 2]).is_err());
     // A transposed convolution whose output size overflows, built from Rust.
-    let mut t = bitgrad::layers::QuantConvTranspose::new("t", 2, &[3, 3]);
+    let mut t = bitgrad::layers::QuantConvTranspose::new(2, &[3, 3]).named("t");
     t.strides = vec![huge, huge];
     let m = bitgrad::models::Sequential::new("m", &[4, 4, 1]).add(t);
     let e = m.build(1, Mode::Inference).err().unwrap().to_string();

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 /// The layers, bottom to top; modules on one line are one layer and may use each other.
 /// `lib.rs` (re-exports) is exempt; `bin` is the command line (`src/bin/`).
 const ORDER: &[&[&str]] = &[
-    &["error", "tensor"],
+    &["error", "tensor", "text"],
     &["kernels"],
     &["device"],
     &["graph"],

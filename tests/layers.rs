@@ -102,7 +102,8 @@ fn dims(v: &Value) -> Vec<usize> {
 fn quant_dense_matches_larq_forward_and_gradients() {
     let fixture: Value = serde_json::from_str(include_str!("fixtures/quant_dense.json")).unwrap();
     for c in fixture["cases"].as_array().unwrap() {
-        let mut layer = QuantDense::new("quant_dense", c["units"].as_u64().unwrap() as usize).use_bias(c["use_bias"].as_bool().unwrap());
+        let mut layer =
+            QuantDense::new(c["units"].as_u64().unwrap() as usize).named("quant_dense").use_bias(c["use_bias"].as_bool().unwrap());
         layer.args.input_quantizer = quantizer(&c["input_quantizer"]);
         layer.args.kernel_quantizer = quantizer(&c["kernel_quantizer"]);
         layer.args.activation = activation_of(&c["activation"]);
@@ -129,7 +130,7 @@ fn quant_dense_matches_larq_forward_and_gradients() {
 fn quant_conv_matches_larq_forward_and_gradients() {
     let fixture: Value = serde_json::from_str(include_str!("fixtures/quant_conv.json")).unwrap();
     for c in fixture["cases"].as_array().unwrap() {
-        let mut layer = QuantConv::new("quant_conv", c["filters"].as_u64().unwrap() as usize, &dims(&c["kernel_size"]));
+        let mut layer = QuantConv::new(c["filters"].as_u64().unwrap() as usize, &dims(&c["kernel_size"])).named("quant_conv");
         layer.strides = dims(&c["strides"]);
         layer.dilation_rate = dims(&c["dilation_rate"]);
         layer.padding = match c["padding"].as_str().unwrap() {
@@ -156,7 +157,8 @@ fn quant_conv_matches_larq_forward_and_gradients() {
 
 #[test]
 fn ste_sign_on_both_sides_runs_on_packed_bits() {
-    let layer = QuantDense::new("d", 8)
+    let layer = QuantDense::new(8)
+        .named("d")
         .input_quantizer(Quantizer::from_name("ste_sign").unwrap())
         .kernel_quantizer(Quantizer::from_name("ste_sign").unwrap())
         .kernel_constraint(WeightClip::default());
@@ -172,7 +174,7 @@ fn ste_sign_on_both_sides_runs_on_packed_bits() {
     let mut ctx = BuildContext::default();
     let mut g = Graph::new();
     let x = g.input("x", [4, 70], DType::F32).unwrap();
-    QuantDense::new("e", 8).kernel_quantizer(Quantizer::from_name("ste_sign").unwrap()).build(&mut g, x, &mut ctx).unwrap();
+    QuantDense::new(8).named("e").kernel_quantizer(Quantizer::from_name("ste_sign").unwrap()).build(&mut g, x, &mut ctx).unwrap();
     assert!(ctx.warnings[0].contains("starved weights") && ctx.warnings[0].contains("`e`"), "{:?}", ctx.warnings);
     assert!(!g.nodes().iter().any(|n| matches!(n.op, bitgrad::Op::XnorGemm { .. })), "float input: fake-quantized path");
 }
@@ -213,7 +215,7 @@ fn initializers_follow_keras_fans_and_bounds() {
     let err = Initializer::from_name("lecun_normal").unwrap_err().to_string();
     assert!(err.contains("lecun_normal") && err.contains("glorot_uniform"), "{err}");
     // glorot_uniform of a [300, 100] kernel stays inside +-sqrt(6/400) and fills it.
-    let layer = QuantDense::new("d", 100);
+    let layer = QuantDense::new(100).named("d");
     let mut g = Graph::new();
     let x = g.input("x", [1, 300], DType::F32).unwrap();
     let y = layer.build(&mut g, x, &mut BuildContext::default()).unwrap();
@@ -244,7 +246,7 @@ fn depthwise_and_separable_layers_match_larq() {
         } else {
             Box::new(QuantSeparableConv {
                 pointwise_quantizer: quantizer(&c["pointwise_quantizer"]),
-                ..QuantSeparableConv::new(name, c["filters"].as_u64().unwrap() as usize, opts)
+                ..QuantSeparableConv::new(c["filters"].as_u64().unwrap() as usize, opts).named(name)
             })
         };
         let names: Vec<String> = c["weight_names"].as_array().unwrap().iter().map(|n| format!("{name}/{}", n.as_str().unwrap())).collect();
@@ -276,8 +278,10 @@ fn catalogue_layer(case: &str) -> Box<dyn Layer> {
         l
     };
     let ste = || Quantizer::from_name("ste_sign").unwrap();
-    let t =
-        |filters, k: &[usize], s: usize| QuantConvTranspose { strides: vec![s; k.len()], ..QuantConvTranspose::new("layer", filters, k) };
+    let t = |filters, k: &[usize], s: usize| QuantConvTranspose {
+        strides: vec![s; k.len()],
+        ..QuantConvTranspose::new(filters, k).named("layer")
+    };
     match case {
         "conv2d_transpose same stride 2 binary c33" => Box::new(binary(QuantConvTranspose { padding: Padding::Same, ..t(3, &[3, 3], 2) })),
         "conv2d_transpose valid stride 2 output_padding 1" => {
@@ -291,37 +295,40 @@ fn catalogue_layer(case: &str) -> Box<dyn Layer> {
         }
         "conv3d_transpose same stride 2 binary" => Box::new(binary(QuantConvTranspose { padding: Padding::Same, ..t(2, &[2, 2, 2], 2) })),
         "locally_connected1d stride 2 binary" => Box::new(
-            QuantLocallyConnected { strides: vec![2], ..QuantLocallyConnected::new("layer", 3, &[3]) }
+            QuantLocallyConnected { strides: vec![2], ..QuantLocallyConnected::new(3, &[3]).named("layer") }
                 .input_quantizer(ste())
                 .kernel_quantizer(ste()),
         ),
-        "locally_connected2d kernel only" => Box::new(QuantLocallyConnected::new("layer", 2, &[2, 3]).kernel_quantizer(ste())),
-        "locally_connected2d channels_first" => {
-            Box::new(QuantLocallyConnected { data_format: DataFormat::ChannelsFirst, ..QuantLocallyConnected::new("layer", 2, &[2, 2]) })
+        "locally_connected2d kernel only" => Box::new(QuantLocallyConnected::new(2, &[2, 3]).named("layer").kernel_quantizer(ste())),
+        "locally_connected2d channels_first" => Box::new(QuantLocallyConnected {
+            data_format: DataFormat::ChannelsFirst,
+            ..QuantLocallyConnected::new(2, &[2, 2]).named("layer")
+        }),
+        "batch_normalization rank 4 momentum 0.9" => {
+            Box::new(BatchNormalization { momentum: 0.9, ..BatchNormalization::new().named("layer") })
         }
-        "batch_normalization rank 4 momentum 0.9" => Box::new(BatchNormalization { momentum: 0.9, ..BatchNormalization::new("layer") }),
         "batch_normalization rank 2 no scale" => {
-            Box::new(BatchNormalization { scale: false, epsilon: 0.01, ..BatchNormalization::new("layer") })
+            Box::new(BatchNormalization { scale: false, epsilon: 0.01, ..BatchNormalization::new().named("layer") })
         }
-        "batch_normalization rank 3 axis 1" => Box::new(BatchNormalization { axis: 1, ..BatchNormalization::new("layer") }),
+        "batch_normalization rank 3 axis 1" => Box::new(BatchNormalization { axis: 1, ..BatchNormalization::new().named("layer") }),
         "max_pooling2d 3x3 stride 2 same" => {
-            Box::new(Pooling { strides: vec![2, 2], padding: Padding::Same, ..Pooling::new("layer", PoolingKind::Max, &[3, 3]) })
+            Box::new(Pooling { strides: vec![2, 2], padding: Padding::Same, ..Pooling::new(PoolingKind::Max, &[3, 3]).named("layer") })
         }
         "average_pooling2d 3x3 stride 2 same" => {
-            Box::new(Pooling { strides: vec![2, 2], padding: Padding::Same, ..Pooling::new("layer", PoolingKind::Average, &[3, 3]) })
+            Box::new(Pooling { strides: vec![2, 2], padding: Padding::Same, ..Pooling::new(PoolingKind::Average, &[3, 3]).named("layer") })
         }
-        "average_pooling1d valid" => Box::new(Pooling::new("layer", PoolingKind::Average, &[2])),
-        "max_pooling3d valid" => Box::new(Pooling::new("layer", PoolingKind::Max, &[2, 2, 2])),
-        "global_average_pooling2d" => Box::new(GlobalPooling::new("layer", PoolingKind::Average)),
-        "global_max_pooling1d" => Box::new(GlobalPooling::new("layer", PoolingKind::Max)),
-        "zero_padding2d" => Box::new(ZeroPadding { padding: vec![(1, 2), (0, 3)], ..ZeroPadding::new("layer", &[0, 0]) }),
-        "reshape" => Box::new(Reshape { target_shape: vec![None, Some(4)], ..Reshape::new("layer", &[]) }),
+        "average_pooling1d valid" => Box::new(Pooling::new(PoolingKind::Average, &[2]).named("layer")),
+        "max_pooling3d valid" => Box::new(Pooling::new(PoolingKind::Max, &[2, 2, 2]).named("layer")),
+        "global_average_pooling2d" => Box::new(GlobalPooling::new(PoolingKind::Average).named("layer")),
+        "global_max_pooling1d" => Box::new(GlobalPooling::new(PoolingKind::Max).named("layer")),
+        "zero_padding2d" => Box::new(ZeroPadding { padding: vec![(1, 2), (0, 3)], ..ZeroPadding::new(&[0, 0]).named("layer") }),
+        "reshape" => Box::new(Reshape { target_shape: vec![None, Some(4)], ..Reshape::new(&[]).named("layer") }),
         "locally_connected1d implementation 2 same stride 2 binary" => Box::new(
             QuantLocallyConnected {
                 strides: vec![2],
                 padding: Padding::Same,
                 implementation: 2,
-                ..QuantLocallyConnected::new("layer", 2, &[3])
+                ..QuantLocallyConnected::new(2, &[3]).named("layer")
             }
             .input_quantizer(ste())
             .kernel_quantizer(ste()),
@@ -330,10 +337,10 @@ fn catalogue_layer(case: &str) -> Box<dyn Layer> {
             strides: vec![2, 1],
             implementation: 2,
             data_format: DataFormat::ChannelsFirst,
-            ..QuantLocallyConnected::new("layer", 2, &[2, 3])
+            ..QuantLocallyConnected::new(2, &[2, 3]).named("layer")
         }),
         "locally_connected1d implementation 3 binary" => Box::new(
-            QuantLocallyConnected { implementation: 3, ..QuantLocallyConnected::new("layer", 3, &[2]) }
+            QuantLocallyConnected { implementation: 3, ..QuantLocallyConnected::new(3, &[2]).named("layer") }
                 .input_quantizer(ste())
                 .kernel_quantizer(ste()),
         ),
@@ -342,7 +349,7 @@ fn catalogue_layer(case: &str) -> Box<dyn Layer> {
                 strides: vec![2, 2],
                 padding: Padding::Same,
                 implementation: 3,
-                ..QuantLocallyConnected::new("layer", 2, &[3, 2])
+                ..QuantLocallyConnected::new(2, &[3, 2]).named("layer")
             }
             .kernel_quantizer(ste()),
         ),
@@ -350,9 +357,9 @@ fn catalogue_layer(case: &str) -> Box<dyn Layer> {
             padding: Padding::Same,
             implementation: 3,
             data_format: DataFormat::ChannelsFirst,
-            ..QuantLocallyConnected::new("layer", 2, &[3, 3])
+            ..QuantLocallyConnected::new(2, &[3, 3]).named("layer")
         }),
-        "flatten" => Box::new(Flatten::new("layer")),
+        "flatten" => Box::new(Flatten::new().named("layer")),
         other => panic!("no layer for fixture case `{other}`"),
     }
 }

@@ -29,10 +29,11 @@ fn fixture(name: &str) -> String {
 /// The Larq user guide's model.
 fn guide() -> Sequential {
     Sequential::new("sequential", &[28, 28, 1])
-        .add(Flatten::new("flatten"))
-        .add(QuantDense::new("quant_dense", 512).kernel_quantizer(q("ste_sign")).kernel_constraint(clip()))
+        .add(Flatten::new().named("flatten"))
+        .add(QuantDense::new(512).named("quant_dense").kernel_quantizer(q("ste_sign")).kernel_constraint(clip()))
         .add(
-            QuantDense::new("quant_dense_1", 10)
+            QuantDense::new(10)
+                .named("quant_dense_1")
                 .input_quantizer(q("ste_sign"))
                 .kernel_quantizer(q("ste_sign"))
                 .kernel_constraint(clip())
@@ -41,7 +42,8 @@ fn guide() -> Sequential {
 }
 
 fn binary_conv(name: &str, filters: usize) -> QuantConv {
-    QuantConv::new(name, filters, &[3, 3])
+    QuantConv::new(filters, &[3, 3])
+        .named(name)
         .use_bias(false)
         .input_quantizer(q("ste_sign"))
         .kernel_quantizer(q("ste_sign"))
@@ -62,34 +64,34 @@ fn conv_model() -> Sequential {
         ..DepthwiseOptions::new(&[3, 3])
     };
     Sequential::new("conv", &[28, 28, 1])
-        .add(QuantConv::new("conv1", 32, &[3, 3]).use_bias(false).kernel_quantizer(q("ste_sign")).kernel_constraint(clip()))
-        .add(BatchNormalization { scale: false, momentum: 0.9, ..BatchNormalization::new("bn1") })
-        .add(Pooling::new("pool1", PoolingKind::Max, &[2, 2]))
+        .add(QuantConv::new(32, &[3, 3]).named("conv1").use_bias(false).kernel_quantizer(q("ste_sign")).kernel_constraint(clip()))
+        .add(BatchNormalization { scale: false, momentum: 0.9, ..BatchNormalization::new().named("bn1") })
+        .add(Pooling::new(PoolingKind::Max, &[2, 2]).named("pool1"))
         .add(QuantConv { padding: Padding::Same, pad_values: 1.0, ..binary_conv("conv2", 64) })
-        .add(BatchNormalization::new("bn2"))
+        .add(BatchNormalization::new().named("bn2"))
         .add(QuantDepthwiseConv { name: "dw".into(), opts: depthwise })
-        .add(QuantSeparableConv { pointwise_quantizer: Some(q("ste_sign")), ..QuantSeparableConv::new("sep", 32, separable) })
-        .add(Pooling::new("pool2", PoolingKind::Average, &[2, 2]))
-        .add(Dropout::new("drop", 0.2, 1))
-        .add(Flatten::new("flat"))
-        .add(QuantDense::new("tern", 16).input_quantizer(q("ste_sign")).kernel_quantizer(q("ste_tern")))
-        .add(BatchNormalization::new("bn3"))
-        .add(QuantDense::new("fc", 10))
-        .add(ActivationLayer::new("act", Activation::Softmax))
+        .add(QuantSeparableConv { pointwise_quantizer: Some(q("ste_sign")), ..QuantSeparableConv::new(32, separable).named("sep") })
+        .add(Pooling::new(PoolingKind::Average, &[2, 2]).named("pool2"))
+        .add(Dropout::new(0.2, 1).named("drop"))
+        .add(Flatten::new().named("flat"))
+        .add(QuantDense::new(16).named("tern").input_quantizer(q("ste_sign")).kernel_quantizer(q("ste_tern")))
+        .add(BatchNormalization::new().named("bn3"))
+        .add(QuantDense::new(10).named("fc"))
+        .add(ActivationLayer::new(Activation::Softmax).named("act"))
 }
 
 fn functional_model() -> Functional {
-    let stem = QuantConv { padding: Padding::Same, ..QuantConv::new("stem", 8, &[3, 3]) }.kernel_quantizer(q("ste_sign"));
+    let stem = QuantConv { padding: Padding::Same, ..QuantConv::new(8, &[3, 3]).named("stem") }.kernel_quantizer(q("ste_sign"));
     let body = QuantConv { padding: Padding::Same, ..binary_conv("body", 8) };
-    let bn = BatchNormalization::new("body_bn");
-    let head = QuantDense::new("head", 4).input_quantizer(q("ste_sign")).kernel_quantizer(q("ste_sign"));
+    let bn = BatchNormalization::new().named("body_bn");
+    let head = QuantDense::new(4).named("head").input_quantizer(q("ste_sign")).kernel_quantizer(q("ste_sign"));
     Functional::new("block", &[("image", &[8, 8, 3])], move |net, x| {
         let a = net.apply(&stem, x[0])?;
         let b = net.apply(&body, a)?;
         let b = net.apply(&bn, b)?;
-        let s = net.merge(&Merge::new("shortcut", MergeKind::Add), &[a, b])?;
-        let c = net.merge(&Merge::new("join", MergeKind::Concatenate { axis: -1 }), &[s, a])?;
-        let p = net.apply(&GlobalPooling::new("gap", PoolingKind::Average), c)?;
+        let s = net.merge(&Merge::new(MergeKind::Add).named("shortcut"), &[a, b])?;
+        let c = net.merge(&Merge::new(MergeKind::Concatenate { axis: -1 }).named("join"), &[s, a])?;
+        let p = net.apply(&GlobalPooling::new(PoolingKind::Average).named("gap"), c)?;
         Ok(vec![net.apply(&head, p)?])
     })
 }
@@ -152,9 +154,10 @@ fn forward(built: &bitgrad::models::Built, device: &Device, params: &mut ParamSt
 fn subclassed_and_sequential_models_compute_the_same_function() {
     let seq = guide();
     let mine = MyModel {
-        flatten: Flatten::new("flatten"),
-        dense1: QuantDense::new("quant_dense", 512).kernel_quantizer(q("ste_sign")).kernel_constraint(clip()),
-        dense2: QuantDense::new("quant_dense_1", 10)
+        flatten: Flatten::new().named("flatten"),
+        dense1: QuantDense::new(512).named("quant_dense").kernel_quantizer(q("ste_sign")).kernel_constraint(clip()),
+        dense2: QuantDense::new(10)
+            .named("quant_dense_1")
             .input_quantizer(q("ste_sign"))
             .kernel_quantizer(q("ste_sign"))
             .kernel_constraint(clip())
@@ -213,10 +216,10 @@ impl Layer for ScaledSoftsign {
 #[test]
 fn custom_layers_with_their_own_kernels_train_on_gpu_as_on_cpu() {
     let model = Sequential::new("custom", &[5, 5, 3])
-        .add(QuantConv { padding: Padding::Same, ..QuantConv::new("conv", 4, &[3, 3]) }.kernel_quantizer(q("ste_sign")))
+        .add(QuantConv { padding: Padding::Same, ..QuantConv::new(4, &[3, 3]).named("conv") }.kernel_quantizer(q("ste_sign")))
         .add(ScaledSoftsign::new())
-        .add(Flatten::new("flatten"))
-        .add(QuantDense::new("dense", 3).input_quantizer(q("ste_sign")).kernel_quantizer(q("ste_sign")));
+        .add(Flatten::new().named("flatten"))
+        .add(QuantDense::new(3).named("dense").input_quantizer(q("ste_sign")).kernel_quantizer(q("ste_sign")));
     let mut built = model.build(2, Mode::Training).unwrap();
     let y = built.outputs[0];
     let g = &mut built.network.graph;
@@ -247,22 +250,22 @@ fn custom_layers_with_their_own_kernels_train_on_gpu_as_on_cpu() {
 
 #[test]
 fn incompatible_shapes_are_errors_naming_the_layer() {
-    let bad = Sequential::new("bad", &[8, 8, 3]).add(QuantConv::new("conv", 4, &[3])).add(Flatten::new("flatten"));
+    let bad = Sequential::new("bad", &[8, 8, 3]).add(QuantConv::new(4, &[3]).named("conv")).add(Flatten::new().named("flatten"));
     let e = bad.build(1, Mode::Inference).unwrap_err().to_string();
     assert!(e.contains("layer `conv` (QuantConv1D)") && e.contains("rank 3"), "{e}");
     let join = Functional::new("join", &[("a", &[4, 4, 2]), ("b", &[5, 4, 2])], |net, x| {
-        Ok(vec![net.merge(&Merge::new("cat", MergeKind::Concatenate { axis: -1 }), &[x[0], x[1]])?])
+        Ok(vec![net.merge(&Merge::new(MergeKind::Concatenate { axis: -1 }).named("cat"), &[x[0], x[1]])?])
     });
     let e = bitgrad::models::build(&join, 1, Mode::Inference).unwrap_err().to_string();
     assert!(e.contains("layer `cat` (Concatenate)") && e.contains("[1, 4, 4, 2]") && e.contains("[1, 5, 4, 2]"), "{e}");
-    let twice = Sequential::new("twice", &[4]).add(QuantDense::new("d", 4)).add(QuantDense::new("d", 4));
+    let twice = Sequential::new("twice", &[4]).add(QuantDense::new(4).named("d")).add(QuantDense::new(4).named("d"));
     let e = twice.build(1, Mode::Inference).unwrap_err().to_string();
     assert!(e.contains("layer `d`") && e.contains("unique"), "{e}");
 }
 
 #[test]
 fn dropout_is_seeded_fresh_each_step_and_off_in_inference() {
-    let model = Sequential::new("drop", &[400]).add(Dropout::new("dropout", 0.25, 7));
+    let model = Sequential::new("drop", &[400]).add(Dropout::new(0.25, 7).named("dropout"));
     let x = HostTensor::f32([1, 400], vec![2.0; 400]).unwrap();
     let infer = model.build(1, Mode::Inference).unwrap();
     assert_eq!(forward(&infer, &Device::cpu(), &mut ParamStore::new(), &x), vec![2.0; 400]);
@@ -292,7 +295,7 @@ fn dropout_is_seeded_fresh_each_step_and_off_in_inference() {
 
 #[test]
 fn regularization_penalties_enter_the_loss() {
-    let dense = QuantDense::new("d", 3).bias_regularizer(Regularizer::l2(0.5)).kernel_regularizer(Regularizer::l1_l2(0.01, 0.02));
+    let dense = QuantDense::new(3).named("d").bias_regularizer(Regularizer::l2(0.5)).kernel_regularizer(Regularizer::l1_l2(0.01, 0.02));
     let mut built = Sequential::new("reg", &[4]).add(dense).build(1, Mode::Training).unwrap();
     let penalty = built.regularization_loss().unwrap().unwrap();
     let mut params = ParamStore::new();
@@ -317,9 +320,9 @@ fn regularization_penalties_enter_the_loss() {
 #[test]
 fn merges_add_multiply_and_concatenate() {
     let model = Functional::new("merge", &[("a", &[2, 3]), ("b", &[2, 3])], |net, x| {
-        let s = net.merge(&Merge::new("add", MergeKind::Add), &[x[0], x[1]])?;
-        let p = net.merge(&Merge::new("mul", MergeKind::Multiply), &[x[0], x[1]])?;
-        Ok(vec![net.merge(&Merge::new("cat", MergeKind::Concatenate { axis: 1 }), &[s, p])?])
+        let s = net.merge(&Merge::new(MergeKind::Add).named("add"), &[x[0], x[1]])?;
+        let p = net.merge(&Merge::new(MergeKind::Multiply).named("mul"), &[x[0], x[1]])?;
+        Ok(vec![net.merge(&Merge::new(MergeKind::Concatenate { axis: 1 }).named("cat"), &[s, p])?])
     });
     let built = bitgrad::models::build(&model, 1, Mode::Inference).unwrap();
     let a: Vec<f32> = (0..6).map(|i| i as f32).collect();
@@ -339,17 +342,17 @@ fn merges_add_multiply_and_concatenate() {
 /// applied to two shapes, an activity and a kernel regularizer.
 fn siamese_model() -> Functional {
     let enc = binary_conv("encoder", 4).use_bias(true).activity_regularizer(Regularizer::l2(0.01));
-    let pool = Pooling::new("pool", PoolingKind::Max, &[2, 2]);
-    let head = QuantDense::new("head", 3).kernel_quantizer(q("ste_sign")).kernel_regularizer(Regularizer::l1(0.01));
+    let pool = Pooling::new(PoolingKind::Max, &[2, 2]).named("pool");
+    let head = QuantDense::new(3).named("head").kernel_quantizer(q("ste_sign")).kernel_regularizer(Regularizer::l1(0.01));
     Functional::new("siamese", &[("left", &[6, 6, 3]), ("right", &[6, 6, 3])], move |net, x| {
         let a = net.apply(&enc, x[0])?;
         let b = net.apply(&enc, x[1])?;
-        let s = net.merge(&Merge::new("sum", MergeKind::Add), &[a, b])?;
+        let s = net.merge(&Merge::new(MergeKind::Add).named("sum"), &[a, b])?;
         let p = net.apply(&pool, s)?;
-        let p1 = net.apply(&Flatten::new("flat_a"), p)?;
+        let p1 = net.apply(&Flatten::new().named("flat_a"), p)?;
         let p = net.apply(&pool, x[0])?;
-        let p2 = net.apply(&Flatten::new("flat_b"), p)?;
-        let c = net.merge(&Merge::new("cat", MergeKind::Concatenate { axis: -1 }), &[p1, p2])?;
+        let p2 = net.apply(&Flatten::new().named("flat_b"), p)?;
+        let c = net.merge(&Merge::new(MergeKind::Concatenate { axis: -1 }).named("cat"), &[p1, p2])?;
         Ok(vec![net.apply(&head, c)?])
     })
 }
@@ -404,7 +407,7 @@ fn shared_layers_reuse_their_weights_as_in_keras() {
 
 #[test]
 fn a_shared_layer_must_fit_every_input_it_is_applied_to() {
-    let dense = QuantDense::new("d", 2);
+    let dense = QuantDense::new(2).named("d");
     let model = Functional::new("misfit", &[("a", &[4]), ("b", &[5])], move |net, x| {
         let y = net.apply(&dense, x[0])?;
         Ok(vec![y, net.apply(&dense, x[1])?])
@@ -449,7 +452,7 @@ impl Model for Temporaries {
     fn call(&self, net: &mut Network, x: &[ValueId]) -> bitgrad::Result<Vec<ValueId>> {
         let mut h = x[0];
         for _ in 0..2 {
-            h = net.apply(&QuantDense::new("d", 4), h)?;
+            h = net.apply(&QuantDense::new(4).named("d"), h)?;
         }
         Ok(vec![h])
     }
@@ -463,11 +466,11 @@ fn layers_are_one_layer_by_identity_not_by_address() {
     let seen = addresses.clone();
     let twins = Functional::new("twins", &[("x", &[4])], move |net, x| {
         let y = {
-            let first = QuantDense::new("d", 4);
+            let first = QuantDense::new(4).named("d");
             seen.borrow_mut().push(&first as *const QuantDense as usize);
             net.apply(&first, x[0])?
         };
-        let second = QuantDense::new("d", 4);
+        let second = QuantDense::new(4).named("d");
         seen.borrow_mut().push(&second as *const QuantDense as usize);
         Ok(vec![net.apply(&second, y)?])
     });
@@ -478,9 +481,9 @@ fn layers_are_one_layer_by_identity_not_by_address() {
     assert!(e.contains("layer `d` (QuantDense)") && e.contains("unique"), "{e}");
 
     // One layer object applied twice, and a clone of it (the same identity), share its weights.
-    let dense = QuantDense::new("d", 4).kernel_quantizer(q("ste_sign"));
+    let dense = QuantDense::new(4).named("d").kernel_quantizer(q("ste_sign"));
     assert_eq!(dense.id(), dense.clone().id());
-    assert_ne!(dense.id(), QuantDense::new("d", 4).id());
+    assert_ne!(dense.id(), QuantDense::new(4).named("d").id());
     let shared = Functional::new("shared", &[("x", &[4])], move |net, x| {
         let y = net.apply(&dense, x[0])?;
         let z = net.apply(&dense.clone(), y)?;

@@ -140,7 +140,8 @@ fn feed_errors_name_the_input() {
     let err = plan.feed("labels", &HostTensor::f32([4], vec![0.0; 4]).unwrap()).unwrap_err().to_string();
     assert!(err.contains("`labels`") && err.contains("I32") && err.contains("F32"), "{err}");
     let err = plan.feed("nope", &HostTensor::f32([1], vec![0.0]).unwrap()).unwrap_err();
-    assert!(matches!(&err, Error::Unknown { kind: "input", name } if name == "nope"), "{err}");
+    assert!(matches!(&err, Error::Unknown { kind: "input", name, known } if name == "nope" && known.contains(&"x".to_string())), "{err}");
+    assert!(err.to_string().starts_with("unknown input `nope` (known: "), "{err}");
     plan.feed("x", &HostTensor::f32([4, 19], vec![0.0; 76]).unwrap()).unwrap();
     let err = plan.run().unwrap_err().to_string();
     assert!(err.contains("input `labels` was never fed"), "{err}");

@@ -195,9 +195,9 @@ mod api {
     fn quantize_apply_quantizes_only_annotated_layers() {
         let noop: Arc<dyn QuantizeConfig> = Arc::new(NoOpQuantizeConfig);
         let model = Sequential::new("m", &[6])
-            .add(quantize_annotate_layer(QuantDense::new("a", 5), None))
-            .add(QuantDense::new("b", 4))
-            .add(quantize_annotate_layer(QuantDense::new("c", 3), Some(noop)));
+            .add(quantize_annotate_layer(QuantDense::new(5).named("a"), None))
+            .add(QuantDense::new(4).named("b"))
+            .add(quantize_annotate_layer(QuantDense::new(3).named("c"), Some(noop)));
         let q = quantize_apply(model, Scheme::default_8bit()).unwrap();
         let built = q.build(2, Mode::Training).unwrap();
         for n in ["a/kernel_min", "a/kernel_max", "a/post_activation_min", "a/post_activation_max"] {
@@ -222,9 +222,9 @@ mod api {
 
     #[test]
     fn unsupported_layers_need_a_config_and_custom_configs_work() {
-        let e = quantize_model(Sequential::new("m", &[6]).add(QuantDense::new("d", 4)).add(Double)).err().unwrap().to_string();
+        let e = quantize_model(Sequential::new("m", &[6]).add(QuantDense::new(4).named("d")).add(Double)).err().unwrap().to_string();
         assert!(e.contains("`double`") && e.contains("quantize_annotate_layer") && e.contains("NoOpQuantizeConfig"), "{e}");
-        let lc = Sequential::new("m", &[6, 2]).add(QuantLocallyConnected::new("local", 2, &[3]));
+        let lc = Sequential::new("m", &[6, 2]).add(QuantLocallyConnected::new(2, &[3]).named("local"));
         let e = quantize_model(lc).err().unwrap().to_string();
         assert!(e.contains("`local`") && e.contains("QuantLocallyConnected1D"), "{e}");
         // With a config of its own the custom layer's output is quantized.
@@ -232,7 +232,7 @@ mod api {
             output: Some(Arc::new(MovingAverageQuantizer::new(8, false, false, false))),
             ..Default::default()
         });
-        let model = Sequential::new("m", &[6]).add(QuantDense::new("d", 4)).add(quantize_annotate_layer(Double, Some(config)));
+        let model = Sequential::new("m", &[6]).add(QuantDense::new(4).named("d")).add(quantize_annotate_layer(Double, Some(config)));
         let built = quantize_model(model).unwrap().build(1, Mode::Inference).unwrap();
         assert!(has(&built, "double/output_min") && has(&built, "quantize_layer/quantize_layer_min"), "{:?}", names(&built));
     }
@@ -260,7 +260,8 @@ mod api {
 
     #[test]
     fn subclassed_models_quantize_and_their_outputs_take_256_levels_at_most() {
-        let model = TwoDense { first: QuantDense::new("first", 16).activation(Activation::Relu), second: QuantDense::new("second", 8) };
+        let model =
+            TwoDense { first: QuantDense::new(16).named("first").activation(Activation::Relu), second: QuantDense::new(8).named("second") };
         let q = quantize_model(model).unwrap();
         let infer = q.build(64, Mode::Inference).unwrap();
         for n in ["first/kernel_min", "second/post_activation_max", "quantize_layer/quantize_layer_max"] {
@@ -284,10 +285,10 @@ mod api {
     fn binary_layers_mix_with_8_bit_first_and_last_layers() {
         let ste = || LarqQuantizer::SteSign { clip_value: Some(1.0) };
         let model = Sequential::new("mixed", &[4, 4, 1])
-            .add(Flatten::new("flatten"))
-            .add(QuantDense::new("first", 32))
-            .add(QuantDense::new("binary", 32).input_quantizer(ste()).kernel_quantizer(ste()))
-            .add(QuantDense::new("last", 10));
+            .add(Flatten::new().named("flatten"))
+            .add(QuantDense::new(32).named("first"))
+            .add(QuantDense::new(32).named("binary").input_quantizer(ste()).kernel_quantizer(ste()))
+            .add(QuantDense::new(10).named("last"));
         let q = quantize_model(model).unwrap();
         let mut built = q.build(8, Mode::Training).unwrap();
         assert!(has(&built, "first/kernel_min") && has(&built, "last/kernel_min"));
@@ -309,7 +310,7 @@ mod api {
 
     #[test]
     fn the_n_bit_scheme_sets_weight_and_activation_widths() {
-        let dense = QuantDense::new("d", 3);
+        let dense = QuantDense::new(3).named("d");
         let config = Scheme::n_bit(4, 8).config_for(&dense).unwrap();
         assert_eq!(config.weight_quantizer("kernel").unwrap().num_bits(), 4);
         assert_eq!(config.activation_quantizer().unwrap().num_bits(), 8);
@@ -445,12 +446,12 @@ fn batch_norm_folds_into_the_layer_before_it() {
     use bitgrad::qat::{quantize_annotate_model, quantize_apply, Scheme};
     let float = || {
         Sequential::new("m", &[5, 5, 2])
-            .add(QuantConv::new("conv2d", 3, &[3, 3]))
-            .add(BatchNormalization::new("batch_normalization"))
-            .add(ActivationLayer::new("relu", Activation::Relu))
-            .add(Flatten::new("flatten"))
-            .add(QuantDense::new("dense", 4))
-            .add(BatchNormalization::new("batch_normalization_1"))
+            .add(QuantConv::new(3, &[3, 3]).named("conv2d"))
+            .add(BatchNormalization::new().named("batch_normalization"))
+            .add(ActivationLayer::new(Activation::Relu).named("relu"))
+            .add(Flatten::new().named("flatten"))
+            .add(QuantDense::new(4).named("dense"))
+            .add(BatchNormalization::new().named("batch_normalization_1"))
     };
     let device = Device::cpu();
     // Float weights, with moving statistics away from their initial values.

@@ -170,36 +170,15 @@ fn case_optimizer_reports_larqs_errors() {
     assert!(empty.prepare(&[&k, &b]).is_ok());
 }
 
-/// Three classes of 4x4 images with class-dependent bright quadrants and noise.
-fn blobs(n: usize, seed: u64) -> Dataset {
-    let noise = common::uniform(seed, n * 16, 0.6);
-    let mut x = Vec::with_capacity(n * 16);
-    let mut y = Vec::with_capacity(n);
-    for i in 0..n {
-        let c = (i * 7 + seed as usize) % 3;
-        for p in 0..16 {
-            let (r, col) = (p / 4, p % 4);
-            let on = match c {
-                0 => r < 2,
-                1 => col < 2,
-                _ => (r + col) % 2 == 0,
-            };
-            x.push(if on { 0.7 } else { -0.7 } + noise[i * 16 + p]);
-        }
-        y.push(c as i32);
-    }
-    Dataset::new(&[4, 4, 1], x, y).unwrap()
-}
-
 fn small_bnn() -> Sequential {
     let ste = || Quantizer::from_name("ste_sign").unwrap();
     Sequential::new("small", &[4, 4, 1])
-        .add(Flatten::new("flatten"))
-        .add(QuantDense::new("dense", 32).kernel_quantizer(ste()).use_bias(false))
-        .add(BatchNormalization { scale: false, ..BatchNormalization::new("bn") })
-        .add(QuantDense::new("dense_1", 3).input_quantizer(ste()).kernel_quantizer(ste()).use_bias(false))
-        .add(BatchNormalization { scale: false, ..BatchNormalization::new("bn_1") })
-        .add(ActivationLayer::new("softmax", Activation::Softmax))
+        .add(Flatten::new().named("flatten"))
+        .add(QuantDense::new(32).named("dense").kernel_quantizer(ste()).use_bias(false))
+        .add(BatchNormalization { scale: false, ..BatchNormalization::new().named("bn") })
+        .add(QuantDense::new(3).named("dense_1").input_quantizer(ste()).kernel_quantizer(ste()).use_bias(false))
+        .add(BatchNormalization { scale: false, ..BatchNormalization::new().named("bn_1") })
+        .add(ActivationLayer::new(Activation::Softmax).named("softmax"))
 }
 
 fn fit_losses(device: &Device, epochs: usize) -> (Vec<f64>, Trainer) {
@@ -213,7 +192,7 @@ fn fit_losses(device: &Device, epochs: usize) -> (Vec<f64>, Trainer) {
     .unwrap();
     // 100 samples in batches of 24: four full steps and a partial one of 4.
     let opts = FitOptions { epochs, batch_size: 24, shuffle_seed: Some(3), ..FitOptions::default() };
-    let h = t.fit(&blobs(100, 1), None, &opts).unwrap();
+    let h = t.fit(&common::blobs(100, 1), None, &opts).unwrap();
     (h.epochs.iter().map(|e| e.values["loss"]).collect(), t)
 }
 
@@ -223,7 +202,7 @@ fn fit_learns_and_evaluates_with_partial_batches() {
         let (losses, mut t) = fit_losses(&d, 8);
         assert!(losses[7] < 0.6 * losses[0], "loss falls on {}: {losses:?}", d.describe());
         assert_eq!(t.steps(), 8 * 5, "four full steps and a partial one per epoch");
-        let test = blobs(50, 2);
+        let test = common::blobs(50, 2);
         let m = t.evaluate(&test, 16).unwrap();
         assert!(m["accuracy"] > 0.9, "accuracy {m:?} on {}", d.describe());
         assert!(m["top_2"] >= m["accuracy"]);
@@ -273,19 +252,19 @@ fn validation_early_stopping_and_history_files() {
     // A zero learning rate never improves val_accuracy: patience 2 stops after 3 epochs.
     let es = EarlyStopping { monitor: "val_accuracy".into(), patience: 2, min_delta: 0.0 };
     let opts = FitOptions { epochs: 10, batch_size: 16, validation_split: 0.25, early_stopping: Some(es), ..FitOptions::default() };
-    let h = t.fit(&blobs(64, 4), None, &opts).unwrap();
+    let h = t.fit(&common::blobs(64, 4), None, &opts).unwrap();
     assert!(h.stopped_early && h.epochs.len() == 3, "{h:?}");
     assert!(h.epochs[0].values.contains_key("val_loss") && h.epochs[0].values.contains_key("val_accuracy"));
     let csv = h.to_csv();
     assert!(csv.starts_with("epoch,accuracy,loss,val_accuracy,val_loss,seconds,images_per_second\n") && csv.lines().count() == 4, "{csv}");
     let json: Value = serde_json::from_str(&h.to_json()).unwrap();
     assert_eq!(json["epochs"].as_array().unwrap().len(), 3);
-    let mut wrong = blobs(64, 4);
+    let mut wrong = common::blobs(64, 4);
     wrong.y[37] = 3;
     let e = t.fit(&wrong, None, &FitOptions { shuffle_seed: None, ..FitOptions::default() }).unwrap_err().to_string();
     assert!(e.contains("label 3 of sample 37 is not a class below 3"), "{e}");
     let bad = EarlyStopping { monitor: "val_acc".into(), patience: 1, min_delta: 0.0 };
-    let e = t.fit(&blobs(64, 4), None, &FitOptions { early_stopping: Some(bad), ..opts }).unwrap_err().to_string();
+    let e = t.fit(&common::blobs(64, 4), None, &FitOptions { early_stopping: Some(bad), ..opts }).unwrap_err().to_string();
     assert!(e.contains("val_acc") && e.contains("val_accuracy"), "{e}");
 }
 
@@ -324,7 +303,7 @@ fn idx_files_parse_and_bad_ones_are_named_errors() {
 
 #[test]
 fn train_on_batch_is_one_step_of_fit_and_reports_that_batch() {
-    let data = blobs(24, 2);
+    let data = common::blobs(24, 2);
     let all: Vec<usize> = (0..24).collect();
     for d in devices() {
         let compile = || {
@@ -332,7 +311,7 @@ fn train_on_batch_is_one_step_of_fit_and_reports_that_batch() {
             Trainer::compile(small_bnn(), loss, Arc::new(Adam::new(0.01)), &[Metric::Accuracy], &d).unwrap()
         };
         let (mut fitted, mut stepped) = (compile(), compile());
-        let opts = FitOptions { epochs: 1, batch_size: 24, shuffle_seed: None, verbose: false, ..FitOptions::default() };
+        let opts = FitOptions { epochs: 1, batch_size: 24, shuffle_seed: None, verbose: 0, ..FitOptions::default() };
         let epoch = fitted.fit(&data, None, &opts).unwrap().epochs.remove(0).values;
         let batch = stepped.train_on_batch(&data, &all).unwrap();
         assert_eq!((batch["loss"], batch["accuracy"]), (epoch["loss"], epoch["accuracy"]), "{}", d.describe());
@@ -361,7 +340,7 @@ fn train_on_batch_is_one_step_of_fit_and_reports_that_batch() {
 
 #[test]
 fn a_profiled_step_times_every_dispatch_and_is_a_real_step() {
-    let data = blobs(40, 5);
+    let data = common::blobs(40, 5);
     let compile = |d: &Device| {
         Trainer::compile(small_bnn(), Loss::SparseCategoricalCrossentropy { from_logits: false }, Arc::new(Adam::new(0.01)), &[], d)
             .unwrap()
@@ -398,7 +377,7 @@ fn adam_trainer(device: &Device) -> Trainer {
 #[test]
 fn a_checkpointed_trainer_resumes_exactly_where_it_stopped() {
     let dir = common::scratch("resume");
-    let data = blobs(100, 1);
+    let data = common::blobs(100, 1);
     let opts = |epochs| FitOptions { epochs, batch_size: 24, shuffle_seed: Some(3), ..FitOptions::default() };
     for d in devices() {
         let mut straight = adam_trainer(&d);
@@ -447,12 +426,12 @@ fn checkpoints_keep_only_the_best_epochs_when_asked() {
         ..ModelCheckpoint::new(dir.join("best-{epoch}.safetensors"))
     };
     let opts = FitOptions { epochs: 3, batch_size: 16, validation_split: 0.25, checkpoint: Some(best), ..FitOptions::default() };
-    t.fit(&blobs(64, 4), None, &opts).unwrap();
+    t.fit(&common::blobs(64, 4), None, &opts).unwrap();
     let mut files: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
     files.sort();
     assert_eq!(files, ["best-1.json", "best-1.safetensors"]);
     let bad = ModelCheckpoint { monitor: "val_acc".into(), save_best_only: true, ..ModelCheckpoint::new(dir.join("x.safetensors")) };
-    let e = t.fit(&blobs(64, 4), None, &FitOptions { checkpoint: Some(bad), ..opts }).unwrap_err().to_string();
+    let e = t.fit(&common::blobs(64, 4), None, &FitOptions { checkpoint: Some(bad), ..opts }).unwrap_err().to_string();
     assert!(e.contains("val_acc") && e.contains("val_accuracy"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -469,7 +448,7 @@ fn bad_trainer_state_files_are_named_errors_and_change_nothing() {
     assert!(file.tensors.contains_key("dense/kernel") && file.tensors.contains_key("bn/moving_mean"));
     assert_eq!(file.metadata["format"], "bitgrad-trainer-state");
     let kernel = file.tensors["dense/kernel"].clone();
-    t.fit(&blobs(48, 2), None, &FitOptions { batch_size: 16, ..FitOptions::default() }).unwrap();
+    t.fit(&common::blobs(48, 2), None, &FitOptions { batch_size: 16, ..FitOptions::default() }).unwrap();
     let trained = t.params.get("dense/kernel").unwrap().download().unwrap();
     assert_ne!(trained, kernel);
 
@@ -517,7 +496,7 @@ fn bad_trainer_state_files_are_named_errors_and_change_nothing() {
 #[test]
 fn a_checkpoint_of_model_json_and_state_resumes_exactly() {
     let dir = common::scratch("checkpoint");
-    let data = blobs(100, 1);
+    let data = common::blobs(100, 1);
     let opts = |epochs| FitOptions { epochs, batch_size: 24, shuffle_seed: Some(3), ..FitOptions::default() };
     let d = Device::cpu();
     let mut straight = adam_trainer(&d);
@@ -559,8 +538,8 @@ fn accuracy_takes_the_first_of_tied_scores_as_keras_argmax_does() {
     // labelled 0 count (Keras' sparse_categorical_accuracy); in_top_k counts ties as in.
     use bitgrad::layers::Initializer;
     let model = Sequential::new("flat", &[2])
-        .add(QuantDense::new("d", 3).kernel_initializer(Initializer::Zeros))
-        .add(ActivationLayer::new("softmax", Activation::Softmax));
+        .add(QuantDense::new(3).named("d").kernel_initializer(Initializer::Zeros))
+        .add(ActivationLayer::new(Activation::Softmax).named("softmax"));
     let loss = Loss::SparseCategoricalCrossentropy { from_logits: false };
     let metrics = [Metric::Accuracy, Metric::TopK(2)];
     let mut t = Trainer::compile(model, loss, Arc::new(Adam::new(1e-3)), &metrics, &Device::cpu()).unwrap();

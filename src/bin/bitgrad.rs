@@ -1,5 +1,6 @@
 //! The `bitgrad` command line: a thin layer that parses arguments and calls the library.
 
+use bitgrad::text::plural;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -205,6 +206,8 @@ struct TrainArgs {
 }
 
 fn main() {
+    // Before anything else, and so before any thread: it may set XDG_RUNTIME_DIR.
+    bitgrad::device::ensure_runtime_dir();
     // Rust ignores SIGPIPE, so writing to a closed pipe (`bitgrad summary m.json | head -1`)
     // would be an error or a panic in print!; restoring the default makes bitgrad end quietly
     // there, as Unix tools do. Files are written atomically, so nothing is left half-written.
@@ -250,7 +253,7 @@ fn run(cli: Cli) -> bitgrad::Result<()> {
                 let soft = if a.is_software() { ", software" } else { "" };
                 println!("{i}: {} ({:?}, {:?}{soft}) driver: {}", a.name, a.backend, a.device_type, a.driver);
             }
-            let d = bitgrad::Device::best();
+            let d = bitgrad::Device::try_best()?;
             println!("selected: {}", d.describe());
             if let Some(ctx) = d.gpu_context() {
                 let l = &ctx.limits;
@@ -423,7 +426,13 @@ fn train(args: TrainArgs) -> bitgrad::Result<()> {
             }
             (_, other) => return Err(bitgrad::Error::invalid("train", "--recipe", format!("`{other}` is not one of larq, better"))),
         };
-        eprintln!("model: {which} ({} recipe), {epochs} epochs, batch {}, optimizer {optimizer:?}", args.recipe, args.batch_size);
+        eprintln!(
+            "model: {which} ({} recipe), {epochs} {}, batch {}, optimizer {}",
+            args.recipe,
+            plural(epochs, "epoch"),
+            args.batch_size,
+            optimizer.describe()
+        );
         let mut trainer =
             Trainer::compile(model, Loss::SparseCategoricalCrossentropy { from_logits: false }, optimizer, &[Metric::Accuracy], &d)?;
         let mut done = 0;
@@ -447,7 +456,7 @@ fn train(args: TrainArgs) -> bitgrad::Result<()> {
             })?,
             batch_size: args.batch_size,
             shuffle_seed: Some(args.seed),
-            verbose: true,
+            verbose: 1,
             checkpoint: args.checkpoint.as_ref().map(|p| bitgrad::train::ModelCheckpoint::new(per_model(p, which))),
             ..FitOptions::default()
         };
@@ -470,11 +479,12 @@ fn train(args: TrainArgs) -> bitgrad::Result<()> {
             history.write(&per_model(path, which))?;
         }
         println!(
-            "{which} ({} recipe): test accuracy {:.2}% (loss {:.4}) after {} epochs; {:.0} images/s training on {}",
+            "{which} ({} recipe): test accuracy {:.2}% (loss {:.4}) after {} {}; {:.0} images/s training on {}",
             args.recipe,
             100.0 * test_metrics["accuracy"],
             test_metrics["loss"],
             history.epochs.len(),
+            plural(history.epochs.len(), "epoch"),
             rate,
             d.describe()
         );

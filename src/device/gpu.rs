@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use wgpu::util::DeviceExt;
 
-use super::select::{choose_adapter, AdapterSummary};
+use super::select::{choose_adapter, AdapterRequest, AdapterSummary};
 use super::tune::{TuneMode, Tuning};
 use crate::error::{Error, Result};
 use crate::kernels::{CustomShader, Kernel, ShaderRef};
@@ -26,11 +26,14 @@ pub struct GpuOptions {
     /// How kernel variants are chosen (default `None`: what `BITGRAD_TUNE` says, see
     /// [`TuneMode::from_env`]).
     pub tune: Option<TuneMode>,
+    /// Which adapter (default `None`: what `BITGRAD_BACKEND` and `BITGRAD_ADAPTER` say, see
+    /// [`AdapterRequest::from_env`]).
+    pub adapter: Option<AdapterRequest>,
 }
 
 impl Default for GpuOptions {
     fn default() -> Self {
-        GpuOptions { subgroups: true, max_binding_bytes: None, tune: None }
+        GpuOptions { subgroups: true, max_binding_bytes: None, tune: None, adapter: None }
     }
 }
 
@@ -73,7 +76,11 @@ impl GpuContext {
             Some(t) => t,
             None => TuneMode::from_env()?,
         };
-        let (_instance, adapter) = choose_adapter().await?;
+        let request = match &opts.adapter {
+            Some(r) => r.clone(),
+            None => AdapterRequest::from_env()?,
+        };
+        let (_instance, adapter) = choose_adapter(&request).await?;
         let summary = AdapterSummary::of(&adapter.get_info());
         if summary.is_software() {
             log::warn!("no hardware GPU adapter found; using the software adapter {} ({:?})", summary.name, summary.backend);

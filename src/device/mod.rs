@@ -10,7 +10,7 @@ pub mod tune;
 pub use gpu::{GpuContext, GpuOptions};
 #[cfg(not(target_arch = "wasm32"))]
 pub use select::list_adapters;
-pub use select::AdapterSummary;
+pub use select::{ensure_runtime_dir, AdapterRequest, AdapterSummary};
 pub use tune::{TuneMode, TuneRecord, Tuning};
 
 use std::future::Future;
@@ -42,8 +42,10 @@ impl Device {
 
     /// The best GPU adapter: discrete over integrated over software, native APIs over GL.
     ///
-    /// `BITGRAD_BACKEND` (vulkan, metal, dx12, gl, webgpu) restricts the backend and
-    /// `BITGRAD_ADAPTER` picks the first adapter whose name contains it (case-insensitive). When
+    /// `BITGRAD_BACKEND` (vulkan, metal, dx12, gl, webgpu, comma-separated) restricts the backend
+    /// and `BITGRAD_ADAPTER` the adapters to those whose name contains it (case-insensitive); see
+    /// [`AdapterRequest`]. A value that names no backend is [`Error::InvalidArgument`], and a
+    /// request no adapter meets is [`Error::NoAdapter`] listing the adapters there are. When
     /// only a software adapter such as lavapipe exists it is used, and a warning says so.
     pub fn gpu() -> Result<Self> {
         Self::gpu_with(&GpuOptions::default())
@@ -60,15 +62,32 @@ impl Device {
         Ok(Device::Gpu(Arc::new(GpuContext::new(opts).await?)))
     }
 
-    /// A GPU device if one can be had, else the CPU backend (with the reason logged).
-    pub fn best() -> Self {
-        match Self::gpu() {
-            Ok(d) => d,
-            Err(e) => {
+    /// The best GPU, or the CPU backend when there is no adapter and none was asked for (with a
+    /// warning saying so).
+    ///
+    /// What [`Device::gpu`] fails on otherwise is an error here too: a `BITGRAD_BACKEND` or
+    /// `BITGRAD_ADAPTER` that cannot be met, a bad `BITGRAD_TUNE`, an adapter that gives no
+    /// device. Programs whose users set those variables (the command line) use this, so that a
+    /// mistake is reported instead of quietly running on the CPU.
+    pub fn try_best() -> Result<Self> {
+        let request = AdapterRequest::from_env()?;
+        let asked = !request.is_empty();
+        match Self::gpu_with(&GpuOptions { adapter: Some(request), ..GpuOptions::default() }) {
+            Err(e @ Error::NoAdapter(_)) if !asked => {
                 log::warn!("falling back to the CPU backend: {e}");
-                Device::Cpu
+                Ok(Device::Cpu)
             }
+            other => other,
         }
+    }
+
+    /// [`Device::try_best`], falling back to the CPU backend where that fails (the reason is
+    /// logged as a warning), for code that must have some device whatever the environment says.
+    pub fn best() -> Self {
+        Self::try_best().unwrap_or_else(|e| {
+            log::warn!("falling back to the CPU backend: {e}");
+            Device::Cpu
+        })
     }
 
     /// One line naming the backend and adapter.

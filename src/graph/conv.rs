@@ -22,6 +22,18 @@ pub enum Padding {
     Explicit(Vec<(usize, usize)>),
 }
 
+impl Padding {
+    /// By Keras name: `valid`, `same` or `causal`.
+    pub fn from_name(name: &str) -> Result<Self> {
+        match name {
+            "valid" => Ok(Padding::Valid),
+            "same" => Ok(Padding::Same),
+            "causal" => Ok(Padding::Causal),
+            other => Err(Error::unknown("padding", other, ["valid", "same", "causal"])),
+        }
+    }
+}
+
 /// Where the channel axis is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DataFormat {
@@ -29,6 +41,17 @@ pub enum DataFormat {
     ChannelsLast,
     /// `[N, C, spatial...]`
     ChannelsFirst,
+}
+
+impl DataFormat {
+    /// By Keras name: `channels_last` or `channels_first`.
+    pub fn from_name(name: &str) -> Result<Self> {
+        match name {
+            "channels_last" => Ok(DataFormat::ChannelsLast),
+            "channels_first" => Ok(DataFormat::ChannelsFirst),
+            other => Err(Error::unknown("data_format", other, ["channels_last", "channels_first"])),
+        }
+    }
 }
 
 /// Everything im2col and col2im need to know about one convolution.

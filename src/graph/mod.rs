@@ -183,7 +183,7 @@ impl Graph {
     }
 
     pub(crate) fn check(&self, id: ValueId) -> Result<&Value> {
-        self.values.get(id.index()).ok_or_else(|| Error::Unknown { kind: "value", name: format!("{id:?}") })
+        self.values.get(id.index()).ok_or_else(|| Error::unknown("value", &format!("{id:?}"), Vec::<String>::new()))
     }
 
     fn add_value(&mut self, shape: Shape, dtype: DType, source: Source) -> ValueId {

@@ -40,9 +40,13 @@ impl Activation {
             "softmax" => Activation::Softmax,
             "hard_tanh" => Activation::HardTanh,
             "leaky_tanh" => Activation::LeakyTanh { alpha: 0.2 },
-            other => Activation::Quantizer(Quantizer::from_name(other).map_err(|_| Error::Unknown {
-                kind: "activation",
-                name: format!("{other} (known: linear, relu, sigmoid, tanh, softmax, hard_tanh, leaky_tanh, or a quantizer name)"),
+            other => Activation::Quantizer(Quantizer::from_name(other).map_err(|e| {
+                let quantizers = match e {
+                    Error::Unknown { known, .. } => known,
+                    _ => Vec::new(),
+                };
+                let names = ["linear", "relu", "sigmoid", "tanh", "softmax", "hard_tanh", "leaky_tanh"].map(str::to_string);
+                Error::unknown("activation", other, names.into_iter().chain(quantizers))
             })?),
         })
     }

@@ -37,11 +37,11 @@ pub struct QuantConv {
 impl QuantConv {
     /// A convolution with Keras' defaults for the dimensionality of `kernel_size`: stride 1,
     /// dilation 1, valid padding, channels last, one group, no quantizers, linear, bias.
-    pub fn new(name: &str, filters: usize, kernel_size: &[usize]) -> Self {
+    pub fn new(filters: usize, kernel_size: &[usize]) -> Self {
         let r = kernel_size.len();
-        QuantConv {
+        super::auto_named(QuantConv {
             id: super::LayerId::new(),
-            name: name.to_string(),
+            name: String::new(),
             filters,
             kernel_size: kernel_size.to_vec(),
             strides: vec![1; r],
@@ -51,7 +51,7 @@ impl QuantConv {
             groups: 1,
             pad_values: 0.0,
             args: QuantArgs::default(),
-        }
+        })
     }
 
     fn options(&self) -> ConvOptions {
@@ -79,6 +79,8 @@ impl QuantConv {
         Ok(())
     }
 }
+
+super::arguments::conv_builders!(QuantConv { dilation_rate, groups, pad_values });
 
 impl QuantLayer for QuantConv {
     fn args_mut(&mut self) -> &mut QuantArgs {

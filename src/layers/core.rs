@@ -17,8 +17,8 @@ pub struct ActivationLayer {
 
 impl ActivationLayer {
     /// An activation layer.
-    pub fn new(name: &str, activation: Activation) -> Self {
-        ActivationLayer { id: super::LayerId::new(), name: name.to_string(), activation }
+    pub fn new(activation: Activation) -> Self {
+        super::auto_named(ActivationLayer { id: super::LayerId::new(), name: String::new(), activation })
     }
 }
 
@@ -61,8 +61,8 @@ pub struct Dropout {
 
 impl Dropout {
     /// A dropout layer.
-    pub fn new(name: &str, rate: f32, seed: u64) -> Self {
-        Dropout { id: super::LayerId::new(), name: name.to_string(), rate, seed }
+    pub fn new(rate: f32, seed: u64) -> Self {
+        super::auto_named(Dropout { id: super::LayerId::new(), name: String::new(), rate, seed })
     }
 }
 

@@ -24,8 +24,8 @@ pub struct QuantDense {
 
 impl QuantDense {
     /// A layer with Keras' defaults: no quantizers, linear activation, bias, glorot_uniform.
-    pub fn new(name: &str, units: usize) -> Self {
-        QuantDense { id: super::LayerId::new(), name: name.to_string(), units, args: QuantArgs::default() }
+    pub fn new(units: usize) -> Self {
+        super::auto_named(QuantDense { id: super::LayerId::new(), name: String::new(), units, args: QuantArgs::default() })
     }
 }
 

@@ -45,7 +45,8 @@ pub struct DepthwiseOptions {
     pub activation: Activation,
     /// Add a bias.
     pub use_bias: bool,
-    /// Kernel quantizer metrics; `None` uses the enclosing metrics scope.
+    /// Kernel quantizer metrics: the metrics scope around the options' construction (as in
+    /// [`super::QuantArgs::metrics`]); `None` uses the scope around the model's build.
     pub metrics: Option<Vec<String>>,
     /// The identity of the [`QuantDepthwiseConv`] built with these options, made with them
     /// (the layer itself is a plain struct literal): a layer and its clones share it.
@@ -73,7 +74,7 @@ impl DepthwiseOptions {
             activity_regularizer: None,
             activation: Activation::Linear,
             use_bias: true,
-            metrics: None,
+            metrics: crate::metrics::active_scope(),
             id: super::LayerId::new(),
         }
     }
@@ -247,17 +248,17 @@ pub struct QuantSeparableConv {
 impl QuantSeparableConv {
     /// A separable convolution to `filters` channels with the depthwise stage `opts`, no
     /// pointwise quantizer, glorot_uniform pointwise kernel.
-    pub fn new(name: &str, filters: usize, opts: DepthwiseOptions) -> Self {
-        QuantSeparableConv {
+    pub fn new(filters: usize, opts: DepthwiseOptions) -> Self {
+        super::auto_named(QuantSeparableConv {
             id: super::LayerId::new(),
-            name: name.to_string(),
+            name: String::new(),
             filters,
             opts,
             pointwise_quantizer: None,
             pointwise_initializer: Initializer::GlorotUniform,
             pointwise_constraint: None,
             pointwise_regularizer: None,
-        }
+        })
     }
 }
 

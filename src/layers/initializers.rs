@@ -58,13 +58,23 @@ impl Initializer {
             "Zeros" | "zeros" => Initializer::Zeros,
             "Ones" | "ones" => Initializer::Ones,
             "Constant" | "constant" => Initializer::Constant(param("value", 0.0)?),
-            "RandomUniform" | "random_uniform" => Initializer::RandomUniform { minval: param("minval", -0.05)?, maxval: param("maxval", 0.05)? },
+            "RandomUniform" | "random_uniform" => {
+                Initializer::RandomUniform { minval: param("minval", -0.05)?, maxval: param("maxval", 0.05)? }
+            }
             "RandomNormal" | "random_normal" => Initializer::RandomNormal { mean: param("mean", 0.0)?, stddev: param("stddev", 0.05)? },
             other => {
-                return Err(Error::Unknown {
-                    kind: "initializer",
-                    name: format!("{other} (known: glorot_uniform, glorot_normal, he_normal, he_uniform, zeros, ones, constant, random_uniform, random_normal)"),
-                })
+                let known = [
+                    "glorot_uniform",
+                    "glorot_normal",
+                    "he_normal",
+                    "he_uniform",
+                    "zeros",
+                    "ones",
+                    "constant",
+                    "random_uniform",
+                    "random_normal",
+                ];
+                return Err(Error::unknown("initializer", other, known));
             }
         })
     }

@@ -47,10 +47,10 @@ pub struct QuantLocallyConnected {
 impl QuantLocallyConnected {
     /// Keras' defaults for the dimensionality of `kernel_size`: stride 1, valid, channels last,
     /// implementation 1, no quantizers, linear, bias.
-    pub fn new(name: &str, filters: usize, kernel_size: &[usize]) -> Self {
-        QuantLocallyConnected {
+    pub fn new(filters: usize, kernel_size: &[usize]) -> Self {
+        super::auto_named(QuantLocallyConnected {
             id: super::LayerId::new(),
-            name: name.to_string(),
+            name: String::new(),
             filters,
             kernel_size: kernel_size.to_vec(),
             strides: vec![1; kernel_size.len()],
@@ -58,7 +58,7 @@ impl QuantLocallyConnected {
             data_format: DataFormat::ChannelsLast,
             implementation: 1,
             args: QuantArgs::default(),
-        }
+        })
     }
 
     fn bad(&self, arg: &'static str, why: String) -> Error {
@@ -164,6 +164,8 @@ impl QuantLocallyConnected {
         map
     }
 }
+
+super::arguments::conv_builders!(QuantLocallyConnected {});
 
 impl QuantLayer for QuantLocallyConnected {
     fn args_mut(&mut self) -> &mut QuantArgs {

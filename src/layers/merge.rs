@@ -30,8 +30,8 @@ pub struct Merge {
 
 impl Merge {
     /// A merge layer of this kind.
-    pub fn new(name: &str, kind: MergeKind) -> Self {
-        Merge { id: super::LayerId::new(), name: name.to_string(), kind }
+    pub fn new(kind: MergeKind) -> Self {
+        super::auto_named(Merge { id: super::LayerId::new(), name: String::new(), kind })
     }
 
     /// The Keras class name.

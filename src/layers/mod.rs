@@ -2,6 +2,7 @@
 //! needs to know about them (weights with their precision and constraint, metrics).
 
 pub mod activations;
+pub mod arguments;
 pub mod conv;
 pub mod core;
 pub mod dense;
@@ -17,6 +18,7 @@ pub mod reshaping;
 pub mod transpose;
 
 pub use activations::Activation;
+pub use arguments::Arg;
 pub use conv::QuantConv;
 pub use core::{ActivationLayer, Dropout};
 pub use dense::QuantDense;
@@ -247,6 +249,144 @@ impl Default for LayerId {
     /// A new identity (so that `..Default::default()` and derived defaults give distinct ones).
     fn default() -> Self {
         LayerId::new()
+    }
+}
+
+thread_local! {
+    /// Automatic names given so far per prefix, and the last one given (see [`Named::named`]).
+    static NAMES: std::cell::RefCell<(std::collections::HashMap<String, usize>, Option<String>)> = Default::default();
+}
+
+/// Keras' `to_snake_case` of a class name: `QuantConv2D` -> `quant_conv2d`,
+/// `BatchNormalization` -> `batch_normalization`.
+pub fn snake_case(class: &str) -> String {
+    // Keras: re.sub("(.)([A-Z][a-z]+)", r"\1_\2"), then re.sub("([a-z])([A-Z])", r"\1_\2"), lower.
+    let c: Vec<char> = class.chars().collect();
+    let mut first = String::new();
+    for i in 0..c.len() {
+        if i > 0 && c[i].is_ascii_uppercase() && c.get(i + 1).is_some_and(|n| n.is_ascii_lowercase()) {
+            first.push('_');
+        }
+        first.push(c[i]);
+    }
+    let c: Vec<char> = first.chars().collect();
+    let mut out = String::new();
+    for i in 0..c.len() {
+        if i > 0 && c[i].is_ascii_uppercase() && c[i - 1].is_ascii_lowercase() {
+            out.push('_');
+        }
+        out.push(c[i]);
+    }
+    out.to_lowercase()
+}
+
+/// Keras' automatic name for a new layer of `class`: the class in snake_case for the first one
+/// made on this thread, then `_1`, `_2`... (Keras counts per session; [`reset_names`] is its
+/// `clear_session` for names).
+pub fn unique_name(class: &str) -> String {
+    let prefix = snake_case(class);
+    NAMES.with(|n| {
+        let mut n = n.borrow_mut();
+        let count = n.0.entry(prefix.clone()).or_insert(0);
+        let name = if *count == 0 { prefix.clone() } else { format!("{prefix}_{count}") };
+        *count += 1;
+        n.1 = Some(name.clone());
+        name
+    })
+}
+
+/// Forgets the automatic names given on this thread: the next layer of each class is named
+/// after its class alone again (Keras' `tf.keras.backend.clear_session()`).
+pub fn reset_names() {
+    NAMES.with(|n| *n.borrow_mut() = Default::default());
+}
+
+/// A layer given its automatic name ([`unique_name`] of its class).
+pub(crate) fn auto_named<L: Named>(mut layer: L) -> L {
+    *layer.name_mut() = unique_name(&layer.auto_class());
+    layer
+}
+
+/// Layers named automatically when made, as Keras names them (`quant_dense`, `quant_dense_1`,
+/// ...), or explicitly with their `named` method (Keras' `name=` argument).
+pub trait Named: Sized {
+    /// The name, to set.
+    fn name_mut(&mut self) -> &mut String;
+    /// The class the automatic name comes from.
+    fn auto_class(&self) -> String;
+}
+
+/// Names `layer` `name`. Called right after the constructor, as in
+/// `QuantDense::new(10).named("logits")`, it gives back the automatic name the constructor took,
+/// so the next unnamed layer of the class gets it, as in Keras.
+fn rename<L: Named>(mut layer: L, name: &str) -> L {
+    let auto = std::mem::replace(layer.name_mut(), name.to_string());
+    NAMES.with(|n| {
+        let mut n = n.borrow_mut();
+        if n.1.as_deref() == Some(auto.as_str()) {
+            n.1 = None;
+            if let Some(count) = n.0.get_mut(&snake_case(&layer.auto_class())) {
+                *count = count.saturating_sub(1);
+            }
+        }
+    });
+    layer
+}
+
+/// [`Named`] for layer structs with a `name` field, by their Keras class.
+macro_rules! named_layers {
+    ($($t:ty),*) => {
+        $(
+            impl Named for $t {
+                fn name_mut(&mut self) -> &mut String {
+                    &mut self.name
+                }
+                fn auto_class(&self) -> String {
+                    Layer::class(self).to_string()
+                }
+            }
+
+            impl $t {
+                /// Names the layer (Keras' `name`; by default Keras' automatic name, see
+                /// [`unique_name`]).
+                pub fn named(self, name: &str) -> Self {
+                    rename(self, name)
+                }
+            }
+        )*
+    };
+}
+
+named_layers!(
+    QuantDense,
+    QuantConv,
+    QuantConvTranspose,
+    QuantLocallyConnected,
+    QuantSeparableConv,
+    QuantDepthwiseConv,
+    ActivationLayer,
+    Dropout,
+    BatchNormalization,
+    Pooling,
+    GlobalPooling,
+    Flatten,
+    Reshape,
+    ZeroPadding
+);
+
+impl Named for Merge {
+    fn name_mut(&mut self) -> &mut String {
+        &mut self.name
+    }
+    fn auto_class(&self) -> String {
+        self.class().to_string()
+    }
+}
+
+impl Merge {
+    /// Names the layer (Keras' `name`; by default Keras' automatic name).
+    pub fn named(self, name: &str) -> Self {
+        rename(self, name)
     }
 }
 

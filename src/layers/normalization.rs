@@ -39,12 +39,19 @@ pub struct BatchNormalization {
     pub id: super::LayerId,
 }
 
+impl Default for BatchNormalization {
+    /// [`BatchNormalization::new`].
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl BatchNormalization {
     /// Keras' defaults.
-    pub fn new(name: &str) -> Self {
-        BatchNormalization {
+    pub fn new() -> Self {
+        super::auto_named(BatchNormalization {
             id: super::LayerId::new(),
-            name: name.to_string(),
+            name: String::new(),
             axis: -1,
             momentum: 0.99,
             epsilon: 1e-3,
@@ -56,7 +63,7 @@ impl BatchNormalization {
             moving_variance_initializer: Initializer::Ones,
             beta_regularizer: None,
             gamma_regularizer: None,
-        }
+        })
     }
 
     fn bad(&self, arg: &'static str, why: String) -> Error {

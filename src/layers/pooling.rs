@@ -37,16 +37,16 @@ pub struct Pooling {
 
 impl Pooling {
     /// Keras' defaults: strides = pool size, valid, channels last.
-    pub fn new(name: &str, kind: PoolingKind, pool_size: &[usize]) -> Self {
-        Pooling {
+    pub fn new(kind: PoolingKind, pool_size: &[usize]) -> Self {
+        super::auto_named(Pooling {
             id: super::LayerId::new(),
-            name: name.to_string(),
+            name: String::new(),
             kind,
             pool_size: pool_size.to_vec(),
             strides: pool_size.to_vec(),
             padding: Padding::Valid,
             data_format: DataFormat::ChannelsLast,
-        }
+        })
     }
 }
 
@@ -143,8 +143,14 @@ pub struct GlobalPooling {
 
 impl GlobalPooling {
     /// Channels last, spatial axes dropped.
-    pub fn new(name: &str, kind: PoolingKind) -> Self {
-        GlobalPooling { id: super::LayerId::new(), name: name.to_string(), kind, data_format: DataFormat::ChannelsLast, keepdims: false }
+    pub fn new(kind: PoolingKind) -> Self {
+        super::auto_named(GlobalPooling {
+            id: super::LayerId::new(),
+            name: String::new(),
+            kind,
+            data_format: DataFormat::ChannelsLast,
+            keepdims: false,
+        })
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use super::arguments::{Arg, Invalid};
 use super::{add_bias, add_weight, channel_weight, Activation, Bias, BuildContext, Initializer, Regularizer, WeightSpec};
 use crate::constraints::Constraint;
 use crate::error::Result;
@@ -36,12 +37,16 @@ pub struct QuantArgs {
     pub bias_regularizer: Option<Regularizer>,
     /// Penalty on the layer's output (after the activation), added to the loss.
     pub activity_regularizer: Option<Regularizer>,
-    /// Kernel quantizer metrics (`["flip_ratio"]`); `None` uses the enclosing metrics scope.
+    /// Kernel quantizer metrics (`["flip_ratio"]`): the [`metrics_scope`](crate::metrics::metrics_scope)
+    /// around the layer's construction, as in Larq; `None` (made outside every scope) uses the
+    /// scope around the model's build, if any.
     pub metrics: Option<Vec<String>>,
     /// Multiply each output channel by a weight `layer/scale` (initially 1) before the bias: what
     /// a packed export folds a following BatchNormalization and a magnitude-aware kernel scale
     /// into. Not a Keras argument (the JSON field `output_scale` is bitgrad's).
     pub output_scale: bool,
+    /// The first argument given by a name that stands for nothing, reported by the build.
+    pub invalid: Invalid,
 }
 
 impl Default for QuantArgs {
@@ -58,8 +63,9 @@ impl Default for QuantArgs {
             kernel_regularizer: None,
             bias_regularizer: None,
             activity_regularizer: None,
-            metrics: None,
+            metrics: crate::metrics::active_scope(),
             output_scale: false,
+            invalid: Invalid::default(),
         }
     }
 }
@@ -96,6 +102,7 @@ impl QuantArgs {
 
     /// Creates `layer/kernel` of `shape`; returns (latent variable, quantized value).
     pub(crate) fn add_kernel(&self, g: &mut Graph, ctx: &mut BuildContext, layer: &str, shape: crate::Shape) -> Result<(ValueId, ValueId)> {
+        self.invalid.check()?;
         let spec = WeightSpec {
             layer,
             weight: "kernel",
@@ -162,66 +169,97 @@ pub(crate) fn activity_penalty(g: &mut Graph, ctx: &mut BuildContext, r: Option<
     Ok(())
 }
 
-/// Builder methods of the layers built on [`QuantArgs`].
+/// Builder methods of the layers built on [`QuantArgs`], with Larq's and Keras' argument names.
+/// Quantizers, activations, initializers, constraints and regularizers are values or names
+/// (`"ste_sign"`, `"relu"`, `"glorot_normal"`, `"weight_clip"`, `"l2"`); an unknown name is
+/// reported when the layer is built (see [`super::arguments`]).
 pub trait QuantLayer: Sized {
     /// The layer's shared arguments.
     fn args_mut(&mut self) -> &mut QuantArgs;
 
-    /// Sets the input quantizer.
-    fn input_quantizer(mut self, q: Quantizer) -> Self {
-        self.args_mut().input_quantizer = Some(q);
+    /// Sets the input quantizer (`input_quantizer`).
+    fn input_quantizer(mut self, q: impl Arg<Quantizer>) -> Self {
+        let a = self.args_mut();
+        a.input_quantizer = a.invalid.take("input_quantizer", q).or(a.input_quantizer.take());
         self
     }
 
-    /// Sets the kernel quantizer.
-    fn kernel_quantizer(mut self, q: Quantizer) -> Self {
-        self.args_mut().kernel_quantizer = Some(q);
+    /// Sets the kernel quantizer (`kernel_quantizer`).
+    fn kernel_quantizer(mut self, q: impl Arg<Quantizer>) -> Self {
+        let a = self.args_mut();
+        a.kernel_quantizer = a.invalid.take("kernel_quantizer", q).or(a.kernel_quantizer.take());
         self
     }
 
-    /// Sets the activation.
-    fn activation(mut self, a: Activation) -> Self {
-        self.args_mut().activation = a;
+    /// Sets the activation (`activation`: a Keras activation or a quantizer).
+    fn activation(mut self, act: impl Arg<Activation>) -> Self {
+        let a = self.args_mut();
+        if let Some(v) = a.invalid.take("activation", act) {
+            a.activation = v;
+        }
         self
     }
 
-    /// Adds or removes the bias.
+    /// Adds or removes the bias (`use_bias`).
     fn use_bias(mut self, b: bool) -> Self {
         self.args_mut().use_bias = b;
         self
     }
 
-    /// Sets the kernel initializer.
-    fn kernel_initializer(mut self, i: Initializer) -> Self {
-        self.args_mut().kernel_initializer = i;
+    /// Sets the kernel initializer (`kernel_initializer`).
+    fn kernel_initializer(mut self, i: impl Arg<Initializer>) -> Self {
+        let a = self.args_mut();
+        if let Some(v) = a.invalid.take("kernel_initializer", i) {
+            a.kernel_initializer = v;
+        }
         self
     }
 
-    /// Sets the kernel constraint.
-    fn kernel_constraint(mut self, c: impl Constraint + 'static) -> Self {
-        self.args_mut().kernel_constraint = Some(Arc::new(c));
+    /// Sets the bias initializer (`bias_initializer`).
+    fn bias_initializer(mut self, i: impl Arg<Initializer>) -> Self {
+        let a = self.args_mut();
+        if let Some(v) = a.invalid.take("bias_initializer", i) {
+            a.bias_initializer = v;
+        }
         self
     }
 
-    /// Sets the kernel regularizer.
-    fn kernel_regularizer(mut self, r: Regularizer) -> Self {
-        self.args_mut().kernel_regularizer = Some(r);
+    /// Sets the kernel constraint (`kernel_constraint`: a constraint or `"weight_clip"`).
+    fn kernel_constraint(mut self, c: impl Arg<Arc<dyn Constraint>>) -> Self {
+        let a = self.args_mut();
+        a.kernel_constraint = a.invalid.take("kernel_constraint", c).or(a.kernel_constraint.take());
         self
     }
 
-    /// Sets the bias regularizer.
-    fn bias_regularizer(mut self, r: Regularizer) -> Self {
-        self.args_mut().bias_regularizer = Some(r);
+    /// Sets the bias constraint (`bias_constraint`).
+    fn bias_constraint(mut self, c: impl Arg<Arc<dyn Constraint>>) -> Self {
+        let a = self.args_mut();
+        a.bias_constraint = a.invalid.take("bias_constraint", c).or(a.bias_constraint.take());
         self
     }
 
-    /// Sets the activity regularizer (a penalty on the output).
-    fn activity_regularizer(mut self, r: Regularizer) -> Self {
-        self.args_mut().activity_regularizer = Some(r);
+    /// Sets the kernel regularizer (`kernel_regularizer`).
+    fn kernel_regularizer(mut self, r: impl Arg<Regularizer>) -> Self {
+        let a = self.args_mut();
+        a.kernel_regularizer = a.invalid.take("kernel_regularizer", r).or(a.kernel_regularizer.take());
         self
     }
 
-    /// Enables kernel quantizer metrics.
+    /// Sets the bias regularizer (`bias_regularizer`).
+    fn bias_regularizer(mut self, r: impl Arg<Regularizer>) -> Self {
+        let a = self.args_mut();
+        a.bias_regularizer = a.invalid.take("bias_regularizer", r).or(a.bias_regularizer.take());
+        self
+    }
+
+    /// Sets the activity regularizer (`activity_regularizer`, a penalty on the output).
+    fn activity_regularizer(mut self, r: impl Arg<Regularizer>) -> Self {
+        let a = self.args_mut();
+        a.activity_regularizer = a.invalid.take("activity_regularizer", r).or(a.activity_regularizer.take());
+        self
+    }
+
+    /// Enables kernel quantizer metrics (`metrics`, e.g. `&["flip_ratio"]`).
     fn metrics(mut self, m: &[&str]) -> Self {
         self.args_mut().metrics = Some(m.iter().map(|s| s.to_string()).collect());
         self

@@ -42,7 +42,7 @@ impl Regularizer {
             "L2" | "l2" => Ok(Self::l2(param("l2", 0.01)?)),
             "L1L2" => Ok(Self::l1_l2(param("l1", 0.0)?, param("l2", 0.0)?)),
             "l1_l2" => Ok(Self::l1_l2(param("l1", 0.01)?, param("l2", 0.01)?)),
-            other => Err(Error::Unknown { kind: "regularizer", name: format!("{other} (known: l1, l2, l1_l2)") }),
+            other => Err(Error::unknown("regularizer", other, ["l1", "l2", "l1_l2"])),
         }
     }
 

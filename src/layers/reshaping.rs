@@ -16,10 +16,17 @@ pub struct Flatten {
     pub id: super::LayerId,
 }
 
+impl Default for Flatten {
+    /// [`Flatten::new`].
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Flatten {
     /// A channels-last flatten.
-    pub fn new(name: &str) -> Self {
-        Flatten { id: super::LayerId::new(), name: name.to_string(), data_format: DataFormat::ChannelsLast }
+    pub fn new() -> Self {
+        super::auto_named(Flatten { id: super::LayerId::new(), name: String::new(), data_format: DataFormat::ChannelsLast })
     }
 }
 
@@ -73,8 +80,12 @@ pub struct Reshape {
 
 impl Reshape {
     /// A reshape to `target_shape` (no unknown axis).
-    pub fn new(name: &str, target_shape: &[usize]) -> Self {
-        Reshape { id: super::LayerId::new(), name: name.to_string(), target_shape: target_shape.iter().map(|&d| Some(d)).collect() }
+    pub fn new(target_shape: &[usize]) -> Self {
+        super::auto_named(Reshape {
+            id: super::LayerId::new(),
+            name: String::new(),
+            target_shape: target_shape.iter().map(|&d| Some(d)).collect(),
+        })
     }
 }
 
@@ -138,13 +149,13 @@ pub struct ZeroPadding {
 
 impl ZeroPadding {
     /// Symmetric padding of `p[i]` on spatial axis `i`, channels last.
-    pub fn new(name: &str, p: &[usize]) -> Self {
-        ZeroPadding {
+    pub fn new(p: &[usize]) -> Self {
+        super::auto_named(ZeroPadding {
             id: super::LayerId::new(),
-            name: name.to_string(),
+            name: String::new(),
             padding: p.iter().map(|&p| (p, p)).collect(),
             data_format: DataFormat::ChannelsLast,
-        }
+        })
     }
 }
 

@@ -37,11 +37,11 @@ pub struct QuantConvTranspose {
 impl QuantConvTranspose {
     /// Keras' defaults for the dimensionality of `kernel_size`: stride 1, valid padding, no
     /// output padding, channels last, no quantizers, linear, bias.
-    pub fn new(name: &str, filters: usize, kernel_size: &[usize]) -> Self {
+    pub fn new(filters: usize, kernel_size: &[usize]) -> Self {
         let r = kernel_size.len();
-        QuantConvTranspose {
+        super::auto_named(QuantConvTranspose {
             id: super::LayerId::new(),
-            name: name.to_string(),
+            name: String::new(),
             filters,
             kernel_size: kernel_size.to_vec(),
             strides: vec![1; r],
@@ -50,7 +50,7 @@ impl QuantConvTranspose {
             data_format: DataFormat::ChannelsLast,
             dilation_rate: vec![1; r],
             args: QuantArgs::default(),
-        }
+        })
     }
 
     /// Output spatial size of axis `i` for input size `n` (Keras' `deconv_output_length`).
@@ -96,6 +96,8 @@ impl QuantConvTranspose {
         Ok(())
     }
 }
+
+super::arguments::conv_builders!(QuantConvTranspose { dilation_rate });
 
 impl QuantLayer for QuantConvTranspose {
     fn args_mut(&mut self) -> &mut QuantArgs {

@@ -56,8 +56,9 @@ static REGISTRY: Mutex<Vec<Arc<CustomQuantizer>>> = Mutex::new(Vec::new());
 impl CustomQuantizer {
     /// Checks the WGSL (errors quote the offending lines of `wgsl`), splices it into the
     /// quantizer kernel, and registers the quantizer under `name` so that Keras JSON naming that
-    /// class resolves to it. A later definition with the same name replaces the earlier for
-    /// lookups by name.
+    /// class resolves to it. A name already taken, by a built-in quantizer (its class or its
+    /// alias) or by an earlier registration, is an error: a lookup by name must not change
+    /// meaning behind the back of code that registered the first (use [`by_name`] to reuse one).
     pub fn new(
         name: &str,
         precision: u32,
@@ -90,6 +91,16 @@ impl CustomQuantizer {
                 });
             }
         }
+        let taken = || {
+            Error::invalid(
+                "CustomQuantizer",
+                "name",
+                format!("`{name}` is already the name of a quantizer; register this one under another name (or reuse it with by_name)"),
+            )
+        };
+        if super::builtin_names().any(|n| n == name) {
+            return Err(taken());
+        }
         let source = custom_quantize::splice(wgsl);
         let spliced = naga::front::wgsl::parse_str(&source)
             .map_err(|e| Error::Shader { name: shader_name.clone(), message: e.emit_to_string(&source) })?;
@@ -102,7 +113,11 @@ impl CustomQuantizer {
             precision,
             function: CustomFn::new(name, module, Box::new(cpu_forward), Box::new(cpu_gradient)),
         });
+        // Checked under the lock that registers it, so two threads cannot both take a name.
         let mut registry = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+        if registry.iter().any(|r| r.name == name) {
+            return Err(taken());
+        }
         registry.push(q.clone());
         Ok(q)
     }
@@ -123,7 +138,12 @@ impl CustomQuantizer {
     }
 }
 
-/// The latest registered quantizer with this class name.
+/// The registered quantizer with this class name.
 pub fn by_name(name: &str) -> Option<Arc<CustomQuantizer>> {
-    REGISTRY.lock().unwrap_or_else(|e| e.into_inner()).iter().rev().find(|q| q.name == name).cloned()
+    REGISTRY.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|q| q.name == name).cloned()
+}
+
+/// The names of the registered quantizers, in registration order.
+pub fn names() -> Vec<String> {
+    REGISTRY.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|q| q.name.clone()).collect()
 }

@@ -100,6 +100,17 @@ const DEFAULTS: &[Quantizer] = &[
     Quantizer::NoOp { precision: 1 },
 ];
 
+/// Every built-in quantizer's Keras class name and snake_case alias: names a custom quantizer
+/// may not take.
+pub(crate) fn builtin_names() -> impl Iterator<Item = &'static str> {
+    DEFAULTS.iter().flat_map(|q| {
+        let mut q = Quantizer::clone(q);
+        let spec = q.spec();
+        let names: Vec<&'static str> = std::iter::once(spec.class).chain(spec.alias).chain(spec.also.iter().copied()).collect();
+        names
+    })
+}
+
 /// Everything bitgrad knows about one quantizer, from its one arm of [`Quantizer::spec`]: Larq's
 /// names and precision, its parameters (read and written by name, for Keras JSON), and what it
 /// records: an elementwise function (a [`QuantFn`], whose CPU reference and WGSL live with the
@@ -285,12 +296,9 @@ impl Quantizer {
                 Err(Error::invalid("NoOp", "precision", "is required: use Quantizer::NoOp { precision } or a config"))
             }
             Some(q) => Ok(q.clone()),
-            None => custom::by_name(name).map(Quantizer::Custom).ok_or_else(|| Error::Unknown {
-                kind: "quantizer",
-                name: format!(
-                    "{name} (known: {})",
-                    DEFAULTS.iter().filter_map(|q| Quantizer::clone(q).spec().alias).collect::<Vec<_>>().join(", ")
-                ),
+            None => custom::by_name(name).map(Quantizer::Custom).ok_or_else(|| {
+                let builtin = DEFAULTS.iter().filter_map(|q| Quantizer::clone(q).spec().alias).map(str::to_string);
+                Error::unknown("quantizer", name, builtin.chain(custom::names()))
             }),
         }
     }
@@ -396,7 +404,9 @@ impl Quantizer {
                 (key.to_string(), v)
             })
             .collect();
-        json!({ "class_name": self.class_name(), "config": config })
+        let mut v = json!({ "class_name": self.class_name(), "config": config });
+        crate::text::shortest_f32s(&mut v);
+        v
     }
 
     /// Reads a quantizer from Keras JSON: an alias string or `{"class_name", "config"}`. The Keras
@@ -422,10 +432,8 @@ impl Quantizer {
             None => match custom::by_name(class) {
                 Some(custom) => return Ok(Quantizer::Custom(custom)),
                 None => {
-                    return Err(Error::Unknown {
-                        kind: "quantizer class",
-                        name: format!("{class} (not built in, and no CustomQuantizer of that name)"),
-                    })
+                    let builtin = DEFAULTS.iter().map(|q| q.class_name().to_string());
+                    return Err(Error::unknown("quantizer class", class, builtin.chain(custom::names())));
                 }
             },
         };

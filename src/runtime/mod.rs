@@ -167,7 +167,13 @@ impl Plan {
     }
 
     fn input_id(&self, name: &str, t_shape: &crate::Shape, t_dtype: crate::DType) -> Result<ValueId> {
-        let id = self.graph.find_input(name).ok_or_else(|| Error::Unknown { kind: "input", name: name.to_string() })?;
+        let id = self.graph.find_input(name).ok_or_else(|| {
+            let known = self.inputs.iter().filter_map(|i| match &self.graph.value(*i).source {
+                crate::graph::Source::Input { name } => Some(name.clone()),
+                _ => None,
+            });
+            Error::unknown("input", name, known)
+        })?;
         let v = self.graph.value(id);
         if &v.shape != t_shape || v.dtype != t_dtype {
             return Err(Error::ShapeMismatch {

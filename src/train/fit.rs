@@ -11,7 +11,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::callbacks::{monitored, Best, EarlyStopping, ModelCheckpoint};
+use super::callbacks::{
+    any_wants_batch_logs, each, each_control, monitored, Best, Control, EarlyStopping, Logs, ModelCheckpoint, SharedCallback,
+};
 use super::data::{shuffled, Dataset};
 use super::losses::Loss;
 use super::optimizers::{Optimizer, Updates};
@@ -44,7 +46,7 @@ impl Metric {
             n if n.starts_with("top_") && n[4..].parse::<usize>().is_ok_and(|k| k > 0) => {
                 Ok(Metric::TopK(n[4..].parse().expect("checked")))
             }
-            other => Err(Error::Unknown { kind: "metric", name: format!("{other} (known: accuracy, top_k, top_N)") }),
+            other => Err(Error::unknown("metric", other, ["accuracy", "top_k", "top_N"])),
         }
     }
 
@@ -75,14 +77,23 @@ pub struct FitOptions {
     pub shuffle_seed: Option<u64>,
     /// Fraction of the training data (its end, before shuffling) held out for validation.
     pub validation_split: f32,
-    /// Read the metrics back every this many steps (and at the end of each epoch).
+    /// Read the metrics back every this many steps of an epoch (and at its end), for the
+    /// progress bar and the callbacks' batch logs: without either nothing is read mid-epoch.
     pub log_every: usize,
-    /// Draw a progress bar per epoch and print a line per epoch (to standard error).
-    pub verbose: bool,
+    /// Keras' `verbose`, on standard error: 0 silent; 1 an `Epoch n/N` line, then a progress
+    /// bar with the elapsed time, the ETA and the running loss and metrics (updated every
+    /// `log_every` steps; drawn only on a terminal) and one during validation, replaced by the
+    /// epoch's line when it ends; 2 only one line per epoch. Each epoch's line shows the steps,
+    /// the time, the time per step, then the values in Keras' order (see [`format_metrics`]) and
+    /// the images per second.
+    pub verbose: u8,
     /// Stop early when a monitored value stops improving.
     pub early_stopping: Option<EarlyStopping>,
     /// Save the trainer's state after epochs.
     pub checkpoint: Option<ModelCheckpoint>,
+    /// Callbacks whose hooks `fit` calls, in this order (see [`super::Callback`]); made with
+    /// [`super::callbacks::shared`], e.g. `vec![shared(TensorBoard::new("logs"))]`.
+    pub callbacks: Vec<SharedCallback>,
 }
 
 impl Default for FitOptions {
@@ -93,9 +104,10 @@ impl Default for FitOptions {
             shuffle_seed: Some(0),
             validation_split: 0.0,
             log_every: 50,
-            verbose: false,
+            verbose: 0,
             early_stopping: None,
             checkpoint: None,
+            callbacks: Vec::new(),
         }
     }
 }
@@ -118,7 +130,7 @@ pub struct EpochLog {
 pub struct History {
     /// One entry per epoch trained.
     pub epochs: Vec<EpochLog>,
-    /// Set when early stopping ended training.
+    /// Set when early stopping or a callback ([`Control::Stop`]) ended training.
     pub stopped_early: bool,
 }
 
@@ -279,6 +291,21 @@ impl Trainer {
         let flip_metrics: Vec<(String, ValueId)> = built.network.ctx.metrics.iter().map(|(n, f)| (n.clone(), f.result)).collect();
         let g = &mut built.network.graph;
         let pred_dims = g.value(output).shape.dims().to_vec();
+        if pred_dims.len() != 2 {
+            // Dense layers act on the last axis, so images reach the output with their spatial
+            // axes still there when Flatten is missing; the labels give one class per sample.
+            let layer = built.output_names().remove(0);
+            let shape: Vec<String> = std::iter::once("batch".to_string()).chain(pred_dims[1..].iter().map(|d| d.to_string())).collect();
+            return Err(Error::invalid(
+                "fit",
+                "model",
+                format!(
+                    "the output of layer `{layer}` has shape [{}], but the labels give one class per sample, which needs [batch, classes]; \
+                     Dense layers act on the last axis only: add a Flatten layer (or GlobalAveragePooling2D) before the first Dense layer",
+                    shape.join(", ")
+                ),
+            ));
+        }
         let (tdtype, tdims) = self.loss.target_spec(&pred_dims);
         let target = g.input("target", tdims, tdtype)?;
         let loss = self.loss.build(g, output, target)?;
@@ -414,13 +441,18 @@ impl Trainer {
     /// The value of every hyperparameter for the next step: its schedule at the step, unless a
     /// scheduler overrides it.
     fn hyper_values(&self) -> Result<Vec<(String, f32)>> {
-        let mut values: Vec<(String, f32)> = self.optimizer.hyperparameters().into_iter().map(|(n, s)| (n, s.at(self.step))).collect();
+        self.hyper_values_at(self.step, self.epoch)
+    }
+
+    /// The value of every hyperparameter at a step of an epoch (see [`Trainer::hyper_values`]).
+    fn hyper_values_at(&self, step: usize, epoch: usize) -> Result<Vec<(String, f32)>> {
+        let mut values: Vec<(String, f32)> = self.optimizer.hyperparameters().into_iter().map(|(n, s)| (n, s.at(step))).collect();
         for s in &self.schedulers {
             let Some(slot) = values.iter_mut().find(|(n, _)| *n == s.hyperparameter) else {
                 let known: Vec<&str> = values.iter().map(|(n, _)| n.as_str()).collect();
-                return Err(Error::Unknown { kind: "hyperparameter", name: format!("{} (known: {})", s.hyperparameter, known.join(", ")) });
+                return Err(Error::unknown("hyperparameter", &s.hyperparameter, known));
             };
-            slot.1 = s.schedule.at(if s.every == Every::Epoch { self.epoch } else { self.step });
+            slot.1 = s.schedule.at(if s.every == Every::Epoch { epoch } else { step });
         }
         Ok(values)
     }
@@ -510,7 +542,8 @@ impl Trainer {
     /// Keras' `fit`: trains on `data` and returns the per-epoch history. Everything the run
     /// needs is checked before the first step: the data sets' labels, the training
     /// steps' (full and last partial batch) and validation's buffers against the adapter, and
-    /// the checkpoint's path and folder.
+    /// the checkpoint's path and folder; then the callbacks' hooks run as
+    /// [`super::Callback`] describes.
     pub fn fit(&mut self, data: &Dataset, validation: Option<&Dataset>, opts: &FitOptions) -> Result<History> {
         if cfg!(target_arch = "wasm32") {
             // Epoch timing needs a clock std does not have there, and every readback would block.
@@ -518,6 +551,13 @@ impl Trainer {
         }
         if opts.batch_size == 0 || opts.epochs == 0 {
             return Err(Error::invalid("fit", "batch_size/epochs", "must be positive"));
+        }
+        if opts.verbose > 2 {
+            return Err(Error::invalid(
+                "fit",
+                "verbose",
+                format!("{} is not 0 (silent), 1 (a progress bar) or 2 (a line per epoch)", opts.verbose),
+            ));
         }
         let (train, held_out) =
             if opts.validation_split > 0.0 { data.split(opts.validation_split).map(|(a, b)| (a, Some(b)))? } else { (data.clone(), None) };
@@ -552,52 +592,89 @@ impl Trainer {
             }
             c.check(opts.epochs.saturating_add(self.epoch))?;
         }
+        let callbacks = &opts.callbacks;
+        let metric_names: Vec<String> = self.metrics.iter().map(Metric::name).collect();
         let mut history = History::default();
         let (mut es_best, mut checkpoint_best) = (Best::default(), Best::default());
-        for _ in 0..opts.epochs {
+        each(callbacks, |c| c.on_train_begin())?;
+        let mut last_logs = Logs::new();
+        for number in 1..=opts.epochs {
+            let epoch = self.epoch;
+            each(callbacks, |c| c.on_epoch_begin(epoch))?;
             let order = match opts.shuffle_seed {
                 Some(seed) => shuffled(train.len(), seed.wrapping_add(self.epoch as u64)),
                 None => (0..train.len()).collect(),
             };
             let batches: Vec<&[usize]> = order.chunks(opts.batch_size).collect();
-            let bar = progress_bar(opts.verbose, batches.len(), &format!("epoch {}/{}", history.epochs.len() + 1, opts.epochs));
+            if opts.verbose == 1 {
+                eprintln!("Epoch {number}/{}", opts.epochs);
+            }
+            let bar = (opts.verbose == 1).then(|| progress_bar(batches.len()));
+            // Mid-epoch readbacks stall the queue: only for someone who sees them.
+            let log_points = bar.is_some() || !callbacks.is_empty();
             let start = Instant::now();
+            let (mut stop, mut steps, mut samples, mut last_batch) = (false, 0, 0, full);
             for (i, b) in batches.iter().enumerate() {
+                each(callbacks, |c| c.on_train_batch_begin(i))?;
                 // The sums (shared by the full and the partial batch plans) restart with the epoch.
                 self.run_batch(true, &train, b, i == 0)?;
+                (steps, samples, last_batch) = (steps + 1, samples + b.len(), b.len());
+                let read = (log_points && (i + 1) % opts.log_every.max(1) == 0) || any_wants_batch_logs(callbacks, i);
+                let mut logs = Logs::new();
+                if read {
+                    let metrics = self.read_metrics(true)?;
+                    if let Some(bar) = &bar {
+                        let rate = samples as f64 / start.elapsed().as_secs_f64();
+                        bar.set_message(format!(" - {}", format_in_order(&metrics, &metric_names, Some(rate))));
+                    }
+                    logs = metrics;
+                    logs.extend(self.flip_ratios(last_batch)?);
+                    logs.extend(self.hyper_logs(self.step - 1, epoch)?);
+                }
                 if let Some(bar) = &bar {
                     bar.inc(1);
-                    if (i + 1) % opts.log_every.max(1) == 0 {
-                        let m = self.read_metrics(true)?;
-                        let rate = (i + 1) as f64 * opts.batch_size as f64 / start.elapsed().as_secs_f64();
-                        bar.set_message(format_metrics(&m, Some(rate)));
-                    }
+                }
+                if each_control(callbacks, |c| c.on_train_batch_end(i, &logs))? == Control::Stop {
+                    stop = true;
+                    break;
                 }
             }
-            let mut values = self.read_metrics(true)?;
             let seconds = start.elapsed().as_secs_f64();
-            for ((t, _), step) in &self.plans {
-                if *t {
-                    for (name, v) in &step.flips {
-                        values.insert(name.clone(), step.plan.fetch(*v)?.as_f32()?[0] as f64);
-                    }
-                }
-            }
-            if let Some(val) = validation {
-                for (k, v) in self.evaluate(val, opts.batch_size)? {
-                    values.insert(format!("val_{k}"), v);
-                }
-            }
-            let log = EpochLog { epoch: self.epoch, values, seconds, images_per_second: train.len() as f64 / seconds };
             if let Some(bar) = bar {
                 bar.finish_and_clear();
-                eprintln!(
-                    "epoch {}/{}: {}",
-                    history.epochs.len() + 1,
-                    opts.epochs,
-                    format_metrics(&log.values, Some(log.images_per_second))
-                );
             }
+            let mut values = self.read_metrics(true)?;
+            values.extend(self.flip_ratios(last_batch)?);
+            if let Some(val) = validation {
+                each(callbacks, |c| c.on_test_begin())?;
+                let bar = (opts.verbose == 1).then(validation_bar);
+                self.run_evaluation(val, opts.batch_size, |done, total| {
+                    if let Some(bar) = &bar {
+                        bar.set_length(total as u64);
+                        bar.set_position(done as u64);
+                    }
+                })?;
+                if let Some(bar) = bar {
+                    bar.finish_and_clear();
+                }
+                let m = self.read_metrics(false)?;
+                each(callbacks, |c| c.on_test_end(&m))?;
+                values.extend(m.into_iter().map(|(k, v)| (format!("val_{k}"), v)));
+            }
+            let log = EpochLog { epoch, values, seconds, images_per_second: samples as f64 / seconds };
+            if opts.verbose > 0 {
+                let line = EpochLine {
+                    number,
+                    epochs: opts.epochs,
+                    steps,
+                    seconds: start.elapsed().as_secs_f64(),
+                    step_seconds: seconds / steps as f64,
+                    values: format_in_order(&log.values, &metric_names, Some(log.images_per_second)),
+                };
+                eprintln!("{}", line.render(opts.verbose));
+            }
+            let mut logs = log.values.clone();
+            logs.extend(self.hyper_logs(self.step - 1, epoch)?);
             self.epoch += 1;
             if let Some(c) = &opts.checkpoint {
                 let save = !c.save_best_only || checkpoint_best.improves(&c.monitor, monitored(&log.values, &c.monitor)?, log.epoch, 0.0);
@@ -610,20 +687,43 @@ impl Trainer {
                     }
                 }
             }
-            let stop = match &opts.early_stopping {
-                Some(es) => {
-                    let v = monitored(&log.values, &es.monitor)?;
-                    !es_best.improves(&es.monitor, v, log.epoch, es.min_delta) && es_best.since(log.epoch) >= es.patience
-                }
-                None => false,
-            };
+            if let Some(es) = &opts.early_stopping {
+                let v = monitored(&log.values, &es.monitor)?;
+                stop |= !es_best.improves(&es.monitor, v, log.epoch, es.min_delta) && es_best.since(log.epoch) >= es.patience;
+            }
+            stop |= each_control(callbacks, |c| c.on_epoch_end(epoch, &logs))? == Control::Stop;
             history.epochs.push(log);
+            last_logs = logs;
             if stop {
                 history.stopped_early = true;
                 break;
             }
         }
+        each(callbacks, |c| c.on_train_end(&last_logs))?;
         Ok(history)
+    }
+
+    /// The flip ratios after the last step, which ran the training plan of `batch` samples (the
+    /// other plan's outputs are older).
+    fn flip_ratios(&self, batch: usize) -> Result<Logs> {
+        let step = &self.plans[&(true, batch)];
+        step.flips.iter().map(|(name, v)| Ok((name.clone(), step.plan.fetch(*v)?.as_f32()?[0] as f64))).collect()
+    }
+
+    /// The hyperparameters at a step of an epoch by their names in logs: `adam/learning_rate` is
+    /// `learning_rate`, as Keras logs it, unless another optimizer's hyperparameter has that
+    /// name too.
+    fn hyper_logs(&self, step: usize, epoch: usize) -> Result<Logs> {
+        let values = self.hyper_values_at(step, epoch)?;
+        let short = |n: &str| n.rsplit_once('/').map_or(n, |(_, s)| s).to_string();
+        Ok(values
+            .iter()
+            .map(|(n, v)| {
+                let s = short(n);
+                let unique = values.iter().filter(|(m, _)| short(m) == s).count() == 1;
+                (if unique { s } else { n.clone() }, *v as f64)
+            })
+            .collect())
     }
 
     /// Keras' `evaluate`: the loss and metrics over `data` in inference mode.
@@ -633,15 +733,24 @@ impl Trainer {
 
     /// [`Trainer::evaluate`] without blocking, as the browser needs.
     pub async fn evaluate_async(&mut self, data: &Dataset, batch_size: usize) -> Result<BTreeMap<String, f64>> {
+        self.run_evaluation(data, batch_size, |_, _| {})?;
+        self.read_metrics_async(false).await
+    }
+
+    /// Runs the inference steps whose sums [`Trainer::evaluate`] reads; `done(batches run,
+    /// batches)` after each.
+    fn run_evaluation(&mut self, data: &Dataset, batch_size: usize, mut done: impl FnMut(usize, usize)) -> Result<()> {
         if batch_size == 0 || data.is_empty() {
             return Err(Error::invalid("evaluate", "data/batch_size", "needs samples and a positive batch size"));
         }
         let batch_size = self.inference_batch(batch_size.min(data.len()))?;
         let order: Vec<usize> = (0..data.len()).collect();
-        for (i, b) in order.chunks(batch_size).enumerate() {
+        let batches: Vec<&[usize]> = order.chunks(batch_size).collect();
+        for (i, b) in batches.iter().enumerate() {
             self.run_batch(false, data, b, i == 0)?;
+            done(i + 1, batches.len());
         }
-        self.read_metrics_async(false).await
+        Ok(())
     }
 
     /// Keras' `predict`: the model's outputs for `data`'s samples in inference mode, batch after
@@ -709,22 +818,143 @@ fn one_hot(labels: &[i32], classes: usize, len: usize) -> Result<Vec<f32>> {
     Ok(v)
 }
 
-fn progress_bar(verbose: bool, len: usize, prefix: &str) -> Option<indicatif::ProgressBar> {
-    verbose.then(|| {
-        let bar = indicatif::ProgressBar::new(len as u64);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg}").expect("valid template").progress_chars("=> "),
-        );
-        bar.set_prefix(prefix.to_string());
-        bar
-    })
+/// The training bar of an epoch of `len` steps (Keras' verbose 1): steps, bar, elapsed time,
+/// ETA, then the message (` - ` and the running values).
+fn progress_bar(len: usize) -> indicatif::ProgressBar {
+    let width = len.to_string().len();
+    let template = format!("{{pos:>{width}}}/{{len}} [{{bar:30}}] {{elapsed}} (ETA {{eta}}){{msg}}");
+    let bar = indicatif::ProgressBar::new(len as u64);
+    bar.set_style(indicatif::ProgressStyle::with_template(&template).expect("valid template").progress_chars("=> "));
+    bar
 }
 
-/// `loss 0.5123 - accuracy 0.8012 - 1234 img/s`.
+/// The bar while the validation set is evaluated (its length is set by the first batch).
+fn validation_bar() -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("validation {pos}/{len} [{bar:30}] {elapsed}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+/// What an epoch's line shows.
+struct EpochLine {
+    /// The epoch's number in this fit, from 1.
+    number: usize,
+    epochs: usize,
+    steps: usize,
+    /// The epoch's time, validation included.
+    seconds: f64,
+    step_seconds: f64,
+    /// [`format_metrics`]' text.
+    values: String,
+}
+
+impl EpochLine {
+    /// Keras' end-of-epoch line: at verbose 1 (under its `Epoch n/N` line) `5/5 [====] 3s
+    /// 12ms/step - loss: ...`, at verbose 2 `Epoch 1/5 - 5/5 - 3s - 12ms/step - loss: ...`.
+    fn render(&self, verbose: u8) -> String {
+        let (n, time, per_step) = (self.steps, duration(self.seconds), per_step(self.step_seconds));
+        match verbose {
+            1 => format!("{n}/{n} [{}] {time} {per_step} - {}", "=".repeat(30), self.values),
+            _ => format!("Epoch {}/{} - {n}/{n} - {time} - {per_step} - {}", self.number, self.epochs, self.values),
+        }
+    }
+}
+
+/// Seconds as Keras' progress bar shows a time: `7s`, `2:05`, `1:02:05`.
+fn duration(seconds: f64) -> String {
+    let s = seconds.max(0.0) as u64;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}:{:02}", s / 60, s % 60),
+        _ => format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60),
+    }
+}
+
+/// The time per step as Keras shows it: `2s/step`, `12ms/step`, `350us/step`.
+fn per_step(seconds: f64) -> String {
+    if seconds >= 1.0 || seconds <= 0.0 || !seconds.is_finite() {
+        format!("{seconds:.0}s/step")
+    } else if seconds >= 1e-3 {
+        format!("{:.0}ms/step", seconds * 1e3)
+    } else {
+        format!("{:.0}us/step", seconds * 1e6)
+    }
+}
+
+/// Logged values in Keras' order, e.g. `loss: 0.5123 - accuracy: 0.8012 - val_loss: 0.6012 -
+/// val_accuracy: 0.7500 - flip_ratio/dense/kernel: 2.0000e-4 - 1234 img/s`: `loss` first, then
+/// the metrics, then `val_loss` and the validation metrics, then the flip ratios, each group in
+/// name order (in `fit`'s lines, the metrics in the order `compile` was given them), and the
+/// rate last. Values of magnitude below 1e-3 are in exponent form, as Keras writes them.
 pub fn format_metrics(m: &BTreeMap<String, f64>, rate: Option<f64>) -> String {
-    let mut parts: Vec<String> = m.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+    format_in_order(m, &[], rate)
+}
+
+/// [`format_metrics`] with the metrics in the order of `metrics` (their names).
+fn format_in_order(m: &BTreeMap<String, f64>, metrics: &[String], rate: Option<f64>) -> String {
+    let mut names: Vec<&String> = m.keys().collect();
+    // Stable: names of the same rank keep their (name) order.
+    names.sort_by_key(|n| log_rank(n, metrics));
+    let mut parts: Vec<String> = names.into_iter().map(|k| format!("{k}: {}", log_number(m[k]))).collect();
     if let Some(r) = rate {
         parts.push(format!("{r:.0} img/s"));
     }
     parts.join(" - ")
+}
+
+/// Where a logged name goes in [`format_metrics`]: (group, position in the group).
+fn log_rank(name: &str, metrics: &[String]) -> (u8, usize) {
+    if name.starts_with("flip_ratio/") {
+        return (4, 0);
+    }
+    let (group, base) = match name.strip_prefix("val_") {
+        Some(base) => (2, base),
+        None => (0, name),
+    };
+    match base {
+        "loss" => (group, 0),
+        _ => (group + 1, metrics.iter().position(|m| m == base).unwrap_or(usize::MAX)),
+    }
+}
+
+/// Keras' `.4f`, or `.4e` for magnitudes below 1e-3 (but 0).
+fn log_number(v: f64) -> String {
+    if v == 0.0 || v.abs() >= 1e-3 || !v.is_finite() {
+        format!("{v:.4}")
+    } else {
+        format!("{v:.4e}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoch_lines_read_as_keras_writes_them() {
+        let line = EpochLine { number: 2, epochs: 5, steps: 469, seconds: 3.7, step_seconds: 0.0052, values: "loss: 0.5000".into() };
+        assert_eq!(line.render(1), format!("469/469 [{}] 3s 5ms/step - loss: 0.5000", "=".repeat(30)));
+        assert_eq!(line.render(2), "Epoch 2/5 - 469/469 - 3s - 5ms/step - loss: 0.5000");
+        assert_eq!((duration(0.4), duration(125.0), duration(3725.0)), ("0s".into(), "2:05".into(), "1:02:05".into()));
+        assert_eq!((per_step(2.4), per_step(0.0123), per_step(0.00035)), ("2s/step".into(), "12ms/step".into(), "350us/step".into()));
+    }
+
+    #[test]
+    fn metrics_keep_the_order_compile_gave_them() {
+        let m: BTreeMap<String, f64> =
+            [("accuracy", 0.5), ("loss", 1.0), ("top_2", 0.75), ("val_top_2", 0.25), ("val_accuracy", 0.125), ("val_loss", 2.0)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+        let order = ["top_2".to_string(), "accuracy".to_string()];
+        assert_eq!(
+            format_in_order(&m, &order, None),
+            "loss: 1.0000 - top_2: 0.7500 - accuracy: 0.5000 - val_loss: 2.0000 - val_top_2: 0.2500 - val_accuracy: 0.1250"
+        );
+        assert_eq!((log_number(0.0), log_number(-0.00025), log_number(f64::NAN)), ("0.0000".into(), "-2.5000e-4".into(), "NaN".into()));
+    }
 }

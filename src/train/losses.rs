@@ -51,12 +51,15 @@ impl Loss {
             "squared_hinge" => Loss::SquaredHinge,
             "mse" | "mean_squared_error" => Loss::MeanSquaredError,
             other => {
-                return Err(Error::Unknown {
-                    kind: "loss",
-                    name: format!(
-                        "{other} (known: sparse_categorical_crossentropy, categorical_crossentropy, binary_crossentropy, hinge, squared_hinge, mean_squared_error)"
-                    ),
-                })
+                let known = [
+                    "sparse_categorical_crossentropy",
+                    "categorical_crossentropy",
+                    "binary_crossentropy",
+                    "hinge",
+                    "squared_hinge",
+                    "mean_squared_error",
+                ];
+                return Err(Error::unknown("loss", other, known));
             }
         })
     }

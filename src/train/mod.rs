@@ -9,9 +9,11 @@ pub mod losses;
 pub mod metrics;
 pub mod optimizers;
 pub mod schedules;
+pub mod tensorboard;
 
-pub use callbacks::{EarlyStopping, ModelCheckpoint};
+pub use callbacks::{Callback, Control, EarlyStopping, Logs, ModelCheckpoint, SharedCallback};
 pub use data::Dataset;
 pub use fit::{EpochLog, FitOptions, History, Metric, Trainer};
 pub use losses::Loss;
 pub use schedules::{Every, HyperparameterScheduler, Schedule};
+pub use tensorboard::{TensorBoard, UpdateFreq};

@@ -2,6 +2,7 @@
 //! and cosine decay) and custom closures, evaluated on the host once per step and fed to the
 //! recorded step as inputs, so a schedule never changes the plan.
 
+use crate::text::{number, plural};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
@@ -56,6 +57,33 @@ impl std::fmt::Debug for Schedule {
             }
             Schedule::CosineDecay { initial, decay_steps, alpha } => write!(f, "CosineDecay({initial}, {decay_steps}, alpha {alpha})"),
             Schedule::Custom(_) => write!(f, "Custom"),
+        }
+    }
+}
+
+/// For people: a constant is its value; a schedule names its kind and parameters in Keras'
+/// terms, e.g. `CosineDecay from 0.01 over 20 steps to 0.01 of it`.
+impl std::fmt::Display for Schedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Schedule::Constant(v) => write!(f, "{}", number(*v)),
+            Schedule::PiecewiseConstant { boundaries, values } => {
+                write!(f, "PiecewiseConstantDecay {}", number(values.first().copied().unwrap_or_default()))?;
+                for (b, v) in boundaries.iter().zip(values.iter().skip(1)) {
+                    write!(f, ", {} after step {b}", number(*v))?;
+                }
+                Ok(())
+            }
+            Schedule::ExponentialDecay { initial, decay_steps, decay_rate, staircase } => {
+                let how = if *staircase { " (staircase)" } else { "" };
+                let (i, r) = (number(*initial), number(*decay_rate));
+                write!(f, "ExponentialDecay from {i}, x{r} every {decay_steps} {}{how}", plural(*decay_steps, "step"))
+            }
+            Schedule::CosineDecay { initial, decay_steps, alpha } => {
+                let (i, a) = (number(*initial), number(*alpha));
+                write!(f, "CosineDecay from {i} over {decay_steps} {} to {a} of it", plural(*decay_steps, "step"))
+            }
+            Schedule::Custom(_) => write!(f, "a custom schedule"),
         }
     }
 }

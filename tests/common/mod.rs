@@ -183,3 +183,24 @@ pub const KERAS_MODELS: [&str; 12] = [
 pub fn keras_fixture(name: &str) -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keras").join(name)
 }
+
+/// Three classes of 4x4 images with class-dependent bright quadrants and noise.
+pub fn blobs(n: usize, seed: u64) -> bitgrad::train::Dataset {
+    let noise = uniform(seed, n * 16, 0.6);
+    let mut x = Vec::with_capacity(n * 16);
+    let mut y = Vec::with_capacity(n);
+    for i in 0..n {
+        let c = (i * 7 + seed as usize) % 3;
+        for p in 0..16 {
+            let (r, col) = (p / 4, p % 4);
+            let on = match c {
+                0 => r < 2,
+                1 => col < 2,
+                _ => (r + col) % 2 == 0,
+            };
+            x.push(if on { 0.7 } else { -0.7 } + noise[i * 16 + p]);
+        }
+        y.push(c as i32);
+    }
+    bitgrad::train::Dataset::new(&[4, 4, 1], x, y).unwrap()
+}

@@ -76,7 +76,7 @@ fn quantizers() -> [(&'static str, QuantFn); 4] {
 pub fn build(name: &str, inputs: &BTreeMap<String, Stored>) -> Result<(Graph, Vec<(String, ValueId)>)> {
     let mut g = Graph::new();
     let input = |g: &mut Graph, n: &str| -> Result<ValueId> {
-        let s = inputs.get(n).ok_or_else(|| bitgrad::Error::Unknown { kind: "fixture input", name: format!("{name}/{n}") })?;
+        let s = inputs.get(n).ok_or_else(|| bitgrad::Error::unknown("fixture input", &format!("{name}/{n}"), inputs.keys()))?;
         g.input(n, s.shape.clone(), DType::F32)
     };
     let outputs = match name {
@@ -107,7 +107,7 @@ pub fn build(name: &str, inputs: &BTreeMap<String, Stored>) -> Result<(Graph, Ve
             }
             outs
         }
-        other => return Err(bitgrad::Error::Unknown { kind: "kernel check", name: other.into() }),
+        other => return Err(bitgrad::Error::unknown("kernel check", other, Vec::<String>::new())),
     };
     Ok((g, outputs))
 }

@@ -92,6 +92,8 @@ impl Wiring {
         } else {
             self.functional(input_entry)?
         };
+        let mut model_json = model_json;
+        crate::text::shortest_f32s(&mut model_json);
         Ok(serde_json::to_string(&model_json).expect("JSON values serialize"))
     }
 

@@ -151,7 +151,7 @@ pub static CLASSES: &[Class] = &[
         names: &["Dense"],
         larq: true,
         read: |r, f| {
-            let mut d = QuantDense::new(r.name, f.required_count("units")?);
+            let mut d = QuantDense::new(f.required_count("units")?).named(r.name);
             d.args = quant_args(f, r.quant)?;
             one(d)
         },
@@ -166,7 +166,7 @@ pub static CLASSES: &[Class] = &[
         larq: true,
         read: |r, f| {
             let rank = rank_of(r.base, "").expect("matched");
-            let mut c = QuantConv::new(r.name, f.required_count("filters")?, &f.counts("kernel_size", rank, None)?);
+            let mut c = QuantConv::new(f.required_count("filters")?, &f.counts("kernel_size", rank, None)?).named(r.name);
             c.strides = f.counts("strides", rank, Some(1))?;
             c.padding = padding(f, rank == 1)?;
             c.data_format = data_format(f)?;
@@ -194,7 +194,7 @@ pub static CLASSES: &[Class] = &[
         larq: true,
         read: |r, f| {
             let rank = rank_of(r.base, "Transpose").expect("matched");
-            let mut c = QuantConvTranspose::new(r.name, f.required_count("filters")?, &f.counts("kernel_size", rank, None)?);
+            let mut c = QuantConvTranspose::new(f.required_count("filters")?, &f.counts("kernel_size", rank, None)?).named(r.name);
             c.strides = f.counts("strides", rank, Some(1))?;
             c.padding = padding(f, false)?;
             c.output_padding = match f.take("output_padding") {
@@ -224,7 +224,7 @@ pub static CLASSES: &[Class] = &[
         larq: true,
         read: |r, f| {
             let rank = rank_of(r.base, "").expect("matched");
-            let mut l = QuantLocallyConnected::new(r.name, f.required_count("filters")?, &f.counts("kernel_size", rank, None)?);
+            let mut l = QuantLocallyConnected::new(f.required_count("filters")?, &f.counts("kernel_size", rank, None)?).named(r.name);
             l.strides = f.counts("strides", rank, Some(1))?;
             l.padding = padding(f, false)?;
             l.data_format = data_format(f)?;
@@ -266,7 +266,7 @@ pub static CLASSES: &[Class] = &[
             let rank = rank_of(r.base, "").expect("matched");
             let filters = f.required_count("filters")?;
             let opts = depthwise_options(f, rank, r.quant)?;
-            let mut s = QuantSeparableConv::new(r.name, filters, opts);
+            let mut s = QuantSeparableConv::new(filters, opts).named(r.name);
             s.pointwise_quantizer = if r.quant { quantizer(f, "pointwise_quantizer")? } else { None };
             s.pointwise_initializer = initializer(f, "pointwise_initializer", Initializer::GlorotUniform)?;
             s.pointwise_constraint = constraint(f, "pointwise_constraint")?;
@@ -310,7 +310,7 @@ pub static CLASSES: &[Class] = &[
         read: |r, f| {
             let rank = rank_of(r.base, "").expect("matched");
             let kind = if r.base.starts_with("Max") { PoolingKind::Max } else { PoolingKind::Average };
-            let mut p = Pooling::new(r.name, kind, &f.counts("pool_size", rank, Some(2))?);
+            let mut p = Pooling::new(kind, &f.counts("pool_size", rank, Some(2))?).named(r.name);
             if let Some(s) = f.take("strides") {
                 p.strides = f.as_counts("strides", &s, rank)?;
             }
@@ -339,7 +339,7 @@ pub static CLASSES: &[Class] = &[
         larq: false,
         read: |r, f| {
             let kind = if r.base.starts_with("GlobalMax") { PoolingKind::Max } else { PoolingKind::Average };
-            let mut p = GlobalPooling::new(r.name, kind);
+            let mut p = GlobalPooling::new(kind).named(r.name);
             p.data_format = data_format(f)?;
             p.keepdims = f.boolean("keepdims", false)?;
             one(p)
@@ -354,7 +354,7 @@ pub static CLASSES: &[Class] = &[
     Class {
         names: &["Flatten"],
         larq: false,
-        read: |r, f| one(Flatten { data_format: data_format(f)?, ..Flatten::new(r.name) }),
+        read: |r, f| one(Flatten { data_format: data_format(f)?, ..Flatten::new().named(r.name) }),
         write: Some((TypeId::of::<Flatten>, |any, c| {
             let l: &Flatten = this(any);
             put(c, "data_format", export::data_format(l.data_format));
@@ -374,7 +374,7 @@ pub static CLASSES: &[Class] = &[
                     _ => f.as_count("target_shape", d).map(Some),
                 })
                 .collect::<Result<Vec<_>>>()?;
-            one(Reshape { target_shape, ..Reshape::new(r.name, &[]) })
+            one(Reshape { target_shape, ..Reshape::new(&[]).named(r.name) })
         },
         write: Some((TypeId::of::<Reshape>, |any, c| {
             let l: &Reshape = this(any);
@@ -390,7 +390,7 @@ pub static CLASSES: &[Class] = &[
             let v = f.take("padding").unwrap_or(Value::from(1));
             let padding = zero_padding(f, &v, rank)?;
             let data_format = data_format(f)?;
-            one(ZeroPadding { padding, data_format, ..ZeroPadding::new(r.name, &[]) })
+            one(ZeroPadding { padding, data_format, ..ZeroPadding::new(&[]).named(r.name) })
         },
         write: Some((TypeId::of::<ZeroPadding>, |any, c| {
             let l: &ZeroPadding = this(any);
@@ -412,7 +412,7 @@ pub static CLASSES: &[Class] = &[
             if !f.has("activation") {
                 return Err(f.error("activation", "is required"));
             }
-            one(ActivationLayer::new(r.name, activation(f)?))
+            one(ActivationLayer::new(activation(f)?).named(r.name))
         },
         write: Some((TypeId::of::<ActivationLayer>, |any, c| {
             let l: &ActivationLayer = this(any);
@@ -427,7 +427,7 @@ pub static CLASSES: &[Class] = &[
             f.only("noise_shape", &[])?;
             let rate = f.number("rate", 0.5)?;
             let seed = f.integer("seed", 0)? as u64;
-            one(Dropout::new(r.name, rate, seed))
+            one(Dropout::new(rate, seed).named(r.name))
         },
         write: Some((TypeId::of::<Dropout>, |any, c| {
             let l: &Dropout = this(any);
@@ -445,7 +445,7 @@ pub static CLASSES: &[Class] = &[
                 "Multiply" => MergeKind::Multiply,
                 _ => MergeKind::Concatenate { axis: f.integer("axis", -1)? as isize },
             };
-            Ok(Imported::Merge(Merge::new(r.name, kind)))
+            Ok(Imported::Merge(Merge::new(kind).named(r.name)))
         },
         write: Some((TypeId::of::<Merge>, |any, c| {
             let m: &Merge = this(any);
@@ -555,7 +555,7 @@ fn depthwise_options(f: &mut Fields, r: usize, quant: bool) -> Result<DepthwiseO
 }
 
 fn batch_normalization(name: &str, f: &mut Fields) -> Result<BatchNormalization> {
-    let mut b = BatchNormalization::new(name);
+    let mut b = BatchNormalization::new().named(name);
     b.axis = match f.take("axis") {
         None => -1,
         Some(Value::Array(a)) if a.len() == 1 => a[0].as_i64().ok_or_else(|| f.error("axis", "expected an integer"))? as isize,

@@ -86,19 +86,15 @@ pub fn activation(f: &mut Fields) -> Result<Activation> {
 
 /// The `padding` field (`valid`, `same`, or `causal` where `causal` is allowed).
 pub fn padding(f: &mut Fields, causal: bool) -> Result<Padding> {
-    match f.string("padding", "valid")?.as_str() {
-        "valid" => Ok(Padding::Valid),
-        "same" => Ok(Padding::Same),
-        "causal" if causal => Ok(Padding::Causal),
-        other => Err(f.error("padding", format!("`{other}` is not supported here"))),
+    let name = f.string("padding", "valid")?;
+    match Padding::from_name(&name) {
+        Ok(Padding::Causal) if !causal => Err(f.error("padding", "`causal` is not supported here (1-D convolutions only)")),
+        p => p.map_err(|e| f.error("padding", e)),
     }
 }
 
 /// The `data_format` field.
 pub fn data_format(f: &mut Fields) -> Result<DataFormat> {
-    match f.string("data_format", "channels_last")?.as_str() {
-        "channels_last" => Ok(DataFormat::ChannelsLast),
-        "channels_first" => Ok(DataFormat::ChannelsFirst),
-        other => Err(f.error("data_format", format!("`{other}` is not channels_last or channels_first"))),
-    }
+    let name = f.string("data_format", "channels_last")?;
+    DataFormat::from_name(&name).map_err(|e| f.error("data_format", e))
 }

@@ -4,6 +4,7 @@ use super::{slot, Optimizer, Updates};
 use crate::error::Result;
 use crate::graph::{Graph, UpdateFn, ValueId};
 use crate::layers::Weight;
+use crate::text::number;
 use crate::train::Schedule;
 
 /// Adam, as Keras computes it: with `t` the step (from 1),
@@ -49,6 +50,16 @@ impl Adam {
 }
 
 impl Optimizer for Adam {
+    fn describe(&self) -> String {
+        let (b1, b2, eps) = (number(self.beta_1), number(self.beta_2), number(self.epsilon));
+        let decay = match &self.weight_decay {
+            Schedule::Constant(w) if *w == 0.0 => String::new(),
+            w => format!(", weight_decay {w}"),
+        };
+        let class = if decay.is_empty() { "Adam" } else { "AdamW" };
+        format!("{class} (learning_rate {}, beta_1 {b1}, beta_2 {b2}, epsilon {eps}{decay})", self.learning_rate)
+    }
+
     fn name(&self) -> &str {
         &self.name
     }

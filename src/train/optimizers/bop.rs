@@ -38,6 +38,10 @@ impl Default for Bop {
 }
 
 impl Optimizer for Bop {
+    fn describe(&self) -> String {
+        format!("Bop (threshold {}, gamma {})", self.threshold, self.gamma)
+    }
+
     fn name(&self) -> &str {
         &self.name
     }

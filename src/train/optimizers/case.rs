@@ -52,6 +52,16 @@ impl CaseOptimizer {
 }
 
 impl Optimizer for CaseOptimizer {
+    fn describe(&self) -> String {
+        let claimed: Vec<String> =
+            self.pairs.iter().map(|(_, o)| format!("{} for the variables its predicate claims", o.describe())).collect();
+        let rest = match &self.default {
+            Some(d) => format!("{} for the rest", d.describe()),
+            None => "the rest not trained".to_string(),
+        };
+        format!("CaseOptimizer ({}; {rest})", claimed.join("; "))
+    }
+
     fn name(&self) -> &str {
         &self.name
     }

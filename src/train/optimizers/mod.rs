@@ -41,6 +41,12 @@ pub trait Optimizer: std::fmt::Debug + Send + Sync {
     fn prepare(&self, _weights: &[&Weight]) -> Result<()> {
         Ok(())
     }
+    /// A line for people naming the optimizer and its settings, e.g. `Adam (learning_rate
+    /// 0.001, beta_1 0.9, beta_2 0.999, epsilon 1e-7)`; by default its name and hyperparameters.
+    fn describe(&self) -> String {
+        let hyper: Vec<String> = self.hyperparameters().iter().map(|(n, s)| format!("{} {s}", n.rsplit('/').next().unwrap_or(n))).collect();
+        format!("{} ({})", self.name(), hyper.join(", "))
+    }
 }
 
 /// What recording updates collects: the hyperparameter inputs and the iteration counters.

@@ -32,6 +32,11 @@ impl Sgd {
 }
 
 impl Optimizer for Sgd {
+    fn describe(&self) -> String {
+        let nesterov = if self.nesterov { ", nesterov" } else { "" };
+        format!("SGD (learning_rate {}, momentum {}{nesterov})", self.learning_rate, self.momentum)
+    }
+
     fn name(&self) -> &str {
         &self.name
     }

@@ -1,0 +1,214 @@
+//! What a new Larq user meets first: errors that say what to do, messages written for people,
+//! and Larq's idioms working where Larq users put them (issue 20's bugs).
+
+mod common;
+
+use std::sync::Arc;
+
+use bitgrad::layers::{Activation, Flatten, QuantDense, QuantLayer};
+use bitgrad::models::Sequential;
+use bitgrad::train::optimizers::Adam;
+use bitgrad::train::{Dataset, FitOptions, Loss, Metric, Trainer};
+use bitgrad::Device;
+
+fn images(n: usize) -> Dataset {
+    let x = (0..n * 28 * 28).map(|i| ((i * 7919) % 255) as f32 / 255.0).collect();
+    Dataset::new(&[28, 28], x, (0..n as i32).map(|i| i % 10).collect()).unwrap()
+}
+
+fn compile(model: Sequential) -> bitgrad::Result<Trainer> {
+    let loss = Loss::SparseCategoricalCrossentropy { from_logits: false };
+    Trainer::compile(model, loss, Arc::new(Adam::new(1e-3)), &[Metric::Accuracy], &Device::cpu())
+}
+
+#[test]
+fn a_dense_layer_on_images_without_flatten_says_to_add_flatten() {
+    let model = Sequential::new("sequential", &[28, 28]).add(QuantDense::new(10).named("quant_dense").activation(Activation::Softmax));
+    let err = compile(model).and_then(|mut t| t.fit(&images(8), None, &FitOptions { epochs: 1, batch_size: 8, ..FitOptions::default() }));
+    let msg = err.map(|_| ()).expect_err("an error").to_string();
+    println!("{msg}");
+    assert!(msg.contains("Flatten"), "{msg}");
+    // With Flatten it trains.
+    let model = Sequential::new("sequential", &[28, 28])
+        .add(Flatten::new().named("flatten"))
+        .add(QuantDense::new(10).named("quant_dense").activation(Activation::Softmax));
+    compile(model).unwrap().fit(&images(8), None, &FitOptions { epochs: 1, batch_size: 8, ..FitOptions::default() }).unwrap();
+}
+
+fn guide_like() -> Sequential {
+    let ste = || bitgrad::quantizers::Quantizer::SteSign { clip_value: Some(1.0) };
+    Sequential::new("sequential", &[28, 28])
+        .add(Flatten::new().named("flatten"))
+        .add(QuantDense::new(16).named("quant_dense").kernel_quantizer(ste()))
+        .add(QuantDense::new(10).named("quant_dense_1").input_quantizer(ste()).kernel_quantizer(ste()).activation(Activation::Softmax))
+}
+
+fn flip_ratios(model: Sequential) -> Vec<String> {
+    let history =
+        compile(model).unwrap().fit(&images(16), None, &FitOptions { epochs: 1, batch_size: 8, ..FitOptions::default() }).unwrap();
+    history.epochs[0].values.keys().filter(|k| k.starts_with("flip_ratio")).cloned().collect()
+}
+
+#[test]
+fn a_metrics_scope_around_model_construction_records_flip_ratios() {
+    use bitgrad::train::metrics::metrics_scope;
+    let expected = ["flip_ratio/quant_dense/kernel", "flip_ratio/quant_dense_1/kernel"];
+    // Larq's idiom: the scope wraps building the model, and fit runs outside it.
+    let model = metrics_scope(&["flip_ratio"], guide_like).unwrap();
+    assert_eq!(flip_ratios(model), expected);
+    // Without a scope nothing is recorded; an empty scope inside turns them off.
+    assert!(flip_ratios(guide_like()).is_empty());
+    let model = metrics_scope(&["flip_ratio"], || metrics_scope(&[], guide_like).unwrap()).unwrap();
+    assert!(flip_ratios(model).is_empty());
+    // A scope around fit still works, and a layer's own `.metrics(..)` wins over any scope.
+    let model = guide_like();
+    let names = metrics_scope(&["flip_ratio"], || flip_ratios(model)).unwrap();
+    assert_eq!(names, expected);
+    let ste = bitgrad::quantizers::Quantizer::SteSign { clip_value: Some(1.0) };
+    let model = metrics_scope(&["flip_ratio"], || {
+        Sequential::new("sequential", &[28, 28])
+            .add(Flatten::new().named("flatten"))
+            .add(QuantDense::new(10).named("quant_dense").kernel_quantizer(ste).metrics(&[]).activation(Activation::Softmax))
+    })
+    .unwrap();
+    assert!(flip_ratios(model).is_empty());
+}
+
+/// A tiny MNIST-format folder: `n` training and `n` test images of 28x28 with labels.
+fn idx_folder(n: usize) -> common::Scratch {
+    let dir = common::scratch("usability-idx");
+    let images = |n: usize| {
+        let mut b = vec![0, 0, 8, 3];
+        for d in [n as u32, 28, 28] {
+            b.extend(d.to_be_bytes());
+        }
+        b.extend((0..n * 784).map(|i| (i * 31 % 251) as u8));
+        b
+    };
+    let labels = |n: usize| {
+        let mut b = vec![0, 0, 8, 1];
+        b.extend((n as u32).to_be_bytes());
+        b.extend((0..n).map(|i| (i % 10) as u8));
+        b
+    };
+    for (name, bytes) in [
+        ("train-images-idx3-ubyte", images(n)),
+        ("train-labels-idx1-ubyte", labels(n)),
+        ("t10k-images-idx3-ubyte", images(n)),
+        ("t10k-labels-idx1-ubyte", labels(n)),
+    ] {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn the_train_command_writes_for_people() {
+    let data = idx_folder(64);
+    let (ok, out, err) = common::bitgrad(&[
+        "train",
+        "--model",
+        "mlp",
+        "--epochs",
+        "1",
+        "--limit",
+        "64",
+        "--device",
+        "cpu",
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let all = format!("{out}{err}");
+    assert!(
+        all.contains("mlp (larq recipe), 1 epoch, batch 64, optimizer Adam (learning_rate 0.001, beta_1 0.9, beta_2 0.999, epsilon 1e-7)"),
+        "{all}"
+    );
+    assert!(all.contains("after 1 epoch;"), "{all}");
+    for debug in ["{", "Constant(", "name:", "1 epochs"] {
+        assert!(!all.contains(debug), "Debug output `{debug}` in:\n{all}");
+    }
+    // No epochs is refused as such, not as a resumed state.
+    let (ok, _, err) = common::bitgrad(&["train", "--epochs", "0", "--limit", "64", "--device", "cpu", "--data", data.to_str().unwrap()]);
+    assert!(!ok && err.contains("--epochs") && err.contains("at least 1") && !err.contains("resumed"), "{err}");
+}
+
+#[test]
+fn optimizers_and_schedules_describe_themselves_for_people() {
+    use bitgrad::train::optimizers::{Bop, CaseOptimizer, Optimizer, Predicate, Sgd};
+    use bitgrad::train::Schedule;
+    let adam = Adam::new(Schedule::CosineDecay { initial: 0.01, decay_steps: 20, alpha: 0.01 });
+    assert_eq!(
+        adam.describe(),
+        "Adam (learning_rate CosineDecay from 0.01 over 20 steps to 0.01 of it, beta_1 0.9, beta_2 0.999, epsilon 1e-7)"
+    );
+    let adamw = Adam { weight_decay: Schedule::Constant(1e-4), ..Adam::new(1e-3) };
+    assert!(
+        adamw.describe().starts_with("AdamW (learning_rate 0.001,") && adamw.describe().ends_with("weight_decay 1e-4)"),
+        "{}",
+        adamw.describe()
+    );
+    let sgd = Sgd { momentum: Schedule::Constant(0.9), nesterov: true, ..Sgd::new(0.01) };
+    assert_eq!(sgd.describe(), "SGD (learning_rate 0.01, momentum 0.9, nesterov)");
+    let binary: Predicate = Arc::new(Bop::is_binary_variable);
+    let case = CaseOptimizer::new(vec![(binary, Arc::new(Bop::new()))], Some(Arc::new(Adam::new(1e-3))));
+    assert_eq!(
+        case.describe(),
+        "CaseOptimizer (Bop (threshold 1e-8, gamma 1e-4) for the variables its predicate claims; Adam (learning_rate 0.001, beta_1 0.9, beta_2 0.999, epsilon 1e-7) for the rest)"
+    );
+    let piecewise = Schedule::PiecewiseConstant { boundaries: vec![10, 20], values: vec![0.1, 0.01, 0.001] };
+    assert_eq!(piecewise.to_string(), "PiecewiseConstantDecay 0.1, 0.01 after step 10, 0.001 after step 20");
+    let exp = Schedule::ExponentialDecay { initial: 0.1, decay_steps: 1, decay_rate: 0.5, staircase: true };
+    assert_eq!(exp.to_string(), "ExponentialDecay from 0.1, x0.5 every 1 step (staircase)");
+}
+
+#[test]
+fn errors_print_their_message_from_main() {
+    // `fn main() -> bitgrad::Result<()>` prints the error's Debug: it must be the message.
+    let model = Sequential::new("sequential", &[28, 28]).add(QuantDense::new(0).named("quant_dense"));
+    let err = bitgrad::models::build(&model, 1, bitgrad::layers::Mode::Inference).unwrap_err();
+    assert_eq!(format!("{err:?}"), err.to_string());
+    assert!(err.to_string().starts_with("layer `quant_dense` (QuantDense): "), "{err}");
+}
+
+#[test]
+fn unknown_names_are_quoted_alone_listed_and_the_closest_suggested() {
+    use bitgrad::quantizers::Quantizer;
+    let err = Quantizer::from_name("ste_sgn").unwrap_err().to_string();
+    assert!(err.starts_with("unknown quantizer `ste_sgn`: did you mean `ste_sign`? (known: ste_sign, "), "{err}");
+    let err = bitgrad::layers::Activation::from_name("rel").unwrap_err().to_string();
+    assert!(err.starts_with("unknown activation `rel`: did you mean `relu`? (known: linear, relu,"), "{err}");
+    let err = Loss::from_name("sparse_categorical_crossentopy").unwrap_err().to_string();
+    assert!(err.contains("`sparse_categorical_crossentopy`: did you mean `sparse_categorical_crossentropy`?"), "{err}");
+    // Nothing close: the list alone.
+    let err = Metric::from_name("precision").unwrap_err().to_string();
+    assert_eq!(err, "unknown metric `precision` (known: accuracy, top_k, top_N)");
+}
+
+#[test]
+fn a_custom_quantizer_cannot_take_a_name_in_use() {
+    use bitgrad::quantizers::CustomQuantizer;
+    let wgsl = "fn forward(x: f32) -> f32 { return sign(x); }\nfn gradient(x: f32, dy: f32) -> f32 { return dy; }";
+    let make = |name: &str| CustomQuantizer::new(name, 1, wgsl, f32::signum, |_, dy| dy);
+    let first = make("UsabilitySign").unwrap();
+    let err = make("UsabilitySign").unwrap_err().to_string();
+    assert!(err.contains("`UsabilitySign` is already the name of a quantizer"), "{err}");
+    assert!(std::sync::Arc::ptr_eq(&bitgrad::quantizers::custom::by_name("UsabilitySign").unwrap(), &first), "the first stays");
+    for builtin in ["SteSign", "ste_sign", "DoReFa"] {
+        let err = make(builtin).unwrap_err().to_string();
+        assert!(err.contains(&format!("`{builtin}` is already the name")), "{err}");
+    }
+}
+
+#[test]
+fn keras_json_writes_f32_values_as_their_shortest_decimal() {
+    use bitgrad::quantizers::Quantizer;
+    let q = Quantizer::SteTern { threshold_value: 0.05, ternary_weight_networks: false, clip_value: Some(1.0) };
+    let text = q.to_keras().to_string();
+    assert!(text.contains(r#""threshold_value":0.05"#) && !text.contains("0.0500000"), "{text}");
+    let model = Sequential::new("sequential", &[4]).add(
+        QuantDense::new(3).named("quant_dense").kernel_quantizer(q).kernel_constraint(bitgrad::constraints::WeightClip::new(1.3).unwrap()),
+    );
+    let json = bitgrad::io::keras::export::model_to_json(&model).unwrap();
+    assert!(json.contains("0.05") && json.contains("1.3") && !json.contains("0.0500000") && !json.contains("1.299999"), "{json}");
+}
