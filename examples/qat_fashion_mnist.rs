@@ -20,7 +20,9 @@ use bitgrad::train::{data, FitOptions, Loss, Metric, Trainer};
 
 /// The float CNN: two convolutions with BatchNormalization and ReLU, then two dense layers.
 fn float_cnn() -> Sequential {
-    Sequential::new("float_cnn", &[28, 28, 1])
+    Sequential::new()
+        .named("float_cnn")
+        .input_shape(&[28, 28, 1])
         .add(QuantConv::new(16, &[3, 3]).named("conv2d").use_bias(false))
         .add(BatchNormalization::new().named("batch_normalization"))
         .add(ActivationLayer::new(Activation::Relu).named("relu"))

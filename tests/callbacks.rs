@@ -26,7 +26,9 @@ fn schedule() -> Schedule {
 /// A small binarized network whose first kernel logs its flip ratio, with Adam on [`schedule`].
 fn trainer() -> Trainer {
     let ste = || Quantizer::from_name("ste_sign").unwrap();
-    let model = Sequential::new("small", &[4, 4, 1])
+    let model = Sequential::new()
+        .named("small")
+        .input_shape(&[4, 4, 1])
         .add(Flatten::new().named("flatten"))
         .add(QuantDense::new(16).named("dense").kernel_quantizer(ste()).use_bias(false).metrics(&["flip_ratio"]))
         .add(BatchNormalization { scale: false, ..BatchNormalization::new().named("bn") })

@@ -478,7 +478,9 @@ fn a_training_batch_over_the_adapter_limit_fails_before_training_naming_the_laye
     let Some(d) = small_gpu(4096) else { return };
     // Small input and weights; the wide layer's output for 256 samples (64 KiB) does not fit.
     let model = || {
-        bitgrad::models::Sequential::new("small", &[2])
+        bitgrad::models::Sequential::new()
+            .named("small")
+            .input_shape(&[2])
             .add(QuantDense::new(64).named("wide"))
             .add(QuantDense::new(4).named("out").activation(Activation::Softmax))
     };
@@ -751,7 +753,7 @@ fn mutated_packed_exports_load_or_fail_cleanly() {
 /// A trainer of a 3-input dense layer of 2 logits on the CPU.
 fn small_cpu_trainer() -> bitgrad::train::Trainer {
     use bitgrad::train::{optimizers::Adam, Loss, Metric, Trainer};
-    let model = bitgrad::models::Sequential::new("small", &[3]).add(bitgrad::layers::QuantDense::new(2).named("d"));
+    let model = bitgrad::models::Sequential::new().named("small").input_shape(&[3]).add(bitgrad::layers::QuantDense::new(2).named("d"));
     let loss = Loss::SparseCategoricalCrossentropy { from_logits: true };
     Trainer::compile(model, loss, std::sync::Arc::new(Adam::new(1e-3)), &[Metric::Accuracy], &bitgrad::Device::cpu()).unwrap()
 }
@@ -795,7 +797,7 @@ fn size_arithmetic_through_the_rust_api_is_checked() {
     // A transposed convolution whose output size overflows, built from Rust.
     let mut t = bitgrad::layers::QuantConvTranspose::new(2, &[3, 3]).named("t");
     t.strides = vec![huge, huge];
-    let m = bitgrad::models::Sequential::new("m", &[4, 4, 1]).add(t);
+    let m = bitgrad::models::Sequential::new().named("m").input_shape(&[4, 4, 1]).add(t);
     let e = m.build(1, Mode::Inference).err().unwrap().to_string();
     assert!(e.contains("`t`") && e.contains("overflows"), "{e}");
 }

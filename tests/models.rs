@@ -28,7 +28,9 @@ fn fixture(name: &str) -> String {
 
 /// The Larq user guide's model.
 fn guide() -> Sequential {
-    Sequential::new("sequential", &[28, 28, 1])
+    Sequential::new()
+        .named("sequential")
+        .input_shape(&[28, 28, 1])
         .add(Flatten::new().named("flatten"))
         .add(QuantDense::new(512).named("quant_dense").kernel_quantizer(q("ste_sign")).kernel_constraint(clip()))
         .add(
@@ -63,7 +65,9 @@ fn conv_model() -> Sequential {
         depthwise_quantizer: Some(q("ste_sign")),
         ..DepthwiseOptions::new(&[3, 3])
     };
-    Sequential::new("conv", &[28, 28, 1])
+    Sequential::new()
+        .named("conv")
+        .input_shape(&[28, 28, 1])
         .add(QuantConv::new(32, &[3, 3]).named("conv1").use_bias(false).kernel_quantizer(q("ste_sign")).kernel_constraint(clip()))
         .add(BatchNormalization { scale: false, momentum: 0.9, ..BatchNormalization::new().named("bn1") })
         .add(Pooling::new(PoolingKind::Max, &[2, 2]).named("pool1"))
@@ -215,7 +219,9 @@ impl Layer for ScaledSoftsign {
 
 #[test]
 fn custom_layers_with_their_own_kernels_train_on_gpu_as_on_cpu() {
-    let model = Sequential::new("custom", &[5, 5, 3])
+    let model = Sequential::new()
+        .named("custom")
+        .input_shape(&[5, 5, 3])
         .add(QuantConv { padding: Padding::Same, ..QuantConv::new(4, &[3, 3]).named("conv") }.kernel_quantizer(q("ste_sign")))
         .add(ScaledSoftsign::new())
         .add(Flatten::new().named("flatten"))
@@ -250,7 +256,11 @@ fn custom_layers_with_their_own_kernels_train_on_gpu_as_on_cpu() {
 
 #[test]
 fn incompatible_shapes_are_errors_naming_the_layer() {
-    let bad = Sequential::new("bad", &[8, 8, 3]).add(QuantConv::new(4, &[3]).named("conv")).add(Flatten::new().named("flatten"));
+    let bad = Sequential::new()
+        .named("bad")
+        .input_shape(&[8, 8, 3])
+        .add(QuantConv::new(4, &[3]).named("conv"))
+        .add(Flatten::new().named("flatten"));
     let e = bad.build(1, Mode::Inference).unwrap_err().to_string();
     assert!(e.contains("layer `conv` (QuantConv1D)") && e.contains("rank 3"), "{e}");
     let join = Functional::new("join", &[("a", &[4, 4, 2]), ("b", &[5, 4, 2])], |net, x| {
@@ -258,14 +268,14 @@ fn incompatible_shapes_are_errors_naming_the_layer() {
     });
     let e = bitgrad::models::build(&join, 1, Mode::Inference).unwrap_err().to_string();
     assert!(e.contains("layer `cat` (Concatenate)") && e.contains("[1, 4, 4, 2]") && e.contains("[1, 5, 4, 2]"), "{e}");
-    let twice = Sequential::new("twice", &[4]).add(QuantDense::new(4).named("d")).add(QuantDense::new(4).named("d"));
+    let twice = Sequential::new().named("twice").input_shape(&[4]).add(QuantDense::new(4).named("d")).add(QuantDense::new(4).named("d"));
     let e = twice.build(1, Mode::Inference).unwrap_err().to_string();
     assert!(e.contains("layer `d`") && e.contains("unique"), "{e}");
 }
 
 #[test]
 fn dropout_is_seeded_fresh_each_step_and_off_in_inference() {
-    let model = Sequential::new("drop", &[400]).add(Dropout::new(0.25, 7).named("dropout"));
+    let model = Sequential::new().named("drop").input_shape(&[400]).add(Dropout::new(0.25, 7).named("dropout"));
     let x = HostTensor::f32([1, 400], vec![2.0; 400]).unwrap();
     let infer = model.build(1, Mode::Inference).unwrap();
     assert_eq!(forward(&infer, &Device::cpu(), &mut ParamStore::new(), &x), vec![2.0; 400]);
@@ -296,7 +306,7 @@ fn dropout_is_seeded_fresh_each_step_and_off_in_inference() {
 #[test]
 fn regularization_penalties_enter_the_loss() {
     let dense = QuantDense::new(3).named("d").bias_regularizer(Regularizer::l2(0.5)).kernel_regularizer(Regularizer::l1_l2(0.01, 0.02));
-    let mut built = Sequential::new("reg", &[4]).add(dense).build(1, Mode::Training).unwrap();
+    let mut built = Sequential::new().named("reg").input_shape(&[4]).add(dense).build(1, Mode::Training).unwrap();
     let penalty = built.regularization_loss().unwrap().unwrap();
     let mut params = ParamStore::new();
     let kernel: Vec<f32> = (0..12).map(|i| i as f32 * 0.25 - 1.5).collect();

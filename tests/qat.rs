@@ -194,7 +194,9 @@ mod api {
     #[test]
     fn quantize_apply_quantizes_only_annotated_layers() {
         let noop: Arc<dyn QuantizeConfig> = Arc::new(NoOpQuantizeConfig);
-        let model = Sequential::new("m", &[6])
+        let model = Sequential::new()
+            .named("m")
+            .input_shape(&[6])
             .add(quantize_annotate_layer(QuantDense::new(5).named("a"), None))
             .add(QuantDense::new(4).named("b"))
             .add(quantize_annotate_layer(QuantDense::new(3).named("c"), Some(noop)));
@@ -222,9 +224,12 @@ mod api {
 
     #[test]
     fn unsupported_layers_need_a_config_and_custom_configs_work() {
-        let e = quantize_model(Sequential::new("m", &[6]).add(QuantDense::new(4).named("d")).add(Double)).err().unwrap().to_string();
+        let e = quantize_model(Sequential::new().named("m").input_shape(&[6]).add(QuantDense::new(4).named("d")).add(Double))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("`double`") && e.contains("quantize_annotate_layer") && e.contains("NoOpQuantizeConfig"), "{e}");
-        let lc = Sequential::new("m", &[6, 2]).add(QuantLocallyConnected::new(2, &[3]).named("local"));
+        let lc = Sequential::new().named("m").input_shape(&[6, 2]).add(QuantLocallyConnected::new(2, &[3]).named("local"));
         let e = quantize_model(lc).err().unwrap().to_string();
         assert!(e.contains("`local`") && e.contains("QuantLocallyConnected1D"), "{e}");
         // With a config of its own the custom layer's output is quantized.
@@ -232,7 +237,11 @@ mod api {
             output: Some(Arc::new(MovingAverageQuantizer::new(8, false, false, false))),
             ..Default::default()
         });
-        let model = Sequential::new("m", &[6]).add(QuantDense::new(4).named("d")).add(quantize_annotate_layer(Double, Some(config)));
+        let model = Sequential::new()
+            .named("m")
+            .input_shape(&[6])
+            .add(QuantDense::new(4).named("d"))
+            .add(quantize_annotate_layer(Double, Some(config)));
         let built = quantize_model(model).unwrap().build(1, Mode::Inference).unwrap();
         assert!(has(&built, "double/output_min") && has(&built, "quantize_layer/quantize_layer_min"), "{:?}", names(&built));
     }
@@ -284,7 +293,9 @@ mod api {
     #[test]
     fn binary_layers_mix_with_8_bit_first_and_last_layers() {
         let ste = || LarqQuantizer::SteSign { clip_value: Some(1.0) };
-        let model = Sequential::new("mixed", &[4, 4, 1])
+        let model = Sequential::new()
+            .named("mixed")
+            .input_shape(&[4, 4, 1])
             .add(Flatten::new().named("flatten"))
             .add(QuantDense::new(32).named("first"))
             .add(QuantDense::new(32).named("binary").input_quantizer(ste()).kernel_quantizer(ste()))
@@ -314,7 +325,10 @@ mod api {
         let config = Scheme::n_bit(4, 8).config_for(&dense).unwrap();
         assert_eq!(config.weight_quantizer("kernel").unwrap().num_bits(), 4);
         assert_eq!(config.activation_quantizer().unwrap().num_bits(), 8);
-        let e = quantize_apply(bitgrad::qat::quantize_annotate_model(Sequential::new("m", &[3]).add(dense)), Scheme::n_bit(17, 8));
+        let e = quantize_apply(
+            bitgrad::qat::quantize_annotate_model(Sequential::new().named("m").input_shape(&[3]).add(dense)),
+            Scheme::n_bit(17, 8),
+        );
         assert!(e.err().unwrap().to_string().contains("17"));
     }
 }
@@ -445,7 +459,9 @@ fn batch_norm_folds_into_the_layer_before_it() {
     use bitgrad::models::{Model, Sequential};
     use bitgrad::qat::{quantize_annotate_model, quantize_apply, Scheme};
     let float = || {
-        Sequential::new("m", &[5, 5, 2])
+        Sequential::new()
+            .named("m")
+            .input_shape(&[5, 5, 2])
             .add(QuantConv::new(3, &[3, 3]).named("conv2d"))
             .add(BatchNormalization::new().named("batch_normalization"))
             .add(ActivationLayer::new(Activation::Relu).named("relu"))

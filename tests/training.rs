@@ -172,7 +172,9 @@ fn case_optimizer_reports_larqs_errors() {
 
 fn small_bnn() -> Sequential {
     let ste = || Quantizer::from_name("ste_sign").unwrap();
-    Sequential::new("small", &[4, 4, 1])
+    Sequential::new()
+        .named("small")
+        .input_shape(&[4, 4, 1])
         .add(Flatten::new().named("flatten"))
         .add(QuantDense::new(32).named("dense").kernel_quantizer(ste()).use_bias(false))
         .add(BatchNormalization { scale: false, ..BatchNormalization::new().named("bn") })
@@ -537,7 +539,9 @@ fn accuracy_takes_the_first_of_tied_scores_as_keras_argmax_does() {
     // All-zero weights score every class the same: argmax picks class 0, so only the samples
     // labelled 0 count (Keras' sparse_categorical_accuracy); in_top_k counts ties as in.
     use bitgrad::layers::Initializer;
-    let model = Sequential::new("flat", &[2])
+    let model = Sequential::new()
+        .named("flat")
+        .input_shape(&[2])
         .add(QuantDense::new(3).named("d").kernel_initializer(Initializer::Zeros))
         .add(ActivationLayer::new(Activation::Softmax).named("softmax"));
     let loss = Loss::SparseCategoricalCrossentropy { from_logits: false };

@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
-use bitgrad::layers::{Activation, Flatten, QuantDense, QuantLayer};
+use bitgrad::layers::{Activation, Flatten, Mode, QuantDense, QuantLayer};
 use bitgrad::models::Sequential;
 use bitgrad::train::optimizers::Adam;
 use bitgrad::train::{Dataset, FitOptions, Loss, Metric, Trainer};
@@ -23,13 +23,18 @@ fn compile(model: Sequential) -> bitgrad::Result<Trainer> {
 
 #[test]
 fn a_dense_layer_on_images_without_flatten_says_to_add_flatten() {
-    let model = Sequential::new("sequential", &[28, 28]).add(QuantDense::new(10).named("quant_dense").activation(Activation::Softmax));
+    let model = Sequential::new()
+        .named("sequential")
+        .input_shape(&[28, 28])
+        .add(QuantDense::new(10).named("quant_dense").activation(Activation::Softmax));
     let err = compile(model).and_then(|mut t| t.fit(&images(8), None, &FitOptions { epochs: 1, batch_size: 8, ..FitOptions::default() }));
     let msg = err.map(|_| ()).expect_err("an error").to_string();
     println!("{msg}");
     assert!(msg.contains("Flatten"), "{msg}");
     // With Flatten it trains.
-    let model = Sequential::new("sequential", &[28, 28])
+    let model = Sequential::new()
+        .named("sequential")
+        .input_shape(&[28, 28])
         .add(Flatten::new().named("flatten"))
         .add(QuantDense::new(10).named("quant_dense").activation(Activation::Softmax));
     compile(model).unwrap().fit(&images(8), None, &FitOptions { epochs: 1, batch_size: 8, ..FitOptions::default() }).unwrap();
@@ -37,7 +42,9 @@ fn a_dense_layer_on_images_without_flatten_says_to_add_flatten() {
 
 fn guide_like() -> Sequential {
     let ste = || bitgrad::quantizers::Quantizer::SteSign { clip_value: Some(1.0) };
-    Sequential::new("sequential", &[28, 28])
+    Sequential::new()
+        .named("sequential")
+        .input_shape(&[28, 28])
         .add(Flatten::new().named("flatten"))
         .add(QuantDense::new(16).named("quant_dense").kernel_quantizer(ste()))
         .add(QuantDense::new(10).named("quant_dense_1").input_quantizer(ste()).kernel_quantizer(ste()).activation(Activation::Softmax))
@@ -66,7 +73,9 @@ fn a_metrics_scope_around_model_construction_records_flip_ratios() {
     assert_eq!(names, expected);
     let ste = bitgrad::quantizers::Quantizer::SteSign { clip_value: Some(1.0) };
     let model = metrics_scope(&["flip_ratio"], || {
-        Sequential::new("sequential", &[28, 28])
+        Sequential::new()
+            .named("sequential")
+            .input_shape(&[28, 28])
             .add(Flatten::new().named("flatten"))
             .add(QuantDense::new(10).named("quant_dense").kernel_quantizer(ste).metrics(&[]).activation(Activation::Softmax))
     })
@@ -165,7 +174,7 @@ fn optimizers_and_schedules_describe_themselves_for_people() {
 #[test]
 fn errors_print_their_message_from_main() {
     // `fn main() -> bitgrad::Result<()>` prints the error's Debug: it must be the message.
-    let model = Sequential::new("sequential", &[28, 28]).add(QuantDense::new(0).named("quant_dense"));
+    let model = Sequential::new().named("sequential").input_shape(&[28, 28]).add(QuantDense::new(0).named("quant_dense"));
     let err = bitgrad::models::build(&model, 1, bitgrad::layers::Mode::Inference).unwrap_err();
     assert_eq!(format!("{err:?}"), err.to_string());
     assert!(err.to_string().starts_with("layer `quant_dense` (QuantDense): "), "{err}");
@@ -206,9 +215,84 @@ fn keras_json_writes_f32_values_as_their_shortest_decimal() {
     let q = Quantizer::SteTern { threshold_value: 0.05, ternary_weight_networks: false, clip_value: Some(1.0) };
     let text = q.to_keras().to_string();
     assert!(text.contains(r#""threshold_value":0.05"#) && !text.contains("0.0500000"), "{text}");
-    let model = Sequential::new("sequential", &[4]).add(
+    let model = Sequential::new().named("sequential").input_shape(&[4]).add(
         QuantDense::new(3).named("quant_dense").kernel_quantizer(q).kernel_constraint(bitgrad::constraints::WeightClip::new(1.3).unwrap()),
     );
     let json = bitgrad::io::keras::export::model_to_json(&model).unwrap();
     assert!(json.contains("0.05") && json.contains("1.3") && !json.contains("0.0500000") && !json.contains("1.299999"), "{json}");
+}
+
+/// The Larq user guide's model as a Larq user writes it in Python, line for line.
+fn guide_model() -> Sequential {
+    Sequential::new()
+        .add(Flatten::new().input_shape(&[28, 28, 1]))
+        .add(QuantDense::new(512).kernel_quantizer("ste_sign").kernel_constraint("weight_clip"))
+        .add(
+            QuantDense::new(10)
+                .input_quantizer("ste_sign")
+                .kernel_quantizer("ste_sign")
+                .kernel_constraint("weight_clip")
+                .activation("softmax"),
+        )
+}
+
+#[test]
+fn the_user_guide_model_reads_as_in_larq_and_matches_the_zoo_model() {
+    use bitgrad::models::Model;
+    bitgrad::layers::reset_names();
+    let model = guide_model();
+    let names: Vec<&str> = model.layers().iter().map(|l| l.name()).collect();
+    assert_eq!(names, ["flatten", "quant_dense", "quant_dense_1"], "Keras' automatic names");
+    assert_eq!(model.name(), "sequential");
+    // The same summary as the zoo's model, whose summary is Larq's to the byte (tests/cli.rs).
+    assert_eq!(model.summary().unwrap().to_string(), bitgrad::models::zoo::larq_guide_mlp().summary().unwrap().table());
+    // A second model in the same thread continues the count, as Keras does until clear_session.
+    let again = guide_model();
+    let names: Vec<&str> = again.layers().iter().map(|l| l.name()).collect();
+    assert_eq!(names, ["flatten_1", "quant_dense_2", "quant_dense_3"]);
+    assert_eq!(again.name(), "sequential_1");
+    bitgrad::layers::reset_names();
+    // An explicit name gives the automatic one back.
+    let named = QuantDense::new(4).named("logits");
+    assert_eq!((named.name.as_str(), QuantDense::new(4).name.as_str()), ("logits", "quant_dense"));
+}
+
+#[test]
+fn larqs_class_names_construct_the_layers() {
+    use bitgrad::layers::*;
+    reset_names();
+    let conv = QuantConv2D::new(64, (3, 3)).padding("same").strides(2).pad_values(1.0).input_quantizer("ste_sign");
+    assert_eq!((conv.name.as_str(), conv.kernel_size.clone(), conv.strides.clone()), ("quant_conv2d", vec![3, 3], vec![2, 2]));
+    assert_eq!(conv.padding, bitgrad::Padding::Same);
+    assert_eq!(QuantConv1D::new(8, 5).kernel_size, vec![5]);
+    assert_eq!(QuantConv3D::new(8, 3).name, "quant_conv3d");
+    let dw = QuantDepthwiseConv2D::new(3).depthwise_quantizer("ste_sign").depth_multiplier(2).use_bias(false);
+    assert_eq!((dw.name.as_str(), dw.opts.depth_multiplier), ("quant_depthwise_conv2d", 2));
+    assert_eq!(QuantSeparableConv2D::new(16, 3).pointwise_quantizer("ste_sign").name, "quant_separable_conv2d");
+    assert_eq!(QuantConv2DTranspose::new(16, 3).name, "quant_conv2d_transpose");
+    assert_eq!(QuantLocallyConnected2D::new(4, 3).name, "quant_locally_connected2d");
+    assert_eq!(MaxPooling2D::new(2).name, "max_pooling2d");
+    assert_eq!(AveragePooling1D::new(3).strides, vec![3]);
+    assert_eq!(GlobalAveragePooling2D::new().name, "global_average_pooling2d");
+    assert_eq!(BatchNormalization::new().scale(false).momentum(0.9).name, "batch_normalization");
+    assert_eq!((Add::new().name, Concatenate::axis(1).name), ("add".to_string(), "concatenate".to_string()));
+    // An unknown name is the layer's error when it is built, with the closest name.
+    let model = Sequential::new().add(Flatten::new().input_shape(&[4])).add(QuantDense::new(2).kernel_quantizer("ste_sgn"));
+    let err = bitgrad::models::build(&model, 1, Mode::Inference).unwrap_err().to_string();
+    assert_eq!(
+        err.split(" (known").next().unwrap(),
+        "layer `quant_dense` (QuantDense): invalid `kernel_quantizer`: unknown quantizer `ste_sgn`: did you mean `ste_sign`?"
+    );
+    let err =
+        bitgrad::models::build(&Sequential::new().add(MaxPooling2D::new(2).padding("sam").input_shape(&[4, 4, 1])), 1, Mode::Inference)
+            .unwrap_err()
+            .to_string();
+    assert!(err.contains("invalid `padding`: unknown padding `sam`: did you mean `same`?"), "{err}");
+    // A model without an input shape says how to give one.
+    let err = bitgrad::models::build(&Sequential::new().add(QuantDense::new(2)), 1, Mode::Inference).unwrap_err().to_string();
+    assert!(err.contains("has no input shape") && err.contains("input_shape"), "{err}");
+    // `Input` first sets the shape and is no layer.
+    let model = Sequential::new().add(bitgrad::models::Input::new(&[4])).add(QuantDense::new(2));
+    assert_eq!(model.layers().len(), 1);
+    bitgrad::models::build(&model, 1, Mode::Inference).unwrap();
 }

@@ -161,3 +161,25 @@ impl Layer for QuantConv {
         self.args.finish(g, ctx, &self.name, y, self.filters, first)
     }
 }
+
+/// Larq's class names as constructors of [`QuantConv`] with 1, 2 or 3 spatial axes:
+/// `QuantConv2D::new(64, (3, 3))`, or `QuantConv2D::new(64, 3)` for 3x3.
+macro_rules! rank_constructors {
+    ($($class:ident => $rank:literal),*) => {
+        $(
+            #[doc = concat!("Larq's `", stringify!($class), "`: a [`QuantConv`] with ", stringify!($rank), " spatial axes.")]
+            pub struct $class;
+
+            impl $class {
+                /// `filters` output channels, a kernel of `kernel_size` (one number for every axis,
+                /// or one per axis), Keras' defaults otherwise.
+                #[allow(clippy::new_ret_no_self)]
+                pub fn new(filters: usize, kernel_size: impl Into<super::arguments::Size>) -> QuantConv {
+                    QuantConv::new(filters, &kernel_size.into().for_rank($rank))
+                }
+            }
+        )*
+    };
+}
+
+rank_constructors!(QuantConv1D => 1, QuantConv2D => 2, QuantConv3D => 3);

@@ -51,6 +51,8 @@ pub struct DepthwiseOptions {
     /// The identity of the [`QuantDepthwiseConv`] built with these options, made with them
     /// (the layer itself is a plain struct literal): a layer and its clones share it.
     pub id: super::LayerId,
+    /// The first argument given by a name that stands for nothing, reported by the build.
+    pub invalid: super::arguments::Invalid,
 }
 
 impl DepthwiseOptions {
@@ -76,6 +78,7 @@ impl DepthwiseOptions {
             use_bias: true,
             metrics: crate::metrics::active_scope(),
             id: super::LayerId::new(),
+            invalid: Default::default(),
         }
     }
 }
@@ -94,6 +97,7 @@ pub struct QuantDepthwiseConv {
 /// grouped convolution (on packed bits for SteSign x SteSign). Returns the output, channels-last
 /// or channels-first as the input, and its channel count.
 fn depthwise_stage(g: &mut Graph, name: &str, o: &DepthwiseOptions, x: ValueId, ctx: &mut BuildContext) -> Result<(ValueId, usize)> {
+    o.invalid.check()?;
     let xs = g.value(x).shape.clone();
     let r = o.kernel_size.len();
     if xs.rank() != r + 2 || o.depth_multiplier == 0 {
@@ -316,5 +320,180 @@ impl Layer for QuantSeparableConv {
         let pointwise = ConvOptions { format: self.opts.data_format, ..ConvOptions::new(&vec![1; r]) };
         let y = g.conv(h, wq, &pointwise, 0.0)?;
         bias_and_activation(g, &self.name, &self.opts, y, self.filters, ctx)
+    }
+}
+
+/// Builder methods, with Larq's argument names, of the layers built on [`DepthwiseOptions`].
+macro_rules! depthwise_builders {
+    ($($t:ty),*) => {
+        $(
+            impl $t {
+                /// Sets `strides` (a number for every axis, or one per axis).
+                pub fn strides(mut self, s: impl Into<super::arguments::Size>) -> Self {
+                    self.opts.strides = s.into().for_rank(self.opts.kernel_size.len());
+                    self
+                }
+
+                /// Sets `padding` (`"valid"`, `"same"`, `"causal"` for 1-D).
+                pub fn padding(mut self, p: impl super::Arg<Padding>) -> Self {
+                    if let Some(p) = self.opts.invalid.take("padding", p) {
+                        self.opts.padding = p;
+                    }
+                    self
+                }
+
+                /// Sets `data_format` (`"channels_last"` or `"channels_first"`).
+                pub fn data_format(mut self, f: impl super::Arg<DataFormat>) -> Self {
+                    if let Some(f) = self.opts.invalid.take("data_format", f) {
+                        self.opts.data_format = f;
+                    }
+                    self
+                }
+
+                /// Sets `dilation_rate` (a number for every axis, or one per axis).
+                pub fn dilation_rate(mut self, d: impl Into<super::arguments::Size>) -> Self {
+                    self.opts.dilation_rate = d.into().for_rank(self.opts.kernel_size.len());
+                    self
+                }
+
+                /// Sets `depth_multiplier`.
+                pub fn depth_multiplier(mut self, m: usize) -> Self {
+                    self.opts.depth_multiplier = m;
+                    self
+                }
+
+                /// Sets Larq's `pad_values` (0 or 1).
+                pub fn pad_values(mut self, v: f32) -> Self {
+                    self.opts.pad_values = v;
+                    self
+                }
+
+                /// Sets the `input_quantizer`.
+                pub fn input_quantizer(mut self, q: impl super::Arg<Quantizer>) -> Self {
+                    let o = &mut self.opts;
+                    o.input_quantizer = o.invalid.take("input_quantizer", q).or(o.input_quantizer.take());
+                    self
+                }
+
+                /// Sets the `depthwise_quantizer`.
+                pub fn depthwise_quantizer(mut self, q: impl super::Arg<Quantizer>) -> Self {
+                    let o = &mut self.opts;
+                    o.depthwise_quantizer = o.invalid.take("depthwise_quantizer", q).or(o.depthwise_quantizer.take());
+                    self
+                }
+
+                /// Sets the `depthwise_initializer`.
+                pub fn depthwise_initializer(mut self, i: impl super::Arg<Initializer>) -> Self {
+                    if let Some(i) = self.opts.invalid.take("depthwise_initializer", i) {
+                        self.opts.depthwise_initializer = i;
+                    }
+                    self
+                }
+
+                /// Sets the `depthwise_constraint` (a constraint or `"weight_clip"`).
+                pub fn depthwise_constraint(mut self, c: impl super::Arg<Arc<dyn Constraint>>) -> Self {
+                    let o = &mut self.opts;
+                    o.depthwise_constraint = o.invalid.take("depthwise_constraint", c).or(o.depthwise_constraint.take());
+                    self
+                }
+
+                /// Sets the `depthwise_regularizer`.
+                pub fn depthwise_regularizer(mut self, r: impl super::Arg<Regularizer>) -> Self {
+                    let o = &mut self.opts;
+                    o.depthwise_regularizer = o.invalid.take("depthwise_regularizer", r).or(o.depthwise_regularizer.take());
+                    self
+                }
+
+                /// Sets the `activation`.
+                pub fn activation(mut self, a: impl super::Arg<Activation>) -> Self {
+                    if let Some(a) = self.opts.invalid.take("activation", a) {
+                        self.opts.activation = a;
+                    }
+                    self
+                }
+
+                /// Adds or removes the bias (`use_bias`).
+                pub fn use_bias(mut self, b: bool) -> Self {
+                    self.opts.use_bias = b;
+                    self
+                }
+
+                /// Enables the depthwise kernel quantizer's `metrics` (e.g. `&["flip_ratio"]`).
+                pub fn metrics(mut self, m: &[&str]) -> Self {
+                    self.opts.metrics = Some(m.iter().map(|s| s.to_string()).collect());
+                    self
+                }
+            }
+        )*
+    };
+}
+
+depthwise_builders!(QuantDepthwiseConv, QuantSeparableConv);
+
+impl QuantDepthwiseConv {
+    /// A depthwise convolution with a kernel of `kernel_size` and Keras' defaults.
+    pub fn new(kernel_size: &[usize]) -> Self {
+        super::auto_named(QuantDepthwiseConv { name: String::new(), opts: DepthwiseOptions::new(kernel_size) })
+    }
+}
+
+impl QuantSeparableConv {
+    /// Sets the `pointwise_quantizer`.
+    pub fn pointwise_quantizer(mut self, q: impl super::Arg<Quantizer>) -> Self {
+        self.pointwise_quantizer = self.opts.invalid.take("pointwise_quantizer", q).or(self.pointwise_quantizer.take());
+        self
+    }
+
+    /// Sets the `pointwise_initializer`.
+    pub fn pointwise_initializer(mut self, i: impl super::Arg<Initializer>) -> Self {
+        if let Some(i) = self.opts.invalid.take("pointwise_initializer", i) {
+            self.pointwise_initializer = i;
+        }
+        self
+    }
+
+    /// Sets the `pointwise_constraint` (a constraint or `"weight_clip"`).
+    pub fn pointwise_constraint(mut self, c: impl super::Arg<Arc<dyn Constraint>>) -> Self {
+        self.pointwise_constraint = self.opts.invalid.take("pointwise_constraint", c).or(self.pointwise_constraint.take());
+        self
+    }
+
+    /// Sets the `pointwise_regularizer`.
+    pub fn pointwise_regularizer(mut self, r: impl super::Arg<Regularizer>) -> Self {
+        self.pointwise_regularizer = self.opts.invalid.take("pointwise_regularizer", r).or(self.pointwise_regularizer.take());
+        self
+    }
+}
+
+/// Larq's class names as constructors.
+macro_rules! rank_constructors {
+    ($($class:ident => $rank:literal),*) => {
+        $(
+            #[doc = concat!("Larq's `", stringify!($class), "`: a [`QuantSeparableConv`] with ", stringify!($rank), " spatial axes.")]
+            pub struct $class;
+
+            impl $class {
+                /// `filters` output channels, a depthwise kernel of `kernel_size` (one number for
+                /// every axis, or one per axis), Keras' defaults otherwise.
+                #[allow(clippy::new_ret_no_self)]
+                pub fn new(filters: usize, kernel_size: impl Into<super::arguments::Size>) -> QuantSeparableConv {
+                    QuantSeparableConv::new(filters, DepthwiseOptions::new(&kernel_size.into().for_rank($rank)))
+                }
+            }
+        )*
+    };
+}
+
+rank_constructors!(QuantSeparableConv1D => 1, QuantSeparableConv2D => 2);
+
+/// Larq's `QuantDepthwiseConv2D`: a [`QuantDepthwiseConv`] with 2 spatial axes.
+pub struct QuantDepthwiseConv2D;
+
+impl QuantDepthwiseConv2D {
+    /// A depthwise kernel of `kernel_size` (one number for both axes, or one per axis), Keras'
+    /// defaults otherwise.
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new(kernel_size: impl Into<super::arguments::Size>) -> QuantDepthwiseConv {
+        QuantDepthwiseConv::new(&kernel_size.into().for_rank(2))
     }
 }

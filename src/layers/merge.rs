@@ -79,3 +79,41 @@ impl Merge {
         }
     }
 }
+
+/// Keras' `Add`: a [`Merge`] summing its inputs.
+pub struct Add;
+
+impl Add {
+    /// `Add()`.
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new() -> Merge {
+        Merge::new(MergeKind::Add)
+    }
+}
+
+/// Keras' `Multiply`: a [`Merge`] multiplying its inputs.
+pub struct Multiply;
+
+impl Multiply {
+    /// `Multiply()`.
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new() -> Merge {
+        Merge::new(MergeKind::Multiply)
+    }
+}
+
+/// Keras' `Concatenate`: a [`Merge`] joining its inputs along an axis.
+pub struct Concatenate;
+
+impl Concatenate {
+    /// `Concatenate(axis=-1)`.
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new() -> Merge {
+        Merge::new(MergeKind::Concatenate { axis: -1 })
+    }
+
+    /// `Concatenate(axis)`; negative axes count from the end.
+    pub fn axis(axis: isize) -> Merge {
+        Merge::new(MergeKind::Concatenate { axis })
+    }
+}

@@ -19,19 +19,25 @@ pub mod transpose;
 
 pub use activations::Activation;
 pub use arguments::Arg;
-pub use conv::QuantConv;
+pub use conv::{QuantConv, QuantConv1D, QuantConv2D, QuantConv3D};
 pub use core::{ActivationLayer, Dropout};
 pub use dense::QuantDense;
-pub use depthwise::{DepthwiseOptions, QuantDepthwiseConv, QuantSeparableConv};
+pub use depthwise::{
+    DepthwiseOptions, QuantDepthwiseConv, QuantDepthwiseConv2D, QuantSeparableConv, QuantSeparableConv1D, QuantSeparableConv2D,
+};
 pub use initializers::Initializer;
-pub use local::QuantLocallyConnected;
-pub use merge::{Merge, MergeKind};
+pub use local::{QuantLocallyConnected, QuantLocallyConnected1D, QuantLocallyConnected2D};
+pub use merge::{Add, Concatenate, Merge, MergeKind, Multiply};
 pub use normalization::BatchNormalization;
-pub use pooling::{GlobalPooling, Pooling, PoolingKind};
+pub use pooling::{
+    AveragePooling1D, AveragePooling2D, AveragePooling3D, GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalAveragePooling3D,
+    GlobalMaxPooling1D, GlobalMaxPooling2D, GlobalMaxPooling3D, GlobalPooling, MaxPooling1D, MaxPooling2D, MaxPooling3D, Pooling,
+    PoolingKind,
+};
 pub use quant_args::{QuantArgs, QuantLayer};
 pub use regularizers::Regularizer;
 pub use reshaping::{Flatten, Reshape, ZeroPadding};
-pub use transpose::QuantConvTranspose;
+pub use transpose::{QuantConv1DTranspose, QuantConv2DTranspose, QuantConv3DTranspose, QuantConvTranspose};
 
 use std::sync::Arc;
 
@@ -230,6 +236,51 @@ pub trait Layer {
     fn wrapped(&self) -> Option<&dyn Layer> {
         None
     }
+    /// The per-sample input shape given to this layer (Keras' `input_shape=` argument, which a
+    /// `Sequential` takes from its first layer); `None` (the default) for none.
+    fn declared_input_shape(&self) -> Option<&[usize]> {
+        None
+    }
+}
+
+/// A layer with Keras' `input_shape` argument: built exactly as `layer`, it tells a
+/// `Sequential` it is first in its per-sample input shape. Made by the layers' `input_shape`.
+#[derive(Clone, Debug)]
+pub struct InputShaped<L> {
+    /// The layer.
+    pub layer: L,
+    /// Per-sample input shape (no batch axis).
+    pub shape: Vec<usize>,
+}
+
+impl<L: Layer> Layer for InputShaped<L> {
+    fn name(&self) -> &str {
+        self.layer.name()
+    }
+    fn build(&self, g: &mut Graph, x: ValueId, ctx: &mut BuildContext) -> Result<ValueId> {
+        self.layer.build(g, x, ctx)
+    }
+    fn class(&self) -> &str {
+        self.layer.class()
+    }
+    fn input_precision(&self) -> Option<u32> {
+        self.layer.input_precision()
+    }
+    fn macs(&self) -> MacCount {
+        self.layer.macs()
+    }
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        self.layer.as_any()
+    }
+    fn id(&self) -> Option<LayerId> {
+        self.layer.id()
+    }
+    fn wrapped(&self) -> Option<&dyn Layer> {
+        self.layer.wrapped()
+    }
+    fn declared_input_shape(&self) -> Option<&[usize]> {
+        Some(&self.shape)
+    }
 }
 
 /// A layer's identity ([`Layer::id`]): a number no other layer created in this process has;
@@ -319,7 +370,7 @@ pub trait Named: Sized {
 /// Names `layer` `name`. Called right after the constructor, as in
 /// `QuantDense::new(10).named("logits")`, it gives back the automatic name the constructor took,
 /// so the next unnamed layer of the class gets it, as in Keras.
-fn rename<L: Named>(mut layer: L, name: &str) -> L {
+pub(crate) fn rename<L: Named>(mut layer: L, name: &str) -> L {
     let auto = std::mem::replace(layer.name_mut(), name.to_string());
     NAMES.with(|n| {
         let mut n = n.borrow_mut();
@@ -351,6 +402,12 @@ macro_rules! named_layers {
                 /// [`unique_name`]).
                 pub fn named(self, name: &str) -> Self {
                     rename(self, name)
+                }
+
+                /// Gives the layer Keras' `input_shape` (per sample, no batch axis): as the first
+                /// layer of a `Sequential`, it sets the model's input.
+                pub fn input_shape(self, shape: &[usize]) -> InputShaped<Self> {
+                    InputShaped { layer: self, shape: shape.to_vec() }
                 }
             }
         )*

@@ -223,3 +223,35 @@ impl Layer for BatchNormalization {
         Ok(y)
     }
 }
+
+impl BatchNormalization {
+    /// Sets `axis` (the feature axis; negative counts from the end).
+    pub fn axis(mut self, axis: isize) -> Self {
+        self.axis = axis;
+        self
+    }
+
+    /// Sets `momentum` (of the moving statistics).
+    pub fn momentum(mut self, m: f32) -> Self {
+        self.momentum = m;
+        self
+    }
+
+    /// Sets `epsilon` (added to the variance).
+    pub fn epsilon(mut self, e: f32) -> Self {
+        self.epsilon = e;
+        self
+    }
+
+    /// Adds or removes the offset `beta` (`center`).
+    pub fn center(mut self, c: bool) -> Self {
+        self.center = c;
+        self
+    }
+
+    /// Adds or removes the factor `gamma` (`scale`; Larq's models often set `scale=False`).
+    pub fn scale(mut self, s: bool) -> Self {
+        self.scale = s;
+        self
+    }
+}

@@ -33,6 +33,8 @@ pub struct Pooling {
     pub data_format: DataFormat,
     /// Its identity ([`Layer::id`]), kept by clones: a clone is the same layer.
     pub id: super::LayerId,
+    /// The first argument given by a name that stands for nothing, reported by the build.
+    pub invalid: super::arguments::Invalid,
 }
 
 impl Pooling {
@@ -46,6 +48,7 @@ impl Pooling {
             strides: pool_size.to_vec(),
             padding: Padding::Valid,
             data_format: DataFormat::ChannelsLast,
+            invalid: Default::default(),
         })
     }
 }
@@ -81,6 +84,7 @@ impl Layer for Pooling {
     }
 
     fn build(&self, g: &mut Graph, x: ValueId, _ctx: &mut BuildContext) -> Result<ValueId> {
+        self.invalid.check()?;
         if !matches!(self.padding, Padding::Valid | Padding::Same) {
             return Err(Error::invalid("Pooling", "padding", format!("layer `{}`: must be valid or same", self.name)));
         }
@@ -194,3 +198,76 @@ impl Layer for GlobalPooling {
         }
     }
 }
+
+impl Pooling {
+    /// Sets `strides` (a number for every axis, or one per axis; by default the pool size).
+    pub fn strides(mut self, s: impl Into<super::arguments::Size>) -> Self {
+        self.strides = s.into().for_rank(self.pool_size.len());
+        self
+    }
+
+    /// Sets `padding` (`"valid"` or `"same"`).
+    pub fn padding(mut self, p: impl super::Arg<Padding>) -> Self {
+        if let Some(p) = self.invalid.take("padding", p) {
+            self.padding = p;
+        }
+        self
+    }
+
+    /// Sets `data_format` (`"channels_last"` or `"channels_first"`).
+    pub fn data_format(mut self, f: impl super::Arg<DataFormat>) -> Self {
+        if let Some(f) = self.invalid.take("data_format", f) {
+            self.data_format = f;
+        }
+        self
+    }
+}
+
+/// Keras' class names as constructors of [`Pooling`] and [`GlobalPooling`]:
+/// `MaxPooling2D::new((2, 2))`, `GlobalAveragePooling2D::new()`.
+macro_rules! pooling_constructors {
+    ($($class:ident => $kind:ident, $rank:literal);*) => {
+        $(
+            #[doc = concat!("Keras' `", stringify!($class), "`: a [`Pooling`] over ", stringify!($rank), " spatial axes.")]
+            pub struct $class;
+
+            impl $class {
+                /// Windows of `pool_size` (one number for every axis, or one per axis), strides
+                /// equal to it, valid padding, channels last.
+                #[allow(clippy::new_ret_no_self)]
+                pub fn new(pool_size: impl Into<super::arguments::Size>) -> Pooling {
+                    Pooling::new(PoolingKind::$kind, &pool_size.into().for_rank($rank))
+                }
+            }
+        )*
+    };
+}
+
+pooling_constructors!(
+    MaxPooling1D => Max, 1; MaxPooling2D => Max, 2; MaxPooling3D => Max, 3;
+    AveragePooling1D => Average, 1; AveragePooling2D => Average, 2; AveragePooling3D => Average, 3
+);
+
+macro_rules! global_constructors {
+    ($($class:ident => $kind:ident);*) => {
+        $(
+            #[doc = concat!("Keras' `", stringify!($class), "`: a [`GlobalPooling`].")]
+            pub struct $class;
+
+            impl $class {
+                /// Over every spatial axis, channels last, the axes dropped; named after the class.
+                #[allow(clippy::new_ret_no_self)]
+                pub fn new() -> GlobalPooling {
+                    let layer = GlobalPooling::new(PoolingKind::$kind);
+                    let name = super::unique_name(stringify!($class));
+                    layer.named(&name)
+                }
+            }
+        )*
+    };
+}
+
+global_constructors!(
+    GlobalMaxPooling1D => Max; GlobalMaxPooling2D => Max; GlobalMaxPooling3D => Max;
+    GlobalAveragePooling1D => Average; GlobalAveragePooling2D => Average; GlobalAveragePooling3D => Average
+);

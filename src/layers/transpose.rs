@@ -178,3 +178,24 @@ impl Layer for QuantConvTranspose {
         self.args.finish(g, ctx, &self.name, y, self.filters, first)
     }
 }
+
+/// Larq's class names as constructors of [`QuantConvTranspose`]: `QuantConv2DTranspose::new(32, 3)`.
+macro_rules! rank_constructors {
+    ($($class:ident => $rank:literal),*) => {
+        $(
+            #[doc = concat!("Larq's `", stringify!($class), "`: a [`QuantConvTranspose`] with ", stringify!($rank), " spatial axes.")]
+            pub struct $class;
+
+            impl $class {
+                /// `filters` output channels, a kernel of `kernel_size` (one number for every axis,
+                /// or one per axis), Keras' defaults otherwise.
+                #[allow(clippy::new_ret_no_self)]
+                pub fn new(filters: usize, kernel_size: impl Into<super::arguments::Size>) -> QuantConvTranspose {
+                    QuantConvTranspose::new(filters, &kernel_size.into().for_rank($rank))
+                }
+            }
+        )*
+    };
+}
+
+rank_constructors!(QuantConv1DTranspose => 1, QuantConv2DTranspose => 2, QuantConv3DTranspose => 3);

@@ -288,6 +288,15 @@ pub trait Model {
     {
         build(self, batch, mode)
     }
+
+    /// Larq's `models.summary(model)`: the layer and memory tables (`println!("{}",
+    /// model.summary()?)`; [`Summary::table`] is the same text, [`Summary::to_json`] the figures).
+    fn summary(&self) -> Result<Summary>
+    where
+        Self: Sized,
+    {
+        Ok(build(self, 1, Mode::Inference)?.summary())
+    }
 }
 
 /// Builds any model (see [`Model::build`]).
@@ -409,21 +418,84 @@ impl Built {
     }
 }
 
+/// Keras' `Input`: the per-sample shape of a model's input. Added first to a [`Sequential`], it
+/// sets the model's input shape (it is no layer of the model).
+#[derive(Clone, Debug)]
+pub struct Input {
+    /// Per-sample shape (no batch axis).
+    pub shape: Vec<usize>,
+}
+
+impl Input {
+    /// `Input(shape)`.
+    pub fn new(shape: &[usize]) -> Self {
+        Input { shape: shape.to_vec() }
+    }
+}
+
+impl Layer for Input {
+    fn name(&self) -> &str {
+        "input"
+    }
+    fn build(&self, _g: &mut crate::graph::Graph, x: ValueId, _ctx: &mut crate::layers::BuildContext) -> Result<ValueId> {
+        Ok(x)
+    }
+    fn class(&self) -> &str {
+        "InputLayer"
+    }
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+    fn declared_input_shape(&self) -> Option<&[usize]> {
+        Some(&self.shape)
+    }
+}
+
 /// Keras' `Sequential`: one input, layers applied in order.
 pub struct Sequential {
     name: String,
-    input_shape: Vec<usize>,
+    input_shape: Option<Vec<usize>>,
     layers: Vec<Box<dyn Layer>>,
     seed: u64,
 }
 
+impl crate::layers::Named for Sequential {
+    fn name_mut(&mut self) -> &mut String {
+        &mut self.name
+    }
+    fn auto_class(&self) -> String {
+        "Sequential".into()
+    }
+}
+
+impl Default for Sequential {
+    /// [`Sequential::new`].
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Sequential {
-    /// An empty model for per-sample input shape `input_shape`.
-    pub fn new(name: &str, input_shape: &[usize]) -> Self {
-        Sequential { name: name.to_string(), input_shape: input_shape.to_vec(), layers: Vec::new(), seed: 0 }
+    /// An empty model named as Keras names it (`sequential`, then `sequential_1`, ...). Its input
+    /// shape comes from the first layer's `input_shape` (`Flatten::new().input_shape(&[28, 28,
+    /// 1])`), an [`Input`] added first, or [`Sequential::input_shape`].
+    pub fn new() -> Self {
+        Sequential { name: crate::layers::unique_name("Sequential"), input_shape: None, layers: Vec::new(), seed: 0 }
     }
 
-    /// Appends a layer (Keras' name for it, hence the allow).
+    /// Names the model (Keras' `name`), giving back the automatic name as layers do.
+    pub fn named(self, name: &str) -> Self {
+        crate::layers::rename(self, name)
+    }
+
+    /// Sets the per-sample input shape (no batch axis).
+    pub fn input_shape(mut self, shape: &[usize]) -> Self {
+        self.input_shape = Some(shape.to_vec());
+        self
+    }
+
+    /// Appends a layer (Keras' name for it, hence the allow). An [`Input`] sets the input shape
+    /// instead; a first layer with an `input_shape` sets it too.
     #[allow(clippy::should_implement_trait)]
     pub fn add(self, layer: impl Layer + 'static) -> Self {
         self.add_boxed(Box::new(layer))
@@ -431,6 +503,14 @@ impl Sequential {
 
     /// Appends a boxed layer.
     pub fn add_boxed(mut self, layer: Box<dyn Layer>) -> Self {
+        if let Some(shape) = layer.declared_input_shape() {
+            if self.layers.is_empty() && self.input_shape.is_none() {
+                self.input_shape = Some(shape.to_vec());
+            }
+        }
+        if layer.as_any().is_some_and(|a| a.is::<Input>()) {
+            return self;
+        }
         self.layers.push(layer);
         self
     }
@@ -453,10 +533,21 @@ impl Model for Sequential {
     }
 
     fn inputs(&self) -> Vec<(String, Vec<usize>)> {
-        vec![("input".to_string(), self.input_shape.clone())]
+        // Without a shape the model still has its one input; `call` says what is missing.
+        vec![("input".to_string(), self.input_shape.clone().unwrap_or_default())]
     }
 
     fn call(&self, net: &mut Network, inputs: &[ValueId]) -> Result<Vec<ValueId>> {
+        if self.input_shape.is_none() {
+            return Err(Error::invalid(
+                "Sequential",
+                "input_shape",
+                format!(
+                    "model `{}` has no input shape: give its first layer one (`Flatten::new().input_shape(&[28, 28, 1])`), add an `Input::new(&[..])` first, or call `.input_shape(&[..])`",
+                    self.name
+                ),
+            ));
+        }
         let mut x = inputs[0];
         for layer in &self.layers {
             x = net.apply(layer.as_ref(), x)?;

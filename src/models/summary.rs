@@ -89,6 +89,13 @@ pub struct Summary {
     pub ternarized_mac_ratio: f64,
 }
 
+/// Larq's tables, as `larq.models.summary(model)` prints them.
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.table())
+    }
+}
+
 /// Output pixels of one feature map as Larq computes them (from the output's rank).
 fn output_pixels(shape: &[usize]) -> Option<usize> {
     match shape.len() {

@@ -37,7 +37,9 @@ fn bn(name: &str) -> BatchNormalization {
 /// The Larq user guide's model: Flatten, QuantDense(512, SteSign kernel, weight_clip),
 /// QuantDense(10, SteSign input and kernel, weight_clip, softmax).
 pub fn larq_guide_mlp() -> Sequential {
-    Sequential::new("sequential", &[28, 28, 1])
+    Sequential::new()
+        .named("sequential")
+        .input_shape(&[28, 28, 1])
         .add(Flatten::new().named("flatten"))
         .add(QuantDense::new(512).named("quant_dense").kernel_quantizer(ste()).kernel_constraint(WeightClip::default()))
         .add(
@@ -53,7 +55,9 @@ pub fn larq_guide_mlp() -> Sequential {
 /// The guide's MLP with BatchNormalization after the first layer, so the binarized input of
 /// the second layer is centred.
 pub fn better_mlp() -> Sequential {
-    Sequential::new("sequential", &[28, 28, 1])
+    Sequential::new()
+        .named("sequential")
+        .input_shape(&[28, 28, 1])
         .add(Flatten::new().named("flatten"))
         .add(QuantDense::new(512).named("quant_dense").kernel_quantizer(ste()).kernel_constraint(WeightClip::default()).use_bias(false))
         .add(bn("batch_normalization"))
@@ -66,7 +70,9 @@ pub fn better_mlp() -> Sequential {
 /// QuantConv2D 64, MaxPool, BN, binary QuantConv2D 64, BN, Flatten, binary QuantDense 64, BN,
 /// binary QuantDense 10, BN, softmax.
 pub fn larq_mnist_cnn() -> Sequential {
-    Sequential::new("sequential", &[28, 28, 1])
+    Sequential::new()
+        .named("sequential")
+        .input_shape(&[28, 28, 1])
         .add(
             QuantConv::new(32, &[3, 3])
                 .named("quant_conv2d")

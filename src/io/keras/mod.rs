@@ -118,7 +118,7 @@ fn sequential(file: &str, name: &str, items: &[Value]) -> Result<Sequential> {
         })?,
         None => return Err(Error::BadFile { file: file.to_string(), reason: "the model has no layers".into() }),
     };
-    let mut model = Sequential::new(name, &shape);
+    let mut model = Sequential::new().named(name).input_shape(&shape);
     for e in entries {
         model = match e.layer {
             Imported::Layer(l) => model.add_boxed(l),
