@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
-use bitgrad::layers::{Activation, Flatten, Mode, QuantDense, QuantLayer};
+use bitgrad::layers::{Activation, Flatten, QuantDense, QuantLayer};
 use bitgrad::models::Sequential;
 use bitgrad::train::optimizers::Adam;
 use bitgrad::train::{Dataset, FitOptions, Loss, Metric, Trainer};
