@@ -84,8 +84,8 @@ fn a_metrics_scope_around_model_construction_records_flip_ratios() {
 }
 
 /// A tiny MNIST-format folder: `n` training and `n` test images of 28x28 with labels.
-fn idx_folder(n: usize) -> common::Scratch {
-    let dir = common::scratch("usability-idx");
+fn idx_folder(name: &str, n: usize) -> common::Scratch {
+    let dir = common::scratch(name);
     let images = |n: usize| {
         let mut b = vec![0, 0, 8, 3];
         for d in [n as u32, 28, 28] {
@@ -113,7 +113,7 @@ fn idx_folder(n: usize) -> common::Scratch {
 
 #[test]
 fn the_train_command_writes_for_people() {
-    let data = idx_folder(64);
+    let data = idx_folder("usability-idx-people", 64);
     let (ok, out, err) = common::bitgrad(&[
         "train",
         "--model",
@@ -295,4 +295,64 @@ fn larqs_class_names_construct_the_layers() {
     let model = Sequential::new().add(bitgrad::models::Input::new(&[4])).add(QuantDense::new(2));
     assert_eq!(model.layers().len(), 1);
     bitgrad::models::build(&model, 1, Mode::Inference).unwrap();
+}
+
+#[test]
+fn larqs_warnings_are_returned_by_build_and_compile_and_printed_by_the_command_line() {
+    use bitgrad::train::Compile;
+    let model = || {
+        Sequential::new().add(Flatten::new().input_shape(&[28, 28])).add(QuantDense::new(10).kernel_quantizer("ste_sign").named("binary"))
+    };
+    let starved = "layer `binary`: Using a binary weight quantizer without setting `kernel_constraint` may result in starved weights";
+    let built = bitgrad::models::build(&model(), 1, bitgrad::layers::Mode::Inference).unwrap();
+    assert!(built.warnings().iter().any(|w| w.starts_with(starved)), "{:?}", built.warnings());
+    let trainer = model().compile_on(&Device::cpu(), "adam", "sparse_categorical_crossentropy", &["accuracy"]).unwrap();
+    assert!(trainer.warnings().iter().any(|w| w.starts_with(starved)), "{:?}", trainer.warnings());
+    // With the constraint there is nothing to say.
+    let clipped = Sequential::new()
+        .add(Flatten::new().input_shape(&[28, 28]))
+        .add(QuantDense::new(10).kernel_quantizer("ste_sign").kernel_constraint("weight_clip"));
+    assert!(clipped.compile_on(&Device::cpu(), "adam", "sparse_categorical_crossentropy", &["accuracy"]).unwrap().warnings().is_empty());
+    // The command line prints them.
+    let dir = common::scratch("usability-warnings");
+    let json = dir.join("m.json");
+    std::fs::write(&json, bitgrad::io::keras::export::model_to_json(&model()).unwrap()).unwrap();
+    let (ok, _, err) = common::bitgrad(&["summary", json.to_str().unwrap()]);
+    assert!(ok && err.contains(&format!("warning: {starved}")), "{err}");
+    // Names in compile resolve as Keras' do, with the usual errors.
+    let err =
+        model().compile_on(&Device::cpu(), "adan", "sparse_categorical_crossentropy", &["accuracy"]).map(|_| ()).unwrap_err().to_string();
+    assert!(err.starts_with("unknown optimizer `adan`: did you mean `adam`?"), "{err}");
+}
+
+#[test]
+fn train_writes_tensorboard_files_and_follows_verbose() {
+    let data = idx_folder("usability-idx-tensorboard", 64);
+    let logs = common::scratch("usability-tensorboard");
+    let d = data.to_str().unwrap();
+    let (ok, _, err) = common::bitgrad(&[
+        "train",
+        "--model",
+        "mlp",
+        "--epochs",
+        "1",
+        "--limit",
+        "64",
+        "--device",
+        "cpu",
+        "--data",
+        d,
+        "--tensorboard",
+        logs.to_str().unwrap(),
+        "--verbose",
+        "2",
+    ]);
+    assert!(ok, "{err}");
+    let files: Vec<_> =
+        std::fs::read_dir(logs.join("mlp").join("train")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
+    assert!(files.len() == 1 && files[0].starts_with("events.out.tfevents."), "{files:?}");
+    assert!(err.contains("Epoch 1/1 - ") && !err.contains('\r'), "one line per epoch at verbose 2: {err}");
+    let (ok, _, err) =
+        common::bitgrad(&["train", "--model", "mlp", "--epochs", "1", "--limit", "64", "--device", "cpu", "--data", d, "--verbose", "0"]);
+    assert!(ok && !err.contains("Epoch 1/1"), "{err}");
 }

@@ -203,6 +203,13 @@ struct TrainArgs {
     /// Time one training step per kernel (GPU timestamps), print the table, and stop.
     #[arg(long)]
     profile: bool,
+    /// Write TensorBoard event files here (`DIR/<model>/train`, per epoch: loss, accuracy,
+    /// learning rate, flip ratios): `tensorboard --logdir DIR`.
+    #[arg(long)]
+    tensorboard: Option<std::path::PathBuf>,
+    /// Keras' verbosity: 0 silent, 1 a progress bar per epoch, 2 one line per epoch.
+    #[arg(long, default_value_t = 1)]
+    verbose: u8,
 }
 
 fn main() {
@@ -250,8 +257,7 @@ fn run(cli: Cli) -> bitgrad::Result<()> {
                 println!("no GPU adapters found (the CPU reference backend is always available)");
             }
             for (i, a) in adapters.iter().enumerate() {
-                let soft = if a.is_software() { ", software" } else { "" };
-                println!("{i}: {} ({:?}, {:?}{soft}) driver: {}", a.name, a.backend, a.device_type, a.driver);
+                println!("{i}: {a} driver: {}", a.driver);
             }
             let d = bitgrad::Device::try_best()?;
             println!("selected: {}", d.describe());
@@ -294,7 +300,11 @@ fn run(cli: Cli) -> bitgrad::Result<()> {
         Command::Summary { model, json } => {
             use bitgrad::models::Model;
             let m = bitgrad::io::keras::read_model(&model)?;
-            let summary = m.build(1, bitgrad::layers::Mode::Inference)?.summary();
+            let built = m.build(1, bitgrad::layers::Mode::Inference)?;
+            for w in built.warnings() {
+                eprintln!("warning: {w}");
+            }
+            let summary = built.summary();
             if json {
                 println!("{}", summary.to_json());
             } else {
@@ -399,6 +409,13 @@ fn train(args: TrainArgs) -> bitgrad::Result<()> {
         return Err(bitgrad::Error::invalid("train", "--limit", "leaves no training samples"));
     }
     eprintln!("device: {}", d.describe());
+    if d.gpu_context().is_some_and(|c| c.summary.is_software()) {
+        eprintln!(
+            "note: the only GPU adapter is a software rasterizer, which runs on this machine's CPU cores; for small models the \
+             CPU reference (--device cpu) may be as fast. The full main job (both models) takes about 15 minutes on 2 cores \
+             (README: Quick start)."
+        );
+    }
     eprintln!("data: {} ({} train, {} test)", args.data.display(), train.len(), test.len());
     // Every model is compiled and checked before any trains, so nothing a later model needs
     // can fail after an earlier one has spent its time.
@@ -435,6 +452,9 @@ fn train(args: TrainArgs) -> bitgrad::Result<()> {
         );
         let mut trainer =
             Trainer::compile(model, Loss::SparseCategoricalCrossentropy { from_logits: false }, optimizer, &[Metric::Accuracy], &d)?;
+        for w in trainer.warnings() {
+            eprintln!("warning: {w}");
+        }
         let mut done = 0;
         if let Some(path) = &args.resume {
             trainer.load_state(path)?;
@@ -456,7 +476,16 @@ fn train(args: TrainArgs) -> bitgrad::Result<()> {
             })?,
             batch_size: args.batch_size,
             shuffle_seed: Some(args.seed),
-            verbose: 1,
+            verbose: args.verbose,
+            callbacks: args
+                .tensorboard
+                .as_ref()
+                .map(|dir| {
+                    let board: bitgrad::train::SharedCallback =
+                        bitgrad::train::callbacks::shared(bitgrad::train::TensorBoard::new(dir.join(which)));
+                    vec![board]
+                })
+                .unwrap_or_default(),
             checkpoint: args.checkpoint.as_ref().map(|p| bitgrad::train::ModelCheckpoint::new(per_model(p, which))),
             ..FitOptions::default()
         };

@@ -83,7 +83,9 @@ impl GpuContext {
         let (_instance, adapter) = choose_adapter(&request).await?;
         let summary = AdapterSummary::of(&adapter.get_info());
         if summary.is_software() {
-            log::warn!("no hardware GPU adapter found; using the software adapter {} ({:?})", summary.name, summary.backend);
+            // Said once, for people, by the command line (`software_note`); a library user
+            // reads `Device::describe` or `AdapterSummary::is_software`.
+            log::info!("no hardware GPU adapter found; using the software adapter {summary}");
         }
         let features = WANTED_FEATURES & adapter.features();
         let mut limits = adapter.limits();
@@ -124,10 +126,9 @@ impl GpuContext {
     /// "adapter name (backend, type)" plus "software" when it is one.
     pub fn describe(&self) -> String {
         let s = &self.summary;
-        let soft = if s.is_software() { ", software" } else { "" };
         let no_subgroups =
             if self.features.contains(wgpu::Features::SUBGROUP) && !self.subgroup_kernels { ", subgroup kernels off" } else { "" };
-        format!("{} ({:?}, {:?}{soft}{no_subgroups})", s.name, s.backend, s.device_type)
+        format!("{} ({}, {}{no_subgroups})", s.name, s.api(), s.kind())
     }
 
     /// True when the adapter has subgroup operations.

@@ -58,9 +58,36 @@ impl AdapterSummary {
 }
 
 /// Name, backend and device type, as errors list adapters.
+impl AdapterSummary {
+    /// The graphics API, as people write it (`Vulkan`, `Metal`, `DX12`, `GL`, `WebGPU`).
+    pub fn api(&self) -> &'static str {
+        match self.backend {
+            wgpu::Backend::Vulkan => "Vulkan",
+            wgpu::Backend::Metal => "Metal",
+            wgpu::Backend::Dx12 => "DX12",
+            wgpu::Backend::Gl => "GL",
+            wgpu::Backend::BrowserWebGpu => "WebGPU",
+            wgpu::Backend::Noop => "no-op",
+        }
+    }
+
+    /// The kind of device, as people say it (`discrete GPU`, `software rasterizer on the CPU`).
+    pub fn kind(&self) -> &'static str {
+        match self.device_type {
+            wgpu::DeviceType::DiscreteGpu => "discrete GPU",
+            wgpu::DeviceType::IntegratedGpu => "integrated GPU",
+            wgpu::DeviceType::VirtualGpu => "virtual GPU",
+            wgpu::DeviceType::Cpu => "software rasterizer on the CPU",
+            wgpu::DeviceType::Other => "other device",
+        }
+    }
+}
+
+/// `name (API, kind)`, e.g. `llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, software rasterizer on
+/// the CPU)`.
 impl std::fmt::Display for AdapterSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({:?}, {:?})", self.name, self.backend, self.device_type)
+        write!(f, "{} ({}, {})", self.name, self.api(), self.kind())
     }
 }
 

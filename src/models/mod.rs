@@ -373,6 +373,12 @@ impl Built {
         names
     }
 
+    /// What building warned of (Larq's starved-weights warning for a binary kernel quantizer
+    /// without a constraint), one line each; also logged.
+    pub fn warnings(&self) -> &[String] {
+        &self.network.ctx.warnings
+    }
+
     /// The graph.
     pub fn graph(&self) -> &Graph {
         &self.network.graph

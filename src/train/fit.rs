@@ -21,7 +21,7 @@ use super::schedules::{Every, HyperparameterScheduler};
 use crate::device::{block, Device};
 use crate::error::{Error, Result};
 use crate::graph::{BinaryOp, Graph, Init, ValueId};
-use crate::layers::Mode;
+use crate::layers::{Arg, Mode};
 use crate::models::{self, Model};
 use crate::runtime::{KernelTime, ParamStore, Plan, PlanMemory};
 use crate::tensor::{DType, HostTensor, TensorData};
@@ -198,7 +198,35 @@ pub struct Trainer {
     pub(super) epoch: usize,
     /// The variables a saved state holds, recorded once (see `checkpoint.rs`).
     pub(super) state_variables: Option<Arc<super::checkpoint::StateVariables>>,
+    /// What building the model and preparing the optimizer warned of (see [`Trainer::warnings`]).
+    warnings: Vec<String>,
 }
+
+/// Keras' `model.compile(optimizer, loss, metrics)` on any model: the optimizer and loss as
+/// values or Keras names (`"adam"`, `"sparse_categorical_crossentropy"`), metrics by name
+/// (`&["accuracy"]`); the result trains, evaluates and predicts ([`Trainer`]). `compile` runs on
+/// the best device ([`Device::try_best`]), `compile_on` on the one given.
+pub trait Compile: Model + Sized + 'static {
+    /// Compiles on the best device.
+    fn compile(self, optimizer: impl Arg<Arc<dyn Optimizer>>, loss: impl Arg<Loss>, metrics: &[&str]) -> Result<Trainer> {
+        let device = Device::try_best()?;
+        self.compile_on(&device, optimizer, loss, metrics)
+    }
+
+    /// Compiles on `device`.
+    fn compile_on(
+        self,
+        device: &Device,
+        optimizer: impl Arg<Arc<dyn Optimizer>>,
+        loss: impl Arg<Loss>,
+        metrics: &[&str],
+    ) -> Result<Trainer> {
+        let metrics = metrics.iter().map(|m| Metric::from_name(m)).collect::<Result<Vec<_>>>()?;
+        Trainer::compile(self, loss.resolve()?, optimizer.resolve()?, &metrics, device)
+    }
+}
+
+impl<M: Model + 'static> Compile for M {}
 
 impl Trainer {
     /// Keras' `compile`: the model (single input), loss, optimizer and metrics, on `device`.
@@ -219,7 +247,14 @@ impl Trainer {
         for (name, s) in optimizer.hyperparameters() {
             s.check(&name)?;
         }
+        // Built once here, as Keras builds at compile: a model that cannot be built fails now,
+        // and the build's and the optimizer's warnings are known before training.
+        let built = models::build(&model, 1, Mode::Training)?;
+        let mut warnings = built.network.ctx.warnings.clone();
+        let trainable: Vec<&crate::layers::Weight> = built.network.ctx.weights.iter().filter(|w| w.trainable).collect();
+        warnings.extend(optimizer.prepare(&trainable)?);
         Ok(Trainer {
+            warnings,
             model: Box::new(model),
             loss,
             optimizer,
@@ -232,6 +267,13 @@ impl Trainer {
             epoch: 0,
             state_variables: None,
         })
+    }
+
+    /// Larq's warnings about the compiled model and optimizer, e.g. a binary kernel quantizer
+    /// without a `kernel_constraint` ("starved weights") or a variable no optimizer of a
+    /// [`super::optimizers::CaseOptimizer`] trains; also logged. The command line prints them.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// The device.

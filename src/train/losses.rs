@@ -222,3 +222,16 @@ fn signed_labels(g: &mut Graph, y: ValueId) -> Result<ValueId> {
     let yk = g.mul(y, k)?;
     g.sub(yk, b)
 }
+
+impl crate::layers::Arg<Loss> for Loss {
+    fn resolve(self) -> Result<Loss> {
+        Ok(self)
+    }
+}
+
+/// A loss by Keras name (see [`Loss::from_name`]).
+impl crate::layers::Arg<Loss> for &str {
+    fn resolve(self) -> Result<Loss> {
+        Loss::from_name(self)
+    }
+}

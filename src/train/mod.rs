@@ -13,7 +13,7 @@ pub mod tensorboard;
 
 pub use callbacks::{Callback, Control, EarlyStopping, Logs, ModelCheckpoint, SharedCallback};
 pub use data::Dataset;
-pub use fit::{EpochLog, FitOptions, History, Metric, Trainer};
+pub use fit::{Compile, EpochLog, FitOptions, History, Metric, Trainer};
 pub use losses::Loss;
 pub use schedules::{Every, HyperparameterScheduler, Schedule};
 pub use tensorboard::{TensorBoard, UpdateFreq};

@@ -70,7 +70,7 @@ impl Optimizer for CaseOptimizer {
         self.pairs.iter().map(|(_, o)| o).chain(&self.default).flat_map(|o| o.hyperparameters()).collect()
     }
 
-    fn prepare(&self, weights: &[&Weight]) -> Result<()> {
+    fn prepare(&self, weights: &[&Weight]) -> Result<Vec<String>> {
         let mut names: Vec<&str> = self.pairs.iter().map(|(_, o)| o.name()).chain(self.default.iter().map(|o| o.name())).collect();
         names.sort_unstable();
         if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
@@ -80,9 +80,10 @@ impl Optimizer for CaseOptimizer {
                 format!("two optimizers are named `{}`; give each its own name", w[0]),
             ));
         }
+        let mut warnings = Vec::new();
         for w in weights {
             if self.route(w)?.is_none() {
-                log::warn!("No `default_optimizer` provided to train variable `{}`.", w.name);
+                warnings.push(format!("No `default_optimizer` provided to train variable `{}`.", w.name));
             }
         }
         for (p, o) in &self.pairs {
@@ -94,7 +95,10 @@ impl Optimizer for CaseOptimizer {
                 ));
             }
         }
-        Ok(())
+        for w in &warnings {
+            log::warn!("{w}");
+        }
+        Ok(warnings)
     }
 
     fn update(&self, g: &mut Graph, u: &mut Updates, w: &Weight, grad: ValueId) -> Result<ValueId> {

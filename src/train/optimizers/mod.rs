@@ -19,12 +19,43 @@ pub use case::{CaseOptimizer, Predicate};
 pub use sgd::Sgd;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::error::Result;
 use crate::graph::{Graph, Init, ValueId};
 use crate::layers::Weight;
 use crate::tensor::DType;
 use crate::train::Schedule;
+
+/// An optimizer by Keras name with Keras' defaults (`"adam"`, `"adamw"`, `"sgd"`, and Larq's
+/// `"bop"`), as `compile(optimizer="adam")` takes it.
+pub fn from_name(name: &str) -> Result<Arc<dyn Optimizer>> {
+    Ok(match name.to_ascii_lowercase().as_str() {
+        "adam" => Arc::new(Adam::new(1e-3)),
+        "adamw" => Arc::new(Adam { weight_decay: Schedule::Constant(4e-3), ..Adam::new(1e-3) }),
+        "sgd" => Arc::new(Sgd::new(0.01)),
+        "bop" => Arc::new(Bop::new()),
+        _ => return Err(crate::error::Error::unknown("optimizer", name, ["adam", "adamw", "sgd", "bop"])),
+    })
+}
+
+impl crate::layers::Arg<Arc<dyn Optimizer>> for &str {
+    fn resolve(self) -> Result<Arc<dyn Optimizer>> {
+        from_name(self)
+    }
+}
+
+impl<O: Optimizer + 'static> crate::layers::Arg<Arc<dyn Optimizer>> for O {
+    fn resolve(self) -> Result<Arc<dyn Optimizer>> {
+        Ok(Arc::new(self))
+    }
+}
+
+impl crate::layers::Arg<Arc<dyn Optimizer>> for Arc<dyn Optimizer> {
+    fn resolve(self) -> Result<Arc<dyn Optimizer>> {
+        Ok(self)
+    }
+}
 
 /// An optimizer: records the update of each variable it is given.
 pub trait Optimizer: std::fmt::Debug + Send + Sync {
@@ -37,9 +68,10 @@ pub trait Optimizer: std::fmt::Debug + Send + Sync {
     /// the variable's constraint. Reading hyperparameters and slots goes through `u`.
     fn update(&self, g: &mut Graph, u: &mut Updates, w: &Weight, grad: ValueId) -> Result<ValueId>;
     /// Checks its configuration against the variables it will train (e.g. a
-    /// [`CaseOptimizer`]'s claims); called once before any update is recorded.
-    fn prepare(&self, _weights: &[&Weight]) -> Result<()> {
-        Ok(())
+    /// [`CaseOptimizer`]'s claims) and returns its warnings (Larq's for a variable no optimizer
+    /// trains); called before any update is recorded.
+    fn prepare(&self, _weights: &[&Weight]) -> Result<Vec<String>> {
+        Ok(Vec::new())
     }
     /// A line for people naming the optimizer and its settings, e.g. `Adam (learning_rate
     /// 0.001, beta_1 0.9, beta_2 0.999, epsilon 1e-7)`; by default its name and hyperparameters.
