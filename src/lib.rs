@@ -48,6 +48,32 @@ pub use tensor::{DType, HostTensor, Shape, TensorData};
 /// The wgpu that [`GpuContext`] exposes, for your own calls on bitgrad's device.
 pub use wgpu;
 
+/// What a Larq program uses, in one import: `use bitgrad::prelude::*;` brings the layers under
+/// Larq's and Keras' class names, their builder traits, models, quantizers, constraints,
+/// optimizers, schedules, losses, metrics, callbacks, the trainer and the devices.
+pub mod prelude {
+    pub use crate::constraints::WeightClip;
+    pub use crate::layers::{
+        reset_names, Activation, ActivationLayer, Add, Arg, AveragePooling1D, AveragePooling2D, AveragePooling3D, BatchNormalization,
+        Concatenate, DepthwiseOptions, Dropout, Flatten, GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalAveragePooling3D,
+        GlobalMaxPooling1D, GlobalMaxPooling2D, GlobalMaxPooling3D, GlobalPooling, Initializer, Layer, MaxPooling1D, MaxPooling2D,
+        MaxPooling3D, Merge, MergeKind, Mode, Multiply, Pooling, PoolingKind, QuantConv, QuantConv1D, QuantConv1DTranspose, QuantConv2D,
+        QuantConv2DTranspose, QuantConv3D, QuantConv3DTranspose, QuantConvTranspose, QuantDense, QuantDepthwiseConv, QuantDepthwiseConv2D,
+        QuantLayer, QuantLocallyConnected, QuantLocallyConnected1D, QuantLocallyConnected2D, QuantSeparableConv, QuantSeparableConv1D,
+        QuantSeparableConv2D, Regularizer, Reshape, ZeroPadding,
+    };
+    pub use crate::models::{Functional, Input, Model, Network, Sequential, Summary};
+    pub use crate::qat::{quantize_annotate_layer, quantize_annotate_model, quantize_apply, quantize_model};
+    pub use crate::quantizers::Quantizer;
+    pub use crate::train::metrics::metrics_scope;
+    pub use crate::train::optimizers::{Adam, Bop, CaseOptimizer, Optimizer, Sgd};
+    pub use crate::train::{
+        Callback, Compile, Control, Dataset, EarlyStopping, FitOptions, History, Loss, Metric, ModelCheckpoint, Schedule, TensorBoard,
+        Trainer,
+    };
+    pub use crate::{Device, Error, Result};
+}
+
 /// The README's examples, compiled as doctests so that they cannot drift from the API.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
