@@ -25,6 +25,8 @@ CARGO_TARGET_DIR=target cargo clippy --manifest-path web/Cargo.toml --all-target
 echo "== cargo test"
 cargo test --locked --all-targets
 cargo test --locked --doc
+echo "== cargo doc (no warnings)"
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps
 echo "== TensorBoard's own reader loads the event files of the TensorBoard callback"
 # A venv kept under target/ (pip reuses it on the next run); Debian's python3 needs python3-venv.
 tb_venv=target/tensorboard-venv

@@ -31,7 +31,7 @@ pub struct XnorDirect {
     pub rows: usize,
     /// Output columns per workgroup.
     pub cols: usize,
-    /// Whether it reads K as vec4<u32> (words a multiple of 4).
+    /// Whether it reads K as `vec4<u32>` (words a multiple of 4).
     pub vec_k: bool,
 }
 
