@@ -24,6 +24,8 @@ const ORDER: &[&[&str]] = &[
     &["qat"],
     &["train"],
     &["bench"],
+    // Re-exports of every layer below, for programs (an inline module of lib.rs).
+    &["prelude"],
     &["bin"],
 ];
 

@@ -209,7 +209,8 @@ fn fit_learns_and_evaluates_with_partial_batches() {
         assert!(m["accuracy"] > 0.9, "accuracy {m:?} on {}", d.describe());
         assert!(m["top_2"] >= m["accuracy"]);
         let p = t.predict(&test, 16).unwrap();
-        assert_eq!(p.len(), 50 * 3);
+        assert_eq!(p.shape().dims(), [50, 3], "predict is [samples, classes]");
+        let p = p.as_f32().unwrap();
         let argmax_right = (0..50)
             .filter(|&i| {
                 let row = &p[i * 3..i * 3 + 3];

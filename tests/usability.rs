@@ -12,8 +12,12 @@ use bitgrad::train::{Dataset, FitOptions, Loss, Metric, Trainer};
 use bitgrad::Device;
 
 fn images(n: usize) -> Dataset {
+    images_of(&[28, 28], n)
+}
+
+fn images_of(shape: &[usize], n: usize) -> Dataset {
     let x = (0..n * 28 * 28).map(|i| ((i * 7919) % 255) as f32 / 255.0).collect();
-    Dataset::new(&[28, 28], x, (0..n as i32).map(|i| i % 10).collect()).unwrap()
+    Dataset::new(shape, x, (0..n as i32).map(|i| i % 10).collect()).unwrap()
 }
 
 fn compile(model: Sequential) -> bitgrad::Result<Trainer> {
@@ -355,4 +359,40 @@ fn train_writes_tensorboard_files_and_follows_verbose() {
     let (ok, _, err) =
         common::bitgrad(&["train", "--model", "mlp", "--epochs", "1", "--limit", "64", "--device", "cpu", "--data", d, "--verbose", "0"]);
     assert!(ok && !err.contains("Epoch 1/1"), "{err}");
+}
+
+#[test]
+fn weights_are_got_set_saved_and_loaded_by_keras_name_and_predict_is_shaped() {
+    use bitgrad::train::Compile;
+    let model = || {
+        bitgrad::layers::reset_names();
+        guide_model().named("m")
+    };
+    let mut a = model().compile_on(&Device::cpu(), "adam", "sparse_categorical_crossentropy", &["accuracy"]).unwrap();
+    let names: Vec<String> = a.get_weights().unwrap().into_iter().map(|(n, _)| n).collect();
+    assert!(names.iter().all(|n| !n.contains("adam")), "no optimizer slots: {names:?}");
+    assert_eq!(names, ["quant_dense/kernel", "quant_dense/bias", "quant_dense_1/kernel", "quant_dense_1/bias"].map(String::from));
+    // Samples of another shape than the model's input are refused by name.
+    let err = a.fit(&images(16), None, &FitOptions { epochs: 1, batch_size: 8, ..FitOptions::default() }).unwrap_err().to_string();
+    assert!(err.contains("the training set has samples of shape [28, 28], but the model's input `input` takes [28, 28, 1]"), "{err}");
+    a.fit(&images_of(&[28, 28, 1], 16), None, &FitOptions { epochs: 1, batch_size: 8, ..FitOptions::default() }).unwrap();
+    let dir = common::scratch("usability-weights");
+    let file = dir.join("w.safetensors");
+    a.save_weights(&file).unwrap();
+    let mut b = model().compile_on(&Device::cpu(), "adam", "sparse_categorical_crossentropy", &["accuracy"]).unwrap();
+    let x = images_of(&[28, 28, 1], 4);
+    assert_ne!(a.predict(&x, 4).unwrap(), b.predict(&x, 4).unwrap(), "different weights before loading");
+    b.load_weights(&file).unwrap();
+    let p = b.predict(&x, 4).unwrap();
+    assert_eq!(p.shape().dims(), [4, 10]);
+    assert_eq!(p, a.predict(&x, 4).unwrap(), "the same model after loading");
+    // set_weights by name, checked.
+    let mut w = a.get_weights().unwrap();
+    let err = b.set_weights(&[("nope/kernel".to_string(), w[0].1.clone())]).unwrap_err().to_string();
+    assert!(err.contains("nope/kernel"), "{err}");
+    let (name, t) = w.remove(1);
+    let wrong = bitgrad::HostTensor::f32([1], vec![0.0]).unwrap();
+    let err = b.set_weights(&[(name.clone(), wrong)]).unwrap_err().to_string();
+    assert!(err.contains(&name) && err.contains("expects"), "{err}");
+    b.set_weights(&[(name, t)]).unwrap();
 }

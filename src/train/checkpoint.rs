@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::graph::{Graph, Source};
 use crate::io::safetensors::{Expected, TensorFile};
 use crate::runtime::Plan;
+use crate::tensor::HostTensor;
 
 /// The `format` metadata entry of a trainer state file.
 pub const FORMAT: &str = crate::io::safetensors::TRAINER_STATE_FORMAT;
@@ -124,5 +125,70 @@ impl Trainer {
         let mut t = Trainer::compile(model, loss, optimizer, metrics, device)?;
         t.load_state(state)?;
         Ok(t)
+    }
+}
+
+impl Trainer {
+    /// The model's weights by Keras name (`quant_dense/kernel`, BatchNormalization's moving
+    /// statistics included; no optimizer slots), as Keras' `get_weights` gives them, in the
+    /// order the model made them. Weights no step has created yet are initialised first.
+    pub fn get_weights(&mut self) -> Result<Vec<(String, HostTensor)>> {
+        let names = self.weight_names()?;
+        let state = self.state_variables()?;
+        if names.iter().any(|n| self.params.get(n).is_none()) {
+            Plan::new(&self.device().clone(), &state.0, &[], &mut self.params)?;
+        }
+        names
+            .into_iter()
+            .map(|n| {
+                let t = self.params.get(&n).ok_or_else(|| Error::unknown("weight", &n, Vec::<String>::new()))?.download()?;
+                Ok((n, t))
+            })
+            .collect()
+    }
+
+    /// Keras' `set_weights`, by name: each tensor must be a weight of the model with its shape
+    /// (errors name it); weights not given keep their values.
+    pub fn set_weights(&mut self, weights: &[(String, HostTensor)]) -> Result<()> {
+        let names = self.weight_names()?;
+        let state = self.state_variables()?;
+        let expected: Expected =
+            state.1.iter().chain(&state.2).filter(|(n, _)| names.contains(n)).map(|(n, v)| (n.clone(), v.clone())).collect();
+        let file = TensorFile { tensors: weights.iter().cloned().collect(), metadata: BTreeMap::new() };
+        file.check("set_weights", &BTreeMap::new(), &expected)?;
+        if names.iter().any(|n| self.params.get(n).is_none()) {
+            Plan::new(&self.device().clone(), &state.0, &[], &mut self.params)?;
+        }
+        let device = self.device().clone();
+        file.store(&mut self.params, &device)
+    }
+
+    /// Keras' `save_weights`: the model's weights in a safetensors file keyed by Keras name,
+    /// which `load_weights`, `bitgrad run --weights` and the Keras import read.
+    pub fn save_weights(&mut self, path: &Path) -> Result<()> {
+        let file = TensorFile { tensors: self.get_weights()?.into_iter().collect(), metadata: BTreeMap::new() };
+        file.write(path)
+    }
+
+    /// Keras' `load_weights`: every weight of the model from a file `save_weights` (or Python,
+    /// keyed by Keras weight name) wrote; errors name the missing, extra or misshapen tensors.
+    pub fn load_weights(&mut self, path: &Path) -> Result<()> {
+        let file = TensorFile::read(path)?;
+        let names = self.weight_names()?;
+        let state = self.state_variables()?;
+        let expected: Expected =
+            state.1.iter().chain(&state.2).filter(|(n, _)| names.contains(n)).map(|(n, v)| (n.clone(), v.clone())).collect();
+        file.check(&path.display().to_string(), &expected, &BTreeMap::new())?;
+        if names.iter().any(|n| self.params.get(n).is_none()) {
+            Plan::new(&self.device().clone(), &state.0, &[], &mut self.params)?;
+        }
+        let device = self.device().clone();
+        file.store(&mut self.params, &device)
+    }
+
+    /// The model's weight names, in the order the model made them.
+    fn weight_names(&self) -> Result<Vec<String>> {
+        let built = crate::models::build(self.model.as_ref(), 1, crate::layers::Mode::Training)?;
+        Ok(built.network.ctx.weights.iter().map(|w| w.name.clone()).collect())
     }
 }

@@ -573,6 +573,15 @@ impl Trainer {
         if data.is_empty() {
             return Ok(());
         }
+        let (input, shape) = self.model.inputs().remove(0);
+        if data.sample_shape != shape {
+            return Err(Error::shapes(
+                "fit",
+                &data.sample_shape,
+                &shape,
+                format!("{what} has samples of shape {:?}, but the model's input `{input}` takes {shape:?} per sample", data.sample_shape),
+            ));
+        }
         let classes = *self.planned(false, 1)?.output_dims.last().unwrap_or(&1);
         let all: Vec<usize> = (0..data.len()).collect();
         check_labels(&data.y, &all, classes).map_err(|e| match e {
@@ -796,28 +805,29 @@ impl Trainer {
     }
 
     /// Keras' `predict`: the model's outputs for `data`'s samples in inference mode, batch after
-    /// batch, concatenated.
-    pub fn predict(&mut self, data: &Dataset, batch_size: usize) -> Result<Vec<f32>> {
+    /// batch, as one tensor `[samples, outputs...]` (e.g. `[N, 10]` class probabilities).
+    pub fn predict(&mut self, data: &Dataset, batch_size: usize) -> Result<HostTensor> {
         block("Trainer::predict", "Trainer::predict_async", self.predict_async(data, batch_size))
     }
 
     /// [`Trainer::predict`] without blocking, as the browser needs.
-    pub async fn predict_async(&mut self, data: &Dataset, batch_size: usize) -> Result<Vec<f32>> {
+    pub async fn predict_async(&mut self, data: &Dataset, batch_size: usize) -> Result<HostTensor> {
         if batch_size == 0 {
             return Err(Error::invalid("predict", "batch_size", "must be positive"));
         }
-        if data.is_empty() {
-            return Ok(Vec::new());
-        }
-        let batch_size = self.inference_batch(batch_size.min(data.len()))?;
-        let order: Vec<usize> = (0..data.len()).collect();
+        let per_sample = self.planned(false, 1)?.output_dims[1..].to_vec();
         let mut out = Vec::new();
-        for b in order.chunks(batch_size) {
-            self.run_batch(false, data, b, true)?;
-            let step = &self.plans[&(false, b.len())];
-            out.extend_from_slice(step.plan.fetch_async(step.output).await?.as_f32()?);
+        if !data.is_empty() {
+            let batch_size = self.inference_batch(batch_size.min(data.len()))?;
+            let order: Vec<usize> = (0..data.len()).collect();
+            for b in order.chunks(batch_size) {
+                self.run_batch(false, data, b, true)?;
+                let step = &self.plans[&(false, b.len())];
+                out.extend_from_slice(step.plan.fetch_async(step.output).await?.as_f32()?);
+            }
         }
-        Ok(out)
+        let shape: Vec<usize> = std::iter::once(data.len()).chain(per_sample).collect();
+        HostTensor::f32(shape, out)
     }
 }
 

@@ -132,7 +132,7 @@ impl Demo {
     pub async fn classify(&self, pixels: Vec<f32>) -> Result<Vec<f32>, JsError> {
         let x = image(&pixels)?;
         let mut s = self.take()?;
-        let result = s.trainer.predict_async(&x, 1).await.map_err(js);
+        let result = s.trainer.predict_async(&x, 1).await.and_then(|t| t.as_f32().map(<[f32]>::to_vec)).map_err(js);
         self.put(s);
         result
     }
