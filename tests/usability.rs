@@ -396,3 +396,13 @@ fn weights_are_got_set_saved_and_loaded_by_keras_name_and_predict_is_shaped() {
     assert!(err.contains(&name) && err.contains("expects"), "{err}");
     b.set_weights(&[(name, t)]).unwrap();
 }
+
+#[test]
+fn the_summary_prints_larqs_tables_with_and_without_macs() {
+    use bitgrad::models::Model;
+    bitgrad::layers::reset_names();
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/summary");
+    let summary = guide_model().summary().unwrap();
+    assert_eq!(summary.to_string(), std::fs::read_to_string(fixtures.join("guide_mlp.txt")).unwrap());
+    assert_eq!(summary.table_with(false), std::fs::read_to_string(fixtures.join("guide_mlp_no_macs.txt")).unwrap());
+}

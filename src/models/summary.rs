@@ -187,8 +187,14 @@ impl Summary {
         serde_json::to_string_pretty(self).expect("the summary is plain data")
     }
 
-    /// Larq's two tables, as it prints them.
+    /// Larq's two tables, as `larq.models.summary(model)` prints them.
     pub fn table(&self) -> String {
+        self.table_with(true)
+    }
+
+    /// Larq's two tables with its `include_macs` argument: without, the summary table leaves
+    /// out the MAC count and ratios (the layer table keeps its MAC columns, as Larq's does).
+    pub fn table_with(&self, include_macs: bool) -> String {
         let bitwidths: BTreeSet<u32> = self.layers.iter().flat_map(|l| l.weights.iter().map(|w| w.bitwidth)).collect();
         let precisions: BTreeSet<u32> = self.layers.iter().flat_map(|l| l.macs.iter().flatten().map(|m| m.0)).collect();
         let mut header = vec!["Layer".to_string(), "Input prec.\n(bit)".to_string(), "Outputs".to_string()];
@@ -235,13 +241,15 @@ impl Summary {
             vec!["Model size (8-bit FP weights)".to_string(), readable_memory(self.int8_fp_weights_memory_bits)],
             vec!["Float-32 Equivalent".to_string(), readable_memory(self.fp_equivalent_memory_bits)],
             vec!["Compression Ratio of Memory".to_string(), format!("{:.2}", self.compression_ratio)],
-            vec!["Number of MACs".to_string(), readable_number(self.macs as f64)],
         ];
-        if self.binarized_mac_ratio > 0.0 {
-            rows.push(vec!["Ratio of MACs that are binarized".to_string(), format!("{:.4}", self.binarized_mac_ratio)]);
-        }
-        if self.ternarized_mac_ratio > 0.0 {
-            rows.push(vec!["Ratio of MACs that are ternarized".to_string(), format!("{:.4}", self.ternarized_mac_ratio)]);
+        if include_macs {
+            rows.push(vec!["Number of MACs".to_string(), readable_number(self.macs as f64)]);
+            if self.binarized_mac_ratio > 0.0 {
+                rows.push(vec!["Ratio of MACs that are binarized".to_string(), format!("{:.4}", self.binarized_mac_ratio)]);
+            }
+            if self.ternarized_mac_ratio > 0.0 {
+                rows.push(vec!["Ratio of MACs that are ternarized".to_string(), format!("{:.4}", self.ternarized_mac_ratio)]);
+            }
         }
         out.push_str(&ascii_table(&format!("{} summary", self.name), &rows, false));
         out
