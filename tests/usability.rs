@@ -406,3 +406,28 @@ fn the_summary_prints_larqs_tables_with_and_without_macs() {
     assert_eq!(summary.to_string(), std::fs::read_to_string(fixtures.join("guide_mlp.txt")).unwrap());
     assert_eq!(summary.table_with(false), std::fs::read_to_string(fixtures.join("guide_mlp_no_macs.txt")).unwrap());
 }
+
+#[test]
+fn data_sets_read_numpy_files() {
+    let dir = common::scratch("usability-npy");
+    let (x, y) = (dir.join("x.npy"), dir.join("y.npy"));
+    bitgrad::io::npy::write(&x, &bitgrad::HostTensor::f32([3, 2, 2], (0..12).map(|i| i as f32).collect()).unwrap()).unwrap();
+    bitgrad::io::npy::write(&y, &bitgrad::HostTensor::f32([3, 1], vec![2.0, 0.0, 1.0]).unwrap()).unwrap();
+    let d = Dataset::from_npy(&x, &y).unwrap();
+    assert_eq!((d.sample_shape.clone(), d.y.clone(), d.x.len()), (vec![2, 2], vec![2, 0, 1], 12));
+    bitgrad::io::npy::write(&y, &bitgrad::HostTensor::f32([3], vec![0.5, 0.0, 1.0]).unwrap()).unwrap();
+    let err = Dataset::from_npy(&x, &y).unwrap_err().to_string();
+    assert!(err.contains("y.npy") && err.contains("whole class numbers"), "{err}");
+    bitgrad::io::npy::write(&y, &bitgrad::HostTensor::f32([2], vec![0.0, 1.0]).unwrap()).unwrap();
+    let err = Dataset::from_npy(&x, &y).unwrap_err().to_string();
+    assert!(err.contains("must be [3] or [3, 1] for 3 samples"), "{err}");
+}
+
+#[test]
+fn each_command_has_its_own_help() {
+    let (_, run, _) = common::bitgrad(&["run", "--help"]);
+    let (_, grad, _) = common::bitgrad(&["grad", "--help"]);
+    let first = |s: &str| s.lines().next().unwrap_or_default().to_string();
+    assert_ne!(first(&run), first(&grad));
+    assert!(first(&grad).starts_with("Gradients"), "{grad}");
+}

@@ -126,6 +126,33 @@ impl Dataset {
         Ok(Dataset { sample_shape: sample_shape.to_vec(), x, y })
     }
 
+    /// Samples and labels from `.npy` files, as NumPy users keep them (`np.save`): samples
+    /// float32 `[n, ...]` (the sample shape is the rest), labels one class per sample as float32
+    /// whole numbers (`y.astype(np.float32)`), `[n]` or `[n, 1]` (the `.npy` reader reads float32
+    /// only). Errors name the file.
+    pub fn from_npy(samples: &Path, labels: &Path) -> Result<Dataset> {
+        let x = crate::io::npy::read(samples)?;
+        let y = crate::io::npy::read(labels)?;
+        let bad = |file: &Path, why: String| Error::BadFile { file: file.display().to_string(), reason: why };
+        let dims = x.shape().dims().to_vec();
+        if dims.len() < 2 {
+            return Err(bad(samples, format!("samples must be [n, ...], not {dims:?}")));
+        }
+        let n = dims[0];
+        let classes: Vec<i32> = match y.data() {
+            crate::tensor::TensorData::F32(v) if v.iter().all(|c| c.fract() == 0.0 && c.abs() < 2e9) => {
+                v.iter().map(|&c| c as i32).collect()
+            }
+            crate::tensor::TensorData::F32(_) => return Err(bad(labels, "float labels must be whole class numbers".into())),
+            d => return Err(bad(labels, format!("labels must be integers, not {:?}", d.dtype()))),
+        };
+        let ydims = y.shape().dims();
+        if !(ydims == [n] || ydims == [n, 1]) {
+            return Err(bad(labels, format!("labels must be [{n}] or [{n}, 1] for {n} samples, not {ydims:?}")));
+        }
+        Dataset::new(&dims[1..], x.as_f32()?.to_vec(), classes)
+    }
+
     /// Images and labels from IDX files: images `[n, rows, cols]` become `[rows, cols, 1]`
     /// samples scaled from bytes to [-1, 1] (`x / 127.5 - 1`).
     pub fn from_idx(images: &Idx, labels: &Idx, what: &str) -> Result<Dataset> {
