@@ -76,7 +76,7 @@ fn conv_model() -> Sequential {
         .add(QuantDepthwiseConv { name: "dw".into(), opts: depthwise })
         .add(QuantSeparableConv { pointwise_quantizer: Some(q("ste_sign")), ..QuantSeparableConv::new(32, separable).named("sep") })
         .add(Pooling::new(PoolingKind::Average, &[2, 2]).named("pool2"))
-        .add(Dropout::new(0.2, 1).named("drop"))
+        .add(Dropout::new(0.2).seed(1).named("drop"))
         .add(Flatten::new().named("flat"))
         .add(QuantDense::new(16).named("tern").input_quantizer(q("ste_sign")).kernel_quantizer(q("ste_tern")))
         .add(BatchNormalization::new().named("bn3"))
@@ -275,7 +275,7 @@ fn incompatible_shapes_are_errors_naming_the_layer() {
 
 #[test]
 fn dropout_is_seeded_fresh_each_step_and_off_in_inference() {
-    let model = Sequential::new().named("drop").input_shape(&[400]).add(Dropout::new(0.25, 7).named("dropout"));
+    let model = Sequential::new().named("drop").input_shape(&[400]).add(Dropout::new(0.25).seed(7).named("dropout"));
     let x = HostTensor::f32([1, 400], vec![2.0; 400]).unwrap();
     let infer = model.build(1, Mode::Inference).unwrap();
     assert_eq!(forward(&infer, &Device::cpu(), &mut ParamStore::new(), &x), vec![2.0; 400]);

@@ -280,6 +280,12 @@ fn larqs_class_names_construct_the_layers() {
     assert_eq!(GlobalAveragePooling2D::new().name, "global_average_pooling2d");
     assert_eq!(BatchNormalization::new().scale(false).momentum(0.9).name, "batch_normalization");
     assert_eq!((Add::new().name, Concatenate::axis(1).name), ("add".to_string(), "concatenate".to_string()));
+    assert_eq!((Dropout::new(0.5).seed(3).seed, ActivationLayer::new("relu").activation), (3, Activation::Relu));
+    assert_eq!(QuantConv2DTranspose::new(4, 3).output_padding(1).output_padding, Some(vec![1, 1]));
+    assert_eq!(QuantLocallyConnected1D::new(4, 3).implementation(2).implementation, 2);
+    let err =
+        bitgrad::models::build(&Sequential::new().add(ActivationLayer::new("rellu").input_shape(&[4])), 1, Mode::Inference).unwrap_err();
+    assert!(err.to_string().contains("invalid `activation`: unknown activation `rellu`: did you mean `relu`?"), "{err}");
     // An unknown name is the layer's error when it is built, with the closest name.
     let model = Sequential::new().add(Flatten::new().input_shape(&[4])).add(QuantDense::new(2).kernel_quantizer("ste_sgn"));
     let err = bitgrad::models::build(&model, 1, Mode::Inference).unwrap_err().to_string();

@@ -13,12 +13,17 @@ pub struct ActivationLayer {
     pub activation: Activation,
     /// Its identity ([`Layer::id`]), kept by clones: a clone is the same layer.
     pub id: super::LayerId,
+    /// An activation name that stands for nothing, reported by the build.
+    pub invalid: super::arguments::Invalid,
 }
 
 impl ActivationLayer {
-    /// An activation layer.
-    pub fn new(activation: Activation) -> Self {
-        super::auto_named(ActivationLayer { id: super::LayerId::new(), name: String::new(), activation })
+    /// Keras' `Activation("relu")`: an activation by value or name (a Keras activation or a
+    /// quantizer).
+    pub fn new(activation: impl super::Arg<Activation>) -> Self {
+        let mut invalid = super::arguments::Invalid::default();
+        let activation = invalid.take("activation", activation).unwrap_or(Activation::Linear);
+        super::auto_named(ActivationLayer { id: super::LayerId::new(), name: String::new(), activation, invalid })
     }
 }
 
@@ -40,6 +45,7 @@ impl Layer for ActivationLayer {
     }
 
     fn build(&self, g: &mut Graph, x: ValueId, _ctx: &mut BuildContext) -> Result<ValueId> {
+        self.invalid.check()?;
         self.activation.apply(g, x)
     }
 }
@@ -60,9 +66,15 @@ pub struct Dropout {
 }
 
 impl Dropout {
-    /// A dropout layer.
-    pub fn new(rate: f32, seed: u64) -> Self {
-        super::auto_named(Dropout { id: super::LayerId::new(), name: String::new(), rate, seed })
+    /// Keras' `Dropout(rate)`: drops a fraction `rate` of the elements in training; seed 0.
+    pub fn new(rate: f32) -> Self {
+        super::auto_named(Dropout { id: super::LayerId::new(), name: String::new(), rate, seed: 0 })
+    }
+
+    /// Sets the `seed` of the masks.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
     }
 }
 

@@ -167,6 +167,14 @@ impl QuantLocallyConnected {
 
 super::arguments::conv_builders!(QuantLocallyConnected {});
 
+impl QuantLocallyConnected {
+    /// Sets Keras' `implementation` (1, 2 or 3: how the kernel is stored).
+    pub fn implementation(mut self, i: u32) -> Self {
+        self.implementation = i;
+        self
+    }
+}
+
 impl QuantLayer for QuantLocallyConnected {
     fn args_mut(&mut self) -> &mut QuantArgs {
         &mut self.args

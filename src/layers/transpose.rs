@@ -99,6 +99,14 @@ impl QuantConvTranspose {
 
 super::arguments::conv_builders!(QuantConvTranspose { dilation_rate });
 
+impl QuantConvTranspose {
+    /// Sets `output_padding`: extra output rows at the end of each axis (each below its stride).
+    pub fn output_padding(mut self, p: impl Into<super::arguments::Size>) -> Self {
+        self.output_padding = Some(p.into().for_rank(self.kernel_size.len()));
+        self
+    }
+}
+
 impl QuantLayer for QuantConvTranspose {
     fn args_mut(&mut self) -> &mut QuantArgs {
         &mut self.args

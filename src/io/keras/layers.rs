@@ -427,7 +427,7 @@ pub static CLASSES: &[Class] = &[
             f.only("noise_shape", &[])?;
             let rate = f.number("rate", 0.5)?;
             let seed = f.integer("seed", 0)? as u64;
-            one(Dropout::new(rate, seed).named(r.name))
+            one(Dropout::new(rate).seed(seed).named(r.name))
         },
         write: Some((TypeId::of::<Dropout>, |any, c| {
             let l: &Dropout = this(any);
