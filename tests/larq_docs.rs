@@ -222,7 +222,8 @@ mod user_guide {
             assert_eq!(s.total_params, 784 * 512 + 512 + 5130, "{name}");
             let (mut trainer, _) = fit(model(), &images(16), 1, 8);
             let p = trainer.predict(&images(4), 4).unwrap();
-            for row in p.chunks(10) {
+            assert_eq!(p.shape().dims(), [4, 10], "{name}");
+            for row in p.as_f32().unwrap().chunks(10) {
                 assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{name}: softmax rows sum to 1: {row:?}");
             }
         }
@@ -299,7 +300,7 @@ mod key_concepts {
         // x_binarized = larq.quantizers.SteSign(clip_value=1.0)(x)
         let a = Quantizer::SteSign { clip_value: Some(1.0) }.apply(&mut g, x).unwrap();
         // x_binarized = tf.keras.layers.Activation("ste_sign")(x)
-        let layer = ActivationLayer::new(Activation::from_name("ste_sign").unwrap());
+        let layer = ActivationLayer::new("ste_sign");
         let b = layer.build(&mut g, x, &mut BuildContext::new(Mode::Inference)).unwrap();
         let sum_a = g.sum(a, &[0, 1], false).unwrap();
         let sum_b = g.sum(b, &[0, 1], false).unwrap();
@@ -361,10 +362,7 @@ mod quantizers {
             // x = lq.layers.QuantDense(64)(x)
             // x = tf.keras.layers.Activation("ste_sign")(x)
             // x = lq.layers.QuantDense(64)(x)
-            1 => model
-                .add(QuantDense::new(64))
-                .add(ActivationLayer::new(Activation::from_name("ste_sign").unwrap()))
-                .add(QuantDense::new(64)),
+            1 => model.add(QuantDense::new(64)).add(ActivationLayer::new("ste_sign")).add(QuantDense::new(64)),
             // x = lq.layers.QuantDense(64, activation="ste_sign")(x)
             // x = lq.layers.QuantDense(64)(x)
             _ => model.add(QuantDense::new(64).activation("ste_sign")).add(QuantDense::new(64)),
@@ -652,14 +650,14 @@ mod layers {
             separable.opts.activity_regularizer = Some(Regularizer::l2(0.01));
             trains(what, shape, separable);
         }
-        let mut transpose = quant_args(QuantConv2DTranspose::new(4, (3, 3))).strides(2).padding("valid").data_format("channels_last");
-        transpose.output_padding = Some(vec![1, 1]);
+        let transpose =
+            quant_args(QuantConv2DTranspose::new(4, (3, 3))).strides(2).padding("valid").output_padding(1).data_format("channels_last");
         trains("QuantConv2DTranspose", &[3, 3, 2], transpose);
         trains("QuantConv2DTranspose dilated", &[3, 3, 2], quant_args(QuantConv2DTranspose::new(4, 3)).padding("same").dilation_rate(2));
         trains("QuantConv3DTranspose", &[2, 2, 2, 2], quant_args(QuantConv3DTranspose::new(2, 2)).strides(2).padding("same"));
         trains("QuantLocallyConnected1D", &[8, 3], quant_args(QuantLocallyConnected1D::new(4, 3)).strides(2).padding("valid"));
-        let mut local = quant_args(QuantLocallyConnected2D::new(4, (3, 3))).strides(1).padding("same").data_format("channels_first");
-        local.implementation = 2;
+        let local =
+            quant_args(QuantLocallyConnected2D::new(4, (3, 3))).strides(1).padding("same").data_format("channels_first").implementation(2);
         trains("QuantLocallyConnected2D", &[2, 5, 5], local);
     }
 }
@@ -685,7 +683,7 @@ mod qat {
     fn small_cnn() -> Sequential {
         Sequential::new()
             .add(QuantConv2D::new(4, 3).input_shape(&[8, 8, 1]))
-            .add(ActivationLayer::new(Activation::Relu))
+            .add(ActivationLayer::new("relu"))
             .add(Flatten::new())
             .add(QuantDense::new(3).activation("softmax"))
     }
@@ -715,7 +713,7 @@ mod qat {
             .add(Input::new(&[8, 8, 1]))
             // Only annotated layers will be quantized.
             .add(quantize_annotate_layer(QuantConv2D::new(4, 3), None))
-            .add(quantize_annotate_layer(ActivationLayer::new(Activation::Relu), None))
+            .add(quantize_annotate_layer(ActivationLayer::new("relu"), None))
             .add(Flatten::new())
             // Dense won't be quantized since it hasn't been annotated.
             .add(QuantDense::new(3).activation("softmax"));
@@ -755,7 +753,7 @@ mod qat {
                 // Quantize Conv2D with custom config.
                 .add(quantize_annotate_layer(QuantConv2D::new(4, 3), Some(Arc::new(ConvQuantizeConfig))))
                 // Other layers get quantized with default config.
-                .add(ActivationLayer::new(Activation::Relu))
+                .add(ActivationLayer::new("relu"))
                 .add(Flatten::new())
                 .add(QuantDense::new(3).activation("softmax")),
         );
@@ -905,5 +903,60 @@ mod qat {
         assert_close("row sums of the 8-bit kernel", &y, &want, 1e-5);
         let float: Vec<f64> = k.chunks(4).map(|row| row.iter().map(|v| *v as f64).sum()).collect();
         assert!(y.iter().zip(&float).any(|(a, f)| (*a as f64 - f).abs() > 1e-4), "quantized, not float: {y:?} vs {float:?}");
+    }
+}
+
+/// The forms docs/PORTING.md's tables give for Keras' and Larq's training names, as written
+/// there: CaseOptimizer with Bop, a HyperparameterScheduler, metrics_scope, validation data,
+/// EarlyStopping, ModelCheckpoint, TensorBoard, the weights API and the summary's forms.
+mod tables {
+    use super::*;
+    use bitgrad::train::callbacks::shared;
+    use bitgrad::train::{Every, HyperparameterScheduler, UpdateFreq};
+
+    #[test]
+    fn the_training_names_work_as_the_tables_write_them() {
+        let dir = std::env::temp_dir().join(format!("bitgrad-larq-docs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        reset_names();
+        let model = metrics_scope(&["flip_ratio"], user_guide::sequential).unwrap();
+        let summary = model.summary().unwrap();
+        assert!(summary.table_with(false).len() < summary.to_string().len() && summary.table() == summary.to_string());
+        let bop = Bop { threshold: Schedule::Constant(1e-7), gamma: Schedule::Constant(1e-3), ..Bop::new() };
+        let optimizer = CaseOptimizer::new(vec![(Arc::new(Bop::is_binary_variable), Arc::new(bop))], Some(Arc::new(Adam::new(0.01))));
+        let mut trainer = model.compile_on(&Device::cpu(), optimizer, "sparse_categorical_crossentropy", &["accuracy", "top_5"]).unwrap();
+        let decay = Schedule::ExponentialDecay { initial: 1e-3, decay_steps: 1, decay_rate: 0.5, staircase: true };
+        trainer.schedulers.push(HyperparameterScheduler::new("bop/gamma", decay, Every::Epoch));
+        let tensorboard = shared(TensorBoard::new(dir.join("logs")).update_freq(UpdateFreq::Batches(2)));
+        let (train, validation) = images(40).split(0.2).unwrap();
+        let opts = FitOptions {
+            epochs: 2,
+            batch_size: 8,
+            early_stopping: Some(EarlyStopping { monitor: "val_loss".into(), patience: 3, min_delta: 0.0 }),
+            checkpoint: Some(ModelCheckpoint { save_best_only: false, ..ModelCheckpoint::new(dir.join("ckpt-{epoch}.safetensors")) }),
+            callbacks: vec![tensorboard.clone()],
+            ..FitOptions::default()
+        };
+        let history = trainer.fit(&train, Some(&validation), &opts).unwrap();
+        let keys: Vec<&String> = history.epochs[1].values.keys().collect();
+        for key in ["loss", "accuracy", "top_5", "val_loss", "val_accuracy", "flip_ratio/quant_dense/kernel"] {
+            assert!(keys.iter().any(|k| *k == key), "{key}: {keys:?}");
+        }
+        assert!(!tensorboard.lock().unwrap().files().is_empty());
+        assert!(dir.join("ckpt-1.safetensors").exists() && dir.join("ckpt-2.safetensors").exists());
+        // get_weights / set_weights / save_weights / load_weights, by Keras name.
+        let weights = trainer.get_weights().unwrap();
+        let names: Vec<&str> = weights.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["quant_dense/kernel", "quant_dense/bias", "quant_dense_1/kernel", "quant_dense_1/bias"]);
+        trainer.save_weights(&dir.join("weights.safetensors")).unwrap();
+        let (name, kernel) = &weights[0];
+        trainer
+            .set_weights(&[(name.clone(), HostTensor::f32(kernel.shape().clone(), vec![0.0; kernel.shape().numel()]).unwrap())])
+            .unwrap();
+        assert!(trainer.get_weights().unwrap()[0].1.as_f32().unwrap().iter().all(|v| *v == 0.0));
+        trainer.load_weights(&dir.join("weights.safetensors")).unwrap();
+        assert_eq!(trainer.get_weights().unwrap()[0].1.as_f32().unwrap(), kernel.as_f32().unwrap());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

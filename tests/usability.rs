@@ -437,3 +437,12 @@ fn each_command_has_its_own_help() {
     assert_ne!(first(&run), first(&grad));
     assert!(first(&grad).starts_with("Gradients"), "{grad}");
 }
+
+#[test]
+fn an_annotated_first_layer_passes_on_its_input_shape_and_padding_names_take_any_case() {
+    use bitgrad::layers::*;
+    let layer = QuantConv2D::new(4, 3).padding("SAME").input_shape(&[6, 6, 1]);
+    let model = Sequential::new().add(bitgrad::qat::quantize_annotate_layer(layer, None)).add(Flatten::new());
+    let built = bitgrad::models::build(&model, 1, Mode::Inference).unwrap();
+    assert_eq!(built.graph().value(built.outputs[0]).shape.dims(), [1, 6 * 6 * 4]);
+}

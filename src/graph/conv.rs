@@ -23,13 +23,13 @@ pub enum Padding {
 }
 
 impl Padding {
-    /// By Keras name: `valid`, `same` or `causal`.
+    /// By Keras name: `valid`, `same` or `causal` (any case, as Keras lowers it).
     pub fn from_name(name: &str) -> Result<Self> {
-        match name {
+        match name.to_ascii_lowercase().as_str() {
             "valid" => Ok(Padding::Valid),
             "same" => Ok(Padding::Same),
             "causal" => Ok(Padding::Causal),
-            other => Err(Error::unknown("padding", other, ["valid", "same", "causal"])),
+            _ => Err(Error::unknown("padding", name, ["valid", "same", "causal"])),
         }
     }
 }
@@ -44,12 +44,12 @@ pub enum DataFormat {
 }
 
 impl DataFormat {
-    /// By Keras name: `channels_last` or `channels_first`.
+    /// By Keras name: `channels_last` or `channels_first` (any case, as Keras lowers it).
     pub fn from_name(name: &str) -> Result<Self> {
-        match name {
+        match name.to_ascii_lowercase().as_str() {
             "channels_last" => Ok(DataFormat::ChannelsLast),
             "channels_first" => Ok(DataFormat::ChannelsFirst),
-            other => Err(Error::unknown("data_format", other, ["channels_last", "channels_first"])),
+            _ => Err(Error::unknown("data_format", name, ["channels_last", "channels_first"])),
         }
     }
 }

@@ -83,6 +83,10 @@ impl Layer for QuantizeAnnotate {
     fn wrapped(&self) -> Option<&dyn Layer> {
         Some(self.layer.as_ref())
     }
+
+    fn declared_input_shape(&self) -> Option<&[usize]> {
+        self.layer.declared_input_shape()
+    }
 }
 
 /// A model whose every layer counts as annotated (TF-MOT's `quantize_annotate_model`).
