@@ -7,7 +7,9 @@
 //! `dataset-fashion-mnist` package's folder, `bitgrad::train::data::FASHION_MNIST_DIR`)
 
 use bitgrad::prelude::*;
-use bitgrad::train::data;
+
+#[path = "support/mod.rs"]
+mod support;
 
 fn main() -> Result<()> {
     // Unlike Keras, a Sequential knows its input shape when it is built: here from the first layer.
@@ -22,23 +24,5 @@ fn main() -> Result<()> {
                 .activation("softmax"),
         );
     println!("{}", model.summary()?);
-    train_one_epoch(model)
-}
-
-/// `compile`, one epoch of `fit` and `evaluate` on Fashion-MNIST, when the data is there.
-fn train_one_epoch(model: impl Model + 'static) -> Result<()> {
-    let dir = std::env::args().nth(1).unwrap_or_else(|| data::FASHION_MNIST_DIR.to_string());
-    let (train, test) = match data::load_mnist_format(std::path::Path::new(&dir)) {
-        Ok(sets) => sets,
-        Err(e) => {
-            eprintln!("not training: {e}");
-            return Ok(());
-        }
-    };
-    let mut trainer = model.compile("adam", "sparse_categorical_crossentropy", &["accuracy"])?;
-    println!("training on {}", trainer.device().describe());
-    trainer.fit(&train, None, &FitOptions { epochs: 1, batch_size: 64, verbose: 1, ..FitOptions::default() })?;
-    let m = trainer.evaluate(&test, 256)?;
-    println!("test accuracy {:.2}% (loss {:.4})", 100.0 * m["accuracy"], m["loss"]);
-    Ok(())
+    support::train_one_epoch(model)
 }

@@ -115,22 +115,17 @@ fn idx_folder(name: &str, n: usize) -> common::Scratch {
     dir
 }
 
+/// `bitgrad train` of the MLP for one epoch of 64 images from `data` on the CPU, with `extra`.
+fn train_cli(data: &std::path::Path, extra: &[&str]) -> (bool, String, String) {
+    let mut args = vec!["train", "--model", "mlp", "--epochs", "1", "--limit", "64", "--device", "cpu", "--data", data.to_str().unwrap()];
+    args.extend(extra);
+    common::bitgrad(&args)
+}
+
 #[test]
 fn the_train_command_writes_for_people() {
     let data = idx_folder("usability-idx-people", 64);
-    let (ok, out, err) = common::bitgrad(&[
-        "train",
-        "--model",
-        "mlp",
-        "--epochs",
-        "1",
-        "--limit",
-        "64",
-        "--device",
-        "cpu",
-        "--data",
-        data.to_str().unwrap(),
-    ]);
+    let (ok, out, err) = train_cli(&data, &[]);
     assert!(ok, "{err}");
     let all = format!("{out}{err}");
     assert!(
@@ -339,31 +334,13 @@ fn larqs_warnings_are_returned_by_build_and_compile_and_printed_by_the_command_l
 fn train_writes_tensorboard_files_and_follows_verbose() {
     let data = idx_folder("usability-idx-tensorboard", 64);
     let logs = common::scratch("usability-tensorboard");
-    let d = data.to_str().unwrap();
-    let (ok, _, err) = common::bitgrad(&[
-        "train",
-        "--model",
-        "mlp",
-        "--epochs",
-        "1",
-        "--limit",
-        "64",
-        "--device",
-        "cpu",
-        "--data",
-        d,
-        "--tensorboard",
-        logs.to_str().unwrap(),
-        "--verbose",
-        "2",
-    ]);
+    let (ok, _, err) = train_cli(&data, &["--tensorboard", logs.to_str().unwrap(), "--verbose", "2"]);
     assert!(ok, "{err}");
     let files: Vec<_> =
         std::fs::read_dir(logs.join("mlp").join("train")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
     assert!(files.len() == 1 && files[0].starts_with("events.out.tfevents."), "{files:?}");
     assert!(err.contains("Epoch 1/1 - ") && !err.contains('\r'), "one line per epoch at verbose 2: {err}");
-    let (ok, _, err) =
-        common::bitgrad(&["train", "--model", "mlp", "--epochs", "1", "--limit", "64", "--device", "cpu", "--data", d, "--verbose", "0"]);
+    let (ok, _, err) = train_cli(&data, &["--verbose", "0"]);
     assert!(ok && !err.contains("Epoch 1/1"), "{err}");
 }
 
