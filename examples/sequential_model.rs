@@ -12,7 +12,8 @@ use bitgrad::prelude::*;
 mod support;
 
 fn main() -> Result<()> {
-    // Unlike Keras, a Sequential knows its input shape when it is built: here from the first layer.
+    // The summary needs the input shape now (fit alone would take it from the data), so the first
+    // layer gives it, as in Keras' `Flatten(input_shape=(28, 28, 1))`.
     let model = Sequential::new()
         .add(Flatten::new().input_shape(&[28, 28, 1]))
         .add(QuantDense::new(512).kernel_quantizer("ste_sign").kernel_constraint("weight_clip"))

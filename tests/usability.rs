@@ -423,3 +423,57 @@ fn an_annotated_first_layer_passes_on_its_input_shape_and_padding_names_take_any
     let built = bitgrad::models::build(&model, 1, Mode::Inference).unwrap();
     assert_eq!(built.graph().value(built.outputs[0]).shape.dims(), [1, 6 * 6 * 4]);
 }
+
+#[test]
+fn a_sequential_without_an_input_shape_takes_its_datas_at_the_first_fit() {
+    use bitgrad::train::Compile;
+    // The user guide's first model, as Keras has it: no input shape anywhere.
+    let model =
+        Sequential::new().add(Flatten::new()).add(QuantDense::new(16).activation("relu")).add(QuantDense::new(10).activation("softmax"));
+    let err = bitgrad::models::build(&model, 1, bitgrad::layers::Mode::Inference).unwrap_err().to_string();
+    assert!(err.contains("has no input shape"), "{err}");
+    let mut trainer = model.compile_on(&Device::cpu(), "adam", "sparse_categorical_crossentropy", &["accuracy"]).unwrap();
+    let history =
+        trainer.fit(&images_of(&[28, 28, 1], 16), None, &FitOptions { epochs: 1, batch_size: 8, ..FitOptions::default() }).unwrap();
+    assert!(history.epochs[0].values["loss"].is_finite());
+    assert_eq!(trainer.predict(&images_of(&[28, 28, 1], 2), 2).unwrap().shape().dims(), [2, 10]);
+    // Once built, other data must fit the shape it took.
+    let err = trainer.fit(&images(8), None, &FitOptions { epochs: 1, batch_size: 8, ..FitOptions::default() }).unwrap_err().to_string();
+    assert!(err.contains("takes [28, 28, 1]"), "{err}");
+}
+
+#[test]
+fn fit_takes_float_targets_for_the_losses_that_read_them() {
+    use bitgrad::train::Compile;
+    // The same names, so the same initial weights (initializers are seeded by weight name).
+    let model = || {
+        bitgrad::layers::reset_names();
+        Sequential::new()
+            .add(Flatten::new().input_shape(&[28, 28]))
+            .add(QuantDense::new(10).kernel_quantizer("ste_sign").kernel_constraint("weight_clip").activation("softmax"))
+    };
+    let data = images(16);
+    let one_hot: Vec<f32> = data.y.iter().flat_map(|&c| (0..10).map(move |k| if k == c { 1.0 } else { 0.0 })).collect();
+    let soft = Dataset::with_targets(&[28, 28], data.x.clone(), &[10], one_hot.iter().map(|&v| 0.9 * v + 0.01).collect()).unwrap();
+    let hard = Dataset::with_targets(&[28, 28], data.x.clone(), &[10], one_hot).unwrap();
+    let opts = FitOptions { epochs: 1, batch_size: 8, shuffle_seed: None, ..FitOptions::default() };
+    // One-hot float targets train exactly as the integer labels they encode.
+    let by_labels =
+        model().compile_on(&Device::cpu(), "adam", "categorical_crossentropy", &["accuracy"]).unwrap().fit(&data, None, &opts).unwrap();
+    let by_targets =
+        model().compile_on(&Device::cpu(), "adam", "categorical_crossentropy", &["accuracy"]).unwrap().fit(&hard, None, &opts).unwrap();
+    assert_eq!(by_labels.epochs[0].values, by_targets.epochs[0].values);
+    // Soft targets train too, and with a validation split.
+    let mut t = model().compile_on(&Device::cpu(), "adam", "categorical_crossentropy", &["accuracy"]).unwrap();
+    let h = t.fit(&soft, None, &FitOptions { validation_split: 0.25, ..opts.clone() }).unwrap();
+    assert!(h.epochs[0].values["val_loss"].is_finite());
+    // A loss that takes labels says so; targets of another shape than the output are named.
+    let mut t = model().compile_on(&Device::cpu(), "adam", "sparse_categorical_crossentropy", &["accuracy"]).unwrap();
+    let err = t.fit(&soft, None, &opts).unwrap_err().to_string();
+    assert!(err.contains("sparse_categorical_crossentropy takes one integer class label per sample"), "{err}");
+    let wrong = Dataset::with_targets(&[28, 28], data.x.clone(), &[5], vec![0.2; 16 * 5]).unwrap();
+    let mut t = model().compile_on(&Device::cpu(), "adam", "categorical_crossentropy", &[]).unwrap();
+    let err = t.fit(&wrong, None, &opts).unwrap_err().to_string();
+    assert!(err.contains("targets of shape [5] per sample, but the model's output is [10]"), "{err}");
+    assert!(Dataset::with_targets(&[28, 28], data.x, &[10], vec![0.0; 3]).is_err());
+}

@@ -412,7 +412,7 @@ fn train(args: TrainArgs) -> bitgrad::Result<()> {
     if d.gpu_context().is_some_and(|c| c.summary.is_software()) {
         eprintln!(
             "note: the only GPU adapter is a software rasterizer, which runs on this machine's CPU cores; for small models the \
-             CPU reference (--device cpu) may be as fast. The full main job (both models) takes about 15 minutes on 2 cores \
+             CPU reference (--device cpu) may be as fast. The full main job (both models) took about 17 minutes on 2 cores \
              (README: Quick start)."
         );
     }

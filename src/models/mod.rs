@@ -289,6 +289,20 @@ pub trait Model {
         build(self, batch, mode)
     }
 
+    /// Whether the model knows its inputs' shapes. A [`Sequential`] made without one (as Keras
+    /// allows) does not until [`Model::set_input_shape`] gives it its data's; the default is yes.
+    fn has_input_shape(&self) -> bool {
+        true
+    }
+
+    /// Gives a model that has no input shape yet the per-sample shape of its data (the trainer
+    /// does at the first `fit`, `evaluate` or `predict`, as Keras builds then); returns whether
+    /// it took it. The default takes none.
+    fn set_input_shape(&mut self, shape: &[usize]) -> bool {
+        let _ = shape;
+        false
+    }
+
     /// Larq's `models.summary(model)`: the layer and memory tables (`println!("{}",
     /// model.summary()?)`; [`Summary::table`] is the same text, [`Summary::to_json`] the figures).
     fn summary(&self) -> Result<Summary>
@@ -549,7 +563,7 @@ impl Model for Sequential {
                 "Sequential",
                 "input_shape",
                 format!(
-                    "model `{}` has no input shape: give its first layer one (`Flatten::new().input_shape(&[28, 28, 1])`), add an `Input::new(&[..])` first, or call `.input_shape(&[..])`",
+                    "model `{}` has no input shape: give its first layer one (`Flatten::new().input_shape(&[28, 28, 1])`), add an `Input::new(&[..])` first, or call `.input_shape(&[..])` (a trainer gives it its data's shape at the first fit, evaluate or predict)",
                     self.name
                 ),
             ));
@@ -563,6 +577,18 @@ impl Model for Sequential {
 
     fn seed(&self) -> u64 {
         self.seed
+    }
+
+    fn has_input_shape(&self) -> bool {
+        self.input_shape.is_some()
+    }
+
+    fn set_input_shape(&mut self, shape: &[usize]) -> bool {
+        if self.input_shape.is_some() {
+            return false;
+        }
+        self.input_shape = Some(shape.to_vec());
+        true
     }
 }
 

@@ -101,15 +101,27 @@ impl Idx {
     }
 }
 
-/// Images and integer labels in host memory, ready for batching.
+/// Samples in host memory with, per sample, an integer class label or float targets (one-hot
+/// or soft class scores, per-output probabilities, regression values), ready for batching.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dataset {
     /// Per-sample shape (e.g. `[28, 28, 1]`).
     pub sample_shape: Vec<usize>,
     /// Samples, row-major, `len() * sample_shape.product()` values.
     pub x: Vec<f32>,
-    /// Class labels.
+    /// Class labels, one per sample (empty when `targets` holds the targets).
     pub y: Vec<i32>,
+    /// Float targets, when given instead of labels: `[samples, target_shape...]`, row-major.
+    pub targets: Option<Targets>,
+}
+
+/// Float targets of a [`Dataset`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Targets {
+    /// Per-sample shape (e.g. `[10]` for one-hot classes), the model's output shape.
+    pub shape: Vec<usize>,
+    /// Values, row-major.
+    pub values: Vec<f32>,
 }
 
 impl Dataset {
@@ -123,7 +135,28 @@ impl Dataset {
                 format!("{} values are not {} samples of shape {sample_shape:?}", x.len(), y.len()),
             ));
         }
-        Ok(Dataset { sample_shape: sample_shape.to_vec(), x, y })
+        Ok(Dataset { sample_shape: sample_shape.to_vec(), x, y, targets: None })
+    }
+
+    /// A data set from samples and float targets of per-sample shape `target_shape` (Keras'
+    /// `fit(x, y)` with a float `y`: one-hot or soft labels for `categorical_crossentropy`,
+    /// probabilities for `binary_crossentropy`, values for `mean_squared_error`); the sizes must
+    /// agree.
+    pub fn with_targets(sample_shape: &[usize], x: Vec<f32>, target_shape: &[usize], targets: Vec<f32>) -> Result<Dataset> {
+        let (per, per_target): (usize, usize) = (sample_shape.iter().product(), target_shape.iter().product());
+        if per == 0 || per_target == 0 || x.len() % per != 0 || targets.len() != x.len() / per * per_target {
+            return Err(Error::invalid(
+                "Dataset",
+                "targets",
+                format!(
+                    "{} sample values of shape {sample_shape:?} and {} target values of shape {target_shape:?} are not the same number of samples",
+                    x.len(),
+                    targets.len()
+                ),
+            ));
+        }
+        let targets = Some(Targets { shape: target_shape.to_vec(), values: targets });
+        Ok(Dataset { sample_shape: sample_shape.to_vec(), x, y: Vec::new(), targets })
     }
 
     /// Samples and labels from `.npy` files, as NumPy users keep them (`np.save`): samples
@@ -170,12 +203,12 @@ impl Dataset {
 
     /// Number of samples.
     pub fn len(&self) -> usize {
-        self.y.len()
+        self.x.len() / self.sample_len().max(1)
     }
 
     /// True when there are no samples.
     pub fn is_empty(&self) -> bool {
-        self.y.is_empty()
+        self.x.is_empty()
     }
 
     /// Values per sample.
@@ -190,13 +223,26 @@ impl Dataset {
         for &i in indices {
             x.extend_from_slice(&self.x[i * per..(i + 1) * per]);
         }
-        (x, indices.iter().map(|&i| self.y[i]).collect())
+        let y = if self.targets.is_some() { Vec::new() } else { indices.iter().map(|&i| self.y[i]).collect() };
+        (x, y)
+    }
+
+    /// The float targets of the samples at `indices`, as one batch, if the set has them.
+    pub fn gather_targets(&self, indices: &[usize]) -> Option<Vec<f32>> {
+        let t = self.targets.as_ref()?;
+        let per: usize = t.shape.iter().product();
+        Some(indices.iter().flat_map(|&i| t.values[i * per..(i + 1) * per].iter().copied()).collect())
     }
 
     /// The samples in `range`, copied.
     fn range(&self, r: std::ops::Range<usize>) -> Dataset {
         let per = self.sample_len();
-        Dataset { sample_shape: self.sample_shape.clone(), x: self.x[r.start * per..r.end * per].to_vec(), y: self.y[r].to_vec() }
+        let targets = self.targets.as_ref().map(|t| {
+            let n: usize = t.shape.iter().product();
+            Targets { shape: t.shape.clone(), values: t.values[r.start * n..r.end * n].to_vec() }
+        });
+        let y = if self.y.is_empty() { Vec::new() } else { self.y[r.clone()].to_vec() };
+        Dataset { sample_shape: self.sample_shape.clone(), x: self.x[r.start * per..r.end * per].to_vec(), y, targets }
     }
 
     /// The first `n` samples (or all, if fewer).

@@ -247,14 +247,8 @@ impl Trainer {
         for (name, s) in optimizer.hyperparameters() {
             s.check(&name)?;
         }
-        // Built once here, as Keras builds at compile: a model that cannot be built fails now,
-        // and the build's and the optimizer's warnings are known before training.
-        let built = models::build(&model, 1, Mode::Training)?;
-        let mut warnings = built.network.ctx.warnings.clone();
-        let trainable: Vec<&crate::layers::Weight> = built.network.ctx.weights.iter().filter(|w| w.trainable).collect();
-        warnings.extend(optimizer.prepare(&trainable)?);
-        Ok(Trainer {
-            warnings,
+        let mut trainer = Trainer {
+            warnings: Vec::new(),
             model: Box::new(model),
             loss,
             optimizer,
@@ -266,7 +260,32 @@ impl Trainer {
             step: 0,
             epoch: 0,
             state_variables: None,
-        })
+        };
+        if trainer.model.has_input_shape() {
+            trainer.check_build()?;
+        }
+        Ok(trainer)
+    }
+
+    /// Builds the model once, as Keras does at compile (or, for a model without an input shape,
+    /// at the first data): a model that cannot be built fails here, and the build's and the
+    /// optimizer's warnings are known before training.
+    fn check_build(&mut self) -> Result<()> {
+        let built = models::build(self.model.as_ref(), 1, Mode::Training)?;
+        let mut warnings = built.network.ctx.warnings.clone();
+        let trainable: Vec<&crate::layers::Weight> = built.network.ctx.weights.iter().filter(|w| w.trainable).collect();
+        warnings.extend(self.optimizer.prepare(&trainable)?);
+        self.warnings = warnings;
+        Ok(())
+    }
+
+    /// Gives a model without an input shape (a `Sequential` made without one) `data`'s, as
+    /// Keras builds such a model at its first data.
+    fn adopt_input_shape(&mut self, data: &Dataset) -> Result<()> {
+        if !self.model.has_input_shape() && self.model.set_input_shape(&data.sample_shape) {
+            self.check_build()?;
+        }
+        Ok(())
     }
 
     /// Larq's warnings about the compiled model and optimizer, e.g. a binary kernel quantizer
@@ -454,6 +473,7 @@ impl Trainer {
 
     /// Feeds one batch and the per-step inputs to the step's plan, and returns it.
     fn feed_batch(&mut self, train: bool, data: &Dataset, indices: &[usize], first: bool) -> Result<&mut Step> {
+        self.adopt_input_shape(data)?;
         let batch = indices.len();
         let hyper_values: Vec<(String, f32)> = if train { self.hyper_values()? } else { Vec::new() };
         let loss = self.loss;
@@ -464,11 +484,18 @@ impl Trainer {
         step.plan.feed(&step.input, &HostTensor::f32(xdims, x)?)?;
         let pred_dims = step.output_dims.clone();
         let classes = *pred_dims.last().unwrap_or(&1);
-        check_labels(&y, indices, classes)?;
         let (tdtype, tdims) = loss.target_spec(&pred_dims);
-        let target = match tdtype {
-            DType::I32 => HostTensor::i32(tdims, y)?,
-            _ => HostTensor::new(tdims.clone(), TensorData::F32(one_hot(&y, classes, tdims.iter().product())?))?,
+        let target = match (data.gather_targets(indices), tdtype) {
+            (Some(t), DType::F32) => HostTensor::f32(tdims, t)?,
+            (Some(_), _) => return Err(float_targets_for_labels(loss)),
+            (None, DType::I32) => {
+                check_labels(&y, indices, classes)?;
+                HostTensor::i32(tdims, y)?
+            }
+            (None, _) => {
+                check_labels(&y, indices, classes)?;
+                HostTensor::new(tdims.clone(), TensorData::F32(one_hot(&y, classes, tdims.iter().product())?))?
+            }
         };
         step.plan.feed("target", &target)?;
         step.plan.feed(&step.keep, &HostTensor::f32([1], vec![if first { 0.0 } else { 1.0 }])?)?;
@@ -573,6 +600,7 @@ impl Trainer {
         if data.is_empty() {
             return Ok(());
         }
+        self.adopt_input_shape(data)?;
         let (input, shape) = self.model.inputs().remove(0);
         if data.sample_shape != shape {
             return Err(Error::shapes(
@@ -582,7 +610,22 @@ impl Trainer {
                 format!("{what} has samples of shape {:?}, but the model's input `{input}` takes {shape:?} per sample", data.sample_shape),
             ));
         }
-        let classes = *self.planned(false, 1)?.output_dims.last().unwrap_or(&1);
+        let output_dims = self.planned(false, 1)?.output_dims.clone();
+        if let Some(t) = &data.targets {
+            if self.loss.target_spec(&output_dims).0 != DType::F32 {
+                return Err(float_targets_for_labels(self.loss));
+            }
+            if t.shape != output_dims[1..] {
+                return Err(Error::shapes(
+                    "fit",
+                    &t.shape,
+                    &output_dims[1..],
+                    format!("{what} has targets of shape {:?} per sample, but the model's output is {:?}", t.shape, &output_dims[1..]),
+                ));
+            }
+            return Ok(());
+        }
+        let classes = *output_dims.last().unwrap_or(&1);
         let all: Vec<usize> = (0..data.len()).collect();
         check_labels(&data.y, &all, classes).map_err(|e| match e {
             Error::InvalidArgument { reason, .. } => Error::invalid("fit", "labels", format!("{what}: {reason}")),
@@ -815,6 +858,7 @@ impl Trainer {
         if batch_size == 0 {
             return Err(Error::invalid("predict", "batch_size", "must be positive"));
         }
+        self.adopt_input_shape(data)?;
         let per_sample = self.planned(false, 1)?.output_dims[1..].to_vec();
         let mut out = Vec::new();
         if !data.is_empty() {
@@ -855,6 +899,18 @@ fn check_labels(labels: &[i32], samples: &[usize], classes: usize) -> Result<()>
 }
 
 /// One-hot rows of `classes` for checked integer labels (targets of the non-sparse losses).
+/// Float targets given to a loss that takes integer labels.
+fn float_targets_for_labels(loss: Loss) -> Error {
+    Error::invalid(
+        "fit",
+        "targets",
+        format!(
+            "{} takes one integer class label per sample, not float targets; for one-hot or soft targets use categorical_crossentropy",
+            loss.keras_name()
+        ),
+    )
+}
+
 fn one_hot(labels: &[i32], classes: usize, len: usize) -> Result<Vec<f32>> {
     if labels.len() * classes != len {
         return Err(Error::invalid(

@@ -39,6 +39,18 @@ pub enum Loss {
 }
 
 impl Loss {
+    /// The Keras name (`sparse_categorical_crossentropy`, ...), as people write it.
+    pub fn keras_name(&self) -> &'static str {
+        match self {
+            Loss::SparseCategoricalCrossentropy { .. } => "sparse_categorical_crossentropy",
+            Loss::CategoricalCrossentropy { .. } => "categorical_crossentropy",
+            Loss::BinaryCrossentropy { .. } => "binary_crossentropy",
+            Loss::Hinge => "hinge",
+            Loss::SquaredHinge => "squared_hinge",
+            Loss::MeanSquaredError => "mean_squared_error",
+        }
+    }
+
     /// By Keras name (`sparse_categorical_crossentropy`, `categorical_crossentropy`,
     /// `binary_crossentropy`, `hinge`, `squared_hinge`, `mse` / `mean_squared_error`), on
     /// probabilities.
