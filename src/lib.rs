@@ -55,12 +55,13 @@ pub mod prelude {
     pub use crate::constraints::WeightClip;
     pub use crate::layers::{
         reset_names, Activation, ActivationLayer, Add, Arg, AveragePooling1D, AveragePooling2D, AveragePooling3D, BatchNormalization,
-        Concatenate, DepthwiseOptions, Dropout, Flatten, GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalAveragePooling3D,
-        GlobalMaxPooling1D, GlobalMaxPooling2D, GlobalMaxPooling3D, GlobalPooling, Initializer, Layer, MaxPooling1D, MaxPooling2D,
-        MaxPooling3D, Merge, MergeKind, Mode, Multiply, Pooling, PoolingKind, QuantConv, QuantConv1D, QuantConv1DTranspose, QuantConv2D,
-        QuantConv2DTranspose, QuantConv3D, QuantConv3DTranspose, QuantConvTranspose, QuantDense, QuantDepthwiseConv, QuantDepthwiseConv2D,
-        QuantLayer, QuantLocallyConnected, QuantLocallyConnected1D, QuantLocallyConnected2D, QuantSeparableConv, QuantSeparableConv1D,
-        QuantSeparableConv2D, Regularizer, Reshape, ZeroPadding,
+        Concatenate, Conv1D, Conv2D, Conv2DTranspose, Conv3D, Dense, DepthwiseConv2D, DepthwiseOptions, Dropout, Flatten,
+        GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalAveragePooling3D, GlobalMaxPooling1D, GlobalMaxPooling2D, GlobalMaxPooling3D,
+        GlobalPooling, Initializer, Layer, MaxPooling1D, MaxPooling2D, MaxPooling3D, Merge, MergeKind, Mode, Multiply, Pooling,
+        PoolingKind, QuantConv, QuantConv1D, QuantConv1DTranspose, QuantConv2D, QuantConv2DTranspose, QuantConv3D, QuantConv3DTranspose,
+        QuantConvTranspose, QuantDense, QuantDepthwiseConv, QuantDepthwiseConv2D, QuantLayer, QuantLocallyConnected,
+        QuantLocallyConnected1D, QuantLocallyConnected2D, QuantSeparableConv, QuantSeparableConv1D, QuantSeparableConv2D, Regularizer,
+        Reshape, SeparableConv2D, ZeroPadding,
     };
     pub use crate::models::{Functional, Input, Model, Network, Sequential, Summary};
     pub use crate::qat::{quantize_annotate_layer, quantize_annotate_model, quantize_apply, quantize_model};

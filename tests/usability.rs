@@ -477,3 +477,38 @@ fn fit_takes_float_targets_for_the_losses_that_read_them() {
     assert!(err.contains("targets of shape [5] per sample, but the model's output is [10]"), "{err}");
     assert!(Dataset::with_targets(&[28, 28], data.x, &[10], vec![0.0; 3]).is_err());
 }
+
+#[test]
+fn keras_class_names_and_frozen_layers() {
+    use bitgrad::layers::*;
+    use bitgrad::models::Model;
+    use bitgrad::train::Compile;
+    reset_names();
+    let (d, c, d2) = (Dense::new(4), Conv2D::new(8, 3), Dense::new(2));
+    assert_eq!((d.name.as_str(), c.name.as_str(), d2.name.as_str()), ("dense", "conv2d", "dense_1"));
+    assert_eq!(QuantDense::new(3).name, "quant_dense", "a Dense gives the QuantDense name back");
+    assert_eq!(
+        (DepthwiseConv2D::new(3).name, SeparableConv2D::new(4, 3).name),
+        ("depthwise_conv2d".to_string(), "separable_conv2d".to_string())
+    );
+    assert_eq!(
+        (Conv2DTranspose::new(4, 3).name, GlobalAveragePooling2D::new().name),
+        ("conv2d_transpose".to_string(), "global_average_pooling2d".to_string())
+    );
+    assert_eq!(GlobalPooling::new(PoolingKind::Max).name, "global_max_pooling", "the named constructor gave its automatic name back");
+    // A frozen layer keeps its weights through training and counts as non-trainable.
+    reset_names();
+    let model = Sequential::new()
+        .add(Flatten::new().input_shape(&[28, 28]))
+        .add(Dense::new(16).trainable(false))
+        .add(Dense::new(10).activation("softmax"));
+    let summary = model.summary().unwrap();
+    assert_eq!((summary.trainable_params, summary.non_trainable_params), (16 * 10 + 10, 28 * 28 * 16 + 16));
+    let mut t = model.compile_on(&Device::cpu(), "adam", "sparse_categorical_crossentropy", &[]).unwrap();
+    let before = t.get_weights().unwrap();
+    t.fit(&images(16), None, &FitOptions { epochs: 1, batch_size: 8, ..FitOptions::default() }).unwrap();
+    let after = t.get_weights().unwrap();
+    for ((name, a), (_, b)) in before.iter().zip(&after) {
+        assert_eq!(a == b, name.starts_with("dense/"), "{name}: frozen weights stay, the others train");
+    }
+}

@@ -183,3 +183,24 @@ macro_rules! rank_constructors {
 }
 
 rank_constructors!(QuantConv1D => 1, QuantConv2D => 2, QuantConv3D => 3);
+
+/// Keras' convolutions: a [`QuantConv`] without quantizers, named as Keras names them.
+macro_rules! keras_constructors {
+    ($($class:ident => $rank:literal),*) => {
+        $(
+            #[doc = concat!("Keras' `", stringify!($class), "`: a [`QuantConv`] without quantizers with ", stringify!($rank), " spatial axes.")]
+            pub struct $class;
+
+            impl $class {
+                /// `filters` output channels, a kernel of `kernel_size` (one number for every axis,
+                /// or one per axis), Keras' defaults otherwise.
+                #[allow(clippy::new_ret_no_self)]
+                pub fn new(filters: usize, kernel_size: impl Into<super::arguments::Size>) -> QuantConv {
+                    super::auto_named_as(QuantConv::new(filters, &kernel_size.into().for_rank($rank)), stringify!($class))
+                }
+            }
+        )*
+    };
+}
+
+keras_constructors!(Conv1D => 1, Conv2D => 2, Conv3D => 3);

@@ -93,3 +93,15 @@ impl Layer for QuantDense {
         self.args.finish(g, ctx, &self.name, y, self.units, None)
     }
 }
+
+/// Keras' `Dense`: a [`QuantDense`] without quantizers (what Larq's layer computes then), named
+/// as Keras names a `Dense` (`dense`, `dense_1`, ...).
+pub struct Dense;
+
+impl Dense {
+    /// `Dense(units)`.
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new(units: usize) -> QuantDense {
+        super::auto_named_as(QuantDense::new(units), "Dense")
+    }
+}

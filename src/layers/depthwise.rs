@@ -185,6 +185,7 @@ fn bias_and_activation(
                 initializer: Initializer::Zeros,
                 constraint: None,
                 regularizer: o.bias_regularizer,
+                trainable: true,
             },
         )?
     } else {
@@ -495,5 +496,27 @@ impl QuantDepthwiseConv2D {
     #[allow(clippy::new_ret_no_self)]
     pub fn new(kernel_size: impl Into<super::arguments::Size>) -> QuantDepthwiseConv {
         QuantDepthwiseConv::new(&kernel_size.into().for_rank(2))
+    }
+}
+
+/// Keras' `DepthwiseConv2D`: a [`QuantDepthwiseConv`] without quantizers, named as Keras names it.
+pub struct DepthwiseConv2D;
+
+impl DepthwiseConv2D {
+    /// `DepthwiseConv2D(kernel_size)`.
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new(kernel_size: impl Into<super::arguments::Size>) -> QuantDepthwiseConv {
+        super::auto_named_as(QuantDepthwiseConv::new(&kernel_size.into().for_rank(2)), "DepthwiseConv2D")
+    }
+}
+
+/// Keras' `SeparableConv2D`: a [`QuantSeparableConv`] without quantizers, named as Keras names it.
+pub struct SeparableConv2D;
+
+impl SeparableConv2D {
+    /// `SeparableConv2D(filters, kernel_size)`.
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new(filters: usize, kernel_size: impl Into<super::arguments::Size>) -> QuantSeparableConv {
+        super::auto_named_as(QuantSeparableConv2D::new(filters, kernel_size), "SeparableConv2D")
     }
 }

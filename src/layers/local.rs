@@ -280,7 +280,7 @@ impl Layer for QuantLocallyConnected {
                 constraint_argument: "bias_constraint",
                 metrics: None,
                 regularizer: self.args.bias_regularizer,
-                trainable: true,
+                trainable: self.args.trainable,
             };
             let (b, _) = add_weight(g, ctx, spec)?;
             // Keras declares the bias [out..., filters] in both layouts, and its bias_add reads a

@@ -19,11 +19,12 @@ pub mod transpose;
 
 pub use activations::Activation;
 pub use arguments::Arg;
-pub use conv::{QuantConv, QuantConv1D, QuantConv2D, QuantConv3D};
+pub use conv::{Conv1D, Conv2D, Conv3D, QuantConv, QuantConv1D, QuantConv2D, QuantConv3D};
 pub use core::{ActivationLayer, Dropout};
-pub use dense::QuantDense;
+pub use dense::{Dense, QuantDense};
 pub use depthwise::{
-    DepthwiseOptions, QuantDepthwiseConv, QuantDepthwiseConv2D, QuantSeparableConv, QuantSeparableConv1D, QuantSeparableConv2D,
+    DepthwiseConv2D, DepthwiseOptions, QuantDepthwiseConv, QuantDepthwiseConv2D, QuantSeparableConv, QuantSeparableConv1D,
+    QuantSeparableConv2D, SeparableConv2D,
 };
 pub use initializers::Initializer;
 pub use local::{QuantLocallyConnected, QuantLocallyConnected1D, QuantLocallyConnected2D};
@@ -37,7 +38,7 @@ pub use pooling::{
 pub use quant_args::{QuantArgs, QuantLayer};
 pub use regularizers::Regularizer;
 pub use reshaping::{Flatten, Reshape, ZeroPadding};
-pub use transpose::{QuantConv1DTranspose, QuantConv2DTranspose, QuantConv3DTranspose, QuantConvTranspose};
+pub use transpose::{Conv2DTranspose, QuantConv1DTranspose, QuantConv2DTranspose, QuantConv3DTranspose, QuantConvTranspose};
 
 use std::sync::Arc;
 
@@ -352,6 +353,14 @@ pub fn reset_names() {
     NAMES.with(|n| *n.borrow_mut() = Default::default());
 }
 
+/// `layer` named automatically as a `class` (Keras' class for the layer without quantizers:
+/// `dense` for a `Dense`), its own class's automatic name given back.
+pub(crate) fn auto_named_as<L: Named>(layer: L, class: &str) -> L {
+    let mut layer = rename(layer, "");
+    *layer.name_mut() = unique_name(class);
+    layer
+}
+
 /// A layer given its automatic name ([`unique_name`] of its class).
 pub(crate) fn auto_named<L: Named>(mut layer: L) -> L {
     *layer.name_mut() = unique_name(&layer.auto_class());
@@ -627,6 +636,8 @@ pub(crate) struct Bias<'a> {
     pub constraint: Option<Arc<dyn Constraint>>,
     /// Its regularizer, if any.
     pub regularizer: Option<Regularizer>,
+    /// Updated by the optimizer (Keras' `trainable`).
+    pub trainable: bool,
 }
 
 /// Creates the bias and adds it to `y` along the channel axis.
@@ -635,6 +646,7 @@ pub(crate) fn add_bias(g: &mut Graph, ctx: &mut BuildContext, y: ValueId, bias: 
         constraint: bias.constraint,
         constraint_argument: "bias_constraint",
         regularizer: bias.regularizer,
+        trainable: bias.trainable,
         ..WeightSpec::plain(bias.layer, "bias", [bias.channels], bias.initializer)
     };
     let b = channel_weight(g, ctx, spec, bias.channels_first_spatial)?;

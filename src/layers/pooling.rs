@@ -258,9 +258,7 @@ macro_rules! global_constructors {
                 /// Over every spatial axis, channels last, the axes dropped; named after the class.
                 #[allow(clippy::new_ret_no_self)]
                 pub fn new() -> GlobalPooling {
-                    let layer = GlobalPooling::new(PoolingKind::$kind);
-                    let name = super::unique_name(stringify!($class));
-                    layer.named(&name)
+                    super::auto_named_as(GlobalPooling::new(PoolingKind::$kind), stringify!($class))
                 }
             }
         )*

@@ -47,6 +47,9 @@ pub struct QuantArgs {
     pub output_scale: bool,
     /// The first argument given by a name that stands for nothing, reported by the build.
     pub invalid: Invalid,
+    /// Whether the optimizer updates the kernel and bias (Keras' `trainable`; a frozen layer's
+    /// weights count as non-trainable in the summary).
+    pub trainable: bool,
 }
 
 impl Default for QuantArgs {
@@ -66,6 +69,7 @@ impl Default for QuantArgs {
             metrics: crate::metrics::active_scope(),
             output_scale: false,
             invalid: Invalid::default(),
+            trainable: true,
         }
     }
 }
@@ -113,7 +117,7 @@ impl QuantArgs {
             constraint_argument: "kernel_constraint",
             metrics: self.metrics.as_deref(),
             regularizer: self.kernel_regularizer,
-            trainable: true,
+            trainable: self.trainable,
         };
         add_weight(g, ctx, spec)
     }
@@ -144,6 +148,7 @@ impl QuantArgs {
                 initializer: self.bias_initializer,
                 constraint: self.bias_constraint.clone(),
                 regularizer: self.bias_regularizer,
+                trainable: self.trainable,
             };
             add_bias(g, ctx, y, bias)?
         } else {
@@ -256,6 +261,13 @@ pub trait QuantLayer: Sized {
     fn activity_regularizer(mut self, r: impl Arg<Regularizer>) -> Self {
         let a = self.args_mut();
         a.activity_regularizer = a.invalid.take("activity_regularizer", r).or(a.activity_regularizer.take());
+        self
+    }
+
+    /// Freezes the layer or not (Keras' `trainable`): a frozen layer's kernel and bias are not
+    /// updated and count as non-trainable.
+    fn trainable(mut self, t: bool) -> Self {
+        self.args_mut().trainable = t;
         self
     }
 

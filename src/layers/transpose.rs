@@ -207,3 +207,14 @@ macro_rules! rank_constructors {
 }
 
 rank_constructors!(QuantConv1DTranspose => 1, QuantConv2DTranspose => 2, QuantConv3DTranspose => 3);
+
+/// Keras' `Conv2DTranspose`: a [`QuantConvTranspose`] without quantizers, named as Keras names it.
+pub struct Conv2DTranspose;
+
+impl Conv2DTranspose {
+    /// `Conv2DTranspose(filters, kernel_size)`.
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new(filters: usize, kernel_size: impl Into<super::arguments::Size>) -> QuantConvTranspose {
+        super::auto_named_as(QuantConv2DTranspose::new(filters, kernel_size), "Conv2DTranspose")
+    }
+}

@@ -107,8 +107,10 @@ async fn training_steps_lower_the_loss() {
         .collect();
     let y: Vec<i32> = (0..64).map(|i| i % 2).collect();
     let data = Dataset::new(&[4], x, y).unwrap();
-    let model = bitgrad::models::Sequential::new("m", &[4])
-        .add(bitgrad::layers::QuantDense::new("d", 2).activation(bitgrad::layers::Activation::Softmax));
+    let model = bitgrad::models::Sequential::new()
+        .named("m")
+        .input_shape(&[4])
+        .add(bitgrad::layers::QuantDense::new(2).named("d").activation(bitgrad::layers::Activation::Softmax));
     let loss = Loss::SparseCategoricalCrossentropy { from_logits: false };
     let mut t = Trainer::compile(model, loss, std::sync::Arc::new(Sgd::new(0.5)), &[Metric::Accuracy], &device).unwrap();
     let all: Vec<usize> = (0..64).collect();
