@@ -26,7 +26,7 @@ async fn webgpu() -> Device {
 #[wasm_bindgen_test]
 async fn adapter_is_the_browsers_webgpu() {
     let device = webgpu().await;
-    assert!(device.describe().contains("BrowserWebGpu"), "{}", device.describe());
+    assert!(device.describe().contains("(WebGPU, "), "{}", device.describe());
 }
 
 #[wasm_bindgen_test]
