@@ -512,3 +512,38 @@ fn keras_class_names_and_frozen_layers() {
         assert_eq!(a == b, name.starts_with("dense/"), "{name}: frozen weights stay, the others train");
     }
 }
+
+#[test]
+fn depthwise_and_separable_layers_take_every_bias_argument() {
+    use bitgrad::layers::*;
+    use bitgrad::train::Compile;
+    reset_names();
+    let model = || {
+        Sequential::new()
+            .add(
+                QuantDepthwiseConv2D::new(3)
+                    .bias_initializer("ones")
+                    .bias_constraint("weight_clip")
+                    .bias_regularizer("l2")
+                    .input_shape(&[5, 5, 2]),
+            )
+            .add(QuantSeparableConv2D::new(4, 3).bias_initializer("ones").activity_regularizer("l1"))
+            .add(Flatten::new())
+            .add(Dense::new(3).activation("softmax"))
+    };
+    let mut t = model().compile_on(&Device::cpu(), "adam", "sparse_categorical_crossentropy", &[]).unwrap();
+    let weights = t.get_weights().unwrap();
+    for layer in ["quant_depthwise_conv2d", "quant_separable_conv2d"] {
+        let (_, bias) = weights.iter().find(|(n, _)| *n == format!("{layer}/bias")).unwrap();
+        assert!(bias.as_f32().unwrap().iter().all(|&b| b == 1.0), "{layer}: ones");
+    }
+    let json = bitgrad::io::keras::export::model_to_json(&model()).unwrap();
+    assert!(
+        json.contains(r#""bias_initializer":{"class_name":"Ones""#) && json.contains(r#""bias_constraint":{"class_name":"WeightClip""#),
+        "{json}"
+    );
+    let dir = common::scratch("usability-depthwise");
+    std::fs::write(dir.join("m.json"), &json).unwrap();
+    let back = bitgrad::io::keras::read_model(&dir.join("m.json")).unwrap();
+    assert_eq!(bitgrad::io::keras::export::model_to_json(&back).unwrap(), json, "the Keras JSON round trip keeps them");
+}

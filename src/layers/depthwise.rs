@@ -37,6 +37,10 @@ pub struct DepthwiseOptions {
     pub depthwise_constraint: Option<Arc<dyn Constraint>>,
     /// Penalty on the latent depthwise kernel, added to the loss.
     pub depthwise_regularizer: Option<Regularizer>,
+    /// Initializer of the bias.
+    pub bias_initializer: Initializer,
+    /// Applied to the bias after each update.
+    pub bias_constraint: Option<Arc<dyn Constraint>>,
     /// Penalty on the bias, added to the loss.
     pub bias_regularizer: Option<Regularizer>,
     /// Penalty on the layer's output (after the activation), added to the loss.
@@ -72,6 +76,8 @@ impl DepthwiseOptions {
             depthwise_initializer: Initializer::GlorotUniform,
             depthwise_constraint: None,
             depthwise_regularizer: None,
+            bias_initializer: Initializer::Zeros,
+            bias_constraint: None,
             bias_regularizer: None,
             activity_regularizer: None,
             activation: Activation::Linear,
@@ -182,8 +188,8 @@ fn bias_and_activation(
                 layer: name,
                 channels,
                 channels_first_spatial: first,
-                initializer: Initializer::Zeros,
-                constraint: None,
+                initializer: o.bias_initializer,
+                constraint: o.bias_constraint.clone(),
                 regularizer: o.bias_regularizer,
                 trainable: true,
             },
@@ -416,6 +422,35 @@ macro_rules! depthwise_builders {
                 /// Adds or removes the bias (`use_bias`).
                 pub fn use_bias(mut self, b: bool) -> Self {
                     self.opts.use_bias = b;
+                    self
+                }
+
+                /// Sets the `bias_initializer`.
+                pub fn bias_initializer(mut self, i: impl super::Arg<Initializer>) -> Self {
+                    if let Some(i) = self.opts.invalid.take("bias_initializer", i) {
+                        self.opts.bias_initializer = i;
+                    }
+                    self
+                }
+
+                /// Sets the `bias_constraint`.
+                pub fn bias_constraint(mut self, c: impl super::Arg<Arc<dyn Constraint>>) -> Self {
+                    let o = &mut self.opts;
+                    o.bias_constraint = o.invalid.take("bias_constraint", c).or(o.bias_constraint.take());
+                    self
+                }
+
+                /// Sets the `bias_regularizer`.
+                pub fn bias_regularizer(mut self, r: impl super::Arg<Regularizer>) -> Self {
+                    let o = &mut self.opts;
+                    o.bias_regularizer = o.invalid.take("bias_regularizer", r).or(o.bias_regularizer.take());
+                    self
+                }
+
+                /// Sets the `activity_regularizer` (a penalty on the output).
+                pub fn activity_regularizer(mut self, r: impl super::Arg<Regularizer>) -> Self {
+                    let o = &mut self.opts;
+                    o.activity_regularizer = o.invalid.take("activity_regularizer", r).or(o.activity_regularizer.take());
                     self
                 }
 

@@ -220,8 +220,9 @@ pub(super) fn depthwise(c: &mut Map<String, Value>, name: &str, o: &DepthwiseOpt
     c.insert("activation".into(), activation(&o.activation, name)?);
     c.insert("use_bias".into(), json!(o.use_bias));
     c.insert("depthwise_initializer".into(), initializer(&o.depthwise_initializer));
-    c.insert("bias_initializer".into(), initializer(&Initializer::Zeros));
+    c.insert("bias_initializer".into(), initializer(&o.bias_initializer));
     c.insert("depthwise_constraint".into(), o.depthwise_constraint.as_ref().map_or(Value::Null, |k| k.to_keras()));
+    c.insert("bias_constraint".into(), o.bias_constraint.as_ref().map_or(Value::Null, |k| k.to_keras()));
     c.insert("depthwise_regularizer".into(), regularizer(&o.depthwise_regularizer));
     c.insert("bias_regularizer".into(), regularizer(&o.bias_regularizer));
     c.insert("activity_regularizer".into(), regularizer(&o.activity_regularizer));

@@ -535,13 +535,9 @@ fn depthwise_options(f: &mut Fields, r: usize, quant: bool) -> Result<DepthwiseO
     o.activation = activation(f)?;
     o.use_bias = f.boolean("use_bias", true)?;
     o.depthwise_initializer = initializer(f, "depthwise_initializer", Initializer::GlorotUniform)?;
-    if initializer(f, "bias_initializer", Initializer::Zeros)? != Initializer::Zeros {
-        return Err(f.error("bias_initializer", "only zeros is supported for depthwise and separable layers"));
-    }
+    o.bias_initializer = initializer(f, "bias_initializer", Initializer::Zeros)?;
     o.depthwise_constraint = constraint(f, "depthwise_constraint")?;
-    if constraint(f, "bias_constraint")?.is_some() {
-        return Err(f.error("bias_constraint", "is not supported for depthwise and separable layers"));
-    }
+    o.bias_constraint = constraint(f, "bias_constraint")?;
     o.depthwise_regularizer = regularizer(f, "depthwise_regularizer")?;
     o.bias_regularizer = regularizer(f, "bias_regularizer")?;
     o.activity_regularizer = regularizer(f, "activity_regularizer")?;
