@@ -547,3 +547,17 @@ fn depthwise_and_separable_layers_take_every_bias_argument() {
     let back = bitgrad::io::keras::read_model(&dir.join("m.json")).unwrap();
     assert_eq!(bitgrad::io::keras::export::model_to_json(&back).unwrap(), json, "the Keras JSON round trip keeps them");
 }
+
+#[test]
+fn frozen_depthwise_and_separable_layers_count_as_non_trainable() {
+    use bitgrad::layers::*;
+    use bitgrad::models::Model;
+    let model = Sequential::new()
+        .add(QuantDepthwiseConv2D::new(3).trainable(false).input_shape(&[5, 5, 2]))
+        .add(QuantSeparableConv2D::new(4, 3).trainable(false))
+        .add(Flatten::new())
+        .add(Dense::new(3));
+    let s = model.summary().unwrap();
+    // depthwise 3x3x2 + bias 2; separable depthwise 3x3x2 + pointwise 2x4 + bias 4; dense 4x3 + 3.
+    assert_eq!((s.non_trainable_params, s.trainable_params), (9 * 2 + 2 + 9 * 2 + 2 * 4 + 4, 4 * 3 + 3));
+}

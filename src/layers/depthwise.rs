@@ -57,6 +57,8 @@ pub struct DepthwiseOptions {
     pub id: super::LayerId,
     /// The first argument given by a name that stands for nothing, reported by the build.
     pub invalid: super::arguments::Invalid,
+    /// Whether the optimizer updates the layer's kernels and bias (Keras' `trainable`).
+    pub trainable: bool,
 }
 
 impl DepthwiseOptions {
@@ -85,6 +87,7 @@ impl DepthwiseOptions {
             metrics: crate::metrics::active_scope(),
             id: super::LayerId::new(),
             invalid: Default::default(),
+            trainable: true,
         }
     }
 }
@@ -138,7 +141,7 @@ fn depthwise_stage(g: &mut Graph, name: &str, o: &DepthwiseOptions, x: ValueId, 
         constraint_argument: "depthwise_constraint",
         metrics: o.metrics.as_deref(),
         regularizer: o.depthwise_regularizer,
-        trainable: true,
+        trainable: o.trainable,
     };
     let (w, wq) = add_weight(g, ctx, spec)?;
     // [k..., C, m] is the grouped kernel [k..., 1, C * m] with C groups, outputs in the same order.
@@ -191,7 +194,7 @@ fn bias_and_activation(
                 initializer: o.bias_initializer,
                 constraint: o.bias_constraint.clone(),
                 regularizer: o.bias_regularizer,
-                trainable: true,
+                trainable: o.trainable,
             },
         )?
     } else {
@@ -321,7 +324,7 @@ impl Layer for QuantSeparableConv {
             constraint_argument: "pointwise_constraint",
             metrics: self.opts.metrics.as_deref(),
             regularizer: self.pointwise_regularizer,
-            trainable: true,
+            trainable: self.opts.trainable,
         };
         let (_, wq) = add_weight(g, ctx, spec)?;
         let pointwise = ConvOptions { format: self.opts.data_format, ..ConvOptions::new(&vec![1; r]) };
@@ -422,6 +425,12 @@ macro_rules! depthwise_builders {
                 /// Adds or removes the bias (`use_bias`).
                 pub fn use_bias(mut self, b: bool) -> Self {
                     self.opts.use_bias = b;
+                    self
+                }
+
+                /// Freezes the layer or not (Keras' `trainable`).
+                pub fn trainable(mut self, t: bool) -> Self {
+                    self.opts.trainable = t;
                     self
                 }
 
