@@ -561,3 +561,24 @@ fn frozen_depthwise_and_separable_layers_count_as_non_trainable() {
     // depthwise 3x3x2 + bias 2; separable depthwise 3x3x2 + pointwise 2x4 + bias 4; dense 4x3 + 3.
     assert_eq!((s.non_trainable_params, s.trainable_params), (9 * 2 + 2 + 9 * 2 + 2 * 4 + 4, 4 * 3 + 3));
 }
+
+#[test]
+fn a_frozen_batch_normalization_normalizes_with_its_moving_statistics_and_keeps_them() {
+    use bitgrad::layers::*;
+    use bitgrad::train::Compile;
+    reset_names();
+    let model = Sequential::new()
+        .add(Flatten::new().input_shape(&[28, 28]))
+        .add(Dense::new(8))
+        .add(BatchNormalization::new().trainable(false))
+        .add(Dense::new(10).activation("softmax"));
+    let mut t = model.compile_on(&Device::cpu(), "sgd", "sparse_categorical_crossentropy", &[]).unwrap();
+    let bn =
+        |w: &[(String, bitgrad::HostTensor)]| w.iter().filter(|(n, _)| n.starts_with("batch_normalization/")).cloned().collect::<Vec<_>>();
+    let before = t.get_weights().unwrap();
+    t.fit(&images(16), None, &FitOptions { epochs: 1, batch_size: 8, ..FitOptions::default() }).unwrap();
+    let after = t.get_weights().unwrap();
+    assert_eq!(bn(&before).len(), 4, "gamma, beta and the moving statistics");
+    assert_eq!(bn(&before), bn(&after), "frozen: nothing of it changes in training");
+    assert_ne!(before, after, "the other layers train");
+}

@@ -35,6 +35,10 @@ pub struct BatchNormalization {
     pub beta_regularizer: Option<Regularizer>,
     /// Penalty on gamma.
     pub gamma_regularizer: Option<Regularizer>,
+    /// Whether the optimizer updates gamma and beta (Keras' `trainable`). A frozen layer also
+    /// normalizes with its moving statistics in training and leaves them unchanged, as Keras 2
+    /// runs a BatchNormalization with `trainable=False` in inference mode.
+    pub trainable: bool,
     /// Its identity ([`Layer::id`]), kept by clones: a clone is the same layer.
     pub id: super::LayerId,
 }
@@ -63,6 +67,7 @@ impl BatchNormalization {
             moving_variance_initializer: Initializer::Ones,
             beta_regularizer: None,
             gamma_regularizer: None,
+            trainable: true,
         })
     }
 
@@ -75,11 +80,19 @@ impl BatchNormalization {
     fn add_weights(&self, g: &mut Graph, ctx: &mut BuildContext, c: usize) -> Result<(Option<ValueId>, Option<ValueId>, ValueId, ValueId)> {
         let mut add = |spec: WeightSpec| add_weight(g, ctx, spec).map(|(w, _)| w);
         let gamma = match self.scale {
-            true => Some(add(WeightSpec { regularizer: self.gamma_regularizer, ..self.spec("gamma", c, self.gamma_initializer) })?),
+            true => Some(add(WeightSpec {
+                regularizer: self.gamma_regularizer,
+                trainable: self.trainable,
+                ..self.spec("gamma", c, self.gamma_initializer)
+            })?),
             false => None,
         };
         let beta = match self.center {
-            true => Some(add(WeightSpec { regularizer: self.beta_regularizer, ..self.spec("beta", c, self.beta_initializer) })?),
+            true => Some(add(WeightSpec {
+                regularizer: self.beta_regularizer,
+                trainable: self.trainable,
+                ..self.spec("beta", c, self.beta_initializer)
+            })?),
             false => None,
         };
         let moving_mean = add(WeightSpec { trainable: false, ..self.spec("moving_mean", c, self.moving_mean_initializer) })?;
@@ -150,8 +163,9 @@ impl Layer for BatchNormalization {
         let bshape: Vec<usize> = (0..xs.rank()).map(|d| if d == axis { c } else { 1 }).collect();
         let (gamma, beta, moving_mean, moving_var) = self.add_weights(g, ctx, c)?;
         let reduce: Vec<usize> = (0..xs.rank()).filter(|&d| d != axis).collect();
-        let (mean, var) = match ctx.mode {
-            Mode::Training => {
+        let training = ctx.mode == Mode::Training && self.trainable;
+        let (mean, var) = match training {
+            true => {
                 let mean = g.mean(x, &reduce, true)?;
                 let centered = g.sub(x, mean)?;
                 let sq = g.unary(UnaryOp::Square, centered)?;
@@ -170,7 +184,7 @@ impl Layer for BatchNormalization {
                 }
                 (mean, var)
             }
-            Mode::Inference => (g.reshape(moving_mean, bshape.clone())?, g.reshape(moving_var, bshape.clone())?),
+            false => (g.reshape(moving_mean, bshape.clone())?, g.reshape(moving_var, bshape.clone())?),
         };
         let centered = g.sub(x, mean)?;
         let var = g.unary(UnaryOp::Offset(self.epsilon), var)?;
@@ -189,7 +203,7 @@ impl Layer for BatchNormalization {
             let beta = g.reshape(beta, bshape)?;
             y = g.add(y, beta)?;
         }
-        if ctx.mode == Mode::Training {
+        if training {
             // The closed form of the batch statistics' gradient (TensorFlow's fused batch norm
             // gradient): two reductions and one elementwise pass instead of the backward of each
             // op of the forward, through the mean and the variance.
@@ -252,6 +266,12 @@ impl BatchNormalization {
     /// Adds or removes the factor `gamma` (`scale`; Larq's models often set `scale=False`).
     pub fn scale(mut self, s: bool) -> Self {
         self.scale = s;
+        self
+    }
+
+    /// Freezes the layer or not (Keras' `trainable`; a frozen layer normalizes with its moving statistics).
+    pub fn trainable(mut self, t: bool) -> Self {
+        self.trainable = t;
         self
     }
 }
