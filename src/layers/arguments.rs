@@ -205,4 +205,29 @@ macro_rules! conv_builders {
     };
 }
 
+/// Constructors under Larq's and Keras' class names for a layer with `filters` and a
+/// `kernel_size`: a unit struct per class whose `new(filters, kernel_size)` makes the general
+/// layer (`QuantConv2D::new(64, (3, 3))` is a `QuantConv` with two spatial axes). `$make` builds
+/// it from `$filters`, the sizes `$k` for the class's rank, and `$class`, the class's name.
+macro_rules! class_constructors {
+    ($doc:literal, $target:ty, |$filters:ident, $k:ident, $class:ident| $make:expr; $($name:ident => $rank:literal),* $(,)?) => {
+        $(
+            #[doc = concat!("`", stringify!($name), "`: ", $doc, " with ", stringify!($rank), " spatial axes.")]
+            pub struct $name;
+
+            impl $name {
+                /// `filters` output channels, a kernel of `kernel_size` (one number for every axis,
+                /// or one per axis), Keras' defaults otherwise.
+                #[allow(clippy::new_ret_no_self)]
+                pub fn new($filters: usize, kernel_size: impl Into<$crate::layers::arguments::Size>) -> $target {
+                    let $k = kernel_size.into().for_rank($rank);
+                    let $class = stringify!($name);
+                    $make
+                }
+            }
+        )*
+    };
+}
+
+pub(crate) use class_constructors;
 pub(crate) use conv_builders;

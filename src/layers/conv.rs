@@ -162,45 +162,13 @@ impl Layer for QuantConv {
     }
 }
 
-/// Larq's class names as constructors of [`QuantConv`] with 1, 2 or 3 spatial axes:
-/// `QuantConv2D::new(64, (3, 3))`, or `QuantConv2D::new(64, 3)` for 3x3.
-macro_rules! rank_constructors {
-    ($($class:ident => $rank:literal),*) => {
-        $(
-            #[doc = concat!("Larq's `", stringify!($class), "`: a [`QuantConv`] with ", stringify!($rank), " spatial axes.")]
-            pub struct $class;
+super::arguments::class_constructors!(
+    "Larq's quantized convolution, a [`QuantConv`]", QuantConv, |filters, k, _class| QuantConv::new(filters, &k);
+    QuantConv1D => 1, QuantConv2D => 2, QuantConv3D => 3
+);
 
-            impl $class {
-                /// `filters` output channels, a kernel of `kernel_size` (one number for every axis,
-                /// or one per axis), Keras' defaults otherwise.
-                #[allow(clippy::new_ret_no_self)]
-                pub fn new(filters: usize, kernel_size: impl Into<super::arguments::Size>) -> QuantConv {
-                    QuantConv::new(filters, &kernel_size.into().for_rank($rank))
-                }
-            }
-        )*
-    };
-}
-
-rank_constructors!(QuantConv1D => 1, QuantConv2D => 2, QuantConv3D => 3);
-
-/// Keras' convolutions: a [`QuantConv`] without quantizers, named as Keras names them.
-macro_rules! keras_constructors {
-    ($($class:ident => $rank:literal),*) => {
-        $(
-            #[doc = concat!("Keras' `", stringify!($class), "`: a [`QuantConv`] without quantizers with ", stringify!($rank), " spatial axes.")]
-            pub struct $class;
-
-            impl $class {
-                /// `filters` output channels, a kernel of `kernel_size` (one number for every axis,
-                /// or one per axis), Keras' defaults otherwise.
-                #[allow(clippy::new_ret_no_self)]
-                pub fn new(filters: usize, kernel_size: impl Into<super::arguments::Size>) -> QuantConv {
-                    super::auto_named_as(QuantConv::new(filters, &kernel_size.into().for_rank($rank)), stringify!($class))
-                }
-            }
-        )*
-    };
-}
-
-keras_constructors!(Conv1D => 1, Conv2D => 2, Conv3D => 3);
+super::arguments::class_constructors!(
+    "Keras' convolution, a [`QuantConv`] without quantizers named as Keras names it", QuantConv,
+    |filters, k, class| super::auto_named_as(QuantConv::new(filters, &k), class);
+    Conv1D => 1, Conv2D => 2, Conv3D => 3
+);

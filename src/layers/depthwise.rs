@@ -510,26 +510,17 @@ impl QuantSeparableConv {
     }
 }
 
-/// Larq's class names as constructors.
-macro_rules! rank_constructors {
-    ($($class:ident => $rank:literal),*) => {
-        $(
-            #[doc = concat!("Larq's `", stringify!($class), "`: a [`QuantSeparableConv`] with ", stringify!($rank), " spatial axes.")]
-            pub struct $class;
+super::arguments::class_constructors!(
+    "Larq's quantized separable convolution, a [`QuantSeparableConv`]", QuantSeparableConv,
+    |filters, k, _class| QuantSeparableConv::new(filters, DepthwiseOptions::new(&k));
+    QuantSeparableConv1D => 1, QuantSeparableConv2D => 2
+);
 
-            impl $class {
-                /// `filters` output channels, a depthwise kernel of `kernel_size` (one number for
-                /// every axis, or one per axis), Keras' defaults otherwise.
-                #[allow(clippy::new_ret_no_self)]
-                pub fn new(filters: usize, kernel_size: impl Into<super::arguments::Size>) -> QuantSeparableConv {
-                    QuantSeparableConv::new(filters, DepthwiseOptions::new(&kernel_size.into().for_rank($rank)))
-                }
-            }
-        )*
-    };
-}
-
-rank_constructors!(QuantSeparableConv1D => 1, QuantSeparableConv2D => 2);
+super::arguments::class_constructors!(
+    "Keras' separable convolution, a [`QuantSeparableConv`] without quantizers named as Keras names it", QuantSeparableConv,
+    |filters, k, class| super::auto_named_as(QuantSeparableConv::new(filters, DepthwiseOptions::new(&k)), class);
+    SeparableConv2D => 2
+);
 
 /// Larq's `QuantDepthwiseConv2D`: a [`QuantDepthwiseConv`] with 2 spatial axes.
 pub struct QuantDepthwiseConv2D;
@@ -551,16 +542,5 @@ impl DepthwiseConv2D {
     #[allow(clippy::new_ret_no_self)]
     pub fn new(kernel_size: impl Into<super::arguments::Size>) -> QuantDepthwiseConv {
         super::auto_named_as(QuantDepthwiseConv::new(&kernel_size.into().for_rank(2)), "DepthwiseConv2D")
-    }
-}
-
-/// Keras' `SeparableConv2D`: a [`QuantSeparableConv`] without quantizers, named as Keras names it.
-pub struct SeparableConv2D;
-
-impl SeparableConv2D {
-    /// `SeparableConv2D(filters, kernel_size)`.
-    #[allow(clippy::new_ret_no_self)]
-    pub fn new(filters: usize, kernel_size: impl Into<super::arguments::Size>) -> QuantSeparableConv {
-        super::auto_named_as(QuantSeparableConv2D::new(filters, kernel_size), "SeparableConv2D")
     }
 }

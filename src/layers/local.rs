@@ -300,23 +300,8 @@ impl Layer for QuantLocallyConnected {
     }
 }
 
-/// Larq's class names as constructors of [`QuantLocallyConnected`].
-macro_rules! rank_constructors {
-    ($($class:ident => $rank:literal),*) => {
-        $(
-            #[doc = concat!("Larq's `", stringify!($class), "`: a [`QuantLocallyConnected`] with ", stringify!($rank), " spatial axes.")]
-            pub struct $class;
-
-            impl $class {
-                /// `filters` output channels, a kernel of `kernel_size` (one number for every axis,
-                /// or one per axis), Keras' defaults otherwise.
-                #[allow(clippy::new_ret_no_self)]
-                pub fn new(filters: usize, kernel_size: impl Into<super::arguments::Size>) -> QuantLocallyConnected {
-                    QuantLocallyConnected::new(filters, &kernel_size.into().for_rank($rank))
-                }
-            }
-        )*
-    };
-}
-
-rank_constructors!(QuantLocallyConnected1D => 1, QuantLocallyConnected2D => 2);
+super::arguments::class_constructors!(
+    "Larq's quantized locally connected layer, a [`QuantLocallyConnected`]", QuantLocallyConnected,
+    |filters, k, _class| QuantLocallyConnected::new(filters, &k);
+    QuantLocallyConnected1D => 1, QuantLocallyConnected2D => 2
+);

@@ -208,39 +208,41 @@ pub trait Layer {
     fn name(&self) -> &str;
     /// Records the layer applied to `x` and returns its output.
     fn build(&self, g: &mut Graph, x: ValueId, ctx: &mut BuildContext) -> Result<ValueId>;
-    /// The Keras class name, shown by the summary.
+    /// The Keras class name, shown by the summary. The defaults of this and the methods below
+    /// are the [`Layer::wrapped`] layer's, so a wrapper implements only what it changes.
     fn class(&self) -> &str {
-        "Layer"
+        self.wrapped().map_or("Layer", |l| l.class())
     }
     /// Bits of the quantized input (`None`: not quantized), shown by the summary.
     fn input_precision(&self) -> Option<u32> {
-        None
+        self.wrapped().and_then(|l| l.input_precision())
     }
     /// How the summary counts this layer's MACs.
     fn macs(&self) -> MacCount {
-        MacCount::Unknown
+        self.wrapped().map_or(MacCount::Unknown, |l| l.macs())
     }
     /// The layer as `Any`, for code that knows concrete layer types (the Keras JSON export);
-    /// `None` (the default) for layers it cannot know.
+    /// `None` (the default, without a wrapped layer) for layers it cannot know.
     fn as_any(&self) -> Option<&dyn std::any::Any> {
-        None
+        self.wrapped().and_then(|l| l.as_any())
     }
     /// The layer's identity, given when it was created and kept by its clones: a model applying
     /// the same identity twice shares one layer's weights, and two identities with one name are
     /// an error. `None` (the default, for layers without one) identifies the layer by its
     /// address while the model is built.
     fn id(&self) -> Option<LayerId> {
-        None
+        self.wrapped().and_then(|l| l.id())
     }
     /// The layer this one wraps and builds exactly as (an annotation such as quantization-aware
-    /// training's), whose Keras config it has; `None` (the default) for other layers.
+    /// training's, an `input_shape`), whose Keras config it has; `None` (the default) for other
+    /// layers.
     fn wrapped(&self) -> Option<&dyn Layer> {
         None
     }
     /// The per-sample input shape given to this layer (Keras' `input_shape=` argument, which a
     /// `Sequential` takes from its first layer); `None` (the default) for none.
     fn declared_input_shape(&self) -> Option<&[usize]> {
-        None
+        self.wrapped().and_then(|l| l.declared_input_shape())
     }
 }
 
@@ -261,23 +263,8 @@ impl<L: Layer> Layer for InputShaped<L> {
     fn build(&self, g: &mut Graph, x: ValueId, ctx: &mut BuildContext) -> Result<ValueId> {
         self.layer.build(g, x, ctx)
     }
-    fn class(&self) -> &str {
-        self.layer.class()
-    }
-    fn input_precision(&self) -> Option<u32> {
-        self.layer.input_precision()
-    }
-    fn macs(&self) -> MacCount {
-        self.layer.macs()
-    }
-    fn as_any(&self) -> Option<&dyn std::any::Any> {
-        self.layer.as_any()
-    }
-    fn id(&self) -> Option<LayerId> {
-        self.layer.id()
-    }
     fn wrapped(&self) -> Option<&dyn Layer> {
-        self.layer.wrapped()
+        Some(&self.layer)
     }
     fn declared_input_shape(&self) -> Option<&[usize]> {
         Some(&self.shape)

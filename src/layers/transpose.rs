@@ -187,34 +187,14 @@ impl Layer for QuantConvTranspose {
     }
 }
 
-/// Larq's class names as constructors of [`QuantConvTranspose`]: `QuantConv2DTranspose::new(32, 3)`.
-macro_rules! rank_constructors {
-    ($($class:ident => $rank:literal),*) => {
-        $(
-            #[doc = concat!("Larq's `", stringify!($class), "`: a [`QuantConvTranspose`] with ", stringify!($rank), " spatial axes.")]
-            pub struct $class;
+super::arguments::class_constructors!(
+    "Larq's quantized transposed convolution, a [`QuantConvTranspose`]", QuantConvTranspose,
+    |filters, k, _class| QuantConvTranspose::new(filters, &k);
+    QuantConv1DTranspose => 1, QuantConv2DTranspose => 2, QuantConv3DTranspose => 3
+);
 
-            impl $class {
-                /// `filters` output channels, a kernel of `kernel_size` (one number for every axis,
-                /// or one per axis), Keras' defaults otherwise.
-                #[allow(clippy::new_ret_no_self)]
-                pub fn new(filters: usize, kernel_size: impl Into<super::arguments::Size>) -> QuantConvTranspose {
-                    QuantConvTranspose::new(filters, &kernel_size.into().for_rank($rank))
-                }
-            }
-        )*
-    };
-}
-
-rank_constructors!(QuantConv1DTranspose => 1, QuantConv2DTranspose => 2, QuantConv3DTranspose => 3);
-
-/// Keras' `Conv2DTranspose`: a [`QuantConvTranspose`] without quantizers, named as Keras names it.
-pub struct Conv2DTranspose;
-
-impl Conv2DTranspose {
-    /// `Conv2DTranspose(filters, kernel_size)`.
-    #[allow(clippy::new_ret_no_self)]
-    pub fn new(filters: usize, kernel_size: impl Into<super::arguments::Size>) -> QuantConvTranspose {
-        super::auto_named_as(QuantConv2DTranspose::new(filters, kernel_size), "Conv2DTranspose")
-    }
-}
+super::arguments::class_constructors!(
+    "Keras' transposed convolution, a [`QuantConvTranspose`] without quantizers named as Keras names it", QuantConvTranspose,
+    |filters, k, class| super::auto_named_as(QuantConvTranspose::new(filters, &k), class);
+    Conv2DTranspose => 2
+);

@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use crate::error::Result;
 use crate::graph::{Graph, ValueId};
-use crate::layers::{BatchNormalization, BuildContext, Layer, LayerId, MacCount, WeightHook, WeightSpec};
+use crate::layers::{BatchNormalization, BuildContext, Layer, WeightHook, WeightSpec};
 use crate::models::{build_with_calls, LayerHook, Model, Network};
 
 /// A layer marked for quantization, with its own config or the scheme's (TF-MOT's
@@ -60,32 +60,12 @@ impl Layer for QuantizeAnnotate {
         self.layer.build(g, x, ctx)
     }
 
-    fn class(&self) -> &str {
-        self.layer.class()
-    }
-
-    fn input_precision(&self) -> Option<u32> {
-        self.layer.input_precision()
-    }
-
-    fn macs(&self) -> MacCount {
-        self.layer.macs()
-    }
-
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(self)
     }
 
-    fn id(&self) -> Option<LayerId> {
-        self.layer.id()
-    }
-
     fn wrapped(&self) -> Option<&dyn Layer> {
         Some(self.layer.as_ref())
-    }
-
-    fn declared_input_shape(&self) -> Option<&[usize]> {
-        self.layer.declared_input_shape()
     }
 }
 

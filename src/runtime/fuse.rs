@@ -173,6 +173,28 @@ impl Values<'_> {
         &self.graph.value(v).shape
     }
 
+    /// Follows `v` back through reshapes: the values passed (`v`, each reshape's input, up to
+    /// the output of the first producer that is no reshape) and that producer's position
+    /// (`None` when the chain starts at a value no node makes, an input or a variable).
+    fn through_reshapes(&self, mut v: ValueId) -> (Vec<ValueId>, Option<usize>) {
+        let mut chain = Vec::new();
+        while let Some(&p) = self.producer.get(&v) {
+            chain.push(v);
+            let node = &self.graph.nodes[self.order[p]];
+            match node.op {
+                Op::Reshape { .. } => v = node.inputs[0],
+                _ => return (chain, Some(p)),
+            }
+        }
+        (chain, None)
+    }
+
+    /// Whether `v` has one reader and is not a plan output: a fused kernel may compute it
+    /// without storing it.
+    fn single_use(&self, v: &ValueId) -> bool {
+        self.readers.get(v).is_some_and(|r| r.len() == 1) && !self.outputs.contains(v)
+    }
+
     /// A value computed in a fusable node and read only by fusable nodes of its shape (and not
     /// returned) is inlined into them: into its one reader, or into any number when it is
     /// [`shared`]; a fill, the same at every index, into readers of any shape.
@@ -386,30 +408,21 @@ fn read_between(values: &Values, assigned: &[(usize, ValueId)], var: ValueId, a:
 /// [`signs_fit`] accepts: they read the bits. The unpack (and its reshapes) is skipped when this
 /// product is its only reader, as it is in the backward of binarized layers.
 fn sign_products(values: &Values, fusion: &mut Fusion) {
-    let Values { graph, order, outputs, readers, producer, .. } = values;
-    for (pos, &n) in order.iter().enumerate() {
+    let graph = values.graph;
+    for (pos, &n) in values.order.iter().enumerate() {
         let node = &graph.nodes[n];
         let Op::MatMul { trans_b, .. } = node.op else { continue };
         let b_shape = &graph.value(node.inputs[1]).shape;
-        let (mut v, mut chain) = (node.inputs[1], Vec::new());
-        while let Some(&p) = producer.get(&v) {
-            let source = &graph.nodes[order[p]];
-            chain.push(v);
-            match source.op {
-                Op::Reshape { .. } => v = source.inputs[0],
-                Op::BitUnpack { k, mode: PackMode::Sign } if signs_fit(b_shape, trans_b, k) => {
-                    let bits = source.inputs[0];
-                    // The product reads the bits later than the unpack did: never a variable,
-                    // which the step might reassign in between.
-                    if !matches!(graph.value(bits).source, Source::Variable { .. }) {
-                        fusion.signs.insert(pos, bits);
-                        if chain.iter().all(|c| readers.get(c).is_some_and(|r| r.len() == 1) && !outputs.contains(c)) {
-                            fusion.inlined.extend(chain.iter().copied());
-                        }
-                    }
-                    break;
-                }
-                _ => break,
+        let (chain, Some(p)) = values.through_reshapes(node.inputs[1]) else { continue };
+        let source = &graph.nodes[values.order[p]];
+        let Op::BitUnpack { k, mode: PackMode::Sign } = source.op else { continue };
+        let bits = source.inputs[0];
+        // The product reads the bits later than the unpack did: never a variable, which the
+        // step might reassign in between.
+        if signs_fit(b_shape, trans_b, k) && !matches!(graph.value(bits).source, Source::Variable { .. }) {
+            fusion.signs.insert(pos, bits);
+            if chain.iter().all(|c| values.single_use(c)) {
+                fusion.inlined.extend(chain.iter().copied());
             }
         }
     }
@@ -420,34 +433,23 @@ fn sign_products(values: &Values, fusion: &mut Fusion) {
 /// an unbatched product whose rows and columns are the patch rows and (tap, channel) columns:
 /// the col2im computes the product itself, which then does not run.
 fn col2im_signs(values: &Values, fusion: &mut Fusion) {
-    let Values { graph, order, outputs, readers, producer, .. } = values;
-    let single = |v: &ValueId| readers.get(v).is_some_and(|r| r.len() == 1) && !outputs.contains(v);
-    for (pos, &n) in order.iter().enumerate() {
+    let graph = values.graph;
+    for (pos, &n) in values.order.iter().enumerate() {
         let Op::Col2Im { geom } = &graph.nodes[n].op else { continue };
-        let (mut v, mut chain) = (graph.nodes[n].inputs[0], Vec::new());
-        while let Some(&p) = producer.get(&v) {
-            let source = &graph.nodes[order[p]];
-            chain.push(v);
-            match source.op {
-                Op::Reshape { .. } => v = source.inputs[0],
-                Op::MatMul { trans_a: false, .. } => {
-                    let Some(&bits) = fusion.signs.get(&p) else { break };
-                    let (dy, b) = (graph.value(source.inputs[0]), graph.value(source.inputs[1]));
-                    let k = b.shape.dims()[b.shape.rank() - 2];
-                    let rows = dy.shape.numel() / k.max(1);
-                    let fits = crate::graph::ops::im2col::col2im_signs_fit(geom, k)
-                        && rows == geom.batch * geom.out_pixels()
-                        && b.shape.numel() == k * geom.taps() * geom.channels
-                        && dy.shape.dims().last() == Some(&k)
-                        && !matches!(dy.source, Source::Variable { .. });
-                    if fits && chain.iter().all(single) {
-                        fusion.inlined.extend(chain.iter().copied());
-                        fusion.col2im_signs.insert(pos, SignPatches { dy: source.inputs[0], bits, k });
-                    }
-                    break;
-                }
-                _ => break,
-            }
+        let (chain, Some(p)) = values.through_reshapes(graph.nodes[n].inputs[0]) else { continue };
+        let source = &graph.nodes[values.order[p]];
+        let (Op::MatMul { trans_a: false, .. }, Some(&bits)) = (&source.op, fusion.signs.get(&p)) else { continue };
+        let (dy, b) = (graph.value(source.inputs[0]), graph.value(source.inputs[1]));
+        let k = b.shape.dims()[b.shape.rank() - 2];
+        let rows = dy.shape.numel() / k.max(1);
+        let fits = crate::graph::ops::im2col::col2im_signs_fit(geom, k)
+            && rows == geom.batch * geom.out_pixels()
+            && b.shape.numel() == k * geom.taps() * geom.channels
+            && dy.shape.dims().last() == Some(&k)
+            && !matches!(dy.source, Source::Variable { .. });
+        if fits && chain.iter().all(|c| values.single_use(c)) {
+            fusion.inlined.extend(chain.iter().copied());
+            fusion.col2im_signs.insert(pos, SignPatches { dy: source.inputs[0], bits, k });
         }
     }
 }

@@ -57,11 +57,8 @@ impl Trainer {
     /// initial weights.
     pub fn save_state(&mut self, path: &Path) -> Result<()> {
         let state = self.state_variables()?;
-        let (train, required, optional) = (&state.0, &state.1, &state.2);
-        if required.keys().any(|n| self.params.get(n).is_none()) {
-            // Planning binds (and so initialises) every variable; nothing runs.
-            Plan::new(&self.device().clone(), train, &[], &mut self.params)?;
-        }
+        let (required, optional) = (&state.1, &state.2);
+        self.initialise(required.keys())?;
         let mut file = TensorFile::default();
         for name in required.keys().chain(optional.keys()) {
             if let Some(t) = self.params.get(name) {
@@ -133,11 +130,8 @@ impl Trainer {
     /// statistics included; no optimizer slots), as Keras' `get_weights` gives them, in the
     /// order the model made them. Weights no step has created yet are initialised first.
     pub fn get_weights(&mut self) -> Result<Vec<(String, HostTensor)>> {
-        let names = self.weight_names()?;
-        let state = self.state_variables()?;
-        if names.iter().any(|n| self.params.get(n).is_none()) {
-            Plan::new(&self.device().clone(), &state.0, &[], &mut self.params)?;
-        }
+        let (names, _) = self.model_weights()?;
+        self.initialise(names.iter())?;
         names
             .into_iter()
             .map(|n| {
@@ -150,17 +144,10 @@ impl Trainer {
     /// Keras' `set_weights`, by name: each tensor must be a weight of the model with its shape
     /// (errors name it); weights not given keep their values.
     pub fn set_weights(&mut self, weights: &[(String, HostTensor)]) -> Result<()> {
-        let names = self.weight_names()?;
-        let state = self.state_variables()?;
-        let expected: Expected =
-            state.1.iter().chain(&state.2).filter(|(n, _)| names.contains(n)).map(|(n, v)| (n.clone(), v.clone())).collect();
         let file = TensorFile { tensors: weights.iter().cloned().collect(), metadata: BTreeMap::new() };
+        let (names, expected) = self.model_weights()?;
         file.check("set_weights", &BTreeMap::new(), &expected)?;
-        if names.iter().any(|n| self.params.get(n).is_none()) {
-            Plan::new(&self.device().clone(), &state.0, &[], &mut self.params)?;
-        }
-        let device = self.device().clone();
-        file.store(&mut self.params, &device)
+        self.store(&file, &names)
     }
 
     /// Keras' `save_weights`: the model's weights in a safetensors file keyed by Keras name,
@@ -174,21 +161,35 @@ impl Trainer {
     /// keyed by Keras weight name) wrote; errors name the missing, extra or misshapen tensors.
     pub fn load_weights(&mut self, path: &Path) -> Result<()> {
         let file = TensorFile::read(path)?;
-        let names = self.weight_names()?;
-        let state = self.state_variables()?;
-        let expected: Expected =
-            state.1.iter().chain(&state.2).filter(|(n, _)| names.contains(n)).map(|(n, v)| (n.clone(), v.clone())).collect();
+        let (names, expected) = self.model_weights()?;
         file.check(&path.display().to_string(), &expected, &BTreeMap::new())?;
-        if names.iter().any(|n| self.params.get(n).is_none()) {
-            Plan::new(&self.device().clone(), &state.0, &[], &mut self.params)?;
-        }
+        self.store(&file, &names)
+    }
+
+    /// The model's weight names, in the order the model made them, and their shapes and types.
+    fn model_weights(&mut self) -> Result<(Vec<String>, Expected)> {
+        let built = crate::models::build(self.model.as_ref(), 1, crate::layers::Mode::Training)?;
+        let names: Vec<String> = built.network.ctx.weights.iter().map(|w| w.name.clone()).collect();
+        let state = self.state_variables()?;
+        let expected = state.1.iter().chain(&state.2).filter(|(n, _)| names.contains(n)).map(|(n, v)| (n.clone(), v.clone())).collect();
+        Ok((names, expected))
+    }
+
+    /// Writes checked weights into the trainer's variables, the model's `names` initialised
+    /// first so that the others keep their initial values.
+    fn store(&mut self, file: &TensorFile, names: &[String]) -> Result<()> {
+        self.initialise(names.iter())?;
         let device = self.device().clone();
         file.store(&mut self.params, &device)
     }
 
-    /// The model's weight names, in the order the model made them.
-    fn weight_names(&self) -> Result<Vec<String>> {
-        let built = crate::models::build(self.model.as_ref(), 1, crate::layers::Mode::Training)?;
-        Ok(built.network.ctx.weights.iter().map(|w| w.name.clone()).collect())
+    /// Initialises the training step's variables when one of `names` has none yet: planning
+    /// binds (and so initialises) every variable; nothing runs.
+    fn initialise<'a>(&mut self, mut names: impl Iterator<Item = &'a String>) -> Result<()> {
+        if names.any(|n| self.params.get(n).is_none()) {
+            let state = self.state_variables()?;
+            Plan::new(&self.device().clone(), &state.0, &[], &mut self.params)?;
+        }
+        Ok(())
     }
 }
