@@ -69,8 +69,8 @@ pub mod prelude {
     pub use crate::train::metrics::metrics_scope;
     pub use crate::train::optimizers::{Adam, Bop, CaseOptimizer, Optimizer, Sgd};
     pub use crate::train::{
-        Callback, Compile, Control, Dataset, EarlyStopping, FitOptions, History, Loss, Metric, ModelCheckpoint, Schedule, TensorBoard,
-        Trainer,
+        Callback, Compile, Control, Dataset, EarlyStopping, FitOptions, History, Labels, Loss, Metric, ModelCheckpoint, Samples, Schedule,
+        TensorBoard, Trainer,
     };
     pub use crate::{Device, Error, Result};
 }

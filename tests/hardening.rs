@@ -857,7 +857,7 @@ fn what_the_callbacks_need_is_checked_before_training() {
     use bitgrad::train::{EarlyStopping, FitOptions, ModelCheckpoint};
     let mut t = small_cpu_trainer();
     let data = bitgrad::train::data::Dataset::new(&[3], common::uniform(1, 24, 1.0), vec![0, 1, 0, 1, 1, 0, 1, 0]).unwrap();
-    let empty = bitgrad::train::data::Dataset { sample_shape: vec![3], x: vec![], y: vec![], targets: None };
+    let empty = bitgrad::train::data::Dataset::new(&[3], vec![], vec![]).unwrap();
     let e = t.fit(&data, Some(&empty), &FitOptions { epochs: 1, batch_size: 4, ..FitOptions::default() }).unwrap_err().to_string();
     assert!(e.contains("validation set has no samples"), "{e}");
     let es = EarlyStopping { monitor: "val_acc".into(), patience: 1, min_delta: 0.0 };

@@ -582,3 +582,158 @@ fn a_frozen_batch_normalization_normalizes_with_its_moving_statistics_and_keeps_
     assert_eq!(bn(&before), bn(&after), "frozen: nothing of it changes in training");
     assert_ne!(before, after, "the other layers train");
 }
+
+/// A functional model of two inputs (4x4 images and 3 extra values) and two outputs: `classes`
+/// (3 class probabilities) and, when `two_heads`, `values` (2 regression values). The layers
+/// have fixed names, so every build has the same initial weights.
+fn two_input_model(two_heads: bool) -> bitgrad::models::Functional {
+    use bitgrad::layers::{Concatenate, Dense};
+    let flatten = Flatten::new().named("flatten");
+    let cat = Concatenate::new().named("cat");
+    let trunk = Dense::new(8).activation("relu").named("trunk");
+    let classes = Dense::new(3).activation("softmax").named("classes");
+    let values = Dense::new(2).named("values");
+    bitgrad::models::Functional::new("two", &[("image", &[4, 4, 1]), ("extra", &[3])], move |net, x| {
+        let f = net.apply(&flatten, x[0])?;
+        let j = net.merge(&cat, &[f, x[1]])?;
+        let t = net.apply(&trunk, j)?;
+        let mut out = vec![net.apply(&classes, t)?];
+        if two_heads {
+            out.push(net.apply(&values, t)?);
+        }
+        Ok(out)
+    })
+}
+
+/// The blobs with a second input of 3 noisy values and, per sample, 2 regression targets (the
+/// image's mean and the first extra value).
+fn two_input_data(n: usize) -> (Dataset, Vec<bitgrad::train::Samples>, Vec<i32>, Vec<f32>) {
+    use bitgrad::train::Samples;
+    let blobs = common::blobs(n, 3);
+    let extra = common::uniform(9, n * 3, 1.0);
+    let targets: Vec<f32> = (0..n).flat_map(|i| [blobs.x[i * 16..(i + 1) * 16].iter().sum::<f32>() / 16.0, extra[i * 3]]).collect();
+    let inputs = vec![Samples::new(&[4, 4, 1], blobs.x.clone()), Samples::new(&[3], extra)];
+    let data = Dataset::from_arrays(
+        inputs.clone(),
+        vec![bitgrad::train::Labels::Classes(blobs.y.clone()), bitgrad::train::Labels::targets(&[2], targets.clone())],
+    )
+    .unwrap();
+    (data, inputs, blobs.y, targets)
+}
+
+#[test]
+fn fit_trains_models_of_several_inputs_and_outputs_with_a_loss_each() {
+    use bitgrad::train::{Compile, Labels};
+    let (data, inputs, labels, targets) = two_input_data(48);
+    let opts = FitOptions { epochs: 2, batch_size: 16, shuffle_seed: None, ..FitOptions::default() };
+    let compile = |device: &Device, weights: &[f32]| {
+        two_input_model(true)
+            .compile_on(device, "adam", "sparse_categorical_crossentropy", &["accuracy"])
+            .unwrap()
+            .losses(["sparse_categorical_crossentropy", "mse"])
+            .unwrap()
+            .loss_weights(weights)
+            .unwrap()
+    };
+    let mut t = compile(&Device::cpu(), &[1.0, 0.5]);
+    let history = t.fit(&data, None, &FitOptions { validation_split: 0.25, ..opts.clone() }).unwrap();
+    let names: Vec<&str> = history.epochs[0].values.keys().map(|k| k.as_str()).collect();
+    for name in ["loss", "classes_loss", "values_loss", "classes_accuracy", "val_loss", "val_classes_loss", "val_values_loss"] {
+        assert!(names.contains(&name), "{name} not among {names:?}");
+    }
+    // Keras' total: the weighted sum of the outputs' losses; each output's loss is its own.
+    let m = t.evaluate(&data, 16).unwrap();
+    let total = m["classes_loss"] + 0.5 * m["values_loss"];
+    assert!((m["loss"] - total).abs() < 1e-5 * total.abs().max(1.0), "{m:?}");
+    let out = t.predict_outputs(&data, 16).unwrap();
+    assert_eq!((out[0].shape().dims(), out[1].shape().dims()), (&[48, 3][..], &[48, 2][..]));
+    let (p, v) = (out[0].as_f32().unwrap(), out[1].as_f32().unwrap());
+    let ce = (0..48).map(|i| -(p[i * 3 + labels[i] as usize].max(1e-7) as f64).ln()).sum::<f64>() / 48.0;
+    let mse = v.iter().zip(&targets).map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>() / 96.0;
+    let hits = (0..48).filter(|&i| (0..3).all(|k| p[i * 3 + k] <= p[i * 3 + labels[i] as usize])).count() as f64 / 48.0;
+    assert!((m["classes_loss"] - ce).abs() < 1e-4 && (m["values_loss"] - mse).abs() < 1e-4, "{m:?} vs {ce} {mse}");
+    assert!((m["classes_accuracy"] - hits).abs() < 1e-9, "{m:?} vs {hits}");
+    // Predictions need no labels.
+    let samples = Dataset::from_arrays(inputs.clone(), Vec::new()).unwrap();
+    assert_eq!(t.predict_outputs(&samples, 7).unwrap(), out);
+    let err = t.evaluate(&samples, 16).unwrap_err().to_string();
+    assert!(err.contains("no labels"), "{err}");
+
+    // An output of loss weight 0 leaves the rest to train as the model without it does.
+    let mut zero = compile(&Device::cpu(), &[1.0, 0.0]);
+    zero.fit(&data, None, &opts).unwrap();
+    let single = Dataset::from_arrays(inputs.clone(), vec![Labels::Classes(labels.clone())]).unwrap();
+    let mut alone = two_input_model(false).compile_on(&Device::cpu(), "adam", "sparse_categorical_crossentropy", &["accuracy"]).unwrap();
+    alone.fit(&single, None, &opts).unwrap();
+    let with: std::collections::BTreeMap<String, bitgrad::HostTensor> = zero.get_weights().unwrap().into_iter().collect();
+    for (name, w) in alone.get_weights().unwrap() {
+        assert_eq!(with[&name], w, "{name}");
+    }
+
+    // The GPU trains it as the CPU does.
+    if let Some(gpu) = common::gpu() {
+        let (mut a, mut b) = (compile(&Device::cpu(), &[1.0, 0.5]), compile(gpu, &[1.0, 0.5]));
+        let (ha, hb) = (a.fit(&data, None, &opts).unwrap(), b.fit(&data, None, &opts).unwrap());
+        for (k, va) in &ha.epochs[1].values {
+            assert!((va - hb.epochs[1].values[k]).abs() < 1e-4, "{k}: cpu {va} gpu {}", hb.epochs[1].values[k]);
+        }
+    }
+}
+
+#[test]
+fn several_inputs_and_outputs_are_checked_against_the_model() {
+    use bitgrad::models::Model;
+    use bitgrad::train::{Compile, Labels, Samples};
+    let (data, inputs, labels, _) = two_input_data(8);
+    assert_eq!(two_input_model(true).output_shapes().unwrap(), vec![vec![3], vec![2]]);
+    assert_eq!(two_input_model(false).output_shape().unwrap(), vec![3]);
+    assert!(two_input_model(true).output_shape().unwrap_err().to_string().contains("output_shapes"));
+    let opts = FitOptions { epochs: 1, batch_size: 4, ..FitOptions::default() };
+    let mut t = two_input_model(true).compile_on(&Device::cpu(), "adam", "sparse_categorical_crossentropy", &[]).unwrap();
+    let one_input = Dataset::new(&[4, 4, 1], inputs[0].values.clone(), labels.clone()).unwrap();
+    let err = t.fit(&one_input, None, &opts).unwrap_err().to_string();
+    assert!(err.contains("samples for 1 input, but the model takes 2 inputs"), "{err}");
+    let err = t.predict_outputs(&one_input, 4).unwrap_err().to_string();
+    assert!(err.contains("samples for 1 input, but the model takes 2 inputs"), "{err}");
+    let one_output = Dataset::from_arrays(inputs.clone(), vec![Labels::Classes(labels.clone())]).unwrap();
+    let err = t.fit(&one_output, None, &opts).unwrap_err().to_string();
+    assert!(err.contains("labels for 1 output, but the model has 2 outputs (classes, values)"), "{err}");
+    // The default loss is each output's: integer labels for `values`, whose targets are floats.
+    let err = t.fit(&data, None, &opts).unwrap_err().to_string();
+    assert!(err.contains("sparse_categorical_crossentropy takes one integer class label"), "{err}");
+    let err = t.predict(&data, 4).unwrap_err().to_string();
+    assert!(err.contains("2 outputs (classes, values): predict_outputs returns each"), "{err}");
+    let mut t = two_input_model(true).compile_on(&Device::cpu(), "adam", "mse", &[]).unwrap().losses(["mse", "mse", "mse"]).unwrap();
+    let err = t.fit(&data, None, &opts).unwrap_err().to_string();
+    assert!(err.contains("`losses`: 3 given for a model of 2 outputs (classes, values)"), "{err}");
+    assert!(two_input_model(true).compile_on(&Device::cpu(), "adam", "mse", &[]).unwrap().loss_weights(&[f32::NAN]).is_err());
+    // A second input of another shape, and labels of another sample count.
+    let wrong = Dataset::from_arrays(vec![inputs[0].clone(), Samples::new(&[4], vec![0.0; 32])], vec![]).unwrap();
+    let err = t.predict_outputs(&wrong, 4).unwrap_err().to_string();
+    assert!(err.contains("shape [4] for input 1, but the model's input `extra` takes [3]"), "{err}");
+    let err = Dataset::from_arrays(inputs.clone(), vec![Labels::Classes(vec![0; 7])]).unwrap_err().to_string();
+    assert!(err.contains("output 0: 7 labels are not the 8 samples"), "{err}");
+    let err = Dataset::from_arrays(vec![inputs[0].clone(), Samples::new(&[3], vec![0.0; 9])], vec![]).unwrap_err().to_string();
+    assert!(err.contains("input 1: 9 values of shape [3] are not the 8 samples"), "{err}");
+}
+
+#[test]
+fn float_targets_train_outputs_of_any_rank() {
+    use bitgrad::train::{Compile, Labels, Samples};
+    // A Dense layer on a sequence acts on its last axis: [5, 4] in, [5, 3] out, MSE per element.
+    bitgrad::layers::reset_names();
+    let model = Sequential::new().add(bitgrad::layers::Dense::new(3).input_shape(&[5, 4]));
+    let x = common::uniform(4, 32 * 20, 1.0);
+    let y: Vec<f32> = x.chunks(4).flat_map(|r| [r[0] - r[1], r[2] * 0.5, r[3]]).collect();
+    let data = Dataset::from_arrays(vec![Samples::new(&[5, 4], x.clone())], vec![Labels::targets(&[5, 3], y)]).unwrap();
+    let adam: Arc<dyn bitgrad::train::optimizers::Optimizer> = Arc::new(Adam::new(0.05));
+    let mut t = model.compile_on(&Device::cpu(), adam, "mse", &[]).unwrap();
+    let h = t.fit(&data, None, &FitOptions { epochs: 10, batch_size: 8, ..FitOptions::default() }).unwrap();
+    let (first, last) = (h.epochs[0].values["loss"], h.epochs[9].values["loss"]);
+    assert!(last < 0.5 * first, "loss {first} -> {last}");
+    assert_eq!(t.predict(&Dataset::unlabeled(&[5, 4], x).unwrap(), 8).unwrap().shape().dims(), [32, 5, 3]);
+    // Integer labels still need one score row per sample.
+    let labeled = Dataset::new(&[5, 4], vec![0.0; 8 * 20], vec![0; 8]).unwrap();
+    let err = t.fit(&labeled, None, &FitOptions::default()).unwrap_err().to_string();
+    assert!(err.contains("has shape [batch, 5, 3], but the labels give one class per sample"), "{err}");
+}

@@ -303,6 +303,30 @@ pub trait Model {
         false
     }
 
+    /// Keras' `model.output_shape` without the batch axis: the per-sample shape of the model's
+    /// output (`[10]` for ten class scores); a model of several outputs has
+    /// [`Model::output_shapes`].
+    fn output_shape(&self) -> Result<Vec<usize>>
+    where
+        Self: Sized,
+    {
+        let mut shapes = self.output_shapes()?;
+        match shapes.len() {
+            1 => Ok(shapes.remove(0)),
+            n => Err(Error::invalid("output_shape", "model", format!("the model has {n} outputs: output_shapes gives each"))),
+        }
+    }
+
+    /// The per-sample shape of each output, in order (Keras' `model.output_shape` of a model of
+    /// several outputs, without the batch axes).
+    fn output_shapes(&self) -> Result<Vec<Vec<usize>>>
+    where
+        Self: Sized,
+    {
+        let built = build(self, 1, Mode::Inference)?;
+        Ok(built.outputs.iter().map(|&v| built.graph().value(v).shape.dims()[1..].to_vec()).collect())
+    }
+
     /// Larq's `models.summary(model)`: the layer and memory tables (`println!("{}",
     /// model.summary()?)`; [`Summary::table`] is the same text, [`Summary::to_json`] the figures).
     fn summary(&self) -> Result<Summary>

@@ -103,16 +103,25 @@ impl Idx {
 
 /// Samples in host memory with, per sample, an integer class label or float targets (one-hot
 /// or soft class scores, per-output probabilities, regression values), ready for batching.
+///
+/// The fields hold a model's (first) input and (first) output; a model of several inputs or
+/// outputs (Keras' `fit([x1, x2], [y1, y2])`) takes the others from `more_inputs` and
+/// `more_outputs`, made by [`Dataset::from_arrays`]. A set made by [`Dataset::unlabeled`] has
+/// samples alone, for `predict`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dataset {
     /// Per-sample shape (e.g. `[28, 28, 1]`).
     pub sample_shape: Vec<usize>,
     /// Samples, row-major, `len() * sample_shape.product()` values.
     pub x: Vec<f32>,
-    /// Class labels, one per sample (empty when `targets` holds the targets).
+    /// Class labels, one per sample (empty when `targets` holds the targets, or unlabeled).
     pub y: Vec<i32>,
     /// Float targets, when given instead of labels: `[samples, target_shape...]`, row-major.
     pub targets: Option<Targets>,
+    /// The samples of the model's second and later inputs, in the order of its inputs.
+    pub more_inputs: Vec<Samples>,
+    /// The labels or targets of the model's second and later outputs, in their order.
+    pub more_outputs: Vec<Labels>,
 }
 
 /// Float targets of a [`Dataset`].
@@ -122,6 +131,70 @@ pub struct Targets {
     pub shape: Vec<usize>,
     /// Values, row-major.
     pub values: Vec<f32>,
+}
+
+/// The samples of one model input: `[samples, shape...]`, row-major.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Samples {
+    /// Per-sample shape.
+    pub shape: Vec<usize>,
+    /// Values, row-major.
+    pub values: Vec<f32>,
+}
+
+impl Samples {
+    /// Samples of per-sample shape `shape`.
+    pub fn new(shape: &[usize], values: Vec<f32>) -> Samples {
+        Samples { shape: shape.to_vec(), values }
+    }
+}
+
+/// What one model output learns from: a class label per sample, or float targets.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Labels {
+    /// One class per sample (the sparse losses; one-hot for the others).
+    Classes(Vec<i32>),
+    /// Float targets of a per-sample shape.
+    Targets(Targets),
+}
+
+impl Labels {
+    /// Float targets of per-sample shape `shape`.
+    pub fn targets(shape: &[usize], values: Vec<f32>) -> Labels {
+        Labels::Targets(Targets { shape: shape.to_vec(), values })
+    }
+
+    /// How many samples they label, or `None` when the values are not whole samples.
+    fn count(&self) -> Option<usize> {
+        match self {
+            Labels::Classes(c) => Some(c.len()),
+            Labels::Targets(t) => whole_samples(&t.shape, t.values.len()),
+        }
+    }
+}
+
+/// One output's labels as a [`Dataset`] holds them, borrowed.
+#[derive(Clone, Copy, Debug)]
+pub enum LabelsRef<'a> {
+    /// One class per sample.
+    Classes(&'a [i32]),
+    /// Float targets.
+    Targets(&'a Targets),
+}
+
+/// How many samples of per-sample `shape` `len` values make, if whole.
+fn whole_samples(shape: &[usize], len: usize) -> Option<usize> {
+    let per: usize = shape.iter().product();
+    (per > 0 && len % per == 0).then(|| len / per)
+}
+
+/// The rows of `per` values at `indices` of `values`, concatenated.
+fn rows(values: &[f32], per: usize, indices: &[usize]) -> Vec<f32> {
+    let mut out = Vec::with_capacity(indices.len() * per);
+    for &i in indices {
+        out.extend_from_slice(&values[i * per..(i + 1) * per]);
+    }
+    out
 }
 
 impl Dataset {
@@ -135,7 +208,7 @@ impl Dataset {
                 format!("{} values are not {} samples of shape {sample_shape:?}", x.len(), y.len()),
             ));
         }
-        Ok(Dataset { sample_shape: sample_shape.to_vec(), x, y, targets: None })
+        Ok(Dataset { sample_shape: sample_shape.to_vec(), x, y, targets: None, more_inputs: Vec::new(), more_outputs: Vec::new() })
     }
 
     /// A data set from samples and float targets of per-sample shape `target_shape` (Keras'
@@ -156,7 +229,48 @@ impl Dataset {
             ));
         }
         let targets = Some(Targets { shape: target_shape.to_vec(), values: targets });
-        Ok(Dataset { sample_shape: sample_shape.to_vec(), x, y: Vec::new(), targets })
+        Ok(Dataset { sample_shape: sample_shape.to_vec(), x, y: Vec::new(), targets, more_inputs: Vec::new(), more_outputs: Vec::new() })
+    }
+
+    /// A data set for a model of several inputs or outputs, as Keras' `fit([x1, x2], [y1, y2])`:
+    /// `inputs` in the order of the model's inputs, `outputs` (labels or targets) in the order
+    /// of its outputs; every array must hold the same number of samples. Without outputs the
+    /// set is unlabeled (for `predict`).
+    pub fn from_arrays(inputs: Vec<Samples>, outputs: Vec<Labels>) -> Result<Dataset> {
+        let bad = |what: &'static str, why: String| Error::invalid("Dataset::from_arrays", what, why);
+        let mut inputs = inputs.into_iter();
+        let first = inputs.next().ok_or_else(|| bad("inputs", "needs at least one input's samples".into()))?;
+        let n = whole_samples(&first.shape, first.values.len()).ok_or_else(|| {
+            bad("inputs", format!("input 0: {} values are not whole samples of shape {:?}", first.values.len(), first.shape))
+        })?;
+        let more_inputs: Vec<Samples> = inputs.collect();
+        for (k, s) in more_inputs.iter().enumerate() {
+            if whole_samples(&s.shape, s.values.len()) != Some(n) {
+                let why = format!("input {}: {} values of shape {:?} are not the {n} samples of input 0", k + 1, s.values.len(), s.shape);
+                return Err(bad("inputs", why));
+            }
+        }
+        for (k, l) in outputs.iter().enumerate() {
+            if l.count() != Some(n) {
+                let what = match l {
+                    Labels::Classes(c) => format!("{} labels", c.len()),
+                    Labels::Targets(t) => format!("{} target values of shape {:?}", t.values.len(), t.shape),
+                };
+                return Err(bad("outputs", format!("output {k}: {what} are not the {n} samples of the inputs")));
+            }
+        }
+        let mut outputs = outputs.into_iter();
+        let (y, targets) = match outputs.next() {
+            Some(Labels::Classes(c)) => (c, None),
+            Some(Labels::Targets(t)) => (Vec::new(), Some(t)),
+            None => (Vec::new(), None),
+        };
+        Ok(Dataset { sample_shape: first.shape, x: first.values, y, targets, more_inputs, more_outputs: outputs.collect() })
+    }
+
+    /// Samples without labels, for `predict` (Keras' `model.predict(x)`).
+    pub fn unlabeled(sample_shape: &[usize], x: Vec<f32>) -> Result<Dataset> {
+        Dataset::from_arrays(vec![Samples::new(sample_shape, x)], Vec::new())
     }
 
     /// Samples and labels from `.npy` files, as NumPy users keep them (`np.save`): samples
@@ -216,33 +330,83 @@ impl Dataset {
         self.sample_shape.iter().product()
     }
 
-    /// The samples at `indices`, as one batch (x, y).
+    /// The samples at `indices`, as one batch (x, y) of the first input and output.
     pub fn gather(&self, indices: &[usize]) -> (Vec<f32>, Vec<i32>) {
-        let per = self.sample_len();
-        let mut x = Vec::with_capacity(indices.len() * per);
-        for &i in indices {
-            x.extend_from_slice(&self.x[i * per..(i + 1) * per]);
-        }
-        let y = if self.targets.is_some() { Vec::new() } else { indices.iter().map(|&i| self.y[i]).collect() };
-        (x, y)
+        let y = if self.targets.is_some() || self.y.is_empty() { Vec::new() } else { indices.iter().map(|&i| self.y[i]).collect() };
+        (self.gather_input(0, indices), y)
     }
 
     /// The float targets of the samples at `indices`, as one batch, if the set has them.
     pub fn gather_targets(&self, indices: &[usize]) -> Option<Vec<f32>> {
         let t = self.targets.as_ref()?;
-        let per: usize = t.shape.iter().product();
-        Some(indices.iter().flat_map(|&i| t.values[i * per..(i + 1) * per].iter().copied()).collect())
+        Some(rows(&t.values, t.shape.iter().product(), indices))
+    }
+
+    /// How many model inputs the set feeds.
+    pub fn input_count(&self) -> usize {
+        1 + self.more_inputs.len()
+    }
+
+    /// The per-sample shape of input `k`.
+    pub fn input_shape(&self, k: usize) -> Option<&[usize]> {
+        match k {
+            0 => Some(&self.sample_shape),
+            _ => self.more_inputs.get(k - 1).map(|s| s.shape.as_slice()),
+        }
+    }
+
+    /// How many model outputs the set labels (0 for samples without labels).
+    pub fn output_count(&self) -> usize {
+        if self.y.is_empty() && self.targets.is_none() && !self.is_empty() {
+            return 0;
+        }
+        1 + self.more_outputs.len()
+    }
+
+    /// The labels or targets of output `k`.
+    pub fn labels(&self, k: usize) -> Option<LabelsRef<'_>> {
+        if k >= self.output_count() {
+            return None;
+        }
+        Some(match (k, &self.targets) {
+            (0, Some(t)) => LabelsRef::Targets(t),
+            (0, None) => LabelsRef::Classes(&self.y),
+            _ => match &self.more_outputs[k - 1] {
+                Labels::Classes(c) => LabelsRef::Classes(c),
+                Labels::Targets(t) => LabelsRef::Targets(t),
+            },
+        })
+    }
+
+    /// The samples of input `k` at `indices`, as one batch.
+    pub fn gather_input(&self, k: usize, indices: &[usize]) -> Vec<f32> {
+        match k {
+            0 => rows(&self.x, self.sample_len(), indices),
+            _ => rows(&self.more_inputs[k - 1].values, self.more_inputs[k - 1].shape.iter().product(), indices),
+        }
+    }
+
+    /// The labels or targets of output `k` at `indices`, as one batch.
+    pub fn gather_labels(&self, k: usize, indices: &[usize]) -> Option<Labels> {
+        Some(match self.labels(k)? {
+            LabelsRef::Classes(c) => Labels::Classes(indices.iter().map(|&i| c[i]).collect()),
+            LabelsRef::Targets(t) => Labels::targets(&t.shape, rows(&t.values, t.shape.iter().product(), indices)),
+        })
     }
 
     /// The samples in `range`, copied.
     fn range(&self, r: std::ops::Range<usize>) -> Dataset {
-        let per = self.sample_len();
-        let targets = self.targets.as_ref().map(|t| {
-            let n: usize = t.shape.iter().product();
-            Targets { shape: t.shape.clone(), values: t.values[r.start * n..r.end * n].to_vec() }
-        });
-        let y = if self.y.is_empty() { Vec::new() } else { self.y[r.clone()].to_vec() };
-        Dataset { sample_shape: self.sample_shape.clone(), x: self.x[r.start * per..r.end * per].to_vec(), y, targets }
+        let all: Vec<usize> = r.collect();
+        let mut outputs = (0..self.output_count()).map(|k| self.gather_labels(k, &all).expect("an output of the set"));
+        let (y, targets) = match outputs.next() {
+            Some(Labels::Classes(c)) => (c, None),
+            Some(Labels::Targets(t)) => (Vec::new(), Some(t)),
+            None => (Vec::new(), None),
+        };
+        let more_inputs =
+            self.more_inputs.iter().enumerate().map(|(k, s)| Samples::new(&s.shape, self.gather_input(k + 1, &all))).collect();
+        let x = self.gather_input(0, &all);
+        Dataset { sample_shape: self.sample_shape.clone(), x, y, targets, more_inputs, more_outputs: outputs.collect() }
     }
 
     /// The first `n` samples (or all, if fewer).

@@ -14,7 +14,7 @@ use std::time::Instant;
 use super::callbacks::{
     any_wants_batch_logs, each, each_control, monitored, Best, Control, EarlyStopping, Logs, ModelCheckpoint, SharedCallback,
 };
-use super::data::{shuffled, Dataset};
+use super::data::{shuffled, Dataset, Labels, LabelsRef};
 use super::losses::Loss;
 use super::optimizers::{Optimizer, Updates};
 use super::schedules::{Every, HyperparameterScheduler};
@@ -170,9 +170,9 @@ impl History {
 /// One planned step for one (mode, batch size).
 pub(super) struct Step {
     plan: Plan,
-    input: String,
-    output: ValueId,
-    output_dims: Vec<usize>,
+    /// The graph inputs of the model's inputs, in its order.
+    inputs: Vec<String>,
+    outputs: Vec<Output>,
     /// (name, sum variable): `loss` and each metric, summed over samples.
     sums: Vec<(String, ValueId)>,
     count: ValueId,
@@ -181,10 +181,26 @@ pub(super) struct Step {
     flips: Vec<(String, ValueId)>,
 }
 
+/// One model output of a planned step.
+struct Output {
+    /// The layer that produced it (Keras' output name).
+    name: String,
+    value: ValueId,
+    /// Its shape, batch first.
+    dims: Vec<usize>,
+    /// The graph input its targets are fed to.
+    target: String,
+    loss: Loss,
+}
+
 /// A compiled model: `fit`, `evaluate`, `predict`.
 pub struct Trainer {
     pub(super) model: Box<dyn Model>,
+    /// The loss of every output, unless `losses` gives one per output.
     loss: Loss,
+    losses: Vec<Loss>,
+    /// Keras' `loss_weights`, one per output (empty: all 1).
+    loss_weights: Vec<f32>,
     optimizer: Arc<dyn Optimizer>,
     metrics: Vec<Metric>,
     device: Device,
@@ -229,7 +245,9 @@ pub trait Compile: Model + Sized + 'static {
 impl<M: Model + 'static> Compile for M {}
 
 impl Trainer {
-    /// Keras' `compile`: the model (single input), loss, optimizer and metrics, on `device`.
+    /// Keras' `compile`: the model, loss, optimizer and metrics, on `device`. A model of several
+    /// outputs trains each with `loss` (set one per output with [`Trainer::losses`], and their
+    /// weights with [`Trainer::loss_weights`]) and computes the metrics for each.
     pub fn compile(
         model: impl Model + 'static,
         loss: Loss,
@@ -237,13 +255,6 @@ impl Trainer {
         metrics: &[Metric],
         device: &Device,
     ) -> Result<Self> {
-        if model.inputs().len() != 1 {
-            return Err(Error::invalid(
-                "compile",
-                "model",
-                format!("fit takes single-input models; this one has {}", model.inputs().len()),
-            ));
-        }
         for (name, s) in optimizer.hyperparameters() {
             s.check(&name)?;
         }
@@ -251,6 +262,8 @@ impl Trainer {
             warnings: Vec::new(),
             model: Box::new(model),
             loss,
+            losses: Vec::new(),
+            loss_weights: Vec::new(),
             optimizer,
             metrics: metrics.to_vec(),
             device: device.clone(),
@@ -286,6 +299,26 @@ impl Trainer {
             self.check_build()?;
         }
         Ok(())
+    }
+
+    /// Keras' `compile(loss=[...])` for a model of several outputs: one loss per output, in the
+    /// order of the model's outputs (checked against them when the step is made).
+    pub fn losses<L: Arg<Loss>>(mut self, losses: impl IntoIterator<Item = L>) -> Result<Trainer> {
+        self.losses = losses.into_iter().map(|l| l.resolve()).collect::<Result<_>>()?;
+        self.plans.clear();
+        Ok(self)
+    }
+
+    /// Keras' `loss_weights`: the weight of each output's loss in the total that training
+    /// minimizes (`loss` in the logs), in the order of the model's outputs; each output's own
+    /// loss is logged unweighted as `<output>_loss`.
+    pub fn loss_weights(mut self, weights: &[f32]) -> Result<Trainer> {
+        if let Some(w) = weights.iter().find(|w| !w.is_finite()) {
+            return Err(Error::invalid("compile", "loss_weights", format!("{w} is not a finite weight")));
+        }
+        self.loss_weights = weights.to_vec();
+        self.plans.clear();
+        Ok(self)
     }
 
     /// Larq's warnings about the compiled model and optimizer, e.g. a binary kernel quantizer
@@ -345,35 +378,48 @@ impl Trainer {
     pub(super) fn record_graph(&self, train: bool, batch: usize) -> Result<(Graph, Vec<ValueId>, impl FnOnce(Plan) -> Step)> {
         let mode = if train { Mode::Training } else { Mode::Inference };
         let mut built = models::build(self.model.as_ref(), batch, mode)?;
-        let input = self.model.inputs()[0].0.clone();
-        let output = built.outputs[0];
+        let inputs: Vec<String> = self.model.inputs().into_iter().map(|(name, _)| name).collect();
+        let names = built.output_names();
+        let count = built.outputs.len();
+        if count == 0 {
+            return Err(Error::invalid("compile", "model", "the model has no outputs to train"));
+        }
+        for (what, n) in [("losses", self.losses.len()), ("loss_weights", self.loss_weights.len())] {
+            if n != 0 && n != count {
+                return Err(Error::invalid(
+                    "compile",
+                    what,
+                    format!("{n} given for a model of {count} {} ({})", crate::text::plural(count, "output"), names.join(", ")),
+                ));
+            }
+        }
         let penalty = built.regularization_loss()?;
         let weights: Vec<crate::layers::Weight> = built.network.ctx.weights.iter().filter(|w| w.trainable).cloned().collect();
         let flip_metrics: Vec<(String, ValueId)> = built.network.ctx.metrics.iter().map(|(n, f)| (n.clone(), f.result)).collect();
         let g = &mut built.network.graph;
-        let pred_dims = g.value(output).shape.dims().to_vec();
-        if pred_dims.len() != 2 {
-            // Dense layers act on the last axis, so images reach the output with their spatial
-            // axes still there when Flatten is missing; the labels give one class per sample.
-            let layer = built.output_names().remove(0);
-            let shape: Vec<String> = std::iter::once("batch".to_string()).chain(pred_dims[1..].iter().map(|d| d.to_string())).collect();
-            return Err(Error::invalid(
-                "fit",
-                "model",
-                format!(
-                    "the output of layer `{layer}` has shape [{}], but the labels give one class per sample, which needs [batch, classes]; \
-                     Dense layers act on the last axis only: add a Flatten layer (or GlobalAveragePooling2D) before the first Dense layer",
-                    shape.join(", ")
-                ),
-            ));
+        let mut outputs = Vec::new();
+        let mut losses = Vec::new();
+        for (k, (&value, name)) in built.outputs.iter().zip(names).enumerate() {
+            let loss = self.losses.get(k).copied().unwrap_or(self.loss);
+            let dims = g.value(value).shape.dims().to_vec();
+            let (tdtype, tdims) = loss.target_spec(&dims);
+            let target_name = if k == 0 { "target".to_string() } else { format!("target_{k}") };
+            let target = g.input(&target_name, tdims, tdtype)?;
+            let l = loss.build(g, value, target)?;
+            let weighted = match self.loss_weights.get(k) {
+                Some(&w) if w != 1.0 => g.scale(l, w)?,
+                _ => l,
+            };
+            losses.push((l, weighted, target));
+            outputs.push(Output { name, value, dims, target: target_name, loss });
         }
-        let (tdtype, tdims) = self.loss.target_spec(&pred_dims);
-        let target = g.input("target", tdims, tdtype)?;
-        let loss = self.loss.build(g, output, target)?;
-        let total = match penalty {
-            Some(p) => g.add(loss, p)?,
-            None => loss,
-        };
+        let mut total = losses[0].1;
+        for &(_, weighted, _) in &losses[1..] {
+            total = g.add(total, weighted)?;
+        }
+        if let Some(p) = penalty {
+            total = g.add(total, p)?;
+        }
 
         let mut hypers = Vec::new();
         if train {
@@ -397,18 +443,34 @@ impl Trainer {
             hypers = u.inputs.keys().cloned().collect();
         }
 
-        // Metric sums, reset when `keep` is fed 0.
+        // Metric sums, reset when `keep` is fed 0. With several outputs Keras logs each output's
+        // loss and metrics under its name as well: `loss`, `dense_loss`, `dense_accuracy`.
         let prefix = if train { "train_metrics" } else { "eval_metrics" };
         let keep_name = format!("{prefix}/keep");
         let keep = g.input(&keep_name, [1], DType::F32)?;
         let mut sums = Vec::new();
+        let mut sum = |g: &mut Graph, name: String, per_batch: ValueId| -> Result<()> {
+            sums.push((name.clone(), accumulate(g, &format!("{prefix}/{name}"), keep, per_batch)?));
+            Ok(())
+        };
         let scaled_loss = g.scale(total, batch as f32)?;
-        sums.push(("loss".to_string(), accumulate(g, &format!("{prefix}/loss"), keep, scaled_loss)?));
-        if !self.metrics.is_empty() {
-            let classes = *pred_dims.last().unwrap_or(&1);
-            let rows = target_len(&pred_dims);
-            let pred = g.reshape(output, [rows, classes])?;
-            let labels = match tdtype {
+        sum(g, "loss".into(), scaled_loss)?;
+        let several = outputs.len() > 1;
+        let named = |o: &Output, what: &str| if several { format!("{}_{what}", o.name) } else { what.to_string() };
+        if several {
+            for (o, &(l, _, _)) in outputs.iter().zip(&losses) {
+                let scaled = g.scale(l, batch as f32)?;
+                sum(g, named(o, "loss"), scaled)?;
+            }
+        }
+        for (o, &(_, _, target)) in outputs.iter().zip(&losses) {
+            if self.metrics.is_empty() {
+                break;
+            }
+            let classes = *o.dims.last().unwrap_or(&1);
+            let rows = target_len(&o.dims);
+            let pred = g.reshape(o.value, [rows, classes])?;
+            let labels = match o.loss.target_spec(&o.dims).0 {
                 DType::I32 => g.reshape(target, [rows])?,
                 _ => g.reshape(target, [rows, classes])?,
             };
@@ -424,23 +486,24 @@ impl Trainer {
                 let k = g.fill([1], m.k() as f32 - 0.5)?;
                 let hit = g.binary(BinaryOp::Gt, k, rank)?;
                 let hits = g.sum(hit, &[0], false)?;
+                // A metric of the rows of a sample's output: its mean over them, per sample.
+                let hits = if rows == batch { hits } else { g.scale(hits, batch as f32 / rows as f32)? };
                 let hits = g.reshape(hits, [1])?;
-                sums.push((m.name(), accumulate(g, &format!("{prefix}/{}", m.name()), keep, hits)?));
+                sum(g, named(o, &m.name()), hits)?;
             }
         }
         let n = g.fill([1], batch as f32)?;
         let count = accumulate(g, &format!("{prefix}/count"), keep, n)?;
 
-        let mut outputs = vec![output];
-        outputs.extend(flip_metrics.iter().map(|(_, v)| *v));
-        let step =
-            move |plan| Step { plan, input, output, output_dims: pred_dims, sums, count, keep: keep_name, hypers, flips: flip_metrics };
-        Ok((built.network.graph, outputs, step))
+        let mut fetched: Vec<ValueId> = outputs.iter().map(|o| o.value).collect();
+        fetched.extend(flip_metrics.iter().map(|(_, v)| *v));
+        let step = move |plan| Step { plan, inputs, outputs, sums, count, keep: keep_name, hypers, flips: flip_metrics };
+        Ok((built.network.graph, fetched, step))
     }
 
     /// Feeds one batch and the per-step inputs, and runs the step.
     fn run_batch(&mut self, train: bool, data: &Dataset, indices: &[usize], first: bool) -> Result<()> {
-        self.feed_batch(train, data, indices, first)?.plan.run()?;
+        self.feed_batch(train, data, indices, first, true)?.plan.run()?;
         if train {
             self.step += 1;
         }
@@ -459,45 +522,45 @@ impl Trainer {
         let indices: Vec<usize> = (0..batch).collect();
         let timed = |d: &crate::Device| matches!(d, crate::Device::Gpu(c) if c.features.contains(wgpu::Features::TIMESTAMP_QUERY));
         // Without timestamps `profile` fails at once; nothing runs before it then.
-        let first = if timed(self.feed_batch(true, data, &indices, true)?.plan.device()) {
-            self.feed_batch(true, data, &indices, true)?.plan.run()?;
+        let first = if timed(self.feed_batch(true, data, &indices, true, true)?.plan.device()) {
+            self.feed_batch(true, data, &indices, true, true)?.plan.run()?;
             self.step += 1;
             false
         } else {
             true
         };
-        let times = self.feed_batch(true, data, &indices, first)?.plan.profile()?;
+        let times = self.feed_batch(true, data, &indices, first, true)?.plan.profile()?;
         self.step += 1;
         Ok(times)
     }
 
-    /// Feeds one batch and the per-step inputs to the step's plan, and returns it.
-    fn feed_batch(&mut self, train: bool, data: &Dataset, indices: &[usize], first: bool) -> Result<&mut Step> {
+    /// Feeds one batch and the per-step inputs to the step's plan, and returns it; without
+    /// `labels` (for `predict`) the targets fed are zeros.
+    fn feed_batch(&mut self, train: bool, data: &Dataset, indices: &[usize], first: bool, labels: bool) -> Result<&mut Step> {
         self.adopt_input_shape(data)?;
         let batch = indices.len();
         let hyper_values: Vec<(String, f32)> = if train { self.hyper_values()? } else { Vec::new() };
-        let loss = self.loss;
         let step = self.planned(train, batch)?;
-        let (x, y) = data.gather(indices);
-        let mut xdims = vec![batch];
-        xdims.extend(&data.sample_shape);
-        step.plan.feed(&step.input, &HostTensor::f32(xdims, x)?)?;
-        let pred_dims = step.output_dims.clone();
-        let classes = *pred_dims.last().unwrap_or(&1);
-        let (tdtype, tdims) = loss.target_spec(&pred_dims);
-        let target = match (data.gather_targets(indices), tdtype) {
-            (Some(t), DType::F32) => HostTensor::f32(tdims, t)?,
-            (Some(_), _) => return Err(float_targets_for_labels(loss)),
-            (None, DType::I32) => {
-                check_labels(&y, indices, classes)?;
-                HostTensor::i32(tdims, y)?
-            }
-            (None, _) => {
-                check_labels(&y, indices, classes)?;
-                HostTensor::new(tdims.clone(), TensorData::F32(one_hot(&y, classes, tdims.iter().product())?))?
-            }
-        };
-        step.plan.feed("target", &target)?;
+        for (k, input) in step.inputs.iter().enumerate() {
+            let shape = data.input_shape(k).ok_or_else(|| input_count_error(step.inputs.len(), data, "the data"))?;
+            let dims: Vec<usize> = std::iter::once(batch).chain(shape.iter().copied()).collect();
+            step.plan.feed(input, &HostTensor::f32(dims, data.gather_input(k, indices))?)?;
+        }
+        if labels {
+            check_output_count(&step.outputs, data)?;
+        }
+        for (k, o) in step.outputs.iter().enumerate() {
+            let target = match data.gather_labels(k, indices).filter(|_| labels) {
+                Some(labels) => o.target_tensor(labels, indices)?,
+                // Samples without labels, for `predict`: any target will do.
+                None => {
+                    let (dtype, dims) = o.loss.target_spec(&o.dims);
+                    let zeros = TensorData::zeros(dtype, dims.iter().product());
+                    HostTensor::new(dims, zeros)?
+                }
+            };
+            step.plan.feed(&o.target, &target)?;
+        }
         step.plan.feed(&step.keep, &HostTensor::f32([1], vec![if first { 0.0 } else { 1.0 }])?)?;
         for (name, v) in &hyper_values {
             if step.hypers.contains(name) {
@@ -560,6 +623,8 @@ impl Trainer {
         if let Some(&i) = indices.iter().find(|&&i| i >= data.len()) {
             return Err(Error::invalid("train_on_batch", "indices", format!("sample {i} is not below the {} samples", data.len())));
         }
+        self.adopt_input_shape(data)?;
+        self.check_inputs("train_on_batch", data, "the data")?;
         self.run_batch(true, data, indices, true)?;
         self.read_metrics_async(true).await
     }
@@ -593,44 +658,50 @@ impl Trainer {
         }
     }
 
-    /// Checks a data set against the model before any step runs: every label names one of the
-    /// model's classes. `what` names the set in errors (`"the test set"`). Plans the inference
-    /// step of one sample to learn the class count.
+    /// Checks a data set against the model before any step runs: a sample of every input's
+    /// shape, labels or targets for every output, and every label naming one of the output's
+    /// classes. `what` names the set in errors (`"the test set"`). Plans the inference step of
+    /// one sample to learn the outputs' shapes.
     pub fn check_dataset(&mut self, data: &Dataset, what: &str) -> Result<()> {
         if data.is_empty() {
             return Ok(());
         }
         self.adopt_input_shape(data)?;
-        let (input, shape) = self.model.inputs().remove(0);
-        if data.sample_shape != shape {
-            return Err(Error::shapes(
-                "fit",
-                &data.sample_shape,
-                &shape,
-                format!("{what} has samples of shape {:?}, but the model's input `{input}` takes {shape:?} per sample", data.sample_shape),
-            ));
+        self.check_inputs("fit", data, what)?;
+        let step = self.planned(false, 1)?;
+        check_output_count(&step.outputs, data)?;
+        let all: Vec<usize> = (0..data.len()).collect();
+        let several = step.outputs.len() > 1;
+        for (k, o) in step.outputs.iter().enumerate() {
+            o.check(data.labels(k).expect("counted"), &all, what).map_err(|e| match e {
+                Error::InvalidArgument { reason, .. } if several => {
+                    Error::invalid("fit", "labels", format!("output `{}`: {reason}", o.name))
+                }
+                e => e,
+            })?;
         }
-        let output_dims = self.planned(false, 1)?.output_dims.clone();
-        if let Some(t) = &data.targets {
-            if self.loss.target_spec(&output_dims).0 != DType::F32 {
-                return Err(float_targets_for_labels(self.loss));
-            }
-            if t.shape != output_dims[1..] {
+        Ok(())
+    }
+
+    /// Checks that `data` has samples for each of the model's inputs, of its shape.
+    fn check_inputs(&self, call: &'static str, data: &Dataset, what: &str) -> Result<()> {
+        let inputs = self.model.inputs();
+        if data.input_count() != inputs.len() {
+            return Err(input_count_error(inputs.len(), data, what));
+        }
+        for (k, (input, shape)) in inputs.iter().enumerate() {
+            let got = data.input_shape(k).expect("counted");
+            if got != shape.as_slice() {
+                let at = if inputs.len() > 1 { format!(" for input {k}") } else { String::new() };
                 return Err(Error::shapes(
-                    "fit",
-                    &t.shape,
-                    &output_dims[1..],
-                    format!("{what} has targets of shape {:?} per sample, but the model's output is {:?}", t.shape, &output_dims[1..]),
+                    call,
+                    got,
+                    shape,
+                    format!("{what} has samples of shape {got:?}{at}, but the model's input `{input}` takes {shape:?} per sample"),
                 ));
             }
-            return Ok(());
         }
-        let classes = *output_dims.last().unwrap_or(&1);
-        let all: Vec<usize> = (0..data.len()).collect();
-        check_labels(&data.y, &all, classes).map_err(|e| match e {
-            Error::InvalidArgument { reason, .. } => Error::invalid("fit", "labels", format!("{what}: {reason}")),
-            e => e,
-        })
+        Ok(())
     }
 
     /// Keras' `fit`: trains on `data` and returns the per-epoch history. Everything the run
@@ -687,7 +758,7 @@ impl Trainer {
             c.check(opts.epochs.saturating_add(self.epoch))?;
         }
         let callbacks = &opts.callbacks;
-        let metric_names: Vec<String> = self.metrics.iter().map(Metric::name).collect();
+        let metric_names: Vec<String> = self.plans[&(true, full)].sums.iter().map(|(n, _)| n.clone()).filter(|n| n != "loss").collect();
         let mut history = History::default();
         let (mut es_best, mut checkpoint_best) = (Best::default(), Best::default());
         each(callbacks, |c| c.on_train_begin())?;
@@ -827,6 +898,7 @@ impl Trainer {
 
     /// [`Trainer::evaluate`] without blocking, as the browser needs.
     pub async fn evaluate_async(&mut self, data: &Dataset, batch_size: usize) -> Result<BTreeMap<String, f64>> {
+        self.check_dataset(data, "the data")?;
         self.run_evaluation(data, batch_size, |_, _| {})?;
         self.read_metrics_async(false).await
     }
@@ -847,31 +919,60 @@ impl Trainer {
         Ok(())
     }
 
-    /// Keras' `predict`: the model's outputs for `data`'s samples in inference mode, batch after
-    /// batch, as one tensor `[samples, outputs...]` (e.g. `[N, 10]` class probabilities).
+    /// Keras' `predict`: the model's output for `data`'s samples (labels, if any, are not
+    /// read) in inference mode, batch after batch, as one tensor `[samples, outputs...]` (e.g.
+    /// `[N, 10]` class probabilities). A model of several outputs gives them all with
+    /// [`Trainer::predict_outputs`].
     pub fn predict(&mut self, data: &Dataset, batch_size: usize) -> Result<HostTensor> {
         block("Trainer::predict", "Trainer::predict_async", self.predict_async(data, batch_size))
     }
 
     /// [`Trainer::predict`] without blocking, as the browser needs.
     pub async fn predict_async(&mut self, data: &Dataset, batch_size: usize) -> Result<HostTensor> {
+        let mut outputs = self.predict_outputs_async(data, batch_size).await?;
+        if outputs.len() != 1 {
+            let names: Vec<String> = self.planned(false, 1)?.outputs.iter().map(|o| o.name.clone()).collect();
+            return Err(Error::invalid(
+                "predict",
+                "model",
+                format!("the model has {} outputs ({}): predict_outputs returns each", outputs.len(), names.join(", ")),
+            ));
+        }
+        Ok(outputs.remove(0))
+    }
+
+    /// Keras' `predict` on a model of several outputs: one tensor `[samples, output...]` per
+    /// output, in the model's order.
+    pub fn predict_outputs(&mut self, data: &Dataset, batch_size: usize) -> Result<Vec<HostTensor>> {
+        block("Trainer::predict_outputs", "Trainer::predict_outputs_async", self.predict_outputs_async(data, batch_size))
+    }
+
+    /// [`Trainer::predict_outputs`] without blocking, as the browser needs.
+    pub async fn predict_outputs_async(&mut self, data: &Dataset, batch_size: usize) -> Result<Vec<HostTensor>> {
         if batch_size == 0 {
             return Err(Error::invalid("predict", "batch_size", "must be positive"));
         }
         self.adopt_input_shape(data)?;
-        let per_sample = self.planned(false, 1)?.output_dims[1..].to_vec();
-        let mut out = Vec::new();
+        self.check_inputs("predict", data, "the data")?;
+        let per_sample: Vec<Vec<usize>> = self.planned(false, 1)?.outputs.iter().map(|o| o.dims[1..].to_vec()).collect();
+        let mut out = vec![Vec::new(); per_sample.len()];
         if !data.is_empty() {
             let batch_size = self.inference_batch(batch_size.min(data.len()))?;
             let order: Vec<usize> = (0..data.len()).collect();
             for b in order.chunks(batch_size) {
-                self.run_batch(false, data, b, true)?;
+                let step = self.feed_batch(false, data, b, true, false)?;
+                step.plan.run()?;
                 let step = &self.plans[&(false, b.len())];
-                out.extend_from_slice(step.plan.fetch_async(step.output).await?.as_f32()?);
+                for (o, values) in step.outputs.iter().zip(&mut out) {
+                    values.extend_from_slice(step.plan.fetch_async(o.value).await?.as_f32()?);
+                }
             }
         }
-        let shape: Vec<usize> = std::iter::once(data.len()).chain(per_sample).collect();
-        HostTensor::f32(shape, out)
+        per_sample
+            .into_iter()
+            .zip(out)
+            .map(|(dims, values)| HostTensor::f32(std::iter::once(data.len()).chain(dims).collect::<Vec<_>>(), values))
+            .collect()
     }
 }
 
@@ -882,6 +983,111 @@ fn accumulate(g: &mut Graph, name: &str, keep: ValueId, value: ValueId) -> Resul
     let next = g.add(kept, value)?;
     g.assign(acc, next)?;
     Ok(acc)
+}
+
+impl Output {
+    /// Checks labels or targets of the samples `samples` (their indices in `what`, the set)
+    /// against the output: float targets of its shape for a loss that takes them, or one class
+    /// below its class count per sample of a `[batch, classes]` output.
+    fn check(&self, labels: LabelsRef<'_>, samples: &[usize], what: &str) -> Result<()> {
+        match labels {
+            LabelsRef::Targets(t) => {
+                if self.loss.target_spec(&self.dims).0 != DType::F32 {
+                    return Err(float_targets_for_labels(self.loss));
+                }
+                if t.shape != self.dims[1..] {
+                    return Err(Error::shapes(
+                        "fit",
+                        &t.shape,
+                        &self.dims[1..],
+                        format!(
+                            "{what} has targets of shape {:?} per sample, but the model's output is {:?} (layer `{}`)",
+                            t.shape,
+                            &self.dims[1..],
+                            self.name
+                        ),
+                    ));
+                }
+                Ok(())
+            }
+            LabelsRef::Classes(c) => {
+                if self.dims.len() != 2 {
+                    // Dense layers act on the last axis, so images reach the output with their
+                    // spatial axes still there when Flatten is missing.
+                    let shape: Vec<String> =
+                        std::iter::once("batch".to_string()).chain(self.dims[1..].iter().map(|d| d.to_string())).collect();
+                    return Err(Error::invalid(
+                        "fit",
+                        "model",
+                        format!(
+                            "the output of layer `{}` has shape [{}], but the labels give one class per sample, which needs [batch, classes]; \
+                             Dense layers act on the last axis only: add a Flatten layer (or GlobalAveragePooling2D) before the first Dense layer",
+                            self.name,
+                            shape.join(", ")
+                        ),
+                    ));
+                }
+                check_labels(c, samples, self.dims[1]).map_err(|e| match e {
+                    Error::InvalidArgument { reason, .. } if !what.is_empty() => {
+                        Error::invalid("fit", "labels", format!("{what}: {reason}"))
+                    }
+                    e => e,
+                })
+            }
+        }
+    }
+
+    /// The target tensor of one batch's labels (of the samples at `indices`).
+    fn target_tensor(&self, labels: Labels, indices: &[usize]) -> Result<HostTensor> {
+        let borrowed = match &labels {
+            Labels::Classes(c) => LabelsRef::Classes(c),
+            Labels::Targets(t) => LabelsRef::Targets(t),
+        };
+        self.check(borrowed, indices, "")?;
+        let (tdtype, tdims) = self.loss.target_spec(&self.dims);
+        match (labels, tdtype) {
+            (Labels::Targets(t), _) => HostTensor::f32(tdims, t.values),
+            (Labels::Classes(c), DType::I32) => HostTensor::i32(tdims, c),
+            (Labels::Classes(c), _) => {
+                let one_hot = one_hot(&c, self.dims[1], tdims.iter().product())?;
+                HostTensor::f32(tdims, one_hot)
+            }
+        }
+    }
+}
+
+/// A data set with samples for another number of inputs than the model's.
+fn input_count_error(inputs: usize, data: &Dataset, what: &str) -> Error {
+    Error::invalid(
+        "fit",
+        "x",
+        format!(
+            "{what} has samples for {} {}, but the model takes {inputs} {}: give one array per input, in the model's order (Dataset::from_arrays)",
+            data.input_count(),
+            crate::text::plural(data.input_count(), "input"),
+            crate::text::plural(inputs, "input")
+        ),
+    )
+}
+
+/// Checks that `data` labels every output.
+fn check_output_count(outputs: &[Output], data: &Dataset) -> Result<()> {
+    let n = data.output_count();
+    if n == outputs.len() {
+        return Ok(());
+    }
+    let names: Vec<&str> = outputs.iter().map(|o| o.name.as_str()).collect();
+    let reason = match n {
+        0 => "the samples have no labels: training and evaluation need labels or targets for each output".to_string(),
+        _ => format!(
+            "the data has labels for {n} {}, but the model has {} {} ({}): give labels or targets for each, in the model's order (Dataset::from_arrays)",
+            crate::text::plural(n, "output"),
+            outputs.len(),
+            crate::text::plural(outputs.len(), "output"),
+            names.join(", ")
+        ),
+    };
+    Err(Error::invalid("fit", "y", reason))
 }
 
 /// Rows of a prediction `[.., C]`: the product of its leading axes.

@@ -12,7 +12,7 @@ pub mod schedules;
 pub mod tensorboard;
 
 pub use callbacks::{Callback, Control, EarlyStopping, Logs, ModelCheckpoint, SharedCallback};
-pub use data::Dataset;
+pub use data::{Dataset, Labels, Samples};
 pub use fit::{Compile, EpochLog, FitOptions, History, Metric, Trainer};
 pub use losses::Loss;
 pub use schedules::{Every, HyperparameterScheduler, Schedule};
