@@ -57,7 +57,7 @@ pub mod prelude {
         reset_names, Activation, ActivationLayer, Add, Arg, AveragePooling1D, AveragePooling2D, AveragePooling3D, BatchNormalization,
         Concatenate, Conv1D, Conv2D, Conv2DTranspose, Conv3D, Dense, DepthwiseConv2D, DepthwiseOptions, Dropout, Flatten,
         GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalAveragePooling3D, GlobalMaxPooling1D, GlobalMaxPooling2D, GlobalMaxPooling3D,
-        GlobalPooling, Initializer, Layer, MaxPooling1D, MaxPooling2D, MaxPooling3D, Merge, MergeKind, Mode, Multiply, Pooling,
+        GlobalPooling, Initializer, Layer, MaxPooling1D, MaxPooling2D, MaxPooling3D, Merge, MergeKind, Mode, Multiply, PReLU, Pooling,
         PoolingKind, QuantConv, QuantConv1D, QuantConv1DTranspose, QuantConv2D, QuantConv2DTranspose, QuantConv3D, QuantConv3DTranspose,
         QuantConvTranspose, QuantDense, QuantDepthwiseConv, QuantDepthwiseConv2D, QuantLayer, QuantLocallyConnected,
         QuantLocallyConnected1D, QuantLocallyConnected2D, QuantSeparableConv, QuantSeparableConv1D, QuantSeparableConv2D, Regularizer,

@@ -32,7 +32,7 @@ impl ValueId {
 }
 
 /// How a variable is initialised the first time a plan needs it.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Init {
     /// All zeros.
     Zeros,
@@ -45,15 +45,19 @@ pub enum Init {
         /// Seed.
         seed: u64,
     },
+    /// Given values, row-major (an initializer that computes them, such as Larq Zoo's
+    /// `blurpool_initializer`).
+    Values(std::sync::Arc<[f32]>),
 }
 
 impl Init {
-    /// The op that produces the initial value.
-    pub(crate) fn op(&self, shape: &Shape) -> Op {
+    /// The op that produces the initial value; `None` for given values.
+    pub(crate) fn op(&self, shape: &Shape) -> Option<Op> {
         match *self {
-            Init::Zeros => Op::Fill { value: 0.0, shape: shape.clone() },
-            Init::Constant(value) => Op::Fill { value, shape: shape.clone() },
-            Init::Random { dist, seed } => Op::Random { dist, seed, shape: shape.clone(), streamed: false },
+            Init::Zeros => Some(Op::Fill { value: 0.0, shape: shape.clone() }),
+            Init::Constant(value) => Some(Op::Fill { value, shape: shape.clone() }),
+            Init::Random { dist, seed } => Some(Op::Random { dist, seed, shape: shape.clone(), streamed: false }),
+            Init::Values(_) => None,
         }
     }
 }
@@ -219,7 +223,23 @@ impl Graph {
     pub fn variable(&mut self, name: &str, shape: impl Into<Shape>, init: Init) -> Result<ValueId> {
         let shape = shape.into();
         shape.validate("variable")?;
-        Init::op(&init, &shape).infer(&[])?;
+        match Init::op(&init, &shape) {
+            Some(op) => {
+                op.infer(&[])?;
+            }
+            None => {
+                if let Init::Values(v) = &init {
+                    if v.len() != shape.numel() {
+                        return Err(Error::shapes(
+                            "variable",
+                            shape.dims(),
+                            &[v.len()],
+                            format!("variable `{name}`: {} initial values for {} elements", v.len(), shape.numel()),
+                        ));
+                    }
+                }
+            }
+        }
         if self.find_variable(name).is_some() {
             return Err(Error::invalid("variable", "name", format!("a variable named `{name}` already exists")));
         }

@@ -25,6 +25,9 @@ pub enum Activation {
         /// Slope outside [-1, 1] (default 0.2).
         alpha: f32,
     },
+    /// Larq Zoo's `clip_by_value_activation` (DoReFa-Net): clip(x, 0, 1), the gradient passing
+    /// where 0 <= x <= 1 (TensorFlow's `clip_by_value`).
+    ClipByValue,
     /// A quantizer used as an activation.
     Quantizer(Quantizer),
 }
@@ -40,12 +43,14 @@ impl Activation {
             "softmax" => Activation::Softmax,
             "hard_tanh" => Activation::HardTanh,
             "leaky_tanh" => Activation::LeakyTanh { alpha: 0.2 },
+            "clip_by_value_activation" => Activation::ClipByValue,
             other => Activation::Quantizer(Quantizer::from_name(other).map_err(|e| {
                 let quantizers = match e {
                     Error::Unknown { known, .. } => known,
                     _ => Vec::new(),
                 };
-                let names = ["linear", "relu", "sigmoid", "tanh", "softmax", "hard_tanh", "leaky_tanh"].map(str::to_string);
+                let names = ["linear", "relu", "sigmoid", "tanh", "softmax", "hard_tanh", "leaky_tanh", "clip_by_value_activation"]
+                    .map(str::to_string);
                 Error::unknown("activation", other, names.into_iter().chain(quantizers))
             })?),
         })
@@ -60,6 +65,7 @@ impl Activation {
             Activation::Tanh => g.unary(UnaryOp::Tanh, x),
             Activation::Softmax => g.softmax(x),
             Activation::HardTanh => g.unary(UnaryOp::Clip(-1.0, 1.0), x),
+            Activation::ClipByValue => g.unary(UnaryOp::Clip(0.0, 1.0), x),
             Activation::LeakyTanh { alpha } => {
                 let clipped = g.unary(UnaryOp::Clip(-1.0, 1.0), x)?;
                 let (one, minus_one) = (g.fill([1], 1.0)?, g.fill([1], -1.0)?);

@@ -35,6 +35,10 @@ pub enum Initializer {
         /// Standard deviation.
         stddev: f32,
     },
+    /// Larq Zoo's `blurpool_initializer` (QuickNet's anti-aliased pooling): a depthwise kernel
+    /// `[k, k, channels, 1]` (k = 2, 3 or 5) of the normalized outer product of binomial
+    /// coefficients (`[1, 2, 1]` for k = 3), the same for every channel.
+    BlurPool,
 }
 
 /// The standard deviation of a normal truncated at two standard deviations, relative to the
@@ -62,6 +66,7 @@ impl Initializer {
                 Initializer::RandomUniform { minval: param("minval", -0.05)?, maxval: param("maxval", 0.05)? }
             }
             "RandomNormal" | "random_normal" => Initializer::RandomNormal { mean: param("mean", 0.0)?, stddev: param("stddev", 0.05)? },
+            "blurpool_initializer" => Initializer::BlurPool,
             other => {
                 let known = [
                     "glorot_uniform",
@@ -73,6 +78,7 @@ impl Initializer {
                     "constant",
                     "random_uniform",
                     "random_normal",
+                    "blurpool_initializer",
                 ];
                 return Err(Error::unknown("initializer", other, known));
             }
@@ -111,6 +117,31 @@ impl Initializer {
                 Init::Random { dist: Distribution::Uniform { low: minval, high: maxval }, seed }
             }
             Initializer::RandomNormal { mean, stddev } => Init::Random { dist: Distribution::Normal { mean, std: stddev }, seed },
+            Initializer::BlurPool => Init::Values(blurpool(shape).into()),
         }
     }
+}
+
+/// [`Initializer::BlurPool`]'s values for `shape`, row-major: entry `(i, j, ..)` is
+/// `b_i b_j / (sum b)^2`, `b` the binomial row of the kernel size (larq-zoo raises an error for
+/// other sizes; here they get a box filter, all ones normalized, which is what `[1, 1]` is).
+fn blurpool(shape: &Shape) -> Vec<f32> {
+    let d = shape.dims();
+    let k = d.first().copied().unwrap_or(1);
+    let row: Vec<f64> = match k {
+        3 => vec![1.0, 2.0, 1.0],
+        5 => vec![1.0, 4.0, 6.0, 4.0, 1.0],
+        _ => vec![1.0; k],
+    };
+    let total: f64 = row.iter().sum::<f64>().powi(2);
+    let inner: usize = d.iter().skip(2).product();
+    let cols = d.get(1).copied().unwrap_or(1);
+    let mut out = Vec::with_capacity(shape.numel());
+    for i in 0..k {
+        for j in 0..cols {
+            let v = (row[i] * row.get(j).copied().unwrap_or(1.0) / total) as f32;
+            out.extend(std::iter::repeat_n(v, inner));
+        }
+    }
+    out
 }

@@ -12,6 +12,7 @@ pub mod local;
 pub mod merge;
 pub mod normalization;
 pub mod pooling;
+pub mod prelu;
 pub mod quant_args;
 pub mod regularizers;
 pub mod reshaping;
@@ -35,6 +36,7 @@ pub use pooling::{
     GlobalMaxPooling1D, GlobalMaxPooling2D, GlobalMaxPooling3D, GlobalPooling, MaxPooling1D, MaxPooling2D, MaxPooling3D, Pooling,
     PoolingKind,
 };
+pub use prelu::PReLU;
 pub use quant_args::{QuantArgs, QuantLayer};
 pub use regularizers::Regularizer;
 pub use reshaping::{Flatten, Reshape, ZeroPadding};
@@ -424,7 +426,8 @@ named_layers!(
     GlobalPooling,
     Flatten,
     Reshape,
-    ZeroPadding
+    ZeroPadding,
+    PReLU
 );
 
 impl Named for Merge {

@@ -15,8 +15,10 @@
 //! ```
 
 pub mod custom;
+pub mod function;
 
 pub use custom::CustomQuantizer;
+pub use function::FunctionQuantizer;
 
 use std::sync::Arc;
 
@@ -85,6 +87,10 @@ pub enum Quantizer {
     },
     /// A user-defined quantizer (see [`CustomQuantizer`]).
     Custom(Arc<CustomQuantizer>),
+    /// A quantizer made of graph ops, as a Keras custom object function (see
+    /// [`FunctionQuantizer`]; Larq Zoo's `xnor_weight_scale` and
+    /// `magnitude_aware_sign_unclipped` are built in).
+    Function(Arc<FunctionQuantizer>),
 }
 
 /// The default instance of every built-in quantizer, in Larq's catalogue order; NoOp has no
@@ -156,6 +162,8 @@ enum Function {
     Builtin(QuantFn, Option<Statistic>),
     /// A user-defined function.
     Custom(Arc<crate::graph::CustomFn>),
+    /// Graph ops.
+    Graph(Arc<FunctionQuantizer>),
 }
 
 /// Statistics quantizers compute with graph reductions before their function; no gradient flows
@@ -278,6 +286,7 @@ impl Quantizer {
                 )
             }
             Quantizer::Custom(c) => ("quantizer", None, &[], c.precision(), false, vec![], Function::Custom(c.function())),
+            Quantizer::Function(f) => ("function", None, &[], f.precision(), false, vec![], Function::Graph(f.clone())),
         };
         Spec { class, alias, also, precision, sign, params, function }
     }
@@ -296,10 +305,12 @@ impl Quantizer {
                 Err(Error::invalid("NoOp", "precision", "is required: use Quantizer::NoOp { precision } or a config"))
             }
             Some(q) => Ok(q.clone()),
-            None => custom::by_name(name).map(Quantizer::Custom).ok_or_else(|| {
-                let builtin = DEFAULTS.iter().filter_map(|q| Quantizer::clone(q).spec().alias).map(str::to_string);
-                Error::unknown("quantizer", name, builtin.chain(custom::names()))
-            }),
+            None => {
+                custom::by_name(name).map(Quantizer::Custom).or_else(|| function::by_name(name).map(Quantizer::Function)).ok_or_else(|| {
+                    let builtin = DEFAULTS.iter().filter_map(|q| Quantizer::clone(q).spec().alias).map(str::to_string);
+                    Error::unknown("quantizer", name, builtin.chain(custom::names()).chain(function::names()))
+                })
+            }
         }
     }
 
@@ -307,6 +318,7 @@ impl Quantizer {
     pub fn class_name(&self) -> &str {
         match self {
             Quantizer::Custom(c) => c.name(),
+            Quantizer::Function(f) => f.name(),
             q => Quantizer::clone(q).spec().class,
         }
     }
@@ -362,6 +374,7 @@ impl Quantizer {
                 g.quantize(f, x, stat)
             }
             Function::Custom(f) => g.custom_quantize(f, x),
+            Function::Graph(f) => f.record(g, x),
         }
     }
 
@@ -388,6 +401,10 @@ impl Quantizer {
 
     /// The Keras/Larq JSON form: `{"class_name": ..., "config": {...}}`.
     pub fn to_keras(&self) -> Value {
+        if let Quantizer::Function(f) = self {
+            // As Keras writes a function: by its registered name.
+            return json!({ "class_name": "function", "config": f.name() });
+        }
         let mut q = self.clone();
         let spec = q.spec();
         let config: Map<String, Value> = spec
@@ -420,6 +437,14 @@ impl Quantizer {
             .get("class_name")
             .and_then(Value::as_str)
             .ok_or_else(|| Error::invalid("quantizer", "class_name", format!("missing in {v}")))?;
+        if class == "function" {
+            // A Keras custom object function, by its registered name.
+            let name = v
+                .get("config")
+                .and_then(Value::as_str)
+                .ok_or_else(|| Error::invalid("quantizer", "config", format!("a function without a name in {v}")))?;
+            return Self::from_name(name);
+        }
         let empty = Map::new();
         let config = v.get("config").and_then(Value::as_object).unwrap_or(&empty);
         let builtin = DEFAULTS.iter().find(|q| {

@@ -88,9 +88,15 @@ pub(super) fn bind_variable(
             format!("packed variable `{name}` has no initializer; load it (a packed export's kernel) before planning"),
         ));
     }
+    let Some(op) = init.op(&v.shape) else {
+        let Init::Values(values) = init else { unreachable!("only given values have no op") };
+        let t = device.upload(&crate::HostTensor::f32(v.shape.clone(), values.to_vec())?)?;
+        params.insert(name, t.clone());
+        return Ok(t);
+    };
     // Initialisation is itself a one-node graph, so both backends draw the same numbers.
     let mut g = Graph::new();
-    let out = g.push1(init.op(&v.shape), &[])?;
+    let out = g.push1(op, &[])?;
     let mut p = Plan::new(device, &g, &[out], &mut ParamStore::new())?;
     p.run()?;
     let t = p.output_tensor(out)?;

@@ -250,6 +250,7 @@ pub(super) fn initializer(i: &Initializer) -> Value {
         Initializer::Constant(v) => ("Constant", json!({ "value": v })),
         Initializer::RandomUniform { minval, maxval } => ("RandomUniform", json!({ "minval": minval, "maxval": maxval })),
         Initializer::RandomNormal { mean, stddev } => ("RandomNormal", json!({ "mean": mean, "stddev": stddev })),
+        Initializer::BlurPool => return json!({"class_name": "function", "config": "blurpool_initializer"}),
     };
     json!({"class_name": class, "config": config})
 }
@@ -269,6 +270,8 @@ pub(super) fn activation(a: &Activation, layer: &str) -> Result<Value> {
         Activation::Tanh => json!("tanh"),
         Activation::Softmax => json!("softmax"),
         Activation::HardTanh => json!("hard_tanh"),
+        // As Keras writes a registered custom function.
+        Activation::ClipByValue => json!({"class_name": "function", "config": "clip_by_value_activation"}),
         Activation::LeakyTanh { alpha } if *alpha == 0.2 => json!("leaky_tanh"),
         Activation::LeakyTanh { alpha } => {
             return Err(Error::invalid("export", "activation", format!("layer `{layer}`: leaky_tanh with alpha {alpha} has no Keras name")))

@@ -10,9 +10,9 @@ use super::fields::{kind, Fields};
 use super::objects::{activation, constraint, data_format, initializer, padding, quantizer, regularizer};
 use crate::error::Result;
 use crate::layers::{
-    ActivationLayer, BatchNormalization, DepthwiseOptions, Dropout, Flatten, GlobalPooling, Initializer, Layer, Merge, MergeKind, Pooling,
-    PoolingKind, QuantArgs, QuantConv, QuantConvTranspose, QuantDense, QuantDepthwiseConv, QuantLocallyConnected, QuantSeparableConv,
-    Reshape, ZeroPadding,
+    ActivationLayer, BatchNormalization, DepthwiseOptions, Dropout, Flatten, GlobalPooling, Initializer, Layer, Merge, MergeKind, PReLU,
+    Pooling, PoolingKind, QuantArgs, QuantConv, QuantConvTranspose, QuantDense, QuantDepthwiseConv, QuantLocallyConnected,
+    QuantSeparableConv, Reshape, ZeroPadding,
 };
 
 /// What a layer entry of a model config becomes.
@@ -417,6 +417,30 @@ pub static CLASSES: &[Class] = &[
         write: Some((TypeId::of::<ActivationLayer>, |any, c| {
             let l: &ActivationLayer = this(any);
             put(c, "activation", export::activation(&l.activation, &l.name)?);
+            Ok(())
+        })),
+    },
+    Class {
+        names: &["PReLU"],
+        larq: false,
+        read: |r, f| {
+            let mut p = PReLU::new().named(r.name);
+            p.alpha_initializer = initializer(f, "alpha_initializer", Initializer::Zeros)?;
+            p.alpha_regularizer = regularizer(f, "alpha_regularizer")?;
+            p.alpha_constraint = constraint(f, "alpha_constraint")?;
+            p.shared_axes = match f.take("shared_axes") {
+                None => Vec::new(),
+                Some(Value::Array(a)) => a.iter().map(|d| f.as_count("shared_axes", d)).collect::<Result<_>>()?,
+                Some(d) => vec![f.as_count("shared_axes", &d)?],
+            };
+            one(p)
+        },
+        write: Some((TypeId::of::<PReLU>, |any, c| {
+            let l: &PReLU = this(any);
+            put(c, "alpha_initializer", export::initializer(&l.alpha_initializer));
+            put(c, "alpha_regularizer", export::regularizer(&l.alpha_regularizer));
+            put(c, "alpha_constraint", l.alpha_constraint.as_ref().map_or(Value::Null, |k| k.to_keras()));
+            put(c, "shared_axes", if l.shared_axes.is_empty() { Value::Null } else { json!(l.shared_axes) });
             Ok(())
         })),
     },

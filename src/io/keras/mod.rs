@@ -92,15 +92,25 @@ pub fn model_from_json(file: &str, text: &str) -> Result<KerasModel> {
             c.done()?;
             sequential(file, &name, &items).map(KerasModel::Sequential)
         }
-        "Functional" | "Model" => {
+        "" => Err(Error::BadFile { file: file.to_string(), reason: "the model has no `class_name`".into() }),
+        // A subclass of Functional (Larq Zoo's `BinaryDenseNet`) saves the functional graph,
+        // which is read as the Functional model it describes.
+        other if other == "Functional" || other == "Model" || (c.has("input_layers") && c.has("output_layers")) => {
+            if other != "Functional" && other != "Model" {
+                log::info!("{file}: model class `{other}` is read as the Functional model its config describes");
+            }
             let inputs = c.required("input_layers")?;
             let outputs = c.required("output_layers")?;
             c.ignore(&["trainable"]);
             c.done()?;
             functional(file, &name, &items, &inputs, &outputs).map(KerasModel::Functional)
         }
-        "" => Err(Error::BadFile { file: file.to_string(), reason: "the model has no `class_name`".into() }),
-        other => Err(Error::BadFile { file: file.to_string(), reason: format!("model class `{other}` is not Sequential or Functional") }),
+        other => Err(Error::BadFile {
+            file: file.to_string(),
+            reason: format!(
+                "model class `{other}` is not Sequential or Functional, and its config is no functional graph (input_layers, layers, output_layers)"
+            ),
+        }),
     }
 }
 

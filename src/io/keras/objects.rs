@@ -24,6 +24,11 @@ fn class_and_config(f: &Fields, field: &str, v: &Value) -> Result<(String, Field
                 Some(Value::String(c)) => c.clone(),
                 _ => return Err(f.error(field, "an object without a string `class_name`")),
             };
+            // A Keras custom object function (`{"class_name": "function", "config": "name"}`) is
+            // its registered name.
+            if let (true, Some(Value::String(name))) = (class == "function", o.get("config")) {
+                return Ok((name.clone(), Fields::new(f.file(), format!("{what} ({name})"), &Value::Object(Default::default()))?));
+            }
             let config = o.get("config").cloned().unwrap_or(Value::Object(Default::default()));
             Ok((class.clone(), Fields::new(f.file(), format!("{what} ({class})"), &config)?))
         }
