@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{bitgrad, keras_fixture, scratch, KERAS_MODELS};
+use common::{bitgrad, keras_fixture, scratch, FUNCTION_MODELS, KERAS_MODELS};
 
 use std::path::{Path, PathBuf};
 
@@ -55,7 +55,7 @@ fn close(what: &str, got: &[f32], want: &[f32]) {
 
 #[test]
 fn summary_prints_larqs_tables() {
-    for name in KERAS_MODELS {
+    for name in KERAS_MODELS.into_iter().chain(FUNCTION_MODELS) {
         let (ok, out, err) = bitgrad(&["summary", s(&keras_fixture(&format!("{name}.json")))]);
         assert!(ok, "{name}: {err}");
         // Larq's own summary fails on 3-D convolutions with binary input (no fixture for them).
@@ -71,7 +71,7 @@ fn summary_prints_larqs_tables() {
 #[test]
 fn run_and_grad_compute_what_larq_computes() {
     let dir = scratch("ok");
-    for name in KERAS_MODELS {
+    for name in KERAS_MODELS.into_iter().chain(FUNCTION_MODELS) {
         let data = TensorFile::read(&keras_fixture(&format!("{name}.data.safetensors"))).unwrap();
         let (model, weights) = (keras_fixture(&format!("{name}.json")), keras_fixture(&format!("{name}.safetensors")));
         let (input, upstream) = (keras_fixture(&format!("{name}.input.npy")), keras_fixture(&format!("{name}.upstream.npy")));

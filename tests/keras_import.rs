@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{keras_fixture, KERAS_MODELS};
+use common::{keras_fixture, FUNCTION_MODELS, KERAS_MODELS};
 
 use bitgrad::io::keras::{load_weights, read_model};
 use bitgrad::io::safetensors::TensorFile;
@@ -29,7 +29,7 @@ fn infer(name: &str, device: &Device, x: &HostTensor) -> HostTensor {
 
 #[test]
 fn imported_models_compute_what_larq_computes() {
-    for name in KERAS_MODELS {
+    for name in KERAS_MODELS.into_iter().chain(FUNCTION_MODELS) {
         let data = TensorFile::read(&keras_fixture(&format!("{name}.data.safetensors"))).unwrap();
         let (x, want) = (&data.tensors["input"], &data.tensors["output"]);
         for d in devices() {
@@ -123,7 +123,7 @@ fn weights_must_match_the_model_by_name_and_shape() {
 
 #[test]
 fn training_mode_gradients_equal_larqs() {
-    for name in KERAS_MODELS {
+    for name in KERAS_MODELS.into_iter().chain(FUNCTION_MODELS) {
         let data = TensorFile::read(&keras_fixture(&format!("{name}.data.safetensors"))).unwrap();
         let x = &data.tensors["input"];
         let model = read_model(&keras_fixture(&format!("{name}.json"))).unwrap();

@@ -101,8 +101,8 @@ impl Layer for PReLU {
             }
             alpha_dims[a - 1] = 1;
         }
-        let mut spec = WeightSpec::plain(&self.name, "alpha", alpha_dims, self.alpha_initializer.clone());
-        spec.regularizer = self.alpha_regularizer.clone();
+        let mut spec = WeightSpec::plain(&self.name, "alpha", alpha_dims, self.alpha_initializer);
+        spec.regularizer = self.alpha_regularizer;
         spec.constraint = self.alpha_constraint.clone();
         let (_, alpha) = add_weight(g, ctx, spec)?;
         // As Keras computes it: relu(x) + (-alpha) relu(-x), which is relu(x) - alpha relu(-x)

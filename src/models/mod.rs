@@ -29,6 +29,8 @@ pub struct LayerRecord {
     /// Its output shape, batch axis included; `None` for a shared layer whose applications gave
     /// different shapes.
     pub output_shape: Option<Vec<usize>>,
+    /// The shapes of its further outputs (a split's parts), batch axis included.
+    pub more_output_shapes: Vec<Vec<usize>>,
     /// Indices of its weights in [`BuildContext::weights`].
     pub weights: std::ops::Range<usize>,
     /// How its MACs are counted.
@@ -139,6 +141,44 @@ impl Network {
         Ok(y)
     }
 
+    /// Applies a layer of any number of inputs and outputs and no weights that `record` records
+    /// (Keras' `TFOpLambda` and `Lambda` layers of an imported model), with a summary row of
+    /// class `class` showing its first output's shape. Such a layer has no Keras config to
+    /// export.
+    pub fn function(
+        &mut self,
+        name: &str,
+        class: &str,
+        id: LayerId,
+        record: impl FnOnce(&mut Graph) -> Result<Vec<ValueId>>,
+    ) -> Result<Vec<ValueId>> {
+        let start = self.begin(name, class, Owner::Layer(id))?;
+        let outer = self.graph.set_layer(self.layer_tag(name));
+        let ys = record(&mut self.graph);
+        self.graph.set_layer(outer);
+        let ys = ys.map_err(|e| wrap(name, class, e))?;
+        let Some(&first) = ys.first() else {
+            return Err(wrap(name, class, Error::invalid("model", "layer", "the layer returned no output")));
+        };
+        self.record(name, class, None, MacCount::Unknown, start, first);
+        if self.depth == 0 && ys.len() > 1 {
+            let shapes: Vec<Vec<usize>> = ys[1..].iter().map(|&y| self.graph.value(y).shape.dims().to_vec()).collect();
+            if let Some(r) = self.layers.iter_mut().rev().find(|l| l.name == name) {
+                r.more_output_shapes = shapes;
+            }
+        }
+        for &y in &ys[1..] {
+            self.produced_by.insert(y, name.to_string());
+        }
+        if self.depth == 0 {
+            if let Some(calls) = &mut self.calls {
+                let config = Err(Error::invalid("export", "layer", format!("`{name}` ({class}) has no Keras config bitgrad writes")));
+                calls.push(LayerCall { name: name.to_string(), config, inputs: Vec::new(), output: first });
+            }
+        }
+        Ok(ys)
+    }
+
     /// Keeps a top-level call when [`Network::calls`] asks for them.
     fn keep_call(&mut self, name: &str, layer: Described, inputs: &[ValueId], output: ValueId) {
         if self.depth == 0 {
@@ -212,6 +252,7 @@ impl Network {
             class: class.to_string(),
             input_precision,
             output_shape: Some(shape),
+            more_output_shapes: Vec::new(),
             weights: start..self.ctx.weights.len(),
             macs,
         });

@@ -36,6 +36,8 @@ pub struct LayerProfile {
     /// Output shape with the batch axis as -1.
     /// `None` for a shared layer whose applications gave different shapes (Larq: "multiple").
     pub output_shape: Option<Vec<i64>>,
+    /// The shapes of its further outputs (a split's parts), batch axis -1.
+    pub more_output_shapes: Vec<Vec<i64>>,
     /// The weights counted.
     pub weights: Vec<WeightProfile>,
     /// MACs as (precision, count), or `None` where Larq does not count them (`?`).
@@ -143,18 +145,21 @@ impl Summary {
                             .collect(),
                     ),
                 };
-                let output_shape = l.output_shape.as_ref().map(|dims| {
+                let batch_free = |dims: &Vec<usize>| {
                     let mut d: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
                     if let Some(b) = d.first_mut() {
                         *b = -1;
                     }
                     d
-                });
+                };
+                let output_shape = l.output_shape.as_ref().map(batch_free);
+                let more_output_shapes = l.more_output_shapes.iter().map(batch_free).collect();
                 LayerProfile {
                     name: l.name.clone(),
                     class: l.class.clone(),
                     input_precision: l.input_precision,
                     output_shape,
+                    more_output_shapes,
                     weights,
                     macs,
                 }
@@ -221,7 +226,15 @@ impl Summary {
                 row(
                     l.name.clone(),
                     l.input_precision.map_or("-".to_string(), |p| p.to_string()),
-                    l.output_shape.as_deref().map_or("multiple".to_string(), python_tuple),
+                    match (&l.output_shape, l.more_output_shapes.is_empty()) {
+                        (None, _) => "multiple".to_string(),
+                        (Some(first), true) => python_tuple(first),
+                        // Larq prints a layer of several outputs as the list of their shapes.
+                        (Some(first), false) => {
+                            let all: Vec<String> = std::iter::once(first).chain(&l.more_output_shapes).map(|s| python_tuple(s)).collect();
+                            format!("[{}]", all.join(", "))
+                        }
+                    },
                     &|b| l.weight_count(Some(b), None),
                     l.memory(|w| w.bitwidth as u64),
                     &|p| l.mac_count(Some(p)),

@@ -179,6 +179,10 @@ pub const KERAS_MODELS: [&str; 12] = [
     "transposed_1d",
 ];
 
+/// Keras models of tests/fixtures/keras with `TFOpLambda` layers (tensor operators and `tf.*`
+/// calls), which bitgrad imports, runs and trains but does not write back as Keras JSON.
+pub const FUNCTION_MODELS: [&str; 1] = ["tf_ops"];
+
 /// A file of tests/fixtures/keras.
 pub fn keras_fixture(name: &str) -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keras").join(name)

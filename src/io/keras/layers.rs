@@ -23,6 +23,8 @@ pub enum Imported {
     Layer(Box<dyn Layer>),
     /// A layer of several inputs.
     Merge(Merge),
+    /// A `TFOpLambda` or `Lambda` layer: any inputs and outputs, arguments per call.
+    Function(super::functions::FunctionLayer),
 }
 
 /// A parsed layer entry: its name, what it becomes, and the per-sample input shape its config
@@ -459,6 +461,42 @@ pub static CLASSES: &[Class] = &[
             put(c, "seed", json!(l.seed));
             Ok(())
         })),
+    },
+    Class {
+        names: &["TFOpLambda"],
+        larq: false,
+        read: |r, f| {
+            let function = f.string("function", "")?;
+            if function.is_empty() {
+                return Err(f.error("function", "is required"));
+            }
+            let kind = super::functions::FunctionKind::Tf(function);
+            Ok(Imported::Function(super::functions::FunctionLayer { name: r.name.to_string(), kind, id: crate::layers::LayerId::new() }))
+        },
+        write: None,
+    },
+    Class {
+        names: &["Lambda"],
+        larq: false,
+        read: |r, f| {
+            // The body is Python (bytecode, or a named function); bitgrad runs a registered
+            // body instead, so the code and the declared output shape are not read.
+            let function = match f.take("function") {
+                Some(Value::String(name)) => Some(name),
+                _ => None,
+            };
+            let named = f.string("function_type", "lambda")? != "lambda";
+            let module = f.string("module", "")?;
+            let arguments = match f.take("arguments") {
+                Some(Value::Object(m)) => m,
+                None => Map::new(),
+                Some(v) => return Err(f.error("arguments", format!("expected an object, found {}", kind(&v)))),
+            };
+            f.ignore(&["output_shape", "output_shape_type", "output_shape_module"]);
+            let kind = super::functions::FunctionKind::Lambda { module, function: function.filter(|_| named), arguments };
+            Ok(Imported::Function(super::functions::FunctionLayer { name: r.name.to_string(), kind, id: crate::layers::LayerId::new() }))
+        },
+        write: None,
     },
     Class {
         names: &["Add", "Multiply", "Concatenate"],

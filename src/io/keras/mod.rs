@@ -5,13 +5,14 @@
 
 pub mod export;
 mod fields;
+pub mod functions;
 mod layers;
 mod objects;
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use self::fields::{kind, Fields};
 use self::layers::{entry, Entry, Imported};
@@ -134,6 +135,7 @@ fn sequential(file: &str, name: &str, items: &[Value]) -> Result<Sequential> {
             Imported::Layer(l) => model.add_boxed(l),
             Imported::Input(_) => return Err(bad_layer(file, &e, "an InputLayer can only come first in a Sequential model")),
             Imported::Merge(_) => return Err(bad_layer(file, &e, "a merge layer needs a Functional model")),
+            Imported::Function(_) => return Err(bad_layer(file, &e, "a TFOpLambda or Lambda layer needs a Functional model")),
         };
     }
     Ok(model)
@@ -143,17 +145,39 @@ fn bad_layer(file: &str, e: &Entry, why: &str) -> Error {
     Error::BadFile { file: file.to_string(), reason: format!("layer `{}` ({}): {why}", e.name, e.class) }
 }
 
-/// One call of a layer in a functional model: which layer, and the (layer, call) outputs it
-/// takes.
+/// A tensor a call reads: output `tensor` of call `node` of layer `layer` (by index once
+/// resolved), or a constant Keras stored in its place.
+#[derive(Clone, Debug)]
+enum Ref<L> {
+    Tensor { layer: L, node: usize, tensor: usize },
+    Constant(f32),
+}
+
+/// One call of a layer as its inbound node stores it: the tensors of its first argument, and its
+/// other arguments (a `TFOpLambda`'s; other layers take none) with the tensors among them.
+#[derive(Clone, Debug)]
+struct Node<L> {
+    inputs: Vec<Ref<L>>,
+    kwargs: Map<String, Value>,
+    kw_tensors: Vec<Ref<L>>,
+}
+
+impl<L> Node<L> {
+    fn refs(&self) -> impl Iterator<Item = &Ref<L>> {
+        self.inputs.iter().chain(&self.kw_tensors)
+    }
+}
+
+/// One call of a layer in a functional model, its tensors resolved to layer indices.
 struct Call {
     layer: usize,
-    inputs: Vec<(usize, usize)>,
+    node: Node<usize>,
 }
 
 fn functional(file: &str, name: &str, items: &[Value], inputs: &Value, outputs: &Value) -> Result<Functional> {
     let bad = |reason: String| Error::BadFile { file: file.to_string(), reason };
     let mut entries = Vec::new();
-    let mut nodes: Vec<Vec<Vec<(String, usize)>>> = Vec::new();
+    let mut nodes: Vec<Vec<Node<String>>> = Vec::new();
     for (i, v) in items.iter().enumerate() {
         let e = entry(file, i, v)?;
         let inbound = v.get("inbound_nodes").cloned().unwrap_or(Value::Array(Vec::new()));
@@ -165,28 +189,52 @@ fn functional(file: &str, name: &str, items: &[Value], inputs: &Value, outputs: 
         return Err(bad("two layers share a name".into()));
     }
     let find = |what: &str, layer: &str| index.get(layer).copied().ok_or_else(|| bad(format!("{what} names an unknown layer `{layer}`")));
+    let is_input = |l: usize| usize::from(matches!(entries[l].layer, Imported::Input(_)));
+
+    // Resolve the layer names of every call's tensors.
+    let mut resolved: Vec<Vec<Node<usize>>> = Vec::new();
+    for (l, calls) in nodes.iter().enumerate() {
+        let what = format!("layer `{}`'s input", entries[l].name);
+        let resolve = |r: &Ref<String>| -> Result<Ref<usize>> {
+            Ok(match r {
+                Ref::Tensor { layer, node, tensor } => {
+                    let s = find(&what, layer)?;
+                    if *node >= nodes[s].len() + is_input(s) {
+                        return Err(bad(format!("{what} `{layer}` has no call {node}")));
+                    }
+                    Ref::Tensor { layer: s, node: *node, tensor: *tensor }
+                }
+                Ref::Constant(c) => Ref::Constant(*c),
+            })
+        };
+        let mut list = Vec::new();
+        for n in calls {
+            list.push(Node {
+                inputs: n.inputs.iter().map(resolve).collect::<Result<_>>()?,
+                kwargs: n.kwargs.clone(),
+                kw_tensors: n.kw_tensors.iter().map(resolve).collect::<Result<_>>()?,
+            });
+        }
+        resolved.push(list);
+    }
 
     // Order the calls so that every call's inputs are computed before it.
-    let mut done: Vec<usize> = entries.iter().map(|e| if matches!(e.layer, Imported::Input(_)) { 1 } else { 0 }).collect();
+    let mut done: Vec<usize> = (0..entries.len()).map(is_input).collect();
     let mut order: Vec<Call> = Vec::new();
-    let total: usize = nodes.iter().map(Vec::len).sum();
+    let total: usize = resolved.iter().map(Vec::len).sum();
     while order.len() < total {
         let before = order.len();
-        for (l, calls) in nodes.iter().enumerate() {
-            while done[l] < calls.len() + usize::from(matches!(entries[l].layer, Imported::Input(_))) {
-                let call = &calls[done[l] - usize::from(matches!(entries[l].layer, Imported::Input(_)))];
-                let mut ins = Vec::new();
-                for (src, node) in call {
-                    let s = find(&format!("layer `{}`'s input", entries[l].name), src)?;
-                    if *node >= nodes[s].len().max(1) {
-                        return Err(bad(format!("layer `{}`'s input `{src}` has no call {node}", entries[l].name)));
-                    }
-                    ins.push((s, *node));
-                }
-                if ins.iter().any(|&(s, node)| done[s] <= node) {
+        for (l, calls) in resolved.iter().enumerate() {
+            while done[l] < calls.len() + is_input(l) {
+                let node = &calls[done[l] - is_input(l)];
+                let ready = node.refs().all(|r| match r {
+                    Ref::Tensor { layer, node, .. } => done[*layer] > *node,
+                    Ref::Constant(_) => true,
+                });
+                if !ready {
                     break;
                 }
-                order.push(Call { layer: l, inputs: ins });
+                order.push(Call { layer: l, node: node.clone() });
                 done[l] += 1;
             }
         }
@@ -194,29 +242,43 @@ fn functional(file: &str, name: &str, items: &[Value], inputs: &Value, outputs: 
             return Err(bad("the layers' inbound nodes form a cycle or wait on a missing input".into()));
         }
     }
+    // How many outputs of each call the model reads (a split's parts).
+    let mut reads: HashMap<(usize, usize), usize> = HashMap::new();
+    let mut note = |layer: usize, node: usize, tensor: usize| {
+        let n = reads.entry((layer, node)).or_insert(0);
+        *n = (*n).max(tensor + 1);
+    };
+    for c in &order {
+        for r in c.node.refs() {
+            if let Ref::Tensor { layer, node, tensor } = r {
+                note(*layer, *node, *tensor);
+            }
+        }
+    }
 
-    let ends = |field: &str, v: &Value| -> Result<Vec<usize>> {
+    let ends = |field: &str, v: &Value| -> Result<Vec<(usize, usize, usize)>> {
         let Value::Array(list) = v else { return Err(bad(format!("`{field}`: expected a list, found {}", kind(v)))) };
         list.iter()
             .map(|item| match item {
                 Value::Array(t) if !t.is_empty() => {
                     let layer = t[0].as_str().ok_or_else(|| bad(format!("`{field}`: expected a layer name")))?;
                     let l = find(field, layer)?;
-                    if t.get(1).and_then(Value::as_u64).unwrap_or(0) != 0 || t.get(2).and_then(Value::as_u64).unwrap_or(0) != 0 {
-                        return Err(bad(format!("`{field}`: only a layer's first call and output is supported (`{layer}`)")));
-                    }
-                    Ok(l)
+                    let at = |i: usize| t.get(i).and_then(Value::as_u64).unwrap_or(0) as usize;
+                    Ok((l, at(1), at(2)))
                 }
                 other => Err(bad(format!("`{field}`: expected [name, node, tensor], found {}", kind(other)))),
             })
             .collect()
     };
-    let input_layers = ends("input_layers", inputs)?;
+    let input_layers: Vec<usize> = ends("input_layers", inputs)?.into_iter().map(|(l, _, _)| l).collect();
     let output_layers = ends("output_layers", outputs)?;
-    for (field, list) in [("input_layers", &input_layers), ("output_layers", &output_layers)] {
-        if list.is_empty() {
+    for (field, empty) in [("input_layers", input_layers.is_empty()), ("output_layers", output_layers.is_empty())] {
+        if empty {
             return Err(bad(format!("`{field}` is empty: a model needs at least one")));
         }
+    }
+    for &(l, node, tensor) in &output_layers {
+        note(l, node, tensor);
     }
     let mut input_specs = Vec::new();
     for &l in &input_layers {
@@ -233,17 +295,29 @@ fn functional(file: &str, name: &str, items: &[Value], inputs: &Value, outputs: 
 
     let specs: Vec<(&str, &[usize])> = input_specs.iter().map(|(n, s)| (n.as_str(), s.as_slice())).collect();
     Ok(Functional::new(name, &specs, move |net, xs| {
-        let mut values: HashMap<(usize, usize), ValueId> = input_layers.iter().zip(xs).map(|(&l, &x)| ((l, 0), x)).collect();
+        let mut values: HashMap<(usize, usize), Vec<ValueId>> = input_layers.iter().zip(xs).map(|(&l, &x)| ((l, 0), vec![x])).collect();
         let mut calls = vec![0usize; entries.len()];
         for call in &order {
-            let ins = call.inputs.iter().map(|k| values.get(k).copied()).collect::<Option<Vec<ValueId>>>().ok_or_else(|| {
-                Error::invalid(
-                    "Functional",
-                    "inbound_nodes",
-                    format!("a call of `{}` reads a value never computed", entries[call.layer].name),
-                )
-            })?;
-            let y = match &entries[call.layer].layer {
+            let entry = &entries[call.layer];
+            let value = |net: &mut Network, r: &Ref<usize>| -> Result<ValueId> {
+                match r {
+                    Ref::Tensor { layer, node, tensor } => {
+                        values.get(&(*layer, *node)).and_then(|v| v.get(*tensor)).copied().ok_or_else(|| {
+                            Error::invalid(
+                                "Functional",
+                                "inbound_nodes",
+                                format!(
+                                    "a call of `{}` reads output {tensor} of `{}`, which it does not have",
+                                    entry.name, entries[*layer].name
+                                ),
+                            )
+                        })
+                    }
+                    Ref::Constant(c) => net.graph.fill([1], *c),
+                }
+            };
+            let ins = call.node.inputs.iter().map(|r| value(net, r)).collect::<Result<Vec<ValueId>>>()?;
+            let ys = match &entry.layer {
                 Imported::Layer(l) => {
                     if ins.len() != 1 {
                         return Err(Error::invalid(
@@ -252,25 +326,28 @@ fn functional(file: &str, name: &str, items: &[Value], inputs: &Value, outputs: 
                             format!("layer `{}` takes one input, not {}", l.name(), ins.len()),
                         ));
                     }
-                    net.apply(l.as_ref(), ins[0])?
+                    vec![net.apply(l.as_ref(), ins[0])?]
                 }
-                Imported::Merge(m) => net.merge(m, &ins)?,
+                Imported::Merge(m) => vec![net.merge(m, &ins)?],
+                Imported::Function(f) => {
+                    let tensors = call.node.kw_tensors.iter().map(|r| value(net, r)).collect::<Result<Vec<ValueId>>>()?;
+                    let outputs = reads.get(&(call.layer, calls[call.layer])).copied().unwrap_or(1);
+                    let args = functions::CallArgs { inputs: ins, kwargs: call.node.kwargs.clone(), tensors, outputs };
+                    net.function(&f.name, f.class(), f.id, |g| f.call(g, &args))?
+                }
                 Imported::Input(_) => {
-                    return Err(Error::invalid(
-                        "Functional",
-                        "inbound_nodes",
-                        format!("input `{}` cannot be called on values", entries[call.layer].name),
-                    ))
+                    return Err(Error::invalid("Functional", "inbound_nodes", format!("input `{}` cannot be called on values", entry.name)))
                 }
             };
-            values.insert((call.layer, calls[call.layer]), y);
+            values.insert((call.layer, calls[call.layer]), ys);
             calls[call.layer] += 1;
         }
         output_layers
             .iter()
-            .map(|&l| {
+            .map(|&(l, node, tensor)| {
                 values
-                    .get(&(l, 0))
+                    .get(&(l, node))
+                    .and_then(|v| v.get(tensor))
                     .copied()
                     .ok_or_else(|| Error::invalid("Functional", "output_layers", format!("output `{}` is never computed", entries[l].name)))
             })
@@ -278,32 +355,66 @@ fn functional(file: &str, name: &str, items: &[Value], inputs: &Value, outputs: 
     }))
 }
 
-/// A layer's `inbound_nodes`: per call, the (layer, call) pairs it reads.
-fn inbound_nodes(file: &str, e: &Entry, v: &Value) -> Result<Vec<Vec<(String, usize)>>> {
+/// A layer's `inbound_nodes`: per call, the tensors it reads and its arguments. A call is a
+/// list of `[layer, node, tensor, kwargs]` tensors (the first argument's, a list for
+/// `tf.concat`), or, for a `TFOpLambda` of one tensor, that one `[layer, node, tensor, kwargs]`;
+/// a constant first argument is `["_CONSTANT_VALUE", -1, value, kwargs]`. Tensors inside the
+/// kwargs are `[layer, node, tensor]`.
+fn inbound_nodes(file: &str, e: &Entry, v: &Value) -> Result<Vec<Node<String>>> {
     let bad = |why: String| bad_layer(file, e, &format!("inbound_nodes: {why}"));
     let Value::Array(calls) = v else { return Err(bad(format!("expected a list, found {}", kind(v)))) };
+    let function = matches!(e.layer, Imported::Function(_));
     calls
         .iter()
         .map(|call| {
             let Value::Array(args) = call else { return Err(bad(format!("expected a list per call, found {}", kind(call)))) };
-            args.iter()
-                .map(|a| match a {
-                    Value::Array(t) if t.len() >= 3 => {
-                        let src = t[0].as_str().ok_or_else(|| bad("expected a layer name".into()))?;
-                        let node = t[1].as_u64().ok_or_else(|| bad("expected a node index".into()))? as usize;
-                        if t[2].as_u64() != Some(0) {
-                            return Err(bad(format!("output {} of `{src}`: layers have one output", t[2])));
-                        }
-                        if t.get(3).is_some_and(|k| k.as_object().is_some_and(|o| !o.is_empty())) {
-                            return Err(bad(format!("call arguments {} are not supported", t[3])));
-                        }
-                        Ok((src.to_string(), node))
+            // One tensor written without the list around it.
+            let single = [call.clone()];
+            let args: &[Value] = if args.first().is_some_and(Value::is_string) { &single } else { args };
+            let mut node = Node { inputs: Vec::new(), kwargs: Map::new(), kw_tensors: Vec::new() };
+            for (i, a) in args.iter().enumerate() {
+                let Value::Array(t) = a else { return Err(bad(format!("expected [name, node, tensor, kwargs], found {}", kind(a)))) };
+                if t.len() < 3 {
+                    return Err(bad(format!("expected [name, node, tensor, kwargs], found a list of {}", t.len())));
+                }
+                let src = t[0].as_str().ok_or_else(|| bad("expected a layer name".into()))?;
+                if src == "_CONSTANT_VALUE" {
+                    let c = t[2].as_f64().ok_or_else(|| bad(format!("constant {} is not a number", t[2])))?;
+                    node.inputs.push(Ref::Constant(c as f32));
+                } else {
+                    let n = t[1].as_u64().ok_or_else(|| bad("expected a node index".into()))? as usize;
+                    let tensor = t[2].as_u64().ok_or_else(|| bad("expected a tensor index".into()))? as usize;
+                    node.inputs.push(Ref::Tensor { layer: src.to_string(), node: n, tensor });
+                }
+                // Keras repeats the call's kwargs on each tensor of the first argument.
+                if let (0, Some(Value::Object(kw))) = (i, t.get(3)) {
+                    if !kw.is_empty() && !function {
+                        return Err(bad(format!("call arguments {} are not supported", t[3])));
                     }
-                    other => Err(bad(format!("expected [name, node, tensor, kwargs], found {}", kind(other)))),
-                })
-                .collect()
+                    let mut kw = kw.clone();
+                    for v in kw.values_mut() {
+                        take_tensors(v, &mut node.kw_tensors);
+                    }
+                    node.kwargs = kw;
+                }
+            }
+            Ok(node)
         })
         .collect()
+}
+
+/// Replaces each `[layer, node, tensor]` inside `v` by `{"tensor": i}`, its index in `found`.
+fn take_tensors(v: &mut Value, found: &mut Vec<Ref<String>>) {
+    if let Value::Array(t) = v {
+        if let [Value::String(layer), Value::Number(node), Value::Number(tensor)] = &t[..] {
+            if let (Some(node), Some(tensor)) = (node.as_u64(), tensor.as_u64()) {
+                found.push(Ref::Tensor { layer: layer.clone(), node: node as usize, tensor: tensor as usize });
+                *v = serde_json::json!({ "tensor": found.len() - 1 });
+                return;
+            }
+        }
+        t.iter_mut().for_each(|x| take_tensors(x, found));
+    }
 }
 
 /// Loads Keras weights into `params` for the built model: a safetensors file keyed by the Keras
