@@ -189,3 +189,43 @@ fn exported_json_imports_back_to_the_same_model() {
     let back = model_from_json("cnn.json", &model_to_json(&cnn).unwrap()).unwrap();
     assert_eq!(cnn.build(1, Mode::Inference).unwrap().summary().table(), back.build(1, Mode::Inference).unwrap().summary().table());
 }
+
+/// The Larq Zoo architectures of tests/fixtures/zoo (tests/fixtures/gen_zoo_models.py).
+const ZOO: [&str; 14] = [
+    "quicknet_small",
+    "quicknet",
+    "quicknet_large",
+    "birealnet",
+    "binary_resnet_e18",
+    "binary_densenet28",
+    "binary_densenet37",
+    "binary_densenet37_dilated",
+    "binary_densenet45",
+    "meliusnet22",
+    "xnornet",
+    "dorefanet",
+    "binary_alexnet",
+    "real_to_binary_net",
+];
+
+fn zoo_fixture(name: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/zoo").join(name)
+}
+
+#[test]
+fn every_larq_zoo_model_imports_summarizes_as_larq_and_records_its_training_step() {
+    for name in ZOO {
+        let model = read_model(&zoo_fixture(&format!("{name}.json"))).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let want = std::fs::read_to_string(zoo_fixture(&format!("{name}.summary.txt"))).unwrap();
+        let summary = model.build(1, Mode::Inference).unwrap_or_else(|e| panic!("{name}: {e}")).summary();
+        assert_eq!(summary.to_string(), want, "{name}");
+        // The training graph (forward, loss and every gradient) is recorded.
+        let mut built = model.build(2, Mode::Training).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let wrt: Vec<bitgrad::ValueId> = built.network.ctx.weights.iter().filter(|w| w.trainable).map(|w| w.variable).collect();
+        let g = &mut built.network.graph;
+        let y = built.outputs[0];
+        let axes: Vec<usize> = (0..g.value(y).shape.rank()).collect();
+        let loss = g.sum(y, &axes, false).unwrap();
+        assert_eq!(g.backward(loss, &wrt).unwrap_or_else(|e| panic!("{name}: {e}")).len(), wrt.len(), "{name}");
+    }
+}

@@ -59,8 +59,15 @@ impl Merge {
         }
         match self.kind {
             MergeKind::Add | MergeKind::Multiply => {
-                if let Some(s) = shapes.iter().find(|s| *s != &shapes[0]) {
-                    return Err(bad(format!("all inputs must have the same shape; {:?} differs from {:?}", s, shapes[0])));
+                // Keras broadcasts: each axis agrees or is 1 in one of the inputs (Real-to-Binary
+                // Net scales [h, w, c] by a [1, 1, c] gate).
+                let fits =
+                    |s: &Vec<usize>| s.len() == shapes[0].len() && s.iter().zip(&shapes[0]).all(|(&a, &b)| a == b || a == 1 || b == 1);
+                if let Some(s) = shapes.iter().find(|s| !fits(s)) {
+                    return Err(bad(format!(
+                        "all inputs must have the same shape, or sizes of 1 where they differ; {:?} does not fit {:?}",
+                        s, shapes[0]
+                    )));
                 }
                 let mut y = inputs[0];
                 for &x in &inputs[1..] {

@@ -85,7 +85,8 @@ impl Layer for PReLU {
     }
 
     fn macs(&self) -> MacCount {
-        MacCount::Zero
+        // Larq's summary counts no MACs for it (`?`).
+        MacCount::Unknown
     }
 
     fn build(&self, g: &mut Graph, x: ValueId, ctx: &mut BuildContext) -> Result<ValueId> {

@@ -54,13 +54,13 @@ pub fn entry(file: &str, index: usize, v: &Value) -> Result<Entry> {
     };
     let mut f = Fields::new(file, format!("layer `{name}` ({class})"), &config)?;
     f.ignore(&["name"]);
-    f.only("trainable", &[true.into()])?;
+    let trainable = f.boolean("trainable", true)?;
     dtype(&mut f)?;
     let input_shape = match f.take("batch_input_shape").or_else(|| f.take("batch_shape")) {
         Some(v) => Some(per_sample(&f, "batch_input_shape", &v)?),
         None => None,
     };
-    let layer = layer(&class, &name, &mut f, &input_shape)?;
+    let layer = layer(&class, &name, &mut f, &input_shape, trainable)?;
     f.done()?;
     Ok(Entry { name, class, layer, input_shape })
 }
@@ -120,6 +120,8 @@ struct Read<'a> {
     quant: bool,
     /// The declared per-sample input shape.
     input_shape: &'a Option<Vec<usize>>,
+    /// Keras' `trainable`: false freezes the layer's weights.
+    trainable: bool,
 }
 
 /// Writes a layer's config fields after the common ones ([`export::base`]); the layer is of the
@@ -154,7 +156,7 @@ pub static CLASSES: &[Class] = &[
         larq: true,
         read: |r, f| {
             let mut d = QuantDense::new(f.required_count("units")?).named(r.name);
-            d.args = quant_args(f, r.quant)?;
+            d.args = quant_args(f, r)?;
             one(d)
         },
         write: Some((TypeId::of::<QuantDense>, |any, c| {
@@ -175,7 +177,7 @@ pub static CLASSES: &[Class] = &[
             c.dilation_rate = f.counts("dilation_rate", rank, Some(1))?;
             c.groups = f.count("groups", 1)?;
             c.pad_values = f.number("pad_values", 0.0)?;
-            c.args = quant_args(f, r.quant)?;
+            c.args = quant_args(f, r)?;
             one(c)
         },
         write: Some((TypeId::of::<QuantConv>, |any, c| {
@@ -206,7 +208,7 @@ pub static CLASSES: &[Class] = &[
             c.data_format = data_format(f)?;
             c.dilation_rate = f.counts("dilation_rate", rank, Some(1))?;
             f.only("groups", &[1.into()])?;
-            c.args = quant_args(f, r.quant)?;
+            c.args = quant_args(f, r)?;
             one(c)
         },
         write: Some((TypeId::of::<QuantConvTranspose>, |any, c| {
@@ -234,7 +236,7 @@ pub static CLASSES: &[Class] = &[
                 n @ 1..=3 => n as u32,
                 n => return Err(f.error("implementation", format!("{n} must be 1, 2 or 3"))),
             };
-            l.args = quant_args(f, r.quant)?;
+            l.args = quant_args(f, r)?;
             one(l)
         },
         write: Some((TypeId::of::<QuantLocallyConnected>, |any, c| {
@@ -253,7 +255,7 @@ pub static CLASSES: &[Class] = &[
         larq: true,
         read: |r, f| {
             let rank = rank_of(r.base, "").expect("matched");
-            let opts = depthwise_options(f, rank, r.quant)?;
+            let opts = depthwise_options(f, rank, r)?;
             one(QuantDepthwiseConv { name: r.name.to_string(), opts })
         },
         write: Some((TypeId::of::<QuantDepthwiseConv>, |any, c| {
@@ -267,7 +269,7 @@ pub static CLASSES: &[Class] = &[
         read: |r, f| {
             let rank = rank_of(r.base, "").expect("matched");
             let filters = f.required_count("filters")?;
-            let opts = depthwise_options(f, rank, r.quant)?;
+            let opts = depthwise_options(f, rank, r)?;
             let mut s = QuantSeparableConv::new(filters, opts).named(r.name);
             s.pointwise_quantizer = if r.quant { quantizer(f, "pointwise_quantizer")? } else { None };
             s.pointwise_initializer = initializer(f, "pointwise_initializer", Initializer::GlorotUniform)?;
@@ -289,7 +291,7 @@ pub static CLASSES: &[Class] = &[
     Class {
         names: &["BatchNormalization"],
         larq: false,
-        read: |r, f| one(batch_normalization(r.name, f)?),
+        read: |r, f| one(BatchNormalization { trainable: r.trainable, ..batch_normalization(r.name, f)? }),
         write: Some((TypeId::of::<BatchNormalization>, |any, c| {
             let l: &BatchNormalization = this(any);
             put(c, "axis", json!(l.axis));
@@ -447,6 +449,26 @@ pub static CLASSES: &[Class] = &[
         })),
     },
     Class {
+        names: &["Softmax"],
+        larq: false,
+        read: |r, f| {
+            f.only("axis", &[(-1).into()])?;
+            one(ActivationLayer::new(crate::layers::Activation::Softmax).named(r.name))
+        },
+        write: None,
+    },
+    Class {
+        names: &["ReLU"],
+        larq: false,
+        read: |r, f| {
+            f.only("max_value", &[])?;
+            f.only("negative_slope", &[0.into(), 0.0.into()])?;
+            f.only("threshold", &[0.into(), 0.0.into()])?;
+            one(ActivationLayer::new(crate::layers::Activation::Relu).named(r.name))
+        },
+        write: None,
+    },
+    Class {
         names: &["Dropout"],
         larq: false,
         read: |r, f| {
@@ -531,10 +553,18 @@ fn class_of(class: &str) -> (Option<&'static Class>, bool, &str) {
     (CLASSES.iter().find(|c| c.names.contains(&base)), quant, base)
 }
 
-fn layer(class: &str, name: &str, f: &mut Fields, input_shape: &Option<Vec<usize>>) -> Result<Imported> {
+fn layer(class: &str, name: &str, f: &mut Fields, input_shape: &Option<Vec<usize>>, trainable: bool) -> Result<Imported> {
     let (found, quant, base) = class_of(class);
     match found {
-        Some(c) if c.larq || !quant => (c.read)(&Read { base, name, quant, input_shape }, f),
+        Some(c) if c.larq || !quant => {
+            let imported = (c.read)(&Read { base, name, quant, input_shape, trainable }, f)?;
+            // The classes with weights read `trainable`, but PReLU, which cannot be frozen yet;
+            // the rest have no weights to freeze.
+            if !trainable && base == "PReLU" {
+                return Err(f.error("trainable", format!("false is not supported for `{class}`")));
+            }
+            Ok(imported)
+        }
         Some(_) => Err(f.error("class_name", format!("`{class}` is not a Larq layer bitgrad supports"))),
         None if quant => Err(f.error("class_name", format!("`{class}` is not a Larq layer bitgrad supports"))),
         None => Err(f.error("class_name", format!("`{class}` is not a layer bitgrad supports"))),
@@ -551,8 +581,10 @@ pub fn config_of(any: &dyn Any, class: &str, name: &str) -> Option<Result<Value>
 
 /// The arguments Dense, Conv, ConvTranspose and LocallyConnected share; the quantizers only for
 /// Larq's layers.
-fn quant_args(f: &mut Fields, quant: bool) -> Result<QuantArgs> {
-    let mut a = QuantArgs { activation: activation(f)?, use_bias: f.boolean("use_bias", true)?, ..QuantArgs::default() };
+fn quant_args(f: &mut Fields, r: &Read) -> Result<QuantArgs> {
+    let quant = r.quant;
+    let mut a =
+        QuantArgs { activation: activation(f)?, use_bias: f.boolean("use_bias", true)?, trainable: r.trainable, ..QuantArgs::default() };
     a.kernel_initializer = initializer(f, "kernel_initializer", Initializer::GlorotUniform)?;
     a.bias_initializer = initializer(f, "bias_initializer", Initializer::Zeros)?;
     a.kernel_constraint = constraint(f, "kernel_constraint")?;
@@ -584,8 +616,10 @@ fn metrics(f: &mut Fields) -> Result<Option<Vec<String>>> {
 }
 
 /// The depthwise stage of depthwise and separable layers.
-fn depthwise_options(f: &mut Fields, r: usize, quant: bool) -> Result<DepthwiseOptions> {
+fn depthwise_options(f: &mut Fields, r: usize, read: &Read) -> Result<DepthwiseOptions> {
+    let quant = read.quant;
     let mut o = DepthwiseOptions::new(&f.counts("kernel_size", r, None)?);
+    o.trainable = read.trainable;
     f.only("groups", &[1.into()])?;
     // Keras' separable layers inherit these from Conv without creating a `kernel`: unused.
     f.ignore(&["kernel_initializer", "kernel_constraint", "kernel_regularizer"]);
