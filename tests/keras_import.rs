@@ -82,7 +82,6 @@ fn unsupported_or_malformed_configs_are_errors_naming_the_layer_and_field() {
             "field `kernel_constraint`: unknown constraint `max_norm` (known: weight_clip)",
         ),
         (edited(|v| v["config"]["layers"][2]["config"]["dtype"] = "float16".into()), "field `dtype`: \"float16\" is not supported"),
-        (edited(|v| v["config"]["layers"][2]["config"]["trainable"] = false.into()), "field `trainable`: false is not supported"),
         (edited(|v| v["class_name"] = "Graph".into()), "model class `Graph` is not Sequential or Functional"),
         (edited(|v| v["config"]["layers"] = serde_json::json!([])), "the model has no layers"),
         ("{\"class_name\": \"Sequential\", \"config\": {\"layers\": [".to_string(), "not JSON"),
@@ -91,6 +90,13 @@ fn unsupported_or_malformed_configs_are_errors_naming_the_layer_and_field() {
         let e = model_from_json("m.json", &text).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.contains("m.json") && e.contains(want), "want `{want}`, got `{e}`");
     }
+    // `trainable: false` freezes the layer, as Keras does (QuickNet's blurpool layers).
+    let frozen = model_from_json("m.json", &edited(|v| v["config"]["layers"][2]["config"]["trainable"] = false.into())).unwrap();
+    let built = frozen.build(1, Mode::Inference).unwrap();
+    let name = frozen.summary().unwrap().layers[1].name.clone();
+    let weights: Vec<_> = built.network.ctx.weights.iter().filter(|w| w.name.starts_with(&format!("{name}/"))).collect();
+    assert!(!weights.is_empty() && weights.iter().all(|w| !w.trainable), "{name}");
+    assert!(frozen.summary().unwrap().non_trainable_params > 0);
 }
 
 #[test]
@@ -228,4 +234,54 @@ fn every_larq_zoo_model_imports_summarizes_as_larq_and_records_its_training_step
         let loss = g.sum(y, &axes, false).unwrap();
         assert_eq!(g.backward(loss, &wrt).unwrap_or_else(|e| panic!("{name}: {e}")).len(), wrt.len(), "{name}");
     }
+}
+
+#[test]
+fn unknown_functions_and_lambdas_are_errors_saying_how_to_supply_them() {
+    use bitgrad::io::keras::{functions::register_lambda, model_from_json};
+    let text = |name: &str| std::fs::read_to_string(zoo_fixture(name)).unwrap();
+    // A tf.* function bitgrad does not run is named, with the supported ones listed.
+    let ops =
+        std::fs::read_to_string(keras_fixture("tf_ops.json")).unwrap().replace("\"function\": \"nn.relu\"", "\"function\": \"nn.gelu\"");
+    let e = model_from_json("tf_ops.json", &ops).and_then(|m| m.build(1, Mode::Inference).map(|_| ())).unwrap_err().to_string();
+    assert!(e.contains("tf.nn.gelu") && e.contains("tf.nn.relu"), "{e}");
+    // A Lambda whose body is not known names the layer and how to register one; registered, it runs.
+    let melius = text("meliusnet22.json").replace("larq_zoo.literature.meliusnet", "my_models.blocks");
+    let model = model_from_json("meliusnet22.json", &melius).unwrap();
+    let e = model.build(1, Mode::Inference).map(|_| ()).unwrap_err().to_string();
+    assert!(e.contains("section_0_block_0_improve_merge") && e.contains("register_lambda"), "{e}");
+    for block in 0..4 {
+        let _ = register_lambda(&format!("section_0_block_{block}_improve_merge"), |g, x, _| {
+            let (a, b) = (x[0], x[1]);
+            let (ca, cb) = (*g.value(a).shape.dims().last().unwrap(), *g.value(b).shape.dims().last().unwrap());
+            let padded = g.pad(b, &[(0, 0), (0, 0), (0, 0), (ca - cb, 0)])?;
+            Ok(vec![g.add(a, padded)?])
+        });
+    }
+    let e = model.build(1, Mode::Inference).map(|_| ()).unwrap_err().to_string();
+    assert!(e.contains("section_1_block_0_improve_merge"), "the next unregistered one: {e}");
+    assert!(register_lambda("section_0_block_0_improve_merge", |_, x, _| Ok(x.to_vec())).unwrap_err().to_string().contains("already"));
+}
+
+#[test]
+fn larq_zoo_function_quantizers_are_built_in_and_a_program_registers_its_own() {
+    use bitgrad::quantizers::{FunctionQuantizer, Quantizer};
+    let q = Quantizer::from_keras(&serde_json::json!({"class_name": "function", "config": "xnor_weight_scale"})).unwrap();
+    assert_eq!((q.class_name(), q.precision()), ("xnor_weight_scale", 1));
+    assert_eq!(Quantizer::from_keras(&q.to_keras()).unwrap(), q);
+    // xnor_weight_scale: clip to [-1, 1], then mean |x| per output channel times the sign.
+    let mut g = bitgrad::Graph::new();
+    let w = g.constant(HostTensor::f32([2, 2], vec![0.5, -2.0, -0.25, 1.0]).unwrap()).unwrap();
+    let y = q.apply(&mut g, w).unwrap();
+    let mut plan = Plan::new(&Device::cpu(), &g, &[y], &mut ParamStore::new()).unwrap();
+    plan.run().unwrap();
+    assert_eq!(plan.fetch(y).unwrap().as_f32().unwrap(), [0.375, -1.0, -0.375, 1.0]);
+    let mine = FunctionQuantizer::register("doubled_sign_for_test", 1, |g, x| {
+        let s = Quantizer::SteSign { clip_value: Some(1.0) }.apply(g, x)?;
+        g.scale(s, 2.0)
+    })
+    .unwrap();
+    assert_eq!(Quantizer::from_name("doubled_sign_for_test").unwrap(), Quantizer::Function(mine));
+    let e = FunctionQuantizer::register("ste_sign", 1, |_, x| Ok(x)).unwrap_err().to_string();
+    assert!(e.contains("already the name of a quantizer"), "{e}");
 }
