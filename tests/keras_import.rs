@@ -285,3 +285,11 @@ fn larq_zoo_function_quantizers_are_built_in_and_a_program_registers_its_own() {
     let e = FunctionQuantizer::register("ste_sign", 1, |_, x| Ok(x)).unwrap_err().to_string();
     assert!(e.contains("already the name of a quantizer"), "{e}");
 }
+
+#[test]
+fn separable_convolutions_count_depthwise_and_pointwise_macs_as_larq() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/summary");
+    let model = read_model(&dir.join("separable.json")).unwrap();
+    let want = std::fs::read_to_string(dir.join("separable.txt")).unwrap();
+    assert_eq!(model.build(1, Mode::Inference).unwrap().summary().to_string(), want);
+}

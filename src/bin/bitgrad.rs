@@ -223,7 +223,9 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    // The build's warnings (starved weights) are printed as `warning:` lines by the commands
+    // themselves, so the logger leaves them out unless asked (RUST_LOG).
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,bitgrad::models=error")).init();
     if let Err(e) = run(Cli::parse()) {
         eprintln!("error: {e}");
         std::process::exit(1);

@@ -511,7 +511,7 @@ impl Quantizer {
 /// Larq's "starved weights" warning for a weight whose quantizer is binary but which has no
 /// constraint (its latent values can drift beyond the straight-through window, where the
 /// gradient is always zero). `constraint_argument` names the layer argument, e.g.
-/// `"kernel_constraint"`. Returns the message, which is also logged as a warning.
+/// `"kernel_constraint"`. Returns the message (the model's build logs it with the layer's name).
 pub fn starved_weights_warning(quantizer: Option<&Quantizer>, constraint_argument: &str, has_constraint: bool) -> Option<String> {
     if !quantizer.is_some_and(Quantizer::is_binary) || has_constraint {
         return None;
@@ -519,7 +519,6 @@ pub fn starved_weights_warning(quantizer: Option<&Quantizer>, constraint_argumen
     let message = format!(
         "Using a binary weight quantizer without setting `{constraint_argument}` may result in starved weights (where the gradient is always zero)."
     );
-    log::warn!("{message}");
     Some(message)
 }
 
