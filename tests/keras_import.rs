@@ -169,7 +169,7 @@ fn training_mode_gradients_equal_larqs() {
 #[test]
 fn exported_json_imports_back_to_the_same_model() {
     use bitgrad::io::keras::{export::model_to_json, model_from_json};
-    for name in KERAS_MODELS {
+    for name in KERAS_MODELS.into_iter().chain(FUNCTION_MODELS) {
         let model = read_model(&keras_fixture(&format!("{name}.json"))).unwrap();
         let text = model_to_json(&model).unwrap_or_else(|e| panic!("{name}: {e}"));
         let back = model_from_json("exported.json", &text).unwrap_or_else(|e| panic!("{name}: {e}\n{text}"));
@@ -219,7 +219,7 @@ fn zoo_fixture(name: &str) -> std::path::PathBuf {
 }
 
 #[test]
-fn every_larq_zoo_model_imports_summarizes_as_larq_and_records_its_training_step() {
+fn every_larq_zoo_model_imports_summarizes_as_larq_records_its_training_step_and_exports() {
     for name in ZOO {
         let model = read_model(&zoo_fixture(&format!("{name}.json"))).unwrap_or_else(|e| panic!("{name}: {e}"));
         let want = std::fs::read_to_string(zoo_fixture(&format!("{name}.summary.txt"))).unwrap();
@@ -233,6 +233,12 @@ fn every_larq_zoo_model_imports_summarizes_as_larq_and_records_its_training_step
         let axes: Vec<usize> = (0..g.value(y).shape.rank()).collect();
         let loss = g.sum(y, &axes, false).unwrap();
         assert_eq!(g.backward(loss, &wrt).unwrap_or_else(|e| panic!("{name}: {e}")).len(), wrt.len(), "{name}");
+        // Written back as Keras JSON, it reads as the same model.
+        let text = bitgrad::io::keras::export::model_to_json(&model).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let back = bitgrad::io::keras::model_from_json("exported.json", &text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let again = back.build(1, Mode::Inference).unwrap().summary().to_string();
+        let differ = again.lines().zip(want.lines()).find(|(a, b)| a != b);
+        assert!(differ.is_none() && again.len() == want.len(), "{name}: {differ:?}");
     }
 }
 

@@ -49,6 +49,22 @@ pub struct LayerCall {
     pub inputs: Vec<ValueId>,
     /// Its output.
     pub output: ValueId,
+    /// Its further outputs (a split's parts).
+    pub more_outputs: Vec<ValueId>,
+    /// How its inbound node is written, for a call with arguments (a `TFOpLambda`'s); `None`
+    /// writes its inputs alone.
+    pub node: Option<NodeWriter>,
+}
+
+/// Writes a call's Keras inbound node, given what names each value as Keras JSON does
+/// (`[layer, node, tensor]`, `None` for a value no layer or input produced).
+#[derive(Clone)]
+pub struct NodeWriter(pub std::sync::Arc<dyn Fn(&dyn Fn(ValueId) -> Option<serde_json::Value>) -> Result<serde_json::Value> + Send + Sync>);
+
+impl std::fmt::Debug for NodeWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NodeWriter")
+    }
 }
 
 /// A graph under construction with the layers applied to it so far.
@@ -143,13 +159,15 @@ impl Network {
 
     /// Applies a layer of any number of inputs and outputs and no weights that `record` records
     /// (Keras' `TFOpLambda` and `Lambda` layers of an imported model), with a summary row of
-    /// class `class` showing its first output's shape. Such a layer has no Keras config to
-    /// export.
+    /// class `class` showing its first output's shape; `config` and `node` are what the Keras
+    /// JSON export writes of it.
     pub fn function(
         &mut self,
         name: &str,
         class: &str,
         id: LayerId,
+        config: Result<serde_json::Value>,
+        node: NodeWriter,
         record: impl FnOnce(&mut Graph) -> Result<Vec<ValueId>>,
     ) -> Result<Vec<ValueId>> {
         let start = self.begin(name, class, Owner::Layer(id))?;
@@ -172,8 +190,14 @@ impl Network {
         }
         if self.depth == 0 {
             if let Some(calls) = &mut self.calls {
-                let config = Err(Error::invalid("export", "layer", format!("`{name}` ({class}) has no Keras config bitgrad writes")));
-                calls.push(LayerCall { name: name.to_string(), config, inputs: Vec::new(), output: first });
+                calls.push(LayerCall {
+                    name: name.to_string(),
+                    config,
+                    inputs: Vec::new(),
+                    output: first,
+                    more_outputs: ys[1..].to_vec(),
+                    node: Some(node),
+                });
             }
         }
         Ok(ys)
@@ -187,7 +211,14 @@ impl Network {
                     Some(describe) => describe(layer),
                     None => Err(Error::invalid("export", "layer", "no Keras class table was given to describe the layer")),
                 };
-                calls.push(LayerCall { name: name.to_string(), config, inputs: inputs.to_vec(), output });
+                calls.push(LayerCall {
+                    name: name.to_string(),
+                    config,
+                    inputs: inputs.to_vec(),
+                    output,
+                    more_outputs: Vec::new(),
+                    node: None,
+                });
             }
         }
     }

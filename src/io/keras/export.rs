@@ -31,6 +31,10 @@ pub struct Call {
     pub inputs: Vec<ValueId>,
     /// The value it writes.
     pub output: ValueId,
+    /// The further values it writes (a split's parts).
+    pub more_outputs: Vec<ValueId>,
+    /// How its inbound node is written, for a call with arguments.
+    pub node: Option<crate::models::NodeWriter>,
 }
 
 /// What a model's Keras JSON says: its layer calls with their configs, in order, and its
@@ -62,7 +66,14 @@ impl Wiring {
                 let rank = built.graph().value(c.inputs[0]).shape.rank();
                 config["class_name"] = json!(format!("{class}{}D", rank.saturating_sub(2)));
             }
-            calls.push(Call { name: c.name.clone(), config, inputs: c.inputs.clone(), output: c.output });
+            calls.push(Call {
+                name: c.name.clone(),
+                config,
+                inputs: c.inputs.clone(),
+                output: c.output,
+                more_outputs: c.more_outputs.clone(),
+                node: c.node.clone(),
+            });
         }
         let inputs = model.inputs().into_iter().zip(&built.inputs).map(|((n, s), &v)| (n, s, v)).collect();
         let wiring =
@@ -83,6 +94,7 @@ impl Wiring {
         let chain = !self.lists_inputs
             && self.inputs.len() == 1
             && self.outputs.len() == 1
+            && calls.iter().all(|c| c.node.is_none())
             && calls.iter().enumerate().all(|(i, c)| c.inputs == [if i == 0 { self.inputs[0].2 } else { calls[i - 1].output }])
             && calls.last().is_some_and(|c| c.output == self.outputs[0]);
         let model_json = if chain {
@@ -100,11 +112,11 @@ impl Wiring {
     fn functional(&self, input_entry: impl Fn(&str, &[usize]) -> Value) -> Result<Value> {
         // Which (layer, call) produced each value. Calls come in build order, so every value a
         // call reads was produced before it.
-        let mut producer: HashMap<ValueId, (String, usize)> = HashMap::new();
+        let mut producer: HashMap<ValueId, (String, usize, usize)> = HashMap::new();
         let mut layers: Vec<Value> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
         for (name, shape, x) in &self.inputs {
-            producer.insert(*x, (name.clone(), 0));
+            producer.insert(*x, (name.clone(), 0, 0));
             let mut e = input_entry(name, shape);
             e["name"] = json!(name);
             e["inbound_nodes"] = json!([]);
@@ -112,15 +124,19 @@ impl Wiring {
             layers.push(e);
         }
         for c in &self.calls {
-            let node: Vec<Value> =
-                c.inputs
-                    .iter()
-                    .map(|x| {
-                        producer.get(x).map(|(l, k)| json!([l, k, 0, {}])).ok_or_else(|| {
-                            Error::invalid("export", "layer", format!("`{}` reads a value no layer or input produced", c.name))
+            let node = match &c.node {
+                Some(write) => write.0(&|v| producer.get(&v).map(|(l, k, t)| json!([l, k, t])))?,
+                None => Value::Array(
+                    c.inputs
+                        .iter()
+                        .map(|x| {
+                            producer.get(x).map(|(l, k, t)| json!([l, k, t, {}])).ok_or_else(|| {
+                                Error::invalid("export", "layer", format!("`{}` reads a value no layer or input produced", c.name))
+                            })
                         })
-                    })
-                    .collect::<Result<_>>()?;
+                        .collect::<Result<_>>()?,
+                ),
+            };
             let i = *index.entry(c.name.clone()).or_insert_with(|| {
                 let mut e = c.config.clone();
                 e["name"] = json!(c.name);
@@ -129,14 +145,16 @@ impl Wiring {
                 layers.len() - 1
             });
             let calls_so_far = layers[i]["inbound_nodes"].as_array().map_or(0, Vec::len);
-            layers[i]["inbound_nodes"].as_array_mut().expect("set above").push(Value::Array(node));
-            producer.insert(c.output, (c.name.clone(), calls_so_far));
+            layers[i]["inbound_nodes"].as_array_mut().expect("set above").push(node);
+            for (t, v) in std::iter::once(&c.output).chain(&c.more_outputs).enumerate() {
+                producer.insert(*v, (c.name.clone(), calls_so_far, t));
+            }
         }
         let ends = |values: &[ValueId]| -> Result<Vec<Value>> {
             values
                 .iter()
                 .map(|v| match producer.get(v) {
-                    Some((l, 0)) => Ok(json!([l, 0, 0])),
+                    Some((l, 0, t)) => Ok(json!([l, 0, t])),
                     _ => Err(Error::invalid("export", "outputs", "a model output must be the first call of a layer or an input")),
                 })
                 .collect()
@@ -190,6 +208,7 @@ pub(super) fn base(name: &str) -> Map<String, Value> {
 
 pub(super) fn quant_args(c: &mut Map<String, Value>, a: &QuantArgs) -> Result<()> {
     let name = c["name"].as_str().unwrap_or_default().to_string();
+    c.insert("trainable".into(), json!(a.trainable));
     c.insert("activation".into(), activation(&a.activation, &name)?);
     c.insert("use_bias".into(), json!(a.use_bias));
     c.insert("kernel_initializer".into(), initializer(&a.kernel_initializer));
@@ -211,6 +230,7 @@ pub(super) fn quant_args(c: &mut Map<String, Value>, a: &QuantArgs) -> Result<()
 }
 
 pub(super) fn depthwise(c: &mut Map<String, Value>, name: &str, o: &DepthwiseOptions) -> Result<()> {
+    c.insert("trainable".into(), json!(o.trainable));
     c.insert("kernel_size".into(), json!(o.kernel_size));
     c.insert("strides".into(), json!(o.strides));
     c.insert("padding".into(), padding(&o.padding, name)?);

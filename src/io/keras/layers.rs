@@ -294,6 +294,7 @@ pub static CLASSES: &[Class] = &[
         read: |r, f| one(BatchNormalization { trainable: r.trainable, ..batch_normalization(r.name, f)? }),
         write: Some((TypeId::of::<BatchNormalization>, |any, c| {
             let l: &BatchNormalization = this(any);
+            put(c, "trainable", json!(l.trainable));
             put(c, "axis", json!(l.axis));
             put(c, "momentum", json!(l.momentum));
             put(c, "epsilon", json!(l.epsilon));

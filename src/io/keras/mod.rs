@@ -160,6 +160,8 @@ struct Node<L> {
     inputs: Vec<Ref<L>>,
     kwargs: Map<String, Value>,
     kw_tensors: Vec<Ref<L>>,
+    /// Whether the first argument was written as a list (`tf.concat`'s), not one tensor.
+    listed: bool,
 }
 
 impl<L> Node<L> {
@@ -213,6 +215,7 @@ fn functional(file: &str, name: &str, items: &[Value], inputs: &Value, outputs: 
                 inputs: n.inputs.iter().map(resolve).collect::<Result<_>>()?,
                 kwargs: n.kwargs.clone(),
                 kw_tensors: n.kw_tensors.iter().map(resolve).collect::<Result<_>>()?,
+                listed: n.listed,
             });
         }
         resolved.push(list);
@@ -293,6 +296,19 @@ fn functional(file: &str, name: &str, items: &[Value], inputs: &Value, outputs: 
         }
     }
 
+    // What the Keras JSON export writes back for the function layers: their config as read.
+    let configs: HashMap<usize, Value> = entries
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| matches!(e.layer, Imported::Function(_)))
+        .map(|(l, _)| {
+            let mut c = items[l].clone();
+            if let Value::Object(o) = &mut c {
+                o.remove("inbound_nodes");
+            }
+            (l, c)
+        })
+        .collect();
     let specs: Vec<(&str, &[usize])> = input_specs.iter().map(|(n, s)| (n.as_str(), s.as_slice())).collect();
     Ok(Functional::new(name, &specs, move |net, xs| {
         let mut values: HashMap<(usize, usize), Vec<ValueId>> = input_layers.iter().zip(xs).map(|(&l, &x)| ((l, 0), vec![x])).collect();
@@ -332,8 +348,10 @@ fn functional(file: &str, name: &str, items: &[Value], inputs: &Value, outputs: 
                 Imported::Function(f) => {
                     let tensors = call.node.kw_tensors.iter().map(|r| value(net, r)).collect::<Result<Vec<ValueId>>>()?;
                     let outputs = reads.get(&(call.layer, calls[call.layer])).copied().unwrap_or(1);
+                    let writer = node_writer(&call.node, &ins, &tensors);
+                    let config = Ok(configs[&call.layer].clone());
                     let args = functions::CallArgs { inputs: ins, kwargs: call.node.kwargs.clone(), tensors, outputs };
-                    net.function(&f.name, f.class(), f.id, |g| f.call(g, &args))?
+                    net.function(&f.name, f.class(), f.id, config, writer, |g| f.call(g, &args))?
                 }
                 Imported::Input(_) => {
                     return Err(Error::invalid("Functional", "inbound_nodes", format!("input `{}` cannot be called on values", entry.name)))
@@ -370,8 +388,9 @@ fn inbound_nodes(file: &str, e: &Entry, v: &Value) -> Result<Vec<Node<String>>> 
             let Value::Array(args) = call else { return Err(bad(format!("expected a list per call, found {}", kind(call)))) };
             // One tensor written without the list around it.
             let single = [call.clone()];
-            let args: &[Value] = if args.first().is_some_and(Value::is_string) { &single } else { args };
-            let mut node = Node { inputs: Vec::new(), kwargs: Map::new(), kw_tensors: Vec::new() };
+            let listed = !args.first().is_some_and(Value::is_string);
+            let args: &[Value] = if listed { args } else { &single };
+            let mut node = Node { inputs: Vec::new(), kwargs: Map::new(), kw_tensors: Vec::new(), listed };
             for (i, a) in args.iter().enumerate() {
                 let Value::Array(t) = a else { return Err(bad(format!("expected [name, node, tensor, kwargs], found {}", kind(a)))) };
                 if t.len() < 3 {
@@ -401,6 +420,49 @@ fn inbound_nodes(file: &str, e: &Entry, v: &Value) -> Result<Vec<Node<String>>> 
             Ok(node)
         })
         .collect()
+}
+
+/// Writes a function layer's call back as Keras stores it: the first argument's tensors (values
+/// `first`, constants as `_CONSTANT_VALUE`), the first carrying the kwargs with their tensors
+/// (values `tensors`) named again.
+fn node_writer(node: &Node<usize>, first: &[ValueId], tensors: &[ValueId]) -> crate::models::NodeWriter {
+    let (node, first, tensors) = (node.clone(), first.to_vec(), tensors.to_vec());
+    crate::models::NodeWriter(std::sync::Arc::new(move |name: &dyn Fn(ValueId) -> Option<Value>| {
+        let missing = || Error::invalid("export", "layer", "a function layer reads a value no layer or input produced");
+        let mut kwargs = Value::Object(node.kwargs.clone());
+        put_tensors(&mut kwargs, &|i| tensors.get(i).and_then(|&v| name(v)))?;
+        let refs = node
+            .inputs
+            .iter()
+            .zip(&first)
+            .map(|(r, &v)| {
+                let mut t = match r {
+                    Ref::Constant(c) => vec![Value::from("_CONSTANT_VALUE"), Value::from(-1), Value::from(*c)],
+                    Ref::Tensor { .. } => name(v).and_then(|n| n.as_array().cloned()).ok_or_else(missing)?,
+                };
+                t.push(kwargs.clone());
+                Ok(Value::Array(t))
+            })
+            .collect::<Result<Vec<Value>>>()?;
+        Ok(match (node.listed, refs.len()) {
+            (false, 1) => refs.into_iter().next().expect("one"),
+            _ => Value::Array(refs),
+        })
+    }))
+}
+
+/// The inverse of [`take_tensors`]: each `{"tensor": i}` becomes `name(i)`.
+fn put_tensors(v: &mut Value, name: &dyn Fn(usize) -> Option<Value>) -> Result<()> {
+    match v {
+        Value::Object(o) if o.len() == 1 && o.get("tensor").is_some_and(Value::is_u64) => {
+            let i = o["tensor"].as_u64().unwrap_or(0) as usize;
+            *v = name(i).ok_or_else(|| Error::invalid("export", "layer", "a function layer's argument is a value no layer produced"))?;
+            Ok(())
+        }
+        Value::Object(o) => o.values_mut().try_for_each(|x| put_tensors(x, name)),
+        Value::Array(a) => a.iter_mut().try_for_each(|x| put_tensors(x, name)),
+        _ => Ok(()),
+    }
 }
 
 /// Replaces each `[layer, node, tensor]` inside `v` by `{"tensor": i}`, its index in `found`.
