@@ -59,7 +59,10 @@ pub struct LayerCall {
 /// Writes a call's Keras inbound node, given what names each value as Keras JSON does
 /// (`[layer, node, tensor]`, `None` for a value no layer or input produced).
 #[derive(Clone)]
-pub struct NodeWriter(pub std::sync::Arc<dyn Fn(&dyn Fn(ValueId) -> Option<serde_json::Value>) -> Result<serde_json::Value> + Send + Sync>);
+pub struct NodeWriter(pub std::sync::Arc<WriteNode>);
+
+/// What a [`NodeWriter`] holds.
+pub type WriteNode = dyn Fn(&dyn Fn(ValueId) -> Option<serde_json::Value>) -> Result<serde_json::Value> + Send + Sync;
 
 impl std::fmt::Debug for NodeWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
