@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{keras_fixture, KERAS_MODELS};
+use common::{keras_fixture, FUNCTION_MODELS, KERAS_MODELS};
 
 use bitgrad::io::execute::infer_packed;
 use bitgrad::io::keras::read_model;
@@ -34,7 +34,7 @@ fn assert_near(what: &str, got: &HostTensor, want: &HostTensor) {
 
 #[test]
 fn packed_models_compute_what_larq_computes() {
-    for name in KERAS_MODELS {
+    for name in KERAS_MODELS.into_iter().chain(FUNCTION_MODELS) {
         let (file, report) = exported(name);
         let bytes = file.to_bytes().unwrap();
         let packed = PackedModel::from_file(name, TensorFile::from_bytes(name, &bytes).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"));
