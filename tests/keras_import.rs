@@ -433,9 +433,11 @@ fn larq_zoo_models_compute_larqs_outputs_and_gradients() {
 }
 
 /// Zoo models whose numbers differ from Larq's beyond the bounds of the test above, and whether
-/// also on the CPU (else on the GPU only). Not yet explained: DoReFa-Net's 2-bit activations
-/// have a rounding boundary at every level (the CPU output is 1.2e-3 off, the GPU's 6%), and
-/// BinaryDenseNet28's GPU training output is 2% off while its CPU numbers are Larq's; a value
-/// on the other side of a quantizer's boundary after f32 sums in another order would do it,
-/// and so would a kernel bug that only these shapes reach.
+/// also on the CPU (else on the GPU only), each because a value lands on the other side of a
+/// quantizer's step after f32 sums in another order. DoReFa-Net's inference output (1.2e-3 off
+/// on the CPU, 6% on the GPU) is that unstable in Larq itself: inputs changed by one part in a
+/// million change it by 15% there. BinaryDenseNet28 on the GPU: one activation of the
+/// BatchNormalization (batch statistics summed in another order) before `quant_conv2d_121`
+/// takes the other sign, so that XNOR product differs by 2 at one entry, and the training
+/// output by 2%; its CPU numbers are Larq's.
 const DIFFERING: [(&str, bool); 2] = [("dorefanet", true), ("binary_densenet28", false)];
