@@ -441,3 +441,32 @@ fn larq_zoo_models_compute_larqs_outputs_and_gradients() {
 /// takes the other sign, so that XNOR product differs by 2 at one entry, and the training
 /// output by 2%; its CPU numbers are Larq's.
 const DIFFERING: [(&str, bool); 2] = [("dorefanet", true), ("binary_densenet28", false)];
+
+#[test]
+fn larq_zoo_models_run_from_their_packed_export() {
+    use bitgrad::io::execute::infer_packed;
+    use bitgrad::io::packed::{export, PackedModel};
+    for name in ZOO_NUMBERS {
+        let data = TensorFile::read(&zoo_fixture(&format!("{name}.data.safetensors"))).unwrap();
+        let model = read_model(&zoo_fixture(&format!("{name}.json"))).unwrap();
+        let inference = model.build(2, Mode::Inference).unwrap();
+        let weights = TensorFile {
+            tensors: inference.all_weights().iter().map(|(n, (s, _))| (n.clone(), seeded_weight(n, s.dims()))).collect(),
+            metadata: Default::default(),
+        };
+        let (file, report) = export(&model, &weights, name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(report.packed_bytes < report.float_bytes, "{name}: {report:?}");
+        let packed = PackedModel::from_file(name, file).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let got = infer_packed(&packed, &Device::cpu(), &data.tensors["input"]).unwrap_or_else(|e| panic!("{name}: {e}"));
+        // The float model's output: Larq's, as the test above checks (DoReFa-Net's is too
+        // unstable to compare after folding reorders its sums: see DIFFERING).
+        if DIFFERING.iter().any(|(m, _)| *m == name) {
+            continue;
+        }
+        let want = data.tensors["output"].as_f32().unwrap();
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        for (i, (a, e)) in got.as_f32().unwrap().iter().zip(want).enumerate() {
+            assert!((a - e).abs() <= 2e-4 * scale.max(1.0), "{name}: packed output {i}: {a} vs {e}");
+        }
+    }
+}

@@ -56,13 +56,14 @@ pub struct LayerCall {
     pub node: Option<NodeWriter>,
 }
 
-/// Writes a call's Keras inbound node, given what names each value as Keras JSON does
-/// (`[layer, node, tensor]`, `None` for a value no layer or input produced).
+/// Writes a call's Keras inbound node from the values it reads (its [`LayerCall::inputs`], as
+/// an export may have rewired them) and what names each value as Keras JSON does (`[layer,
+/// node, tensor]`, `None` for a value no layer or input produced).
 #[derive(Clone)]
 pub struct NodeWriter(pub std::sync::Arc<WriteNode>);
 
 /// What a [`NodeWriter`] holds.
-pub type WriteNode = dyn Fn(&dyn Fn(ValueId) -> Option<serde_json::Value>) -> Result<serde_json::Value> + Send + Sync;
+pub type WriteNode = dyn Fn(&[ValueId], &dyn Fn(ValueId) -> Option<serde_json::Value>) -> Result<serde_json::Value> + Send + Sync;
 
 impl std::fmt::Debug for NodeWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -162,14 +163,15 @@ impl Network {
 
     /// Applies a layer of any number of inputs and outputs and no weights that `record` records
     /// (Keras' `TFOpLambda` and `Lambda` layers of an imported model), with a summary row of
-    /// class `class` showing its first output's shape; `config` and `node` are what the Keras
-    /// JSON export writes of it.
+    /// class `class` showing its first output's shape; `config`, the values it `reads` and
+    /// `node` are what the Keras JSON export writes of it.
     pub fn function(
         &mut self,
         name: &str,
         class: &str,
         id: LayerId,
         config: Result<serde_json::Value>,
+        reads: &[ValueId],
         node: NodeWriter,
         record: impl FnOnce(&mut Graph) -> Result<Vec<ValueId>>,
     ) -> Result<Vec<ValueId>> {
@@ -196,7 +198,7 @@ impl Network {
                 calls.push(LayerCall {
                     name: name.to_string(),
                     config,
-                    inputs: Vec::new(),
+                    inputs: reads.to_vec(),
                     output: first,
                     more_outputs: ys[1..].to_vec(),
                     node: Some(node),

@@ -125,7 +125,7 @@ impl Wiring {
         }
         for c in &self.calls {
             let node = match &c.node {
-                Some(write) => write.0(&|v| producer.get(&v).map(|(l, k, t)| json!([l, k, t])))?,
+                Some(write) => write.0(&c.inputs, &|v| producer.get(&v).map(|(l, k, t)| json!([l, k, t])))?,
                 None => Value::Array(
                     c.inputs
                         .iter()

@@ -348,10 +348,11 @@ fn functional(file: &str, name: &str, items: &[Value], inputs: &Value, outputs: 
                 Imported::Function(f) => {
                     let tensors = call.node.kw_tensors.iter().map(|r| value(net, r)).collect::<Result<Vec<ValueId>>>()?;
                     let outputs = reads.get(&(call.layer, calls[call.layer])).copied().unwrap_or(1);
-                    let writer = node_writer(&call.node, &ins, &tensors);
+                    let writer = node_writer(&call.node);
+                    let reads: Vec<ValueId> = ins.iter().chain(&tensors).copied().collect();
                     let config = Ok(configs[&call.layer].clone());
                     let args = functions::CallArgs { inputs: ins, kwargs: call.node.kwargs.clone(), tensors, outputs };
-                    net.function(&f.name, f.class(), f.id, config, writer, |g| f.call(g, &args))?
+                    net.function(&f.name, f.class(), f.id, config, &reads, writer, |g| f.call(g, &args))?
                 }
                 Imported::Input(_) => {
                     return Err(Error::invalid("Functional", "inbound_nodes", format!("input `{}` cannot be called on values", entry.name)))
@@ -422,19 +423,20 @@ fn inbound_nodes(file: &str, e: &Entry, v: &Value) -> Result<Vec<Node<String>>> 
         .collect()
 }
 
-/// Writes a function layer's call back as Keras stores it: the first argument's tensors (values
-/// `first`, constants as `_CONSTANT_VALUE`), the first carrying the kwargs with their tensors
-/// (values `tensors`) named again.
-fn node_writer(node: &Node<usize>, first: &[ValueId], tensors: &[ValueId]) -> crate::models::NodeWriter {
-    let (node, first, tensors) = (node.clone(), first.to_vec(), tensors.to_vec());
-    crate::models::NodeWriter(std::sync::Arc::new(move |name: &dyn Fn(ValueId) -> Option<Value>| {
+/// Writes a function layer's call back as Keras stores it, from the values it reads (the first
+/// argument's, then those of the kwargs' tensors): the first argument's tensors (constants as
+/// `_CONSTANT_VALUE`), the first carrying the kwargs with their tensors named again.
+fn node_writer(node: &Node<usize>) -> crate::models::NodeWriter {
+    let node = node.clone();
+    crate::models::NodeWriter(std::sync::Arc::new(move |reads: &[ValueId], name: &dyn Fn(ValueId) -> Option<Value>| {
+        let (first, tensors) = reads.split_at(node.inputs.len().min(reads.len()));
         let missing = || Error::invalid("export", "layer", "a function layer reads a value no layer or input produced");
         let mut kwargs = Value::Object(node.kwargs.clone());
         put_tensors(&mut kwargs, &|i| tensors.get(i).and_then(|&v| name(v)))?;
         let refs = node
             .inputs
             .iter()
-            .zip(&first)
+            .zip(first)
             .map(|(r, &v)| {
                 let mut t = match r {
                     Ref::Constant(c) => vec![Value::from("_CONSTANT_VALUE"), Value::from(-1), Value::from(*c)],
