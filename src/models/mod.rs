@@ -56,6 +56,16 @@ pub struct LayerCall {
     pub node: Option<NodeWriter>,
 }
 
+/// What the Keras JSON export writes of a call of [`Network::function`].
+pub struct FunctionExport {
+    /// The layer's Keras config.
+    pub config: Result<serde_json::Value>,
+    /// The values the call reads.
+    pub reads: Vec<ValueId>,
+    /// How its inbound node is written.
+    pub node: NodeWriter,
+}
+
 /// Writes a call's Keras inbound node from the values it reads (its [`LayerCall::inputs`], as
 /// an export may have rewired them) and what names each value as Keras JSON does (`[layer,
 /// node, tensor]`, `None` for a value no layer or input produced).
@@ -163,18 +173,17 @@ impl Network {
 
     /// Applies a layer of any number of inputs and outputs and no weights that `record` records
     /// (Keras' `TFOpLambda` and `Lambda` layers of an imported model), with a summary row of
-    /// class `class` showing its first output's shape; `config`, the values it `reads` and
-    /// `node` are what the Keras JSON export writes of it.
+    /// class `class` showing its first output's shape; `export` is what the Keras JSON export
+    /// writes of it.
     pub fn function(
         &mut self,
         name: &str,
         class: &str,
         id: LayerId,
-        config: Result<serde_json::Value>,
-        reads: &[ValueId],
-        node: NodeWriter,
+        export: FunctionExport,
         record: impl FnOnce(&mut Graph) -> Result<Vec<ValueId>>,
     ) -> Result<Vec<ValueId>> {
+        let FunctionExport { config, reads, node } = export;
         let start = self.begin(name, class, Owner::Layer(id))?;
         let outer = self.graph.set_layer(self.layer_tag(name));
         let ys = record(&mut self.graph);
@@ -198,7 +207,7 @@ impl Network {
                 calls.push(LayerCall {
                     name: name.to_string(),
                     config,
-                    inputs: reads.to_vec(),
+                    inputs: reads,
                     output: first,
                     more_outputs: ys[1..].to_vec(),
                     node: Some(node),

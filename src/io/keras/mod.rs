@@ -348,11 +348,13 @@ fn functional(file: &str, name: &str, items: &[Value], inputs: &Value, outputs: 
                 Imported::Function(f) => {
                     let tensors = call.node.kw_tensors.iter().map(|r| value(net, r)).collect::<Result<Vec<ValueId>>>()?;
                     let outputs = reads.get(&(call.layer, calls[call.layer])).copied().unwrap_or(1);
-                    let writer = node_writer(&call.node);
-                    let reads: Vec<ValueId> = ins.iter().chain(&tensors).copied().collect();
-                    let config = Ok(configs[&call.layer].clone());
+                    let export = crate::models::FunctionExport {
+                        config: Ok(configs[&call.layer].clone()),
+                        reads: ins.iter().chain(&tensors).copied().collect(),
+                        node: node_writer(&call.node),
+                    };
                     let args = functions::CallArgs { inputs: ins, kwargs: call.node.kwargs.clone(), tensors, outputs };
-                    net.function(&f.name, f.class(), f.id, config, &reads, writer, |g| f.call(g, &args))?
+                    net.function(&f.name, f.class(), f.id, export, |g| f.call(g, &args))?
                 }
                 Imported::Input(_) => {
                     return Err(Error::invalid("Functional", "inbound_nodes", format!("input `{}` cannot be called on values", entry.name)))
