@@ -255,3 +255,13 @@ fn kernel_choices_are_timed_once_cached_listed_and_cleared() {
         common::bitgrad_with(&["bench", "--train", "--steps", "1"], &[("BITGRAD_CACHE_DIR", d), ("BITGRAD_TUNE", "fastest")]);
     assert!(!ok && err.contains("BITGRAD_TUNE") && err.contains("fastest"), "{err}");
 }
+
+#[test]
+fn larq_zoo_models_with_lambda_layers_summarize_from_the_command_line() {
+    let zoo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/zoo");
+    for name in ["meliusnet22", "real_to_binary_net", "quicknet_small"] {
+        let (ok, out, err) = bitgrad(&["summary", s(&zoo.join(format!("{name}.json")))]);
+        assert!(ok, "{name}: {err}");
+        assert_eq!(out, std::fs::read_to_string(zoo.join(format!("{name}.summary.txt"))).unwrap(), "{name}");
+    }
+}
