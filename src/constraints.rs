@@ -68,8 +68,17 @@ impl Constraint for WeightClip {
 pub fn from_keras(v: &Value) -> Result<Box<dyn Constraint>> {
     let (class, config) = match v {
         Value::String(s) => (s.as_str(), None),
+        // A Keras custom object function, by its registered name.
+        _ if v.get("class_name").and_then(Value::as_str) == Some("function") => {
+            (v.get("config").and_then(Value::as_str).unwrap_or(""), None)
+        }
         _ => (v.get("class_name").and_then(Value::as_str).unwrap_or(""), v.get("config")),
     };
+    // The lock is released before `make` runs (it may read other objects).
+    let registered = REGISTRY.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|(n, _)| n == class).map(|(_, m)| m.clone());
+    if let Some(make) = registered {
+        return make(config);
+    }
     match class {
         "weight_clip" | "WeightClip" => {
             if let Some(k) = config.and_then(Value::as_object).and_then(|c| c.keys().find(|k| *k != "clip_value")) {
@@ -81,8 +90,29 @@ pub fn from_keras(v: &Value) -> Result<Box<dyn Constraint>> {
             };
             Ok(Box::new(WeightClip::new(clip)?))
         }
-        other => Err(Error::unknown("constraint", other, ["weight_clip"])),
+        other => {
+            let registered: Vec<String> = REGISTRY.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(n, _)| n.clone()).collect();
+            Err(Error::unknown("constraint", other, std::iter::once("weight_clip".to_string()).chain(registered)))
+        }
     }
+}
+
+/// What makes a registered constraint from its Keras config (`None` for a name alone).
+pub type MakeConstraint = dyn Fn(Option<&Value>) -> Result<Box<dyn Constraint>> + Send + Sync;
+
+/// Constraints a program registered, by the name Keras JSON gives them.
+static REGISTRY: std::sync::Mutex<Vec<(String, std::sync::Arc<MakeConstraint>)>> = std::sync::Mutex::new(Vec::new());
+
+/// Registers a constraint under `name` (its Keras class name, or a custom object function's
+/// name), as Keras' `custom_objects`, so that Keras JSON naming it reads: `make` builds it from
+/// the config. `weight_clip` and a name already registered are errors.
+pub fn register(name: &str, make: impl Fn(Option<&Value>) -> Result<Box<dyn Constraint>> + Send + Sync + 'static) -> Result<()> {
+    let mut registry = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    if ["weight_clip", "WeightClip"].contains(&name) || registry.iter().any(|(n, _)| n == name) {
+        return Err(Error::invalid("constraints::register", "name", format!("`{name}` is already the name of a constraint")));
+    }
+    registry.push((name.to_string(), std::sync::Arc::new(make)));
+    Ok(())
 }
 
 impl Graph {

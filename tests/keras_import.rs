@@ -483,3 +483,41 @@ fn larq_zoo_models_run_from_their_packed_export() {
         }
     }
 }
+
+#[test]
+fn a_program_registers_initializers_and_constraints_that_keras_json_names() {
+    use bitgrad::io::keras::model_from_json;
+    #[derive(Debug)]
+    struct NonNeg;
+    impl bitgrad::constraints::Constraint for NonNeg {
+        fn apply(&self, g: &mut bitgrad::Graph, w: bitgrad::ValueId) -> bitgrad::Result<bitgrad::ValueId> {
+            g.unary(bitgrad::graph::UnaryOp::Relu, w)
+        }
+        fn to_keras(&self) -> serde_json::Value {
+            serde_json::json!({"class_name": "NonNegForTest", "config": {}})
+        }
+    }
+    let json = edited(|v| {
+        let c = &mut v["config"]["layers"][2]["config"];
+        c["kernel_initializer"] = serde_json::json!({"class_name": "function", "config": "counting_for_test"});
+        c["kernel_constraint"] = serde_json::json!({"class_name": "NonNegForTest", "config": {}});
+    });
+    let e = model_from_json("m.json", &json).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(e.contains("counting_for_test"), "{e}");
+    bitgrad::layers::initializers::register("counting_for_test", |s| (0..s.numel()).map(|i| i as f32).collect()).unwrap();
+    let e = model_from_json("m.json", &json).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(e.contains("NonNegForTest") && e.contains("weight_clip"), "{e}");
+    bitgrad::constraints::register("NonNegForTest", |_| Ok(Box::new(NonNeg))).unwrap();
+    let model = model_from_json("m.json", &json).unwrap();
+    let built = model.build(1, Mode::Inference).unwrap();
+    let w = built.network.ctx.weights.iter().find(|w| w.name.ends_with("kernel") && w.constraint.is_some()).unwrap();
+    let mut params = ParamStore::new();
+    let mut plan = Plan::new(&Device::cpu(), built.graph(), &[w.variable], &mut params).unwrap();
+    plan.run().unwrap();
+    assert_eq!(&plan.fetch(w.variable).unwrap().as_f32().unwrap()[..4], [0.0, 1.0, 2.0, 3.0]);
+    // Both write back under their names; built-in names cannot be taken.
+    let text = bitgrad::io::keras::export::model_to_json(&model).unwrap();
+    assert!(text.contains("counting_for_test") && text.contains("NonNegForTest"), "{text}");
+    assert!(bitgrad::layers::initializers::register("glorot_uniform", |_| Vec::new()).is_err());
+    assert!(bitgrad::constraints::register("weight_clip", |_| Ok(Box::new(NonNeg))).is_err());
+}

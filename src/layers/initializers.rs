@@ -39,6 +39,32 @@ pub enum Initializer {
     /// `[k, k, channels, 1]` (k = 2, 3 or 5) of the normalized outer product of binomial
     /// coefficients (`[1, 2, 1]` for k = 3), the same for every channel.
     BlurPool,
+    /// An initializer a program registered with [`register`], by its place in the registry.
+    Registered(usize),
+}
+
+/// What computes a registered initializer's values for a shape (row-major).
+pub type Values = dyn Fn(&Shape) -> Vec<f32> + Send + Sync;
+
+/// Initializers a program registered, by the name Keras JSON gives them.
+static REGISTRY: std::sync::Mutex<Vec<(String, std::sync::Arc<Values>)>> = std::sync::Mutex::new(Vec::new());
+
+/// Registers an initializer under `name` (a Keras class name or custom object function name),
+/// as Keras' `custom_objects`, so that Keras JSON naming it reads; `values` gives a weight of a
+/// shape its initial values (row-major). A built-in or registered name is an error.
+pub fn register(name: &str, values: impl Fn(&Shape) -> Vec<f32> + Send + Sync + 'static) -> Result<Initializer> {
+    let built_in = !matches!(Initializer::from_keras(name, |_, d| Ok(d)), Err(Error::Unknown { .. }));
+    let mut registry = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    if built_in || registry.iter().any(|(n, _)| n == name) {
+        return Err(Error::invalid("initializers::register", "name", format!("`{name}` is already the name of an initializer")));
+    }
+    registry.push((name.to_string(), std::sync::Arc::new(values)));
+    Ok(Initializer::Registered(registry.len() - 1))
+}
+
+/// The name of a registered initializer.
+pub fn registered_name(i: usize) -> Option<String> {
+    REGISTRY.lock().unwrap_or_else(|e| e.into_inner()).get(i).map(|(n, _)| n.clone())
 }
 
 /// The standard deviation of a normal truncated at two standard deviations, relative to the
@@ -67,6 +93,7 @@ impl Initializer {
             }
             "RandomNormal" | "random_normal" => Initializer::RandomNormal { mean: param("mean", 0.0)?, stddev: param("stddev", 0.05)? },
             "blurpool_initializer" => Initializer::BlurPool,
+            other if registered_index(other).is_some() => Initializer::Registered(registered_index(other).expect("checked")),
             other => {
                 let known = [
                     "glorot_uniform",
@@ -118,8 +145,21 @@ impl Initializer {
             }
             Initializer::RandomNormal { mean, stddev } => Init::Random { dist: Distribution::Normal { mean, std: stddev }, seed },
             Initializer::BlurPool => Init::Values(blurpool(shape).into()),
+            Initializer::Registered(i) => {
+                let values = REGISTRY.lock().unwrap_or_else(|e| e.into_inner()).get(i).map(|(_, v)| v.clone());
+                match values {
+                    Some(v) => Init::Values(v(shape).into()),
+                    // Registrations are never removed, so every index `register` made is there.
+                    None => Init::Zeros,
+                }
+            }
         }
     }
+}
+
+/// Where the initializer registered as `name` is in the registry.
+fn registered_index(name: &str) -> Option<usize> {
+    REGISTRY.lock().unwrap_or_else(|e| e.into_inner()).iter().position(|(n, _)| n == name)
 }
 
 /// [`Initializer::BlurPool`]'s values for `shape`, row-major: entry `(i, j, ..)` is

@@ -271,6 +271,9 @@ pub(super) fn initializer(i: &Initializer) -> Value {
         Initializer::RandomUniform { minval, maxval } => ("RandomUniform", json!({ "minval": minval, "maxval": maxval })),
         Initializer::RandomNormal { mean, stddev } => ("RandomNormal", json!({ "mean": mean, "stddev": stddev })),
         Initializer::BlurPool => return json!({"class_name": "function", "config": "blurpool_initializer"}),
+        Initializer::Registered(i) => {
+            return json!({"class_name": "function", "config": crate::layers::initializers::registered_name(i)});
+        }
     };
     json!({"class_name": class, "config": config})
 }
