@@ -79,7 +79,7 @@ fn unsupported_or_malformed_configs_are_errors_naming_the_layer_and_field() {
         ),
         (
             edited(|v| v["config"]["layers"][2]["config"]["kernel_constraint"] = "max_norm".into()),
-            "field `kernel_constraint`: unknown constraint `max_norm` (known: weight_clip)",
+            "field `kernel_constraint`: unknown constraint `max_norm` (known: weight_clip",
         ),
         (edited(|v| v["config"]["layers"][2]["config"]["dtype"] = "float16".into()), "field `dtype`: \"float16\" is not supported"),
         (edited(|v| v["class_name"] = "Graph".into()), "model class `Graph` is not Sequential or Functional"),
