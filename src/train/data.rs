@@ -164,6 +164,14 @@ impl Labels {
         Labels::Targets(Targets { shape: shape.to_vec(), values })
     }
 
+    /// Borrowed.
+    pub fn as_ref(&self) -> LabelsRef<'_> {
+        match self {
+            Labels::Classes(c) => LabelsRef::Classes(c),
+            Labels::Targets(t) => LabelsRef::Targets(t),
+        }
+    }
+
     /// How many samples they label, or `None` when the values are not whole samples.
     fn count(&self) -> Option<usize> {
         match self {
@@ -259,13 +267,19 @@ impl Dataset {
                 return Err(bad("outputs", format!("output {k}: {what} are not the {n} samples of the inputs")));
             }
         }
+        Ok(Dataset::assemble(first, more_inputs, outputs))
+    }
+
+    /// The set of these arrays, checked by the caller: the first input's and the first
+    /// output's in the fields that hold them, the rest in `more_inputs` and `more_outputs`.
+    fn assemble(first: Samples, more_inputs: Vec<Samples>, outputs: impl IntoIterator<Item = Labels>) -> Dataset {
         let mut outputs = outputs.into_iter();
         let (y, targets) = match outputs.next() {
             Some(Labels::Classes(c)) => (c, None),
             Some(Labels::Targets(t)) => (Vec::new(), Some(t)),
             None => (Vec::new(), None),
         };
-        Ok(Dataset { sample_shape: first.shape, x: first.values, y, targets, more_inputs, more_outputs: outputs.collect() })
+        Dataset { sample_shape: first.shape, x: first.values, y, targets, more_inputs, more_outputs: outputs.collect() }
     }
 
     /// Samples without labels, for `predict` (Keras' `model.predict(x)`).
@@ -336,12 +350,6 @@ impl Dataset {
         (self.gather_input(0, indices), y)
     }
 
-    /// The float targets of the samples at `indices`, as one batch, if the set has them.
-    pub fn gather_targets(&self, indices: &[usize]) -> Option<Vec<f32>> {
-        let t = self.targets.as_ref()?;
-        Some(rows(&t.values, t.shape.iter().product(), indices))
-    }
-
     /// How many model inputs the set feeds.
     pub fn input_count(&self) -> usize {
         1 + self.more_inputs.len()
@@ -371,10 +379,7 @@ impl Dataset {
         Some(match (k, &self.targets) {
             (0, Some(t)) => LabelsRef::Targets(t),
             (0, None) => LabelsRef::Classes(&self.y),
-            _ => match &self.more_outputs[k - 1] {
-                Labels::Classes(c) => LabelsRef::Classes(c),
-                Labels::Targets(t) => LabelsRef::Targets(t),
-            },
+            _ => self.more_outputs[k - 1].as_ref(),
         })
     }
 
@@ -397,16 +402,10 @@ impl Dataset {
     /// The samples in `range`, copied.
     fn range(&self, r: std::ops::Range<usize>) -> Dataset {
         let all: Vec<usize> = r.collect();
-        let mut outputs = (0..self.output_count()).map(|k| self.gather_labels(k, &all).expect("an output of the set"));
-        let (y, targets) = match outputs.next() {
-            Some(Labels::Classes(c)) => (c, None),
-            Some(Labels::Targets(t)) => (Vec::new(), Some(t)),
-            None => (Vec::new(), None),
-        };
+        let outputs = (0..self.output_count()).map(|k| self.gather_labels(k, &all).expect("an output of the set"));
         let more_inputs =
             self.more_inputs.iter().enumerate().map(|(k, s)| Samples::new(&s.shape, self.gather_input(k + 1, &all))).collect();
-        let x = self.gather_input(0, &all);
-        Dataset { sample_shape: self.sample_shape.clone(), x, y, targets, more_inputs, more_outputs: outputs.collect() }
+        Dataset::assemble(Samples::new(&self.sample_shape, self.gather_input(0, &all)), more_inputs, outputs)
     }
 
     /// The first `n` samples (or all, if fewer).

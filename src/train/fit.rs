@@ -1039,11 +1039,7 @@ impl Output {
 
     /// The target tensor of one batch's labels (of the samples at `indices`).
     fn target_tensor(&self, labels: Labels, indices: &[usize]) -> Result<HostTensor> {
-        let borrowed = match &labels {
-            Labels::Classes(c) => LabelsRef::Classes(c),
-            Labels::Targets(t) => LabelsRef::Targets(t),
-        };
-        self.check(borrowed, indices, "")?;
+        self.check(labels.as_ref(), indices, "")?;
         let (tdtype, tdims) = self.loss.target_spec(&self.dims);
         match (labels, tdtype) {
             (Labels::Targets(t), _) => HostTensor::f32(tdims, t.values),
