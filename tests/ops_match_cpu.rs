@@ -157,6 +157,29 @@ fn matmul_matches_cpu() {
     }
 }
 
+/// A product of more rows than a grid dimension holds (65536, the first convolution of a zoo
+/// model at batch 256) never gets a variant whose grid does not fit (`gemv`, one workgroup per
+/// row), even pinned; it was a candidate, failed the tuner's timing and was then taken.
+#[test]
+fn a_product_of_65536_rows_takes_only_variants_whose_grid_fits() {
+    if gpu().is_none() {
+        return;
+    }
+    let opts = bitgrad::GpuOptions { tune: Some(bitgrad::TuneMode::Off), ..Default::default() };
+    let dev = Device::gpu_with(&opts).unwrap();
+    let bitgrad::Device::Gpu(ctx) = &dev else { unreachable!() };
+    for (rows, pin) in [(65536, Some("gemv")), (65536, None), (65535, Some("gemv"))] {
+        let c = case(Op::MatMul { trans_a: false, trans_b: false }, vec![f32s(&[rows, 27], 1, 1.0), f32s(&[27, 8], 2, 1.0)]);
+        ctx.tuning.pin(pin);
+        let kernel = bitgrad::Plan::new(&dev, &c.graph, &c.outputs, &mut bitgrad::ParamStore::new()).unwrap().kernels().unwrap().remove(0);
+        assert_eq!(kernel == "gemm::gemv", rows < 65536, "{rows} rows, pinned {pin:?}: {kernel}");
+        let got = run_on(&dev, &c, 1).unwrap().remove(0);
+        let cpu = run_on(&Device::cpu(), &c, 1).unwrap().remove(0);
+        assert_close(&format!("{rows}x27 x 27x8 by {kernel}"), &got, &cpu, accumulation(27));
+    }
+    ctx.tuning.pin(None);
+}
+
 /// Every f32 GEMM variant, pinned in turn on a device of its own (so the pin does not reach the
 /// other tests), against the CPU reference and bit for bit against each other: each sums K in
 /// order with one fma per term. Shapes are multiples of 4 (the vec4 variants' need) or not (the

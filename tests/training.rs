@@ -305,6 +305,50 @@ fn idx_files_parse_and_bad_ones_are_named_errors() {
 }
 
 #[test]
+fn cifar10_batches_parse_and_bad_ones_are_named_errors() {
+    use bitgrad::train::data::{load_cifar10, load_dir, parse_cifar10, CIFAR10_FILES};
+    let pixel = |c: usize, y: usize, x: usize| ((c * 85 + y * 3 + x) % 256) as u8;
+    let mut bytes = common::cifar10_record(3, pixel);
+    bytes.extend(common::cifar10_record(9, |c, y, x| 255 - pixel(c, y, x)));
+    let d = parse_cifar10(&bytes, "b.bin").unwrap();
+    assert_eq!((d.sample_shape.clone(), d.y.clone(), d.len()), (vec![32, 32, 3], vec![3, 9], 2));
+    // Channels last: sample n, row y, column x, channel c.
+    for (n, y, x, c) in [(0, 0, 0, 0), (0, 5, 7, 1), (0, 31, 31, 2), (1, 2, 30, 0), (1, 17, 4, 2)] {
+        let byte = if n == 0 { pixel(c, y, x) } else { 255 - pixel(c, y, x) };
+        assert_eq!(d.x[n * 3072 + (y * 32 + x) * 3 + c], byte as f32 / 127.5 - 1.0, "{n} {y} {x} {c}");
+    }
+    assert!(d.x.iter().all(|v| (-1.0..=1.0).contains(v)));
+    for (bad, what) in [
+        (bytes[..3072].to_vec(), "3072 bytes are not a whole number of 3073-byte CIFAR-10 records"),
+        (Vec::new(), "0 bytes"),
+        (vec![0; 2 * 3074], "CIFAR-100"),
+        ([common::cifar10_record(10, pixel), bytes.clone()].concat(), "record 0 has label 10"),
+    ] {
+        let e = parse_cifar10(&bad, "b.bin").unwrap_err().to_string();
+        assert!(e.starts_with("b.bin: ") && e.contains(what), "{e}");
+    }
+    // The five training batches in order, then the test batch; the folder itself or the one
+    // the archive extracts.
+    let dir = common::cifar10_folder("cifar-parse", 3);
+    let (train, test) = load_cifar10(&dir).unwrap();
+    assert_eq!((train.len(), test.len()), (15, 3));
+    let first = parse_cifar10(&std::fs::read(dir.join(CIFAR10_FILES[0])).unwrap(), "1").unwrap();
+    let last = parse_cifar10(&std::fs::read(dir.join(CIFAR10_FILES[4])).unwrap(), "5").unwrap();
+    assert_eq!((&train.x[..3 * 3072], &train.x[12 * 3072..]), (&first.x[..], &last.x[..]));
+    assert_eq!((&train.y[..3], &train.y[12..]), (&first.y[..], &last.y[..]));
+    let outer = common::scratch("cifar-outer");
+    std::fs::rename(&*dir, outer.join("cifar-10-batches-bin")).unwrap();
+    let (again, _) = load_dir(&outer).unwrap();
+    assert_eq!(again, train, "load_dir finds the batches in cifar-10-batches-bin/");
+    std::fs::remove_file(outer.join("cifar-10-batches-bin").join("data_batch_3.bin")).unwrap();
+    let e = load_dir(&outer).unwrap_err().to_string();
+    assert!(e.contains("data_batch_3.bin") && e.contains("missing"), "{e}");
+    let empty = common::scratch("cifar-empty");
+    let e = load_dir(&empty).unwrap_err().to_string();
+    assert!(e.contains("neither MNIST-format files") && e.contains("data_batch_1.bin"), "{e}");
+}
+
+#[test]
 fn train_on_batch_is_one_step_of_fit_and_reports_that_batch() {
     let data = common::blobs(24, 2);
     let all: Vec<usize> = (0..24).collect();

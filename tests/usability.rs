@@ -142,6 +142,32 @@ fn the_train_command_writes_for_people() {
 }
 
 #[test]
+fn the_train_command_trains_a_zoo_architecture_from_its_keras_json_on_cifar10_batches() {
+    let data = common::cifar10_folder("usability-cifar", 16);
+    let out = common::scratch("usability-cifar-out");
+    let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/zoo/quicknet_small.json");
+    let history = out.join("h.csv");
+    let device = if common::gpu().is_some() { "gpu" } else { "cpu" };
+    let args = ["train", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap(), "--device", device];
+    let more = ["--epochs", "3", "--batch-size", "8", "--limit", "32", "--verbose", "2", "--history", history.to_str().unwrap()];
+    let (ok, stdout, err) = common::bitgrad(&[&args[..], &more[..]].concat());
+    assert!(ok, "{err}");
+    assert!(err.contains("(32 train, 16 test)") && err.contains("model: quicknet_small (larq recipe), 3 epochs, batch 8"), "{err}");
+    assert!(stdout.contains("quicknet_small (larq recipe): test accuracy") && stdout.contains("images/s training on"), "{stdout}");
+    let csv = std::fs::read_to_string(out.join("h-quicknet_small.csv")).unwrap();
+    let losses: Vec<f64> = csv.lines().skip(1).map(|l| l.split(',').nth(2).unwrap().parse().unwrap()).collect();
+    assert!(csv.starts_with("epoch,accuracy,loss,"), "{csv}");
+    assert!(losses.len() == 3 && losses[2] < losses[0], "the loss falls: {losses:?}");
+    // A JSON that is no model, and a model whose input the data does not fit, are named errors.
+    let mnist = idx_folder("usability-cifar-mnist", 8);
+    let (ok, _, err) =
+        common::bitgrad(&["train", "--model", model.to_str().unwrap(), "--data", mnist.to_str().unwrap(), "--device", "cpu"]);
+    assert!(!ok && err.contains("[28, 28, 1]") && err.contains("[32, 32, 3]"), "{err}");
+    let (ok, _, err) = common::bitgrad(&["train", "--model", "nope.txt", "--device", "cpu"]);
+    assert!(!ok && err.contains("`nope.txt` is not one of mlp, cnn, both, nor a Keras model's .json file"), "{err}");
+}
+
+#[test]
 fn optimizers_and_schedules_describe_themselves_for_people() {
     use bitgrad::train::optimizers::{Bop, CaseOptimizer, Optimizer, Predicate, Sgd};
     use bitgrad::train::Schedule;

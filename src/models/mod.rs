@@ -423,6 +423,38 @@ pub trait Model {
     }
 }
 
+/// A boxed model is a model, for programs that choose theirs at run time (`bitgrad train` takes
+/// the main job's or a Keras model's JSON).
+impl Model for Box<dyn Model> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+
+    fn inputs(&self) -> Vec<(String, Vec<usize>)> {
+        (**self).inputs()
+    }
+
+    fn call(&self, net: &mut Network, inputs: &[ValueId]) -> Result<Vec<ValueId>> {
+        (**self).call(net, inputs)
+    }
+
+    fn lists_inputs(&self) -> bool {
+        (**self).lists_inputs()
+    }
+
+    fn seed(&self) -> u64 {
+        (**self).seed()
+    }
+
+    fn has_input_shape(&self) -> bool {
+        (**self).has_input_shape()
+    }
+
+    fn set_input_shape(&mut self, shape: &[usize]) -> bool {
+        (**self).set_input_shape(shape)
+    }
+}
+
 /// Builds any model (see [`Model::build`]).
 pub fn build(model: &dyn Model, batch: usize, mode: Mode) -> Result<Built> {
     if batch == 0 {

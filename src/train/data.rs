@@ -1,5 +1,6 @@
-//! Data sets in memory: the IDX format of MNIST and Fashion-MNIST (gzip or raw), batching with
-//! seeded shuffles, and the Fashion-MNIST files of Debian's `dataset-fashion-mnist` package.
+//! Data sets in memory: the IDX format of MNIST and Fashion-MNIST (gzip or raw), CIFAR-10's
+//! binary batches, batching with seeded shuffles, and the Fashion-MNIST files of Debian's
+//! `dataset-fashion-mnist` package.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -447,6 +448,93 @@ pub fn load_mnist_format(dir: &Path) -> Result<(Dataset, Dataset)> {
     };
     let [train_images, train_labels, test_images, test_labels] = MNIST_FORMAT_FILES;
     Ok((set(train_images, train_labels)?, set(test_images, test_labels)?))
+}
+
+/// CIFAR-10's class names, in label order.
+pub const CIFAR10_CLASSES: [&str; 10] = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
+
+/// The files of CIFAR-10's binary version (`cifar-10-binary.tar.gz`, which extracts to
+/// `cifar-10-batches-bin/`): the five training batches, then the test batch.
+pub const CIFAR10_FILES: [&str; 6] =
+    ["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin"];
+
+/// Bytes of one CIFAR-10 record: the label, then 32x32 red, green and blue planes, row-major.
+const CIFAR10_RECORD: usize = 1 + 3 * 32 * 32;
+
+/// Parses one CIFAR-10 binary batch (any number of whole records) into `[32, 32, 3]` samples
+/// (channels last, as Keras and the zoo models take them) scaled from bytes to [-1, 1]
+/// (`x / 127.5 - 1`, as MNIST-format images are) with their labels. `what` names the source in
+/// errors.
+pub fn parse_cifar10(bytes: &[u8], what: &str) -> Result<Dataset> {
+    let bad = |why: String| Error::BadFile { file: what.to_string(), reason: why };
+    if bytes.is_empty() || bytes.len() % CIFAR10_RECORD != 0 {
+        // CIFAR-100's binary records carry two label bytes.
+        let hint = if bytes.len() % (CIFAR10_RECORD + 1) == 0 && !bytes.is_empty() { " (CIFAR-100's 3074-byte records?)" } else { "" };
+        return Err(bad(format!("{} bytes are not a whole number of {CIFAR10_RECORD}-byte CIFAR-10 records{hint}", bytes.len())));
+    }
+    let n = bytes.len() / CIFAR10_RECORD;
+    let mut x = Vec::with_capacity(n * 3072);
+    let mut y = Vec::with_capacity(n);
+    for (i, record) in bytes.chunks_exact(CIFAR10_RECORD).enumerate() {
+        if record[0] > 9 {
+            return Err(bad(format!("record {i} has label {}; CIFAR-10's labels are 0 to 9", record[0])));
+        }
+        y.push(record[0] as i32);
+        let planes = &record[1..];
+        for p in 0..1024 {
+            x.extend((0..3).map(|c| planes[c * 1024 + p] as f32 / 127.5 - 1.0));
+        }
+    }
+    Dataset::new(&[32, 32, 3], x, y)
+}
+
+/// The train and test sets of CIFAR-10's binary version: `dir` holds [`CIFAR10_FILES`], or is
+/// the directory `cifar-10-batches-bin/` was extracted into.
+pub fn load_cifar10(dir: &Path) -> Result<(Dataset, Dataset)> {
+    let dir = cifar10_dir(dir).unwrap_or_else(|| dir.to_path_buf());
+    let mut sets = Vec::new();
+    for name in CIFAR10_FILES {
+        let path = dir.join(name);
+        if !path.exists() {
+            return Err(Error::BadFile {
+                file: path.display().to_string(),
+                reason: "missing: CIFAR-10's binary version has                 data_batch_1.bin to data_batch_5.bin and test_batch.bin"
+                    .into(),
+            });
+        }
+        sets.push(parse_cifar10(&crate::io::read_file(&path)?, &path.display().to_string())?);
+    }
+    let test = sets.pop().expect("six files");
+    let mut train = sets.remove(0);
+    for more in sets {
+        train.x.extend(more.x);
+        train.y.extend(more.y);
+    }
+    Ok((train, test))
+}
+
+/// Where CIFAR-10's batches are under `dir` (itself or `cifar-10-batches-bin/`), if they are.
+fn cifar10_dir(dir: &Path) -> Option<PathBuf> {
+    [dir.to_path_buf(), dir.join("cifar-10-batches-bin")].into_iter().find(|d| d.join(CIFAR10_FILES[0]).exists())
+}
+
+/// The train and test sets of a data directory: CIFAR-10's binary batches ([`load_cifar10`])
+/// when it has them, else MNIST-format files ([`load_mnist_format`]).
+pub fn load_dir(dir: &Path) -> Result<(Dataset, Dataset)> {
+    match cifar10_dir(dir) {
+        Some(d) => load_cifar10(&d),
+        None if dir != Path::new(FASHION_MNIST_DIR)
+            && !MNIST_FORMAT_FILES.iter().any(|f| dir.join(f).exists() || dir.join(format!("{f}.gz")).exists()) =>
+        {
+            Err(Error::BadFile {
+                file: dir.display().to_string(),
+                reason: "has neither MNIST-format files (train-images-idx3-ubyte and the others, or their .gz) nor CIFAR-10's \
+                         binary batches (data_batch_1.bin to data_batch_5.bin, test_batch.bin)"
+                    .into(),
+            })
+        }
+        None => load_mnist_format(dir),
+    }
 }
 
 /// A seeded permutation of `0..n`: the same seed gives the same order on every platform.

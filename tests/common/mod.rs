@@ -43,6 +43,33 @@ pub fn scratch(name: &str) -> Scratch {
     Scratch(dir)
 }
 
+/// One CIFAR-10 binary record, as the data set's documentation lays it out: the label byte, then
+/// the red, green and blue 32x32 planes, row-major; `pixel(channel, row, col)`.
+pub fn cifar10_record(label: u8, pixel: impl Fn(usize, usize, usize) -> u8) -> Vec<u8> {
+    let mut r = vec![label];
+    for c in 0..3 {
+        r.extend((0..1024).map(|p| pixel(c, p / 32, p % 32)));
+    }
+    r
+}
+
+/// A folder of CIFAR-10's six binary batches, `per_batch` records each, that a BNN can learn
+/// from: each class a colour of its own plus position-dependent noise.
+pub fn cifar10_folder(name: &str, per_batch: usize) -> Scratch {
+    let dir = scratch(name);
+    for (b, file) in bitgrad::train::data::CIFAR10_FILES.iter().enumerate() {
+        let mut bytes = Vec::new();
+        for i in 0..per_batch {
+            let label = ((i * 7 + b * 3) % 10) as u8;
+            let colour = [label as usize * 25, (9 - label as usize) * 25, (label as usize % 3) * 100];
+            let noise = |c: usize, y: usize, x: usize| (i * 31 + c * 17 + y * 13 + x * 7) % 64;
+            bytes.extend(cifar10_record(label, |c, y, x| (colour[c] * 3 / 4 + noise(c, y, x)) as u8));
+        }
+        std::fs::write(dir.join(file), bytes).unwrap();
+    }
+    dir
+}
+
 /// See [`scratch`].
 pub struct Scratch(PathBuf);
 

@@ -32,6 +32,14 @@ pub enum KerasModel {
 }
 
 impl KerasModel {
+    /// The seed of the weight initializers (as [`Sequential::with_seed`]).
+    pub fn with_seed(self, seed: u64) -> Self {
+        match self {
+            KerasModel::Sequential(m) => KerasModel::Sequential(m.with_seed(seed)),
+            KerasModel::Functional(m) => KerasModel::Functional(m.with_seed(seed)),
+        }
+    }
+
     fn inner(&self) -> &dyn Model {
         match self {
             KerasModel::Sequential(m) => m,
