@@ -252,6 +252,20 @@ fn unknown_functions_and_lambdas_are_errors_saying_how_to_supply_them() {
         std::fs::read_to_string(keras_fixture("tf_ops.json")).unwrap().replace("\"function\": \"nn.relu\"", "\"function\": \"nn.gelu\"");
     let e = model_from_json("tf_ops.json", &ops).and_then(|m| m.build(1, Mode::Inference).map(|_| ())).unwrap_err().to_string();
     assert!(e.contains("tf.nn.gelu") && e.contains("tf.nn.relu"), "{e}");
+    // tf.image.resize's methods and flags beyond bitgrad's are named.
+    let resize = std::fs::read_to_string(keras_fixture("tf_resize.json")).unwrap();
+    for (from, to, why) in [
+        ("\"method\": \"nearest\"", "\"method\": \"bicubic\"", "`bicubic` is not one of bilinear, nearest"),
+        ("\"size\": [8, 9]", "\"size\": [8, 9], \"antialias\": true", "`antialias`: only false"),
+        ("\"size\": [8, 9]", "\"size\": [8, 9], \"preserve_aspect_ratio\": true", "`preserve_aspect_ratio`: only false"),
+        ("\"size\": [8, 9]", "\"size\": [8, 0]", "[8, 0] is not a (height, width) pair"),
+        ("\"size\": [8, 9]", "\"size\": [8]", "[8] is not a (height, width) pair"),
+    ] {
+        assert!(resize.contains(from), "{from}");
+        let bad = resize.replacen(from, to, 1);
+        let e = model_from_json("tf_resize.json", &bad).and_then(|m| m.build(1, Mode::Inference).map(|_| ())).unwrap_err().to_string();
+        assert!(e.contains("tf.image.resize") && e.contains(why), "{e}");
+    }
     // A Lambda whose body is not known names the layer and how to register one; registered, it runs.
     let melius = text("meliusnet22.json").replace("larq_zoo.literature.meliusnet", "my_models.blocks");
     let model = model_from_json("meliusnet22.json", &melius).unwrap();

@@ -10,6 +10,7 @@ mod binary;
 pub mod conv;
 pub mod op;
 pub mod ops;
+pub mod resize;
 
 pub use conv::{ConvGeometry, ConvOptions, DataFormat, Padding};
 pub use op::{

@@ -208,7 +208,7 @@ pub const KERAS_MODELS: [&str; 12] = [
 
 /// Keras models of tests/fixtures/keras with `TFOpLambda` layers (tensor operators and `tf.*`
 /// calls), which bitgrad imports, runs and trains but does not write back as Keras JSON.
-pub const FUNCTION_MODELS: [&str; 1] = ["tf_ops"];
+pub const FUNCTION_MODELS: [&str; 2] = ["tf_ops", "tf_resize"];
 
 /// A file of tests/fixtures/keras.
 pub fn keras_fixture(name: &str) -> std::path::PathBuf {

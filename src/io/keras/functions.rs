@@ -107,6 +107,7 @@ pub const TF_FUNCTIONS: &[&str] = &[
     "pad",
     "compat.v1.pad",
     "identity",
+    "image.resize",
 ];
 
 /// Records `tf.<function>` on one call's arguments; the outputs (several for `split`).
@@ -214,6 +215,24 @@ pub fn tf_function(g: &mut Graph, function: &str, args: &CallArgs) -> Result<Vec
                 })
                 .collect::<Result<Vec<_>>>()?;
             Ok(vec![g.pad(x, &pads)?])
+        }
+        "image.resize" => {
+            use crate::graph::resize::ResizeMethod;
+            let x = first(0)?;
+            let size = match args.integers(function, "size")?.as_deref() {
+                Some(&[h, w]) if h > 0 && w > 0 => [h as usize, w as usize],
+                Some(s) => return Err(bad(function, "size", &format!("{s:?} is not a (height, width) pair of positive sizes"))),
+                None => return Err(bad(function, "size", "is required")),
+            };
+            let method = args.arg("method").and_then(Value::as_str).unwrap_or("bilinear");
+            let method = ResizeMethod::from_name(method)
+                .map_err(|_| bad(function, "method", &format!("`{method}` is not one of {}", ResizeMethod::NAMES.join(", "))))?;
+            for flag in ["preserve_aspect_ratio", "antialias"] {
+                if args.arg(flag).and_then(Value::as_bool).unwrap_or(false) {
+                    return Err(bad(function, flag, "only false (the default) is supported"));
+                }
+            }
+            Ok(vec![g.resize_images(x, size, method)?])
         }
         other => Err(Error::unknown("TFOpLambda function", &format!("tf.{other}"), TF_FUNCTIONS.iter().map(|f| format!("tf.{f}")))),
     }
