@@ -38,6 +38,9 @@ const REDUCE_MAX: u32 = 2u;
 
 var<workgroup> part: array<f32, ROW_WG>;
 
+/// Terms a thread of `reduce` sums apart before adding them to its total.
+const BLOCK: u32 = 256u;
+
 fn combine(op: u32, s: f32, v: f32) -> f32 {
     if (op == REDUCE_MAX) { return max(s, v); }
     return s + v;
@@ -103,9 +106,19 @@ fn reduce(
     // `o` is the same for the whole workgroup, so this return keeps barriers in uniform flow.
     if (o >= p.n_out) { return; }
     let base = out_base(o);
+    // A thread's terms in blocks of BLOCK, each summed apart and then added: its rounding error
+    // grows with BLOCK plus its terms / BLOCK instead of with its terms (the mean |w| of a
+    // 4096x4096 kernel is 262144 terms per thread, whose running f32 sum would lose whole
+    // percents).
     var acc = identity();
-    for (var j = lid; j < p.n_red; j += ROW_WG) {
-        acc = combine(p.op, acc, x[base + red_offset(j)]);
+    var j = lid;
+    while (j < p.n_red) {
+        var block = identity();
+        let end = min(p.n_red, j + BLOCK * ROW_WG);
+        for (; j < end; j += ROW_WG) {
+            block = combine(p.op, block, x[base + red_offset(j)]);
+        }
+        acc = combine(p.op, acc, block);
     }
     part[lid] = acc;
     workgroupBarrier();

@@ -100,6 +100,75 @@ fn binary_broadcast_matches_cpu() {
     }
 }
 
+/// Reductions of millions of elements per output (a 4096x4096 kernel's mean |w|) are recorded in
+/// stages (`Graph::reduce`), with or without a remainder to the chunks, and equal the exact
+/// (f64) result to f32 precision on both backends; the staged mean's gradient is 1/n everywhere.
+#[test]
+fn long_reductions_are_staged_and_exact() {
+    for (dims, axes) in
+        [(vec![1 << 22], vec![0]), (vec![3, 1_398_107], vec![1]), (vec![2_000_003, 2], vec![0]), (vec![5, 1000, 999], vec![1, 2])]
+    {
+        let n: usize = axes.iter().map(|&a| dims[a]).product();
+        let len: usize = dims.iter().product();
+        let values: Vec<f32> = (0..len).map(|i| ((i * 7919) % 1000) as f32 * 1e-3 + 0.25).collect();
+        for op in [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max] {
+            let mut g = Graph::new();
+            let x = g.input("x", dims.clone(), DType::F32).unwrap();
+            let y = g.reduce(op, x, &axes, true).unwrap();
+            let loss = g.sum(y, &(0..dims.len()).collect::<Vec<_>>(), false).unwrap();
+            let dx = g.backward(loss, &[x]).unwrap()[0];
+            assert!(g.value(y).shape.dims().iter().zip(&dims).enumerate().all(|(d, (o, i))| if axes.contains(&d) {
+                *o == 1
+            } else {
+                o == i
+            }));
+            // The exact result, per output, in f64.
+            let outer: Vec<usize> = (0..dims.len()).filter(|d| !axes.contains(d)).collect();
+            let exact = |o: usize| -> f64 {
+                let strides: Vec<usize> = (0..dims.len()).map(|d| dims[d + 1..].iter().product()).collect();
+                let (mut vals, mut base) = (Vec::with_capacity(n), 0);
+                let mut rem = o;
+                for &d in outer.iter().rev() {
+                    base += (rem % dims[d]) * strides[d];
+                    rem /= dims[d];
+                }
+                for j in 0..n {
+                    let (mut off, mut r) = (0, j);
+                    for &d in axes.iter().rev() {
+                        off += (r % dims[d]) * strides[d];
+                        r /= dims[d];
+                    }
+                    vals.push(values[base + off] as f64);
+                }
+                match op {
+                    ReduceOp::Sum => vals.iter().sum(),
+                    ReduceOp::Mean => vals.iter().sum::<f64>() / n as f64,
+                    ReduceOp::Max => vals.iter().cloned().fold(f64::MIN, f64::max),
+                }
+            };
+            let devices: Vec<Device> = std::iter::once(Device::cpu()).chain(gpu().cloned()).collect();
+            for d in &devices {
+                let mut plan = bitgrad::Plan::new(d, &g, &[y, dx], &mut bitgrad::ParamStore::new()).unwrap();
+                plan.feed("x", &HostTensor::f32(dims.clone(), values.clone()).unwrap()).unwrap();
+                plan.run().unwrap();
+                let got = plan.fetch(y).unwrap();
+                for (o, &v) in got.as_f32().unwrap().iter().enumerate() {
+                    let e = exact(o);
+                    assert!(
+                        (v as f64 - e).abs() <= 1e-6 * e.abs(),
+                        "{op:?} {dims:?} axes {axes:?} on {}: output {o}: {v} vs {e}",
+                        d.describe()
+                    );
+                }
+                if op == ReduceOp::Mean {
+                    let grad = plan.fetch(dx).unwrap();
+                    assert!(grad.as_f32().unwrap().iter().all(|&v| (v as f64 - 1.0 / n as f64).abs() <= 1e-6 / n as f64), "{dims:?}");
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn reduce_matches_cpu() {
     let shapes: [&[usize]; 3] = [&[1], &[257], &[7, 13, 5]];

@@ -12,6 +12,9 @@ pub mod op;
 pub mod ops;
 pub mod resize;
 
+/// Elements per output above which [`Graph::reduce`] records two stages.
+pub const LONG_REDUCE: usize = 65536;
+
 pub use conv::{ConvGeometry, ConvOptions, DataFormat, Padding};
 pub use op::{
     BinaryOp, Distribution, Epilogue, FakeQuantPart, FakeQuantSpec, MatMulDims, Op, PackMode, QuantFn, ReduceOp, UnaryOp, UpdateFn,
@@ -325,8 +328,60 @@ impl Graph {
     }
 
     /// Reduction over `axes` (sorted, distinct).
+    ///
+    /// A reduction of more than [`LONG_REDUCE`] elements per output over adjacent axes is
+    /// recorded in two stages (chunks, then the chunks' results), by shape alone so both backends
+    /// compute the same stages: a GPU then spreads it over many workgroups instead of one per
+    /// output, and each f32 running sum is short (a 4096x4096 kernel's mean |w| in one running sum
+    /// per thread lost whole percents).
     pub fn reduce(&mut self, op: ReduceOp, x: ValueId, axes: &[usize], keep_dims: bool) -> Result<ValueId> {
+        if let Some(y) = self.reduce_in_stages(op, x, axes, keep_dims)? {
+            return Ok(y);
+        }
         self.push1(Op::Reduce { op, axes: axes.to_vec(), keep_dims }, &[x])
+    }
+
+    /// [`Graph::reduce`]'s stages, where they apply: `x` viewed as `[before, n, after]` with the
+    /// reduced axes in the middle; the first `n - n % chunk` of `n` reduced by chunks, then the
+    /// chunks' results (by this same rule when they are many), then the remainder added.
+    fn reduce_in_stages(&mut self, op: ReduceOp, x: ValueId, axes: &[usize], keep_dims: bool) -> Result<Option<ValueId>> {
+        let dims = self.check(x)?.shape.dims().to_vec();
+        let mut sorted = axes.to_vec();
+        sorted.sort_unstable();
+        let adjacent = sorted.windows(2).all(|w| w[1] == w[0] + 1);
+        let (Some(&first), Some(&last)) = (sorted.first(), sorted.last()) else { return Ok(None) };
+        if !adjacent || last >= dims.len() {
+            return Ok(None); // left to the op (which names a bad axis)
+        }
+        let n: usize = dims[first..=last].iter().product();
+        if n <= LONG_REDUCE {
+            return Ok(None);
+        }
+        // A chunk that divides n when one near 1024 does (no remainder to slice off).
+        let chunk = (256..=4096).rev().find(|c| n % c == 0).unwrap_or(1024);
+        let (before, after) = (dims[..first].iter().product::<usize>(), dims[last + 1..].iter().product::<usize>());
+        let main = n - n % chunk;
+        let staged = self.reshape(x, [before, n, after])?;
+        let sum_op = if op == ReduceOp::Max { ReduceOp::Max } else { ReduceOp::Sum };
+        let head = if main == n { staged } else { self.slice(staged, &[0, 0, 0], [before, main, after])? };
+        let head = self.reshape(head, [before, main / chunk, chunk, after])?;
+        let partial = self.push1(Op::Reduce { op: sum_op, axes: vec![2], keep_dims: false }, &[head])?;
+        let mut total = self.reduce(sum_op, partial, &[1], false)?;
+        if main < n {
+            let tail = self.slice(staged, &[0, main, 0], [before, n - main, after])?;
+            let rest = self.push1(Op::Reduce { op: sum_op, axes: vec![1], keep_dims: false }, &[tail])?;
+            total = self.binary(if op == ReduceOp::Max { BinaryOp::Max } else { BinaryOp::Add }, total, rest)?;
+        }
+        if op == ReduceOp::Mean {
+            total = self.scale(total, (1.0 / n as f64) as f32)?;
+        }
+        let out: Vec<usize> = (0..dims.len())
+            .filter_map(|d| match sorted.contains(&d) {
+                false => Some(dims[d]),
+                true => keep_dims.then_some(1),
+            })
+            .collect();
+        Ok(Some(self.reshape(total, out)?))
     }
 
     /// Sum over `axes`.

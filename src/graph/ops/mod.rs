@@ -298,8 +298,9 @@ mod tests {
             xnor::Epilogue::WGSL_PREFIX,
             update::UpdateFn::WGSL_PREFIX,
         ];
-        // Sizes and counts, not codes: workgroups, tiles, K slices, truncated-normal redraws.
-        const SIZES: &[&str] = &["WG", "ROW_WG", "TILE", "TK", "TW", "ATTEMPTS"];
+        // Sizes and counts, not codes: workgroups, tiles, K slices, truncated-normal redraws, a
+        // reduction thread's blocks.
+        const SIZES: &[&str] = &["WG", "ROW_WG", "TILE", "TK", "TW", "ATTEMPTS", "BLOCK"];
         for shader in kernels::ALL_SHADERS {
             for (name, _) in wgsl_constants(shader, "") {
                 let known = CHECKED.iter().any(|p| name.starts_with(p)) || SIZES.contains(&name.as_str());

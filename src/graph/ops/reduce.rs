@@ -80,9 +80,12 @@ pub(crate) fn eval(op: ReduceOp, axes: &[usize], h: &Host) -> Result<TensorData>
             .map(|o| {
                 let base = offsets(o, &kd, &ks, &ks).0;
                 let vals = (0..n_red).map(|j| x[base + offsets(j, &rd, &rs, &rs).0]);
+                // Sums in f64, rounded once: the reference is as exact as f32 results get (a
+                // running f32 sum of millions of terms, a large kernel's mean |w|, loses whole
+                // percents).
                 match op {
-                    ReduceOp::Sum => vals.sum(),
-                    ReduceOp::Mean => vals.sum::<f32>() / n_red as f32,
+                    ReduceOp::Sum => vals.map(f64::from).sum::<f64>() as f32,
+                    ReduceOp::Mean => (vals.map(f64::from).sum::<f64>() / n_red as f64) as f32,
                     ReduceOp::Max => vals.fold(f32::NEG_INFINITY, f32::max),
                 }
             })
