@@ -356,11 +356,11 @@ fn seeded_weight(name: &str, shape: &[usize]) -> HostTensor {
 }
 
 /// The Larq Zoo models whose outputs and gradients are compared with larq-zoo's
-/// (tests/fixtures/gen_zoo.py): all but XNOR-Net, whose data is there but not compared: at
-/// 224x224 its 58M weights take minutes on the CPU reference, and its first dense kernel (151
-/// MB) exceeds lavapipe's largest storage binding (128 MiB), which the GPU plan reports as an
-/// error naming the variable.
-const ZOO_NUMBERS: [&str; 13] = [
+/// (tests/fixtures/gen_zoo.py): all of them. XNOR-Net (224x224, 58M weights) on the CPU only:
+/// its first fully connected kernel (a 6x6 convolution, 151 MB) exceeds lavapipe's largest
+/// storage binding (128 MiB), which the GPU plan reports as an error naming the variable (an
+/// adapter that binds it runs it); its fixture has no perturbed runs.
+const ZOO_NUMBERS: [&str; 14] = [
     "quicknet_small",
     "quicknet",
     "quicknet_large",
@@ -374,6 +374,7 @@ const ZOO_NUMBERS: [&str; 13] = [
     "dorefanet",
     "binary_alexnet",
     "real_to_binary_net",
+    "xnornet",
 ];
 
 /// The largest difference of `got` from `want` relative to `want`'s largest magnitude (at least
@@ -400,7 +401,8 @@ fn fingerprint_error(got: &[f64; 3], want: &[f32]) -> [f64; 3] {
 fn larq_spread<const N: usize>(data: &TensorFile, key: &str, error: impl Fn(&[f32], &[f32]) -> [f64; N]) -> [f64; N] {
     let want = data.tensors[key].as_f32().unwrap();
     (1..=3)
-        .map(|k| error(data.tensors[&format!("perturbed{k}/{key}")].as_f32().unwrap(), want))
+        .filter_map(|k| data.tensors.get(&format!("perturbed{k}/{key}")))
+        .map(|p| error(p.as_f32().unwrap(), want))
         .fold([0.0; N], |m, e| std::array::from_fn(|i| m[i].max(e[i])))
 }
 
@@ -425,8 +427,12 @@ const EXACT_FACTOR: f64 = 2.0;
 /// exactly in Larq (6344 distinct values among the 37632 of `quant_conv2d_268`) and lie a few
 /// ulps apart in bitgrad's sums, so max pooling's first-maximum rule sends some gradients to
 /// another tap (470 of 37632 at `batch_normalization_300`), which moves the first layer's bias
-/// gradient by 2.7%; every layer's output and gradient before that matches to 2e-5.
-const ILL_CONDITIONED: [(&str, f64); 4] = [("quicknet", 2.0), ("quicknet_large", 2.0), ("binary_densenet45", 6.0), ("dorefanet", 6.0)];
+/// gradient by 2.7%; every layer's output and gradient before that matches to 2e-5. XNOR-Net
+/// matches everywhere but the gradient of its first BatchNormalization's beta (2.3%, Larq's
+/// float32 0.3% from its float64), upstream of a max pooling of a binary convolution's scaled
+/// outputs as in DoReFa-Net (not traced to the tap).
+const ILL_CONDITIONED: [(&str, f64); 5] =
+    [("quicknet", 2.0), ("quicknet_large", 2.0), ("binary_densenet45", 6.0), ("dorefanet", 6.0), ("xnornet", 6.0)];
 
 /// How a quantity compares: its error against Larq's float32 numbers, the bound of that error
 /// (the tolerance, or Larq's spread), and the errors of bitgrad's and Larq's numbers against
@@ -477,7 +483,7 @@ impl Compared {
 /// apart relative to its epsilon, as at the 1x1 pixels of the last stages at 32x32: its
 /// gradient goes through 1 - xhat^2 ~ 1e-7, and Larq's float32 gradient there is 0.6% off
 /// Larq's own float64 one): there bitgrad passes when it is at least about as close to the
-/// float64 result as Larq's float32 numbers are (`EXACT_FACTOR`). Four models get wider
+/// float64 result as Larq's float32 numbers are (`EXACT_FACTOR`). Five models get wider
 /// bounds (`ILL_CONDITIONED`). How close each model comes to failing is printed.
 #[test]
 fn larq_zoo_models_compute_larqs_outputs_and_gradients() {
@@ -502,7 +508,17 @@ fn larq_zoo_models_compute_larqs_outputs_and_gradients() {
         let wrt: Vec<bitgrad::ValueId> = std::iter::once(input).chain(trainable.iter().map(|(_, v)| *v)).collect();
         let grads = g.backward(loss, &wrt).unwrap();
         let factor = ILL_CONDITIONED.iter().find(|(m, _)| *m == name).map_or(1.0, |(_, f)| *f);
-        for d in devices() {
+        let on = if name == "xnornet" { vec![Device::cpu()] } else { devices() };
+        if let (true, Some(gpu)) = (name == "xnornet", common::gpu()) {
+            let mut params = ParamStore::new();
+            let e = bitgrad::io::keras::load_tensors(&inference, &mut params, gpu, weights.clone(), name)
+                .and_then(|_| Plan::new(gpu, inference.graph(), &inference.outputs, &mut params).map(|_| ()));
+            if let Err(e) = e {
+                let e = e.to_string();
+                assert!(e.contains("max_storage_buffer_binding_size") && e.contains("`quant_conv2d_261/kernel` needs 150994944"), "{e}");
+            }
+        }
+        for d in on {
             // On the GPU the f32 sums (BatchNormalization's batch statistics above all) run in
             // another order: the fixed tolerances are looser there.
             let slack = if matches!(d, Device::Cpu) { 1.0 } else { 20.0f32 };
