@@ -355,28 +355,6 @@ fn seeded_weight(name: &str, shape: &[usize]) -> HostTensor {
     HostTensor::f32(shape.to_vec(), values).unwrap()
 }
 
-/// The Larq Zoo models whose outputs and gradients are compared with larq-zoo's
-/// (tests/fixtures/gen_zoo.py): all of them. XNOR-Net (224x224, 58M weights) on the CPU only:
-/// its first fully connected kernel (a 6x6 convolution, 151 MB) exceeds lavapipe's largest
-/// storage binding (128 MiB), which the GPU plan reports as an error naming the variable (an
-/// adapter that binds it runs it); its fixture has no perturbed runs.
-const ZOO_NUMBERS: [&str; 14] = [
-    "quicknet_small",
-    "quicknet",
-    "quicknet_large",
-    "birealnet",
-    "binary_resnet_e18",
-    "binary_densenet28",
-    "binary_densenet37",
-    "binary_densenet37_dilated",
-    "binary_densenet45",
-    "meliusnet22",
-    "dorefanet",
-    "binary_alexnet",
-    "real_to_binary_net",
-    "xnornet",
-];
-
 /// The largest difference of `got` from `want` relative to `want`'s largest magnitude (at least
 /// 1e-3), and where.
 fn relative_error(got: &[f32], want: &[f32]) -> (f32, usize) {
@@ -488,7 +466,7 @@ impl Compared {
 #[test]
 fn larq_zoo_models_compute_larqs_outputs_and_gradients() {
     let mut failures: Vec<String> = Vec::new();
-    for name in ZOO_NUMBERS {
+    for name in ZOO {
         let data = TensorFile::read(&zoo_fixture(&format!("{name}.data.safetensors"))).unwrap();
         let x = &data.tensors["input"];
         let model = read_model(&zoo_fixture(&format!("{name}.json"))).unwrap();
@@ -508,6 +486,10 @@ fn larq_zoo_models_compute_larqs_outputs_and_gradients() {
         let wrt: Vec<bitgrad::ValueId> = std::iter::once(input).chain(trainable.iter().map(|(_, v)| *v)).collect();
         let grads = g.backward(loss, &wrt).unwrap();
         let factor = ILL_CONDITIONED.iter().find(|(m, _)| *m == name).map_or(1.0, |(_, f)| *f);
+        // XNOR-Net (224x224, 58M weights) runs on the CPU only here: its first fully connected
+        // kernel (a 6x6 convolution, 151 MB) exceeds lavapipe's largest storage binding (128
+        // MiB), which the GPU plan reports as an error naming the variable. Its fixture has no
+        // perturbed runs (their input gradients would add 3.6 MB).
         let on = if name == "xnornet" { vec![Device::cpu()] } else { devices() };
         if let (true, Some(gpu)) = (name == "xnornet", common::gpu()) {
             let mut params = ParamStore::new();
@@ -607,7 +589,7 @@ fn larq_zoo_models_compute_larqs_outputs_and_gradients() {
 fn larq_zoo_models_run_from_their_packed_export() {
     use bitgrad::io::execute::infer_packed;
     use bitgrad::io::packed::{export, PackedModel};
-    for name in ZOO_NUMBERS {
+    for name in ZOO {
         let data = TensorFile::read(&zoo_fixture(&format!("{name}.data.safetensors"))).unwrap();
         let model = read_model(&zoo_fixture(&format!("{name}.json"))).unwrap();
         let inference = model.build(2, Mode::Inference).unwrap();
