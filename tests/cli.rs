@@ -256,10 +256,27 @@ fn kernel_choices_are_timed_once_cached_listed_and_cleared() {
     assert!(!ok && err.contains("BITGRAD_TUNE") && err.contains("fastest"), "{err}");
 }
 
+/// Every Larq Zoo architecture imports through the command line (Lambda layers, TFOpLambda,
+/// custom functions and the BinaryDenseNet class included) and prints Larq's summary.
 #[test]
-fn larq_zoo_models_with_lambda_layers_summarize_from_the_command_line() {
+fn larq_zoo_models_summarize_from_the_command_line() {
     let zoo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/zoo");
-    for name in ["meliusnet22", "real_to_binary_net", "quicknet_small"] {
+    for name in [
+        "quicknet_small",
+        "quicknet",
+        "quicknet_large",
+        "birealnet",
+        "binary_resnet_e18",
+        "binary_densenet28",
+        "binary_densenet37",
+        "binary_densenet37_dilated",
+        "binary_densenet45",
+        "meliusnet22",
+        "xnornet",
+        "dorefanet",
+        "binary_alexnet",
+        "real_to_binary_net",
+    ] {
         let (ok, out, err) = bitgrad(&["summary", s(&zoo.join(format!("{name}.json")))]);
         assert!(ok, "{name}: {err}");
         assert_eq!(out, std::fs::read_to_string(zoo.join(format!("{name}.summary.txt"))).unwrap(), "{name}");
