@@ -23,6 +23,8 @@ pub enum Work {
     BinaryMacs,
     /// Bytes read plus bytes written.
     Bytes,
+    /// Multiply-accumulates of two low-bit values (one element pair of a plane product).
+    LowBitMacs,
 }
 
 /// A ready-to-run benchmark case.
@@ -186,6 +188,38 @@ pub fn xnor_gemm(device: &Device, m: usize, k: usize, n: usize) -> Result<Case> 
     })
 }
 
+/// The low-bit encodings of the suite as bit planes: name and plane weights
+/// (`crate::graph::ops::planes`).
+pub const PLANE_ENCODINGS: [(&str, &[i32]); 2] = [("ternary", &[-2, 1]), ("2-bit", &[1, 2])];
+
+/// The plane product of `m` by `n` rows of `k` values of encodings with plane weights `wa` and
+/// `wb` (random planes; a ternary value's sign plane is read under its nonzero plane).
+pub fn plane_gemm(device: &Device, name: &str, wa: &[i32], wb: &[i32], m: usize, k: usize, n: usize) -> Result<Case> {
+    let w = k.div_ceil(32);
+    let mut g = Graph::new();
+    let a = g.input("a", [wa.len(), m, w], DType::U32)?;
+    let b = g.input("b", [wb.len(), n, w], DType::U32)?;
+    let c = g.plane_gemm(a, b, wa, wb)?;
+    let words = |len: usize, seed| (0..len as u32).map(|i| random_bits(seed, i)).collect::<Vec<_>>();
+    let plan = one_op_plan(
+        device,
+        &g,
+        c,
+        vec![
+            ("a", HostTensor::u32([wa.len(), m, w], words(wa.len() * m * w, 5))?),
+            ("b", HostTensor::u32([wb.len(), n, w], words(wb.len() * n * w, 6))?),
+        ],
+    )?;
+    Ok(Case {
+        kernel: "plane_gemm",
+        shape: format!("{name} {m}x{k}x{n}"),
+        mnk: Some((m, k, n)),
+        amount: (m * k * n) as f64,
+        work: Work::LowBitMacs,
+        plan,
+    })
+}
+
 /// Sign-packing `rows` rows of `k` floats.
 pub fn bit_pack(device: &Device, rows: usize, k: usize) -> Result<Case> {
     let mut g = Graph::new();
@@ -255,9 +289,10 @@ pub struct Measurement {
     pub runs: usize,
     /// Throughput in `unit`.
     pub rate: f64,
-    /// "GFLOP/s", "G binary MAC/s" or "GB/s".
+    /// "GFLOP/s", "G binary MAC/s", "G low-bit MAC/s" or "GB/s".
     pub unit: &'static str,
-    /// Binary MAC/s over f32 MAC/s on the same shape and adapter, for binary GEMM cases.
+    /// Binary (or low-bit) MAC/s over f32 MAC/s on the same shape and adapter, for binary and
+    /// low-bit GEMM cases.
     pub vs_f32: Option<f64>,
     /// The adapter.
     pub adapter: String,
@@ -288,6 +323,7 @@ pub fn measure(case: &mut Case, min_runs: usize, min_time: Duration) -> Result<M
         Work::FloatMacs => (2.0 * per_s / 1e9, "GFLOP/s", Some(per_s)),
         Work::BinaryMacs => (per_s / 1e9, "G binary MAC/s", Some(per_s)),
         Work::Bytes => (per_s / 1e9, "GB/s", None),
+        Work::LowBitMacs => (per_s / 1e9, "G low-bit MAC/s", Some(per_s)),
     };
     Ok(Measurement {
         kernel: case.kernel.to_string(),
@@ -354,6 +390,11 @@ pub fn suite(device: &Device, opts: SuiteOptions, mut progress: impl FnMut(&str)
     for (m, k, n) in gemms {
         run(format!("f32_gemm {m}x{k}x{n}"), m * k * n > 1 << 30, &|| f32_gemm(device, m, k, n))?;
         run(format!("xnor_gemm {m}x{k}x{n}"), false, &|| xnor_gemm(device, m, k, n))?;
+        if (m, k, n) == (1024, 1024, 1024) || (m, k, n) == (256, 256, 256) {
+            for (name, weights) in PLANE_ENCODINGS {
+                run(format!("plane_gemm {name} x {name} {m}x{k}x{n}"), false, &|| plane_gemm(device, name, weights, weights, m, k, n))?;
+            }
+        }
     }
     // Real BNN layers: 3x3 convolutions, 256 channels, batch 64.
     for hw in [14, 28] {
@@ -378,7 +419,7 @@ pub fn suite(device: &Device, opts: SuiteOptions, mut progress: impl FnMut(&str)
 fn pair_ratios(ms: &mut [Measurement]) {
     let floats: Vec<((usize, usize, usize), f64)> =
         ms.iter().filter(|m| m.kernel == "f32_gemm").filter_map(|m| Some((m.mnk?, m.macs_per_s?))).collect();
-    for m in ms.iter_mut().filter(|m| m.kernel == "xnor_gemm") {
+    for m in ms.iter_mut().filter(|m| m.kernel == "xnor_gemm" || m.kernel == "plane_gemm") {
         m.vs_f32 = floats.iter().find(|(s, _)| Some(*s) == m.mnk).and_then(|(_, f)| Some(m.macs_per_s? / f));
     }
 }

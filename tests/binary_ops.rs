@@ -254,3 +254,81 @@ fn small_m_xnor_kernels_agree_with_and_without_subgroups() {
         }
     }
 }
+
+/// An encoding of low-bit values as weighted bit planes (src/graph/ops/planes.rs), written here
+/// from its definition: the values it takes, and the planes and weights of a value.
+struct Encoding {
+    name: &'static str,
+    values: &'static [i64],
+    weights: &'static [i32],
+    bits: fn(i64) -> Vec<bool>,
+}
+
+const ENCODINGS: [Encoding; 5] = [
+    // ±1: [s, ones] with s = 1 for -1 (the packing convention); 1 - 2 s.
+    Encoding { name: "±1", values: &[-1, 1], weights: &[-2, 1], bits: |v| vec![v < 0, true] },
+    Encoding { name: "{0,1}", values: &[0, 1], weights: &[1], bits: |v| vec![v == 1] },
+    // Ternary: [s & m, m] with s = 1 for -1; m - 2 (s & m).
+    Encoding { name: "ternary", values: &[-1, 0, 1], weights: &[-2, 1], bits: |v| vec![v < 0, v != 0] },
+    Encoding { name: "2-bit", values: &[0, 1, 2, 3], weights: &[1, 2], bits: |v| vec![v & 1 != 0, v & 2 != 0] },
+    Encoding { name: "3-bit", values: &[0, 1, 2, 3, 4, 5, 6, 7], weights: &[1, 2, 4], bits: |v| (0..3).map(|i| v >> i & 1 != 0).collect() },
+];
+
+/// `rows` x `k` values of `e` (seeded) and their planes `[P, rows, words]`.
+fn encoded(e: &Encoding, rows: usize, k: usize, seed: u64) -> (Vec<i64>, HostTensor) {
+    let picks = ints(seed, rows * k, e.values.len() as u32);
+    let values: Vec<i64> = picks.iter().map(|&i| e.values[i as usize]).collect();
+    let words = k.div_ceil(32);
+    let planes = e.weights.len();
+    let mut data = vec![0u32; planes * rows * words];
+    for r in 0..rows {
+        for c in 0..k {
+            for (p, bit) in (e.bits)(values[r * k + c]).into_iter().enumerate() {
+                if bit {
+                    data[(p * rows + r) * words + c / 32] |= 1 << (c % 32);
+                }
+            }
+        }
+    }
+    (values, HostTensor::u32([planes, rows, words], data).unwrap())
+}
+
+#[test]
+fn plane_products_of_every_encoding_pair_are_the_exact_dot_products() {
+    let devices: Vec<Device> = std::iter::once(Device::cpu()).chain(gpu().cloned()).collect();
+    for (m, n, k) in [(37, 45, 100), (5, 3, 32), (64, 66, 257)] {
+        for (ia, ea) in ENCODINGS.iter().enumerate() {
+            for (ib, eb) in ENCODINGS.iter().enumerate() {
+                let (va, a) = encoded(ea, m, k, 11 + ia as u64);
+                let (vb, b) = encoded(eb, n, k, 23 + ib as u64);
+                let mut g = Graph::new();
+                let (a, b) = (g.constant(a).unwrap(), g.constant(b).unwrap());
+                let y = g.plane_gemm(a, b, ea.weights, eb.weights).unwrap();
+                let want: Vec<f32> =
+                    (0..m * n).map(|i| (0..k).map(|c| va[(i / n) * k + c] * vb[(i % n) * k + c]).sum::<i64>() as f32).collect();
+                for d in &devices {
+                    let mut plan = bitgrad::Plan::new(d, &g, &[y], &mut bitgrad::ParamStore::new()).unwrap();
+                    plan.run().unwrap();
+                    let got = plan.fetch(y).unwrap();
+                    assert_eq!(got.as_f32().unwrap(), &want[..], "{} x {} {m}x{n}x{k} on {}", ea.name, eb.name, d.describe());
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn plane_product_errors_name_the_problem() {
+    let mut g = Graph::new();
+    let a = g.constant(HostTensor::u32([2, 4, 3], vec![0; 24]).unwrap()).unwrap();
+    let b = g.constant(HostTensor::u32([1, 5, 3], vec![0; 15]).unwrap()).unwrap();
+    let c = g.constant(HostTensor::u32([1, 5, 2], vec![0; 10]).unwrap()).unwrap();
+    let e = g.plane_gemm(a, b, &[1], &[1]).unwrap_err().to_string();
+    assert!(e.contains("a_weights") && e.contains("1 weights for 2 planes"), "{e}");
+    let e = g.plane_gemm(a, c, &[1, 2], &[1]).unwrap_err().to_string();
+    assert!(e.contains("same words per row"), "{e}");
+    let e = g.plane_gemm(a, b, &[1 << 20, 1], &[1 << 10]).unwrap_err().to_string();
+    assert!(e.contains("overflow"), "{e}");
+    let y = g.plane_gemm(a, b, &[2, -1], &[1]).unwrap();
+    assert_eq!(g.value(y).shape.dims(), [4, 5]);
+}

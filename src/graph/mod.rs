@@ -609,6 +609,13 @@ impl Graph {
         self.push1(Op::ApplyMask, &[mask, dy])
     }
 
+    /// The exact dot products of rows of two low-bit encodings held as weighted bit planes
+    /// (`a` u32 `[Pa, M, W]`, `b` u32 `[Pb, N, W]`): f32 `[M, N]` (see [`ops::planes`] for the
+    /// encodings: ±1, {0, 1}, ternary, k-bit levels).
+    pub fn plane_gemm(&mut self, a: ValueId, b: ValueId, a_weights: &[i32], b_weights: &[i32]) -> Result<ValueId> {
+        self.push1(Op::PlaneGemm { a_weights: a_weights.to_vec(), b_weights: b_weights.to_vec() }, &[a, b])
+    }
+
     /// XNOR-popcount product of packed rows of `a` and `b` over `k` bits, as f32.
     pub fn xnor_gemm(&mut self, a: ValueId, b: ValueId, k: usize) -> Result<ValueId> {
         self.push1(Op::XnorGemm { k, epilogue: Epilogue::Plain }, &[a, b])

@@ -134,6 +134,16 @@ pub enum Op {
         /// Output form.
         epilogue: Epilogue,
     },
+    /// Weighted AND-popcount product of bit planes, the integer dot products of low-bit
+    /// encodings: `(a u32 [Pa, M, W], b u32 [Pb, N, W]) -> f32 [M, N]`,
+    /// `sum_i sum_j a_weights[i] b_weights[j] popcount(a[i] & b[j])` over each row pair's
+    /// words, exact (see [`super::ops::planes`]).
+    PlaneGemm {
+        /// One weight per plane of A.
+        a_weights: Vec<i32>,
+        /// One weight per plane of B.
+        b_weights: Vec<i32>,
+    },
     /// A quantizer function: `(x [, stat]) -> q(x)`, same shape as `x`.
     Quantize {
         /// The function.
@@ -237,6 +247,7 @@ impl Op {
             Op::BitUnpack { .. } => "bit_unpack",
             Op::ApplyMask => "apply_mask",
             Op::XnorGemm { .. } => "xnor_gemm",
+            Op::PlaneGemm { .. } => "plane_gemm",
             Op::Quantize { .. } => "quantize",
             Op::QuantizeGrad { .. } => "quantize_grad",
             Op::CustomQuantize { .. } => "custom_quantize",
@@ -261,7 +272,7 @@ impl Op {
             Op::BitPack { .. } | Op::BitUnpack { .. } | Op::Im2Col { .. } | Op::Col2Im { .. } => 1,
             Op::Quantize { f } => 1 + usize::from(f.needs_stat()),
             Op::QuantizeGrad { f } => 2 + usize::from(f.needs_stat()),
-            Op::ApplyMask | Op::CustomQuantizeGrad { .. } => 2,
+            Op::ApplyMask | Op::CustomQuantizeGrad { .. } | Op::PlaneGemm { .. } => 2,
             Op::FakeQuant { .. } => 3,
             Op::XnorGemm { epilogue: Epilogue::Plain, .. } => 2,
             Op::XnorGemm { .. } => 4,
@@ -318,6 +329,7 @@ impl Op {
             Op::BitUnpack { k, .. } => bitpack::infer_unpack(*k, a),
             Op::ApplyMask => bitpack::infer_apply_mask(a),
             Op::XnorGemm { k, epilogue } => xnor::infer(*k, *epilogue, a),
+            Op::PlaneGemm { a_weights, b_weights } => planes::infer(a_weights, b_weights, a),
             Op::Quantize { f } => quantize::infer(*f, false, a),
             Op::QuantizeGrad { f } => quantize::infer(*f, true, a),
             Op::CustomQuantize { .. } => custom_quantize::infer(false, a),
@@ -356,7 +368,7 @@ impl Op {
             Op::Softmax => softmax::backward_softmax(g, r),
             Op::SoftmaxCrossEntropy => softmax::backward_xent(g, r),
             Op::LabelRank { .. } => ranking::backward(),
-            Op::BitPack { .. } | Op::BitUnpack { .. } | Op::XnorGemm { .. } => bitpack::no_gradient(self.name()),
+            Op::BitPack { .. } | Op::BitUnpack { .. } | Op::XnorGemm { .. } | Op::PlaneGemm { .. } => bitpack::no_gradient(self.name()),
             Op::ApplyMask => bitpack::backward_apply_mask(g, r),
             Op::Quantize { f } => quantize::backward(g, *f, r),
             Op::CustomQuantize { f } => custom_quantize::backward(g, f, r),
@@ -398,6 +410,7 @@ impl Op {
             Op::BitUnpack { k, mode } => bitpack::eval_unpack(*k, *mode, h),
             Op::ApplyMask => bitpack::eval_apply_mask(h),
             Op::XnorGemm { k, epilogue } => xnor::eval(*k, *epilogue, h),
+            Op::PlaneGemm { a_weights, b_weights } => planes::eval(a_weights, b_weights, h),
             Op::Quantize { f } => quantize::eval(*f, h),
             Op::QuantizeGrad { f } => quantize::eval_grad(*f, h),
             Op::CustomQuantize { f } => custom_quantize::eval(f, h),
@@ -437,6 +450,7 @@ impl Op {
             Op::BitUnpack { k, mode } => bitpack::record_unpack(*k, *mode, d),
             Op::ApplyMask => bitpack::record_apply_mask(d),
             Op::XnorGemm { k, epilogue } => xnor::record(*k, *epilogue, d),
+            Op::PlaneGemm { a_weights, b_weights } => planes::record(a_weights, b_weights, d),
             Op::Quantize { f } => quantize::record(*f, d),
             Op::QuantizeGrad { f } => quantize::record_grad(*f, d),
             Op::CustomQuantize { f } => custom_quantize::record(f, d),

@@ -19,6 +19,7 @@ pub mod gather;
 pub mod gemm;
 pub mod im2col;
 pub mod layout;
+pub mod planes;
 pub mod pool;
 pub mod quantize;
 pub mod random;
@@ -148,6 +149,7 @@ pub const ALL_SHADERS: &[&Shader] = &[
     &update::SHADER,
     &pool::SHADER,
     &ranking::SHADER,
+    &planes::SHADER,
 ];
 
 /// Every family's entry points, by family module (each lists its own in `KERNELS`).
@@ -168,6 +170,7 @@ pub const ALL_KERNELS: &[&[Kernel]] = &[
     update::KERNELS,
     pool::KERNELS,
     ranking::KERNELS,
+    planes::KERNELS,
 ];
 
 /// The WGSL files that family files share, by the name a `// requires:` line gives them.

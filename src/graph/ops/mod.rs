@@ -17,6 +17,7 @@ pub mod gather;
 pub mod gemm;
 pub mod im2col;
 pub mod layout;
+pub mod planes;
 pub mod pool;
 pub mod quantize;
 pub mod random;
