@@ -8,6 +8,7 @@
 //   2  b    storage read        u32 [Pb, N, W]
 //   3  out  storage read_write  f32 [M, N]
 // Dispatch: (ceil(N / 32), ceil(M / 32), 1) workgroups of 8x8 invocations, 4x4 outputs each.
+// `plane_gemm4` reads four words at a time (W a multiple of 4).
 
 struct Params {
     m: u32,
@@ -26,6 +27,56 @@ struct Params {
 @group(0) @binding(1) var<storage, read> a: array<u32>;
 @group(0) @binding(2) var<storage, read> b: array<u32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> a4: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read> b4: array<vec4<u32>>;
+
+fn weight(i: u32, j: u32) -> i32 {
+    return p.a_weights[i / 4u][i % 4u] * p.b_weights[j / 4u][j % 4u];
+}
+
+fn store(r0: u32, c0: u32, acc: array<vec4<i32>, 4>) {
+    for (var r = 0u; r < 4u; r++) {
+        for (var c = 0u; c < 4u; c++) {
+            if (r0 + r < p.m && c0 + c < p.n) {
+                out[(r0 + r) * p.n + c0 + c] = f32(acc[r][c]);
+            }
+        }
+    }
+}
+
+@compute @workgroup_size(8, 8)
+fn plane_gemm4(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let c0 = gid.x * 4u;
+    let r0 = gid.y * 4u;
+    if (r0 >= p.m || c0 >= p.n) { return; }
+    let w4 = p.words / 4u;
+    var acc: array<vec4<i32>, 4>;
+    for (var i = 0u; i < p.a_planes; i++) {
+        for (var j = 0u; j < p.b_planes; j++) {
+            var cnt: array<vec4<u32>, 4>;
+            for (var w = 0u; w < w4; w++) {
+                var bv: array<vec4<u32>, 4>;
+                for (var c = 0u; c < 4u; c++) {
+                    bv[c] = b4[(j * p.n + min(c0 + c, p.n - 1u)) * w4 + w];
+                }
+                for (var r = 0u; r < 4u; r++) {
+                    let av = a4[(i * p.m + min(r0 + r, p.m - 1u)) * w4 + w];
+                    let ones = vec4<u32>(1u);
+                    cnt[r] += vec4<u32>(
+                        dot(countOneBits(av & bv[0]), ones),
+                        dot(countOneBits(av & bv[1]), ones),
+                        dot(countOneBits(av & bv[2]), ones),
+                        dot(countOneBits(av & bv[3]), ones),
+                    );
+                }
+            }
+            for (var r = 0u; r < 4u; r++) {
+                acc[r] += weight(i, j) * vec4<i32>(cnt[r]);
+            }
+        }
+    }
+    store(r0, c0, acc);
+}
 
 @compute @workgroup_size(8, 8)
 fn plane_gemm(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -47,17 +98,10 @@ fn plane_gemm(@builtin(global_invocation_id) gid: vec3<u32>) {
                     cnt[r] += countOneBits(vec4<u32>(av) & bv);
                 }
             }
-            let weight = p.a_weights[i / 4u][i % 4u] * p.b_weights[j / 4u][j % 4u];
             for (var r = 0u; r < 4u; r++) {
-                acc[r] += weight * vec4<i32>(cnt[r]);
+                acc[r] += weight(i, j) * vec4<i32>(cnt[r]);
             }
         }
     }
-    for (var r = 0u; r < 4u; r++) {
-        for (var c = 0u; c < 4u; c++) {
-            if (r0 + r < p.m && c0 + c < p.n) {
-                out[(r0 + r) * p.n + c0 + c] = f32(acc[r][c]);
-            }
-        }
-    }
+    store(r0, c0, acc);
 }

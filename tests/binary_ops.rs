@@ -293,9 +293,17 @@ fn encoded(e: &Encoding, rows: usize, k: usize, seed: u64) -> (Vec<i64>, HostTen
     (values, HostTensor::u32([planes, rows, words], data).unwrap())
 }
 
+/// Each kernel variant on a device of its own, pinned (so the pin reaches no other test).
 #[test]
 fn plane_products_of_every_encoding_pair_are_the_exact_dot_products() {
-    let devices: Vec<Device> = std::iter::once(Device::cpu()).chain(gpu().cloned()).collect();
+    let mut devices: Vec<(Device, Option<&str>)> = vec![(Device::cpu(), None)];
+    if gpu().is_some() {
+        let opts = bitgrad::GpuOptions { tune: Some(bitgrad::TuneMode::Off), ..Default::default() };
+        for entry in ["plane_gemm4", "plane_gemm"] {
+            devices.push((Device::gpu_with(&opts).unwrap(), Some(entry)));
+        }
+    }
+    let mut ran = std::collections::BTreeSet::new();
     for (m, n, k) in [(37, 45, 100), (5, 3, 32), (64, 66, 257)] {
         for (ia, ea) in ENCODINGS.iter().enumerate() {
             for (ib, eb) in ENCODINGS.iter().enumerate() {
@@ -306,14 +314,23 @@ fn plane_products_of_every_encoding_pair_are_the_exact_dot_products() {
                 let y = g.plane_gemm(a, b, ea.weights, eb.weights).unwrap();
                 let want: Vec<f32> =
                     (0..m * n).map(|i| (0..k).map(|c| va[(i / n) * k + c] * vb[(i % n) * k + c]).sum::<i64>() as f32).collect();
-                for d in &devices {
+                for (d, pin) in &devices {
+                    if let (Device::Gpu(ctx), Some(entry)) = (d, pin) {
+                        ctx.tuning.pin(Some(entry));
+                    }
                     let mut plan = bitgrad::Plan::new(d, &g, &[y], &mut bitgrad::ParamStore::new()).unwrap();
+                    ran.extend(plan.kernels());
                     plan.run().unwrap();
                     let got = plan.fetch(y).unwrap();
-                    assert_eq!(got.as_f32().unwrap(), &want[..], "{} x {} {m}x{n}x{k} on {}", ea.name, eb.name, d.describe());
+                    let kernels = plan.kernels();
+                    assert_eq!(got.as_f32().unwrap(), &want[..], "{} x {} {m}x{n}x{k} on {} {kernels:?}", ea.name, eb.name, d.describe());
                 }
             }
         }
+    }
+    if gpu().is_some() {
+        let ran: Vec<String> = ran.into_iter().flatten().collect();
+        assert!(["planes::plane_gemm4", "planes::plane_gemm"].iter().all(|k| ran.iter().any(|r| r == k)), "{ran:?}");
     }
 }
 

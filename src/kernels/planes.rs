@@ -9,8 +9,10 @@ use super::{params_layout, shader, Kernel, Shader};
 pub const SHADER: Shader = shader!("planes", "../../shaders/planes.wgsl", params_layout, false);
 /// 4x4 outputs per invocation, 8x8 invocations per workgroup, no workgroup memory.
 pub const PLANE_GEMM: Kernel = Kernel::new(&SHADER, "plane_gemm");
+/// The same reading four words at a time (words per row a multiple of 4).
+pub const PLANE_GEMM4: Kernel = Kernel::new(&SHADER, "plane_gemm4");
 /// Every entry point of the family.
-pub const KERNELS: &[Kernel] = &[PLANE_GEMM];
+pub const KERNELS: &[Kernel] = &[PLANE_GEMM, PLANE_GEMM4];
 /// Output tile edge of a workgroup.
 pub const TILE: usize = 32;
 

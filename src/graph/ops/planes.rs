@@ -16,8 +16,8 @@
 
 use super::{Gpu, Host, Operands};
 use crate::error::{Error, Result};
-use crate::kernels::planes::{Params, PLANE_GEMM, TILE};
-use crate::kernels::{Dispatch, Step};
+use crate::kernels::planes::{Params, PLANE_GEMM, PLANE_GEMM4, TILE};
+use crate::kernels::{Choice, Dispatch, Step};
 use crate::tensor::{DType, Shape, TensorData};
 
 /// Most planes per operand.
@@ -90,5 +90,12 @@ pub(crate) fn record(a_weights: &[i32], b_weights: &[i32], d: &Gpu) -> Result<St
         ..Default::default()
     };
     let bindings = [(1, d.x(0)), (2, d.x(1)), (3, d.out()?)];
-    Ok(Step::Dispatch(Dispatch::new(PLANE_GEMM, &p, &bindings, [sb[1].div_ceil(TILE) as u32, sa[1].div_ceil(TILE) as u32, 1])))
+    let groups = [sb[1].div_ceil(TILE) as u32, sa[1].div_ceil(TILE) as u32, 1];
+    let scalar = Dispatch::new(PLANE_GEMM, &p, &bindings, groups);
+    if sa[2] % 4 != 0 {
+        return Ok(Step::Dispatch(scalar));
+    }
+    let candidates = vec![Dispatch::new(PLANE_GEMM4, &p, &bindings, groups), scalar];
+    let class = format!("planes {}x{}x{} words {}x{} planes", sa[1], sb[1], sa[2], sa[0], sb[0]);
+    Ok(Step::Choice(Choice { class, candidates }))
 }
