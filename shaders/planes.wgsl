@@ -8,7 +8,10 @@
 //   2  b    storage read        u32 [Pb, N, W]
 //   3  out  storage read_write  f32 [M, N]
 // Dispatch: (ceil(N / 32), ceil(M / 32), 1) workgroups of 8x8 invocations, 4x4 outputs each.
-// `plane_gemm4` reads four words at a time (W a multiple of 4).
+// `plane_gemm4` reads four words at a time (W a multiple of 4). `plane_gemm4_signed` is for two
+// planes [s & m, m] with weights [-2, 1] on both sides (ternary or ±1 against ternary or ±1):
+// under both masks the first planes are the signs, so a . b = popcount(ma & mb)
+// - 2 popcount((sa ^ sb) & ma & mb), two counts per word pair instead of four, the same integers.
 
 struct Params {
     m: u32,
@@ -102,6 +105,41 @@ fn plane_gemm(@builtin(global_invocation_id) gid: vec3<u32>) {
                 acc[r] += weight(i, j) * vec4<i32>(cnt[r]);
             }
         }
+    }
+    store(r0, c0, acc);
+}
+
+@compute @workgroup_size(8, 8)
+fn plane_gemm4_signed(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let c0 = gid.x * 4u;
+    let r0 = gid.y * 4u;
+    if (r0 >= p.m || c0 >= p.n) { return; }
+    let w4 = p.words / 4u;
+    var both: array<vec4<u32>, 4>;
+    var negative: array<vec4<u32>, 4>;
+    for (var w = 0u; w < w4; w++) {
+        var bs: array<vec4<u32>, 4>;
+        var bm: array<vec4<u32>, 4>;
+        for (var c = 0u; c < 4u; c++) {
+            let col = min(c0 + c, p.n - 1u);
+            bs[c] = b4[col * w4 + w];
+            bm[c] = b4[(p.n + col) * w4 + w];
+        }
+        for (var r = 0u; r < 4u; r++) {
+            let row = min(r0 + r, p.m - 1u);
+            let as_ = a4[row * w4 + w];
+            let am = a4[(p.m + row) * w4 + w];
+            let ones = vec4<u32>(1u);
+            for (var c = 0u; c < 4u; c++) {
+                let mask = am & bm[c];
+                both[r][c] += dot(countOneBits(mask), ones);
+                negative[r][c] += dot(countOneBits((as_ ^ bs[c]) & mask), ones);
+            }
+        }
+    }
+    var acc: array<vec4<i32>, 4>;
+    for (var r = 0u; r < 4u; r++) {
+        acc[r] = vec4<i32>(both[r]) - 2 * vec4<i32>(negative[r]);
     }
     store(r0, c0, acc);
 }

@@ -299,7 +299,7 @@ fn plane_products_of_every_encoding_pair_are_the_exact_dot_products() {
     let mut devices: Vec<(Device, Option<&str>)> = vec![(Device::cpu(), None)];
     if gpu().is_some() {
         let opts = bitgrad::GpuOptions { tune: Some(bitgrad::TuneMode::Off), ..Default::default() };
-        for entry in ["plane_gemm4", "plane_gemm"] {
+        for entry in ["plane_gemm4_signed", "plane_gemm4", "plane_gemm"] {
             devices.push((Device::gpu_with(&opts).unwrap(), Some(entry)));
         }
     }
@@ -330,7 +330,8 @@ fn plane_products_of_every_encoding_pair_are_the_exact_dot_products() {
     }
     if gpu().is_some() {
         let ran: Vec<String> = ran.into_iter().flatten().collect();
-        assert!(["planes::plane_gemm4", "planes::plane_gemm"].iter().all(|k| ran.iter().any(|r| r == k)), "{ran:?}");
+        let all = ["planes::plane_gemm4_signed", "planes::plane_gemm4", "planes::plane_gemm"];
+        assert!(all.iter().all(|k| ran.iter().any(|r| r == k)), "{ran:?}");
     }
 }
 

@@ -11,8 +11,11 @@ pub const SHADER: Shader = shader!("planes", "../../shaders/planes.wgsl", params
 pub const PLANE_GEMM: Kernel = Kernel::new(&SHADER, "plane_gemm");
 /// The same reading four words at a time (words per row a multiple of 4).
 pub const PLANE_GEMM4: Kernel = Kernel::new(&SHADER, "plane_gemm4");
+/// Two planes `[s & m, m]` weighted `[-2, 1]` on both sides (ternary, ±1), four words at a
+/// time: two counts per word pair.
+pub const PLANE_GEMM4_SIGNED: Kernel = Kernel::new(&SHADER, "plane_gemm4_signed");
 /// Every entry point of the family.
-pub const KERNELS: &[Kernel] = &[PLANE_GEMM, PLANE_GEMM4];
+pub const KERNELS: &[Kernel] = &[PLANE_GEMM, PLANE_GEMM4, PLANE_GEMM4_SIGNED];
 /// Output tile edge of a workgroup.
 pub const TILE: usize = 32;
 

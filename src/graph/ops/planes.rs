@@ -16,12 +16,15 @@
 
 use super::{Gpu, Host, Operands};
 use crate::error::{Error, Result};
-use crate::kernels::planes::{Params, PLANE_GEMM, PLANE_GEMM4, TILE};
+use crate::kernels::planes::{Params, PLANE_GEMM, PLANE_GEMM4, PLANE_GEMM4_SIGNED, TILE};
 use crate::kernels::{Choice, Dispatch, Step};
 use crate::tensor::{DType, Shape, TensorData};
 
 /// Most planes per operand.
 pub const MAX_PLANES: usize = 8;
+
+/// The weights of the sign-and-mask encodings (±1 as `[s, ones]`, ternary as `[s & m, m]`).
+pub const SIGN_AND_MASK: [i32; 2] = [-2, 1];
 
 /// `(a u32 [Pa, M, W], b u32 [Pb, N, W]) -> f32 [M, N]`; the weights must fit the planes and the
 /// largest possible sum must fit an i32.
@@ -95,7 +98,12 @@ pub(crate) fn record(a_weights: &[i32], b_weights: &[i32], d: &Gpu) -> Result<St
     if sa[2] % 4 != 0 {
         return Ok(Step::Dispatch(scalar));
     }
-    let candidates = vec![Dispatch::new(PLANE_GEMM4, &p, &bindings, groups), scalar];
-    let class = format!("planes {}x{}x{} words {}x{} planes", sa[1], sb[1], sa[2], sa[0], sb[0]);
+    // Sign-and-mask pairs on both sides have a two-count form giving the same integers.
+    let signed = a_weights == SIGN_AND_MASK && b_weights == SIGN_AND_MASK;
+    let mut candidates = vec![Dispatch::new(PLANE_GEMM4, &p, &bindings, groups), scalar];
+    if signed {
+        candidates.insert(0, Dispatch::new(PLANE_GEMM4_SIGNED, &p, &bindings, groups));
+    }
+    let class = format!("planes {}x{}x{} words weights {a_weights:?}x{b_weights:?}", sa[1], sb[1], sa[2]);
     Ok(Step::Choice(Choice { class, candidates }))
 }
