@@ -157,6 +157,11 @@ pub fn step_gemm(device: &Device, s: &StepGemm) -> Result<Case> {
     })
 }
 
+/// `len` seeded random words (packed bits).
+fn random_words(len: usize, seed: u64) -> Vec<u32> {
+    (0..len as u32).map(|i| random_bits(seed, i)).collect()
+}
+
 /// XNOR-popcount GEMM of `m` by `n` packed rows of `k` bits (already packed).
 pub fn xnor_gemm(device: &Device, m: usize, k: usize, n: usize) -> Result<Case> {
     let w = k.div_ceil(32);
@@ -164,7 +169,6 @@ pub fn xnor_gemm(device: &Device, m: usize, k: usize, n: usize) -> Result<Case> 
     let a = g.input("a", [m, w], DType::U32)?;
     let b = g.input("b", [n, w], DType::U32)?;
     let c = g.xnor_gemm(a, b, k)?;
-    let words = |len: usize, seed| (0..len as u32).map(|i| random_bits(seed, i)).collect::<Vec<_>>();
     let mask = |mut v: Vec<u32>| {
         // Bits past k are 0, as packing leaves them.
         if k % 32 != 0 {
@@ -176,7 +180,7 @@ pub fn xnor_gemm(device: &Device, m: usize, k: usize, n: usize) -> Result<Case> 
         device,
         &g,
         c,
-        vec![("a", HostTensor::u32([m, w], mask(words(m * w, 3)))?), ("b", HostTensor::u32([n, w], mask(words(n * w, 4)))?)],
+        vec![("a", HostTensor::u32([m, w], mask(random_words(m * w, 3)))?), ("b", HostTensor::u32([n, w], mask(random_words(n * w, 4)))?)],
     )?;
     Ok(Case {
         kernel: "xnor_gemm",
@@ -200,14 +204,13 @@ pub fn plane_gemm(device: &Device, name: &str, wa: &[i32], wb: &[i32], m: usize,
     let a = g.input("a", [wa.len(), m, w], DType::U32)?;
     let b = g.input("b", [wb.len(), n, w], DType::U32)?;
     let c = g.plane_gemm(a, b, wa, wb)?;
-    let words = |len: usize, seed| (0..len as u32).map(|i| random_bits(seed, i)).collect::<Vec<_>>();
     let plan = one_op_plan(
         device,
         &g,
         c,
         vec![
-            ("a", HostTensor::u32([wa.len(), m, w], words(wa.len() * m * w, 5))?),
-            ("b", HostTensor::u32([wb.len(), n, w], words(wb.len() * n * w, 6))?),
+            ("a", HostTensor::u32([wa.len(), m, w], random_words(wa.len() * m * w, 5))?),
+            ("b", HostTensor::u32([wb.len(), n, w], random_words(wb.len() * n * w, 6))?),
         ],
     )?;
     Ok(Case {

@@ -261,22 +261,7 @@ fn kernel_choices_are_timed_once_cached_listed_and_cleared() {
 #[test]
 fn larq_zoo_models_summarize_from_the_command_line() {
     let zoo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/zoo");
-    for name in [
-        "quicknet_small",
-        "quicknet",
-        "quicknet_large",
-        "birealnet",
-        "binary_resnet_e18",
-        "binary_densenet28",
-        "binary_densenet37",
-        "binary_densenet37_dilated",
-        "binary_densenet45",
-        "meliusnet22",
-        "xnornet",
-        "dorefanet",
-        "binary_alexnet",
-        "real_to_binary_net",
-    ] {
+    for name in common::ZOO {
         let (ok, out, err) = bitgrad(&["summary", s(&zoo.join(format!("{name}.json")))]);
         assert!(ok, "{name}: {err}");
         assert_eq!(out, std::fs::read_to_string(zoo.join(format!("{name}.summary.txt"))).unwrap(), "{name}");

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{keras_fixture, FUNCTION_MODELS, KERAS_MODELS};
+use common::{keras_fixture, FUNCTION_MODELS, KERAS_MODELS, ZOO};
 
 use bitgrad::io::keras::{load_weights, read_model};
 use bitgrad::io::safetensors::TensorFile;
@@ -195,25 +195,6 @@ fn exported_json_imports_back_to_the_same_model() {
     let back = model_from_json("cnn.json", &model_to_json(&cnn).unwrap()).unwrap();
     assert_eq!(cnn.build(1, Mode::Inference).unwrap().summary().table(), back.build(1, Mode::Inference).unwrap().summary().table());
 }
-
-/// The Larq Zoo architectures of tests/fixtures/zoo (JSON and summaries by
-/// tests/fixtures/gen_zoo_models.py, numbers by tests/fixtures/gen_zoo.py).
-const ZOO: [&str; 14] = [
-    "quicknet_small",
-    "quicknet",
-    "quicknet_large",
-    "birealnet",
-    "binary_resnet_e18",
-    "binary_densenet28",
-    "binary_densenet37",
-    "binary_densenet37_dilated",
-    "binary_densenet45",
-    "meliusnet22",
-    "xnornet",
-    "dorefanet",
-    "binary_alexnet",
-    "real_to_binary_net",
-];
 
 fn zoo_fixture(name: &str) -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/zoo").join(name)

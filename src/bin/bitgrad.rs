@@ -433,6 +433,11 @@ fn train(args: TrainArgs) -> bitgrad::Result<()> {
     if args.epochs == Some(0) {
         return Err(bitgrad::Error::invalid("train", "--epochs", "must be at least 1"));
     }
+    let better = match args.recipe.as_str() {
+        "larq" => false,
+        "better" => true,
+        other => return Err(bitgrad::Error::invalid("train", "--recipe", format!("`{other}` is not one of larq, better"))),
+    };
     let models = train_models(&args.model)?;
     if args.resume.is_some() && models.len() > 1 {
         return Err(bitgrad::Error::invalid("train", "--resume", "resumes one model; pass --model mlp or cnn"));
@@ -464,11 +469,6 @@ fn train(args: TrainArgs) -> bitgrad::Result<()> {
         let which = source.name().to_string();
         let epochs = epochs_of(&args, &which);
         let steps = epochs.saturating_mul(train.len().div_ceil(args.batch_size));
-        let better = match args.recipe.as_str() {
-            "larq" => false,
-            "better" => true,
-            other => return Err(bitgrad::Error::invalid("train", "--recipe", format!("`{other}` is not one of larq, better"))),
-        };
         // The better recipes, chosen with scripts/larq_reference.py (docs/PERFORMANCE.md): the
         // MLP gains a BatchNorm after each layer and trains its binary kernels with Bop; the CNN
         // (and a Keras model) keeps its layers and trains with Adam from 1e-2 on a cosine decay
@@ -606,13 +606,7 @@ fn check_train_outputs(args: &TrainArgs, models: &[String]) -> bitgrad::Result<(
             }
         }
     }
-    let cifar = args.data.join("cifar-10-batches-bin");
-    let data: Vec<std::path::PathBuf> = bitgrad::train::data::MNIST_FORMAT_FILES
-        .iter()
-        .flat_map(|f| [args.data.join(f), args.data.join(format!("{f}.gz"))])
-        .chain(bitgrad::train::data::CIFAR10_FILES.iter().flat_map(|f| [args.data.join(f), cifar.join(f)]))
-        .filter(|p| p.exists())
-        .collect();
+    let data = bitgrad::train::data::data_files(&args.data);
     let inputs: Vec<(&'static str, &std::path::Path)> = data.iter().map(|p| ("--data", p.as_path())).collect();
     let outputs: Vec<(&'static str, &std::path::Path)> = files.iter().map(|(w, p, _)| (*w, p.as_path())).collect();
     bitgrad::io::check_outputs(&inputs, &outputs)?;

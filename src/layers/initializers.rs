@@ -93,8 +93,10 @@ impl Initializer {
             }
             "RandomNormal" | "random_normal" => Initializer::RandomNormal { mean: param("mean", 0.0)?, stddev: param("stddev", 0.05)? },
             "blurpool_initializer" => Initializer::BlurPool,
-            other if registered_index(other).is_some() => Initializer::Registered(registered_index(other).expect("checked")),
             other => {
+                if let Some(i) = registered_index(other) {
+                    return Ok(Initializer::Registered(i));
+                }
                 let known = [
                     "glorot_uniform",
                     "glorot_normal",

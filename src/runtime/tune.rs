@@ -26,9 +26,8 @@ pub(super) fn choose(ctx: &GpuContext, choice: Choice) -> Result<Dispatch> {
     let Choice { class, mut candidates } = choice;
     // A variant whose grid exceeds the adapter's limits for this shape (one workgroup per row
     // past 65535 rows) is no candidate; if none fits, the first stays for the limit's error.
-    if candidates.iter().any(|d| super::gpu::check_grid(ctx, d, "").is_ok()) {
-        candidates.retain(|d| super::gpu::check_grid(ctx, d, "").is_ok());
-    }
+    let (fit, over): (Vec<Dispatch>, Vec<Dispatch>) = candidates.into_iter().partition(|d| super::gpu::check_grid(ctx, d, "").is_ok());
+    candidates = if fit.is_empty() { over } else { fit };
     let tuning = &ctx.tuning;
     let position = |candidates: &[Dispatch], name: &str| candidates.iter().position(|d| d.kernel.to_string() == name);
     if let Some(prefix) = tuning.pinned() {

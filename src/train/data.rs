@@ -498,8 +498,7 @@ pub fn load_cifar10(dir: &Path) -> Result<(Dataset, Dataset)> {
         if !path.exists() {
             return Err(Error::BadFile {
                 file: path.display().to_string(),
-                reason: "missing: CIFAR-10's binary version has                 data_batch_1.bin to data_batch_5.bin and test_batch.bin"
-                    .into(),
+                reason: "missing: CIFAR-10's binary version has data_batch_1.bin to data_batch_5.bin and test_batch.bin".into(),
             });
         }
         sets.push(parse_cifar10(&crate::io::read_file(&path)?, &path.display().to_string())?);
@@ -513,9 +512,25 @@ pub fn load_cifar10(dir: &Path) -> Result<(Dataset, Dataset)> {
     Ok((train, test))
 }
 
-/// Where CIFAR-10's batches are under `dir` (itself or `cifar-10-batches-bin/`), if they are.
+/// The two places CIFAR-10's batches may be under `dir`: itself and `cifar-10-batches-bin/`.
+fn cifar10_dirs(dir: &Path) -> [PathBuf; 2] {
+    [dir.to_path_buf(), dir.join("cifar-10-batches-bin")]
+}
+
+/// Where CIFAR-10's batches are under `dir`, if they are.
 fn cifar10_dir(dir: &Path) -> Option<PathBuf> {
-    [dir.to_path_buf(), dir.join("cifar-10-batches-bin")].into_iter().find(|d| d.join(CIFAR10_FILES[0]).exists())
+    cifar10_dirs(dir).into_iter().find(|d| d.join(CIFAR10_FILES[0]).exists())
+}
+
+/// The MNIST-format files (plain or `.gz`) present in `dir`.
+fn mnist_format_files(dir: &Path) -> Vec<PathBuf> {
+    MNIST_FORMAT_FILES.iter().flat_map(|f| [dir.join(f), dir.join(format!("{f}.gz"))]).filter(|p| p.exists()).collect()
+}
+
+/// The files present in `dir` that [`load_dir`] may read (so that nothing written over them).
+pub fn data_files(dir: &Path) -> Vec<PathBuf> {
+    let cifar = cifar10_dirs(dir).into_iter().flat_map(|d| CIFAR10_FILES.map(|f| d.join(f))).filter(|p| p.exists());
+    mnist_format_files(dir).into_iter().chain(cifar).collect()
 }
 
 /// The train and test sets of a data directory: CIFAR-10's binary batches ([`load_cifar10`])
@@ -523,16 +538,12 @@ fn cifar10_dir(dir: &Path) -> Option<PathBuf> {
 pub fn load_dir(dir: &Path) -> Result<(Dataset, Dataset)> {
     match cifar10_dir(dir) {
         Some(d) => load_cifar10(&d),
-        None if dir != Path::new(FASHION_MNIST_DIR)
-            && !MNIST_FORMAT_FILES.iter().any(|f| dir.join(f).exists() || dir.join(format!("{f}.gz")).exists()) =>
-        {
-            Err(Error::BadFile {
-                file: dir.display().to_string(),
-                reason: "has neither MNIST-format files (train-images-idx3-ubyte and the others, or their .gz) nor CIFAR-10's \
+        None if dir != Path::new(FASHION_MNIST_DIR) && mnist_format_files(dir).is_empty() => Err(Error::BadFile {
+            file: dir.display().to_string(),
+            reason: "has neither MNIST-format files (train-images-idx3-ubyte and the others, or their .gz) nor CIFAR-10's \
                          binary batches (data_batch_1.bin to data_batch_5.bin, test_batch.bin)"
-                    .into(),
-            })
-        }
+                .into(),
+        }),
         None => load_mnist_format(dir),
     }
 }

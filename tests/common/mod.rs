@@ -210,6 +210,25 @@ pub const KERAS_MODELS: [&str; 12] = [
 /// calls), which bitgrad imports, runs and trains but does not write back as Keras JSON.
 pub const FUNCTION_MODELS: [&str; 2] = ["tf_ops", "tf_resize"];
 
+/// The Larq Zoo architectures of tests/fixtures/zoo (JSON and summaries by
+/// tests/fixtures/gen_zoo_models.py, numbers by tests/fixtures/gen_zoo.py).
+pub const ZOO: [&str; 14] = [
+    "quicknet_small",
+    "quicknet",
+    "quicknet_large",
+    "birealnet",
+    "binary_resnet_e18",
+    "binary_densenet28",
+    "binary_densenet37",
+    "binary_densenet37_dilated",
+    "binary_densenet45",
+    "meliusnet22",
+    "xnornet",
+    "dorefanet",
+    "binary_alexnet",
+    "real_to_binary_net",
+];
+
 /// A file of tests/fixtures/keras.
 pub fn keras_fixture(name: &str) -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keras").join(name)
