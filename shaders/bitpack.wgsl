@@ -14,7 +14,7 @@
 //   6  packed2 storage read_write  pack_both: u32 [rows, words], the clip mask
 // pack_both packs the sign bits and the clip mask of the same values in one pass (a binarized
 // layer saves both of its input for the backward; the planner pairs the two packs).
-// mode: PACK_SIGN sign bits, PACK_CLIP_MASK clip mask (`PackMode::code` in
+// mode: PACK_SIGN sign bits, PACK_CLIP_MASK clip mask, PACK_UNIT_MASK 0 <= x <= 1 (`PackMode::code` in
 // src/graph/ops/bitpack.rs). Bits past k in a row's last word are 0.
 // Dispatch: pack one thread per word; unpack and masked one thread per element.
 
@@ -39,9 +39,11 @@ struct Params {
 
 const PACK_SIGN: u32 = 0u;
 const PACK_CLIP_MASK: u32 = 1u;
+const PACK_UNIT_MASK: u32 = 2u;
 
 fn bit_of(mode: u32, v: f32) -> bool {
     if (mode == PACK_SIGN) { return v < 0.0; }
+    if (mode == PACK_UNIT_MASK) { return v >= 0.0 && v <= 1.0; }
     return abs(v) <= p.clip;
 }
 

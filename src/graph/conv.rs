@@ -4,7 +4,7 @@
 
 use super::binary::PackedSigns;
 use super::op::{words_for, Epilogue, Op, PackMode};
-use super::{Graph, ValueId};
+use super::{Graph, Quantized, ValueId};
 use crate::error::{Error, Result};
 use crate::tensor::{checked_size, DType, Shape};
 
@@ -286,6 +286,44 @@ impl Graph {
     /// Float convolution of `x` with `kernel` of shape `[k..., C / groups, O]` (Keras layout);
     /// the output has the input's layout. `pad_value` fills "same"/causal padding.
     pub fn conv(&mut self, x: ValueId, kernel: ValueId, opts: &ConvOptions, pad_value: f32) -> Result<ValueId> {
+        self.conv_with(x, kernel, opts, pad_value, |g, cols, w| g.matmul(cols, w))
+    }
+
+    /// [`Graph::conv`] of two quantized operands on bit planes: the patches of `x.q` (padded
+    /// with `pad_value`, which must be a value of `x`'s encoding) and the kernel `w.q` multiply
+    /// as [`Graph::lowbit_matmul`], one product per group, with its gradients (the patches'
+    /// planes are what the backward keeps of the input).
+    pub fn lowbit_conv(&mut self, x: &Quantized, w: &Quantized, opts: &ConvOptions, pad_value: f32) -> Result<ValueId> {
+        if !x.form.holds(pad_value) {
+            return Err(Error::invalid("lowbit_conv", "pad_values", format!("{pad_value} is not a value of the input's {:?}", x.form.encoding)));
+        }
+        let (x, w) = (*x, *w);
+        let groups = opts.groups;
+        self.conv_with(x.q, w.q, opts, pad_value, move |g, cols, wm| {
+            let scale = match w.channel_scale {
+                // The filters' scales as [groups, 1, filters per group], like the products.
+                // (a depthwise kernel's, one per multiplier, repeat in every group).
+                Some(s) => {
+                    let (n, cog) = (g.value(s).shape.numel(), g.value(wm).shape.dims()[2]);
+                    let per_group = if n == cog { 1 } else { groups };
+                    Some(g.reshape(s, [per_group, 1, n / per_group])?)
+                }
+                None => None,
+            };
+            g.lowbit_matmul(&x.with(cols), &Quantized { q: wm, form: w.form, channel_scale: scale })
+        })
+    }
+
+    /// A convolution whose grouped patch product `[g, rows, taps * ci] x [g, taps * ci, co / g]`
+    /// is `product`.
+    fn conv_with(
+        &mut self,
+        x: ValueId,
+        kernel: ValueId,
+        opts: &ConvOptions,
+        pad_value: f32,
+        product: impl FnOnce(&mut Graph, ValueId, ValueId) -> Result<ValueId>,
+    ) -> Result<ValueId> {
         let geom =
             ConvGeometry::new(&self.value(x).shape.clone(), &opts.kernel, &opts.strides, &opts.dilation, &opts.padding, opts.format)?;
         let (ci, co) = self.check_kernel(kernel, &geom, opts.groups)?;
@@ -298,7 +336,7 @@ impl Graph {
         let cols = self.reshape(cols, [g, rows, geom.taps() * ci])?;
         let w = self.reshape(kernel, [geom.taps() * ci, g, co / g])?;
         let w = self.permute(w, &[1, 0, 2])?;
-        let y = self.matmul(cols, w)?;
+        let y = product(self, cols, w)?;
         let y = self.permute(y, &[1, 0, 2])?;
         self.rows_to_image(y, &geom, co)
     }

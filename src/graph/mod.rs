@@ -7,6 +7,7 @@
 
 mod autodiff;
 mod binary;
+mod lowbit;
 pub mod conv;
 pub mod op;
 pub mod ops;
@@ -16,9 +17,10 @@ pub mod resize;
 pub const LONG_REDUCE: usize = 65536;
 
 pub use conv::{ConvGeometry, ConvOptions, DataFormat, Padding};
+pub use lowbit::{LowBit, Quantized};
 pub use op::{
-    BinaryOp, Distribution, Epilogue, FakeQuantPart, FakeQuantSpec, MatMulDims, Op, PackMode, QuantFn, ReduceOp, UnaryOp, UpdateFn,
-    XnorDims,
+    BinaryOp, Distribution, Encoding, Epilogue, FakeQuantPart, FakeQuantSpec, MatMulDims, Op, PackMode, QuantFn, ReduceOp, UnaryOp,
+    UpdateFn, XnorDims,
 };
 pub use ops::custom_quantize::CustomFn;
 
@@ -610,10 +612,22 @@ impl Graph {
     }
 
     /// The exact dot products of rows of two low-bit encodings held as weighted bit planes
-    /// (`a` u32 `[Pa, M, W]`, `b` u32 `[Pb, N, W]`): f32 `[M, N]` (see [`ops::planes`] for the
-    /// encodings: ±1, {0, 1}, ternary, k-bit levels).
+    /// (`a` u32 `[Pa, M, W]`, `b` u32 `[Pb, N, W]`, or both with a batch axis in front): f32
+    /// `[M, N]` (`[B, M, N]`; see [`ops::planes`] for the encodings: ±1, {0, 1}, ternary, k-bit
+    /// levels).
     pub fn plane_gemm(&mut self, a: ValueId, b: ValueId, a_weights: &[i32], b_weights: &[i32]) -> Result<ValueId> {
         self.push1(Op::PlaneGemm { a_weights: a_weights.to_vec(), b_weights: b_weights.to_vec() }, &[a, b])
+    }
+
+    /// Packs `q [.., M, K]` into the bit planes of `encoding`, `u32 [.., P, M, words(K)]`: each
+    /// value the integer `round(q * scale)` (a signed one `sign(q)`).
+    pub fn plane_pack(&mut self, q: ValueId, encoding: Encoding, scale: f32) -> Result<ValueId> {
+        self.push1(Op::PlanePack { encoding, scale }, &[q])
+    }
+
+    /// Expands planes `[.., P, M, W]` of `encoding` back to `f32 [.., M, k]` (integer / scale).
+    pub fn plane_unpack(&mut self, planes: ValueId, encoding: Encoding, k: usize, scale: f32) -> Result<ValueId> {
+        self.push1(Op::PlaneUnpack { encoding, k, scale }, &[planes])
     }
 
     /// XNOR-popcount product of packed rows of `a` and `b` over `k` bits, as f32.

@@ -19,6 +19,7 @@ pub use super::ops::elementwise::{BinaryOp, UnaryOp};
 pub use super::ops::fake_quant::{FakeQuantPart, FakeQuantSpec};
 pub use super::ops::gemm::MatMulDims;
 pub use super::ops::layout::permuted_shape;
+pub use super::ops::planes::Encoding;
 pub use super::ops::quantize::QuantFn;
 pub use super::ops::random::Distribution;
 pub use super::ops::reduce::{reduced_shape, ReduceOp};
@@ -144,6 +145,25 @@ pub enum Op {
         /// One weight per plane of B.
         b_weights: Vec<i32>,
     },
+    /// Packs values into the bit planes of an encoding: `(q f32 [.., M, K]) -> u32 [.., P, M,
+    /// ceil(K/32)]`, each value the integer `round(q * scale)` (a signed one `sign(q)`),
+    /// clamped to the encoding's range; bits past K are 0. Carries no gradient.
+    PlanePack {
+        /// The encoding.
+        encoding: Encoding,
+        /// Integers per unit value.
+        scale: f32,
+    },
+    /// Expands planes back to values: `(planes u32 [.., P, M, W]) -> f32 [.., M, k]`,
+    /// `sum_i weight_i plane_i / scale`.
+    PlaneUnpack {
+        /// The encoding.
+        encoding: Encoding,
+        /// Values per row (W must be ceil(k/32)).
+        k: usize,
+        /// Integers per unit value.
+        scale: f32,
+    },
     /// A quantizer function: `(x [, stat]) -> q(x)`, same shape as `x`.
     Quantize {
         /// The function.
@@ -248,6 +268,8 @@ impl Op {
             Op::ApplyMask => "apply_mask",
             Op::XnorGemm { .. } => "xnor_gemm",
             Op::PlaneGemm { .. } => "plane_gemm",
+            Op::PlanePack { .. } => "plane_pack",
+            Op::PlaneUnpack { .. } => "plane_unpack",
             Op::Quantize { .. } => "quantize",
             Op::QuantizeGrad { .. } => "quantize_grad",
             Op::CustomQuantize { .. } => "custom_quantize",
@@ -270,6 +292,7 @@ impl Op {
             Op::Fill { .. } => 0,
             Op::Update { f } => f.arity(),
             Op::BitPack { .. } | Op::BitUnpack { .. } | Op::Im2Col { .. } | Op::Col2Im { .. } => 1,
+            Op::PlanePack { .. } | Op::PlaneUnpack { .. } => 1,
             Op::Quantize { f } => 1 + usize::from(f.needs_stat()),
             Op::QuantizeGrad { f } => 2 + usize::from(f.needs_stat()),
             Op::ApplyMask | Op::CustomQuantizeGrad { .. } | Op::PlaneGemm { .. } => 2,
@@ -330,6 +353,8 @@ impl Op {
             Op::ApplyMask => bitpack::infer_apply_mask(a),
             Op::XnorGemm { k, epilogue } => xnor::infer(*k, *epilogue, a),
             Op::PlaneGemm { a_weights, b_weights } => planes::infer(a_weights, b_weights, a),
+            Op::PlanePack { encoding, scale } => planes::infer_pack(*encoding, *scale, a),
+            Op::PlaneUnpack { encoding, k, scale } => planes::infer_unpack(*encoding, *k, *scale, a),
             Op::Quantize { f } => quantize::infer(*f, false, a),
             Op::QuantizeGrad { f } => quantize::infer(*f, true, a),
             Op::CustomQuantize { .. } => custom_quantize::infer(false, a),
@@ -369,6 +394,7 @@ impl Op {
             Op::SoftmaxCrossEntropy => softmax::backward_xent(g, r),
             Op::LabelRank { .. } => ranking::backward(),
             Op::BitPack { .. } | Op::BitUnpack { .. } | Op::XnorGemm { .. } | Op::PlaneGemm { .. } => bitpack::no_gradient(self.name()),
+            Op::PlanePack { .. } | Op::PlaneUnpack { .. } => bitpack::no_gradient(self.name()),
             Op::ApplyMask => bitpack::backward_apply_mask(g, r),
             Op::Quantize { f } => quantize::backward(g, *f, r),
             Op::CustomQuantize { f } => custom_quantize::backward(g, f, r),
@@ -411,6 +437,8 @@ impl Op {
             Op::ApplyMask => bitpack::eval_apply_mask(h),
             Op::XnorGemm { k, epilogue } => xnor::eval(*k, *epilogue, h),
             Op::PlaneGemm { a_weights, b_weights } => planes::eval(a_weights, b_weights, h),
+            Op::PlanePack { encoding, scale } => planes::eval_pack(*encoding, *scale, h),
+            Op::PlaneUnpack { encoding, k, scale } => planes::eval_unpack(*encoding, *k, *scale, h),
             Op::Quantize { f } => quantize::eval(*f, h),
             Op::QuantizeGrad { f } => quantize::eval_grad(*f, h),
             Op::CustomQuantize { f } => custom_quantize::eval(f, h),
@@ -451,6 +479,8 @@ impl Op {
             Op::ApplyMask => bitpack::record_apply_mask(d),
             Op::XnorGemm { k, epilogue } => xnor::record(*k, *epilogue, d),
             Op::PlaneGemm { a_weights, b_weights } => planes::record(a_weights, b_weights, d),
+            Op::PlanePack { encoding, scale } => planes::record_pack(*encoding, *scale, d),
+            Op::PlaneUnpack { encoding, k, scale } => planes::record_unpack(*encoding, *k, *scale, d),
             Op::Quantize { f } => quantize::record(*f, d),
             Op::QuantizeGrad { f } => quantize::record_grad(*f, d),
             Op::CustomQuantize { f } => custom_quantize::record(f, d),

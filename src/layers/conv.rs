@@ -154,7 +154,10 @@ impl Layer for QuantConv {
             }
             _ => {
                 let xq = self.args.quantize_input(g, x)?;
-                g.conv(xq, wq, &opts, self.pad_values)?
+                match self.args.lowbit_operands(g, xq, wq)? {
+                    Some((xl, wl)) if xl.form.holds(self.pad_values) => g.lowbit_conv(&xl, &wl, &opts, self.pad_values)?,
+                    _ => g.conv(xq, wq, &opts, self.pad_values)?,
+                }
             }
         };
         let first = (self.data_format == DataFormat::ChannelsFirst).then_some(r);

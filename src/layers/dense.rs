@@ -8,8 +8,9 @@ use crate::graph::{Graph, ValueId};
 /// applied to the last axis of `x`. The kernel variable holds the latent weights.
 ///
 /// When both quantizers are SteSign, the product runs on packed bits (XNOR-popcount) and its
-/// straight-through backward keeps only packed signs and masks; otherwise the quantized values
-/// are multiplied in f32.
+/// straight-through backward keeps only packed signs and masks; when both quantizers' values are
+/// otherwise discrete (±1, ±alpha, {0, 1}, ternary, DoReFa's levels) it runs on bit planes
+/// ([`Graph::lowbit_matmul`]); otherwise the quantized values are multiplied in f32.
 #[derive(Clone, Debug)]
 pub struct QuantDense {
     /// Layer name, prefix of its variables.
@@ -87,7 +88,10 @@ impl Layer for QuantDense {
             }
             _ => {
                 let xq = self.args.quantize_input(g, x)?;
-                g.matmul(xq, wq)?
+                match self.args.lowbit_operands(g, xq, wq)? {
+                    Some((xl, wl)) => g.lowbit_matmul(&xl, &wl)?,
+                    None => g.matmul(xq, wq)?,
+                }
             }
         };
         self.args.finish(g, ctx, &self.name, y, self.units, None)

@@ -166,7 +166,10 @@ fn depthwise_stage(g: &mut Graph, name: &str, o: &DepthwiseOptions, x: ValueId, 
                 None => x,
             };
             let wg = g.reshape(wq, grouped)?;
-            g.conv(xq, wg, &conv, o.pad_values)?
+            match super::quant_args::lowbit_operands(g, iq.is_some(), xq, wq)? {
+                Some((xl, wl)) if xl.form.holds(o.pad_values) => g.lowbit_conv(&xl, &wl.with(wg), &conv, o.pad_values)?,
+                _ => g.conv(xq, wg, &conv, o.pad_values)?,
+            }
         }
     };
     Ok((y, c * o.depth_multiplier))

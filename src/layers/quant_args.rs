@@ -8,7 +8,7 @@ use super::arguments::{Arg, Invalid};
 use super::{add_bias, add_weight, channel_weight, Activation, Bias, BuildContext, Initializer, Regularizer, WeightSpec};
 use crate::constraints::Constraint;
 use crate::error::Result;
-use crate::graph::{Graph, ValueId};
+use crate::graph::{Graph, Quantized, ValueId};
 use crate::quantizers::Quantizer;
 
 /// Input and kernel quantizers, activation, bias, initializers, constraints, regularizers and
@@ -96,6 +96,14 @@ impl QuantArgs {
         }
     }
 
+    /// The quantized input `xq` and kernel `wq` as low-bit operands when the layer quantizes its
+    /// input and both quantizers' values are discrete (and the input has no channel scale): the
+    /// product then runs on bit planes ([`Graph::lowbit_matmul`]), and the input's
+    /// straight-through window is kept packed ([`Graph::straight_through_packed`]).
+    pub(crate) fn lowbit_operands(&self, g: &mut Graph, xq: ValueId, wq: ValueId) -> Result<Option<(Quantized, Quantized)>> {
+        lowbit_operands(g, self.input_quantizer.is_some(), xq, wq)
+    }
+
     /// Records the input quantizer on `x` (the float path).
     pub(crate) fn quantize_input(&self, g: &mut Graph, x: ValueId) -> Result<ValueId> {
         match &self.input_quantizer {
@@ -162,6 +170,17 @@ impl QuantArgs {
         let y = self.activation.apply(g, y)?;
         activity_penalty(g, ctx, self.activity_regularizer, y)?;
         Ok(y)
+    }
+}
+
+/// [`QuantArgs::lowbit_operands`] for layers that keep their quantizers elsewhere.
+pub(crate) fn lowbit_operands(g: &mut Graph, quantized_input: bool, xq: ValueId, wq: ValueId) -> Result<Option<(Quantized, Quantized)>> {
+    match (g.quantized(xq), g.quantized(wq)) {
+        (Some(x), Some(w)) if quantized_input && x.channel_scale.is_none() => {
+            g.straight_through_packed(xq)?;
+            Ok(Some((x, w)))
+        }
+        _ => Ok(None),
     }
 }
 

@@ -16,6 +16,9 @@ coded! {
         Sign,
         /// Straight-through mask: 1 where |x| <= clip (inclusive).
         ClipMask(f32) = PackMode::ClipMask(0.5),
+        /// Straight-through mask of the unit interval: 1 where 0 <= x <= 1 (DoReFa's
+        /// activations).
+        UnitMask,
     }
 }
 
@@ -23,7 +26,7 @@ impl PackMode {
     /// The clip value (0 for sign bits).
     pub(crate) fn clip(self) -> f32 {
         match self {
-            PackMode::Sign => 0.0,
+            PackMode::Sign | PackMode::UnitMask => 0.0,
             PackMode::ClipMask(c) => c,
         }
     }
@@ -93,7 +96,7 @@ pub(crate) fn eval_unpack(k: usize, mode: PackMode, h: &Host) -> Result<TensorDa
     let w = words_for(k);
     let (one, zero) = match mode {
         PackMode::Sign => (-1.0, 1.0),
-        PackMode::ClipMask(_) => (1.0, 0.0),
+        PackMode::ClipMask(_) | PackMode::UnitMask => (1.0, 0.0),
     };
     Ok(TensorData::F32(h.u32(0)?.chunks(w).flat_map(|row| (0..k).map(move |c| if bit(row, c) { one } else { zero })).collect()))
 }
@@ -141,6 +144,7 @@ pub fn pack_row(row: &[f32], mode: PackMode) -> Vec<u32> {
                 let set = match mode {
                     PackMode::Sign => v < 0.0,
                     PackMode::ClipMask(c) => v.abs() <= c,
+                    PackMode::UnitMask => (0.0..=1.0).contains(&v),
                 };
                 word | (u32::from(set) << j)
             })

@@ -275,6 +275,7 @@ mod tests {
         check_codes!(&kernels::elementwise::SHADER, elementwise::BinaryOp);
         check_codes!(&kernels::reduce::SHADER, reduce::ReduceOp);
         check_codes!(&kernels::bitpack::SHADER, bitpack::PackMode);
+        check_codes!(&kernels::planes::SHADER, planes::Encoding);
         check_codes!(&kernels::quantize::SHADER, quantize::QuantFn);
         check_codes!(&kernels::fake_quant::SHADER, fake_quant::FakeQuantPart);
         check_codes!(&kernels::random::SHADER, random::Distribution);
@@ -293,6 +294,7 @@ mod tests {
             elementwise::BinaryOp::WGSL_PREFIX,
             reduce::ReduceOp::WGSL_PREFIX,
             bitpack::PackMode::WGSL_PREFIX,
+            planes::Encoding::WGSL_PREFIX,
             quantize::QuantFn::WGSL_PREFIX,
             fake_quant::FakeQuantPart::WGSL_PREFIX,
             random::Distribution::WGSL_PREFIX,
