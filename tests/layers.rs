@@ -266,6 +266,84 @@ fn depthwise_and_separable_layers_match_larq() {
     }
 }
 
+/// Every pair of discrete input and kernel quantizers (but SteSign x SteSign, the XNOR path) in
+/// dense, convolution (padding with 0 and 1, causal, strides, groups, dilation) and
+/// depthwise layers runs its product on bit planes and matches Larq's fake-quantized float
+/// layers (tests/fixtures/gen_lowbit.py), forward and every gradient, on the CPU and the GPU.
+/// Where the input quantizer's pseudo-gradient is a straight-through window, the backward reads
+/// its packed mask and never the input's f32 values through a `quantize_grad`.
+#[test]
+fn discrete_quantizer_pairs_run_on_bit_planes_and_match_larq() {
+    use bitgrad::layers::{DepthwiseOptions, QuantDepthwiseConv};
+    use bitgrad::graph::Source;
+    use bitgrad::{DataFormat, Op};
+    let fixture: Value = serde_json::from_str(include_str!("fixtures/lowbit.json")).unwrap();
+    let cases = fixture["cases"].as_array().unwrap();
+    assert!(cases.len() >= 100, "{} cases", cases.len());
+    for c in cases {
+        let name = "layer";
+        let padding = match c["padding"].as_str().unwrap() {
+            "same" => Padding::Same,
+            "causal" => Padding::Causal,
+            _ => Padding::Valid,
+        };
+        let (iq, kq) = (quantizer(&c["input_quantizer"]), quantizer(&c["kernel_quantizer"]));
+        let layer: Box<dyn Layer> = match c["kind"].as_str().unwrap() {
+            "dense" => {
+                let mut l = QuantDense::new(c["units"].as_u64().unwrap() as usize).named(name);
+                (l.args.input_quantizer, l.args.kernel_quantizer) = (iq.clone(), kq);
+                Box::new(l)
+            }
+            "depthwise" => {
+                let mut o = DepthwiseOptions::new(&dims(&c["kernel_size"]));
+                o.strides = dims(&c["strides"]);
+                o.padding = padding;
+                o.pad_values = c["pad_values"].as_f64().unwrap() as f32;
+                o.depth_multiplier = c["depth_multiplier"].as_u64().unwrap() as usize;
+                (o.input_quantizer, o.depthwise_quantizer) = (iq.clone(), kq);
+                Box::new(QuantDepthwiseConv { name: name.into(), opts: o })
+            }
+            _ => {
+                let mut l = QuantConv::new(c["filters"].as_u64().unwrap() as usize, &dims(&c["kernel_size"])).named(name);
+                l.strides = dims(&c["strides"]);
+                l.dilation_rate = dims(&c["dilation_rate"]);
+                l.padding = padding;
+                l.pad_values = c["pad_values"].as_f64().unwrap() as f32;
+                l.groups = c["groups"].as_u64().unwrap() as usize;
+                l.data_format = DataFormat::from_name(c["data_format"].as_str().unwrap()).unwrap();
+                (l.args.input_quantizer, l.args.kernel_quantizer) = (iq.clone(), kq);
+                Box::new(l)
+            }
+        };
+        let case = LarqCase {
+            name: c["name"].as_str().unwrap().to_string(),
+            x_shape: dims(&c["shape"]),
+            x: floats(&c["x"]),
+            dy: floats(&c["dy"]),
+            y: floats(&c["y"]),
+            weights: c["weight_names"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .zip(c["weights"].as_array().unwrap())
+                .map(|(n, w)| (format!("{name}/{}", n.as_str().unwrap()), floats(w)))
+                .collect(),
+            grads: std::iter::once(floats(&c["dx"])).chain(c["dweights"].as_array().unwrap().iter().map(floats)).collect(),
+        };
+        let (g, _, _) = build_case(layer.as_ref(), &case.x_shape, bitgrad::layers::Mode::Training);
+        let planes = g.nodes().iter().filter(|n| matches!(n.op, Op::PlaneGemm { .. })).count();
+        assert!(planes >= 1, "{}: no plane product", case.name);
+        let window = matches!(iq, Some(Quantizer::SteSign { .. } | Quantizer::SteHeaviside { .. } | Quantizer::SteTern { .. } | Quantizer::DoReFa { .. }));
+        if window {
+            let is_x = |v: bitgrad::ValueId| matches!(&g.value(v).source, Source::Input { name } if name == "x");
+            assert!(g.nodes().iter().any(|n| matches!(n.op, Op::Quantize { .. }) && is_x(n.inputs[0])), "{}", case.name);
+            let reads_x = g.nodes().iter().any(|n| matches!(n.op, Op::QuantizeGrad { .. }) && is_x(n.inputs[0]));
+            assert!(!reads_x, "{}: the backward reads the input's f32 values", case.name);
+        }
+        compare_with_larq(layer.as_ref(), &case);
+    }
+}
+
 /// Our layer for each case of tests/fixtures/layers.json, named `layer` as there.
 fn catalogue_layer(case: &str) -> Box<dyn Layer> {
     use bitgrad::layers::{
