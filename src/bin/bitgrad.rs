@@ -102,6 +102,10 @@ enum Command {
         /// Print the summary's figures as JSON instead of the tables.
         #[arg(long)]
         json: bool,
+        /// Print which kernel each layer's product runs on (XNOR, bit planes or f32), with its
+        /// operands' values and what training saves per input element, instead of the tables.
+        #[arg(long, conflicts_with = "json")]
+        products: bool,
     },
 }
 
@@ -336,7 +340,7 @@ fn run(cli: Cli) -> bitgrad::Result<()> {
             print!("{}", export_report(&report, &weights, &output)?);
             Ok(())
         }
-        Command::Summary { model, json } => {
+        Command::Summary { model, json, products } => {
             use bitgrad::models::Model;
             let m = bitgrad::io::keras::read_model(&model)?;
             let built = m.build(1, bitgrad::layers::Mode::Inference)?;
@@ -346,6 +350,8 @@ fn run(cli: Cli) -> bitgrad::Result<()> {
             let summary = built.summary();
             if json {
                 println!("{}", summary.to_json());
+            } else if products {
+                print!("{}", summary.products_table());
             } else {
                 print!("{}", summary.table());
             }

@@ -295,7 +295,11 @@ impl Graph {
     /// planes are what the backward keeps of the input).
     pub fn lowbit_conv(&mut self, x: &Quantized, w: &Quantized, opts: &ConvOptions, pad_value: f32) -> Result<ValueId> {
         if !x.form.holds(pad_value) {
-            return Err(Error::invalid("lowbit_conv", "pad_values", format!("{pad_value} is not a value of the input's {:?}", x.form.encoding)));
+            return Err(Error::invalid(
+                "lowbit_conv",
+                "pad_values",
+                format!("{pad_value} is not a value of the input's {:?}", x.form.encoding),
+            ));
         }
         let (x, w) = (*x, *w);
         let groups = opts.groups;
@@ -304,13 +308,12 @@ impl Graph {
                 // The filters' scales as [groups, 1, filters per group], like the products.
                 // (a depthwise kernel's, one per multiplier, repeat in every group).
                 Some(s) => {
-                    let (n, cog) = (g.value(s).shape.numel(), g.value(wm).shape.dims()[2]);
-                    let per_group = if n == cog { 1 } else { groups };
-                    Some(g.reshape(s, [per_group, 1, n / per_group])?)
+                    let (n, o) = (g.value(s).shape.numel(), g.value(wm).shape.dims()[2] * groups);
+                    Some(if n == o { g.reshape(s, [groups, 1, o / groups])? } else { g.reshape(s, [1, 1, n])? })
                 }
                 None => None,
             };
-            g.lowbit_matmul(&x.with(cols), &Quantized { q: wm, form: w.form, channel_scale: scale })
+            g.lowbit_matmul(&x.with(cols), &Quantized { channel_scale: scale, ..w.with(wm) })
         })
     }
 

@@ -40,7 +40,9 @@ impl LowBit {
             QuantFn::DoReFaActivations { levels } if levels <= 255 => {
                 form(Encoding::Unsigned { bits: (levels + 1).trailing_zeros() }, levels as f32)
             }
-            QuantFn::DoReFaWeights { levels } if levels <= 127 => form(Encoding::Odd { bits: (levels + 1).trailing_zeros() }, levels as f32),
+            QuantFn::DoReFaWeights { levels } if levels <= 127 => {
+                form(Encoding::Odd { bits: (levels + 1).trailing_zeros() }, levels as f32)
+            }
             _ => None,
         }
     }
@@ -66,6 +68,8 @@ pub struct Quantized {
     /// MagnitudeAwareSign's per-channel scale (`q = scale * sign`), broadcast over the
     /// product's output; `None` for the others.
     pub channel_scale: Option<ValueId>,
+    /// What the values are: `±1`, `±alpha`, `{0,1}`, `ternary`, `k-bit`.
+    pub values: &'static str,
 }
 
 impl Quantized {
@@ -74,16 +78,25 @@ impl Quantized {
     pub fn with(self, q: ValueId) -> Quantized {
         Quantized { q, ..self }
     }
+}
 
-    /// A short name of the encoding, for summaries: `±1`, `±alpha`, `{0,1}`, `ternary`,
-    /// `k-bit`.
-    pub fn describe(&self) -> String {
-        match (self.form.encoding, self.channel_scale) {
-            (Encoding::Signed, Some(_)) => "±alpha".into(),
-            (Encoding::Signed, None) => "±1/ternary".into(),
-            (Encoding::Unsigned { bits: 1 }, _) => "{0,1}".into(),
-            (Encoding::Unsigned { bits } | Encoding::Odd { bits }, _) => format!("{bits}-bit"),
-        }
+/// What the values of `f` are, for summaries.
+fn values_of(f: QuantFn) -> &'static str {
+    match f {
+        QuantFn::ScaledSign { .. } => "±alpha",
+        QuantFn::SteTern { .. } => "ternary",
+        QuantFn::SteHeaviside { .. } => "{0,1}",
+        QuantFn::DoReFaActivations { levels } | QuantFn::DoReFaWeights { levels } => match levels {
+            1 => "1-bit",
+            3 => "2-bit",
+            7 => "3-bit",
+            15 => "4-bit",
+            31 => "5-bit",
+            63 => "6-bit",
+            127 => "7-bit",
+            _ => "8-bit",
+        },
+        _ => "±1",
     }
 }
 
@@ -92,35 +105,59 @@ impl Graph {
     /// node that did); `None` for float values, NoOp, custom and graph-op quantizers.
     /// MagnitudeAwareSign's scale is its statistic operand.
     pub fn quantized(&self, q: ValueId) -> Option<Quantized> {
+        if let Some(d) = self.quantized.get(&q) {
+            return Some(*d);
+        }
         let Source::Node(i) = self.value(q).source else { return None };
         let node = &self.nodes[i];
         let Op::Quantize { f } = node.op else { return None };
         let form = LowBit::of(f)?;
         let channel_scale = matches!(f, QuantFn::ScaledSign { .. }).then(|| node.inputs[1]);
-        Some(Quantized { q, form, channel_scale })
+        Some(Quantized { q, form, channel_scale, values: values_of(f) })
+    }
+
+    /// Declares that the f32 value `d.q` holds discrete values of `d.form` (times
+    /// `d.channel_scale`), for quantizers made of graph ops (Larq Zoo's `xnor_weight_scale`),
+    /// so that products of it run on bit planes. The values must be what the form says: a
+    /// signed form packs `sign(q)`, any other `round(q * scale)`.
+    pub fn declare_quantized(&mut self, d: Quantized) -> Result<()> {
+        self.check(d.q)?;
+        if let Some(s) = d.channel_scale {
+            let n = *self.value(d.q).shape.dims().last().unwrap_or(&1);
+            let sn = self.check(s)?.shape.numel();
+            if !(sn == n || sn == 1) || d.form.encoding != Encoding::Signed {
+                return Err(Error::invalid("declare_quantized", "channel_scale", format!("{sn} scales for {n} channels of a signed form")));
+            }
+        }
+        d.form.encoding.check("declare_quantized")?;
+        self.quantized.insert(d.q, d);
+        Ok(())
     }
 
     /// Replaces the pseudo-gradient of a quantizer's output `q = f(x)` by the same
     /// straight-through window read from a packed mask of `x` (1 bit per element) where `f`'s
     /// pseudo-gradient is such a window (SteSign, SteHeaviside, SteTern, DoReFa's activations),
     /// or by the identity where it has no window, so the backward does not keep `x` in f32.
-    /// Other functions keep their rule (which reads `x`). Returns whether the rule was replaced.
-    pub fn straight_through_packed(&mut self, q: ValueId) -> Result<bool> {
-        let Source::Node(i) = self.value(q).source else { return Ok(false) };
+    /// Other functions keep their rule (which reads `x`). Returns the bits per element of `x`
+    /// the pseudo-gradient keeps: 1 (a mask), 0 (identity) or 32 (`x` itself).
+    pub fn straight_through_packed(&mut self, q: ValueId) -> Result<u32> {
+        let Source::Node(i) = self.value(q).source else { return Ok(32) };
         let node = self.nodes[i].clone();
-        let Op::Quantize { f } = node.op else { return Ok(false) };
+        let Op::Quantize { f } = node.op else { return Ok(32) };
         let window = match f {
             QuantFn::SteSign { clip } | QuantFn::SteHeaviside { clip } | QuantFn::SteTern { clip, .. } => clip.map(PackMode::ClipMask),
             QuantFn::DoReFaActivations { .. } => Some(PackMode::UnitMask),
-            _ => return Ok(false),
+            _ => return Ok(32),
         };
         let x = node.inputs[0];
         let mask = window.map(|mode| self.bit_pack(x, mode)).transpose()?;
-        self.override_gradient(q, &[x], move |g, dq| Ok(vec![Some(match mask {
-            Some(m) => g.apply_mask(m, dq)?,
-            None => dq,
-        })]))?;
-        Ok(true)
+        self.override_gradient(q, &[x], move |g, dq| {
+            Ok(vec![Some(match mask {
+                Some(m) => g.apply_mask(m, dq)?,
+                None => dq,
+            })])
+        })?;
+        Ok(u32::from(window.is_some()))
     }
 
     /// `x.q @ w.q` on bit planes for `x [.., M, K]` and `w [K, N]` (or `[B, M, K]` and

@@ -7,8 +7,8 @@
 
 mod autodiff;
 mod binary;
-mod lowbit;
 pub mod conv;
+mod lowbit;
 pub mod op;
 pub mod ops;
 pub mod resize;
@@ -156,6 +156,8 @@ pub struct Graph {
     pub(crate) values: Vec<Value>,
     pub(crate) nodes: Vec<Node>,
     overrides: std::collections::HashMap<ValueId, GradientOverride>,
+    /// Values declared discrete by the code that computed them ([`Graph::declare_quantized`]).
+    quantized: std::collections::HashMap<ValueId, Quantized>,
     /// The layer new nodes are recorded for (see [`Node::layer`]).
     layer: Option<std::sync::Arc<str>>,
 }

@@ -146,17 +146,29 @@ impl Layer for QuantConv {
         let (w, wq) = self.args.add_kernel(g, ctx, &self.name, crate::Shape::new(kernel_dims))?;
         let opts = self.options();
         let y = match (self.args.packed_clips(), self.args.sign_kernel_clip(g, w)) {
-            (Some((ci, ck)), _) => g.binary_conv(x, w, &opts, self.pad_values, ci, ck)?,
+            (Some((ci, ck)), _) => {
+                QuantArgs::record_xnor(ctx, &self.name, ci);
+                g.binary_conv(x, w, &opts, self.pad_values, ci, ck)?
+            }
             // One group: the product's B operand is then the kernel's rows through reshapes only.
             (None, Some(ck)) if self.groups == 1 => {
+                self.args.record_float(ctx, &self.name, true);
                 let signs = g.packed_sign(w, ck)?;
                 g.conv(x, signs, &opts, self.pad_values)?
             }
             _ => {
                 let xq = self.args.quantize_input(g, x)?;
                 match self.args.lowbit_operands(g, xq, wq)? {
-                    Some((xl, wl)) if xl.form.holds(self.pad_values) => g.lowbit_conv(&xl, &wl, &opts, self.pad_values)?,
-                    _ => g.conv(xq, wq, &opts, self.pad_values)?,
+                    Some(pair) if pair.x.form.holds(self.pad_values) => {
+                        let y = g.lowbit_conv(&pair.x, &pair.w, &opts, self.pad_values)?;
+                        let taps = self.kernel_size.iter().product();
+                        pair.record(ctx, &self.name, super::quant_args::overlap(g, x, y, taps, channels, self.filters));
+                        y
+                    }
+                    _ => {
+                        self.args.record_float(ctx, &self.name, false);
+                        g.conv(xq, wq, &opts, self.pad_values)?
+                    }
                 }
             }
         };

@@ -81,16 +81,26 @@ impl Layer for QuantDense {
         // path nothing else reads it and the planner prunes it.
         let (w, wq) = self.args.add_kernel(g, ctx, &self.name, crate::Shape::new([k, self.units]))?;
         let y = match (self.args.packed_clips(), self.args.sign_kernel_clip(g, w)) {
-            (Some((input_clip, kernel_clip)), _) => g.binary_matmul(x, w, input_clip, kernel_clip)?,
+            (Some((input_clip, kernel_clip)), _) => {
+                QuantArgs::record_xnor(ctx, &self.name, input_clip);
+                g.binary_matmul(x, w, input_clip, kernel_clip)?
+            }
             (None, Some(kernel_clip)) => {
+                self.args.record_float(ctx, &self.name, true);
                 let signs = g.packed_sign(w, kernel_clip)?;
                 g.matmul(x, signs)?
             }
             _ => {
                 let xq = self.args.quantize_input(g, x)?;
                 match self.args.lowbit_operands(g, xq, wq)? {
-                    Some((xl, wl)) => g.lowbit_matmul(&xl, &wl)?,
-                    None => g.matmul(xq, wq)?,
+                    Some(pair) => {
+                        pair.record(ctx, &self.name, 1.0);
+                        g.lowbit_matmul(&pair.x, &pair.w)?
+                    }
+                    None => {
+                        self.args.record_float(ctx, &self.name, false);
+                        g.matmul(xq, wq)?
+                    }
                 }
             }
         };

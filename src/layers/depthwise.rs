@@ -158,6 +158,7 @@ fn depthwise_stage(g: &mut Graph, name: &str, o: &DepthwiseOptions, x: ValueId, 
     let y = match (&o.input_quantizer, &o.depthwise_quantizer) {
         (Some(Quantizer::SteSign { clip_value: ci }), Some(Quantizer::SteSign { clip_value: ck })) => {
             let wg = g.reshape(super::binary_operand(g, w, wq), grouped)?;
+            super::QuantArgs::record_xnor(ctx, name, *ci);
             g.binary_conv(x, wg, &conv, o.pad_values, *ci, *ck)?
         }
         (iq, _) => {
@@ -167,7 +168,12 @@ fn depthwise_stage(g: &mut Graph, name: &str, o: &DepthwiseOptions, x: ValueId, 
             };
             let wg = g.reshape(wq, grouped)?;
             match super::quant_args::lowbit_operands(g, iq.is_some(), xq, wq)? {
-                Some((xl, wl)) if xl.form.holds(o.pad_values) => g.lowbit_conv(&xl, &wl.with(wg), &conv, o.pad_values)?,
+                Some(pair) if pair.x.form.holds(o.pad_values) => {
+                    let y = g.lowbit_conv(&pair.x, &pair.w.with(wg), &conv, o.pad_values)?;
+                    let taps = o.kernel_size.iter().product();
+                    pair.record(ctx, name, super::quant_args::overlap(g, x, y, taps, c, c * o.depth_multiplier));
+                    y
+                }
                 _ => g.conv(xq, wg, &conv, o.pad_values)?,
             }
         }

@@ -106,6 +106,36 @@ pub struct BuildContext {
     pub hooks: Vec<Arc<dyn WeightHook>>,
     /// What hooks keep per build (one value per type), such as the weights they fake-quantized.
     pub extensions: Extensions,
+    /// How each quantized layer's product runs, in build order (first application only).
+    pub products: Vec<Product>,
+}
+
+/// How a layer's product runs, as [`crate::models::Summary::products_table`] reports it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Product {
+    /// The layer.
+    pub layer: String,
+    /// The kernel: `xnor` (±1 x ±1, XNOR-popcount), `planes` (bit-plane products of two
+    /// discrete encodings), `f32 x signs` (a float input against the kernel's sign bits) or
+    /// `f32`.
+    pub kernel: &'static str,
+    /// The input's values as the product takes them: `±1`, `ternary`, `{0,1}`, `k-bit`, `f32`.
+    pub input: String,
+    /// The kernel's values: the same, and `±alpha`.
+    pub weights: String,
+    /// Bits per input element that training keeps of the input for the backward pass: its
+    /// packed signs or planes (per patch entry, for a convolution: times the patches'
+    /// overlap), its packed straight-through mask, or its f32 values.
+    pub saved_bits: f32,
+}
+
+impl BuildContext {
+    /// Records how layer `layer`'s product runs (once, on its first application).
+    pub fn record_product(&mut self, layer: &str, kernel: &'static str, input: &str, weights: &str, saved_bits: f32) {
+        if self.application == 0 {
+            self.products.push(Product { layer: layer.into(), kernel, input: input.into(), weights: weights.into(), saved_bits });
+        }
+    }
 }
 
 /// Changes what [`add_weight`] makes of a weight, for code above the layers that builds models

@@ -100,8 +100,22 @@ impl QuantArgs {
     /// input and both quantizers' values are discrete (and the input has no channel scale): the
     /// product then runs on bit planes ([`Graph::lowbit_matmul`]), and the input's
     /// straight-through window is kept packed ([`Graph::straight_through_packed`]).
-    pub(crate) fn lowbit_operands(&self, g: &mut Graph, xq: ValueId, wq: ValueId) -> Result<Option<(Quantized, Quantized)>> {
+    pub(crate) fn lowbit_operands(&self, g: &mut Graph, xq: ValueId, wq: ValueId) -> Result<Option<LowBitPair>> {
         lowbit_operands(g, self.input_quantizer.is_some(), xq, wq)
+    }
+
+    /// Records a layer's product on the XNOR path, with the input clip it saves a mask for.
+    pub(crate) fn record_xnor(ctx: &mut BuildContext, layer: &str, input_clip: Option<f32>) {
+        ctx.record_product(layer, "xnor", "±1", "±1", 1.0 + f32::from(u8::from(input_clip.is_some())));
+    }
+
+    /// Records a product of the float path (the sign-bit kernel or plain f32).
+    pub(crate) fn record_float(&self, ctx: &mut BuildContext, layer: &str, sign_kernel: bool) {
+        let describe = |q: &Option<Quantizer>| q.as_ref().map_or("f32".to_string(), |q| format!("f32 ({})", q.class_name()));
+        let (kernel, weights) = if sign_kernel { ("f32 x signs", "±1".to_string()) } else { ("f32", describe(&self.kernel_quantizer)) };
+        // The product keeps its f32 input; an input quantizer's rule also keeps the raw input.
+        let saved = if self.input_quantizer.is_some() { 64.0 } else { 32.0 };
+        ctx.record_product(layer, kernel, &describe(&self.input_quantizer), &weights, saved);
     }
 
     /// Records the input quantizer on `x` (the float path).
@@ -173,15 +187,40 @@ impl QuantArgs {
     }
 }
 
+/// A layer's two operands on bit planes.
+pub(crate) struct LowBitPair {
+    /// The quantized input.
+    pub x: Quantized,
+    /// The quantized kernel.
+    pub w: Quantized,
+    /// Bits per input element its pseudo-gradient keeps (see [`Graph::straight_through_packed`]).
+    pub mask_bits: u32,
+}
+
+impl LowBitPair {
+    /// Records the product; `overlap` is the patch entries per input element (1 for dense).
+    pub fn record(&self, ctx: &mut BuildContext, layer: &str, overlap: f32) {
+        let saved = self.x.form.encoding.planes() as f32 * overlap + self.mask_bits as f32;
+        ctx.record_product(layer, "planes", self.x.values, self.w.values, saved);
+    }
+}
+
 /// [`QuantArgs::lowbit_operands`] for layers that keep their quantizers elsewhere.
-pub(crate) fn lowbit_operands(g: &mut Graph, quantized_input: bool, xq: ValueId, wq: ValueId) -> Result<Option<(Quantized, Quantized)>> {
+pub(crate) fn lowbit_operands(g: &mut Graph, quantized_input: bool, xq: ValueId, wq: ValueId) -> Result<Option<LowBitPair>> {
     match (g.quantized(xq), g.quantized(wq)) {
         (Some(x), Some(w)) if quantized_input && x.channel_scale.is_none() => {
-            g.straight_through_packed(xq)?;
-            Ok(Some((x, w)))
+            let mask_bits = g.straight_through_packed(xq)?;
+            Ok(Some(LowBitPair { x, w, mask_bits }))
         }
         _ => Ok(None),
     }
+}
+
+/// Patch entries per input element of a convolution from `x` to `y` with `taps` kernel taps
+/// (the factor by which the patches' planes outnumber the input's elements).
+pub(crate) fn overlap(g: &Graph, x: ValueId, y: ValueId, taps: usize, channels: usize, filters: usize) -> f32 {
+    let (xn, yn) = (g.value(x).shape.numel() as f32, g.value(y).shape.numel() as f32);
+    (yn / filters as f32) * taps as f32 / (xn / channels as f32)
 }
 
 /// Records the activity penalty of a layer output, if the layer has an activity regularizer.

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 
 use super::Network;
-use crate::layers::MacCount;
+use crate::layers::{MacCount, Product};
 
 /// One weight as the summary counts it.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -89,6 +89,9 @@ pub struct Summary {
     pub binarized_mac_ratio: f64,
     /// Fraction of MACs at 2 bits.
     pub ternarized_mac_ratio: f64,
+    /// How each quantized layer's product runs (not part of Larq's tables; see
+    /// [`Summary::products_table`]).
+    pub products: Vec<Product>,
 }
 
 /// Larq's tables, as `larq.models.summary(model)` prints them.
@@ -184,7 +187,35 @@ impl Summary {
             binarized_mac_ratio: ratio(1),
             ternarized_mac_ratio: ratio(2),
             layers,
+            products: net.ctx.products.clone(),
         }
+    }
+
+    /// Which kernel each dense, convolution and depthwise layer's product runs on, with the
+    /// values it takes and the bits per input element that training keeps for the backward:
+    /// `xnor` (±1 x ±1), `planes` (two discrete encodings), `f32 x signs` (a float input against
+    /// sign bits) or `f32`.
+    pub fn products_table(&self) -> String {
+        let header = ["Layer", "Kernel", "Input", "Weights", "Saved bits / input element"].map(String::from);
+        let rows: Vec<[String; 5]> = std::iter::once(header)
+            .chain(self.products.iter().map(|p| {
+                [
+                    p.layer.clone(),
+                    p.kernel.to_string(),
+                    p.input.clone(),
+                    p.weights.clone(),
+                    format!("{}", (p.saved_bits * 100.0).round() / 100.0),
+                ]
+            }))
+            .collect();
+        let widths: Vec<usize> = (0..5).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+        let mut out = String::new();
+        for r in &rows {
+            let cells: Vec<String> = r.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+            out.push_str(cells.join("  ").trim_end());
+            out.push('\n');
+        }
+        out
     }
 
     /// The summary as JSON.

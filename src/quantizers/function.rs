@@ -122,7 +122,8 @@ fn xnor_weight_scale(g: &mut Graph, x: ValueId) -> Result<ValueId> {
     let axes: Vec<usize> = (0..rank.saturating_sub(1)).collect();
     let alpha = if axes.is_empty() { abs } else { g.mean(abs, &axes, true)? };
     let sign = super::Quantizer::SteSign { clip_value: Some(1.0) }.apply(g, clipped)?;
-    g.mul(alpha, sign)
+    let y = g.mul(alpha, sign)?;
+    declare_scaled_sign(g, y, alpha)
 }
 
 /// larq-zoo's `magnitude_aware_sign_unclipped`: `sign(x) * mean(|x|)` (the mean over the whole
@@ -137,5 +138,15 @@ fn magnitude_aware_sign_unclipped(g: &mut Graph, x: ValueId) -> Result<ValueId> 
     let sign = super::Quantizer::SteSign { clip_value: None }.apply(g, x)?;
     let y = g.mul(sign, scale)?;
     g.override_gradient(y, &[x], |_, dy| Ok(vec![Some(dy)]))?;
+    declare_scaled_sign(g, y, scale)
+}
+
+/// Declares `y = scale * sign` as ±alpha values (one scale, or one per output channel), so
+/// that a layer's product with them runs on bit planes; returns `y`.
+fn declare_scaled_sign(g: &mut Graph, y: ValueId, scale: ValueId) -> Result<ValueId> {
+    let n = g.value(scale).shape.numel();
+    let scale = g.reshape(scale, [n])?;
+    let form = crate::graph::LowBit { encoding: crate::graph::Encoding::Signed, scale: 1.0 };
+    g.declare_quantized(crate::graph::Quantized { q: y, form, channel_scale: Some(scale), values: "±alpha" })?;
     Ok(y)
 }

@@ -300,10 +300,8 @@ pub(crate) fn eval_unpack(encoding: Encoding, k: usize, scale: f32, h: &Host) ->
     for z in 0..batch {
         for r in 0..m {
             for c in 0..k {
-                let v: i32 = (0..p)
-                    .filter(|&j| (planes[((z * p + j) * m + r) * words + c / 32] >> (c % 32)) & 1 == 1)
-                    .map(|j| weights[j])
-                    .sum();
+                let v: i32 =
+                    (0..p).filter(|&j| (planes[((z * p + j) * m + r) * words + c / 32] >> (c % 32)) & 1 == 1).map(|j| weights[j]).sum();
                 out.push(v as f32 / scale);
             }
         }
