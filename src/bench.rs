@@ -192,9 +192,17 @@ pub fn xnor_gemm(device: &Device, m: usize, k: usize, n: usize) -> Result<Case> 
     })
 }
 
-/// The low-bit encodings of the suite as bit planes: name and plane weights
-/// (`crate::graph::ops::planes`).
-pub const PLANE_ENCODINGS: [(&str, &[i32]); 2] = [("ternary", &[-2, 1]), ("2-bit", &[1, 2])];
+/// The low-bit encoding pairs of the suite, as the layers run them (docs/ENCODINGS.md): the
+/// input's and the kernel's name and plane weights. ±1, ±alpha and ternary share the signed
+/// encoding's planes, so one case measures all their pairs.
+pub const PLANE_PAIRS: [(&str, &[i32], &str, &[i32]); 6] = [
+    ("ternary", &[-2, 1], "ternary", &[-2, 1]),
+    ("{0,1}", &[1], "±1", &[-2, 1]),
+    ("2-bit", &[1, 2], "±1", &[-2, 1]),
+    ("2-bit", &[1, 2], "2-bit", &[1, 2]),
+    ("2-bit", &[1, 2], "2-bit odd", &[2, 4, -3]),
+    ("4-bit", &[1, 2, 4, 8], "ternary", &[-2, 1]),
+];
 
 /// The plane product of `m` by `n` rows of `k` values of encodings with plane weights `wa` and
 /// `wb` (random planes; a ternary value's sign plane is read under its nonzero plane).
@@ -394,8 +402,9 @@ pub fn suite(device: &Device, opts: SuiteOptions, mut progress: impl FnMut(&str)
         run(format!("f32_gemm {m}x{k}x{n}"), m * k * n > 1 << 30, &|| f32_gemm(device, m, k, n))?;
         run(format!("xnor_gemm {m}x{k}x{n}"), false, &|| xnor_gemm(device, m, k, n))?;
         if (m, k, n) == (1024, 1024, 1024) || (m, k, n) == (256, 256, 256) {
-            for (name, weights) in PLANE_ENCODINGS {
-                run(format!("plane_gemm {name} x {name} {m}x{k}x{n}"), false, &|| plane_gemm(device, name, weights, weights, m, k, n))?;
+            for (xa, wa, xb, wb) in PLANE_PAIRS {
+                let name = format!("{xa} x {xb}");
+                run(format!("plane_gemm {name} {m}x{k}x{n}"), false, &|| plane_gemm(device, &name, wa, wb, m, k, n))?;
             }
         }
     }

@@ -274,8 +274,8 @@ fn depthwise_and_separable_layers_match_larq() {
 /// its packed mask and never the input's f32 values through a `quantize_grad`.
 #[test]
 fn discrete_quantizer_pairs_run_on_bit_planes_and_match_larq() {
-    use bitgrad::layers::{DepthwiseOptions, QuantDepthwiseConv};
     use bitgrad::graph::Source;
+    use bitgrad::layers::{DepthwiseOptions, QuantDepthwiseConv};
     use bitgrad::{DataFormat, Op};
     let fixture: Value = serde_json::from_str(include_str!("fixtures/lowbit.json")).unwrap();
     let cases = fixture["cases"].as_array().unwrap();
@@ -333,7 +333,10 @@ fn discrete_quantizer_pairs_run_on_bit_planes_and_match_larq() {
         let (g, _, _) = build_case(layer.as_ref(), &case.x_shape, bitgrad::layers::Mode::Training);
         let planes = g.nodes().iter().filter(|n| matches!(n.op, Op::PlaneGemm { .. })).count();
         assert!(planes >= 1, "{}: no plane product", case.name);
-        let window = matches!(iq, Some(Quantizer::SteSign { .. } | Quantizer::SteHeaviside { .. } | Quantizer::SteTern { .. } | Quantizer::DoReFa { .. }));
+        let window = matches!(
+            iq,
+            Some(Quantizer::SteSign { .. } | Quantizer::SteHeaviside { .. } | Quantizer::SteTern { .. } | Quantizer::DoReFa { .. })
+        );
         if window {
             let is_x = |v: bitgrad::ValueId| matches!(&g.value(v).source, Source::Input { name } if name == "x");
             assert!(g.nodes().iter().any(|n| matches!(n.op, Op::Quantize { .. }) && is_x(n.inputs[0])), "{}", case.name);

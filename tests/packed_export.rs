@@ -137,7 +137,7 @@ fn damaged_packed_files_are_errors_naming_the_problem() {
     };
     let cases: Vec<(Edit, &str)> = vec![
         (&|f| drop(f.metadata.remove("format")), "not a packed export"),
-        (&|f| drop(f.metadata.insert("version".into(), "2".into())), "this bitgrad reads version 1"),
+        (&|f| drop(f.metadata.insert("version".into(), "3".into())), "this bitgrad reads version 2"),
         (&|f| drop(f.metadata.remove("model")), "no `model` in its metadata"),
         (&|f| drop(f.metadata.insert("model".into(), "{\"class_name\": \"Sequential\"".into())), "not JSON"),
         (&|f| drop(f.tensors.remove("quant_dense_2/kernel")), "missing tensors: quant_dense_2/kernel"),
@@ -177,4 +177,61 @@ fn a_trainer_checkpoint_exports_like_its_weights() {
     // Any other file with extra tensors is refused.
     state.metadata.clear();
     assert!(export(&model, &state, "state").is_err_and(|e| e.to_string().contains("adam/m/quant_dense/kernel")));
+}
+
+/// Kernels of discrete quantizers that are not ±1 are stored as bit planes of their integers:
+/// ternary in 2 bits (16x smaller than f32), {0,1} in 1, DoReFa's k-bit weights and activations
+/// in k (32/k x), and the model computes from them what the latent model computes, its
+/// products on bit planes, on the CPU and the GPU.
+#[test]
+fn ternary_and_k_bit_kernels_are_stored_in_their_bits() {
+    use bitgrad::layers::{Flatten, QuantConv2D, QuantDense, QuantLayer};
+    use bitgrad::quantizers::{DoReFaMode, Quantizer};
+    let tern = Quantizer::SteTern { threshold_value: 0.05, ternary_weight_networks: true, clip_value: Some(1.0) };
+    let dorefa = |k_bit, mode| Quantizer::DoReFa { k_bit, mode };
+    let model = bitgrad::models::Sequential::new()
+        .add(
+            QuantConv2D::new(32, (3, 3))
+                .named("c1")
+                .input_quantizer(dorefa(2, DoReFaMode::Activations))
+                .kernel_quantizer(tern.clone())
+                .input_shape(&[6, 6, 32]),
+        )
+        .add(QuantConv2D::new(32, (3, 3)).named("c2").input_quantizer(tern.clone()).kernel_quantizer(dorefa(2, DoReFaMode::Weights)))
+        .add(Flatten::new())
+        .add(QuantDense::new(64).named("d1").input_quantizer("ste_sign").kernel_quantizer("ste_heaviside"))
+        .add(
+            QuantDense::new(10)
+                .named("d2")
+                .input_quantizer(dorefa(4, DoReFaMode::Activations))
+                .kernel_quantizer(dorefa(4, DoReFaMode::Activations)),
+        );
+    let built = bitgrad::models::build(&model, 1, bitgrad::layers::Mode::Inference).unwrap();
+    let mut params = bitgrad::ParamStore::new();
+    bitgrad::Plan::new(&Device::cpu(), built.graph(), &built.outputs, &mut params).unwrap();
+    let mut weights = TensorFile::default();
+    for w in &built.network.ctx.weights {
+        let t = params.get(&w.name).unwrap().download().unwrap();
+        // Latent weights over both DoReFa weight levels and the ternary threshold.
+        let v: Vec<f32> = t.as_f32().unwrap().iter().map(|x| x * 3.0).collect();
+        weights.tensors.insert(w.name.clone(), HostTensor::f32(t.shape().clone(), v).unwrap());
+    }
+    let (file, report) = export(&model, &weights, "weights").unwrap();
+    let ratios: Vec<(&str, usize)> = report.packed.iter().map(|k| (k.name.as_str(), k.float_bytes / k.packed_bytes)).collect();
+    assert_eq!(ratios, [("c1/kernel", 16), ("c2/kernel", 16), ("d1/kernel", 32), ("d2/kernel", 8)], "{:?}", report.packed);
+    assert!(report.kept_float.is_empty(), "{:?}", report.kept_float);
+    let packed = PackedModel::from_file("lowbit", TensorFile::from_bytes("lowbit", &file.to_bytes().unwrap()).unwrap()).unwrap();
+    let x: Vec<f32> = (0..2 * 6 * 6 * 32).map(|i| ((i * 37 % 101) as f32 / 101.0) * 1.4 - 0.2).collect();
+    let x = HostTensor::f32([2, 6, 6, 32], x).unwrap();
+    let want = bitgrad::io::execute::infer_with(&model, &Device::cpu(), &weights, "weights", &x).unwrap();
+    let built = bitgrad::io::packed::build_packed(&packed.model, 2).unwrap();
+    let planes = built.graph().nodes().iter().filter(|n| matches!(n.op, bitgrad::Op::PlaneGemm { .. })).count();
+    assert_eq!(planes, 4, "every layer's product runs on bit planes");
+    for d in devices() {
+        let got = infer_packed(&packed, &d, &x).unwrap();
+        let (g, w) = (got.as_f32().unwrap(), want.as_f32().unwrap());
+        for (i, (a, e)) in g.iter().zip(w).enumerate() {
+            assert!((a - e).abs() <= 1e-4 + 1e-4 * e.abs(), "on {}: output {i}: {a} vs the latent model's {e}", d.describe());
+        }
+    }
 }

@@ -13,10 +13,18 @@
 //!   sqrt(var + eps)`, `bias = (old_bias - mean) * scale_bn + beta`;
 //! - a `magnitude_aware_sign` kernel of a Dense or Conv layer becomes packed signs with its
 //!   per-channel magnitude in the layer's `scale`;
+//! - every other weight of rank 2 or more whose quantizer has discrete values (`ste_tern`, 2
+//!   bits; `ste_heaviside`, 1 bit; DoReFa, k bits: up to 8 for activations, 7 for weights) is
+//!   `u32` bit planes of its quantized integers, `[P, out, d0, .., words(d(r-2))]`
+//!   ([`plane_kernel`], docs/ENCODINGS.md; DoReFa's weights keep the k bits of `n` in
+//!   `(2n - L) / L`), from which the model recomputes the quantizer's exact values and runs its
+//!   products on bit planes (16x smaller than f32 for ternary, 32/k x for k bits);
 //! - sign quantizers are written as `ste_sign` (the same forward pass), so products of two
 //!   binarized operands run on the XNOR path;
 //! - everything else (float weights, kernels of other quantizers, which keep their latent
 //!   values and quantizer) is stored as f32.
+//!
+//! Format version 2 adds the bit planes; version 1 files (signs only) read as before.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -28,17 +36,17 @@ use super::keras::{model_from_json, KerasModel};
 use super::safetensors::{Expected, TensorFile};
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::graph::{Graph, PackMode, ValueId};
+use crate::graph::{Encoding, Graph, LowBit, PackMode, Quantized, UnaryOp, ValueId};
 use crate::layers::{packed_kernel_shape, unpack_kernel, BuildContext, Mode, Weight, WeightHook, WeightSpec};
 use crate::models::{build_in, Built, Model, Network};
-use crate::quantizers::Quantizer;
+use crate::quantizers::{DoReFaMode, Quantizer};
 use crate::runtime::{ParamStore, Plan};
 use crate::tensor::{DType, HostTensor};
 
 /// The `format` metadata of a packed file.
 pub const FORMAT: &str = "bitgrad-packed";
 /// The `version` metadata this bitgrad writes and reads.
-pub const VERSION: &str = "1";
+pub const VERSION: &str = "2";
 
 /// Builds `model` for inference on `batch`-sized inputs with the weights of a packed export:
 /// every ±1-quantized kernel is a variable of packed bits ([`PackedWeights`]).
@@ -67,7 +75,13 @@ impl WeightHook for PackedWeights {
         name: &str,
         existing: Option<ValueId>,
     ) -> Result<Option<(ValueId, ValueId)>> {
-        if spec.shape.rank() < 2 || !spec.quantizer.is_some_and(Quantizer::is_binary_sign) {
+        if spec.shape.rank() < 2 {
+            return Ok(None);
+        }
+        if let Some(plane) = spec.quantizer.and_then(plane_kernel) {
+            return declare_planes(g, ctx, spec, name, existing, plane).map(Some);
+        }
+        if !spec.quantizer.is_some_and(Quantizer::is_binary_sign) {
             return Ok(None);
         }
         if let Some(bits) = existing {
@@ -84,6 +98,94 @@ impl WeightHook for PackedWeights {
         });
         Ok(Some((bits, unpack_kernel(g, bits, &spec.shape)?)))
     }
+}
+
+/// How a kernel of a discrete quantizer is stored as bit planes: the stored encoding and its
+/// scale (`stored / scale` is the quantizer's value, `+ offset`), and the form the model's
+/// products take.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PlaneKernel {
+    /// The planes in the file.
+    pub stored: Encoding,
+    /// Integers per unit of the stored value.
+    pub scale: f32,
+    /// Added after unpacking (-1 for DoReFa's weights, `2n / L - 1`).
+    pub offset: f32,
+    /// The quantizer's values as the products take them.
+    pub form: LowBit,
+    /// Their name (`ternary`, `{0,1}`, `k-bit`).
+    pub values: &'static str,
+}
+
+/// The plane form of a kernel quantizer whose values are discrete and not ±1 (those are sign
+/// bits), if it has one.
+pub fn plane_kernel(q: &Quantizer) -> Option<PlaneKernel> {
+    let same =
+        |encoding, scale, values| Some(PlaneKernel { stored: encoding, scale, offset: 0.0, form: LowBit { encoding, scale }, values });
+    match *q {
+        Quantizer::SteTern { .. } => same(Encoding::Signed, 1.0, "ternary"),
+        Quantizer::SteHeaviside { .. } => same(Encoding::Unsigned { bits: 1 }, 1.0, "{0,1}"),
+        Quantizer::DoReFa { k_bit, mode: DoReFaMode::Activations } if k_bit <= 8 => {
+            same(Encoding::Unsigned { bits: k_bit }, ((1u32 << k_bit) - 1) as f32, "k-bit")
+        }
+        Quantizer::DoReFa { k_bit, mode: DoReFaMode::Weights } if k_bit <= 7 => {
+            let l = ((1u32 << k_bit) - 1) as f32;
+            Some(PlaneKernel {
+                stored: Encoding::Unsigned { bits: k_bit },
+                scale: l / 2.0,
+                offset: -1.0,
+                form: LowBit { encoding: Encoding::Odd { bits: k_bit }, scale: l },
+                values: "k-bit",
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The shape of a kernel's planes in a packed file: `[P, out, d0, .., words(d(r-2))]`.
+pub fn plane_kernel_shape(shape: &crate::Shape, stored: Encoding) -> crate::Shape {
+    let mut d = vec![stored.planes()];
+    d.extend(packed_kernel_shape(shape).dims());
+    crate::Shape::new(d)
+}
+
+/// Declares a kernel of planes and the quantizer's values computed from them.
+fn declare_planes(
+    g: &mut Graph,
+    ctx: &mut BuildContext,
+    spec: &WeightSpec,
+    name: &str,
+    existing: Option<ValueId>,
+    p: PlaneKernel,
+) -> Result<(ValueId, ValueId)> {
+    let bits = match existing {
+        Some(bits) => bits,
+        None => {
+            let bits = g.packed_variable(name, plane_kernel_shape(&spec.shape, p.stored))?;
+            ctx.weights.push(Weight {
+                variable: bits,
+                name: name.to_string(),
+                precision: spec.quantizer.map_or(32, Quantizer::precision),
+                constraint: None,
+                trainable: false,
+                optional: false,
+            });
+            bits
+        }
+    };
+    let d = spec.shape.dims();
+    let r = d.len();
+    let (k, rows) = (d[r - 2], spec.shape.numel() / d[r - 2]);
+    let planes = g.reshape(bits, [p.stored.planes(), rows, crate::graph::op::words_for(k)])?;
+    let v = g.plane_unpack(planes, p.stored, k, p.scale)?; // [out * d0 .., k]
+    let v = if p.offset != 0.0 { g.unary(UnaryOp::Offset(p.offset), v)? } else { v };
+    let mut permuted = vec![d[r - 1]];
+    permuted.extend(&d[..r - 1]);
+    let v = g.reshape(v, permuted)?;
+    let perm: Vec<usize> = (1..r).chain([0]).collect();
+    let v = g.permute(v, &perm)?;
+    g.declare_quantized(Quantized { q: v, form: p.form, channel_scale: None, values: p.values })?;
+    Ok((bits, v))
 }
 
 /// A kernel stored as packed bits.
@@ -132,6 +234,7 @@ pub fn export(model: &dyn Model, weights: &TensorFile, file: &str) -> Result<(Te
     let packed_model = model_from_json("the packed model", &json)?;
     let packed = build_packed(&packed_model, 1)?;
     let latent: HashMap<&str, u32> = built.network.ctx.weights.iter().map(|w| (w.name.as_str(), w.precision)).collect();
+    let quantizers = kernel_quantizers(&wiring);
     for w in &packed.network.ctx.weights {
         let want = &packed.graph().value(w.variable).shape;
         let t = match tensors.remove(&w.name) {
@@ -143,7 +246,11 @@ pub fn export(model: &dyn Model, weights: &TensorFile, file: &str) -> Result<(Te
                 .ok_or_else(|| Error::invalid("export", "weights", format!("no tensor `{}`", w.name)))?,
         };
         let t = if packed.graph().value(w.variable).dtype == DType::U32 {
-            let bits = pack(&t)?;
+            let planes = quantizers.get(w.name.as_str()).and_then(|q| q.as_ref()).and_then(|q| plane_kernel(q).map(|p| (q, p)));
+            let bits = match planes {
+                Some((q, p)) => pack_planes(&t, q, p)?,
+                None => pack(&t)?,
+            };
             report.packed.push(PackedKernel {
                 name: w.name.clone(),
                 float_bytes: 4 * t.shape().numel(),
@@ -330,6 +437,40 @@ fn channel_axis(layer: &Call, rank: usize) -> usize {
     }
 }
 
+/// Each layer's quantized weights by weight name (`layer/kernel`, `layer/depthwise_kernel`):
+/// what a plane kernel is packed with.
+fn kernel_quantizers(wiring: &Wiring) -> HashMap<String, Option<Quantizer>> {
+    let mut out = HashMap::new();
+    for c in &wiring.calls {
+        for (key, weight) in
+            [("kernel_quantizer", "kernel"), ("depthwise_quantizer", "depthwise_kernel"), ("pointwise_quantizer", "pointwise_kernel")]
+        {
+            out.insert(format!("{}/{weight}", c.name), quantizer_at(&c.config, key));
+        }
+    }
+    out
+}
+
+/// The bit planes of a latent kernel quantized by `q`, in [`plane_kernel_shape`] (the quantizer
+/// and the packing run on the reference backend).
+fn pack_planes(latent: &HostTensor, q: &Quantizer, p: PlaneKernel) -> Result<HostTensor> {
+    let shape = latent.shape().clone();
+    let r = shape.rank();
+    let mut g = Graph::new();
+    let w = g.constant(latent.clone())?;
+    let v = q.apply(&mut g, w)?;
+    let v = if p.offset != 0.0 { g.unary(UnaryOp::Offset(-p.offset), v)? } else { v };
+    let perm: Vec<usize> = std::iter::once(r - 1).chain(0..r - 1).collect();
+    let t = g.permute(v, &perm)?;
+    let k = shape.dims()[r - 2];
+    let t = g.reshape(t, [shape.numel() / k, k])?;
+    let bits = g.plane_pack(t, p.stored, p.scale)?;
+    let mut plan = Plan::new(&Device::Cpu, &g, &[bits], &mut ParamStore::new())?;
+    plan.run()?;
+    let out = plan.fetch(bits)?;
+    HostTensor::u32(plane_kernel_shape(&shape, p.stored), out.as_u32()?.to_vec())
+}
+
 /// The packed signs of a latent kernel, in [`crate::layers::packed_kernel_shape`] (computed by
 /// the reference backend's own permute and pack).
 fn pack(latent: &HostTensor) -> Result<HostTensor> {
@@ -363,7 +504,9 @@ impl PackedModel {
     /// errors.
     pub fn from_file(name: &str, file: TensorFile) -> Result<Self> {
         let bad = |reason: String| Error::BadFile { file: name.to_string(), reason };
-        file.check_format(name, "a packed export", FORMAT, VERSION)?;
+        // Version 1 held sign bits only, which version 2 reads the same.
+        let version = if file.metadata.get("version").map(String::as_str) == Some("1") { "1" } else { VERSION };
+        file.check_format(name, "a packed export", FORMAT, version)?;
         let json = file.metadata.get("model").ok_or_else(|| bad("no `model` in its metadata".into()))?;
         let model = model_from_json(&format!("{name} (its model)"), json)?;
         let built = build_packed(&model, 1)?;
