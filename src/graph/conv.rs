@@ -286,47 +286,6 @@ impl Graph {
     /// Float convolution of `x` with `kernel` of shape `[k..., C / groups, O]` (Keras layout);
     /// the output has the input's layout. `pad_value` fills "same"/causal padding.
     pub fn conv(&mut self, x: ValueId, kernel: ValueId, opts: &ConvOptions, pad_value: f32) -> Result<ValueId> {
-        self.conv_with(x, kernel, opts, pad_value, |g, cols, w| g.matmul(cols, w))
-    }
-
-    /// [`Graph::conv`] of two quantized operands on bit planes: the patches of `x.q` (padded
-    /// with `pad_value`, which must be a value of `x`'s encoding) and the kernel `w.q` multiply
-    /// as [`Graph::lowbit_matmul`], one product per group, with its gradients (the patches'
-    /// planes are what the backward keeps of the input).
-    pub fn lowbit_conv(&mut self, x: &Quantized, w: &Quantized, opts: &ConvOptions, pad_value: f32) -> Result<ValueId> {
-        if !x.form.holds(pad_value) {
-            return Err(Error::invalid(
-                "lowbit_conv",
-                "pad_values",
-                format!("{pad_value} is not a value of the input's {:?}", x.form.encoding),
-            ));
-        }
-        let (x, w) = (*x, *w);
-        let groups = opts.groups;
-        self.conv_with(x.q, w.q, opts, pad_value, move |g, cols, wm| {
-            let scale = match w.channel_scale {
-                // The filters' scales as [groups, 1, filters per group], like the products.
-                // (a depthwise kernel's, one per multiplier, repeat in every group).
-                Some(s) => {
-                    let (n, o) = (g.value(s).shape.numel(), g.value(wm).shape.dims()[2] * groups);
-                    Some(if n == o { g.reshape(s, [groups, 1, o / groups])? } else { g.reshape(s, [1, 1, n])? })
-                }
-                None => None,
-            };
-            g.lowbit_matmul(&x.with(cols), &Quantized { channel_scale: scale, ..w.with(wm) })
-        })
-    }
-
-    /// A convolution whose grouped patch product `[g, rows, taps * ci] x [g, taps * ci, co / g]`
-    /// is `product`.
-    fn conv_with(
-        &mut self,
-        x: ValueId,
-        kernel: ValueId,
-        opts: &ConvOptions,
-        pad_value: f32,
-        product: impl FnOnce(&mut Graph, ValueId, ValueId) -> Result<ValueId>,
-    ) -> Result<ValueId> {
         let geom =
             ConvGeometry::new(&self.value(x).shape.clone(), &opts.kernel, &opts.strides, &opts.dilation, &opts.padding, opts.format)?;
         let (ci, co) = self.check_kernel(kernel, &geom, opts.groups)?;
@@ -339,9 +298,119 @@ impl Graph {
         let cols = self.reshape(cols, [g, rows, geom.taps() * ci])?;
         let w = self.reshape(kernel, [geom.taps() * ci, g, co / g])?;
         let w = self.permute(w, &[1, 0, 2])?;
-        let y = product(self, cols, w)?;
+        let y = self.matmul(cols, w)?;
         let y = self.permute(y, &[1, 0, 2])?;
         self.rows_to_image(y, &geom, co)
+    }
+
+    /// [`Graph::conv`] of two quantized operands on bit planes. Each pixel's channels are packed
+    /// into `x`'s planes (per group), the patches of words are gathered (padding reads 0 words,
+    /// the value 0 of every encoding; a nonzero `pad_value`, which must be a value of `x`'s
+    /// encoding, adds `pad_value` times the padded taps' kernel sums), and each group's patches
+    /// multiply the kernel's planes, packed per tap, as [`Graph::plane_gemm`]: the integers
+    /// divided by both scales, times `w`'s channel scale. The gradient is the float
+    /// convolution's with respect to the quantized values; the backward keeps the image's
+    /// planes (not its f32 values, nor a patch matrix) and gathers the patches from them again,
+    /// as [`Graph::binary_conv`] does from its signs. Channels-first input is permuted to
+    /// channels-last around it.
+    pub fn lowbit_conv(&mut self, x: &Quantized, w: &Quantized, opts: &ConvOptions, pad_value: f32) -> Result<ValueId> {
+        let op = "lowbit_conv";
+        if !x.form.holds(pad_value) {
+            return Err(Error::invalid(op, "pad_values", format!("{pad_value} is not a value of the input's {:?}", x.form.encoding)));
+        }
+        if x.channel_scale.is_some() {
+            return Err(Error::invalid(op, "x", "a channel scale (MagnitudeAwareSign) is taken on the kernel side only"));
+        }
+        if opts.format == DataFormat::ChannelsFirst {
+            let r = opts.kernel.len();
+            let to_last: Vec<usize> = std::iter::once(0).chain(2..r + 2).chain([1]).collect();
+            let to_first: Vec<usize> = [0, r + 1].into_iter().chain(1..=r).collect();
+            let xl = self.permute(x.q, &to_last)?;
+            let last = ConvOptions { format: DataFormat::ChannelsLast, ..opts.clone() };
+            let y = self.lowbit_conv(&x.with(xl), w, &last, pad_value)?;
+            return self.permute(y, &to_first);
+        }
+        let x_shape = self.value(x.q).shape.clone();
+        let geom = ConvGeometry::new(&x_shape, &opts.kernel, &opts.strides, &opts.dilation, &opts.padding, opts.format)?;
+        let groups = opts.groups;
+        let (ci, o) = self.check_kernel(w.q, &geom, groups)?;
+        let (cog, ciw, taps, rows) = (o / groups, words_for(ci), geom.taps(), geom.batch * geom.out_pixels());
+        let (ex, ew) = (x.form, w.form);
+        let (pa, pb) = (ex.encoding.planes(), ew.encoding.planes());
+        // The image's planes per pixel, [N, in..., Pa, groups, ciw]: an image of words.
+        let mut by_group = x_shape.dims().to_vec();
+        by_group.pop();
+        by_group.extend([groups, ci]);
+        let xg = self.reshape(x.q, by_group)?;
+        let planes = self.plane_pack(xg, ex.encoding, ex.scale)?;
+        let mut words = x_shape.dims().to_vec();
+        *words.last_mut().expect("rank >= 3") = pa * groups * ciw;
+        let image = self.reshape(planes, words)?;
+        let word_geom = geom.with_channels(pa * groups * ciw);
+        // Patches as [groups, Pa, rows, taps * ciw]; padded taps read 0 words.
+        let gather = move |g: &mut Graph| -> Result<ValueId> {
+            let cols = g.im2col(image, &word_geom, 1.0)?;
+            let cols = g.reshape(cols, [rows, taps, pa, groups, ciw])?;
+            let cols = g.permute(cols, &[3, 2, 0, 1, 4])?;
+            g.reshape(cols, [groups, pa, rows, taps * ciw])
+        };
+        let cols = gather(self)?;
+        // The kernel's planes per tap, [groups, Pb, cog, taps * ciw].
+        let wk = self.reshape(w.q, [taps, ci, groups, cog])?;
+        let wk = self.permute(wk, &[2, 3, 0, 1])?;
+        let wp = self.plane_pack(wk, ew.encoding, ew.scale)?; // [groups, cog, Pb, taps, ciw]
+        let wp = self.permute(wp, &[0, 2, 1, 3, 4])?;
+        let wp = self.reshape(wp, [groups, pb, cog, taps * ciw])?;
+        let mut y = self.plane_gemm(cols, wp, &ex.encoding.weights(), &ew.encoding.weights())?; // [groups, rows, cog]
+        let unit = 1.0 / (ex.scale * ew.scale);
+        if unit != 1.0 {
+            y = self.scale(y, unit)?;
+        }
+        if let Some(s) = w.channel_scale {
+            // One scale per filter, or per depth multiplier (repeated in every group), or one.
+            let n = self.value(s).shape.numel();
+            let s = if n == o { self.reshape(s, [groups, 1, cog])? } else { self.reshape(s, [1, 1, n])? };
+            y = self.mul(y, s)?;
+        }
+        let y = self.permute(y, &[1, 0, 2])?;
+        let mut y = self.reshape(y, [rows, o])?;
+        // [rows, taps], -1 where a tap reads padding.
+        let padded = if pad_value != 0.0 && geom.reads_padding() { Some(self.padded_taps(&geom)?) } else { None };
+        if let Some(padded) = padded {
+            let sums = self.reshape(w.q, [taps, ci, o])?;
+            let sums = self.sum(sums, &[1], false)?;
+            let correction = self.matmul(padded, sums)?;
+            let correction = self.scale(correction, -pad_value)?;
+            y = self.add(y, correction)?;
+        }
+        let (xq, wq, g0) = (x.q, w.q, geom.clone());
+        self.override_gradient(y, &[x.q, w.q], move |gr, dy| {
+            let dy = gr.reshape(dy, [rows, groups, cog])?;
+            let dy = gr.permute(dy, &[1, 0, 2])?; // [groups, rows, cog]
+            let wm = gr.reshape(wq, [taps * ci, groups, cog])?;
+            let wm = gr.permute(wm, &[1, 0, 2])?; // [groups, taps * ci, cog]
+            let dcols = gr.matmul_t(dy, wm, false, true)?; // [groups, rows, taps * ci]
+            let dcols = gr.reshape(dcols, [groups, rows, taps, ci])?;
+            let dcols = gr.permute(dcols, &[1, 2, 0, 3])?;
+            let dcols = gr.reshape(dcols, g0.cols_shape())?;
+            let dx = gr.col2im(dcols, &g0)?;
+            let dx = gr.reshape(dx, gr.value(xq).shape.clone())?;
+            // The patches' values, gathered again from the image's planes.
+            let cols = gather(gr)?;
+            let cols = gr.reshape(cols, [groups, pa, rows * taps, ciw])?;
+            let mut values = gr.plane_unpack(cols, ex.encoding, ci, ex.scale)?; // [groups, rows * taps, ci]
+            if let Some(padded) = padded {
+                let fill = gr.scale(padded, -pad_value)?;
+                let fill = gr.reshape(fill, [1, rows * taps, 1])?;
+                values = gr.add(values, fill)?;
+            }
+            let values = gr.reshape(values, [groups, rows, taps * ci])?;
+            let dw = gr.matmul_t(values, dy, true, false)?; // [groups, taps * ci, cog]
+            let dw = gr.permute(dw, &[1, 0, 2])?;
+            let dw = gr.reshape(dw, gr.value(wq).shape.clone())?;
+            Ok(vec![Some(dx), Some(dw)])
+        })?;
+        self.rows_to_image(y, &geom, o)
     }
 
     /// `[rows, ..., co]` results (rows = N x output pixels) as an image in `geom`'s layout.

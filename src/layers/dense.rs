@@ -94,7 +94,7 @@ impl Layer for QuantDense {
                 let xq = self.args.quantize_input(g, x)?;
                 match self.args.lowbit_operands(g, xq, wq)? {
                     Some(pair) => {
-                        pair.record(ctx, &self.name, 1.0);
+                        pair.record(ctx, &self.name);
                         g.lowbit_matmul(&pair.x, &pair.w)?
                     }
                     None => {

@@ -170,8 +170,7 @@ fn depthwise_stage(g: &mut Graph, name: &str, o: &DepthwiseOptions, x: ValueId, 
             match super::quant_args::lowbit_operands(g, iq.is_some(), xq, wq)? {
                 Some(pair) if pair.x.form.holds(o.pad_values) => {
                     let y = g.lowbit_conv(&pair.x, &pair.w.with(wg), &conv, o.pad_values)?;
-                    let taps = o.kernel_size.iter().product();
-                    pair.record(ctx, name, super::quant_args::overlap(g, x, y, taps, c, c * o.depth_multiplier));
+                    pair.record(ctx, name);
                     y
                 }
                 _ => g.conv(xq, wg, &conv, o.pad_values)?,

@@ -124,8 +124,7 @@ pub struct Product {
     /// The kernel's values: the same, and `±alpha`.
     pub weights: String,
     /// Bits per input element that training keeps of the input for the backward pass: its
-    /// packed signs or planes (per patch entry, for a convolution: times the patches'
-    /// overlap), its packed straight-through mask, or its f32 values.
+    /// packed signs or planes, its packed straight-through mask, or its f32 values.
     pub saved_bits: f32,
 }
 

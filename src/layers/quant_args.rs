@@ -198,9 +198,9 @@ pub(crate) struct LowBitPair {
 }
 
 impl LowBitPair {
-    /// Records the product; `overlap` is the patch entries per input element (1 for dense).
-    pub fn record(&self, ctx: &mut BuildContext, layer: &str, overlap: f32) {
-        let saved = self.x.form.encoding.planes() as f32 * overlap + self.mask_bits as f32;
+    /// Records the product: the input's planes and mask are what training keeps of it.
+    pub fn record(&self, ctx: &mut BuildContext, layer: &str) {
+        let saved = (self.x.form.encoding.planes() as u32 + self.mask_bits) as f32;
         ctx.record_product(layer, "planes", self.x.values, self.w.values, saved);
     }
 }
@@ -214,13 +214,6 @@ pub(crate) fn lowbit_operands(g: &mut Graph, quantized_input: bool, xq: ValueId,
         }
         _ => Ok(None),
     }
-}
-
-/// Patch entries per input element of a convolution from `x` to `y` with `taps` kernel taps
-/// (the factor by which the patches' planes outnumber the input's elements).
-pub(crate) fn overlap(g: &Graph, x: ValueId, y: ValueId, taps: usize, channels: usize, filters: usize) -> f32 {
-    let (xn, yn) = (g.value(x).shape.numel() as f32, g.value(y).shape.numel() as f32);
-    (yn / filters as f32) * taps as f32 / (xn / channels as f32)
 }
 
 /// Records the activity penalty of a layer output, if the layer has an activity regularizer.
