@@ -160,8 +160,9 @@ fn plane_gemm4_signed(@builtin(global_invocation_id) gid: vec3<u32>) {
 // One row element as an integer of the encoding: v = round(q * scale), clamped to the
 // encoding's range (NaN counts as 0); a signed element is sign(q) with sign(0) = 0.
 fn plane_bits(q: f32, planes: u32) -> u32 {
-    // Bit i of the result is the element's bit in plane i.
-    if (q != q) { return 0u; }
+    // Bit i of the result is the element's bit in plane i. NaN is tested on its bits: compilers
+    // may assume `q != q` is false.
+    if ((bitcast<u32>(q) & 0x7fffffffu) > 0x7f800000u) { return 0u; }
     if (p.encoding == ENCODE_SIGNED) {
         return select(0u, 1u, q < 0.0) | select(0u, 2u, q != 0.0);
     }

@@ -41,7 +41,8 @@ pub mod train;
 pub use device::{Device, GpuContext, GpuOptions, Tensor, TuneMode, TuneRecord};
 pub use error::{Error, Result};
 pub use graph::{
-    BinaryOp, ConvGeometry, ConvOptions, DataFormat, Distribution, Epilogue, Graph, Init, Op, PackMode, Padding, ReduceOp, UnaryOp, ValueId,
+    BinaryOp, ConvGeometry, ConvOptions, DataFormat, Distribution, Encoding, Epilogue, Graph, Init, Op, PackMode, Padding, ReduceOp,
+    UnaryOp, ValueId,
 };
 pub use runtime::{KernelTime, ParamStore, Plan, PlanMemory};
 pub use tensor::{DType, HostTensor, Shape, TensorData};

@@ -350,3 +350,81 @@ fn plane_product_errors_name_the_problem() {
     let y = g.plane_gemm(a, b, &[2, -1], &[1]).unwrap();
     assert_eq!(g.value(y).shape.dims(), [4, 5]);
 }
+
+/// `Op::PlanePack` holds each value's integer in its encoding's planes and `Op::PlaneUnpack`
+/// reads it back: values of every encoding (0, -0, ties, out of range: clamped, NaN: 0), rows
+/// within and across words, a batch axis; the GPU's planes equal the CPU's bit for bit, the
+/// values come back exactly, and the (batched) plane product of two packs is the integer dot
+/// product.
+#[test]
+fn plane_pack_and_unpack_hold_every_encodings_integers() {
+    use bitgrad::Encoding;
+    let encodings = [
+        (Encoding::Signed, 1.0),
+        (Encoding::Unsigned { bits: 1 }, 1.0),
+        (Encoding::Unsigned { bits: 2 }, 3.0),
+        (Encoding::Unsigned { bits: 8 }, 255.0),
+        (Encoding::Odd { bits: 1 }, 1.0),
+        (Encoding::Odd { bits: 2 }, 3.0),
+        (Encoding::Odd { bits: 7 }, 127.0),
+    ];
+    for (e, scale) in encodings {
+        for shape in [vec![3, 37], vec![2, 3, 70]] {
+            let n: usize = shape.iter().product();
+            let (lo, hi) = match e {
+                Encoding::Signed => (-1, 1),
+                Encoding::Unsigned { bits } => (0, (1 << bits) - 1),
+                Encoding::Odd { bits } => (-((1 << bits) - 1), (1 << bits) - 1),
+            };
+            let legal: Vec<i64> = (lo..=hi).filter(|v| !matches!(e, Encoding::Odd { .. }) || v % 2 != 0 || *v == 0).collect();
+            let picks = ints(7 + n as u64, n, legal.len() as u32);
+            let mut v: Vec<i64> = picks.iter().map(|&i| legal[i as usize]).collect();
+            let mut q: Vec<f32> = v.iter().map(|&x| x as f32 / scale).collect();
+            // Edges: -0 is 0; past the range clamps; NaN is 0.
+            for (i, (qi, vi)) in
+                [(-0.0, 0), ((hi + 5) as f32 / scale, hi), (f32::NAN, 0), ((lo - 9) as f32 / scale, lo)].into_iter().enumerate()
+            {
+                q[i * 13] = qi;
+                v[i * 13] = vi;
+            }
+            let mut g = Graph::new();
+            let x = g.input("q", shape.as_slice(), DType::F32).unwrap();
+            let planes = g.plane_pack(x, e, scale).unwrap();
+            let k = *shape.last().unwrap();
+            let back = g.plane_unpack(planes, e, k, scale).unwrap();
+            let batched = shape.len() == 3;
+            let y = g.plane_gemm(planes, planes, &e.weights(), &e.weights()).unwrap();
+            let c = Case { graph: g, outputs: vec![planes, back, y], feeds: vec![("q", HostTensor::f32(shape.as_slice(), q).unwrap())] };
+            let cpu = run_on(&Device::cpu(), &c, 1).unwrap();
+            let what = format!("{e:?} {shape:?}");
+            let want: Vec<f32> = v.iter().map(|&x| x as f32 / scale).collect();
+            assert_eq!(cpu[1].as_f32().unwrap(), &want[..], "{what}: values read back");
+            let rows = shape[shape.len() - 2];
+            let dots: Vec<f32> = (0..n / k / rows)
+                .flat_map(|b| {
+                    let v = &v;
+                    (0..rows * rows).map(move |i| {
+                        let (r, s) = (b * rows + i / rows, b * rows + i % rows);
+                        (0..k).map(|c| v[r * k + c] * v[s * k + c]).sum::<i64>() as f32
+                    })
+                })
+                .collect();
+            assert_eq!(cpu[2].as_f32().unwrap(), &dots[..], "{what}: plane product (batched: {batched})");
+            if let Some(gpu) = gpu() {
+                let got = run_on(gpu, &c, 1).unwrap();
+                for (i, name) in ["planes", "values", "product"].into_iter().enumerate() {
+                    assert_close(&format!("{what}: {name} on {}", gpu.describe()), &got[i], &cpu[i], EXACT);
+                }
+            }
+        }
+    }
+    let mut g = Graph::new();
+    let x = g.input("q", [2, 8], DType::F32).unwrap();
+    let e = g.plane_pack(x, Encoding::Unsigned { bits: 9 }, 1.0).unwrap_err().to_string();
+    assert!(e.contains("more than 8 planes"), "{e}");
+    let e = g.plane_pack(x, Encoding::Signed, 0.0).unwrap_err().to_string();
+    assert!(e.contains("scale") && e.contains("positive"), "{e}");
+    let p = g.plane_pack(x, Encoding::Signed, 1.0).unwrap();
+    let e = g.plane_unpack(p, Encoding::Unsigned { bits: 3 }, 8, 1.0).unwrap_err().to_string();
+    assert!(e.contains("3 planes"), "{e}");
+}
