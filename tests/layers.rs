@@ -347,6 +347,60 @@ fn discrete_quantizer_pairs_run_on_bit_planes_and_match_larq() {
     }
 }
 
+/// Channels-first low-bit convolutions (which TensorFlow's CPU kernels do not run, so Larq has no
+/// fixture for them) compute the channels-last layer's output and gradients, transposed.
+#[test]
+fn channels_first_low_bit_convolutions_equal_channels_last() {
+    use bitgrad::quantizers::DoReFaMode;
+    use bitgrad::DataFormat;
+    let (n, h, w, c) = (2, 5, 4, 6);
+    let layer = |format| {
+        let mut l = QuantConv::new(4, &[3, 3]).named("layer");
+        l.padding = Padding::Same;
+        l.pad_values = 1.0;
+        l.groups = 2;
+        l.data_format = format;
+        l.args.input_quantizer = Some(Quantizer::SteTern { threshold_value: 0.3, ternary_weight_networks: false, clip_value: Some(1.0) });
+        l.args.kernel_quantizer = Some(Quantizer::DoReFa { k_bit: 2, mode: DoReFaMode::Weights });
+        l
+    };
+    let x = uniform(3, n * h * w * c, 1.5);
+    let to_first = |v: &[f32], ch: usize| -> Vec<f32> {
+        let mut out = vec![0.0; v.len()];
+        for b in 0..n {
+            for i in 0..h * w {
+                for k in 0..ch {
+                    out[(b * ch + k) * h * w + i] = v[(b * h * w + i) * ch + k];
+                }
+            }
+        }
+        out
+    };
+    let dy = uniform(4, n * h * w * 4, 1.0);
+    let kernel = uniform(5, 3 * 3 * 3 * 4, 1.5);
+    let bias = uniform(6, 4, 1.0);
+    let weights = vec![("layer/kernel".to_string(), kernel), ("layer/bias".to_string(), bias)];
+    let last = layer(DataFormat::ChannelsLast);
+    let first = layer(DataFormat::ChannelsFirst);
+    let (gl, cl, ol) = build_case(&last, &[n, h, w, c], bitgrad::layers::Mode::Training);
+    let (gf, cf, of) = build_case(&first, &[n, c, h, w], bitgrad::layers::Mode::Training);
+    assert!(gf.nodes().iter().any(|n| matches!(n.op, bitgrad::Op::PlaneGemm { .. })));
+    for device in [Some(Device::cpu()), gpu().cloned()].into_iter().flatten() {
+        let (want, _) = run_case(&device, &gl, &cl, &ol, &weights, &[n, h, w, c], &x, Some(&dy));
+        let (got, _) = run_case(&device, &gf, &cf, &of, &weights, &[n, c, h, w], &to_first(&x, c), Some(&to_first(&dy, 4)));
+        let what = |i: usize| format!("{} on {}", ["output", "input gradient", "kernel gradient", "bias gradient"][i], device.describe());
+        for i in 0..4 {
+            let w = want[i].as_f32().unwrap();
+            let expected = match i {
+                0 => to_first(w, 4),
+                1 => to_first(w, c),
+                _ => w.to_vec(),
+            };
+            assert_close(&what(i), &got[i], &HostTensor::f32(got[i].shape().clone(), expected).unwrap(), LARQ);
+        }
+    }
+}
+
 /// Our layer for each case of tests/fixtures/layers.json, named `layer` as there.
 fn catalogue_layer(case: &str) -> Box<dyn Layer> {
     use bitgrad::layers::{
