@@ -267,19 +267,19 @@ fn depthwise_and_separable_layers_match_larq() {
 }
 
 /// Every pair of discrete input and kernel quantizers (but SteSign x SteSign, the XNOR path) in
-/// dense, convolution (padding with 0 and 1, causal, strides, groups, dilation) and
-/// depthwise layers runs its product on bit planes and matches Larq's fake-quantized float
+/// dense, convolution (padding with 0 and 1, causal, strides, groups, dilation), depthwise,
+/// transposed and locally connected (implementations 1 to 3) layers runs its product on bit planes and matches Larq's fake-quantized float
 /// layers (tests/fixtures/gen_lowbit.py), forward and every gradient, on the CPU and the GPU.
 /// Where the input quantizer's pseudo-gradient is a straight-through window, the backward reads
 /// its packed mask and never the input's f32 values through a `quantize_grad`.
 #[test]
 fn discrete_quantizer_pairs_run_on_bit_planes_and_match_larq() {
     use bitgrad::graph::Source;
-    use bitgrad::layers::{DepthwiseOptions, QuantDepthwiseConv};
+    use bitgrad::layers::{DepthwiseOptions, QuantConvTranspose, QuantDepthwiseConv, QuantLocallyConnected};
     use bitgrad::{DataFormat, Op};
     let fixture: Value = serde_json::from_str(include_str!("fixtures/lowbit.json")).unwrap();
     let cases = fixture["cases"].as_array().unwrap();
-    assert!(cases.len() >= 100, "{} cases", cases.len());
+    assert!(cases.len() >= 140, "{} cases", cases.len());
     for c in cases {
         let name = "layer";
         let padding = match c["padding"].as_str().unwrap() {
@@ -291,6 +291,22 @@ fn discrete_quantizer_pairs_run_on_bit_planes_and_match_larq() {
         let layer: Box<dyn Layer> = match c["kind"].as_str().unwrap() {
             "dense" => {
                 let mut l = QuantDense::new(c["units"].as_u64().unwrap() as usize).named(name);
+                (l.args.input_quantizer, l.args.kernel_quantizer) = (iq.clone(), kq);
+                Box::new(l)
+            }
+            "conv2d_transpose" => {
+                let mut l = QuantConvTranspose::new(c["filters"].as_u64().unwrap() as usize, &dims(&c["kernel_size"])).named(name);
+                l.strides = dims(&c["strides"]);
+                l.padding = padding;
+                l.output_padding = (!c["output_padding"].is_null()).then(|| vec![c["output_padding"].as_u64().unwrap() as usize; 2]);
+                (l.args.input_quantizer, l.args.kernel_quantizer) = (iq.clone(), kq);
+                Box::new(l)
+            }
+            "locally_connected1d" | "locally_connected2d" => {
+                let mut l = QuantLocallyConnected::new(c["filters"].as_u64().unwrap() as usize, &dims(&c["kernel_size"])).named(name);
+                l.strides = dims(&c["strides"]);
+                l.padding = padding;
+                l.implementation = c["implementation"].as_u64().unwrap() as u32;
                 (l.args.input_quantizer, l.args.kernel_quantizer) = (iq.clone(), kq);
                 Box::new(l)
             }

@@ -615,7 +615,7 @@ impl Graph {
     /// `output` gives the spatial size of the result, whose forward convolution with these
     /// options must have `x`'s spatial size.
     pub fn conv_transpose(&mut self, x: ValueId, kernel: ValueId, opts: &ConvOptions, output: &[usize]) -> Result<ValueId> {
-        self.conv_transpose_with(x, kernel, opts, output, None)
+        self.conv_transpose_with(x, kernel, opts, output, Patch::Float)
     }
 
     /// [`Graph::conv_transpose`] of `sign(x)` and `sign(kernel)`: the per-pixel product runs as
@@ -630,7 +630,22 @@ impl Graph {
         input_clip: Option<f32>,
         kernel_clip: Option<f32>,
     ) -> Result<ValueId> {
-        self.conv_transpose_with(x, kernel, opts, output, Some((input_clip, kernel_clip)))
+        self.conv_transpose_with(x, kernel, opts, output, Patch::Binary(input_clip, kernel_clip))
+    }
+
+    /// [`Graph::conv_transpose`] of two quantized operands: the per-pixel product runs on bit
+    /// planes over the input channels ([`Graph::lowbit_matmul`], with its gradients). The
+    /// kernel may not carry a channel scale (a transposed kernel's would run over its input
+    /// channels, the reduced axis).
+    pub fn lowbit_conv_transpose(&mut self, x: &Quantized, w: &Quantized, opts: &ConvOptions, output: &[usize]) -> Result<ValueId> {
+        if w.channel_scale.is_some() {
+            return Err(Error::invalid(
+                "lowbit_conv_transpose",
+                "kernel",
+                "a channel scale runs over the input channels of a transposed kernel",
+            ));
+        }
+        self.conv_transpose_with(x.q, w.q, opts, output, Patch::LowBit(*x, *w))
     }
 
     /// Transposed convolution with a float product, or a binary one given the clips.
@@ -640,7 +655,7 @@ impl Graph {
         kernel: ValueId,
         opts: &ConvOptions,
         output: &[usize],
-        binary: Option<(Option<f32>, Option<f32>)>,
+        product: Patch,
     ) -> Result<ValueId> {
         let xs = self.value(x).shape.clone();
         let r = opts.kernel.len();
@@ -688,11 +703,15 @@ impl Graph {
         let xm = self.reshape(x_last, [rows, c])?;
         // cols[rows, taps, O] = x[rows, C] @ kernel[taps, O, C]^T, then scattered back.
         let w = self.reshape(kernel, [geom.taps() * o, c])?;
-        let cols = match binary {
-            None => self.matmul_t(xm, w, false, true)?,
-            Some((input_clip, kernel_clip)) => {
+        let cols = match product {
+            Patch::Float => self.matmul_t(xm, w, false, true)?,
+            Patch::Binary(input_clip, kernel_clip) => {
                 let wt = self.transpose(w)?;
                 self.binary_matmul(xm, wt, input_clip, kernel_clip)?
+            }
+            Patch::LowBit(qx, qw) => {
+                let wt = self.transpose(w)?;
+                self.lowbit_matmul(&qx.with(xm), &qw.with(wt))?
             }
         };
         let cols = self.reshape(cols, geom.cols_shape())?;
@@ -701,7 +720,7 @@ impl Graph {
 
     /// Locally connected layer (unshared weights): `kernel` is `[out_pixels, taps * C, O]`.
     pub fn locally_connected(&mut self, x: ValueId, kernel: ValueId, opts: &ConvOptions) -> Result<ValueId> {
-        self.locally_connected_with(x, kernel, opts, None)
+        self.locally_connected_with(x, kernel, opts, Patch::Float)
     }
 
     /// [`Graph::locally_connected`] of `sign(x)` and `sign(kernel)`: each output pixel's product
@@ -715,16 +734,18 @@ impl Graph {
         input_clip: Option<f32>,
         kernel_clip: Option<f32>,
     ) -> Result<ValueId> {
-        self.locally_connected_with(x, kernel, opts, Some((input_clip, kernel_clip)))
+        self.locally_connected_with(x, kernel, opts, Patch::Binary(input_clip, kernel_clip))
     }
 
-    fn locally_connected_with(
-        &mut self,
-        x: ValueId,
-        kernel: ValueId,
-        opts: &ConvOptions,
-        binary: Option<(Option<f32>, Option<f32>)>,
-    ) -> Result<ValueId> {
+    /// [`Graph::locally_connected`] of two quantized operands (`w.q` in the patch layout
+    /// `[out pixels, taps x C, O]`): each output pixel's product runs on bit planes
+    /// ([`Graph::lowbit_matmul`], one kernel per pixel, with its gradients). Padded taps read
+    /// 0, a value of every encoding.
+    pub fn lowbit_locally_connected(&mut self, x: &Quantized, w: &Quantized, opts: &ConvOptions) -> Result<ValueId> {
+        self.locally_connected_with(x.q, w.q, opts, Patch::LowBit(*x, *w))
+    }
+
+    fn locally_connected_with(&mut self, x: ValueId, kernel: ValueId, opts: &ConvOptions, product: Patch) -> Result<ValueId> {
         let geom =
             ConvGeometry::new(&self.value(x).shape.clone(), &opts.kernel, &opts.strides, &opts.dilation, &opts.padding, opts.format)?;
         let p = geom.out_pixels();
@@ -742,13 +763,25 @@ impl Graph {
         let cols = self.im2col(x, &geom, 0.0)?;
         let cols = self.reshape(cols, [geom.batch, p, kc])?;
         let cols = self.permute(cols, &[1, 0, 2])?;
-        let y = match binary {
-            None => self.matmul(cols, kernel)?, // [p, N, O]
-            Some((input_clip, kernel_clip)) => self.binary_matmul(cols, kernel, input_clip, kernel_clip)?,
+        let y = match product {
+            Patch::Float => self.matmul(cols, kernel)?, // [p, N, O]
+            Patch::Binary(input_clip, kernel_clip) => self.binary_matmul(cols, kernel, input_clip, kernel_clip)?,
+            Patch::LowBit(qx, qw) => self.lowbit_matmul(&qx.with(cols), &qw.with(kernel))?,
         };
         let y = self.permute(y, &[1, 0, 2])?;
         self.rows_to_image(y, &geom, o)
     }
+}
+
+/// The product a transposed or locally connected layer runs per pixel.
+#[derive(Clone, Copy)]
+enum Patch {
+    /// f32.
+    Float,
+    /// XNOR-popcount of signs, with the input's and kernel's straight-through windows.
+    Binary(Option<f32>, Option<f32>),
+    /// Bit planes of the two quantized operands' encodings.
+    LowBit(Quantized, Quantized),
 }
 
 /// Shape rule shared by [`Op::Im2Col`] and [`Op::Col2Im`].

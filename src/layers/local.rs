@@ -258,13 +258,24 @@ impl Layer for QuantLocallyConnected {
         let padded = map.as_ref().is_some_and(|m| m.contains(&-1));
         let y = match self.args.packed_clips().filter(|_| !padded) {
             Some((ci, ck)) => {
+                super::QuantArgs::record_xnor(ctx, &self.name, ci);
                 let w = as_patches(g, super::binary_operand(g, w, wq))?;
                 g.binary_locally_connected(x, w, &opts, ci, ck)?
             }
             None => {
-                let wq = as_patches(g, wq)?;
+                let wp = as_patches(g, wq)?;
                 let xq = self.args.quantize_input(g, x)?;
-                g.locally_connected(xq, wq, &opts)?
+                // Bit planes have a zero: padded taps (0 in the patches) cost nothing there.
+                match self.args.lowbit_operands(g, xq, wq)? {
+                    Some(pair) => {
+                        pair.record(ctx, &self.name);
+                        g.lowbit_locally_connected(&pair.x, &pair.w.with(wp), &opts)?
+                    }
+                    None => {
+                        self.args.record_float(ctx, &self.name, false);
+                        g.locally_connected(xq, wp, &opts)?
+                    }
+                }
             }
         };
         let y = if self.args.use_bias {

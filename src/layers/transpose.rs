@@ -176,10 +176,22 @@ impl Layer for QuantConvTranspose {
             groups: 1,
         };
         let y = match self.args.packed_clips() {
-            Some((ci, ck)) => g.binary_conv_transpose(x, super::binary_operand(g, w, wq), &opts, &output, ci, ck)?,
+            Some((ci, ck)) => {
+                super::QuantArgs::record_xnor(ctx, &self.name, ci);
+                g.binary_conv_transpose(x, super::binary_operand(g, w, wq), &opts, &output, ci, ck)?
+            }
             None => {
                 let xq = self.args.quantize_input(g, x)?;
-                g.conv_transpose(xq, wq, &opts, &output)?
+                match self.args.lowbit_operands(g, xq, wq)? {
+                    Some(pair) if pair.w.channel_scale.is_none() => {
+                        pair.record(ctx, &self.name);
+                        g.lowbit_conv_transpose(&pair.x, &pair.w, &opts, &output)?
+                    }
+                    _ => {
+                        self.args.record_float(ctx, &self.name, false);
+                        g.conv_transpose(xq, wq, &opts, &output)?
+                    }
+                }
             }
         };
         let first = (self.data_format == DataFormat::ChannelsFirst).then_some(r);
