@@ -254,7 +254,7 @@ impl Layer for QuantLocallyConnected {
                 }
             }
         };
-        // Packed bits have no zero for a tap in the padding: those layers take the float path.
+        // Sign bits have no zero for a tap in the padding: those layers take the bit-plane (or float) path.
         let padded = map.as_ref().is_some_and(|m| m.contains(&-1));
         let y = match self.args.packed_clips().filter(|_| !padded) {
             Some((ci, ck)) => {
