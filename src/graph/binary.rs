@@ -108,4 +108,19 @@ impl Graph {
         self.override_gradient(signs, &[w], move |g, ds| Ok(vec![Some(g.straight_through(&pw, ds)?)]))?;
         Ok(signs)
     }
+
+    /// The ±1 output `q` of a sign quantizer applied to `w` (ApproxSign, SwishSign: Larq's
+    /// `sign`, +1 at 0) read through `w`'s sign bits, as [`Graph::packed_sign`] does for
+    /// SteSign: the same values, so a product reads the bits on the GPU, and the gradient goes
+    /// to `q` unchanged, from where the quantizer's own pseudo-gradient takes it to `w`.
+    pub fn sign_bits_of(&mut self, w: ValueId, q: ValueId) -> Result<ValueId> {
+        let n = *self.value(w).shape.dims().last().ok_or_else(|| Error::invalid("sign_bits_of", "w", "needs rank >= 1"))?;
+        if self.value(q).shape != self.value(w).shape {
+            return Err(Error::shapes("sign_bits_of", self.value(w).shape.dims(), self.value(q).shape.dims(), "q must be w's shape"));
+        }
+        let bits = self.bit_pack(w, PackMode::Sign)?;
+        let signs = self.bit_unpack(bits, n, PackMode::Sign)?;
+        self.override_gradient(signs, &[q], |_, ds| Ok(vec![Some(ds)]))?;
+        Ok(signs)
+    }
 }

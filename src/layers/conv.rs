@@ -156,6 +156,11 @@ impl Layer for QuantConv {
                 let signs = g.packed_sign(w, ck)?;
                 g.conv(x, signs, &opts, self.pad_values)?
             }
+            (None, None) if self.groups == 1 && self.args.other_sign_kernel(g, w) => {
+                self.args.record_float(ctx, &self.name, true);
+                let signs = g.sign_bits_of(w, wq)?;
+                g.conv(x, signs, &opts, self.pad_values)?
+            }
             _ => {
                 let xq = self.args.quantize_input(g, x)?;
                 match self.args.lowbit_operands(g, xq, wq)? {

@@ -90,6 +90,11 @@ impl Layer for QuantDense {
                 let signs = g.packed_sign(w, kernel_clip)?;
                 g.matmul(x, signs)?
             }
+            (None, None) if self.args.other_sign_kernel(g, w) => {
+                self.args.record_float(ctx, &self.name, true);
+                let signs = g.sign_bits_of(w, wq)?;
+                g.matmul(x, signs)?
+            }
             _ => {
                 let xq = self.args.quantize_input(g, x)?;
                 match self.args.lowbit_operands(g, xq, wq)? {

@@ -118,6 +118,17 @@ impl QuantArgs {
         ctx.record_product(layer, kernel, &describe(&self.input_quantizer), &weights, saved);
     }
 
+    /// True when the kernel alone is binarized by another ±1 quantizer than SteSign
+    /// (ApproxSign, SwishSign) and its rows pack like [`QuantArgs::sign_kernel_clip`]'s: the
+    /// product then reads its sign bits ([`Graph::sign_bits_of`]).
+    pub fn other_sign_kernel(&self, g: &Graph, kernel: ValueId) -> bool {
+        let k = g.value(kernel);
+        let rows_pack = k.dtype == crate::DType::F32 && k.shape.dims().last().is_some_and(|n| n % 32 == 0);
+        rows_pack
+            && self.input_quantizer.is_none()
+            && self.kernel_quantizer.as_ref().is_some_and(|q| q.is_binary_sign() && !matches!(q, Quantizer::SteSign { .. }))
+    }
+
     /// Records the input quantizer on `x` (the float path).
     pub(crate) fn quantize_input(&self, g: &mut Graph, x: ValueId) -> Result<ValueId> {
         match &self.input_quantizer {
