@@ -80,23 +80,20 @@ impl Quantized {
     }
 }
 
-/// What the values of `f` are, for summaries.
-fn values_of(f: QuantFn) -> &'static str {
-    match f {
-        QuantFn::ScaledSign { .. } => "±alpha",
-        QuantFn::SteTern { .. } => "ternary",
-        QuantFn::SteHeaviside { .. } => "{0,1}",
-        QuantFn::DoReFaActivations { levels } | QuantFn::DoReFaWeights { levels } => match levels {
-            1 => "1-bit",
-            3 => "2-bit",
-            7 => "3-bit",
-            15 => "4-bit",
-            31 => "5-bit",
-            63 => "6-bit",
-            127 => "7-bit",
-            _ => "8-bit",
-        },
-        _ => "±1",
+impl LowBit {
+    /// What the values of `f` (one [`LowBit::of`] takes) are, for summaries: `±1`, `±alpha`,
+    /// `ternary`, `{0,1}`, `k-bit`.
+    pub fn values(f: QuantFn) -> &'static str {
+        const BITS: [&str; 8] = ["1-bit", "2-bit", "3-bit", "4-bit", "5-bit", "6-bit", "7-bit", "8-bit"];
+        match f {
+            QuantFn::ScaledSign { .. } => "±alpha",
+            QuantFn::SteTern { .. } => "ternary",
+            QuantFn::SteHeaviside { .. } => "{0,1}",
+            QuantFn::DoReFaActivations { levels } | QuantFn::DoReFaWeights { levels } => {
+                BITS[((levels + 1).trailing_zeros() as usize).clamp(1, 8) - 1]
+            }
+            _ => "±1",
+        }
     }
 }
 
@@ -113,7 +110,7 @@ impl Graph {
         let Op::Quantize { f } = node.op else { return None };
         let form = LowBit::of(f)?;
         let channel_scale = matches!(f, QuantFn::ScaledSign { .. }).then(|| node.inputs[1]);
-        Some(Quantized { q, form, channel_scale, values: values_of(f) })
+        Some(Quantized { q, form, channel_scale, values: LowBit::values(f) })
     }
 
     /// Declares that the f32 value `d.q` holds discrete values of `d.form` (times

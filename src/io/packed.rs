@@ -36,10 +36,10 @@ use super::keras::{model_from_json, KerasModel};
 use super::safetensors::{Expected, TensorFile};
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::graph::{Encoding, Graph, LowBit, PackMode, Quantized, UnaryOp, ValueId};
+use crate::graph::{Encoding, Graph, LowBit, PackMode, QuantFn, Quantized, UnaryOp, ValueId};
 use crate::layers::{packed_kernel_shape, unpack_kernel, BuildContext, Mode, Weight, WeightHook, WeightSpec};
 use crate::models::{build_in, Built, Model, Network};
-use crate::quantizers::{DoReFaMode, Quantizer};
+use crate::quantizers::Quantizer;
 use crate::runtime::{ParamStore, Plan};
 use crate::tensor::{DType, HostTensor};
 
@@ -113,33 +113,22 @@ pub struct PlaneKernel {
     pub offset: f32,
     /// The quantizer's values as the products take them.
     pub form: LowBit,
-    /// Their name (`ternary`, `{0,1}`, `k-bit`).
+    /// Their name (`ternary`, `{0,1}`, `2-bit`, ...).
     pub values: &'static str,
 }
 
-/// The plane form of a kernel quantizer whose values are discrete and not ±1 (those are sign
-/// bits), if it has one.
+/// The plane form of a kernel quantizer whose values are discrete ([`LowBit::of`]) and neither
+/// ±1 (those are sign bits) nor scaled by a magnitude, if it has one.
 pub fn plane_kernel(q: &Quantizer) -> Option<PlaneKernel> {
-    let same =
-        |encoding, scale, values| Some(PlaneKernel { stored: encoding, scale, offset: 0.0, form: LowBit { encoding, scale }, values });
-    match *q {
-        Quantizer::SteTern { .. } => same(Encoding::Signed, 1.0, "ternary"),
-        Quantizer::SteHeaviside { .. } => same(Encoding::Unsigned { bits: 1 }, 1.0, "{0,1}"),
-        Quantizer::DoReFa { k_bit, mode: DoReFaMode::Activations } if k_bit <= 8 => {
-            same(Encoding::Unsigned { bits: k_bit }, ((1u32 << k_bit) - 1) as f32, "k-bit")
-        }
-        Quantizer::DoReFa { k_bit, mode: DoReFaMode::Weights } if k_bit <= 7 => {
-            let l = ((1u32 << k_bit) - 1) as f32;
-            Some(PlaneKernel {
-                stored: Encoding::Unsigned { bits: k_bit },
-                scale: l / 2.0,
-                offset: -1.0,
-                form: LowBit { encoding: Encoding::Odd { bits: k_bit }, scale: l },
-                values: "k-bit",
-            })
-        }
-        _ => None,
-    }
+    let f = q.builtin_function().filter(|f| !q.is_binary_sign() && !matches!(f, QuantFn::ScaledSign { .. }))?;
+    let form = LowBit::of(f)?;
+    let (stored, scale, offset) = match form.encoding {
+        // Odd levels `2n - L` of a kernel are never 0: the k bits of `n` hold them, read back as
+        // `n / (L / 2) - 1`.
+        Encoding::Odd { bits } => (Encoding::Unsigned { bits }, form.scale / 2.0, -1.0),
+        e => (e, form.scale, 0.0),
+    };
+    Some(PlaneKernel { stored, scale, offset, form, values: LowBit::values(f) })
 }
 
 /// The shape of a kernel's planes in a packed file: `[P, out, d0, .., words(d(r-2))]`.

@@ -163,11 +163,10 @@ impl Layer for QuantConv {
             }
             _ => {
                 let xq = self.args.quantize_input(g, x)?;
-                match self.args.lowbit_operands(g, xq, wq)? {
+                match self.args.lowbit_operands(g, xq, wq) {
                     Some(pair) if pair.x.form.holds(self.pad_values) => {
-                        let y = g.lowbit_conv(&pair.x, &pair.w, &opts, self.pad_values)?;
-                        pair.record(ctx, &self.name);
-                        y
+                        pair.commit(g, ctx, &self.name)?;
+                        g.lowbit_conv(&pair.x, &pair.w, &opts, self.pad_values)?
                     }
                     _ => {
                         self.args.record_float(ctx, &self.name, false);

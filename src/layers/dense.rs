@@ -97,9 +97,9 @@ impl Layer for QuantDense {
             }
             _ => {
                 let xq = self.args.quantize_input(g, x)?;
-                match self.args.lowbit_operands(g, xq, wq)? {
+                match self.args.lowbit_operands(g, xq, wq) {
                     Some(pair) => {
-                        pair.record(ctx, &self.name);
+                        pair.commit(g, ctx, &self.name)?;
                         g.lowbit_matmul(&pair.x, &pair.w)?
                     }
                     None => {

@@ -167,11 +167,10 @@ fn depthwise_stage(g: &mut Graph, name: &str, o: &DepthwiseOptions, x: ValueId, 
                 None => x,
             };
             let wg = g.reshape(wq, grouped)?;
-            match super::quant_args::lowbit_operands(g, iq.is_some(), xq, wq)? {
+            match super::quant_args::lowbit_operands(g, iq.is_some(), xq, wq) {
                 Some(pair) if pair.x.form.holds(o.pad_values) => {
-                    let y = g.lowbit_conv(&pair.x, &pair.w.with(wg), &conv, o.pad_values)?;
-                    pair.record(ctx, name);
-                    y
+                    pair.commit(g, ctx, name)?;
+                    g.lowbit_conv(&pair.x, &pair.w.with(wg), &conv, o.pad_values)?
                 }
                 _ => g.conv(xq, wg, &conv, o.pad_values)?,
             }

@@ -266,9 +266,9 @@ impl Layer for QuantLocallyConnected {
                 let wp = as_patches(g, wq)?;
                 let xq = self.args.quantize_input(g, x)?;
                 // Bit planes have a zero: padded taps (0 in the patches) cost nothing there.
-                match self.args.lowbit_operands(g, xq, wq)? {
+                match self.args.lowbit_operands(g, xq, wq) {
                     Some(pair) => {
-                        pair.record(ctx, &self.name);
+                        pair.commit(g, ctx, &self.name)?;
                         g.lowbit_locally_connected(&pair.x, &pair.w.with(wp), &opts)?
                     }
                     None => {

@@ -125,12 +125,12 @@ pub struct Product {
     pub weights: String,
     /// Bits per input element that training keeps of the input for the backward pass: its
     /// packed signs or planes, its packed straight-through mask, or its f32 values.
-    pub saved_bits: f32,
+    pub saved_bits: u32,
 }
 
 impl BuildContext {
     /// Records how layer `layer`'s product runs (once, on its first application).
-    pub fn record_product(&mut self, layer: &str, kernel: &'static str, input: &str, weights: &str, saved_bits: f32) {
+    pub fn record_product(&mut self, layer: &str, kernel: &'static str, input: &str, weights: &str, saved_bits: u32) {
         if self.application == 0 {
             self.products.push(Product { layer: layer.into(), kernel, input: input.into(), weights: weights.into(), saved_bits });
         }

@@ -88,25 +88,23 @@ impl QuantArgs {
     /// signs ([`Graph::packed_sign`]): the kernel alone is binarized by SteSign (a float input),
     /// and its output axis (the last) is a multiple of 32, so its rows pack without padding.
     pub fn sign_kernel_clip(&self, g: &Graph, kernel: ValueId) -> Option<Option<f32>> {
-        let k = g.value(kernel);
-        let rows_pack = k.dtype == crate::DType::F32 && k.shape.dims().last().is_some_and(|n| n % 32 == 0);
         match (&self.input_quantizer, &self.kernel_quantizer) {
-            (None, Some(Quantizer::SteSign { clip_value })) if rows_pack => Some(*clip_value),
+            (None, Some(Quantizer::SteSign { clip_value })) if rows_pack(g, kernel) => Some(*clip_value),
             _ => None,
         }
     }
 
     /// The quantized input `xq` and kernel `wq` as low-bit operands when the layer quantizes its
     /// input and both quantizers' values are discrete (and the input has no channel scale): the
-    /// product then runs on bit planes ([`Graph::lowbit_matmul`]), and the input's
-    /// straight-through window is kept packed ([`Graph::straight_through_packed`]).
-    pub(crate) fn lowbit_operands(&self, g: &mut Graph, xq: ValueId, wq: ValueId) -> Result<Option<LowBitPair>> {
+    /// product can run on bit planes ([`Graph::lowbit_matmul`]; [`LowBitPair::commit`] once it
+    /// does).
+    pub(crate) fn lowbit_operands(&self, g: &Graph, xq: ValueId, wq: ValueId) -> Option<LowBitPair> {
         lowbit_operands(g, self.input_quantizer.is_some(), xq, wq)
     }
 
-    /// Records a layer's product on the XNOR path, with the input clip it saves a mask for.
+    /// Records a layer's product on the XNOR path: its signs, and a mask with an input clip.
     pub(crate) fn record_xnor(ctx: &mut BuildContext, layer: &str, input_clip: Option<f32>) {
-        ctx.record_product(layer, "xnor", "±1", "±1", 1.0 + f32::from(u8::from(input_clip.is_some())));
+        ctx.record_product(layer, "xnor", "±1", "±1", 1 + u32::from(input_clip.is_some()));
     }
 
     /// Records a product of the float path (the sign-bit kernel or plain f32).
@@ -114,7 +112,7 @@ impl QuantArgs {
         let describe = |q: &Option<Quantizer>| q.as_ref().map_or("f32".to_string(), |q| format!("f32 ({})", q.class_name()));
         let (kernel, weights) = if sign_kernel { ("f32 x signs", "±1".to_string()) } else { ("f32", describe(&self.kernel_quantizer)) };
         // The product keeps its f32 input; an input quantizer's rule also keeps the raw input.
-        let saved = if self.input_quantizer.is_some() { 64.0 } else { 32.0 };
+        let saved = if self.input_quantizer.is_some() { 64 } else { 32 };
         ctx.record_product(layer, kernel, &describe(&self.input_quantizer), &weights, saved);
     }
 
@@ -122,9 +120,7 @@ impl QuantArgs {
     /// (ApproxSign, SwishSign) and its rows pack like [`QuantArgs::sign_kernel_clip`]'s: the
     /// product then reads its sign bits ([`Graph::sign_bits_of`]).
     pub fn other_sign_kernel(&self, g: &Graph, kernel: ValueId) -> bool {
-        let k = g.value(kernel);
-        let rows_pack = k.dtype == crate::DType::F32 && k.shape.dims().last().is_some_and(|n| n % 32 == 0);
-        rows_pack
+        rows_pack(g, kernel)
             && self.input_quantizer.is_none()
             && self.kernel_quantizer.as_ref().is_some_and(|q| q.is_binary_sign() && !matches!(q, Quantizer::SteSign { .. }))
     }
@@ -198,32 +194,36 @@ impl QuantArgs {
     }
 }
 
+/// Whether a kernel's rows (its last axis) pack into sign-bit words without padding.
+fn rows_pack(g: &Graph, kernel: ValueId) -> bool {
+    let k = g.value(kernel);
+    k.dtype == crate::DType::F32 && k.shape.dims().last().is_some_and(|n| n % 32 == 0)
+}
+
 /// A layer's two operands on bit planes.
 pub(crate) struct LowBitPair {
     /// The quantized input.
     pub x: Quantized,
     /// The quantized kernel.
     pub w: Quantized,
-    /// Bits per input element its pseudo-gradient keeps (see [`Graph::straight_through_packed`]).
-    pub mask_bits: u32,
 }
 
 impl LowBitPair {
-    /// Records the product: the input's planes and mask are what training keeps of it.
-    pub fn record(&self, ctx: &mut BuildContext, layer: &str) {
-        let saved = (self.x.form.encoding.planes() as u32 + self.mask_bits) as f32;
-        ctx.record_product(layer, "planes", self.x.values, self.w.values, saved);
+    /// Once the layer's product runs on these planes: keeps the input's straight-through window
+    /// packed ([`Graph::straight_through_packed`]) and records the product, with the input's
+    /// planes and mask as what training keeps of it.
+    pub fn commit(&self, g: &mut Graph, ctx: &mut BuildContext, layer: &str) -> Result<()> {
+        let mask_bits = g.straight_through_packed(self.x.q)?;
+        ctx.record_product(layer, "planes", self.x.values, self.w.values, self.x.form.encoding.planes() as u32 + mask_bits);
+        Ok(())
     }
 }
 
 /// [`QuantArgs::lowbit_operands`] for layers that keep their quantizers elsewhere.
-pub(crate) fn lowbit_operands(g: &mut Graph, quantized_input: bool, xq: ValueId, wq: ValueId) -> Result<Option<LowBitPair>> {
+pub(crate) fn lowbit_operands(g: &Graph, quantized_input: bool, xq: ValueId, wq: ValueId) -> Option<LowBitPair> {
     match (g.quantized(xq), g.quantized(wq)) {
-        (Some(x), Some(w)) if quantized_input && x.channel_scale.is_none() => {
-            let mask_bits = g.straight_through_packed(xq)?;
-            Ok(Some(LowBitPair { x, w, mask_bits }))
-        }
-        _ => Ok(None),
+        (Some(x), Some(w)) if quantized_input && x.channel_scale.is_none() => Some(LowBitPair { x, w }),
+        _ => None,
     }
 }
 

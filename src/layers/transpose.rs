@@ -182,9 +182,9 @@ impl Layer for QuantConvTranspose {
             }
             None => {
                 let xq = self.args.quantize_input(g, x)?;
-                match self.args.lowbit_operands(g, xq, wq)? {
+                match self.args.lowbit_operands(g, xq, wq) {
                     Some(pair) if pair.w.channel_scale.is_none() => {
-                        pair.record(ctx, &self.name);
+                        pair.commit(g, ctx, &self.name)?;
                         g.lowbit_conv_transpose(&pair.x, &pair.w, &opts, &output)?
                     }
                     _ => {

@@ -198,15 +198,11 @@ impl Summary {
     pub fn products_table(&self) -> String {
         let header = ["Layer", "Kernel", "Input", "Weights", "Saved bits / input element"].map(String::from);
         let rows: Vec<[String; 5]> = std::iter::once(header)
-            .chain(self.products.iter().map(|p| {
-                [
-                    p.layer.clone(),
-                    p.kernel.to_string(),
-                    p.input.clone(),
-                    p.weights.clone(),
-                    format!("{}", (p.saved_bits * 100.0).round() / 100.0),
-                ]
-            }))
+            .chain(
+                self.products
+                    .iter()
+                    .map(|p| [p.layer.clone(), p.kernel.to_string(), p.input.clone(), p.weights.clone(), p.saved_bits.to_string()]),
+            )
             .collect();
         let widths: Vec<usize> = (0..5).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
         let mut out = String::new();

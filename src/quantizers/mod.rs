@@ -333,6 +333,15 @@ impl Quantizer {
         self.precision() == 1 && !matches!(self, Quantizer::NoOp { .. })
     }
 
+    /// The built-in elementwise function the quantizer records (`None` for custom and graph-op
+    /// quantizers).
+    pub fn builtin_function(&self) -> Option<QuantFn> {
+        match self.clone().spec().function {
+            Function::Builtin(f, _) => Some(f),
+            _ => None,
+        }
+    }
+
     /// True when the output is ±1 (what packed binary kernels can take).
     pub fn is_binary_sign(&self) -> bool {
         self.clone().spec().sign
